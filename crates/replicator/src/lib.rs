@@ -1,0 +1,12 @@
+//! replicator: replicates Docker containers on demand, over mutual TLS.
+//!
+//! Data flows one way: [`api`] → [`service`] → [`engine`]. The [`plan`] and
+//! [`group`] modules are pure rules the service applies.
+
+pub mod engine;
+pub mod group;
+pub mod id;
+pub mod labels;
+pub mod model;
+pub mod plan;
+pub mod tls;

@@ -1,0 +1,146 @@
+//! The engine's view of containers, in the project's own types.
+//!
+//! `Config` and `HostConfig` are kept as Engine API JSON objects so that every
+//! field the engine reports (resources, devices, ulimits, ...) reaches the
+//! clone unchanged, including fields newer than this code; the planner edits
+//! only the keys it has a rule for. Nothing here knows bollard.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A JSON object in the Engine API's own field names (`"Image"`, `"PortBindings"`...).
+pub type ApiObject = Map<String, Value>;
+
+/// Everything the planner needs to know about one inspected container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerDetails {
+    pub id: String,
+    /// Without the engine's leading `/`.
+    pub name: String,
+    /// The exact image the container runs (`sha256:...`).
+    pub image_id: String,
+    pub created: String,
+    pub state: RunState,
+    /// The Engine API `Config` object.
+    pub config: ApiObject,
+    /// The Engine API `HostConfig` object.
+    pub host_config: ApiObject,
+    /// Attached networks by name.
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl ContainerDetails {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.config.get("Labels")?.get(key)?.as_str()
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        labels_of(&self.config)
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+}
+
+/// The `Labels` of a Config object as a map (empty when absent).
+pub fn labels_of(config: &ApiObject) -> BTreeMap<String, String> {
+    config
+        .get("Labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One network attachment as inspected.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Endpoint {
+    pub network_id: String,
+    pub aliases: Vec<String>,
+    pub links: Vec<String>,
+    pub ip_address: String,
+    pub driver_opts: BTreeMap<String, String>,
+}
+
+/// A container's lifecycle state as the engine names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    #[default]
+    Unknown,
+}
+
+impl RunState {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "created" => Self::Created,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "exited" => Self::Exited,
+            "dead" => Self::Dead,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Whether the container holds a place in its group (counts against the limit).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            Self::Created | Self::Running | Self::Paused | Self::Restarting
+        )
+    }
+}
+
+/// A container as listed (cheaper than an inspect).
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    pub state: RunState,
+    pub labels: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// Which containers to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Include stopped containers.
+    pub all: bool,
+    /// `key` or `key=value` filters, all of which must match.
+    pub labels: Vec<String>,
+    /// Substring of the name.
+    pub name: Option<String>,
+}
+
+/// A container to create: its name and the Engine API create body
+/// (Config fields, `HostConfig` and `NetworkingConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateRequest {
+    pub name: String,
+    pub body: ApiObject,
+}
+
+/// A network to connect a created container to before it starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkAttachment {
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub links: Vec<String>,
+    pub driver_opts: BTreeMap<String, String>,
+}
