@@ -10,3 +10,6 @@ pub mod labels;
 pub mod model;
 pub mod plan;
 pub mod tls;
+pub mod error;
+pub mod selfid;
+pub mod service;
