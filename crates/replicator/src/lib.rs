@@ -3,13 +3,17 @@
 //! Data flows one way: [`api`] → [`service`] → [`engine`]. The [`plan`] and
 //! [`group`] modules are pure rules the service applies.
 
+pub mod api;
+pub mod certs;
+pub mod cli;
+pub mod duration;
 pub mod engine;
+pub mod error;
 pub mod group;
 pub mod id;
 pub mod labels;
 pub mod model;
 pub mod plan;
-pub mod tls;
-pub mod error;
 pub mod selfid;
 pub mod service;
+pub mod tls;

@@ -1,8 +1,8 @@
 //! The use cases: replicate a container, list and scale groups. Knows neither
 //! HTTP nor bollard: callers pass validated input, the engine is a port.
 
-mod reservation;
 mod replicate;
+mod reservation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +53,13 @@ struct Inner {
 
 impl Replicator {
     pub fn new(engine: Arc<dyn Engine>, settings: Settings) -> Self {
-        Self { inner: Arc::new(Inner { engine, settings, slots: GroupSlots::default() }) }
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                settings,
+                slots: GroupSlots::default(),
+            }),
+        }
     }
 
     pub fn engine(&self) -> &dyn Engine {

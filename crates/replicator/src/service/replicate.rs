@@ -51,9 +51,16 @@ impl Replicator {
     ///
     /// The work runs in its own task: a caller that goes away (a client
     /// disconnecting) cannot stop it half-way between create and start.
-    pub async fn replicate(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
+    pub async fn replicate(
+        &self,
+        target: &ContainerRef,
+        count: u32,
+        caller: &str,
+    ) -> Result<Replication> {
         if count == 0 || count > MAX_COUNT {
-            return Err(Error::BadRequest(format!("count must be between 1 and {MAX_COUNT}")));
+            return Err(Error::BadRequest(format!(
+                "count must be between 1 and {MAX_COUNT}"
+            )));
         }
         let this = self.clone();
         let target = target.clone();
@@ -63,14 +70,21 @@ impl Replicator {
             .map_err(|e| Error::Internal(format!("replication task failed: {e}")))?
     }
 
-    async fn replicate_now(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
+    async fn replicate_now(
+        &self,
+        target: &ContainerRef,
+        count: u32,
+        caller: &str,
+    ) -> Result<Replication> {
         let source = self.source(target).await?;
         let tag_image_id = self.tag_image_id(&source.details).await?;
         let mut reservation = self.reserve(&source, count).await?;
         let mut replicas = Vec::with_capacity(count as usize);
         let mut notes = Vec::new();
         for index in 0..count as usize {
-            let outcome = self.clone_one(&source, tag_image_id.as_deref(), &mut reservation, index).await;
+            let outcome = self
+                .clone_one(&source, tag_image_id.as_deref(), &mut reservation, index)
+                .await;
             match outcome {
                 Ok((replica, mut n)) => {
                     info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
@@ -86,17 +100,28 @@ impl Replicator {
             }
         }
         notes.dedup();
-        Ok(Replication { source: source.details.id, group: source.group.name, replicas, notes })
+        Ok(Replication {
+            source: source.details.id,
+            group: source.group.name,
+            replicas,
+            notes,
+        })
     }
 
     /// Inspects the target and applies the policy: opt-in, never ourselves, limits readable.
     async fn source(&self, target: &ContainerRef) -> Result<Source> {
-        let details = self.engine().inspect_container(target.as_str()).await.map_err(|e| match e {
-            EngineError::NotFound(_) => Error::ContainerNotFound(target.to_string()),
-            e => e.into(),
-        })?;
+        let details = self
+            .engine()
+            .inspect_container(target.as_str())
+            .await
+            .map_err(|e| match e {
+                EngineError::NotFound(_) => Error::ContainerNotFound(target.to_string()),
+                e => e.into(),
+            })?;
         if self.settings().self_id.as_deref() == Some(details.id.as_str()) {
-            return Err(Error::Forbidden("replicator does not replicate its own container".into()));
+            return Err(Error::Forbidden(
+                "replicator does not replicate its own container".into(),
+            ));
         }
         if !self.settings().allow_all && !labels::is_true(details.label(labels::ENABLE)) {
             return Err(Error::NotEnabled(target.to_string()));
@@ -107,14 +132,21 @@ impl Replicator {
                 "container {target} is a Swarm task: scale its service instead (docker service scale)"
             )));
         }
-        let bounds = group::bounds(&details.labels(), self.settings().default_max).map_err(Error::Conflict)?;
-        Ok(Source { details, group, bounds })
+        let bounds = group::bounds(&details.labels(), self.settings().default_max)
+            .map_err(Error::Conflict)?;
+        Ok(Source {
+            details,
+            group,
+            bounds,
+        })
     }
 
     /// What the source's image tag points at now (see the planner's image rule).
     async fn tag_image_id(&self, source: &ContainerDetails) -> Result<Option<String>> {
         match source.config.get("Image").and_then(|v| v.as_str()) {
-            Some(tag) if !tag.is_empty() && !tag.starts_with("sha256:") => Ok(self.engine().image_id(tag).await?),
+            Some(tag) if !tag.is_empty() && !tag.starts_with("sha256:") => {
+                Ok(self.engine().image_id(tag).await?)
+            }
             _ => Ok(None),
         }
     }
@@ -123,12 +155,21 @@ impl Replicator {
     async fn reserve(&self, source: &Source, count: u32) -> Result<Reservation> {
         let slot = self.inner.slots.slot(&source.group.name);
         let _admitted = slot.admit().await;
-        let (members, taken) = tokio::try_join!(self.live_members(source), self.names_in_use(&source.group.base_name))?;
+        let (members, taken) = tokio::try_join!(
+            self.live_members(source),
+            self.names_in_use(&source.group.base_name)
+        )?;
         let pending = slot.pending();
-        let settled = members.iter().filter(|m| !pending.contains(&m.name)).count();
+        let settled = members
+            .iter()
+            .filter(|m| !pending.contains(&m.name))
+            .count();
         let size = settled + pending.len();
         if size + count as usize > source.bounds.max as usize {
-            return Err(Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max });
+            return Err(Error::LimitReached {
+                group: source.group.name.clone(),
+                max: source.bounds.max,
+            });
         }
         let mut taken: HashSet<String> = taken.into_iter().chain(pending).collect();
         let names = (0..count)
@@ -149,7 +190,13 @@ impl Replicator {
             labels: vec![format!("{}={}", labels::GROUP, source.group.name)],
             ..Default::default()
         };
-        let mut members: Vec<_> = self.engine().list_containers(&query).await?.into_iter().filter(|c| c.state.is_live()).collect();
+        let mut members: Vec<_> = self
+            .engine()
+            .list_containers(&query)
+            .await?
+            .into_iter()
+            .filter(|c| c.state.is_live())
+            .collect();
         let original = &source.group.original_id;
         if !members.iter().any(|m| &m.id == original) {
             if let Some(o) = self.original_summary(source).await? {
@@ -181,8 +228,18 @@ impl Replicator {
 
     /// Names (of any container, in any state) that a new `<base>-<n>` must avoid.
     async fn names_in_use(&self, base: &str) -> Result<Vec<String>> {
-        let query = ListQuery { all: true, name: Some(base.to_owned()), ..Default::default() };
-        Ok(self.engine().list_containers(&query).await?.into_iter().map(|c| c.name).collect())
+        let query = ListQuery {
+            all: true,
+            name: Some(base.to_owned()),
+            ..Default::default()
+        };
+        Ok(self
+            .engine()
+            .list_containers(&query)
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect())
     }
 
     /// Create, connect, start one clone; remove it again if any step fails.
@@ -212,7 +269,8 @@ impl Replicator {
                 Err(EngineError::Conflict(_)) if attempts < NAME_RETRIES => {
                     attempts += 1;
                     let base = &source.group.base_name;
-                    let in_use: HashSet<String> = self.names_in_use(base).await?.into_iter().collect();
+                    let in_use: HashSet<String> =
+                        self.names_in_use(base).await?.into_iter().collect();
                     name = reservation.rename(&name, |pending| {
                         group::next_replica_name(base, &in_use.union(pending).cloned().collect())
                     });
@@ -228,7 +286,11 @@ impl Replicator {
         }
     }
 
-    async fn connect_and_start(&self, id: &str, networks: &[crate::model::NetworkAttachment]) -> Result<()> {
+    async fn connect_and_start(
+        &self,
+        id: &str,
+        networks: &[crate::model::NetworkAttachment],
+    ) -> Result<()> {
         for network in networks {
             self.engine().connect_network(id, network).await?;
         }

@@ -1,0 +1,37 @@
+//! The command line: `serve`, `certs init`, and their wiring. Every flag
+//! also reads a `REPLICATOR_*` environment variable; flags win.
+
+mod certs;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+pub use serve::ServeArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "replicator",
+    version,
+    about = "Replicates Docker containers on demand, over mutual TLS"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTPS API (mutual TLS) against the local or configured engine.
+    Serve(Box<ServeArgs>),
+    /// Certificates for development and for the docker CLI layout.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
+}
+
+/// Runs the parsed command line; the exit code is the caller's business.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Certs(cmd) => certs::run(cmd),
+    }
+}

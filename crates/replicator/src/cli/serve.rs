@@ -1,0 +1,198 @@
+//! `replicator serve`: configuration, wiring, and the process lifecycle.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use tracing::{info, warn};
+
+use crate::api::{self, AppState, ServerOptions};
+use crate::certs::{self, InitOptions};
+use crate::duration;
+use crate::engine::{DockerEngine, Engine, EngineSettings};
+use crate::service::{Replicator, Settings};
+use crate::tls::{self, TlsFiles};
+
+/// Where `serve` keeps development certificates when given no TLS option.
+const DEFAULT_CERTS: &str = "./certs";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS API.
+    #[arg(long, env = "REPLICATOR_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Certificate folder: server-cert.pem/server-key.pem (or cert.pem/key.pem) and ca.pem for clients.
+    #[arg(long, env = "REPLICATOR_CERTS", conflicts_with_all = ["tls_cert", "tls_key", "client_ca"])]
+    pub certs: Option<PathBuf>,
+    /// Server certificate (PEM), with --tls-key and --client-ca.
+    #[arg(long, env = "REPLICATOR_TLS_CERT", requires_all = ["tls_key", "client_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, env = "REPLICATOR_TLS_KEY", requires_all = ["tls_cert", "client_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// CA that signs the client certificates (PEM).
+    #[arg(long, env = "REPLICATOR_CLIENT_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub client_ca: Option<PathBuf>,
+    /// Replicate any container, not only those labelled replicator.enable=true.
+    #[arg(long, env = "REPLICATOR_ALLOW_ALL")]
+    pub allow_all: bool,
+    /// Largest group size (original included) when the original has no replicator.max label.
+    #[arg(long, env = "REPLICATOR_MAX_REPLICAS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_replicas: u32,
+    /// Keep fixed host ports on clones (they will fail to start if the port is taken).
+    #[arg(long, env = "REPLICATOR_KEEP_HOST_PORTS")]
+    pub keep_host_ports: bool,
+    /// Engine address (unix:///path or tcp://host:port); overrides DOCKER_HOST.
+    #[arg(long, env = "REPLICATOR_DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// Longest any single engine call may take.
+    #[arg(long, env = "REPLICATOR_ENGINE_TIMEOUT", default_value = "30s", value_parser = duration::parse_positive)]
+    pub engine_timeout: Duration,
+    /// How long a replica may take to stop on scale-down before it is killed.
+    #[arg(long, env = "REPLICATOR_STOP_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
+    pub stop_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    #[arg(long, env = "REPLICATOR_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration::parse)]
+    pub shutdown_grace: Duration,
+    /// Log format.
+    #[arg(long, env = "REPLICATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REPLICATOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let tls_files = server_tls_files(&args)?;
+    let tls_config = tls::server_config(&tls_files)?;
+    let engine_settings = EngineSettings::resolve(
+        args.docker_host.as_deref(),
+        |k| std::env::var(k).ok(),
+        args.engine_timeout,
+    )?;
+    let engine = Arc::new(DockerEngine::new(engine_settings.clone())?);
+    let self_id = crate::selfid::own_container_id();
+    let service = Replicator::new(
+        engine.clone(),
+        Settings {
+            allow_all: args.allow_all,
+            default_max: args.max_replicas,
+            keep_host_ports: args.keep_host_ports,
+            stop_timeout: args.stop_timeout,
+            self_id: self_id.clone(),
+        },
+    );
+    match engine.ping().await {
+        Ok(()) => info!(engine = ?engine_settings.endpoint, "engine reachable"),
+        Err(e) => {
+            warn!(engine = ?engine_settings.endpoint, error = %e, "engine unreachable; will keep trying on each request")
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    info!(%addr, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
+    let app = api::router(AppState { service });
+    let options = ServerOptions {
+        shutdown_grace: args.shutdown_grace,
+        ..Default::default()
+    };
+    api::serve(
+        listener,
+        Arc::new(tls_config),
+        app,
+        options,
+        shutdown_signal(),
+    )
+    .await;
+    info!("stopped");
+    Ok(())
+}
+
+/// The server's certificate, key and client CA from the flags, or the
+/// development folder (created on first start).
+fn server_tls_files(args: &ServeArgs) -> anyhow::Result<TlsFiles> {
+    if let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.client_ca) {
+        return Ok(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: ca.clone(),
+        });
+    }
+    if let Some(dir) = &args.certs {
+        return Ok(files_in(dir));
+    }
+    let dir = Path::new(DEFAULT_CERTS);
+    if !dir.join(certs::CA_CERT).exists() {
+        certs::init(&InitOptions {
+            out: dir.to_owned(),
+            sans: Vec::new(),
+            days: 365,
+            force: false,
+        })
+        .context("cannot create development certificates in ./certs")?;
+        println!("Created development certificates in {}", dir.display());
+    }
+    let port = args.listen.port();
+    println!(
+        "Try: curl --cacert certs/ca.pem --cert certs/cert.pem --key certs/key.pem https://localhost:{port}/<container-id>"
+    );
+    Ok(files_in(dir))
+}
+
+/// `server-cert.pem`/`server-key.pem`, or a docker-machine folder's `cert.pem`/`key.pem`.
+fn files_in(dir: &Path) -> TlsFiles {
+    let (cert, key) =
+        if dir.join(certs::SERVER_CERT).exists() || dir.join(certs::SERVER_KEY).exists() {
+            (certs::SERVER_CERT, certs::SERVER_KEY)
+        } else {
+            (certs::CLIENT_CERT, certs::CLIENT_KEY)
+        };
+    TlsFiles {
+        cert: dir.join(cert),
+        key: dir.join(key),
+        ca: dir.join(certs::CA_CERT),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = int.recv() => info!("SIGINT received"),
+    }
+}
