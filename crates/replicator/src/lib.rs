@@ -6,6 +6,7 @@
 pub mod api;
 pub mod certs;
 pub mod cli;
+pub mod client;
 pub mod duration;
 pub mod engine;
 pub mod error;

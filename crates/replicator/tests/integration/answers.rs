@@ -1,0 +1,300 @@
+//! Every answer of the replication routes, checked against the engine's state.
+
+use http::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::common::{docker, inspect, Scope, Server};
+
+#[tokio::test]
+async fn the_compatibility_route_answers_like_the_original() {
+    let scope = Scope::new("compat");
+    let source = scope.web("web", &[]);
+    let server = Server::start(&[]);
+    let client = server.client();
+
+    let done = client.get(&format!("/{}", &source[..12])).await.unwrap();
+    assert_eq!(
+        (done.status, done.text().as_str()),
+        (StatusCode::OK, "done")
+    );
+    let replicas = scope.replicas_of(&scope.name("web"));
+    assert_eq!(replicas.len(), 1);
+    assert_eq!(inspect(&replicas[0])["State"]["Running"], true);
+
+    let missing = client.get("/").await.unwrap();
+    assert_eq!(
+        (missing.status, missing.text().as_str()),
+        (StatusCode::BAD_REQUEST, "container id missing")
+    );
+    let unknown = client.get("/no-such-container-anywhere").await.unwrap();
+    assert_eq!(
+        (unknown.status, unknown.text().as_str()),
+        (StatusCode::NOT_FOUND, "invalid container id")
+    );
+    let malformed = client.get("/..%2F..%2Fversion").await.unwrap();
+    assert_eq!(
+        (malformed.status, malformed.text().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid container id")
+    );
+    assert_eq!(
+        scope.containers().len(),
+        2,
+        "only the one good request created something"
+    );
+}
+
+#[tokio::test]
+async fn v1_replicate_answers_201_with_the_replicas() {
+    let scope = Scope::new("v1");
+    let source = scope.web("web", &[]);
+    let server = Server::start(&[]);
+    let name = scope.name("web");
+
+    let r = server
+        .client()
+        .request(
+            Method::POST,
+            &format!("/v1/containers/{name}/replicas?count=2"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["source"], source.as_str());
+    assert_eq!(body["group"], name.as_str());
+    let replicas = body["replicas"].as_array().unwrap();
+    let names: Vec<&str> = replicas
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [format!("{name}-2"), format!("{name}-3")]);
+    for r in replicas {
+        let c = inspect(r["id"].as_str().unwrap());
+        assert_eq!(c["State"]["Status"], "running");
+        assert_eq!(c["Config"]["Labels"]["replicator.source"], source.as_str());
+        assert_eq!(c["Config"]["Labels"]["replicator.group"], name.as_str());
+    }
+    let logged = server
+        .logs()
+        .iter()
+        .any(|l| l.contains("replica started") && l.contains("replicator client"));
+    assert!(logged, "each replication is logged with the client's name");
+}
+
+#[tokio::test]
+async fn a_replica_of_a_replica_joins_the_original_group() {
+    let scope = Scope::new("chain");
+    let source = scope.web("web", &[]);
+    let server = Server::start(&[]);
+    let name = scope.name("web");
+    let client = server.client();
+    let first = client
+        .request(
+            Method::POST,
+            &format!("/v1/containers/{name}/replicas"),
+            None,
+        )
+        .await
+        .unwrap()
+        .json();
+    let clone = first["replicas"][0]["name"].as_str().unwrap().to_owned();
+
+    let second = client
+        .request(
+            Method::POST,
+            &format!("/v1/containers/{clone}/replicas"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text());
+    let body = second.json();
+    assert_eq!(body["group"], name.as_str());
+    assert_eq!(body["replicas"][0]["name"], format!("{name}-3"));
+    let c = inspect(body["replicas"][0]["id"].as_str().unwrap());
+    assert_eq!(
+        c["Config"]["Labels"]["replicator.source"],
+        source.as_str(),
+        "points at the original, not the clone"
+    );
+}
+
+#[tokio::test]
+async fn bad_ids_and_parameters_are_refused_and_change_nothing() {
+    let scope = Scope::new("badinput");
+    scope.web("web", &[]);
+    let server = Server::start(&[]);
+    let client = server.client();
+    let name = scope.name("web");
+    let long = "a".repeat(129);
+    let bad_paths = [
+        "/v1/containers/..%2F..%2Fversion/replicas".to_owned(),
+        "/v1/containers/..%2Fweb/replicas".to_owned(),
+        "/v1/containers/.../replicas".to_owned(),
+        "/v1/containers/a%00b/replicas".to_owned(),
+        "/v1/containers/a%20b/replicas".to_owned(),
+        "/v1/containers/%FF/replicas".to_owned(),
+        format!("/v1/containers/{long}/replicas"),
+        format!("/v1/containers/{name}/replicas?count=0"),
+        format!("/v1/containers/{name}/replicas?count=abc"),
+        format!("/v1/containers/{name}/replicas?count=-1"),
+        format!("/v1/containers/{name}/replicas?count=101"),
+        format!("/v1/containers/{name}/replicas?count=1&count=2"),
+        format!("/v1/containers/{name}/replicas?force=true"),
+    ];
+    for path in &bad_paths {
+        let r = client.request(Method::POST, path, None).await.unwrap();
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["error"]["code"], "bad_request", "{path}");
+        assert!(
+            !body["error"]["message"].as_str().unwrap().is_empty(),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        scope.containers().len(),
+        1,
+        "no bad request created anything"
+    );
+}
+
+#[tokio::test]
+async fn unknown_containers_are_404_in_json() {
+    let server = Server::start(&[]);
+    let r = server
+        .client()
+        .request(
+            Method::POST,
+            "/v1/containers/no-such-container-anywhere/replicas",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn containers_must_opt_in_unless_allow_all() {
+    let scope = Scope::new("optin");
+    scope.run(
+        "plain",
+        &[crate::common::image(), "httpd", "-f", "-p", "8080"],
+    );
+    let name = scope.name("plain");
+    let strict = Server::start(&[]);
+    let r = strict
+        .client()
+        .request(
+            Method::POST,
+            &format!("/v1/containers/{name}/replicas"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("replicator.enable=true"));
+    let compat = strict.client().get(&format!("/{name}")).await.unwrap();
+    assert_eq!(compat.status, StatusCode::FORBIDDEN);
+    assert_eq!(scope.containers().len(), 1);
+
+    let open = Server::start(&["--allow-all"]);
+    let r = open
+        .client()
+        .request(
+            Method::POST,
+            &format!("/v1/containers/{name}/replicas"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(scope.containers().len(), 2);
+}
+
+#[tokio::test]
+async fn the_limit_counts_the_original_and_answers_409() {
+    let scope = Scope::new("limit");
+    scope.web("web", &["--label", "replicator.max=2"]);
+    let name = scope.name("web");
+    let server = Server::start(&[]);
+    let client = server.client();
+    let path = format!("/v1/containers/{name}/replicas");
+    assert_eq!(
+        client
+            .request(Method::POST, &path, None)
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CREATED
+    );
+    let full = client.request(Method::POST, &path, None).await.unwrap();
+    assert_eq!(full.status, StatusCode::CONFLICT);
+    assert_eq!(full.json()["error"]["code"], "limit_reached");
+    assert!(full.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 2"));
+    let compat = client.get(&format!("/{name}")).await.unwrap();
+    assert_eq!(compat.status, StatusCode::CONFLICT);
+    assert!(compat.text().contains("replica limit reached"));
+    assert_eq!(scope.containers().len(), 2);
+}
+
+#[tokio::test]
+async fn a_clone_that_cannot_start_is_rolled_back_with_the_engines_message() {
+    let scope = Scope::new("rollback");
+    let port = crate::common::free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    scope.web("web", &["-p", &publish]);
+    let name = scope.name("web");
+    let server = Server::start(&["--keep-host-ports"]);
+
+    let r = server
+        .client()
+        .request(
+            Method::POST,
+            &format!("/v1/containers/{name}/replicas?count=2"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    let body: Value = r.json();
+    assert_eq!(body["error"]["code"], "engine_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already allocated"),
+        "{body}"
+    );
+    assert_eq!(scope.containers().len(), 1, "the failed clone was removed");
+    let compat = server.client().get(&format!("/{name}")).await.unwrap();
+    assert_eq!(compat.status, StatusCode::BAD_GATEWAY);
+    assert_ne!(compat.text(), "done");
+    assert_eq!(scope.containers().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_503_never_404() {
+    let server = Server::start(&["--docker-host", "unix:///nonexistent/docker.sock"]);
+    let client = server.client();
+    let r = client
+        .request(Method::POST, "/v1/containers/anything/replicas", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"]["code"], "engine_unavailable");
+    let compat = client.get("/anything").await.unwrap();
+    assert_eq!(
+        (compat.status, compat.text().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "engine unavailable")
+    );
+    let _ = docker(&["version", "--format", "{{.Server.Version}}"]); // the real engine was up all along
+}

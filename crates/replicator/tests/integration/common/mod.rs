@@ -1,0 +1,335 @@
+//! Integration harness: a test image built here from Debian's busybox-static,
+//! a per-test scope whose label marks everything the test creates (swept on
+//! drop, even when the test fails), and a real `replicator serve` process.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use replicator::client::ApiClient;
+use serde_json::Value;
+
+pub const IMAGE: &str = "replicator-test/busybox:1";
+pub const TEST_LABEL: &str = "replicator-test";
+pub const BIN: &str = env!("CARGO_BIN_EXE_replicator");
+
+/// Runs the docker CLI; `Err(stderr)` when it fails.
+pub fn docker_try(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+pub fn docker(args: &[&str]) -> String {
+    docker_try(args).unwrap_or_else(|e| panic!("docker {args:?} failed: {e}"))
+}
+
+pub fn inspect(id: &str) -> Value {
+    let text = docker(&["inspect", id]);
+    let mut list: Vec<Value> = serde_json::from_str(&text).expect("docker inspect prints JSON");
+    list.remove(0)
+}
+
+/// The test image: busybox (shell, httpd, nslookup...) in an imported rootfs.
+pub fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if docker_try(&["image", "inspect", IMAGE]).is_ok() {
+            return;
+        }
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox is missing: apt-get install busybox-static (scripts/test does)"
+        );
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["bin", "etc", "tmp", "data"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
+        let applets = Command::new(busybox).arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&applets.stdout)
+            .lines()
+            .filter(|a| *a != "busybox")
+        {
+            std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
+        }
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.path().join("etc/group"),
+            "root:x:0:\nnogroup:x:65534:\n",
+        )
+        .unwrap();
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(root.path())
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = Command::new("docker")
+            .args([
+                "import",
+                "--change",
+                "CMD [\"sh\"]",
+                "--change",
+                "ENV PATH=/bin",
+                "-",
+                IMAGE,
+            ])
+            .stdin(tar.stdout.unwrap())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "docker import of the test image failed");
+    });
+    IMAGE
+}
+
+/// Everything one test creates carries its label and is removed on drop.
+pub struct Scope {
+    pub id: String,
+}
+
+impl Scope {
+    pub fn new(test: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        image();
+        Self {
+            id: format!(
+                "{test}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!("{TEST_LABEL}={}", self.id)
+    }
+
+    /// A container name unique to this test.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.id)
+    }
+
+    /// `docker run -d` with this scope's label and name; returns the full id.
+    pub fn run(&self, suffix: &str, args: &[&str]) -> String {
+        let name = self.name(suffix);
+        let label = self.label();
+        let mut all = vec!["run", "-d", "--name", &name, "--label", &label];
+        all.extend_from_slice(args);
+        docker(&all)
+    }
+
+    /// A long-running enabled container that serves HTTP on 8080.
+    pub fn web(&self, suffix: &str, extra: &[&str]) -> String {
+        let mut args = vec!["--label", "replicator.enable=true"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[image(), "httpd", "-f", "-p", "8080"]);
+        self.run(suffix, &args)
+    }
+
+    pub fn network(&self, suffix: &str) -> String {
+        let name = self.name(suffix);
+        docker(&["network", "create", "--label", &self.label(), &name]);
+        name
+    }
+
+    pub fn volume(&self, suffix: &str) -> String {
+        let name = self.name(suffix);
+        docker(&["volume", "create", "--label", &self.label(), &name]);
+        name
+    }
+
+    /// Full ids of this scope's containers, in any state.
+    pub fn containers(&self) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={}", self.label()),
+        ]);
+        out.lines().map(str::to_owned).collect()
+    }
+
+    /// This scope's containers labelled as members of `group`.
+    pub fn replicas_of(&self, group: &str) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={}", self.label()),
+            "--filter",
+            &format!("label=replicator.group={group}"),
+        ]);
+        out.lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let filter = format!("label={}", self.label());
+        let ids = docker_try(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
+        let ids: Vec<&str> = ids.lines().collect();
+        if !ids.is_empty() {
+            let _ = docker_try(&[&["rm", "-f", "-v"], ids.as_slice()].concat());
+        }
+        for kind in ["network", "volume"] {
+            let list = docker_try(&[kind, "ls", "-q", "--filter", &filter]).unwrap_or_default();
+            for item in list.lines() {
+                let _ = docker_try(&[kind, "rm", item]);
+            }
+        }
+    }
+}
+
+/// A certificate folder made by `replicator certs init`.
+pub fn certs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["certs", "init", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "certs init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// A running `replicator serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub certs: PathBuf,
+    _certs_dir: Option<tempfile::TempDir>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Self {
+        let dir = certs();
+        let mut server = Self::start_with(dir.path(), args, &[]);
+        server._certs_dir = Some(dir);
+        server
+    }
+
+    pub fn start_with(certs: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--certs",
+            ])
+            .arg(certs)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("REPLICATOR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("replicator starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["message"] == "api listening" {
+                        let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("replicator did not start: {:?}", logs.lock().unwrap());
+            });
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        Self {
+            child,
+            port,
+            certs: certs.to_owned(),
+            _certs_dir: None,
+            logs,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    pub fn client(&self) -> ApiClient {
+        ApiClient::new(&self.url(), &self.certs).expect("client certificates load")
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or fails the test after `timeout`.
+pub fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn write_file(path: &Path, text: &str) {
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}

@@ -1,0 +1,7 @@
+//! Integration tests against the real Docker engine (see common/ for the harness).
+
+mod common;
+
+mod answers;
+mod fidelity;
+mod mtls;
