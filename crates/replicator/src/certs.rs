@@ -6,8 +6,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -19,14 +19,7 @@ pub const SERVER_CERT: &str = "server-cert.pem";
 pub const SERVER_KEY: &str = "server-key.pem";
 pub const CLIENT_CERT: &str = "cert.pem";
 pub const CLIENT_KEY: &str = "key.pem";
-const ALL_FILES: [&str; 6] = [
-    CA_CERT,
-    CA_KEY,
-    SERVER_CERT,
-    SERVER_KEY,
-    CLIENT_CERT,
-    CLIENT_KEY,
-];
+const ALL_FILES: [&str; 6] = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY];
 
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -46,10 +39,7 @@ pub enum CertsError {
     #[error("--days must be between 1 and 36500")]
     BadDays,
     #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot generate certificates: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -61,11 +51,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, CertsError> {
         return Err(CertsError::BadDays);
     }
     if !opts.force {
-        if let Some(existing) = ALL_FILES
-            .iter()
-            .map(|f| opts.out.join(f))
-            .find(|p| p.exists())
-        {
+        if let Some(existing) = ALL_FILES.iter().map(|f| opts.out.join(f)).find(|p| p.exists()) {
             return Err(CertsError::Exists(existing));
         }
     }
@@ -119,29 +105,18 @@ fn generate(opts: &InitOptions) -> Result<Vec<(&'static str, String, bool)>, Cer
         }
     }
     let server_key = KeyPair::generate()?;
-    let mut server =
-        CertificateParams::new(sans.clone()).map_err(|_| CertsError::BadSan(sans.join(",")))?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "replicator server");
+    let mut server = CertificateParams::new(sans.clone()).map_err(|_| CertsError::BadSan(sans.join(",")))?;
+    server.distinguished_name.push(DnType::CommonName, "replicator server");
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     validity(&mut server);
     let server_cert = server.signed_by(&server_key, &ca)?;
 
     let client_key = KeyPair::generate()?;
     let mut client = CertificateParams::new(Vec::<String>::new())?;
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "replicator client");
+    client.distinguished_name.push(DnType::CommonName, "replicator client");
     client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    client.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    client.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     validity(&mut client);
     let client_cert = client.signed_by(&client_key, &ca)?;
 
@@ -187,8 +162,7 @@ mod tests {
     }
 
     fn tempdir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("replicator-certs-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("replicator-certs-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -198,11 +172,7 @@ mod tests {
         let dir = tempdir("layout");
         init(&opts(&dir)).unwrap();
         for file in ALL_FILES {
-            let mode = std::fs::metadata(dir.join(file))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777;
+            let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode() & 0o777;
             let secret = file.ends_with("key.pem");
             assert_eq!(mode, if secret { 0o600 } else { 0o644 }, "{file}");
         }
@@ -215,10 +185,7 @@ mod tests {
         .unwrap();
         tls::client_config(&TlsFiles::client_in(&dir)).unwrap();
         let client = tls::load_certs("c", &dir.join(CLIENT_CERT)).unwrap();
-        assert_eq!(
-            tls::common_name(&client[0]).as_deref(),
-            Some("replicator client")
-        );
+        assert_eq!(tls::common_name(&client[0]).as_deref(), Some("replicator client"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -249,10 +216,7 @@ mod tests {
             Err(CertsError::BadSan(_))
         ));
         assert!(matches!(
-            init(&InitOptions {
-                days: 0,
-                ..opts(&dir)
-            }),
+            init(&InitOptions { days: 0, ..opts(&dir) }),
             Err(CertsError::BadDays)
         ));
         assert!(!dir.exists());

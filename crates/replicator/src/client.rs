@@ -51,23 +51,13 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client presenting `certs/cert.pem` and trusting only `certs/ca.pem`.
     pub fn new(server: &str, certs: &Path) -> Result<Self, ClientError> {
-        Self::with_config(
-            server,
-            tls::client_config(&TlsFiles::client_in(certs))?,
-            true,
-        )
+        Self::with_config(server, tls::client_config(&TlsFiles::client_in(certs))?, true)
     }
 
     /// `keep_alive: false` opens a new connection (and TLS handshake) per request.
-    pub fn with_config(
-        server: &str,
-        config: ClientConfig,
-        keep_alive: bool,
-    ) -> Result<Self, ClientError> {
+    pub fn with_config(server: &str, config: ClientConfig, keep_alive: bool) -> Result<Self, ClientError> {
         let base = server.trim_end_matches('/').to_owned();
-        let uri: Uri = base
-            .parse()
-            .map_err(|_| ClientError::BadUrl(server.into()))?;
+        let uri: Uri = base.parse().map_err(|_| ClientError::BadUrl(server.into()))?;
         if uri.scheme_str() != Some("https") || uri.host().is_none() || uri.path() != "/" {
             return Err(ClientError::BadUrl(server.into()));
         }
@@ -110,14 +100,8 @@ impl ApiClient {
             }
             None => Bytes::new(),
         };
-        let req = req
-            .body(Full::new(payload))
-            .map_err(|e| fail(e.to_string()))?;
-        let response = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| fail(error_chain(&e)))?;
+        let req = req.body(Full::new(payload)).map_err(|e| fail(e.to_string()))?;
+        let response = self.client.request(req).await.map_err(|e| fail(error_chain(&e)))?;
         let status = response.status();
         let body = response
             .into_body()

@@ -5,9 +5,7 @@ use std::time::Duration;
 /// Parses `<integer><unit>` with unit `ms`, `s`, `m` or `h`; a bare integer is seconds.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
@@ -17,11 +15,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "" | "s" => n.checked_mul(1_000),
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
-            ))
-        }
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s, m or h")),
     };
     millis
         .map(Duration::from_millis)

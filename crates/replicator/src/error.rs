@@ -38,12 +38,8 @@ impl From<EngineError> for Error {
     /// (a 404 on the container the user named) map it themselves first.
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::Unavailable(_) | EngineError::Timeout(_) => {
-                Error::EngineUnavailable(e.to_string())
-            }
-            EngineError::NotFound(m) | EngineError::Conflict(m) | EngineError::Rejected(m) => {
-                Error::EngineRejected(m)
-            }
+            EngineError::Unavailable(_) | EngineError::Timeout(_) => Error::EngineUnavailable(e.to_string()),
+            EngineError::NotFound(m) | EngineError::Conflict(m) | EngineError::Rejected(m) => Error::EngineRejected(m),
         }
     }
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use crate::labels;
-use crate::model::ContainerDetails;
 
 /// How a group's members are found and scaled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,8 +26,8 @@ pub struct GroupIdentity {
     pub kind: GroupKind,
     /// Full id of the original (the container itself unless it is a replica).
     pub original_id: String,
-    /// Stem of replica names: the original's name.
-    pub base_name: String,
+    /// How the group's next replica is named.
+    pub naming: Naming,
 }
 
 /// Compose project and service of a compose-managed container.
@@ -38,43 +37,112 @@ pub fn compose_service(labels: &BTreeMap<String, String>) -> Option<(&str, &str)
     Some((project.as_str(), service.as_str()))
 }
 
-pub fn identify(c: &ContainerDetails) -> GroupIdentity {
-    let labels = c.labels();
-    let kind = if labels.contains_key(labels::SWARM_SERVICE_ID) {
-        GroupKind::Swarm
-    } else if compose_service(&labels).is_some() {
-        GroupKind::Compose
-    } else {
-        GroupKind::Containers
-    };
+/// Whether compose created the container for `docker-compose run` (never a group member).
+pub fn is_compose_oneoff(labels: &BTreeMap<String, String>) -> bool {
+    labels
+        .get(labels::COMPOSE_ONEOFF)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+pub fn identify(id: &str, name: &str, labels: &BTreeMap<String, String>) -> GroupIdentity {
     let source = labels.get(labels::SOURCE).filter(|s| !s.is_empty());
     let base_name = match source {
-        Some(_) => strip_replica_suffix(&c.name).to_owned(),
-        None => c.name.clone(),
+        Some(_) => strip_replica_suffix(name).to_owned(),
+        None => name.to_owned(),
+    };
+    let (kind, naming) = if labels.contains_key(labels::SWARM_SERVICE_ID) {
+        (GroupKind::Swarm, Naming::Suffix(base_name.clone()))
+    } else if let Some((project, service)) = compose_service(labels) {
+        (GroupKind::Compose, Naming::compose(project, service, name))
+    } else {
+        (GroupKind::Containers, Naming::Suffix(base_name.clone()))
     };
     let name = labels
         .get(labels::GROUP)
         .filter(|g| !g.is_empty())
         .cloned()
-        .or_else(|| compose_service(&labels).map(|(p, s)| format!("{p}_{s}")))
-        .unwrap_or_else(|| base_name.clone());
+        .or_else(|| labels.get(labels::SWARM_SERVICE_NAME).cloned())
+        .or_else(|| compose_service(labels).map(|(p, s)| format!("{p}_{s}")))
+        .unwrap_or(base_name);
     GroupIdentity {
         name,
         kind,
-        original_id: source.cloned().unwrap_or_else(|| c.id.clone()),
-        base_name,
+        original_id: source.cloned().unwrap_or_else(|| id.to_owned()),
+        naming,
     }
 }
 
 /// `web-3` → `web`; names without a numeric suffix are returned unchanged.
 fn strip_replica_suffix(name: &str) -> &str {
     match name.rsplit_once('-') {
-        Some((stem, n))
-            if !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            stem
-        }
+        Some((stem, n)) if !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => stem,
         _ => name,
+    }
+}
+
+/// How replicas are named, so they read as members of their group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Naming {
+    /// `<base>-2`, `<base>-3`, ...
+    Suffix(String),
+    /// Compose's own scheme, `<project>_<service>_<n>` (v1) or with `-` (v2),
+    /// so `docker-compose ps` and `down` see one more container of the service.
+    Compose {
+        project: String,
+        service: String,
+        separator: char,
+    },
+}
+
+impl Naming {
+    fn compose(project: &str, service: &str, source_name: &str) -> Self {
+        let v1 = source_name.starts_with(&format!("{project}_{service}_"));
+        Self::Compose {
+            project: project.into(),
+            service: service.into(),
+            separator: if v1 { '_' } else { '-' },
+        }
+    }
+
+    /// A substring every replica name contains (for the engine's name filter).
+    pub fn stem(&self) -> String {
+        match self {
+            Self::Suffix(base) => format!("{base}-"),
+            Self::Compose {
+                project,
+                service,
+                separator: s,
+            } => format!("{project}{s}{service}{s}"),
+        }
+    }
+
+    fn name(&self, n: u64) -> String {
+        format!("{}{n}", self.stem())
+    }
+
+    /// The first free name: numbers from 2 for plain replicas, from 1 for compose.
+    pub fn next_free(&self, taken: &HashSet<String>) -> String {
+        let first = match self {
+            Self::Suffix(_) => 2,
+            Self::Compose { .. } => 1,
+        };
+        (first..)
+            .map(|n| self.name(n))
+            .find(|c| !taken.contains(c))
+            .expect("an unbounded range has a free name")
+    }
+
+    /// The number in a name this scheme produced.
+    pub fn number_of(&self, name: &str) -> Option<u64> {
+        name.strip_prefix(&self.stem())?.parse().ok()
+    }
+
+    /// Labels a replica of this scheme needs besides the source's.
+    pub fn labels_for(&self, name: &str) -> BTreeMap<String, String> {
+        match (self, self.number_of(name)) {
+            (Self::Compose { .. }, Some(n)) => [(labels::COMPOSE_NUMBER.to_owned(), n.to_string())].into(),
+            _ => BTreeMap::new(),
+        }
     }
 }
 
@@ -109,72 +177,69 @@ pub fn bounds(labels: &BTreeMap<String, String>, default_max: u32) -> Result<Bou
     Ok(Bounds { min, max })
 }
 
-/// The first `<base>-<n>` (n ≥ 2) not in `taken`.
-pub fn next_replica_name(base: &str, taken: &HashSet<String>) -> String {
-    (2u64..)
-        .map(|n| format!("{base}-{n}"))
-        .find(|candidate| !taken.contains(candidate))
-        .expect("an unbounded range always has a free name")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn container(name: &str, labels: serde_json::Value) -> ContainerDetails {
-        ContainerDetails {
-            id: format!("{name}-full-id"),
-            name: name.into(),
-            config: json!({ "Labels": labels }).as_object().unwrap().clone(),
-            ..Default::default()
-        }
+    fn container(name: &str, labels: serde_json::Value) -> GroupIdentity {
+        let labels: BTreeMap<String, String> = serde_json::from_value(labels).unwrap();
+        identify(&format!("{name}-full-id"), name, &labels)
     }
 
     #[test]
     fn a_plain_container_is_its_own_group() {
-        let g = identify(&container("web", json!({})));
+        let g = container("web", json!({}));
         assert_eq!(g.name, "web");
         assert_eq!(g.kind, GroupKind::Containers);
         assert_eq!(g.original_id, "web-full-id");
-        assert_eq!(g.base_name, "web");
+        assert_eq!(g.naming, Naming::Suffix("web".into()));
     }
 
     #[test]
     fn the_group_label_wins() {
-        let g = identify(&container("web", json!({"replicator.group": "front"})));
+        let g = container("web", json!({"replicator.group": "front"}));
         assert_eq!(g.name, "front");
-        assert_eq!(g.base_name, "web");
+        assert_eq!(g.naming, Naming::Suffix("web".into()));
     }
 
     #[test]
     fn a_replica_points_back_at_its_original() {
-        let g = identify(&container(
+        let g = container(
             "web-3",
             json!({"replicator.group": "web", "replicator.source": "orig-id"}),
-        ));
+        );
         assert_eq!(g.name, "web");
         assert_eq!(g.original_id, "orig-id");
-        assert_eq!(g.base_name, "web");
+        assert_eq!(g.naming, Naming::Suffix("web".into()));
     }
 
     #[test]
     fn compose_containers_group_by_project_and_service() {
-        let g = identify(&container(
+        let g = container(
             "shop_web_1",
             json!({"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}),
-        ));
+        );
         assert_eq!(g.name, "shop_web");
         assert_eq!(g.kind, GroupKind::Compose);
+        assert_eq!(
+            g.naming.next_free(&HashSet::from(["shop_web_1".to_string()])),
+            "shop_web_2"
+        );
+        assert_eq!(
+            g.naming.labels_for("shop_web_2")["com.docker.compose.container-number"],
+            "2"
+        );
     }
 
     #[test]
-    fn swarm_tasks_are_swarm_groups() {
-        let g = identify(&container(
+    fn swarm_tasks_are_grouped_by_service() {
+        let g = container(
             "t.1.x",
-            json!({"com.docker.swarm.service.id": "svc"}),
-        ));
+            json!({"com.docker.swarm.service.id": "svc", "com.docker.swarm.service.name": "api"}),
+        );
         assert_eq!(g.kind, GroupKind::Swarm);
+        assert_eq!(g.name, "api");
     }
 
     #[test]
@@ -218,7 +283,8 @@ mod tests {
     #[test]
     fn next_name_fills_the_first_gap() {
         let taken: HashSet<String> = ["web-2".into(), "web-4".into()].into();
-        assert_eq!(next_replica_name("web", &taken), "web-3");
-        assert_eq!(next_replica_name("api", &taken), "api-2");
+        assert_eq!(Naming::Suffix("web".into()).next_free(&taken), "web-3");
+        assert_eq!(Naming::Suffix("api".into()).next_free(&taken), "api-2");
+        assert_eq!(Naming::Suffix("web".into()).labels_for("web-3"), BTreeMap::new());
     }
 }

@@ -16,30 +16,35 @@ pub struct ContainerRef(String);
 /// Why a reference was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefError {
-    #[error("container id missing")]
-    Empty,
-    #[error("container id longer than {MAX_LEN} characters")]
-    TooLong,
-    #[error("container id must start with a letter or digit and contain only letters, digits, '_', '.' and '-'")]
-    BadCharacters,
+    #[error("{0} missing")]
+    Empty(&'static str),
+    #[error("{0} longer than {MAX_LEN} characters")]
+    TooLong(&'static str),
+    #[error("{0} must start with a letter or digit and contain only letters, digits, '_', '.' and '-'")]
+    BadCharacters(&'static str),
+}
+
+/// The one syntax for names that come from outside (`what` names them in errors).
+fn check(raw: &str, what: &'static str) -> Result<(), RefError> {
+    if raw.is_empty() {
+        return Err(RefError::Empty(what));
+    }
+    if raw.len() > MAX_LEN {
+        return Err(RefError::TooLong(what));
+    }
+    let mut chars = raw.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(RefError::BadCharacters(what))
+    }
 }
 
 impl ContainerRef {
     pub fn parse(raw: &str) -> Result<Self, RefError> {
-        if raw.is_empty() {
-            return Err(RefError::Empty);
-        }
-        if raw.len() > MAX_LEN {
-            return Err(RefError::TooLong);
-        }
-        let mut chars = raw.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if first_ok && rest_ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(RefError::BadCharacters)
-        }
+        check(raw, "container id").map(|()| Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -50,6 +55,20 @@ impl ContainerRef {
 impl fmt::Display for ContainerRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A syntactically valid group name (same syntax as container names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(raw: &str) -> Result<Self, RefError> {
+        check(raw, "group name").map(|()| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -66,21 +85,21 @@ mod tests {
 
     #[test]
     fn refuses_empty_long_and_tricky_input() {
-        assert_eq!(ContainerRef::parse(""), Err(RefError::Empty));
+        assert_eq!(ContainerRef::parse(""), Err(RefError::Empty("container id")));
         assert_eq!(
             ContainerRef::parse(&"a".repeat(129)),
-            Err(RefError::TooLong)
+            Err(RefError::TooLong("container id"))
         );
         assert!(ContainerRef::parse(&"a".repeat(128)).is_ok());
         for bad in [
-            "..", ".", "-x", "_x", ".hidden", "a/b", "../etc", "a\0b", "a b", "a%2Fb", "é", "a?b",
-            "a#b", "/a",
+            "..", ".", "-x", "_x", ".hidden", "a/b", "../etc", "a\0b", "a b", "a%2Fb", "é", "a?b", "a#b", "/a",
         ] {
             assert_eq!(
                 ContainerRef::parse(bad),
-                Err(RefError::BadCharacters),
+                Err(RefError::BadCharacters("container id")),
                 "{bad:?}"
             );
+            assert!(GroupName::parse(bad).unwrap_err().to_string().starts_with("group name"));
         }
     }
 }

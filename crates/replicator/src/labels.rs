@@ -17,6 +17,7 @@ pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 pub const COMPOSE_NUMBER: &str = "com.docker.compose.container-number";
 pub const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
 pub const SWARM_SERVICE_ID: &str = "com.docker.swarm.service.id";
+pub const SWARM_SERVICE_NAME: &str = "com.docker.swarm.service.name";
 
 /// True when a label value means "yes" the way operators write it.
 pub fn is_true(value: Option<&str>) -> bool {

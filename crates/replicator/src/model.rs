@@ -99,10 +99,7 @@ impl RunState {
 
     /// Whether the container holds a place in its group (counts against the limit).
     pub fn is_live(self) -> bool {
-        matches!(
-            self,
-            Self::Created | Self::Running | Self::Paused | Self::Restarting
-        )
+        matches!(self, Self::Created | Self::Running | Self::Paused | Self::Restarting)
     }
 }
 
@@ -126,6 +123,8 @@ pub struct ListQuery {
     pub labels: Vec<String>,
     /// Substring of the name.
     pub name: Option<String>,
+    /// Exactly this container.
+    pub id: Option<String>,
 }
 
 /// A container to create: its name and the Engine API create body
@@ -143,4 +142,32 @@ pub struct NetworkAttachment {
     pub aliases: Vec<String>,
     pub links: Vec<String>,
     pub driver_opts: BTreeMap<String, String>,
+}
+
+/// A Swarm-mode service.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceDetails {
+    pub id: String,
+    pub name: String,
+    /// The version index an update must quote.
+    pub version: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Desired replicas; `None` for a global-mode (or job) service.
+    pub replicas: Option<u64>,
+    /// The Engine API `Spec` object, sent back whole on update.
+    pub spec: ApiObject,
+}
+
+/// One task of a Swarm-mode service.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSummary {
+    pub id: String,
+    pub container_id: String,
+    /// The task's own state (`running`, `pending`, `shutdown`...).
+    pub state: String,
+    pub desired_state: String,
+    /// Replicated services number their tasks.
+    pub slot: Option<u64>,
+    /// RFC 3339.
+    pub created: String,
 }

@@ -35,13 +35,7 @@ pub struct ClonePlan {
 }
 
 /// Config keys that identify the source itself, or attach a terminal nobody holds.
-const CONFIG_DROPPED: &[&str] = &[
-    "Hostname",
-    "MacAddress",
-    "AttachStdin",
-    "AttachStdout",
-    "AttachStderr",
-];
+const CONFIG_DROPPED: &[&str] = &["Hostname", "MacAddress", "AttachStdin", "AttachStdout", "AttachStderr"];
 /// HostConfig keys that would make the clone's create fail or collide with the source.
 const HOST_CONFIG_DROPPED: &[&str] = &["ContainerIDFile"];
 
@@ -79,10 +73,7 @@ fn clone_config(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ApiObject {
     for key in CONFIG_DROPPED {
         config.remove(*key);
     }
-    config.insert(
-        "Image".into(),
-        Value::String(image_for(source, spec.tag_image_id)),
-    );
+    config.insert("Image".into(), Value::String(image_for(source, spec.tag_image_id)));
     let mut labels = source.labels();
     labels.insert(labels::SOURCE.into(), spec.original_id.into());
     labels.insert(labels::GROUP.into(), spec.group.into());
@@ -94,11 +85,7 @@ fn clone_config(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ApiObject {
 /// The tag keeps `docker ps` readable, but only while it still names the
 /// exact image the source runs; otherwise the clone must run the same bits.
 fn image_for(source: &ContainerDetails, tag_image_id: Option<&str>) -> String {
-    let tag = source
-        .config
-        .get("Image")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let tag = source.config.get("Image").and_then(Value::as_str).unwrap_or_default();
     if tag.is_empty() {
         return source.image_id.clone();
     }
@@ -109,11 +96,7 @@ fn image_for(source: &ContainerDetails, tag_image_id: Option<&str>) -> String {
     }
 }
 
-fn clone_host_config(
-    source: &ApiObject,
-    keep_host_ports: bool,
-    notes: &mut Vec<String>,
-) -> ApiObject {
+fn clone_host_config(source: &ApiObject, keep_host_ports: bool, notes: &mut Vec<String>) -> ApiObject {
     let mut hc = source.clone();
     for key in HOST_CONFIG_DROPPED {
         hc.remove(*key);
@@ -167,17 +150,13 @@ fn shares_a_network_stack(mode: &str) -> bool {
 }
 
 /// The create-time network and the ones to connect before start.
-fn split_networks(
-    source: &ContainerDetails,
-    mode: &str,
-) -> (Option<NetworkAttachment>, Vec<NetworkAttachment>) {
+fn split_networks(source: &ContainerDetails, mode: &str) -> (Option<NetworkAttachment>, Vec<NetworkAttachment>) {
     if shares_a_network_stack(mode) {
         return (None, Vec::new());
     }
     let primary_name = if mode == "default" { "bridge" } else { mode };
     let is_primary = |name: &str, ep: &Endpoint| {
-        name == primary_name
-            || (!ep.network_id.is_empty() && ep.network_id.starts_with(primary_name))
+        name == primary_name || (!ep.network_id.is_empty() && ep.network_id.starts_with(primary_name))
     };
     let mut primary = None;
     let mut others = Vec::new();
@@ -236,8 +215,7 @@ mod tests {
     use super::*;
 
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    const IMAGE_ID: &str =
-        "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const IMAGE_ID: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     fn obj(v: Value) -> ApiObject {
         v.as_object().expect("object").clone()
@@ -393,10 +371,7 @@ mod tests {
     fn extra_labels_override_the_source() {
         let mut s = spec();
         s.extra_labels.insert("app".into(), "other".into());
-        assert_eq!(
-            plan_clone(&source(), &s).create.body["Labels"]["app"],
-            "other"
-        );
+        assert_eq!(plan_clone(&source(), &s).create.body["Labels"]["app"], "other");
     }
 
     #[test]
@@ -405,12 +380,7 @@ mod tests {
         let bindings = &host_config(&p)["PortBindings"];
         assert_eq!(bindings["80/tcp"][0]["HostPort"], "");
         assert_eq!(bindings["80/tcp"][0]["HostIp"], "127.0.0.1");
-        assert_eq!(
-            p.notes.len(),
-            1,
-            "only the fixed port is reported: {:?}",
-            p.notes
-        );
+        assert_eq!(p.notes.len(), 1, "only the fixed port is reported: {:?}", p.notes);
         assert!(p.notes[0].contains("80/tcp") && p.notes[0].contains("8080"));
     }
 
@@ -419,10 +389,7 @@ mod tests {
         let mut s = spec();
         s.keep_host_ports = true;
         let p = plan_clone(&source(), &s);
-        assert_eq!(
-            host_config(&p)["PortBindings"]["80/tcp"][0]["HostPort"],
-            "8080"
-        );
+        assert_eq!(host_config(&p)["PortBindings"]["80/tcp"][0]["HostPort"], "8080");
         assert!(p.notes.is_empty());
     }
 
@@ -439,11 +406,7 @@ mod tests {
         let endpoints = p.create.body["NetworkingConfig"]["EndpointsConfig"]
             .as_object()
             .unwrap();
-        assert_eq!(
-            endpoints.len(),
-            1,
-            "API 1.41 accepts one endpoint at create"
-        );
+        assert_eq!(endpoints.len(), 1, "API 1.41 accepts one endpoint at create");
         assert_eq!(endpoints["front"], json!({"Aliases": ["www"]}));
         assert_eq!(
             p.connect,
@@ -458,9 +421,7 @@ mod tests {
     #[test]
     fn endpoints_never_carry_addresses() {
         let text = serde_json::to_string(&plan().create.body).unwrap();
-        assert!(
-            !text.contains("172.20.0.5") && !text.contains("IPAMConfig") && !text.contains("f1f1")
-        );
+        assert!(!text.contains("172.20.0.5") && !text.contains("IPAMConfig") && !text.contains("f1f1"));
     }
 
     #[test]

@@ -7,14 +7,11 @@
 /// Our container's full id, if we run in a Docker container.
 pub fn own_container_id() -> Option<String> {
     let read = |p| std::fs::read_to_string(p).unwrap_or_default();
-    id_in_mountinfo(&read("/proc/self/mountinfo"))
-        .or_else(|| id_in_cgroup(&read("/proc/self/cgroup")))
+    id_in_mountinfo(&read("/proc/self/mountinfo")).or_else(|| id_in_cgroup(&read("/proc/self/cgroup")))
 }
 
 fn is_full_id(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 fn id_in_mountinfo(text: &str) -> Option<String> {
@@ -49,10 +46,7 @@ mod tests {
 
     #[test]
     fn finds_the_id_in_cgroup_v1() {
-        assert_eq!(
-            id_in_cgroup(&format!("12:memory:/docker/{ID}\n")).as_deref(),
-            Some(ID)
-        );
+        assert_eq!(id_in_cgroup(&format!("12:memory:/docker/{ID}\n")).as_deref(), Some(ID));
         assert_eq!(
             id_in_cgroup(&format!("0::/system.slice/docker-{ID}.scope\n")).as_deref(),
             Some(ID)

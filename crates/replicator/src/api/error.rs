@@ -14,9 +14,7 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         Error::NotEnabled(_) => (StatusCode::FORBIDDEN, "not_enabled"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-        Error::ContainerNotFound(_) | Error::GroupNotFound(_) => {
-            (StatusCode::NOT_FOUND, "not_found")
-        }
+        Error::ContainerNotFound(_) | Error::GroupNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::LimitReached { .. } => (StatusCode::CONFLICT, "limit_reached"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::EngineRejected(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
@@ -60,9 +58,7 @@ impl IntoResponse for CompatError {
             Error::ContainerNotFound(_) => "invalid container id".to_owned(),
             Error::BadRequest(m) => m.clone(),
             Error::LimitReached { max, .. } => format!("replica limit reached ({max})"),
-            Error::NotEnabled(_) => {
-                "container not enabled for replication (label replicator.enable=true)".to_owned()
-            }
+            Error::NotEnabled(_) => "container not enabled for replication (label replicator.enable=true)".to_owned(),
             Error::EngineUnavailable(_) => "engine unavailable".to_owned(),
             other => other.to_string(),
         };

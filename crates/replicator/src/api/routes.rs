@@ -1,18 +1,19 @@
 //! Routes and their handlers. Each handler validates what came from outside,
 //! calls the service once, and shapes the answer.
 
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{middleware, Extension, Json, Router};
 
 use super::error::{ApiError, CompatError};
 use super::{trace, AppState, PeerIdentity};
 use crate::error::Error;
-use crate::id::ContainerRef;
-use crate::service::Replication;
+use crate::id::{ContainerRef, GroupName};
+use crate::service::{GroupView, Replication};
 
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -22,6 +23,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(compat_missing_id))
         .route("/{id}", get(compat_replicate))
         .route("/v1/containers/{id}/replicas", post(replicate))
+        .route("/v1/groups", get(list_groups))
+        .route("/v1/groups/{name}", get(show_group))
+        .route("/v1/groups/{name}/replicas", put(scale_group))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(trace::trace_requests))
@@ -36,29 +40,47 @@ fn caller(peer: &Peer) -> &str {
         .unwrap_or_default()
 }
 
+fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, Error> {
+    path.map(|Path(raw)| raw)
+        .map_err(|_| Error::BadRequest("the path is not valid UTF-8".into()))
+}
+
 fn container_ref(path: Result<Path<String>, PathRejection>) -> Result<ContainerRef, Error> {
-    let Path(raw) =
-        path.map_err(|_| Error::BadRequest("the container id is not valid UTF-8".into()))?;
-    ContainerRef::parse(&raw).map_err(|e| Error::BadRequest(e.to_string()))
+    ContainerRef::parse(&path_text(path)?).map_err(|e| Error::BadRequest(e.to_string()))
+}
+
+fn group_name(path: Result<Path<String>, PathRejection>) -> Result<GroupName, Error> {
+    GroupName::parse(&path_text(path)?).map_err(|e| Error::BadRequest(e.to_string()))
+}
+
+/// The body of `PUT /v1/groups/{name}/replicas`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaleRequest {
+    replicas: u32,
+}
+
+fn scale_request(body: &[u8]) -> Result<ScaleRequest, ApiError> {
+    let refuse = |why: String| ApiError::bad_request(format!("expected a JSON body like {{\"replicas\": 3}}: {why}"));
+    // serde would also take `[3]` for the struct: only an object is the documented shape.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| refuse(e.to_string()))?;
+    if !value.is_object() {
+        return Err(refuse("not a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| refuse(e.to_string()))
 }
 
 /// `count=N` and nothing else.
 fn parse_count(query: Option<&str>) -> Result<u32, ApiError> {
     let mut count = None;
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("count", v)) if count.is_none() => {
-                let n = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|_| v.bytes().all(|b| b.is_ascii_digit()));
-                count = Some(n.ok_or_else(|| {
-                    ApiError::bad_request(format!("count must be a positive integer, not {v:?}"))
-                })?);
+                let n = v.parse::<u32>().ok().filter(|_| v.bytes().all(|b| b.is_ascii_digit()));
+                count =
+                    Some(n.ok_or_else(|| {
+                        ApiError::bad_request(format!("count must be a positive integer, not {v:?}"))
+                    })?);
             }
             Some(("count", _)) => return Err(ApiError::bad_request("count given twice")),
             _ => {
@@ -81,8 +103,7 @@ async fn compat_replicate(
     peer: Peer,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<&'static str, CompatError> {
-    let id = container_ref(path)
-        .map_err(|_| CompatError(Error::BadRequest("invalid container id".into())))?;
+    let id = container_ref(path).map_err(|_| CompatError(Error::BadRequest("invalid container id".into())))?;
     state
         .service
         .replicate(&id, 1, caller(&peer))
@@ -101,6 +122,34 @@ async fn replicate(
     let count = parse_count(query.as_deref())?;
     let replication = state.service.replicate(&id, count, caller(&peer)).await?;
     Ok((StatusCode::CREATED, Json(replication)))
+}
+
+async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupView>>, ApiError> {
+    Ok(Json(state.service.groups().await?))
+}
+
+async fn show_group(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<GroupView>, ApiError> {
+    let name = group_name(path)?;
+    Ok(Json(state.service.group(name.as_str()).await?))
+}
+
+async fn scale_group(
+    State(state): State<AppState>,
+    peer: Peer,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<GroupView>, ApiError> {
+    let name = group_name(path)?;
+    let request = scale_request(&body)?;
+    Ok(Json(
+        state
+            .service
+            .scale(name.as_str(), request.replicas, caller(&peer))
+            .await?,
+    ))
 }
 
 async fn not_found(uri: Uri) -> Response {
@@ -132,6 +181,25 @@ mod tests {
             "count=99999999999",
         ] {
             assert!(parse_count(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scale_bodies_must_be_exactly_the_documented_shape() {
+        assert_eq!(scale_request(br#"{"replicas": 3}"#).unwrap().replicas, 3);
+        for bad in [
+            &b""[..],
+            b"{}",
+            b"[]",
+            b"3",
+            br#"{"replicas": -1}"#,
+            br#"{"replicas": 1.5}"#,
+            br#"{"replicas": "3"}"#,
+            br#"{"replicas": 3, "extra": 1}"#,
+            br#"{"replicas": 99999999999}"#,
+            b"\xff",
+        ] {
+            assert!(scale_request(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 }

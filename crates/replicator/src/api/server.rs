@@ -72,12 +72,11 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let options = options.clone();
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => return info!(%remote, error = %e, "TLS handshake refused"),
-                    Err(_) => return info!(%remote, "TLS handshake timed out"),
-                };
+            let stream = match tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return info!(%remote, error = %e, "TLS handshake refused"),
+                Err(_) => return info!(%remote, "TLS handshake timed out"),
+            };
             let common_name = stream
                 .get_ref()
                 .1

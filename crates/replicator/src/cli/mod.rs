@@ -2,6 +2,7 @@
 //! also reads a `REPLICATOR_*` environment variable; flags win.
 
 mod certs;
+mod client;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,12 @@ enum Command {
     /// Certificates for development and for the docker CLI layout.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// List the groups (client of a running replicator).
+    Groups(client::GroupsArgs),
+    /// Scale a group to N members, original included (client).
+    Scale(client::ScaleArgs),
+    /// Replicate a container (client).
+    Replicate(client::ReplicateArgs),
 }
 
 /// Runs the parsed command line; the exit code is the caller's business.
@@ -33,5 +40,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Certs(cmd) => certs::run(cmd),
+        Command::Groups(args) => client::groups(args),
+        Command::Scale(args) => client::scale(args),
+        Command::Replicate(args) => client::replicate(args),
     }
 }

@@ -84,11 +84,7 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),
     }
 }
@@ -129,14 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: args.shutdown_grace,
         ..Default::default()
     };
-    api::serve(
-        listener,
-        Arc::new(tls_config),
-        app,
-        options,
-        shutdown_signal(),
-    )
-    .await;
+    api::serve(listener, Arc::new(tls_config), app, options, shutdown_signal()).await;
     info!("stopped");
     Ok(())
 }
@@ -174,12 +163,11 @@ fn server_tls_files(args: &ServeArgs) -> anyhow::Result<TlsFiles> {
 
 /// `server-cert.pem`/`server-key.pem`, or a docker-machine folder's `cert.pem`/`key.pem`.
 fn files_in(dir: &Path) -> TlsFiles {
-    let (cert, key) =
-        if dir.join(certs::SERVER_CERT).exists() || dir.join(certs::SERVER_KEY).exists() {
-            (certs::SERVER_CERT, certs::SERVER_KEY)
-        } else {
-            (certs::CLIENT_CERT, certs::CLIENT_KEY)
-        };
+    let (cert, key) = if dir.join(certs::SERVER_CERT).exists() || dir.join(certs::SERVER_KEY).exists() {
+        (certs::SERVER_CERT, certs::SERVER_KEY)
+    } else {
+        (certs::CLIENT_CERT, certs::CLIENT_KEY)
+    };
     TlsFiles {
         cert: dir.join(cert),
         key: dir.join(key),

@@ -98,20 +98,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve(flag: Option<&str>, vars: &[(&str, &str)]) -> Result<EngineEndpoint, EndpointError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        EngineSettings::resolve(flag, |k| vars.get(k).cloned(), Duration::from_secs(1))
-            .map(|s| s.endpoint)
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EngineSettings::resolve(flag, |k| vars.get(k).cloned(), Duration::from_secs(1)).map(|s| s.endpoint)
     }
 
     #[test]
     fn defaults_to_the_unix_socket() {
-        assert_eq!(
-            resolve(None, &[]),
-            Ok(EngineEndpoint::Unix(DEFAULT_SOCKET.into()))
-        );
+        assert_eq!(resolve(None, &[]), Ok(EngineEndpoint::Unix(DEFAULT_SOCKET.into())));
         assert_eq!(
             resolve(None, &[("DOCKER_HOST", "")]),
             Ok(EngineEndpoint::Unix(DEFAULT_SOCKET.into()))
@@ -128,10 +121,7 @@ mod tests {
             })
         );
         assert_eq!(
-            resolve(
-                Some("unix:///tmp/d.sock"),
-                &[("DOCKER_HOST", "tcp://10.0.0.1:2375")]
-            ),
+            resolve(Some("unix:///tmp/d.sock"), &[("DOCKER_HOST", "tcp://10.0.0.1:2375")]),
             Ok(EngineEndpoint::Unix("/tmp/d.sock".into()))
         );
     }

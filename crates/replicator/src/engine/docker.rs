@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest};
+use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest, ServiceSpec};
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions, RemoveContainerOptions,
+    StopContainerOptions, UpdateServiceOptions,
 };
 use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
 use hyper_util::client::legacy::Client;
@@ -24,8 +25,8 @@ use tokio::sync::RwLock;
 use super::connect::{EngineEndpoint, EngineSettings};
 use super::{Engine, EngineError, EngineResult};
 use crate::model::{
-    labels_of, ContainerDetails, ContainerSummary, CreateRequest, Endpoint, ListQuery,
-    NetworkAttachment, RunState,
+    labels_of, ApiObject, ContainerDetails, ContainerSummary, CreateRequest, Endpoint, ListQuery, NetworkAttachment,
+    RunState, ServiceDetails, TaskSummary,
 };
 use crate::tls::{self, TlsError, TlsFiles};
 
@@ -42,10 +43,7 @@ impl DockerEngine {
     /// named) but connects on first use.
     pub fn new(settings: EngineSettings) -> Result<Self, TlsError> {
         let client = match &settings.endpoint {
-            EngineEndpoint::Tcp {
-                addr,
-                tls: Some(dir),
-            } => Some(tls_client(addr, dir, &settings)?),
+            EngineEndpoint::Tcp { addr, tls: Some(dir) } => Some(tls_client(addr, dir, &settings)?),
             _ => None,
         };
         Ok(Self {
@@ -70,8 +68,7 @@ impl DockerEngine {
         let docker = match &self.settings.endpoint {
             EngineEndpoint::Unix(path) => connect_unix(path, secs)?,
             EngineEndpoint::Tcp { addr, .. } => {
-                Docker::connect_with_http(&format!("tcp://{addr}"), secs, API_DEFAULT_VERSION)
-                    .map_err(map_error)?
+                Docker::connect_with_http(&format!("tcp://{addr}"), secs, API_DEFAULT_VERSION).map_err(map_error)?
             }
         };
         *slot = Some(docker.clone());
@@ -118,13 +115,10 @@ fn tls_client(addr: &str, dir: &Path, settings: &EngineSettings) -> Result<Docke
         async move { response.await.map_err(BollardError::from) }
     };
     let secs = settings.timeout.as_secs().max(1);
-    Ok(Docker::connect_with_custom_transport(
-        transport,
-        Some(format!("https://{addr}")),
-        secs,
-        API_DEFAULT_VERSION,
+    Ok(
+        Docker::connect_with_custom_transport(transport, Some(format!("https://{addr}")), secs, API_DEFAULT_VERSION)
+            .expect("a custom transport needs no connection"),
     )
-    .expect("a custom transport needs no connection"))
 }
 
 fn map_error(e: BollardError) -> EngineError {
@@ -162,13 +156,7 @@ fn strings_at(v: &Value, key: &str) -> Vec<String> {
 }
 
 fn details_from(inspect: &Value) -> ContainerDetails {
-    let object = |key: &str| {
-        inspect
-            .get(key)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let object = |key: &str| inspect.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
     let endpoints = inspect
         .pointer("/NetworkSettings/Networks")
         .and_then(Value::as_object)
@@ -180,10 +168,8 @@ fn details_from(inspect: &Value) -> ContainerDetails {
                         aliases: strings_at(ep, "Aliases"),
                         links: strings_at(ep, "Links"),
                         ip_address: str_at(ep, "IPAddress").to_owned(),
-                        driver_opts: serde_json::from_value(
-                            ep.get("DriverOpts").cloned().unwrap_or(Value::Null),
-                        )
-                        .unwrap_or_default(),
+                        driver_opts: serde_json::from_value(ep.get("DriverOpts").cloned().unwrap_or(Value::Null))
+                            .unwrap_or_default(),
                     };
                     (name.clone(), endpoint)
                 })
@@ -210,21 +196,61 @@ fn details_from(inspect: &Value) -> ContainerDetails {
 fn summary_from(c: &Value) -> ContainerSummary {
     // Legacy links add names like `/web/db`; the container's own has one slash.
     let names = strings_at(c, "Names");
-    let name = names
-        .iter()
-        .find(|n| n.matches('/').count() == 1)
-        .or(names.first());
-    let config_like =
-        serde_json::json!({ "Labels": c.get("Labels").cloned().unwrap_or(Value::Null) });
+    let name = names.iter().find(|n| n.matches('/').count() == 1).or(names.first());
+    let config_like = serde_json::json!({ "Labels": c.get("Labels").cloned().unwrap_or(Value::Null) });
     ContainerSummary {
         id: str_at(c, "Id").to_owned(),
-        name: name
-            .map(|n| n.trim_start_matches('/').to_owned())
-            .unwrap_or_default(),
+        name: name.map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
         state: RunState::parse(str_at(c, "State")),
         labels: labels_of(config_like.as_object().expect("object literal")),
         created: c.get("Created").and_then(Value::as_i64).unwrap_or_default(),
     }
+}
+
+fn service_from(v: &Value) -> ServiceDetails {
+    let spec = v.get("Spec").and_then(Value::as_object).cloned().unwrap_or_default();
+    let spec_value = Value::Object(spec.clone());
+    ServiceDetails {
+        id: str_at(v, "ID").to_owned(),
+        name: str_at(&spec_value, "Name").to_owned(),
+        version: v.pointer("/Version/Index").and_then(Value::as_u64).unwrap_or_default(),
+        labels: labels_of(&spec),
+        replicas: spec_value
+            .pointer("/Mode/Replicated/Replicas")
+            .and_then(Value::as_u64)
+            .or_else(|| {
+                // A replicated service may omit the count, which then means 1.
+                spec_value.pointer("/Mode/Replicated").map(|_| 1)
+            }),
+        spec,
+    }
+}
+
+fn task_from(v: &Value) -> TaskSummary {
+    TaskSummary {
+        id: str_at(v, "ID").to_owned(),
+        container_id: v
+            .pointer("/Status/ContainerStatus/ContainerID")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        state: v
+            .pointer("/Status/State")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        desired_state: str_at(v, "DesiredState").to_owned(),
+        slot: v.get("Slot").and_then(Value::as_u64),
+        created: str_at(v, "CreatedAt").to_owned(),
+    }
+}
+
+fn label_filters(labels: &[String]) -> HashMap<String, Vec<String>> {
+    let mut filters = HashMap::new();
+    if !labels.is_empty() {
+        filters.insert("label".to_owned(), labels.to_vec());
+    }
+    filters
 }
 
 #[async_trait]
@@ -236,18 +262,14 @@ impl Engine for DockerEngine {
 
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
         let inspect = self
-            .call(Duration::ZERO, |d| async move {
-                d.inspect_container(id, None).await
-            })
+            .call(Duration::ZERO, |d| async move { d.inspect_container(id, None).await })
             .await?;
         Ok(details_from(&to_json(&inspect)))
     }
 
     async fn image_id(&self, reference: &str) -> EngineResult<Option<String>> {
         match self
-            .call(Duration::ZERO, |d| async move {
-                d.inspect_image(reference).await
-            })
+            .call(Duration::ZERO, |d| async move { d.inspect_image(reference).await })
             .await
         {
             Ok(image) => Ok(image.id),
@@ -257,12 +279,12 @@ impl Engine for DockerEngine {
     }
 
     async fn list_containers(&self, query: &ListQuery) -> EngineResult<Vec<ContainerSummary>> {
-        let mut filters = HashMap::new();
-        if !query.labels.is_empty() {
-            filters.insert("label".to_owned(), query.labels.clone());
-        }
+        let mut filters = label_filters(&query.labels);
         if let Some(name) = &query.name {
             filters.insert("name".to_owned(), vec![name.clone()]);
+        }
+        if let Some(id) = &query.id {
+            filters.insert("id".to_owned(), vec![id.clone()]);
         }
         let options = ListContainersOptions {
             all: query.all,
@@ -270,18 +292,17 @@ impl Engine for DockerEngine {
             ..Default::default()
         };
         let list = self
-            .call(Duration::ZERO, |d| async move {
-                d.list_containers(Some(options)).await
-            })
+            .call(
+                Duration::ZERO,
+                |d| async move { d.list_containers(Some(options)).await },
+            )
             .await?;
         Ok(list.iter().map(|c| summary_from(&to_json(c))).collect())
     }
 
     async fn create_container(&self, request: &CreateRequest) -> EngineResult<String> {
         let body: ContainerCreateBody = serde_json::from_value(Value::Object(request.body.clone()))
-            .map_err(|e| {
-                EngineError::Rejected(format!("the create request cannot be encoded: {e}"))
-            })?;
+            .map_err(|e| EngineError::Rejected(format!("the create request cannot be encoded: {e}")))?;
         let options = CreateContainerOptions {
             name: Some(request.name.clone()),
             ..Default::default()
@@ -301,23 +322,21 @@ impl Engine for DockerEngine {
             endpoint_config: Some(EndpointSettings {
                 aliases: non_empty(&a.aliases),
                 links: non_empty(&a.links),
-                driver_opts: (!a.driver_opts.is_empty())
-                    .then(|| a.driver_opts.clone().into_iter().collect()),
+                driver_opts: (!a.driver_opts.is_empty()).then(|| a.driver_opts.clone().into_iter().collect()),
                 ..Default::default()
             }),
         };
         let network = a.network.as_str();
-        self.call(Duration::ZERO, |d| async move {
-            d.connect_network(network, request).await
-        })
+        self.call(
+            Duration::ZERO,
+            |d| async move { d.connect_network(network, request).await },
+        )
         .await
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
-        self.call(Duration::ZERO, |d| async move {
-            d.start_container(id, None).await
-        })
-        .await
+        self.call(Duration::ZERO, |d| async move { d.start_container(id, None).await })
+            .await
     }
 
     async fn stop_container(&self, id: &str, timeout_secs: i32) -> EngineResult<()> {
@@ -326,10 +345,8 @@ impl Engine for DockerEngine {
             signal: None,
         };
         let grace = Duration::from_secs(timeout_secs.max(0) as u64);
-        self.call(grace, |d| async move {
-            d.stop_container(id, Some(options)).await
-        })
-        .await
+        self.call(grace, |d| async move { d.stop_container(id, Some(options)).await })
+            .await
     }
 
     async fn remove_container(&self, id: &str) -> EngineResult<()> {
@@ -342,5 +359,61 @@ impl Engine for DockerEngine {
             d.remove_container(id, Some(options)).await
         })
         .await
+    }
+
+    async fn inspect_service(&self, id: &str) -> EngineResult<ServiceDetails> {
+        let service = self
+            .call(Duration::ZERO, |d| async move { d.inspect_service(id, None).await })
+            .await?;
+        Ok(service_from(&to_json(&service)))
+    }
+
+    async fn list_services(&self, labels: &[String]) -> EngineResult<Vec<ServiceDetails>> {
+        let options = ListServicesOptions {
+            filters: Some(label_filters(labels)),
+            ..Default::default()
+        };
+        match self
+            .call(Duration::ZERO, |d| async move { d.list_services(Some(options)).await })
+            .await
+        {
+            Ok(list) => Ok(list.iter().map(|s| service_from(&to_json(s))).collect()),
+            Err(EngineError::Rejected(m)) if m.contains("swarm") => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()> {
+        let spec: ServiceSpec = serde_json::from_value(Value::Object(spec.clone()))
+            .map_err(|e| EngineError::Rejected(format!("the service spec cannot be encoded: {e}")))?;
+        let version =
+            i32::try_from(version).map_err(|_| EngineError::Rejected("service version out of range".into()))?;
+        let options = UpdateServiceOptions {
+            version,
+            ..Default::default()
+        };
+        let result = self
+            .call(Duration::ZERO, |d| async move {
+                d.update_service(id, spec, options, None).await
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Swarm reports a stale version as a plain failure; it is a conflict to retry.
+            Err(EngineError::Rejected(m)) if m.contains("out of sequence") => Err(EngineError::Conflict(m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>> {
+        let filters = HashMap::from([
+            ("service".to_owned(), vec![service_id.to_owned()]),
+            ("desired-state".to_owned(), vec!["running".to_owned()]),
+        ]);
+        let options = ListTasksOptions { filters: Some(filters) };
+        let list = self
+            .call(Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
+            .await?;
+        Ok(list.iter().map(|t| task_from(&to_json(t))).collect())
     }
 }

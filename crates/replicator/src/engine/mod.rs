@@ -8,7 +8,8 @@ pub mod docker;
 use async_trait::async_trait;
 
 use crate::model::{
-    ContainerDetails, ContainerSummary, CreateRequest, ListQuery, NetworkAttachment,
+    ApiObject, ContainerDetails, ContainerSummary, CreateRequest, ListQuery, NetworkAttachment, ServiceDetails,
+    TaskSummary,
 };
 
 pub use connect::{EngineEndpoint, EngineSettings};
@@ -53,14 +54,17 @@ pub trait Engine: Send + Sync + 'static {
     async fn list_containers(&self, query: &ListQuery) -> EngineResult<Vec<ContainerSummary>>;
     /// Creates the container and returns its id.
     async fn create_container(&self, request: &CreateRequest) -> EngineResult<String>;
-    async fn connect_network(
-        &self,
-        container: &str,
-        attachment: &NetworkAttachment,
-    ) -> EngineResult<()>;
+    async fn connect_network(&self, container: &str, attachment: &NetworkAttachment) -> EngineResult<()>;
     async fn start_container(&self, id: &str) -> EngineResult<()>;
     /// Stops with the container's own stop signal, killing after `timeout_secs`.
     async fn stop_container(&self, id: &str, timeout_secs: i32) -> EngineResult<()>;
     /// Removes the container (forcefully) and its anonymous volumes.
     async fn remove_container(&self, id: &str) -> EngineResult<()>;
+    async fn inspect_service(&self, id: &str) -> EngineResult<ServiceDetails>;
+    /// Services carrying all of `labels`; none when the engine is not a Swarm manager.
+    async fn list_services(&self, labels: &[String]) -> EngineResult<Vec<ServiceDetails>>;
+    /// Replaces the service's spec; `Conflict` when `version` is stale.
+    async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()>;
+    /// Tasks the orchestrator wants running for the service.
+    async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>>;
 }

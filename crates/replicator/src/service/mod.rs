@@ -1,15 +1,21 @@
 //! The use cases: replicate a container, list and scale groups. Knows neither
 //! HTTP nor bollard: callers pass validated input, the engine is a port.
 
+mod groups;
 mod replicate;
 mod reservation;
+mod scale;
+mod swarm;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Engine;
+use crate::error::{Error, Result};
 
-pub use replicate::{Replica, Replication};
+pub use groups::{GroupView, MemberView};
+pub use replicate::{Replica, Replication, MAX_COUNT};
 use reservation::GroupSlots;
 
 /// Policy switches from the command line.
@@ -69,4 +75,12 @@ impl Replicator {
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
+}
+
+/// Runs `work` in its own task: a caller that goes away (a client
+/// disconnecting) cannot stop it half-way between two engine calls.
+async fn detached<T: Send + 'static>(work: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }

@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::reservation::Reservation;
-use super::Replicator;
+use super::reservation::{GroupSlot, Reservation};
+use super::{detached, Replicator};
 use crate::engine::EngineError;
 use crate::error::{Error, Result};
-use crate::group::{self, Bounds, GroupIdentity, GroupKind};
+use crate::group::{self, Bounds, GroupIdentity};
 use crate::id::ContainerRef;
 use crate::labels;
-use crate::model::{ContainerDetails, ContainerSummary, ListQuery};
+use crate::model::{ContainerDetails, ListQuery, NetworkAttachment};
 use crate::plan::{self, CloneSpec};
 
 /// Most replicas one request may ask for; the group limit usually binds first.
@@ -39,77 +39,44 @@ pub struct Replica {
     pub name: String,
 }
 
-/// A container ready to be cloned, with the rules that apply to it.
-struct Source {
-    details: ContainerDetails,
-    group: GroupIdentity,
-    bounds: Bounds,
+/// A container to clone, with the group rules that apply to it.
+pub(super) struct Source {
+    pub details: ContainerDetails,
+    pub group: GroupIdentity,
+    pub bounds: Bounds,
 }
 
 impl Replicator {
-    /// Creates `count` clones of `target`, all or nothing.
-    ///
-    /// The work runs in its own task: a caller that goes away (a client
-    /// disconnecting) cannot stop it half-way between create and start.
-    pub async fn replicate(
-        &self,
-        target: &ContainerRef,
-        count: u32,
-        caller: &str,
-    ) -> Result<Replication> {
+    /// Creates `count` clones of `target`, all or nothing; a Swarm task's
+    /// service is scaled instead.
+    pub async fn replicate(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
         if count == 0 || count > MAX_COUNT {
-            return Err(Error::BadRequest(format!(
-                "count must be between 1 and {MAX_COUNT}"
-            )));
+            return Err(Error::BadRequest(format!("count must be between 1 and {MAX_COUNT}")));
         }
-        let this = self.clone();
-        let target = target.clone();
-        let caller = caller.to_owned();
-        tokio::spawn(async move { this.replicate_now(&target, count, &caller).await })
-            .await
-            .map_err(|e| Error::Internal(format!("replication task failed: {e}")))?
+        let (this, target, caller) = (self.clone(), target.clone(), caller.to_owned());
+        detached(async move { this.replicate_now(&target, count, &caller).await }).await
     }
 
-    async fn replicate_now(
-        &self,
-        target: &ContainerRef,
-        count: u32,
-        caller: &str,
-    ) -> Result<Replication> {
-        let source = self.source(target).await?;
-        let tag_image_id = self.tag_image_id(&source.details).await?;
-        let mut reservation = self.reserve(&source, count).await?;
-        let mut replicas = Vec::with_capacity(count as usize);
-        let mut notes = Vec::new();
-        for index in 0..count as usize {
-            let outcome = self
-                .clone_one(&source, tag_image_id.as_deref(), &mut reservation, index)
-                .await;
-            match outcome {
-                Ok((replica, mut n)) => {
-                    info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
-                          name = %replica.name, caller, "replica started");
-                    replicas.push(replica);
-                    notes.append(&mut n);
-                }
-                Err(e) => {
-                    self.roll_back(&replicas).await;
-                    warn!(group = %source.group.name, source = %source.details.id, caller, error = %e, "replication failed");
-                    return Err(e);
-                }
-            }
+    async fn replicate_now(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
+        let details = self.inspect_target(target).await?;
+        if let Some(service_id) = details.label(labels::SWARM_SERVICE_ID) {
+            return self.replicate_task(&details.id, service_id, count, caller).await;
         }
-        notes.dedup();
-        Ok(Replication {
-            source: source.details.id,
-            group: source.group.name,
-            replicas,
-            notes,
-        })
+        if !self.settings().allow_all && !labels::is_true(details.label(labels::ENABLE)) {
+            return Err(Error::NotEnabled(target.to_string()));
+        }
+        let source = self.source_from(details)?;
+        let slot = self.inner.slots.slot(&source.group.name);
+        let reservation = {
+            let _admitted = slot.admit().await;
+            self.reserve(&slot, &source, count).await?
+        };
+        let replicas = self.create_replicas(&source, reservation, caller).await?;
+        Ok(replicas)
     }
 
-    /// Inspects the target and applies the policy: opt-in, never ourselves, limits readable.
-    async fn source(&self, target: &ContainerRef) -> Result<Source> {
+    /// The container the caller named; a 404 here means the caller's container.
+    async fn inspect_target(&self, target: &ContainerRef) -> Result<ContainerDetails> {
         let details = self
             .engine()
             .inspect_container(target.as_str())
@@ -123,49 +90,31 @@ impl Replicator {
                 "replicator does not replicate its own container".into(),
             ));
         }
-        if !self.settings().allow_all && !labels::is_true(details.label(labels::ENABLE)) {
-            return Err(Error::NotEnabled(target.to_string()));
-        }
-        let group = group::identify(&details);
-        if group.kind == GroupKind::Swarm {
-            return Err(Error::Conflict(format!(
-                "container {target} is a Swarm task: scale its service instead (docker service scale)"
-            )));
-        }
-        let bounds = group::bounds(&details.labels(), self.settings().default_max)
-            .map_err(Error::Conflict)?;
-        Ok(Source {
-            details,
-            group,
-            bounds,
-        })
+        Ok(details)
     }
 
-    /// What the source's image tag points at now (see the planner's image rule).
-    async fn tag_image_id(&self, source: &ContainerDetails) -> Result<Option<String>> {
-        match source.config.get("Image").and_then(|v| v.as_str()) {
-            Some(tag) if !tag.is_empty() && !tag.starts_with("sha256:") => {
-                Ok(self.engine().image_id(tag).await?)
-            }
-            _ => Ok(None),
-        }
+    pub(super) fn source_from(&self, details: ContainerDetails) -> Result<Source> {
+        let labels = details.labels();
+        let group = group::identify(&details.id, &details.name, &labels);
+        let bounds = group::bounds(&labels, self.settings().default_max).map_err(Error::Conflict)?;
+        Ok(Source { details, group, bounds })
     }
 
-    /// Counts the group and reserves `count` places and names, or refuses at the limit.
-    async fn reserve(&self, source: &Source, count: u32) -> Result<Reservation> {
-        let slot = self.inner.slots.slot(&source.group.name);
-        let _admitted = slot.admit().await;
-        let (members, taken) = tokio::try_join!(
-            self.live_members(source),
-            self.names_in_use(&source.group.base_name)
-        )?;
+    /// Counts the group and reserves `count` places and names, or refuses at
+    /// the limit. The caller holds the group's admission.
+    pub(super) async fn reserve(
+        &self,
+        slot: &std::sync::Arc<GroupSlot>,
+        source: &Source,
+        count: u32,
+    ) -> Result<Reservation> {
+        let (members, taken) = tokio::try_join!(self.members_of(&source.group), self.names_in_use(&source.group))?;
         let pending = slot.pending();
         let settled = members
             .iter()
-            .filter(|m| !pending.contains(&m.name))
+            .filter(|m| m.state.is_live() && !pending.contains(&m.name))
             .count();
-        let size = settled + pending.len();
-        if size + count as usize > source.bounds.max as usize {
+        if settled + pending.len() + count as usize > source.bounds.max as usize {
             return Err(Error::LimitReached {
                 group: source.group.name.clone(),
                 max: source.bounds.max,
@@ -174,7 +123,7 @@ impl Replicator {
         let mut taken: HashSet<String> = taken.into_iter().chain(pending).collect();
         let names = (0..count)
             .map(|_| {
-                let name = group::next_replica_name(&source.group.base_name, &taken);
+                let name = source.group.naming.next_free(&taken);
                 taken.insert(name.clone());
                 name
             })
@@ -182,55 +131,11 @@ impl Replicator {
         Ok(slot.reserve(names))
     }
 
-    /// Members that hold a place in the group: the original and every live
-    /// container labelled with the group's name.
-    async fn live_members(&self, source: &Source) -> Result<Vec<ContainerSummary>> {
+    /// Names (of any container, in any state) a new replica name must avoid.
+    async fn names_in_use(&self, group: &GroupIdentity) -> Result<HashSet<String>> {
         let query = ListQuery {
             all: true,
-            labels: vec![format!("{}={}", labels::GROUP, source.group.name)],
-            ..Default::default()
-        };
-        let mut members: Vec<_> = self
-            .engine()
-            .list_containers(&query)
-            .await?
-            .into_iter()
-            .filter(|c| c.state.is_live())
-            .collect();
-        let original = &source.group.original_id;
-        if !members.iter().any(|m| &m.id == original) {
-            if let Some(o) = self.original_summary(source).await? {
-                members.push(o);
-            }
-        }
-        Ok(members)
-    }
-
-    async fn original_summary(&self, source: &Source) -> Result<Option<ContainerSummary>> {
-        let original = &source.group.original_id;
-        let details = if *original == source.details.id {
-            source.details.clone()
-        } else {
-            match self.engine().inspect_container(original).await {
-                Ok(d) => d,
-                Err(EngineError::NotFound(_)) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
-        };
-        Ok(details.state.is_live().then(|| ContainerSummary {
-            id: details.id.clone(),
-            name: details.name.clone(),
-            state: details.state,
-            labels: details.labels(),
-            created: 0,
-        }))
-    }
-
-    /// Names (of any container, in any state) that a new `<base>-<n>` must avoid.
-    async fn names_in_use(&self, base: &str) -> Result<Vec<String>> {
-        let query = ListQuery {
-            all: true,
-            name: Some(base.to_owned()),
+            name: Some(group.naming.stem()),
             ..Default::default()
         };
         Ok(self
@@ -242,6 +147,53 @@ impl Replicator {
             .collect())
     }
 
+    /// Creates one replica per reserved name; all or nothing.
+    pub(super) async fn create_replicas(
+        &self,
+        source: &Source,
+        mut reservation: Reservation,
+        caller: &str,
+    ) -> Result<Replication> {
+        let tag_image_id = self.tag_image_id(&source.details).await?;
+        let mut replicas = Vec::new();
+        let mut notes = Vec::new();
+        for index in 0..reservation.names().len() {
+            match self
+                .clone_one(source, tag_image_id.as_deref(), &mut reservation, index)
+                .await
+            {
+                Ok((replica, mut n)) => {
+                    info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
+                          name = %replica.name, caller, "replica started");
+                    replicas.push(replica);
+                    notes.append(&mut n);
+                }
+                Err(e) => {
+                    for r in &replicas {
+                        self.remove_quietly(&r.id).await;
+                    }
+                    warn!(group = %source.group.name, source = %source.details.id, caller, error = %e, "replication failed");
+                    return Err(e);
+                }
+            }
+        }
+        notes.dedup();
+        Ok(Replication {
+            source: source.details.id.clone(),
+            group: source.group.name.clone(),
+            replicas,
+            notes,
+        })
+    }
+
+    /// What the source's image tag points at now (see the planner's image rule).
+    async fn tag_image_id(&self, source: &ContainerDetails) -> Result<Option<String>> {
+        match source.config.get("Image").and_then(|v| v.as_str()) {
+            Some(tag) if !tag.is_empty() && !tag.starts_with("sha256:") => Ok(self.engine().image_id(tag).await?),
+            _ => Ok(None),
+        }
+    }
+
     /// Create, connect, start one clone; remove it again if any step fails.
     async fn clone_one(
         &self,
@@ -250,29 +202,27 @@ impl Replicator {
         reservation: &mut Reservation,
         index: usize,
     ) -> Result<(Replica, Vec<String>)> {
+        let naming = &source.group.naming;
         let mut name = reservation.names()[index].clone();
-        let mut attempts = 0;
+        let mut retries = 0;
         loop {
-            let plan = plan::plan_clone(
-                &source.details,
-                &CloneSpec {
-                    name: &name,
-                    group: &source.group.name,
-                    original_id: &source.group.original_id,
-                    tag_image_id,
-                    keep_host_ports: self.settings().keep_host_ports,
-                    extra_labels: Default::default(),
-                },
-            );
+            let spec = CloneSpec {
+                name: &name,
+                group: &source.group.name,
+                original_id: &source.group.original_id,
+                tag_image_id,
+                keep_host_ports: self.settings().keep_host_ports,
+                extra_labels: naming.labels_for(&name),
+            };
+            let plan = plan::plan_clone(&source.details, &spec);
             let id = match self.engine().create_container(&plan.create).await {
                 Ok(id) => id,
-                Err(EngineError::Conflict(_)) if attempts < NAME_RETRIES => {
-                    attempts += 1;
-                    let base = &source.group.base_name;
-                    let in_use: HashSet<String> =
-                        self.names_in_use(base).await?.into_iter().collect();
+                Err(EngineError::Conflict(_)) if retries < NAME_RETRIES => {
+                    // Someone else took the name since we listed: take the next free one.
+                    retries += 1;
+                    let in_use = self.names_in_use(&source.group).await?;
                     name = reservation.rename(&name, |pending| {
-                        group::next_replica_name(base, &in_use.union(pending).cloned().collect())
+                        naming.next_free(&in_use.union(pending).cloned().collect())
                     });
                     continue;
                 }
@@ -286,22 +236,12 @@ impl Replicator {
         }
     }
 
-    async fn connect_and_start(
-        &self,
-        id: &str,
-        networks: &[crate::model::NetworkAttachment],
-    ) -> Result<()> {
+    async fn connect_and_start(&self, id: &str, networks: &[NetworkAttachment]) -> Result<()> {
         for network in networks {
             self.engine().connect_network(id, network).await?;
         }
         self.engine().start_container(id).await?;
         Ok(())
-    }
-
-    async fn roll_back(&self, replicas: &[Replica]) {
-        for r in replicas {
-            self.remove_quietly(&r.id).await;
-        }
     }
 
     /// Rollback must not hide the error that caused it; a failed removal is logged.

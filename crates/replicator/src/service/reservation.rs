@@ -42,10 +42,7 @@ impl GroupSlot {
 
     /// Call with the admission guard held.
     pub(super) fn reserve(self: &Arc<Self>, names: Vec<String>) -> Reservation {
-        self.pending
-            .lock()
-            .expect("pending lock")
-            .extend(names.iter().cloned());
+        self.pending.lock().expect("pending lock").extend(names.iter().cloned());
         Reservation {
             slot: self.clone(),
             names,
@@ -65,11 +62,7 @@ impl Reservation {
     }
 
     /// Swaps a name the engine refused (taken meanwhile) for another free one.
-    pub(super) fn rename(
-        &mut self,
-        old: &str,
-        pick: impl FnOnce(&HashSet<String>) -> String,
-    ) -> String {
+    pub(super) fn rename(&mut self, old: &str, pick: impl FnOnce(&HashSet<String>) -> String) -> String {
         let mut pending = self.slot.pending.lock().expect("pending lock");
         let new = pick(&pending);
         pending.remove(old);

@@ -13,10 +13,7 @@ async fn the_compatibility_route_answers_like_the_original() {
     let client = server.client();
 
     let done = client.get(&format!("/{}", &source[..12])).await.unwrap();
-    assert_eq!(
-        (done.status, done.text().as_str()),
-        (StatusCode::OK, "done")
-    );
+    assert_eq!((done.status, done.text().as_str()), (StatusCode::OK, "done"));
     let replicas = scope.replicas_of(&scope.name("web"));
     assert_eq!(replicas.len(), 1);
     assert_eq!(inspect(&replicas[0])["State"]["Running"], true);
@@ -52,11 +49,7 @@ async fn v1_replicate_answers_201_with_the_replicas() {
 
     let r = server
         .client()
-        .request(
-            Method::POST,
-            &format!("/v1/containers/{name}/replicas?count=2"),
-            None,
-        )
+        .request(Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None)
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -64,10 +57,7 @@ async fn v1_replicate_answers_201_with_the_replicas() {
     assert_eq!(body["source"], source.as_str());
     assert_eq!(body["group"], name.as_str());
     let replicas = body["replicas"].as_array().unwrap();
-    let names: Vec<&str> = replicas
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = replicas.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, [format!("{name}-2"), format!("{name}-3")]);
     for r in replicas {
         let c = inspect(r["id"].as_str().unwrap());
@@ -90,22 +80,14 @@ async fn a_replica_of_a_replica_joins_the_original_group() {
     let name = scope.name("web");
     let client = server.client();
     let first = client
-        .request(
-            Method::POST,
-            &format!("/v1/containers/{name}/replicas"),
-            None,
-        )
+        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
         .await
         .unwrap()
         .json();
     let clone = first["replicas"][0]["name"].as_str().unwrap().to_owned();
 
     let second = client
-        .request(
-            Method::POST,
-            &format!("/v1/containers/{clone}/replicas"),
-            None,
-        )
+        .request(Method::POST, &format!("/v1/containers/{clone}/replicas"), None)
         .await
         .unwrap();
     assert_eq!(second.status, StatusCode::CREATED, "{}", second.text());
@@ -148,16 +130,9 @@ async fn bad_ids_and_parameters_are_refused_and_change_nothing() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text());
         let body = r.json();
         assert_eq!(body["error"]["code"], "bad_request", "{path}");
-        assert!(
-            !body["error"]["message"].as_str().unwrap().is_empty(),
-            "{path}"
-        );
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty(), "{path}");
     }
-    assert_eq!(
-        scope.containers().len(),
-        1,
-        "no bad request created anything"
-    );
+    assert_eq!(scope.containers().len(), 1, "no bad request created anything");
 }
 
 #[tokio::test]
@@ -165,11 +140,7 @@ async fn unknown_containers_are_404_in_json() {
     let server = Server::start(&[]);
     let r = server
         .client()
-        .request(
-            Method::POST,
-            "/v1/containers/no-such-container-anywhere/replicas",
-            None,
-        )
+        .request(Method::POST, "/v1/containers/no-such-container-anywhere/replicas", None)
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -179,19 +150,12 @@ async fn unknown_containers_are_404_in_json() {
 #[tokio::test]
 async fn containers_must_opt_in_unless_allow_all() {
     let scope = Scope::new("optin");
-    scope.run(
-        "plain",
-        &[crate::common::image(), "httpd", "-f", "-p", "8080"],
-    );
+    scope.run("plain", &[crate::common::image(), "httpd", "-f", "-p", "8080"]);
     let name = scope.name("plain");
     let strict = Server::start(&[]);
     let r = strict
         .client()
-        .request(
-            Method::POST,
-            &format!("/v1/containers/{name}/replicas"),
-            None,
-        )
+        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -206,11 +170,7 @@ async fn containers_must_opt_in_unless_allow_all() {
     let open = Server::start(&["--allow-all"]);
     let r = open
         .client()
-        .request(
-            Method::POST,
-            &format!("/v1/containers/{name}/replicas"),
-            None,
-        )
+        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -226,20 +186,13 @@ async fn the_limit_counts_the_original_and_answers_409() {
     let client = server.client();
     let path = format!("/v1/containers/{name}/replicas");
     assert_eq!(
-        client
-            .request(Method::POST, &path, None)
-            .await
-            .unwrap()
-            .status,
+        client.request(Method::POST, &path, None).await.unwrap().status,
         StatusCode::CREATED
     );
     let full = client.request(Method::POST, &path, None).await.unwrap();
     assert_eq!(full.status, StatusCode::CONFLICT);
     assert_eq!(full.json()["error"]["code"], "limit_reached");
-    assert!(full.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("at most 2"));
+    assert!(full.json()["error"]["message"].as_str().unwrap().contains("at most 2"));
     let compat = client.get(&format!("/{name}")).await.unwrap();
     assert_eq!(compat.status, StatusCode::CONFLICT);
     assert!(compat.text().contains("replica limit reached"));
@@ -257,21 +210,14 @@ async fn a_clone_that_cannot_start_is_rolled_back_with_the_engines_message() {
 
     let r = server
         .client()
-        .request(
-            Method::POST,
-            &format!("/v1/containers/{name}/replicas?count=2"),
-            None,
-        )
+        .request(Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None)
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
     let body: Value = r.json();
     assert_eq!(body["error"]["code"], "engine_error");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("already allocated"),
+        body["error"]["message"].as_str().unwrap().contains("already allocated"),
         "{body}"
     );
     assert_eq!(scope.containers().len(), 1, "the failed clone was removed");

@@ -144,20 +144,14 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
         "SecurityOpt",
         "NetworkMode",
     ] {
-        assert_eq!(
-            clone["HostConfig"][key], src["HostConfig"][key],
-            "HostConfig.{key}"
-        );
+        assert_eq!(clone["HostConfig"][key], src["HostConfig"][key], "HostConfig.{key}");
     }
     assert_eq!(clone["HostConfig"]["Memory"], 64 * 1024 * 1024);
     assert_ne!(
         clone["Config"]["Hostname"], src["Config"]["Hostname"],
         "the clone has its own hostname"
     );
-    assert_eq!(
-        clone["Config"]["Hostname"].as_str().unwrap(),
-        &clone_id[..12]
-    );
+    assert_eq!(clone["Config"]["Hostname"].as_str().unwrap(), &clone_id[..12]);
 
     // The named volume is shared, not copied.
     let volume_of = |c: &Value| {
@@ -171,10 +165,7 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
     assert_eq!(volume_of(&clone), Some(Value::String(volume.clone())));
 
     // The fixed host port became an ephemeral one.
-    assert_eq!(
-        clone["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"],
-        ""
-    );
+    assert_eq!(clone["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"], "");
     let published = clone["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
         .as_str()
         .unwrap()
@@ -201,23 +192,19 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
     // The alias on the second network reaches the clone from another container.
     let clone_ip = ip_on(&clone, &back);
     let label = scope.label();
-    eventually(
-        "the clone's address behind the alias",
-        Duration::from_secs(15),
-        || {
-            let out = docker_try(&[
-                "run",
-                "--rm",
-                "--label",
-                &label,
-                "--network",
-                &back,
-                image(),
-                "nslookup",
-                &api,
-            ])
-            .ok()?;
-            out.contains(&clone_ip).then_some(())
-        },
-    );
+    eventually("the clone's address behind the alias", Duration::from_secs(15), || {
+        let out = docker_try(&[
+            "run",
+            "--rm",
+            "--label",
+            &label,
+            "--network",
+            &back,
+            image(),
+            "nslookup",
+            &api,
+        ])
+        .ok()?;
+        out.contains(&clone_ip).then_some(())
+    });
 }

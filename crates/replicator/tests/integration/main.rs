@@ -3,5 +3,8 @@
 mod common;
 
 mod answers;
+mod compose;
 mod fidelity;
+mod groups;
 mod mtls;
+mod swarm;

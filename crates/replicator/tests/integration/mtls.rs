@@ -27,8 +27,7 @@ async fn clients_with_a_certificate_from_another_ca_get_no_http_answer() {
         key: foreign.path().join("key.pem"),
         ca: server.certs.join("ca.pem"),
     };
-    let client =
-        ApiClient::with_config(&server.url(), client_config(&files).unwrap(), false).unwrap();
+    let client = ApiClient::with_config(&server.url(), client_config(&files).unwrap(), false).unwrap();
     assert!(client.get("/").await.is_err());
 
     let good = server.client().get("/").await.unwrap();

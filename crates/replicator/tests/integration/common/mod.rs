@@ -20,10 +20,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_replicator");
 
 /// Runs the docker CLI; `Err(stderr)` when it fails.
 pub fn docker_try(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs");
+    let out = Command::new("docker").args(args).output().expect("the docker CLI runs");
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
@@ -70,11 +67,7 @@ pub fn image() -> &'static str {
             "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(
-            root.path().join("etc/group"),
-            "root:x:0:\nnogroup:x:65534:\n",
-        )
-        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
         let tar = Command::new("tar")
             .arg("-C")
             .arg(root.path())
@@ -111,11 +104,7 @@ impl Scope {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         image();
         Self {
-            id: format!(
-                "{test}-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ),
+            id: format!("{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
         }
     }
 
@@ -192,6 +181,10 @@ impl Drop for Scope {
         if !ids.is_empty() {
             let _ = docker_try(&[&["rm", "-f", "-v"], ids.as_slice()].concat());
         }
+        let services = docker_try(&["service", "ls", "-q", "--filter", &filter]).unwrap_or_default();
+        for service in services.lines() {
+            let _ = docker_try(&["service", "rm", service]);
+        }
         for kind in ["network", "volume"] {
             let list = docker_try(&[kind, "ls", "-q", "--filter", &filter]).unwrap_or_default();
             for item in list.lines() {
@@ -236,14 +229,7 @@ impl Server {
 
     pub fn start_with(certs: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--certs",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--certs"])
             .arg(certs)
             .args(args)
             .envs(env.iter().copied())
@@ -266,12 +252,10 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("replicator did not start: {:?}", logs.lock().unwrap());
-            });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("replicator did not start: {:?}", logs.lock().unwrap());
+        });
         let port = addr.rsplit(':').next().unwrap().parse().unwrap();
         Self {
             child,
@@ -328,8 +312,32 @@ pub fn free_port() -> u16 {
 }
 
 pub fn write_file(path: &Path, text: &str) {
-    std::fs::File::create(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    std::fs::File::create(path).unwrap().write_all(text.as_bytes()).unwrap();
 }
+
+/// A JSON request through the server's client.
+pub async fn call(
+    server: &Server,
+    method: http::Method,
+    path: &str,
+    body: Option<Value>,
+) -> replicator::client::ApiResponse {
+    server
+        .client()
+        .request(method, path, body.as_ref())
+        .await
+        .expect("the server answers")
+}
+
+/// Runs the replicator binary as a client of `server`.
+pub fn cli(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .args(["--server", &server.url(), "--certs"])
+        .arg(&server.certs)
+        .output()
+        .expect("replicator runs")
+}
+
+/// Swarm mode changes the whole engine: its tests take turns.
+pub static SWARM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

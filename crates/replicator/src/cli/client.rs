@@ -1,0 +1,160 @@
+//! Client subcommands for people who would rather not write curl:
+//! `groups`, `scale GROUP N`, `replicate ID [--count N]`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use http::Method;
+use serde_json::{json, Value};
+
+use crate::client::{ApiClient, ApiResponse};
+use crate::id::{ContainerRef, GroupName};
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// replicator's URL.
+    #[arg(long, env = "REPLICATOR_SERVER", default_value = "https://localhost:8443")]
+    server: String,
+    /// Folder with ca.pem, cert.pem and key.pem.
+    #[arg(long, env = "REPLICATOR_CERTS", default_value = "./certs")]
+    certs: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Group name.
+    group: String,
+    /// Members wanted, the original included.
+    replicas: u32,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicateArgs {
+    /// Container id or name.
+    id: String,
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+fn call(connection: &Connection, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = ApiClient::new(&connection.server, &connection.certs)
+        .with_context(|| format!("cannot use the certificates in {}", connection.certs.display()))?;
+    let response: ApiResponse = runtime.block_on(client.request(method, path, body.as_ref()))?;
+    let value = response.json();
+    if !response.status.is_success() {
+        let message = value["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| response.text());
+        bail!("{message} (HTTP {})", response.status.as_u16());
+    }
+    Ok(value)
+}
+
+pub fn groups(args: GroupsArgs) -> anyhow::Result<()> {
+    let groups = call(&args.connection, Method::GET, "/v1/groups", None)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&groups)?);
+        return Ok(());
+    }
+    print!(
+        "{}",
+        groups_table(groups.as_array().map(Vec::as_slice).unwrap_or_default())
+    );
+    Ok(())
+}
+
+fn groups_table(groups: &[Value]) -> String {
+    let mut rows = vec![["NAME", "KIND", "REPLICAS", "MIN", "MAX", "MEMBERS"]
+        .map(String::from)
+        .to_vec()];
+    for g in groups {
+        let members: Vec<&str> = g["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str())
+            .collect();
+        rows.push(vec![
+            g["name"].as_str().unwrap_or_default().to_owned(),
+            g["kind"].as_str().unwrap_or_default().to_owned(),
+            g["replicas"].to_string(),
+            g["min"].to_string(),
+            g["max"].to_string(),
+            members.join(","),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            format!("{}\n", cells.join("  ").trim_end())
+        })
+        .collect()
+}
+
+pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
+    let group = GroupName::parse(&args.group)?;
+    let body = json!({ "replicas": args.replicas });
+    let path = format!("/v1/groups/{}/replicas", group.as_str());
+    let g = call(&args.connection, Method::PUT, &path, Some(body))?;
+    println!(
+        "{}: {} running (min {}, max {})",
+        g["name"].as_str().unwrap_or_default(),
+        g["replicas"],
+        g["min"],
+        g["max"]
+    );
+    Ok(())
+}
+
+pub fn replicate(args: ReplicateArgs) -> anyhow::Result<()> {
+    let id = ContainerRef::parse(&args.id)?;
+    let path = format!("/v1/containers/{}/replicas?count={}", id.as_str(), args.count);
+    let r = call(&args.connection, Method::POST, &path, None)?;
+    for replica in r["replicas"].as_array().into_iter().flatten() {
+        println!(
+            "{} {}",
+            replica["id"].as_str().unwrap_or_default(),
+            replica["name"].as_str().unwrap_or_default()
+        );
+    }
+    for note in r["notes"].as_array().into_iter().flatten() {
+        eprintln!("note: {}", note.as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_aligns_columns() {
+        let groups = [
+            json!({"name": "web", "kind": "containers", "replicas": 2, "min": 1, "max": 10,
+                             "members": [{"name": "web"}, {"name": "web-2"}]}),
+        ];
+        assert_eq!(
+            groups_table(&groups),
+            "NAME  KIND        REPLICAS  MIN  MAX  MEMBERS\nweb   containers  2         1    10   web,web-2\n"
+        );
+    }
+}
