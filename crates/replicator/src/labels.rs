@@ -26,3 +26,38 @@ pub fn is_true(value: Option<&str>) -> bool {
         Some("true" | "1" | "yes" | "on")
     )
 }
+
+/// `serve --selector KEY=VALUE`: the label a container (or Swarm service) must
+/// carry for this replicator to manage it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pub key: String,
+    pub value: String,
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => Ok(Self {
+                key: key.trim().into(),
+                value: value.into(),
+            }),
+            _ => Err(format!("{text:?} is not KEY=VALUE")),
+        }
+    }
+
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        labels.get(&self.key) == Some(&self.value)
+    }
+
+    /// The engine's label filter for it.
+    pub fn filter(&self) -> String {
+        format!("{}={}", self.key, self.value)
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}

@@ -3,7 +3,9 @@
 //! Data flows one way: [`api`] → [`service`] → [`engine`]. The [`plan`] and
 //! [`group`] modules are pure rules the service applies.
 
+pub mod admin;
 pub mod api;
+pub mod autoscale;
 pub mod certs;
 pub mod cli;
 pub mod client;
@@ -17,4 +19,5 @@ pub mod model;
 pub mod plan;
 pub mod selfid;
 pub mod service;
+pub mod telemetry;
 pub mod tls;

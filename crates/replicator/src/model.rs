@@ -171,3 +171,18 @@ pub struct TaskSummary {
     /// RFC 3339.
     pub created: String,
 }
+
+/// One reading of a container's resource counters, with the previous CPU
+/// reading the engine took for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSample {
+    pub cpu_total: u64,
+    pub precpu_total: u64,
+    pub system: u64,
+    pub presystem: u64,
+    pub online_cpus: u32,
+    pub memory_usage: u64,
+    /// Inactive page cache, which `docker stats` leaves out of usage.
+    pub memory_inactive_file: u64,
+    pub memory_limit: u64,
+}

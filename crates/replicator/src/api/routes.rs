@@ -11,9 +11,10 @@ use axum::{middleware, Extension, Json, Router};
 
 use super::error::{ApiError, CompatError};
 use super::{trace, AppState, PeerIdentity};
+use crate::autoscale::policy::valid_metric_name;
 use crate::error::Error;
 use crate::id::{ContainerRef, GroupName};
-use crate::service::{GroupView, Replication};
+use crate::service::{GroupView, MetricSample, Replication};
 
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(compat_missing_id))
         .route("/{id}", get(compat_replicate))
         .route("/v1/containers/{id}/replicas", post(replicate))
+        .route("/v1/metrics", post(push_metrics))
         .route("/v1/groups", get(list_groups))
         .route("/v1/groups/{name}", get(show_group))
         .route("/v1/groups/{name}/replicas", put(scale_group))
@@ -124,6 +126,64 @@ async fn replicate(
     Ok((StatusCode::CREATED, Json(replication)))
 }
 
+/// Most samples one push may carry.
+const MAX_SAMPLES: usize = 1000;
+
+/// One sample of `POST /v1/metrics`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricBody {
+    container: String,
+    metric: String,
+    value: f64,
+}
+
+/// `{"container", "metric", "value"}` or a non-empty array of them.
+fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
+    let shape = r#"expected {"container": "<id or name>", "metric": "<name>", "value": <number>} or an array of those"#;
+    let refuse = |why: String| ApiError::bad_request(format!("{shape}: {why}"));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| refuse(e.to_string()))?;
+    let items = match value {
+        serde_json::Value::Array(items) if !items.is_empty() && items.len() <= MAX_SAMPLES => items,
+        serde_json::Value::Array(_) => return Err(refuse(format!("an array needs 1 to {MAX_SAMPLES} samples"))),
+        object @ serde_json::Value::Object(_) => vec![object],
+        _ => return Err(refuse("not an object or array".into())),
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            if !item.is_object() {
+                return Err(refuse("a sample is not an object".into()));
+            }
+            let m: MetricBody = serde_json::from_value(item).map_err(|e| refuse(e.to_string()))?;
+            let container = ContainerRef::parse(&m.container).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if !valid_metric_name(&m.metric) {
+                return Err(refuse(format!("{:?} is not a metric name", m.metric)));
+            }
+            if !m.value.is_finite() {
+                return Err(refuse("the value is not a finite number".into()));
+            }
+            Ok(MetricSample {
+                container,
+                metric: m.metric,
+                value: m.value,
+            })
+        })
+        .collect()
+}
+
+async fn push_metrics(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let samples = metric_samples(&body)?;
+    state.service.push_metrics(&samples).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "accepted": samples.len() })),
+    ))
+}
+
 async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupView>>, ApiError> {
     Ok(Json(state.service.groups().await?))
 }
@@ -181,6 +241,33 @@ mod tests {
             "count=99999999999",
         ] {
             assert!(parse_count(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metric_bodies_are_one_sample_or_an_array() {
+        assert_eq!(
+            metric_samples(br#"{"container": "web", "metric": "rps", "value": 3.5}"#)
+                .unwrap()
+                .len(),
+            1
+        );
+        let two =
+            br#"[{"container": "a", "metric": "rps", "value": 1}, {"container": "b", "metric": "rps", "value": 2}]"#;
+        assert_eq!(metric_samples(two).unwrap().len(), 2);
+        for bad in [
+            &br#"{"container": "web", "metric": "rps"}"#[..],
+            br#"{"container": "web", "metric": "rps", "value": "3"}"#,
+            br#"{"container": "web", "metric": "rps", "value": 1e999}"#,
+            br#"{"container": "../x", "metric": "rps", "value": 1}"#,
+            br#"{"container": "web", "metric": "r p s", "value": 1}"#,
+            br#"{"container": "web", "metric": "rps", "value": 1, "extra": 1}"#,
+            br#"["web", "rps", 1]"#,
+            b"[]",
+            b"42",
+            b"nope",
+        ] {
+            assert!(metric_samples(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 

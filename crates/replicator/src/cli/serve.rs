@@ -10,10 +10,12 @@ use clap::{Args, ValueEnum};
 use tracing::{info, warn};
 
 use crate::api::{self, AppState, ServerOptions};
+use crate::autoscale::{AutoscaleSettings, Autoscaler};
 use crate::certs::{self, InitOptions};
 use crate::duration;
 use crate::engine::{DockerEngine, Engine, EngineSettings};
 use crate::service::{Replicator, Settings};
+use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsFiles};
 
 /// Where `serve` keeps development certificates when given no TLS option.
@@ -57,6 +59,21 @@ pub struct ServeArgs {
     /// How long shutdown waits for requests in flight.
     #[arg(long, env = "REPLICATOR_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration::parse)]
     pub shutdown_grace: Duration,
+    /// Manage only containers and Swarm services carrying this label (KEY=VALUE); others are left alone.
+    #[arg(long, env = "REPLICATOR_SELECTOR", value_parser = crate::labels::Selector::parse)]
+    pub selector: Option<crate::labels::Selector>,
+    /// Plain-HTTP admin listener: /healthz and /metrics.
+    #[arg(long, env = "REPLICATOR_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: SocketAddr,
+    /// How often the autoscaler evaluates each group.
+    #[arg(long, env = "REPLICATOR_AUTOSCALE_INTERVAL", default_value = "5s", value_parser = duration::parse_positive)]
+    pub autoscale_interval: Duration,
+    /// Scale-downs go no lower than the highest recommendation of this window.
+    #[arg(long, env = "REPLICATOR_SCALE_DOWN_STABILIZATION", default_value = "60s", value_parser = duration::parse)]
+    pub scale_down_stabilization: Duration,
+    /// How long a pushed metric value counts as fresh (default: 3 × the autoscale interval).
+    #[arg(long, env = "REPLICATOR_METRIC_TTL", value_parser = duration::parse_positive)]
+    pub metric_ttl: Option<Duration>,
     /// Log format.
     #[arg(long, env = "REPLICATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -97,7 +114,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         |k| std::env::var(k).ok(),
         args.engine_timeout,
     )?;
-    let engine = Arc::new(DockerEngine::new(engine_settings.clone())?);
+    let telemetry = Arc::new(Telemetry::default());
+    let engine = Arc::new(DockerEngine::new(engine_settings.clone(), telemetry.clone())?);
     let self_id = crate::selfid::own_container_id();
     let service = Replicator::new(
         engine.clone(),
@@ -107,7 +125,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep_host_ports: args.keep_host_ports,
             stop_timeout: args.stop_timeout,
             self_id: self_id.clone(),
+            selector: args.selector.clone(),
         },
+        telemetry,
     );
     match engine.ping().await {
         Ok(()) => info!(engine = ?engine_settings.endpoint, "engine reachable"),
@@ -118,6 +138,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
+    info!(addr = %admin_listener.local_addr()?, "admin listening");
+    let (stop, mut stopped) = tokio::sync::watch::channel(());
+    let admin_router = crate::admin::router(service.clone());
+    let admin = tokio::spawn(crate::admin::serve(admin_listener, admin_router, async move {
+        let _ = stopped.changed().await;
+    }));
+    let autoscale = AutoscaleSettings {
+        interval: args.autoscale_interval,
+        stabilization: args.scale_down_stabilization,
+        metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
+    };
+    let autoscaler = tokio::spawn(Autoscaler::new(service.clone(), autoscale).run());
+
     let addr = listener.local_addr()?;
     info!(%addr, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
     let app = api::router(AppState { service });
@@ -126,6 +162,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     api::serve(listener, Arc::new(tls_config), app, options, shutdown_signal()).await;
+    autoscaler.abort();
+    drop(stop);
+    let _ = admin.await;
     info!("stopped");
     Ok(())
 }

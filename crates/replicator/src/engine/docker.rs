@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,9 +15,10 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest, ServiceSpec};
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions, RemoveContainerOptions,
-    StopContainerOptions, UpdateServiceOptions,
+    StatsOptions, StopContainerOptions, UpdateServiceOptions,
 };
 use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
+use futures_util::StreamExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
@@ -26,13 +28,15 @@ use super::connect::{EngineEndpoint, EngineSettings};
 use super::{Engine, EngineError, EngineResult};
 use crate::model::{
     labels_of, ApiObject, ContainerDetails, ContainerSummary, CreateRequest, Endpoint, ListQuery, NetworkAttachment,
-    RunState, ServiceDetails, TaskSummary,
+    RunState, ServiceDetails, StatsSample, TaskSummary,
 };
+use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsError, TlsFiles};
 
 /// A Docker engine reached through bollard.
 pub struct DockerEngine {
     settings: EngineSettings,
+    telemetry: Arc<Telemetry>,
     /// Connected lazily: a unix socket that does not exist yet (engine down at
     /// start) must not stop replicator from starting.
     client: RwLock<Option<Docker>>,
@@ -41,13 +45,14 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// Validates the TLS files now (a wrong CA should stop `serve` with the file
     /// named) but connects on first use.
-    pub fn new(settings: EngineSettings) -> Result<Self, TlsError> {
+    pub fn new(settings: EngineSettings, telemetry: Arc<Telemetry>) -> Result<Self, TlsError> {
         let client = match &settings.endpoint {
             EngineEndpoint::Tcp { addr, tls: Some(dir) } => Some(tls_client(addr, dir, &settings)?),
             _ => None,
         };
         Ok(Self {
             settings,
+            telemetry,
             client: RwLock::new(client),
         })
     }
@@ -81,12 +86,21 @@ impl DockerEngine {
         F: FnOnce(Docker) -> Fut,
         Fut: Future<Output = Result<T, BollardError>>,
     {
-        let docker = self.client().await?;
         let limit = self.settings.timeout + extra;
-        match tokio::time::timeout(limit, f(docker)).await {
-            Ok(result) => result.map_err(map_error),
-            Err(_) => Err(EngineError::Timeout(limit)),
+        let result = match self.client().await {
+            Ok(docker) => match tokio::time::timeout(limit, f(docker)).await {
+                Ok(result) => result.map_err(map_error),
+                Err(_) => Err(EngineError::Timeout(limit)),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            // Missing objects and name clashes are answers, not engine failures.
+            if !matches!(e, EngineError::NotFound(_) | EngineError::Conflict(_)) {
+                self.telemetry.engine_error(e.kind());
+            }
         }
+        result
     }
 }
 
@@ -415,5 +429,49 @@ impl Engine for DockerEngine {
             .call(Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
             .await?;
         Ok(list.iter().map(|t| task_from(&to_json(t))).collect())
+    }
+
+    async fn stats(&self, id: &str) -> EngineResult<StatsSample> {
+        let options = StatsOptions {
+            stream: false,
+            one_shot: false,
+        };
+        let first = self
+            .call(Duration::ZERO, |d| async move {
+                let mut stream = Box::pin(d.stats(id, Some(options)));
+                stream.next().await.unwrap_or(Err(BollardError::DockerStreamError {
+                    error: "no stats".into(),
+                }))
+            })
+            .await?;
+        Ok(stats_from(&to_json(&first)))
+    }
+}
+
+fn stats_from(v: &Value) -> StatsSample {
+    let num = |path: &str| v.pointer(path).and_then(Value::as_u64).unwrap_or_default();
+    let percpu = v
+        .pointer("/cpu_stats/cpu_usage/percpu_usage")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0);
+    let online = match num("/cpu_stats/online_cpus") {
+        0 => percpu as u32,
+        n => n as u32,
+    };
+    // cgroup v1 reports total_inactive_file, v2 inactive_file.
+    let inactive = match num("/memory_stats/stats/total_inactive_file") {
+        0 => num("/memory_stats/stats/inactive_file"),
+        n => n,
+    };
+    StatsSample {
+        cpu_total: num("/cpu_stats/cpu_usage/total_usage"),
+        precpu_total: num("/precpu_stats/cpu_usage/total_usage"),
+        system: num("/cpu_stats/system_cpu_usage"),
+        presystem: num("/precpu_stats/system_cpu_usage"),
+        online_cpus: online,
+        memory_usage: num("/memory_stats/usage"),
+        memory_inactive_file: inactive,
+        memory_limit: num("/memory_stats/limit"),
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::model::{
     ApiObject, ContainerDetails, ContainerSummary, CreateRequest, ListQuery, NetworkAttachment, ServiceDetails,
-    TaskSummary,
+    StatsSample, TaskSummary,
 };
 
 pub use connect::{EngineEndpoint, EngineSettings};
@@ -36,6 +36,17 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A short name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Rejected(_) => "rejected",
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout(_) => "timeout",
+        }
+    }
+
     /// Whether the failure says nothing about the request, only about the engine's reachability.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Timeout(_))
@@ -67,4 +78,6 @@ pub trait Engine: Send + Sync + 'static {
     async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()>;
     /// Tasks the orchestrator wants running for the service.
     async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>>;
+    /// One reading of the container's counters (the engine takes about a second).
+    async fn stats(&self, id: &str) -> EngineResult<StatsSample>;
 }

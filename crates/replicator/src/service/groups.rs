@@ -11,13 +11,15 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::Replicator;
+use crate::autoscale::policy::{self, Policy};
+use crate::autoscale::store::{AutoscaleView, Board};
 use crate::error::{Error, Result};
 use crate::group::{self, Bounds, GroupIdentity, GroupKind};
 use crate::labels;
 use crate::model::{ContainerSummary, ListQuery, RunState};
 
 /// A group as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct GroupView {
     pub name: String,
     pub kind: GroupKind,
@@ -26,6 +28,11 @@ pub struct GroupView {
     pub min: u32,
     pub max: u32,
     pub members: Vec<MemberView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleView>,
+    /// The policy behind `autoscale`, for the autoscaler.
+    #[serde(skip)]
+    pub policy: Option<Result<Policy, String>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -44,11 +51,15 @@ pub(super) struct GroupState {
     pub identity: GroupIdentity,
     pub bounds: Bounds,
     pub members: Vec<Member>,
+    pub policy: Option<Result<Policy, String>>,
 }
 
 impl GroupState {
-    fn into_view(self) -> GroupView {
-        view(&self.identity, self.bounds, self.members)
+    fn into_view(self, board: &Board) -> GroupView {
+        let mut v = view(&self.identity, self.bounds, self.members);
+        v.autoscale = self.policy.as_ref().map(|p| board.view(&v.name, p, v.replicas));
+        v.policy = self.policy;
+        v
     }
 }
 
@@ -77,19 +88,15 @@ impl Replicator {
     }
 
     async fn container_groups(&self) -> Result<Vec<GroupView>> {
-        Ok(self
-            .container_group_states()
-            .await?
-            .into_iter()
-            .map(GroupState::into_view)
-            .collect())
+        let states = self.container_group_states().await?;
+        Ok(states.into_iter().map(|s| s.into_view(self.board())).collect())
     }
 
     /// Groups of plain and compose containers, from two listings.
     pub(super) async fn container_group_states(&self) -> Result<Vec<GroupState>> {
         let by_label = |label: &str| ListQuery {
             all: true,
-            labels: vec![label.to_owned()],
+            labels: self.managed_filter(label),
             ..Default::default()
         };
         let (enabled, labelled) = (by_label(labels::ENABLE), by_label(labels::GROUP));
@@ -118,10 +125,17 @@ impl Replicator {
             .map(|(identity, members)| {
                 let members = mark_originals(&identity, members);
                 let bounds = self.bounds_of(&members);
+                let labels = members
+                    .iter()
+                    .find(|m| m.original)
+                    .or(members.first())
+                    .map(|m| &m.container.labels);
+                let policy = labels.and_then(|l| policy::read(l, bounds).transpose());
                 GroupState {
                     identity,
                     bounds,
                     members,
+                    policy,
                 }
             })
             .collect())
@@ -231,5 +245,7 @@ fn view(identity: &GroupIdentity, bounds: Bounds, mut members: Vec<Member>) -> G
                 created: rfc3339(m.container.created),
             })
             .collect(),
+        autoscale: None,
+        policy: None,
     }
 }

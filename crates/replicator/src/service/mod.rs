@@ -2,6 +2,7 @@
 //! HTTP nor bollard: callers pass validated input, the engine is a port.
 
 mod groups;
+mod metrics;
 mod replicate;
 mod reservation;
 mod scale;
@@ -11,10 +12,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::autoscale::store::{Board, MetricStore};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::labels::Selector;
+use crate::telemetry::Telemetry;
 
 pub use groups::{GroupView, MemberView};
+pub use metrics::MetricSample;
 pub use replicate::{Replica, Replication, MAX_COUNT};
 use reservation::GroupSlots;
 
@@ -31,6 +36,8 @@ pub struct Settings {
     pub stop_timeout: Duration,
     /// Our own container, never replicated.
     pub self_id: Option<String>,
+    /// Manage only containers and services carrying this label.
+    pub selector: Option<Selector>,
 }
 
 impl Default for Settings {
@@ -41,6 +48,7 @@ impl Default for Settings {
             keep_host_ports: false,
             stop_timeout: Duration::from_secs(10),
             self_id: None,
+            selector: None,
         }
     }
 }
@@ -55,17 +63,36 @@ struct Inner {
     engine: Arc<dyn Engine>,
     settings: Settings,
     slots: GroupSlots,
+    telemetry: Arc<Telemetry>,
+    metrics: MetricStore,
+    board: Board,
 }
 
 impl Replicator {
-    pub fn new(engine: Arc<dyn Engine>, settings: Settings) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                engine,
-                settings,
-                slots: GroupSlots::default(),
-            }),
-        }
+    pub fn new(engine: Arc<dyn Engine>, settings: Settings, telemetry: Arc<Telemetry>) -> Self {
+        let inner = Inner {
+            engine,
+            settings,
+            slots: GroupSlots::default(),
+            telemetry,
+            metrics: MetricStore::default(),
+            board: Board::default(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    /// Values pushed to `POST /v1/metrics`.
+    pub fn metric_store(&self) -> &MetricStore {
+        &self.inner.metrics
+    }
+
+    /// The autoscaler's latest evaluations, shown in the group views.
+    pub fn board(&self) -> &Board {
+        &self.inner.board
     }
 
     pub fn engine(&self) -> &dyn Engine {
@@ -74,6 +101,23 @@ impl Replicator {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Refuses what lies outside `--selector`.
+    pub(crate) fn check_selected(&self, what: &str, labels: &std::collections::BTreeMap<String, String>) -> Result<()> {
+        match &self.settings().selector {
+            Some(selector) if !selector.matches(labels) => Err(Error::Forbidden(format!(
+                "{what} is not managed by this replicator (its selector is {selector})"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The engine label filters for "managed by us", plus `label`.
+    pub(crate) fn managed_filter(&self, label: &str) -> Vec<String> {
+        let mut filters = vec![label.to_owned()];
+        filters.extend(self.settings().selector.as_ref().map(Selector::filter));
+        filters
     }
 }
 

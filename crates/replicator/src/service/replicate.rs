@@ -54,7 +54,12 @@ impl Replicator {
             return Err(Error::BadRequest(format!("count must be between 1 and {MAX_COUNT}")));
         }
         let (this, target, caller) = (self.clone(), target.clone(), caller.to_owned());
-        detached(async move { this.replicate_now(&target, count, &caller).await }).await
+        let started = std::time::Instant::now();
+        let result = detached(async move { this.replicate_now(&target, count, &caller).await }).await;
+        let group = result.as_ref().map(|r| r.group.as_str()).unwrap_or_default();
+        self.telemetry()
+            .replication(group, outcome(&result), started.elapsed().as_secs_f64());
+        result
     }
 
     async fn replicate_now(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
@@ -62,6 +67,7 @@ impl Replicator {
         if let Some(service_id) = details.label(labels::SWARM_SERVICE_ID) {
             return self.replicate_task(&details.id, service_id, count, caller).await;
         }
+        self.check_selected(&format!("container {target}"), &details.labels())?;
         if !self.settings().allow_all && !labels::is_true(details.label(labels::ENABLE)) {
             return Err(Error::NotEnabled(target.to_string()));
         }
@@ -91,6 +97,12 @@ impl Replicator {
             ));
         }
         Ok(details)
+    }
+
+    /// Resolves the caller's container and the group it belongs to, for callers
+    /// other than replication (metric pushes).
+    pub(super) async fn inspect_for_caller(&self, target: &ContainerRef) -> Result<ContainerDetails> {
+        self.inspect_target(target).await
     }
 
     pub(super) fn source_from(&self, details: ContainerDetails) -> Result<Source> {
@@ -249,5 +261,15 @@ impl Replicator {
         if let Err(e) = self.engine().remove_container(id).await {
             warn!(container = %id, error = %e, "could not remove a container during rollback");
         }
+    }
+}
+
+/// A short name for the replication outcome, for metrics.
+fn outcome(result: &Result<Replication>) -> &'static str {
+    match result {
+        Ok(_) => "created",
+        Err(Error::LimitReached { .. }) => "limit",
+        Err(Error::EngineRejected(_) | Error::EngineUnavailable(_) | Error::Internal(_)) => "failed",
+        Err(_) => "refused",
     }
 }

@@ -54,7 +54,12 @@ impl Replicator {
             let details = self.engine().inspect_container(&source_id).await?;
             let source = self.source_from(details)?;
             let reservation = self.reserve(&slot, &source, (target - size) as u32).await?;
-            self.create_replicas(&source, reservation, caller).await?;
+            let started = std::time::Instant::now();
+            let created = self.create_replicas(&source, reservation, caller).await;
+            let outcome = if created.is_ok() { "created" } else { "failed" };
+            self.telemetry()
+                .replication(name, outcome, started.elapsed().as_secs_f64());
+            created?;
         } else if target < size {
             let victims = newest_replicas(&live, size - target);
             if victims.len() < size - target {

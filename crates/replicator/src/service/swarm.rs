@@ -6,6 +6,7 @@ use tracing::info;
 
 use super::groups::{GroupView, MemberView};
 use super::{Replication, Replicator};
+use crate::autoscale::policy;
 use crate::engine::EngineError;
 use crate::error::{Error, Result};
 use crate::group::{self, Bounds, GroupKind};
@@ -25,6 +26,7 @@ impl Replicator {
         caller: &str,
     ) -> Result<Replication> {
         let service = self.engine().inspect_service(service_id).await?;
+        self.check_selected(&format!("service {}", service.name), &service.labels)?;
         if !self.settings().allow_all && !labels::is_true(service.labels.get(labels::ENABLE).map(String::as_str)) {
             return Err(Error::NotEnabled(format!("{container_id} (service {})", service.name)));
         }
@@ -74,6 +76,7 @@ impl Replicator {
         let mut attempt = 0;
         loop {
             let service = self.engine().inspect_service(service_id).await?;
+            self.check_selected(&format!("service {}", service.name), &service.labels)?;
             let current = service.replicas.ok_or_else(|| {
                 Error::Conflict(format!(
                     "service {} is not a replicated service (global mode runs one task per node): it cannot be scaled",
@@ -98,11 +101,10 @@ impl Replicator {
     }
 
     async fn enabled_services(&self) -> Result<Vec<ServiceDetails>> {
-        let filter = if self.settings().allow_all {
-            vec![]
-        } else {
-            vec![format!("{}=true", labels::ENABLE)]
-        };
+        let mut filter = self.managed_filter(&format!("{}=true", labels::ENABLE));
+        if self.settings().allow_all {
+            filter.remove(0);
+        }
         Ok(self.engine().list_services(&filter).await?)
     }
 
@@ -129,13 +131,17 @@ impl Replicator {
                     created: t.created.clone(),
                 })
                 .collect();
+            let replicas = members.iter().filter(|m| m.state == RunState::Running).count();
+            let policy = policy::read(&service.labels, bounds).transpose();
             groups.push(GroupView {
                 name: service.name.clone(),
                 kind: GroupKind::Swarm,
-                replicas: members.iter().filter(|m| m.state == RunState::Running).count(),
+                replicas,
                 min: bounds.min,
                 max: bounds.max,
                 members,
+                autoscale: policy.as_ref().map(|p| self.board().view(&service.name, p, replicas)),
+                policy,
             });
         }
         Ok(groups)

@@ -9,7 +9,7 @@ use crate::common::{docker, inspect, Scope, Server};
 async fn the_compatibility_route_answers_like_the_original() {
     let scope = Scope::new("compat");
     let source = scope.web("web", &[]);
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let client = server.client();
 
     let done = client.get(&format!("/{}", &source[..12])).await.unwrap();
@@ -44,7 +44,7 @@ async fn the_compatibility_route_answers_like_the_original() {
 async fn v1_replicate_answers_201_with_the_replicas() {
     let scope = Scope::new("v1");
     let source = scope.web("web", &[]);
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let name = scope.name("web");
 
     let r = server
@@ -76,7 +76,7 @@ async fn v1_replicate_answers_201_with_the_replicas() {
 async fn a_replica_of_a_replica_joins_the_original_group() {
     let scope = Scope::new("chain");
     let source = scope.web("web", &[]);
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let name = scope.name("web");
     let client = server.client();
     let first = client
@@ -106,7 +106,7 @@ async fn a_replica_of_a_replica_joins_the_original_group() {
 async fn bad_ids_and_parameters_are_refused_and_change_nothing() {
     let scope = Scope::new("badinput");
     scope.web("web", &[]);
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let client = server.client();
     let name = scope.name("web");
     let long = "a".repeat(129);
@@ -152,7 +152,7 @@ async fn containers_must_opt_in_unless_allow_all() {
     let scope = Scope::new("optin");
     scope.run("plain", &[crate::common::image(), "httpd", "-f", "-p", "8080"]);
     let name = scope.name("plain");
-    let strict = Server::start(&[]);
+    let strict = scope.server(&[]);
     let r = strict
         .client()
         .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
@@ -167,7 +167,7 @@ async fn containers_must_opt_in_unless_allow_all() {
     assert_eq!(compat.status, StatusCode::FORBIDDEN);
     assert_eq!(scope.containers().len(), 1);
 
-    let open = Server::start(&["--allow-all"]);
+    let open = scope.server(&["--allow-all"]);
     let r = open
         .client()
         .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
@@ -182,7 +182,7 @@ async fn the_limit_counts_the_original_and_answers_409() {
     let scope = Scope::new("limit");
     scope.web("web", &["--label", "replicator.max=2"]);
     let name = scope.name("web");
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let client = server.client();
     let path = format!("/v1/containers/{name}/replicas");
     assert_eq!(
@@ -206,7 +206,7 @@ async fn a_clone_that_cannot_start_is_rolled_back_with_the_engines_message() {
     let publish = format!("127.0.0.1:{port}:8080");
     scope.web("web", &["-p", &publish]);
     let name = scope.name("web");
-    let server = Server::start(&["--keep-host-ports"]);
+    let server = scope.server(&["--keep-host-ports"]);
 
     let r = server
         .client()
@@ -243,4 +243,26 @@ async fn an_unreachable_engine_is_503_never_404() {
         (StatusCode::SERVICE_UNAVAILABLE, "engine unavailable")
     );
     let _ = docker(&["version", "--format", "{{.Server.Version}}"]); // the real engine was up all along
+}
+
+#[tokio::test]
+async fn a_replicator_manages_only_what_its_selector_picks() {
+    let scope = Scope::new("selector");
+    scope.web("web", &[]);
+    let name = scope.name("web");
+    let other = Server::start_selecting("replicator-test=someone-else", &[]);
+    let r = other
+        .client()
+        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("someone-else"));
+    let listed = other.client().get("/v1/groups").await.unwrap().json();
+    assert!(!listed.to_string().contains(&name), "{listed}");
+    assert_eq!(scope.containers().len(), 1);
+
+    let mine = scope.server(&[]);
+    let listed = mine.client().get("/v1/groups").await.unwrap().json();
+    assert!(listed.to_string().contains(&name), "{listed}");
 }

@@ -36,7 +36,7 @@ async fn compose_sees_the_replica_as_one_more_container_of_its_service() {
         ),
     );
     compose(dir.path(), &project, &["up", "-d"]);
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let first = format!("{project}_web_1");
 
     let r = call(&server, Method::POST, &format!("/v1/containers/{first}/replicas"), None).await;

@@ -90,7 +90,7 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
         ],
     );
     crate::common::docker(&["network", "connect", "--alias", &api, &back, &source_id]);
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
 
     let r = server
         .client()

@@ -42,7 +42,7 @@ async fn scale_down_stops_the_newest_replicas_gracefully_and_keeps_the_original(
         ],
     );
     let name = scope.name("web");
-    let server = Server::start(&["--stop-timeout", "20s"]);
+    let server = scope.server(&["--stop-timeout", "20s"]);
     let r = call(
         &server,
         Method::POST,
@@ -120,7 +120,7 @@ async fn scale_requests_outside_the_bounds_or_malformed_change_nothing() {
     let scope = Scope::new("bounds");
     scope.web("web", &["--label", "replicator.min=2", "--label", "replicator.max=3"]);
     let name = scope.name("web");
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let path = format!("/v1/groups/{name}/replicas");
     for n in [1, 4] {
         let r = call(&server, Method::PUT, &path, Some(json!({ "replicas": n }))).await;
@@ -176,7 +176,7 @@ async fn twenty_simultaneous_replications_fill_exactly_the_room_left() {
     let scope = Scope::new("race");
     scope.web("web", &["--label", "replicator.max=5"]);
     let name = scope.name("web");
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
     let client = server.client();
     let requests = (0..20).map(|_| {
         let client = client.clone();
@@ -206,7 +206,7 @@ async fn concurrent_scale_requests_never_overshoot_or_undershoot() {
     let scope = Scope::new("scalerace");
     scope.web("web", &["--label", "replicator.max=6"]);
     let name = scope.name("web");
-    let server = Server::start(&["--stop-timeout", "1s"]);
+    let server = scope.server(&["--stop-timeout", "1s"]);
     let client = server.client();
     let targets = [5u64, 2, 6, 3, 4, 1];
     let requests = targets.map(|n| {
@@ -262,7 +262,7 @@ async fn a_slow_group_does_not_hold_up_another() {
         ],
     );
     scope.web("quick", &[]);
-    let server = Server::start(&["--stop-timeout", "30s"]);
+    let server = scope.server(&["--stop-timeout", "30s"]);
     let (stubborn, quick) = (scope.name("stubborn"), scope.name("quick"));
     assert_eq!(
         call(
@@ -303,7 +303,7 @@ async fn the_cli_client_lists_scales_and_replicates() {
     let scope = Scope::new("cli");
     scope.web("web", &["--label", "replicator.max=4"]);
     let name = scope.name("web");
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
 
     let out = cli(&server, &["replicate", &name, "--count", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

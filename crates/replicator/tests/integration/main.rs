@@ -3,6 +3,7 @@
 mod common;
 
 mod answers;
+mod autoscale;
 mod compose;
 mod fidelity;
 mod groups;

@@ -77,7 +77,7 @@ async fn replicating_a_task_scales_its_service() {
         let ids = docker(&["ps", "-q", "--no-trunc", "--filter", &filter]);
         ids.lines().next().map(str::to_owned)
     });
-    let server = Server::start(&[]);
+    let server = scope.server(&[]);
 
     let done = call(&server, Method::GET, &format!("/{task}"), None).await;
     assert_eq!((done.status, done.text().as_str()), (StatusCode::OK, "done"));

@@ -112,6 +112,11 @@ impl Scope {
         format!("{TEST_LABEL}={}", self.id)
     }
 
+    /// A replicator managing this scope's containers only.
+    pub fn server(&self, args: &[&str]) -> Server {
+        Server::start_selecting(&self.label(), args)
+    }
+
     /// A container name unique to this test.
     pub fn name(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.id)
@@ -214,22 +219,42 @@ pub fn certs() -> tempfile::TempDir {
 pub struct Server {
     child: Child,
     pub port: u16,
+    pub admin_port: u16,
     pub certs: PathBuf,
     _certs_dir: Option<tempfile::TempDir>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
+    /// A server that manages nothing of the engine's (for tests of the API's edges).
     pub fn start(args: &[&str]) -> Self {
+        let selector = format!("{TEST_LABEL}=nothing-{}", std::process::id());
+        Self::start_selecting(&selector, args)
+    }
+
+    /// A server that manages only what carries `selector` (tests run in
+    /// parallel: each server must leave the other tests' containers alone).
+    pub fn start_selecting(selector: &str, args: &[&str]) -> Self {
         let dir = certs();
-        let mut server = Self::start_with(dir.path(), args, &[]);
+        let mut all = vec!["--selector", selector];
+        all.extend_from_slice(args);
+        let mut server = Self::start_with(dir.path(), &all, &[]);
         server._certs_dir = Some(dir);
         server
     }
 
     pub fn start_with(certs: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--certs"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--certs",
+            ])
             .arg(certs)
             .args(args)
             .envs(env.iter().copied())
@@ -245,21 +270,33 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["message"] == "api listening" {
-                        let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                    if v["message"] == "api listening" || v["message"] == "admin listening" {
+                        let _ = tx.send((
+                            v["message"].as_str().unwrap_or_default().to_owned(),
+                            v["addr"].as_str().unwrap_or_default().to_owned(),
+                        ));
                     }
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("replicator did not start: {:?}", logs.lock().unwrap());
-        });
-        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let (mut port, mut admin_port) = (0, 0);
+        while port == 0 || admin_port == 0 {
+            let (what, addr) = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("replicator did not start: {:?}", logs.lock().unwrap());
+            });
+            let p: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+            if what == "api listening" {
+                port = p;
+            } else {
+                admin_port = p;
+            }
+        }
         Self {
             child,
             port,
+            admin_port,
             certs: certs.to_owned(),
             _certs_dir: None,
             logs,
@@ -280,6 +317,29 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// A GET on the plain-HTTP admin listener: (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).expect("admin listener");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
     }
 }
 

@@ -1,0 +1,44 @@
+//! The admin listener: plain HTTP, on localhost by default. Health and
+//! Prometheus metrics, for probes and scrapers that hold no client certificate.
+
+use std::future::Future;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::service::Replicator;
+
+pub fn router(service: Replicator) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(service)
+}
+
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        tracing::warn!(error = %e, "admin listener failed");
+    }
+}
+
+/// 200 while the engine answers, 503 (with the reason) while it does not.
+async fn healthz(State(service): State<Replicator>) -> Response {
+    match service.engine().ping().await {
+        Ok(()) => Json(json!({ "status": "ok", "engine": "up" })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "degraded", "engine": "down", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(service): State<Replicator>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], service.telemetry().encode()).into_response()
+}

@@ -1,0 +1,256 @@
+//! The autoscaling decision, pure: observed values in, a replica count out.
+//!
+//! It follows the Kubernetes Horizontal Pod Autoscaler: desired =
+//! ceil(replicas × average / target) within a ±10 % tolerance, clamped to the
+//! bounds; members without a fresh value count as 0 when scaling up and as
+//! at target when scaling down; scale-ups apply at once, scale-downs only to
+//! the highest recommendation seen during the stabilization window.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// No change while |average / target − 1| stays within this.
+pub const TOLERANCE: f64 = 0.1;
+
+/// What the decision needs to know about a group's autoscaling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub target: f64,
+    pub min: u32,
+    pub max: u32,
+}
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub from: u32,
+    pub to: u32,
+    /// The recommendation before stabilization.
+    pub desired: u32,
+    /// The per-member average the decision used (missing values adjusted).
+    pub average: Option<f64>,
+    pub reason: String,
+}
+
+/// The recommendation for `current` members whose fresh values are `values`
+/// (`None` where a member has none).
+pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32, Option<f64>, String) {
+    let clamp = |n: u32| n.clamp(limits.min, limits.max.max(limits.min));
+    let fresh: Vec<f64> = values.iter().flatten().copied().collect();
+    if fresh.is_empty() || current == 0 {
+        return (clamp(current), None, "no fresh metric value".into());
+    }
+    let missing = values.len() - fresh.len();
+    let sum: f64 = fresh.iter().sum();
+    let raw_ratio = sum / fresh.len() as f64 / limits.target;
+    // HPA's conservative rule: the missing count against the direction of change.
+    let assumed = if raw_ratio > 1.0 { 0.0 } else { limits.target };
+    let average = (sum + assumed * missing as f64) / values.len() as f64;
+    let ratio = average / limits.target;
+    let within = (ratio - 1.0).abs() <= TOLERANCE || (raw_ratio > 1.0) != (ratio > 1.0);
+    if within {
+        let to = clamp(current);
+        let reason = if to == current {
+            format!("average {average:.2} within 10% of target {}", limits.target)
+        } else {
+            format!("bounds [{}, {}]", limits.min, limits.max)
+        };
+        return (to, Some(average), reason);
+    }
+    let wanted = (f64::from(current) * ratio).ceil();
+    let desired = clamp(if wanted >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        wanted as u32
+    });
+    let reason = format!(
+        "average {average:.2} vs target {} over {current} members",
+        limits.target
+    );
+    (desired, Some(average), reason)
+}
+
+/// Recommendations over the stabilization window: scale-downs go no lower
+/// than the highest of them, so a short dip never removes replicas.
+#[derive(Debug, Clone)]
+pub struct Stabilizer {
+    window: Duration,
+    history: VecDeque<(Instant, u32)>,
+}
+
+impl Stabilizer {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            history: VecDeque::new(),
+        }
+    }
+
+    /// Records `desired` at `now` and returns the count to apply.
+    pub fn stabilize(&mut self, now: Instant, current: u32, desired: u32) -> u32 {
+        while self
+            .history
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.window)
+        {
+            self.history.pop_front();
+        }
+        self.history.push_back((now, desired));
+        if desired >= current {
+            return desired;
+        }
+        let highest = self.history.iter().map(|(_, d)| *d).max().unwrap_or(desired);
+        highest.min(current)
+    }
+}
+
+/// One evaluation: recommend, then stabilize.
+pub fn decide(
+    stabilizer: &mut Stabilizer,
+    now: Instant,
+    current: u32,
+    values: &[Option<f64>],
+    limits: &Limits,
+) -> Decision {
+    let (desired, average, mut reason) = recommend(current, values, limits);
+    let to = stabilizer.stabilize(now, current, desired);
+    if to != desired {
+        reason = format!("{reason}; holding at {to} for the stabilization window");
+    }
+    Decision {
+        from: current,
+        to,
+        desired,
+        average,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMITS: Limits = Limits {
+        target: 50.0,
+        min: 1,
+        max: 10,
+    };
+
+    fn all(v: f64, n: usize) -> Vec<Option<f64>> {
+        vec![Some(v); n]
+    }
+
+    #[test]
+    fn scales_proportionally_to_load() {
+        assert_eq!(recommend(2, &all(100.0, 2), &LIMITS).0, 4);
+        assert_eq!(recommend(4, &all(10.0, 4), &LIMITS).0, 1);
+        assert_eq!(recommend(3, &all(60.0, 3), &LIMITS).0, 4, "ceil(3 × 1.2)");
+    }
+
+    #[test]
+    fn holds_within_the_tolerance() {
+        assert_eq!(recommend(3, &all(54.0, 3), &LIMITS).0, 3);
+        assert_eq!(recommend(3, &all(46.0, 3), &LIMITS).0, 3);
+    }
+
+    #[test]
+    fn clamps_to_the_bounds() {
+        assert_eq!(recommend(5, &all(1000.0, 5), &LIMITS).0, 10);
+        assert_eq!(recommend(5, &all(0.0, 5), &Limits { min: 2, ..LIMITS }).0, 2);
+    }
+
+    #[test]
+    fn no_fresh_value_means_no_change() {
+        let (to, average, reason) = recommend(3, &[None, None, None], &LIMITS);
+        assert_eq!((to, average), (3, None));
+        assert!(reason.contains("no fresh"));
+    }
+
+    #[test]
+    fn missing_values_count_against_the_change() {
+        // Scaling up: the silent member counts as idle.
+        let (to, avg, _) = recommend(2, &[Some(100.0), None], &LIMITS);
+        assert_eq!((to, avg), (2, Some(50.0)));
+        // Scaling down: the silent members count as at target, which damps
+        // the drop (to 3, where the one idle value alone would say 1)...
+        let (to, avg, _) = recommend(4, &[Some(0.0), None, None, None], &LIMITS);
+        assert_eq!((to, avg), (3, Some(37.5)));
+        // ...and cancels it when the rest is within tolerance.
+        let mut values = vec![None; 10];
+        values[0] = Some(0.0);
+        assert_eq!(recommend(10, &values, &LIMITS).0, 10);
+    }
+
+    #[test]
+    fn scale_down_waits_for_the_window() {
+        let mut s = Stabilizer::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(decide(&mut s, t0, 1, &all(500.0, 1), &LIMITS).to, 10);
+        let quiet = decide(&mut s, t0 + Duration::from_secs(30), 10, &all(0.0, 10), &LIMITS);
+        assert_eq!((quiet.desired, quiet.to), (1, 10));
+        assert!(quiet.reason.contains("stabilization"));
+        assert_eq!(
+            decide(&mut s, t0 + Duration::from_secs(61), 10, &all(0.0, 10), &LIMITS).to,
+            1
+        );
+    }
+
+    fn limits() -> impl Strategy<Value = Limits> {
+        (1u32..20, 0u32..20, 1.0f64..1000.0).prop_map(|(min, extra, target)| Limits {
+            target,
+            min,
+            max: min + extra,
+        })
+    }
+
+    fn load() -> impl Strategy<Value = Vec<Option<f64>>> {
+        prop::collection::vec(prop::option::weighted(0.8, 0.0f64..5000.0), 1..30)
+    }
+
+    proptest! {
+        #[test]
+        fn never_outside_the_bounds(l in limits(), values in load()) {
+            let (to, _, _) = recommend(values.len() as u32, &values, &l);
+            prop_assert!(to >= l.min && to <= l.max);
+        }
+
+        #[test]
+        fn a_load_within_tolerance_never_changes_the_count(l in limits(), n in 1u32..20, f in -0.1f64..0.1) {
+            let n = n.clamp(l.min, l.max);
+            let values = vec![Some(l.target * (1.0 + f)); n as usize];
+            prop_assert_eq!(recommend(n, &values, &l).0, n);
+        }
+
+        #[test]
+        fn desired_is_monotone_in_load(l in limits(), n in 1u32..20, a in 0.0f64..5000.0, b in 0.0f64..5000.0) {
+            let (low, high) = if a <= b { (a, b) } else { (b, a) };
+            let r = |v: f64| recommend(n, &vec![Some(v); n as usize], &l).0;
+            prop_assert!(r(low) <= r(high));
+        }
+
+        #[test]
+        fn never_below_the_windows_maximum_before_it_passes(
+            l in limits(),
+            loads in prop::collection::vec(0.0f64..5000.0, 2..20),
+            steps in prop::collection::vec(1u64..30, 2..20),
+        ) {
+            let window = Duration::from_secs(60);
+            let mut s = Stabilizer::new(window);
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut current = l.min;
+            let mut seen: Vec<(Instant, u32)> = Vec::new();
+            for (load, step) in loads.iter().zip(steps.iter().cycle()) {
+                now += Duration::from_secs(*step);
+                let d = decide(&mut s, now, current, &vec![Some(*load); current as usize], &l);
+                seen.push((now, d.desired));
+                let window_max = seen.iter().filter(|(t, _)| now.duration_since(*t) <= window).map(|(_, d)| *d).max().unwrap();
+                if d.to < current {
+                    prop_assert!(d.to >= window_max.min(current));
+                }
+                current = d.to;
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! A group's autoscaling policy, read from the labels on its original (or its
+//! Swarm service). Pure; a malformed label yields a reason, never a panic.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::group::Bounds;
+
+pub const METRIC: &str = "replicator.autoscale.metric";
+pub const TARGET: &str = "replicator.autoscale.target";
+pub const MIN: &str = "replicator.autoscale.min";
+pub const MAX: &str = "replicator.autoscale.max";
+
+/// Where the per-member values come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Metric {
+    /// Percent of one core, from the engine's stats (as `docker stats`).
+    Cpu,
+    /// Percent of the container's memory limit, from the engine's stats.
+    Memory,
+    /// A value containers push to `POST /v1/metrics` under this name.
+    Pushed(String),
+}
+
+impl From<Metric> for String {
+    fn from(m: Metric) -> String {
+        m.name().to_owned()
+    }
+}
+
+impl Metric {
+    pub fn name(&self) -> &str {
+        match self {
+            Metric::Cpu => "cpu",
+            Metric::Memory => "memory",
+            Metric::Pushed(n) => n,
+        }
+    }
+}
+
+/// How a group autoscales.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub metric: Metric,
+    pub target: f64,
+    pub min: u32,
+    pub max: u32,
+}
+
+/// A metric name a container may push: short, plain, like a Prometheus name.
+pub fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
+/// `Ok(None)`: the group does not autoscale. `Err`: it asked to, but the labels are wrong.
+pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<Policy>, String> {
+    let Some(metric) = labels.get(METRIC).map(|m| m.trim()) else {
+        return Ok(None);
+    };
+    let metric = match metric {
+        "cpu" => Metric::Cpu,
+        "memory" => Metric::Memory,
+        name if valid_metric_name(name) => Metric::Pushed(name.to_owned()),
+        other => return Err(format!("label {METRIC}={other:?} is not cpu, memory or a metric name")),
+    };
+    let target = labels
+        .get(TARGET)
+        .ok_or_else(|| format!("label {TARGET} is required with {METRIC}"))?;
+    let target = target
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .ok_or_else(|| format!("label {TARGET}={target:?} is not a positive number"))?;
+    let count = |key: &str, default: u32| -> Result<u32, String> {
+        match labels.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("label {key}={v:?} is not a positive integer")),
+        }
+    };
+    // Within the group's own bounds, whatever the autoscale labels say.
+    let max = count(MAX, group.max)?.min(group.max);
+    let min = count(MIN, 1)?.max(group.min);
+    if min > max {
+        return Err(format!(
+            "autoscale bounds are empty: min {min} is above max {max} (group bounds [{}, {}])",
+            group.min, group.max
+        ));
+    }
+    Ok(Some(Policy {
+        metric,
+        target,
+        min,
+        max,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: Bounds = Bounds { min: 1, max: 5 };
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn no_metric_label_means_no_autoscaling() {
+        assert_eq!(read(&labels(&[]), GROUP), Ok(None));
+    }
+
+    #[test]
+    fn reads_metric_target_and_bounds() {
+        let p = read(
+            &labels(&[(METRIC, "rps"), (TARGET, "20.5"), (MIN, "2"), (MAX, "4")]),
+            GROUP,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            p,
+            Policy {
+                metric: Metric::Pushed("rps".into()),
+                target: 20.5,
+                min: 2,
+                max: 4
+            }
+        );
+        let p = read(&labels(&[(METRIC, "cpu"), (TARGET, "50")]), GROUP)
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.metric, p.min, p.max), (Metric::Cpu, 1, 5));
+    }
+
+    #[test]
+    fn max_never_exceeds_the_group_limit() {
+        let p = read(&labels(&[(METRIC, "memory"), (TARGET, "80"), (MAX, "50")]), GROUP)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.max, 5);
+    }
+
+    #[test]
+    fn malformed_labels_give_a_reason() {
+        for bad in [
+            vec![(METRIC, "cpu")],
+            vec![(METRIC, "cpu"), (TARGET, "0")],
+            vec![(METRIC, "cpu"), (TARGET, "-3")],
+            vec![(METRIC, "cpu"), (TARGET, "NaN")],
+            vec![(METRIC, "cpu"), (TARGET, "inf")],
+            vec![(METRIC, "cpu"), (TARGET, "lots")],
+            vec![(METRIC, "no spaces"), (TARGET, "1")],
+            vec![(METRIC, "cpu"), (TARGET, "1"), (MIN, "0")],
+            vec![(METRIC, "cpu"), (TARGET, "1"), (MIN, "4"), (MAX, "2")],
+        ] {
+            let reason = read(&labels(&bad), GROUP).unwrap_err();
+            assert!(reason.contains("label") || reason.contains("bounds"), "{reason}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Prometheus metrics: one registry, written by the service, the engine
+//! adapter and the autoscaler, read by the admin listener's `/metrics`.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupOutcome {
+    pub group: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabel {
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub group: String,
+    /// `up`, `down` or `none`.
+    pub direction: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorKind {
+    pub kind: String,
+}
+
+type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
+
+pub struct Telemetry {
+    registry: Mutex<Registry>,
+    pub replications: Family<GroupOutcome, Counter>,
+    pub replication_seconds: HistogramFamily,
+    pub group_size: Family<GroupLabel, Gauge>,
+    pub group_desired: Family<GroupLabel, Gauge>,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub engine_errors: Family<ErrorKind, Counter>,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("replicator");
+        let replications = Family::default();
+        registry.register(
+            "replications",
+            "Replication requests by group and outcome",
+            replications.clone(),
+        );
+        let replication_seconds: HistogramFamily = Family::new_with_constructor(latency_buckets);
+        registry.register(
+            "replication_duration_seconds",
+            "Time to answer a replication request",
+            replication_seconds.clone(),
+        );
+        let group_size = Family::default();
+        registry.register("group_size", "Running members of each group", group_size.clone());
+        let group_desired = Family::default();
+        registry.register(
+            "group_desired_size",
+            "Size the autoscaler wants for each group",
+            group_desired.clone(),
+        );
+        let decisions = Family::default();
+        registry.register(
+            "autoscaler_decisions",
+            "Autoscaler evaluations by direction",
+            decisions.clone(),
+        );
+        let engine_errors = Family::default();
+        registry.register("engine_errors", "Failed engine calls by kind", engine_errors.clone());
+        Self {
+            registry: Mutex::new(registry),
+            replications,
+            replication_seconds,
+            group_size,
+            group_desired,
+            decisions,
+            engine_errors,
+        }
+    }
+}
+
+impl Telemetry {
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        let registry = self.registry.lock().expect("registry lock");
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("writing to a String cannot fail");
+        text
+    }
+
+    pub fn replication(&self, group: &str, outcome: &str, seconds: f64) {
+        let labels = GroupOutcome {
+            group: group.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.replications.get_or_create(&labels).inc();
+        self.replication_seconds.get_or_create(&labels).observe(seconds);
+    }
+
+    pub fn engine_error(&self, kind: &str) {
+        self.engine_errors
+            .get_or_create(&ErrorKind { kind: kind.to_owned() })
+            .inc();
+    }
+}
