@@ -12,6 +12,7 @@ use axum::{middleware, Extension, Json, Router};
 use super::error::{ApiError, CompatError};
 use super::{trace, AppState, PeerIdentity};
 use crate::autoscale::policy::valid_metric_name;
+use crate::autoscale::store::DecisionView;
 use crate::error::Error;
 use crate::id::{ContainerRef, GroupName};
 use crate::service::{GroupView, MetricSample, Replication};
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups", get(list_groups))
         .route("/v1/groups/{name}", get(show_group))
         .route("/v1/groups/{name}/replicas", put(scale_group))
+        .route("/v1/groups/{name}/decisions", get(group_decisions))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(trace::trace_requests))
@@ -194,6 +196,14 @@ async fn show_group(
 ) -> Result<Json<GroupView>, ApiError> {
     let name = group_name(path)?;
     Ok(Json(state.service.group(name.as_str()).await?))
+}
+
+async fn group_decisions(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vec<DecisionView>>, ApiError> {
+    let name = group_name(path)?;
+    Ok(Json(state.service.decisions(name.as_str()).await?))
 }
 
 async fn scale_group(

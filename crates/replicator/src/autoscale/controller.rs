@@ -1,6 +1,6 @@
 //! The autoscaling loop: every interval (or as soon as a value is pushed) it
 //! reads each autoscaled group's metric, decides, records, and applies the
-//! decision through the service's own `scale`.
+//! decision through the service's own `scale` (unless in dry-run).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,10 +9,11 @@ use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::decide::{decide, Limits, Stabilizer};
+use super::decide::{decide, Decision, Limits, Memory};
 use super::policy::{Metric, Policy};
+use super::prometheus::PrometheusClient;
 use super::stats::{cpu_percent, memory_percent};
-use super::store::{rfc3339_now, DecisionView, Evaluation};
+use super::store::{rfc3339_now, DecisionView};
 use crate::model::RunState;
 use crate::service::{GroupView, Replicator};
 use crate::telemetry::{DecisionLabels, GroupLabel};
@@ -20,21 +21,29 @@ use crate::telemetry::{DecisionLabels, GroupLabel};
 /// Pushes closer together than this are acted on together.
 const PUSH_DEBOUNCE: Duration = Duration::from_millis(50);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AutoscaleSettings {
     pub interval: Duration,
     pub stabilization: Duration,
     pub metric_ttl: Duration,
+    /// Where `replicator.autoscale.metric=prometheus` groups are queried.
+    pub prometheus: Option<PrometheusClient>,
 }
 
 pub struct Autoscaler {
     service: Replicator,
     settings: AutoscaleSettings,
-    stabilizers: HashMap<String, Stabilizer>,
+    memories: HashMap<String, Memory>,
     /// Scale operations under way: a group is not re-decided until its change is done.
     applying: HashMap<String, JoinHandle<()>>,
-    /// Last reason logged per group, so a steady state is logged once.
-    last_reason: HashMap<String, String>,
+    /// What was last logged per group and topic, so a steady state is logged once.
+    logged: HashMap<(String, &'static str), String>,
+}
+
+/// What one observation found: a value per running member, or why there is none.
+struct Observation {
+    values: Vec<Option<f64>>,
+    problem: Option<String>,
 }
 
 impl Autoscaler {
@@ -42,9 +51,9 @@ impl Autoscaler {
         Self {
             service,
             settings,
-            stabilizers: HashMap::new(),
+            memories: HashMap::new(),
             applying: HashMap::new(),
-            last_reason: HashMap::new(),
+            logged: HashMap::new(),
         }
     }
 
@@ -68,88 +77,66 @@ impl Autoscaler {
         };
         let now = Instant::now();
         self.service.metric_store().prune(self.settings.metric_ttl, now);
-        let telemetry = self.service.telemetry();
         for g in &groups {
-            telemetry
+            let size = self
+                .service
+                .telemetry()
                 .group_size
-                .get_or_create(&GroupLabel { group: g.name.clone() })
-                .set(g.replicas as i64);
+                .get_or_create(&GroupLabel { group: g.name.clone() });
+            size.set(g.replicas as i64);
         }
-        let active: Vec<(&GroupView, &Policy)> = groups
-            .iter()
-            .filter_map(|g| match &g.policy {
-                Some(Ok(p)) if !self.applying.contains_key(&g.name) => Some((g, p)),
-                Some(Err(reason)) => {
-                    self.log_once(
-                        &g.name,
-                        reason,
-                        || warn!(group = %g.name, reason, "group not autoscaled: malformed labels"),
-                    );
-                    None
-                }
-                _ => None,
-            })
-            .collect();
+        let mut active = Vec::new();
+        for g in &groups {
+            match &g.policy {
+                Some(Ok(p)) if !self.applying.contains_key(&g.name) => active.push((g, p)),
+                Some(Err(reason)) => self.log_change(
+                    &g.name,
+                    "labels",
+                    reason,
+                    |reason| warn!(group = %g.name, reason, "group not autoscaled: malformed labels"),
+                ),
+                _ => {}
+            }
+        }
         let observations = join_all(active.iter().map(|(g, p)| self.observe(g, p))).await;
-        for ((group, policy), values) in active.into_iter().zip(observations) {
-            self.evaluate(group, policy, &values, now);
+        for ((group, policy), observation) in active.into_iter().zip(observations) {
+            let problem = observation.problem.clone().unwrap_or_default();
+            self.log_change(&group.name, "metric", &problem, |problem| {
+                if problem.is_empty() {
+                    info!(group = %group.name, "metric readable again")
+                } else {
+                    warn!(group = %group.name, problem, "no metric value: the group keeps its size")
+                }
+            });
+            self.evaluate(group, policy, &observation.values, now);
+        }
+    }
+
+    fn limits(&self, policy: &Policy) -> Limits {
+        Limits {
+            target: policy.target,
+            min: policy.min,
+            max: policy.max,
+            step_up: policy.step_up,
+            step_down: policy.step_down,
+            cooldown_up: policy.cooldown_up.unwrap_or(Duration::ZERO),
+            cooldown_down: policy.cooldown_down.unwrap_or(self.settings.stabilization),
         }
     }
 
     fn evaluate(&mut self, group: &GroupView, policy: &Policy, values: &[Option<f64>], now: Instant) {
-        let limits = Limits {
-            target: policy.target,
-            min: policy.min,
-            max: policy.max,
-        };
+        let limits = self.limits(policy);
         let window = self.settings.stabilization;
-        let stabilizer = self
-            .stabilizers
+        let memory = self
+            .memories
             .entry(group.name.clone())
-            .or_insert_with(|| Stabilizer::new(window));
-        let d = decide(stabilizer, now, group.replicas as u32, values, &limits);
-        let telemetry = self.service.telemetry();
-        let label = GroupLabel {
-            group: group.name.clone(),
-        };
-        telemetry.group_desired.get_or_create(&label).set(i64::from(d.desired));
-        let direction = match d.to.cmp(&d.from) {
-            std::cmp::Ordering::Greater => "up",
-            std::cmp::Ordering::Less => "down",
-            std::cmp::Ordering::Equal => "none",
-        };
-        telemetry
-            .decisions
-            .get_or_create(&DecisionLabels {
-                group: group.name.clone(),
-                direction: direction.into(),
-            })
-            .inc();
-        let decision = DecisionView {
-            at: rfc3339_now(),
-            from: d.from,
-            to: d.to,
-            reason: d.reason.clone(),
-        };
-        self.service.board().record(
-            &group.name,
-            Evaluation {
-                average: d.average,
-                desired: d.desired,
-                last_decision: Some(decision),
-            },
-        );
-        if d.to == d.from {
-            let name = group.name.clone();
-            self.log_once(
-                &name,
-                &d.reason,
-                || info!(group = %name, from = d.from, to = d.to, reason = %d.reason, "autoscaler decision"),
-            );
-            return debug!(group = %group.name, from = d.from, to = d.to, reason = %d.reason, "autoscaler decision");
+            .or_insert_with(|| Memory::new(window));
+        let d = decide(memory, now, group.replicas as u32, values, &limits);
+        let dry_run = policy.dry_run || self.service.settings().autoscale_dry_run;
+        self.report(group, &d, dry_run);
+        if d.to == d.from || dry_run {
+            return;
         }
-        info!(group = %group.name, from = d.from, to = d.to, reason = %d.reason, "autoscaler decision");
-        self.last_reason.insert(group.name.clone(), d.reason.clone());
         let (service, name, to) = (self.service.clone(), group.name.clone(), d.to);
         let task = tokio::spawn(async move {
             if let Err(e) = service.scale(&name, to, "autoscaler").await {
@@ -159,26 +146,93 @@ impl Autoscaler {
         self.applying.insert(group.name.clone(), task);
     }
 
-    fn log_once(&mut self, group: &str, reason: &str, log: impl FnOnce()) {
-        if self.last_reason.get(group).map(String::as_str) != Some(reason) {
-            log();
-            self.last_reason.insert(group.to_owned(), reason.to_owned());
+    /// Board, metrics and log for one decision.
+    fn report(&mut self, group: &GroupView, d: &Decision, dry_run: bool) {
+        let telemetry = self.service.telemetry();
+        telemetry
+            .group_desired
+            .get_or_create(&GroupLabel {
+                group: group.name.clone(),
+            })
+            .set(i64::from(d.desired));
+        let direction = match d.to.cmp(&d.from) {
+            std::cmp::Ordering::Greater => "up",
+            std::cmp::Ordering::Less => "down",
+            std::cmp::Ordering::Equal => "none",
+        };
+        let labels = DecisionLabels {
+            group: group.name.clone(),
+            direction: direction.into(),
+        };
+        telemetry.decisions.get_or_create(&labels).inc();
+        let applied = d.to != d.from && !dry_run;
+        let view = DecisionView {
+            at: rfc3339_now(),
+            from: d.from,
+            to: d.to,
+            reason: d.reason.clone(),
+            value: d.average,
+            dry_run,
+            applied,
+        };
+        self.service.board().record(&group.name, d.desired, view);
+        let log = |d: &Decision| info!(group = %group.name, from = d.from, to = d.to, reason = %d.reason, dry_run, "autoscaler decision");
+        if d.to != d.from {
+            log(d);
+            self.logged.insert((group.name.clone(), "decision"), d.reason.clone());
+        } else {
+            self.log_change(&group.name, "decision", &d.reason, |_| log(d));
+            debug!(group = %group.name, from = d.from, to = d.to, reason = %d.reason, "autoscaler decision");
+        }
+    }
+
+    /// Logs `text` for (group, topic) only when it differs from the last one logged.
+    fn log_change(&mut self, group: &str, topic: &'static str, text: &str, log: impl FnOnce(&str)) {
+        let key = (group.to_owned(), topic);
+        if self.logged.get(&key).map(String::as_str) != Some(text) {
+            if !(text.is_empty() && !self.logged.contains_key(&key)) {
+                log(text);
+            }
+            self.logged.insert(key, text.to_owned());
         }
     }
 
     /// One value per running member, `None` where there is no fresh one.
-    async fn observe(&self, group: &GroupView, policy: &Policy) -> Vec<Option<f64>> {
-        let running = group.members.iter().filter(|m| m.state == RunState::Running);
-        let store = self.service.metric_store();
+    async fn observe(&self, group: &GroupView, policy: &Policy) -> Observation {
+        let running: Vec<&str> = group
+            .members
+            .iter()
+            .filter(|m| m.state == RunState::Running)
+            .map(|m| m.id.as_str())
+            .collect();
         let now = Instant::now();
+        let ok = |values: Vec<Option<f64>>| Observation { values, problem: None };
         match &policy.metric {
-            Metric::Pushed(name) => running
-                .map(|m| store.fresh(&m.id, name, self.settings.metric_ttl, now))
-                .collect(),
+            Metric::Pushed(name) => {
+                let store = self.service.metric_store();
+                ok(running
+                    .iter()
+                    .map(|id| store.fresh(id, name, self.settings.metric_ttl, now))
+                    .collect())
+            }
+            Metric::Prometheus(query) => {
+                let result = match &self.settings.prometheus {
+                    Some(client) => client.query(query).await,
+                    None => Err("the group queries Prometheus but serve has no --prometheus-url".to_owned()),
+                };
+                match result {
+                    // The query gives the group's total; each running member carries its share.
+                    Ok(total) => ok(vec![Some(total / running.len().max(1) as f64); running.len()]),
+                    Err(problem) => Observation {
+                        values: vec![None; running.len()],
+                        problem: Some(problem),
+                    },
+                }
+            }
             Metric::Cpu | Metric::Memory => {
                 let engine = self.service.engine();
-                let samples = join_all(running.map(|m| engine.stats(&m.id))).await;
-                samples
+                let samples = join_all(running.iter().map(|id| engine.stats(id))).await;
+                let values = samples
                     .into_iter()
                     .map(|s| {
                         let s = s.ok()?;
@@ -187,7 +241,8 @@ impl Autoscaler {
                             _ => memory_percent(&s),
                         }
                     })
-                    .collect()
+                    .collect();
+                ok(values)
             }
         }
     }

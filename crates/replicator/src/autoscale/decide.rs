@@ -4,7 +4,9 @@
 //! ceil(replicas × average / target) within a ±10 % tolerance, clamped to the
 //! bounds; members without a fresh value count as 0 when scaling up and as
 //! at target when scaling down; scale-ups apply at once, scale-downs only to
-//! the highest recommendation seen during the stabilization window.
+//! the highest recommendation seen during the stabilization window. Then, as
+//! the Swarm autoscalers do, each change is limited to a step and kept apart
+//! from the previous change in the same direction by a cool-down.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -18,6 +20,29 @@ pub struct Limits {
     pub target: f64,
     pub min: u32,
     pub max: u32,
+    /// Most members added by one decision; `None`: max(4, current), as HPA.
+    pub step_up: Option<u32>,
+    /// Most members removed by one decision; `None`: unbounded.
+    pub step_down: Option<u32>,
+    /// Least time between two scale-ups.
+    pub cooldown_up: Duration,
+    /// Least time between two scale-downs.
+    pub cooldown_down: Duration,
+}
+
+impl Limits {
+    /// Bounds and target only: no step limit, no cool-down.
+    pub fn new(target: f64, min: u32, max: u32) -> Self {
+        Self {
+            target,
+            min,
+            max,
+            step_up: None,
+            step_down: None,
+            cooldown_up: Duration::ZERO,
+            cooldown_down: Duration::ZERO,
+        }
+    }
 }
 
 /// The outcome of one evaluation.
@@ -104,18 +129,62 @@ impl Stabilizer {
     }
 }
 
-/// One evaluation: recommend, then stabilize.
-pub fn decide(
-    stabilizer: &mut Stabilizer,
-    now: Instant,
-    current: u32,
-    values: &[Option<f64>],
-    limits: &Limits,
-) -> Decision {
+/// What the decision remembers about one group between evaluations.
+#[derive(Debug, Clone)]
+pub struct Memory {
+    stabilizer: Stabilizer,
+    last_up: Option<Instant>,
+    last_down: Option<Instant>,
+}
+
+impl Memory {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            stabilizer: Stabilizer::new(window),
+            last_up: None,
+            last_down: None,
+        }
+    }
+}
+
+/// One evaluation: recommend, stabilize, limit the step, respect the cool-downs.
+pub fn decide(memory: &mut Memory, now: Instant, current: u32, values: &[Option<f64>], limits: &Limits) -> Decision {
     let (desired, average, mut reason) = recommend(current, values, limits);
-    let to = stabilizer.stabilize(now, current, desired);
+    let mut to = memory.stabilizer.stabilize(now, current, desired);
     if to != desired {
         reason = format!("{reason}; holding at {to} for the stabilization window");
+    }
+    if to > current {
+        let step = limits.step_up.unwrap_or(current.max(4));
+        if to - current > step {
+            to = current + step;
+            reason = format!("{reason}; at most +{step} per decision");
+        }
+        if memory
+            .last_up
+            .is_some_and(|t| now.saturating_duration_since(t) < limits.cooldown_up)
+        {
+            to = current;
+            reason = format!("{reason}; scale-up cooling down");
+        }
+    } else if to < current {
+        let step = limits.step_down.unwrap_or(current);
+        if current - to > step {
+            to = current - step;
+            reason = format!("{reason}; at most -{step} per decision");
+        }
+        if memory
+            .last_down
+            .is_some_and(|t| now.saturating_duration_since(t) < limits.cooldown_down)
+        {
+            to = current;
+            reason = format!("{reason}; scale-down cooling down");
+        }
+    }
+    match to.cmp(&current) {
+        std::cmp::Ordering::Greater => memory.last_up = Some(now),
+        std::cmp::Ordering::Less => memory.last_down = Some(now),
+        std::cmp::Ordering::Equal => {}
     }
     Decision {
         from: current,
@@ -135,6 +204,10 @@ mod tests {
         target: 50.0,
         min: 1,
         max: 10,
+        step_up: None,
+        step_down: None,
+        cooldown_up: Duration::ZERO,
+        cooldown_down: Duration::ZERO,
     };
 
     fn all(v: f64, n: usize) -> Vec<Option<f64>> {
@@ -184,9 +257,14 @@ mod tests {
 
     #[test]
     fn scale_down_waits_for_the_window() {
-        let mut s = Stabilizer::new(Duration::from_secs(60));
+        let mut s = Memory::new(Duration::from_secs(60));
         let t0 = Instant::now();
-        assert_eq!(decide(&mut s, t0, 1, &all(500.0, 1), &LIMITS).to, 10);
+        assert_eq!(
+            decide(&mut s, t0, 1, &all(500.0, 1), &LIMITS).to,
+            5,
+            "HPA's default step: max(4, current)"
+        );
+        assert_eq!(decide(&mut s, t0, 5, &all(500.0, 5), &LIMITS).to, 10);
         let quiet = decide(&mut s, t0 + Duration::from_secs(30), 10, &all(0.0, 10), &LIMITS);
         assert_eq!((quiet.desired, quiet.to), (1, 10));
         assert!(quiet.reason.contains("stabilization"));
@@ -196,12 +274,51 @@ mod tests {
         );
     }
 
+    #[test]
+    fn steps_and_cooldowns_hold_changes_back() {
+        let limits = Limits {
+            step_up: Some(2),
+            step_down: Some(1),
+            cooldown_up: Duration::from_secs(10),
+            ..LIMITS
+        };
+        let mut m = Memory::new(Duration::ZERO);
+        let t0 = Instant::now();
+        let up = decide(&mut m, t0, 1, &all(500.0, 1), &limits);
+        assert_eq!(up.to, 3);
+        assert!(up.reason.contains("at most +2"));
+        let cooling = decide(&mut m, t0 + Duration::from_secs(5), 3, &all(500.0, 3), &limits);
+        assert_eq!(cooling.to, 3);
+        assert!(cooling.reason.contains("cooling down"));
+        assert_eq!(
+            decide(&mut m, t0 + Duration::from_secs(11), 3, &all(500.0, 3), &limits).to,
+            5
+        );
+        assert_eq!(
+            decide(&mut m, t0 + Duration::from_secs(12), 5, &all(0.0, 5), &limits).to,
+            4
+        );
+    }
+
     fn limits() -> impl Strategy<Value = Limits> {
-        (1u32..20, 0u32..20, 1.0f64..1000.0).prop_map(|(min, extra, target)| Limits {
-            target,
-            min,
-            max: min + extra,
-        })
+        (1u32..20, 0u32..20, 1.0f64..1000.0).prop_map(|(min, extra, target)| Limits::new(target, min, min + extra))
+    }
+
+    fn stepped_limits() -> impl Strategy<Value = Limits> {
+        (
+            limits(),
+            prop::option::of(1u32..5),
+            prop::option::of(1u32..5),
+            0u64..60,
+            0u64..60,
+        )
+            .prop_map(|(l, up, down, cu, cd)| Limits {
+                step_up: up,
+                step_down: down,
+                cooldown_up: Duration::from_secs(cu),
+                cooldown_down: Duration::from_secs(cd),
+                ..l
+            })
     }
 
     fn load() -> impl Strategy<Value = Vec<Option<f64>>> {
@@ -236,7 +353,7 @@ mod tests {
             steps in prop::collection::vec(1u64..30, 2..20),
         ) {
             let window = Duration::from_secs(60);
-            let mut s = Stabilizer::new(window);
+            let mut s = Memory::new(window);
             let t0 = Instant::now();
             let mut now = t0;
             let mut current = l.min;
@@ -248,6 +365,33 @@ mod tests {
                 let window_max = seen.iter().filter(|(t, _)| now.duration_since(*t) <= window).map(|(_, d)| *d).max().unwrap();
                 if d.to < current {
                     prop_assert!(d.to >= window_max.min(current));
+                }
+                current = d.to;
+            }
+        }
+
+        #[test]
+        fn never_more_than_a_step_and_never_within_a_cooldown(
+            l in stepped_limits(),
+            loads in prop::collection::vec(0.0f64..5000.0, 2..30),
+            steps in prop::collection::vec(1u64..20, 1..10),
+        ) {
+            let mut m = Memory::new(Duration::from_secs(15));
+            let mut now = Instant::now();
+            let mut current = l.min;
+            let (mut last_up, mut last_down): (Option<Instant>, Option<Instant>) = (None, None);
+            for (load, step) in loads.iter().zip(steps.iter().cycle()) {
+                now += Duration::from_secs(*step);
+                let d = decide(&mut m, now, current, &vec![Some(*load); current as usize], &l);
+                if d.to > current {
+                    prop_assert!(d.to - current <= l.step_up.unwrap_or(current.max(4)));
+                    prop_assert!(last_up.is_none_or(|t| now.duration_since(t) >= l.cooldown_up));
+                    last_up = Some(now);
+                }
+                if d.to < current {
+                    prop_assert!(current - d.to <= l.step_down.unwrap_or(current));
+                    prop_assert!(last_down.is_none_or(|t| now.duration_since(t) >= l.cooldown_down));
+                    last_down = Some(now);
                 }
                 current = d.to;
             }

@@ -6,6 +6,7 @@
 pub mod controller;
 pub mod decide;
 pub mod policy;
+pub mod prometheus;
 pub mod stats;
 pub mod store;
 

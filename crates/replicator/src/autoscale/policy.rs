@@ -5,12 +5,21 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use std::time::Duration;
+
+use crate::duration;
 use crate::group::Bounds;
 
 pub const METRIC: &str = "replicator.autoscale.metric";
 pub const TARGET: &str = "replicator.autoscale.target";
 pub const MIN: &str = "replicator.autoscale.min";
 pub const MAX: &str = "replicator.autoscale.max";
+pub const QUERY: &str = "replicator.autoscale.query";
+pub const STEP_UP: &str = "replicator.autoscale.step-up";
+pub const STEP_DOWN: &str = "replicator.autoscale.step-down";
+pub const COOLDOWN_UP: &str = "replicator.autoscale.cooldown-up";
+pub const COOLDOWN_DOWN: &str = "replicator.autoscale.cooldown-down";
+pub const DRY_RUN: &str = "replicator.autoscale.dry-run";
 
 /// Where the per-member values come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +31,8 @@ pub enum Metric {
     Memory,
     /// A value containers push to `POST /v1/metrics` under this name.
     Pushed(String),
+    /// A PromQL query returning the group's total (divided by the running members).
+    Prometheus(String),
 }
 
 impl From<Metric> for String {
@@ -36,6 +47,7 @@ impl Metric {
             Metric::Cpu => "cpu",
             Metric::Memory => "memory",
             Metric::Pushed(n) => n,
+            Metric::Prometheus(_) => "prometheus",
         }
     }
 }
@@ -47,6 +59,16 @@ pub struct Policy {
     pub target: f64,
     pub min: u32,
     pub max: u32,
+    /// Most members one decision adds (default max(4, current)).
+    pub step_up: Option<u32>,
+    /// Most members one decision removes (default: unbounded).
+    pub step_down: Option<u32>,
+    /// Least time between two scale-ups (default 0).
+    pub cooldown_up: Option<Duration>,
+    /// Least time between two scale-downs (default: the stabilization window).
+    pub cooldown_down: Option<Duration>,
+    /// Decide and report, never apply.
+    pub dry_run: bool,
 }
 
 /// A metric name a container may push: short, plain, like a Prometheus name.
@@ -65,6 +87,10 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
     let metric = match metric {
         "cpu" => Metric::Cpu,
         "memory" => Metric::Memory,
+        "prometheus" => match labels.get(QUERY).map(|q| q.trim()).filter(|q| !q.is_empty()) {
+            Some(query) => Metric::Prometheus(query.to_owned()),
+            None => return Err(format!("label {QUERY} is required with {METRIC}=prometheus")),
+        },
         name if valid_metric_name(name) => Metric::Pushed(name.to_owned()),
         other => return Err(format!("label {METRIC}={other:?} is not cpu, memory or a metric name")),
     };
@@ -97,11 +123,29 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
             group.min, group.max
         ));
     }
+    let optional_count = |key: &str| labels.get(key).map(|_| count(key, 1)).transpose();
+    let optional_duration = |key: &str| {
+        labels
+            .get(key)
+            .map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}")))
+            .transpose()
+    };
+    let dry_run = match labels.get(DRY_RUN).map(|v| v.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => return Err(format!("label {DRY_RUN}={v:?} is not true or false")),
+    };
     Ok(Some(Policy {
         metric,
         target,
         min,
         max,
+        step_up: optional_count(STEP_UP)?,
+        step_down: optional_count(STEP_DOWN)?,
+        cooldown_up: optional_duration(COOLDOWN_UP)?,
+        cooldown_down: optional_duration(COOLDOWN_DOWN)?,
+        dry_run,
     }))
 }
 
@@ -129,18 +173,46 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(
-            p,
-            Policy {
-                metric: Metric::Pushed("rps".into()),
-                target: 20.5,
-                min: 2,
-                max: 4
-            }
+            (p.metric, p.target, p.min, p.max),
+            (Metric::Pushed("rps".into()), 20.5, 2, 4)
+        );
+        assert_eq!(
+            (p.step_up, p.step_down, p.cooldown_up, p.cooldown_down, p.dry_run),
+            (None, None, None, None, false)
         );
         let p = read(&labels(&[(METRIC, "cpu"), (TARGET, "50")]), GROUP)
             .unwrap()
             .unwrap();
         assert_eq!((p.metric, p.min, p.max), (Metric::Cpu, 1, 5));
+    }
+
+    #[test]
+    fn reads_the_parity_labels() {
+        let p = read(
+            &labels(&[
+                (METRIC, "prometheus"),
+                (QUERY, "sum(rate(http_requests_total[1m]))"),
+                (TARGET, "100"),
+                (STEP_UP, "2"),
+                (STEP_DOWN, "1"),
+                (COOLDOWN_UP, "30s"),
+                (COOLDOWN_DOWN, "5m"),
+                (DRY_RUN, "true"),
+            ]),
+            GROUP,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            p.metric,
+            Metric::Prometheus("sum(rate(http_requests_total[1m]))".into())
+        );
+        assert_eq!((p.step_up, p.step_down), (Some(2), Some(1)));
+        assert_eq!(
+            (p.cooldown_up, p.cooldown_down),
+            (Some(Duration::from_secs(30)), Some(Duration::from_secs(300)))
+        );
+        assert!(p.dry_run);
     }
 
     #[test]
@@ -163,6 +235,10 @@ mod tests {
             vec![(METRIC, "no spaces"), (TARGET, "1")],
             vec![(METRIC, "cpu"), (TARGET, "1"), (MIN, "0")],
             vec![(METRIC, "cpu"), (TARGET, "1"), (MIN, "4"), (MAX, "2")],
+            vec![(METRIC, "prometheus"), (TARGET, "1")],
+            vec![(METRIC, "cpu"), (TARGET, "1"), (STEP_UP, "0")],
+            vec![(METRIC, "cpu"), (TARGET, "1"), (COOLDOWN_DOWN, "soon")],
+            vec![(METRIC, "cpu"), (TARGET, "1"), (DRY_RUN, "maybe")],
         ] {
             let reason = read(&labels(&bad), GROUP).unwrap_err();
             assert!(reason.contains("label") || reason.contains("bounds"), "{reason}");

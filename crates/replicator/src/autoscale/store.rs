@@ -1,14 +1,14 @@
 //! Pushed metric values, kept until they go stale, and the autoscaler's
 //! latest word on each group (read by the API).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::policy::Policy;
+use super::policy::{Metric, Policy};
 
 /// Values containers pushed, by container id and metric name.
 #[derive(Default)]
@@ -46,6 +46,9 @@ impl MetricStore {
     }
 }
 
+/// How many decisions each group keeps for `GET /v1/groups/{name}/decisions`.
+pub const HISTORY: usize = 100;
+
 /// One decision as the API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DecisionView {
@@ -54,6 +57,12 @@ pub struct DecisionView {
     pub from: u32,
     pub to: u32,
     pub reason: String,
+    /// The per-member average the decision used.
+    pub value: Option<f64>,
+    /// Computed and reported only (`serve --dry-run` or the group's label).
+    pub dry_run: bool,
+    /// Handed to the service to carry out.
+    pub applied: bool,
 }
 
 /// The `autoscale` object of a group.
@@ -62,56 +71,83 @@ pub struct DecisionView {
 pub enum AutoscaleView {
     Active {
         metric: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
         target: f64,
         min: u32,
         max: u32,
         current: Option<f64>,
         desired: u32,
+        dry_run: bool,
         last_decision: Option<DecisionView>,
     },
     /// The labels ask for autoscaling but are malformed: the group is not autoscaled.
     Invalid { error: String },
 }
 
-/// The autoscaler's latest evaluation of each group.
+/// The autoscaler's latest evaluation of each group, and its recent changes.
 #[derive(Default)]
 pub struct Board {
-    groups: Mutex<HashMap<String, Evaluation>>,
+    groups: Mutex<HashMap<String, GroupRecord>>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    pub average: Option<f64>,
-    pub desired: u32,
-    pub last_decision: Option<DecisionView>,
+#[derive(Debug, Clone, Default)]
+struct GroupRecord {
+    latest: Option<DecisionView>,
+    desired: u32,
+    /// Decisions that changed (or, in dry-run, would have changed) the size.
+    history: VecDeque<DecisionView>,
 }
 
 impl Board {
-    pub fn record(&self, group: &str, evaluation: Evaluation) {
-        self.groups
-            .lock()
-            .expect("board lock")
-            .insert(group.to_owned(), evaluation);
+    pub fn record(&self, group: &str, desired: u32, decision: DecisionView) {
+        let mut groups = self.groups.lock().expect("board lock");
+        let record = groups.entry(group.to_owned()).or_default();
+        if decision.to != decision.from {
+            if record.history.len() == HISTORY {
+                record.history.pop_front();
+            }
+            record.history.push_back(decision.clone());
+        }
+        record.desired = desired;
+        record.latest = Some(decision);
     }
 
-    pub fn get(&self, group: &str) -> Option<Evaluation> {
-        self.groups.lock().expect("board lock").get(group).cloned()
+    /// Oldest first.
+    pub fn history(&self, group: &str) -> Vec<DecisionView> {
+        let groups = self.groups.lock().expect("board lock");
+        groups
+            .get(group)
+            .map(|r| r.history.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The view for a group with this policy and `replicas` running now.
-    pub fn view(&self, group: &str, policy: &Result<Policy, String>, replicas: usize) -> AutoscaleView {
+    pub fn view(
+        &self,
+        group: &str,
+        policy: &Result<Policy, String>,
+        replicas: usize,
+        global_dry_run: bool,
+    ) -> AutoscaleView {
         match policy {
             Err(error) => AutoscaleView::Invalid { error: error.clone() },
             Ok(p) => {
-                let seen = self.get(group);
+                let seen = self.groups.lock().expect("board lock").get(group).cloned();
+                let latest = seen.as_ref().and_then(|r| r.latest.clone());
                 AutoscaleView::Active {
                     metric: p.metric.name().to_owned(),
+                    query: match &p.metric {
+                        Metric::Prometheus(q) => Some(q.clone()),
+                        _ => None,
+                    },
                     target: p.target,
                     min: p.min,
                     max: p.max,
-                    current: seen.as_ref().and_then(|e| e.average),
-                    desired: seen.as_ref().map(|e| e.desired).unwrap_or(replicas as u32),
-                    last_decision: seen.and_then(|e| e.last_decision),
+                    current: latest.as_ref().and_then(|d| d.value),
+                    desired: seen.map(|r| r.desired).unwrap_or(replicas as u32),
+                    dry_run: p.dry_run || global_dry_run,
+                    last_decision: latest,
                 }
             }
         }

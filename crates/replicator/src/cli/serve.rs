@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use tracing::{info, warn};
 
 use crate::api::{self, AppState, ServerOptions};
+use crate::autoscale::prometheus::PrometheusClient;
 use crate::autoscale::{AutoscaleSettings, Autoscaler};
 use crate::certs::{self, InitOptions};
 use crate::duration;
@@ -62,6 +63,12 @@ pub struct ServeArgs {
     /// Manage only containers and Swarm services carrying this label (KEY=VALUE); others are left alone.
     #[arg(long, env = "REPLICATOR_SELECTOR", value_parser = crate::labels::Selector::parse)]
     pub selector: Option<crate::labels::Selector>,
+    /// Prometheus server for groups labelled replicator.autoscale.metric=prometheus (http://HOST:PORT).
+    #[arg(long, env = "REPLICATOR_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// The autoscaler decides, logs and reports, but never changes a group.
+    #[arg(long, env = "REPLICATOR_DRY_RUN")]
+    pub dry_run: bool,
     /// Plain-HTTP admin listener: /healthz and /metrics.
     #[arg(long, env = "REPLICATOR_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: SocketAddr,
@@ -114,6 +121,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         |k| std::env::var(k).ok(),
         args.engine_timeout,
     )?;
+    let prometheus = args
+        .prometheus_url
+        .as_deref()
+        .map(|url| PrometheusClient::new(url, args.engine_timeout))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let telemetry = Arc::new(Telemetry::default());
     let engine = Arc::new(DockerEngine::new(engine_settings.clone(), telemetry.clone())?);
     let self_id = crate::selfid::own_container_id();
@@ -126,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             stop_timeout: args.stop_timeout,
             self_id: self_id.clone(),
             selector: args.selector.clone(),
+            autoscale_dry_run: args.dry_run,
         },
         telemetry,
     );
@@ -151,6 +165,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         interval: args.autoscale_interval,
         stabilization: args.scale_down_stabilization,
         metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
+        prometheus,
     };
     let autoscaler = tokio::spawn(Autoscaler::new(service.clone(), autoscale).run());
 

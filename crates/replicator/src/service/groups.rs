@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::Replicator;
 use crate::autoscale::policy::{self, Policy};
-use crate::autoscale::store::{AutoscaleView, Board};
+use crate::autoscale::store::{AutoscaleView, Board, DecisionView};
 use crate::error::{Error, Result};
 use crate::group::{self, Bounds, GroupIdentity, GroupKind};
 use crate::labels;
@@ -55,9 +55,12 @@ pub(super) struct GroupState {
 }
 
 impl GroupState {
-    fn into_view(self, board: &Board) -> GroupView {
+    fn into_view(self, board: &Board, dry_run: bool) -> GroupView {
         let mut v = view(&self.identity, self.bounds, self.members);
-        v.autoscale = self.policy.as_ref().map(|p| board.view(&v.name, p, v.replicas));
+        v.autoscale = self
+            .policy
+            .as_ref()
+            .map(|p| board.view(&v.name, p, v.replicas, dry_run));
         v.policy = self.policy;
         v
     }
@@ -79,6 +82,12 @@ impl Replicator {
         Ok(groups)
     }
 
+    /// The group's recent autoscaling decisions, oldest first.
+    pub async fn decisions(&self, name: &str) -> Result<Vec<DecisionView>> {
+        self.group(name).await?;
+        Ok(self.board().history(name))
+    }
+
     pub async fn group(&self, name: &str) -> Result<GroupView> {
         self.groups()
             .await?
@@ -89,7 +98,8 @@ impl Replicator {
 
     async fn container_groups(&self) -> Result<Vec<GroupView>> {
         let states = self.container_group_states().await?;
-        Ok(states.into_iter().map(|s| s.into_view(self.board())).collect())
+        let dry_run = self.settings().autoscale_dry_run;
+        Ok(states.into_iter().map(|s| s.into_view(self.board(), dry_run)).collect())
     }
 
     /// Groups of plain and compose containers, from two listings.

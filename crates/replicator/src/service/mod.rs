@@ -38,6 +38,8 @@ pub struct Settings {
     pub self_id: Option<String>,
     /// Manage only containers and services carrying this label.
     pub selector: Option<Selector>,
+    /// The autoscaler decides and reports but never applies (`serve --dry-run`).
+    pub autoscale_dry_run: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             stop_timeout: Duration::from_secs(10),
             self_id: None,
             selector: None,
+            autoscale_dry_run: false,
         }
     }
 }

@@ -140,7 +140,10 @@ impl Replicator {
                 min: bounds.min,
                 max: bounds.max,
                 members,
-                autoscale: policy.as_ref().map(|p| self.board().view(&service.name, p, replicas)),
+                autoscale: policy.as_ref().map(|p| {
+                    self.board()
+                        .view(&service.name, p, replicas, self.settings().autoscale_dry_run)
+                }),
                 policy,
             });
         }

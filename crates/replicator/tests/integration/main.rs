@@ -8,4 +8,5 @@ mod compose;
 mod fidelity;
 mod groups;
 mod mtls;
+mod parity;
 mod swarm;
