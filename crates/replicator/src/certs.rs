@@ -56,10 +56,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, CertsError> {
         }
     }
     let bundle = generate(opts)?;
-    std::fs::create_dir_all(&opts.out).map_err(|source| CertsError::Write {
-        path: opts.out.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| CertsError::Write { path: opts.out.clone(), source })?;
     bundle
         .into_iter()
         .map(|(file, pem, secret)| {
@@ -79,25 +76,16 @@ fn generate(opts: &InitOptions) -> Result<Vec<(&'static str, String, bool)>, Cer
 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "replicator development CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "replicator development CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     validity(&mut ca_params);
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
 
     let mut sans: Vec<String> = DEFAULT_SANS.iter().map(|s| s.to_string()).collect();
     for san in &opts.sans {
-        if san.is_empty()
-            || !san
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*'))
-        {
+        if san.is_empty() || !san.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*')) {
             return Err(CertsError::BadSan(san.clone()));
         }
         if !sans.contains(san) {
@@ -132,10 +120,7 @@ fn generate(opts: &InitOptions) -> Result<Vec<(&'static str, String, bool)>, Cer
 
 /// Keys are created 0600 from the first byte, never chmod-ed after the fact.
 fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), CertsError> {
-    let err = |source| CertsError::Write {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| CertsError::Write { path: path.to_owned(), source };
     let _ = std::fs::remove_file(path); // --force: a fresh file gets the right mode
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -153,12 +138,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn opts(dir: &Path) -> InitOptions {
-        InitOptions {
-            out: dir.to_owned(),
-            sans: vec!["replicator".into(), "10.1.2.3".into()],
-            days: 30,
-            force: false,
-        }
+        InitOptions { out: dir.to_owned(), sans: vec!["replicator".into(), "10.1.2.3".into()], days: 30, force: false }
     }
 
     fn tempdir(name: &str) -> PathBuf {
@@ -177,12 +157,8 @@ mod tests {
             assert_eq!(mode, if secret { 0o600 } else { 0o644 }, "{file}");
         }
         // The pairs load as a server and a client of one another.
-        tls::server_config(&TlsFiles {
-            cert: dir.join(SERVER_CERT),
-            key: dir.join(SERVER_KEY),
-            ca: dir.join(CA_CERT),
-        })
-        .unwrap();
+        tls::server_config(&TlsFiles { cert: dir.join(SERVER_CERT), key: dir.join(SERVER_KEY), ca: dir.join(CA_CERT) })
+            .unwrap();
         tls::client_config(&TlsFiles::client_in(&dir)).unwrap();
         let client = tls::load_certs("c", &dir.join(CLIENT_CERT)).unwrap();
         assert_eq!(tls::common_name(&client[0]).as_deref(), Some("replicator client"));
@@ -196,11 +172,7 @@ mod tests {
         let before = std::fs::read(dir.join(CA_CERT)).unwrap();
         assert!(matches!(init(&opts(&dir)), Err(CertsError::Exists(_))));
         assert_eq!(std::fs::read(dir.join(CA_CERT)).unwrap(), before);
-        init(&InitOptions {
-            force: true,
-            ..opts(&dir)
-        })
-        .unwrap();
+        init(&InitOptions { force: true, ..opts(&dir) }).unwrap();
         assert_ne!(std::fs::read(dir.join(CA_CERT)).unwrap(), before);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -208,17 +180,8 @@ mod tests {
     #[test]
     fn refuses_bad_sans_and_days_before_writing() {
         let dir = tempdir("bad");
-        assert!(matches!(
-            init(&InitOptions {
-                sans: vec!["a b".into()],
-                ..opts(&dir)
-            }),
-            Err(CertsError::BadSan(_))
-        ));
-        assert!(matches!(
-            init(&InitOptions { days: 0, ..opts(&dir) }),
-            Err(CertsError::BadDays)
-        ));
+        assert!(matches!(init(&InitOptions { sans: vec!["a b".into()], ..opts(&dir) }), Err(CertsError::BadSan(_))));
+        assert!(matches!(init(&InitOptions { days: 0, ..opts(&dir) }), Err(CertsError::BadDays)));
         assert!(!dir.exists());
     }
 }

@@ -61,19 +61,13 @@ impl ApiClient {
         if uri.scheme_str() != Some("https") || uri.host().is_none() || uri.path() != "/" {
             return Err(ClientError::BadUrl(server.into()));
         }
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_only()
-            .enable_http1()
-            .build();
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
         let mut builder = Client::builder(TokioExecutor::new());
         if !keep_alive {
             builder.pool_max_idle_per_host(0);
         }
-        Ok(Self {
-            base,
-            client: builder.build(https),
-        })
+        Ok(Self { base, client: builder.build(https) })
     }
 
     pub fn base(&self) -> &str {
@@ -88,10 +82,7 @@ impl ApiClient {
         body: Option<&serde_json::Value>,
     ) -> Result<ApiResponse, ClientError> {
         let url = format!("{}{path}", self.base);
-        let fail = |reason: String| ClientError::Request {
-            url: url.clone(),
-            reason,
-        };
+        let fail = |reason: String| ClientError::Request { url: url.clone(), reason };
         let mut req = Request::builder().method(method).uri(&url);
         let payload = match body {
             Some(v) => {
@@ -103,12 +94,7 @@ impl ApiClient {
         let req = req.body(Full::new(payload)).map_err(|e| fail(e.to_string()))?;
         let response = self.client.request(req).await.map_err(|e| fail(error_chain(&e)))?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .to_bytes();
+        let body = response.into_body().collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
         Ok(ApiResponse { status, body })
     }
 

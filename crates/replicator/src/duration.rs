@@ -7,9 +7,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 3s, 2m or 1h"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 3s, 2m or 1h"))?;
     let millis = match unit {
         "ms" => Some(n),
         "" | "s" => n.checked_mul(1_000),
@@ -17,20 +15,12 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "h" => n.checked_mul(3_600_000),
         _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s, m or h")),
     };
-    millis
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
+    millis.map(Duration::from_millis).ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// Like [`parse`], refusing zero.
 pub fn parse_positive(text: &str) -> Result<Duration, String> {
-    parse(text).and_then(|d| {
-        if d.is_zero() {
-            Err("the duration must be above zero".into())
-        } else {
-            Ok(d)
-        }
-    })
+    parse(text).and_then(|d| if d.is_zero() { Err("the duration must be above zero".into()) } else { Ok(d) })
 }
 
 #[cfg(test)]

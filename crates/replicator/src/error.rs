@@ -20,6 +20,9 @@ pub enum Error {
     GroupNotFound(String),
     #[error("replica limit reached: group {group} may have at most {max} members, the original included")]
     LimitReached { group: String, max: u32 },
+    /// The client sends more than `--rate-limit` allows.
+    #[error("rate limit exceeded: {0}")]
+    RateLimited(String),
     /// The request conflicts with the container's or group's state or labels.
     #[error("{0}")]
     Conflict(String),

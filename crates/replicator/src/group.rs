@@ -39,9 +39,7 @@ pub fn compose_service(labels: &BTreeMap<String, String>) -> Option<(&str, &str)
 
 /// Whether compose created the container for `docker-compose run` (never a group member).
 pub fn is_compose_oneoff(labels: &BTreeMap<String, String>) -> bool {
-    labels
-        .get(labels::COMPOSE_ONEOFF)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    labels.get(labels::COMPOSE_ONEOFF).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 pub fn identify(id: &str, name: &str, labels: &BTreeMap<String, String>) -> GroupIdentity {
@@ -64,12 +62,7 @@ pub fn identify(id: &str, name: &str, labels: &BTreeMap<String, String>) -> Grou
         .or_else(|| labels.get(labels::SWARM_SERVICE_NAME).cloned())
         .or_else(|| compose_service(labels).map(|(p, s)| format!("{p}_{s}")))
         .unwrap_or(base_name);
-    GroupIdentity {
-        name,
-        kind,
-        original_id: source.cloned().unwrap_or_else(|| id.to_owned()),
-        naming,
-    }
+    GroupIdentity { name, kind, original_id: source.cloned().unwrap_or_else(|| id.to_owned()), naming }
 }
 
 /// `web-3` → `web`; names without a numeric suffix are returned unchanged.
@@ -87,32 +80,20 @@ pub enum Naming {
     Suffix(String),
     /// Compose's own scheme, `<project>_<service>_<n>` (v1) or with `-` (v2),
     /// so `docker-compose ps` and `down` see one more container of the service.
-    Compose {
-        project: String,
-        service: String,
-        separator: char,
-    },
+    Compose { project: String, service: String, separator: char },
 }
 
 impl Naming {
     fn compose(project: &str, service: &str, source_name: &str) -> Self {
         let v1 = source_name.starts_with(&format!("{project}_{service}_"));
-        Self::Compose {
-            project: project.into(),
-            service: service.into(),
-            separator: if v1 { '_' } else { '-' },
-        }
+        Self::Compose { project: project.into(), service: service.into(), separator: if v1 { '_' } else { '-' } }
     }
 
     /// A substring every replica name contains (for the engine's name filter).
     pub fn stem(&self) -> String {
         match self {
             Self::Suffix(base) => format!("{base}-"),
-            Self::Compose {
-                project,
-                service,
-                separator: s,
-            } => format!("{project}{s}{service}{s}"),
+            Self::Compose { project, service, separator: s } => format!("{project}{s}{service}{s}"),
         }
     }
 
@@ -126,10 +107,7 @@ impl Naming {
             Self::Suffix(_) => 2,
             Self::Compose { .. } => 1,
         };
-        (first..)
-            .map(|n| self.name(n))
-            .find(|c| !taken.contains(c))
-            .expect("an unbounded range has a free name")
+        (first..).map(|n| self.name(n)).find(|c| !taken.contains(c)).expect("an unbounded range has a free name")
     }
 
     /// The number in a name this scheme produced.
@@ -169,10 +147,7 @@ pub fn bounds(labels: &BTreeMap<String, String>, default_max: u32) -> Result<Bou
     let max = read(labels::MAX, default_max)?;
     let min = read(labels::MIN, 1)?;
     if min > max {
-        return Err(format!(
-            "label {}={min} is above the group's maximum of {max}",
-            labels::MIN
-        ));
+        return Err(format!("label {}={min} is above the group's maximum of {max}", labels::MIN));
     }
     Ok(Bounds { min, max })
 }
@@ -205,10 +180,7 @@ mod tests {
 
     #[test]
     fn a_replica_points_back_at_its_original() {
-        let g = container(
-            "web-3",
-            json!({"replicator.group": "web", "replicator.source": "orig-id"}),
-        );
+        let g = container("web-3", json!({"replicator.group": "web", "replicator.source": "orig-id"}));
         assert_eq!(g.name, "web");
         assert_eq!(g.original_id, "orig-id");
         assert_eq!(g.naming, Naming::Suffix("web".into()));
@@ -216,28 +188,18 @@ mod tests {
 
     #[test]
     fn compose_containers_group_by_project_and_service() {
-        let g = container(
-            "shop_web_1",
-            json!({"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}),
-        );
+        let g =
+            container("shop_web_1", json!({"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}));
         assert_eq!(g.name, "shop_web");
         assert_eq!(g.kind, GroupKind::Compose);
-        assert_eq!(
-            g.naming.next_free(&HashSet::from(["shop_web_1".to_string()])),
-            "shop_web_2"
-        );
-        assert_eq!(
-            g.naming.labels_for("shop_web_2")["com.docker.compose.container-number"],
-            "2"
-        );
+        assert_eq!(g.naming.next_free(&HashSet::from(["shop_web_1".to_string()])), "shop_web_2");
+        assert_eq!(g.naming.labels_for("shop_web_2")["com.docker.compose.container-number"], "2");
     }
 
     #[test]
     fn swarm_tasks_are_grouped_by_service() {
-        let g = container(
-            "t.1.x",
-            json!({"com.docker.swarm.service.id": "svc", "com.docker.swarm.service.name": "api"}),
-        );
+        let g =
+            container("t.1.x", json!({"com.docker.swarm.service.id": "svc", "com.docker.swarm.service.name": "api"}));
         assert_eq!(g.kind, GroupKind::Swarm);
         assert_eq!(g.name, "api");
     }
@@ -254,29 +216,18 @@ mod tests {
     fn bounds_default_and_labels() {
         let none = BTreeMap::new();
         assert_eq!(bounds(&none, 10), Ok(Bounds { min: 1, max: 10 }));
-        let set: BTreeMap<_, _> = [
-            ("replicator.max".into(), "3".into()),
-            ("replicator.min".into(), "2".into()),
-        ]
-        .into();
+        let set: BTreeMap<_, _> = [("replicator.max".into(), "3".into()), ("replicator.min".into(), "2".into())].into();
         assert_eq!(bounds(&set, 10), Ok(Bounds { min: 2, max: 3 }));
     }
 
     #[test]
     fn malformed_bounds_are_refused_with_the_label_named() {
-        for (k, v) in [
-            ("replicator.max", "0"),
-            ("replicator.max", "lots"),
-            ("replicator.min", "-1"),
-        ] {
+        for (k, v) in [("replicator.max", "0"), ("replicator.max", "lots"), ("replicator.min", "-1")] {
             let l: BTreeMap<_, _> = [(k.to_string(), v.to_string())].into();
             assert!(bounds(&l, 10).unwrap_err().contains(k));
         }
-        let inverted: BTreeMap<_, _> = [
-            ("replicator.max".into(), "2".into()),
-            ("replicator.min".into(), "3".into()),
-        ]
-        .into();
+        let inverted: BTreeMap<_, _> =
+            [("replicator.max".into(), "2".into()), ("replicator.min".into(), "3".into())].into();
         assert!(bounds(&inverted, 10).is_err());
     }
 

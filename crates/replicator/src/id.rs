@@ -86,19 +86,11 @@ mod tests {
     #[test]
     fn refuses_empty_long_and_tricky_input() {
         assert_eq!(ContainerRef::parse(""), Err(RefError::Empty("container id")));
-        assert_eq!(
-            ContainerRef::parse(&"a".repeat(129)),
-            Err(RefError::TooLong("container id"))
-        );
+        assert_eq!(ContainerRef::parse(&"a".repeat(129)), Err(RefError::TooLong("container id")));
         assert!(ContainerRef::parse(&"a".repeat(128)).is_ok());
-        for bad in [
-            "..", ".", "-x", "_x", ".hidden", "a/b", "../etc", "a\0b", "a b", "a%2Fb", "é", "a?b", "a#b", "/a",
-        ] {
-            assert_eq!(
-                ContainerRef::parse(bad),
-                Err(RefError::BadCharacters("container id")),
-                "{bad:?}"
-            );
+        for bad in ["..", ".", "-x", "_x", ".hidden", "a/b", "../etc", "a\0b", "a b", "a%2Fb", "é", "a?b", "a#b", "/a"]
+        {
+            assert_eq!(ContainerRef::parse(bad), Err(RefError::BadCharacters("container id")), "{bad:?}");
             assert!(GroupName::parse(bad).unwrap_err().to_string().starts_with("group name"));
         }
     }

@@ -21,10 +21,7 @@ pub const SWARM_SERVICE_NAME: &str = "com.docker.swarm.service.name";
 
 /// True when a label value means "yes" the way operators write it.
 pub fn is_true(value: Option<&str>) -> bool {
-    matches!(
-        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
-        Some("true" | "1" | "yes" | "on")
-    )
+    matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on"))
 }
 
 /// `serve --selector KEY=VALUE`: the label a container (or Swarm service) must
@@ -38,10 +35,7 @@ pub struct Selector {
 impl Selector {
     pub fn parse(text: &str) -> Result<Self, String> {
         match text.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => Ok(Self {
-                key: key.trim().into(),
-                value: value.into(),
-            }),
+            Some((key, value)) if !key.trim().is_empty() => Ok(Self { key: key.trim().into(), value: value.into() }),
             _ => Err(format!("{text:?} is not KEY=VALUE")),
         }
     }

@@ -50,11 +50,7 @@ pub fn labels_of(config: &ApiObject) -> BTreeMap<String, String> {
     config
         .get("Labels")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
         .unwrap_or_default()
 }
 
@@ -185,4 +181,16 @@ pub struct StatsSample {
     /// Inactive page cache, which `docker stats` leaves out of usage.
     pub memory_inactive_file: u64,
     pub memory_limit: u64,
+}
+
+/// A container event from the engine's event stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// `create`, `start`, `die`, `destroy`...
+    pub action: String,
+    pub id: String,
+    /// The container's labels (and `name`, `image`), as the engine attaches them.
+    pub attributes: BTreeMap<String, String>,
+    /// Unix nanoseconds.
+    pub time_nano: i64,
 }

@@ -43,29 +43,15 @@ pub fn plan_clone(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ClonePlan 
     let mut notes = Vec::new();
     let mut body = clone_config(source, spec);
     let host_config = clone_host_config(&source.host_config, spec.keep_host_ports, &mut notes);
-    let network_mode = host_config
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("default")
-        .to_owned();
+    let network_mode = host_config.get("NetworkMode").and_then(Value::as_str).unwrap_or("default").to_owned();
     body.insert("HostConfig".into(), Value::Object(host_config));
 
     let (primary, connect) = split_networks(source, &network_mode);
     if let Some(primary) = primary {
         let endpoint = endpoint_config(&primary);
-        body.insert(
-            "NetworkingConfig".into(),
-            json!({ "EndpointsConfig": { primary.network.clone(): endpoint } }),
-        );
+        body.insert("NetworkingConfig".into(), json!({ "EndpointsConfig": { primary.network.clone(): endpoint } }));
     }
-    ClonePlan {
-        create: CreateRequest {
-            name: spec.name.to_owned(),
-            body,
-        },
-        connect,
-        notes,
-    }
+    ClonePlan { create: CreateRequest { name: spec.name.to_owned(), body }, connect, notes }
 }
 
 fn clone_config(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ApiObject {
@@ -121,11 +107,7 @@ fn release_host_ports(bindings: &mut ApiObject, notes: &mut Vec<String>) {
     for (port, list) in bindings.iter_mut() {
         let Value::Array(list) = list else { continue };
         for binding in list.iter_mut().filter_map(Value::as_object_mut) {
-            let fixed = binding
-                .get("HostPort")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let fixed = binding.get("HostPort").and_then(Value::as_str).unwrap_or_default().to_owned();
             if !fixed.is_empty() {
                 notes.push(format!(
                     "port {port} is published on an ephemeral host port instead of {fixed} (serve --keep-host-ports keeps it)"
@@ -168,10 +150,8 @@ fn split_networks(source: &ContainerDetails, mode: &str) -> (Option<NetworkAttac
             others.push(attachment);
         }
     }
-    let primary = primary.unwrap_or_else(|| NetworkAttachment {
-        network: primary_name.to_owned(),
-        ..Default::default()
-    });
+    let primary =
+        primary.unwrap_or_else(|| NetworkAttachment { network: primary_name.to_owned(), ..Default::default() });
     (Some(primary), others)
 }
 
@@ -182,11 +162,7 @@ fn attachment(source: &ContainerDetails, network: &str, ep: &Endpoint) -> Networ
     let aliases = if network == "bridge" {
         Vec::new() // the default bridge has no aliases
     } else {
-        ep.aliases
-            .iter()
-            .filter(|a| !own_names.contains(&a.as_str()))
-            .cloned()
-            .collect()
+        ep.aliases.iter().filter(|a| !own_names.contains(&a.as_str())).cloned().collect()
     };
     NetworkAttachment {
         network: network.to_owned(),
@@ -403,18 +379,12 @@ mod tests {
     #[test]
     fn the_primary_network_is_set_at_create_and_the_rest_connected_before_start() {
         let p = plan();
-        let endpoints = p.create.body["NetworkingConfig"]["EndpointsConfig"]
-            .as_object()
-            .unwrap();
+        let endpoints = p.create.body["NetworkingConfig"]["EndpointsConfig"].as_object().unwrap();
         assert_eq!(endpoints.len(), 1, "API 1.41 accepts one endpoint at create");
         assert_eq!(endpoints["front"], json!({"Aliases": ["www"]}));
         assert_eq!(
             p.connect,
-            vec![NetworkAttachment {
-                network: "back".into(),
-                aliases: vec!["web-back".into()],
-                ..Default::default()
-            }]
+            vec![NetworkAttachment { network: "back".into(), aliases: vec!["web-back".into()], ..Default::default() }]
         );
     }
 
@@ -428,19 +398,9 @@ mod tests {
     fn default_network_mode_means_the_bridge_without_aliases() {
         let mut s = source();
         s.host_config.insert("NetworkMode".into(), json!("default"));
-        s.endpoints = [(
-            "bridge".to_string(),
-            Endpoint {
-                aliases: vec!["x".into()],
-                ..Default::default()
-            },
-        )]
-        .into();
+        s.endpoints = [("bridge".to_string(), Endpoint { aliases: vec!["x".into()], ..Default::default() })].into();
         let p = plan_clone(&s, &spec());
-        assert_eq!(
-            p.create.body["NetworkingConfig"]["EndpointsConfig"],
-            json!({"bridge": {}})
-        );
+        assert_eq!(p.create.body["NetworkingConfig"]["EndpointsConfig"], json!({"bridge": {}}));
         assert!(p.connect.is_empty());
     }
 
@@ -449,9 +409,7 @@ mod tests {
         let mut s = source();
         s.host_config.insert("NetworkMode".into(), json!("b2b2"));
         let p = plan_clone(&s, &spec());
-        assert!(p.create.body["NetworkingConfig"]["EndpointsConfig"]
-            .get("back")
-            .is_some());
+        assert!(p.create.body["NetworkingConfig"]["EndpointsConfig"].get("back").is_some());
         assert_eq!(p.connect.len(), 1);
         assert_eq!(p.connect[0].network, "front");
     }

@@ -23,10 +23,7 @@ fn id_in_mountinfo(text: &str) -> Option<String> {
 }
 
 fn id_in_cgroup(text: &str) -> Option<String> {
-    text.lines()
-        .flat_map(|l| l.split(['/', '-', '.', ':']))
-        .find(|part| is_full_id(part))
-        .map(str::to_owned)
+    text.lines().flat_map(|l| l.split(['/', '-', '.', ':'])).find(|part| is_full_id(part)).map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -47,10 +44,7 @@ mod tests {
     #[test]
     fn finds_the_id_in_cgroup_v1() {
         assert_eq!(id_in_cgroup(&format!("12:memory:/docker/{ID}\n")).as_deref(), Some(ID));
-        assert_eq!(
-            id_in_cgroup(&format!("0::/system.slice/docker-{ID}.scope\n")).as_deref(),
-            Some(ID)
-        );
+        assert_eq!(id_in_cgroup(&format!("0::/system.slice/docker-{ID}.scope\n")).as_deref(), Some(ID));
     }
 
     #[test]

@@ -53,11 +53,7 @@ impl Default for Telemetry {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("replicator");
         let replications = Family::default();
-        registry.register(
-            "replications",
-            "Replication requests by group and outcome",
-            replications.clone(),
-        );
+        registry.register("replications", "Replication requests by group and outcome", replications.clone());
         let replication_seconds: HistogramFamily = Family::new_with_constructor(latency_buckets);
         registry.register(
             "replication_duration_seconds",
@@ -67,17 +63,9 @@ impl Default for Telemetry {
         let group_size = Family::default();
         registry.register("group_size", "Running members of each group", group_size.clone());
         let group_desired = Family::default();
-        registry.register(
-            "group_desired_size",
-            "Size the autoscaler wants for each group",
-            group_desired.clone(),
-        );
+        registry.register("group_desired_size", "Size the autoscaler wants for each group", group_desired.clone());
         let decisions = Family::default();
-        registry.register(
-            "autoscaler_decisions",
-            "Autoscaler evaluations by direction",
-            decisions.clone(),
-        );
+        registry.register("autoscaler_decisions", "Autoscaler evaluations by direction", decisions.clone());
         let engine_errors = Family::default();
         registry.register("engine_errors", "Failed engine calls by kind", engine_errors.clone());
         Self {
@@ -102,17 +90,12 @@ impl Telemetry {
     }
 
     pub fn replication(&self, group: &str, outcome: &str, seconds: f64) {
-        let labels = GroupOutcome {
-            group: group.to_owned(),
-            outcome: outcome.to_owned(),
-        };
+        let labels = GroupOutcome { group: group.to_owned(), outcome: outcome.to_owned() };
         self.replications.get_or_create(&labels).inc();
         self.replication_seconds.get_or_create(&labels).observe(seconds);
     }
 
     pub fn engine_error(&self, kind: &str) {
-        self.engine_errors
-            .get_or_create(&ErrorKind { kind: kind.to_owned() })
-            .inc();
+        self.engine_errors.get_or_create(&ErrorKind { kind: kind.to_owned() }).inc();
     }
 }

@@ -14,24 +14,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// A TLS file or setting that cannot be used, with the file named.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {}: {source}", path.display())]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read {what} {}: {error}", path.display())]
+    Read { what: &'static str, path: PathBuf, error: std::io::Error },
     #[error("{what} {} is not a PEM file with {expected}", path.display())]
-    Parse {
-        what: &'static str,
-        path: PathBuf,
-        expected: &'static str,
-    },
+    Parse { what: &'static str, path: PathBuf, expected: &'static str },
     #[error("{what} {}: {reason}", path.display())]
-    Invalid {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
+    Invalid { what: &'static str, path: PathBuf, reason: String },
 }
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -39,24 +27,13 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        what,
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read(path).map_err(|error| TlsError::Read { what, path: path.to_owned(), error })
 }
 
 pub fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .ok()
-        .filter(|c| !c.is_empty());
-    certs.ok_or_else(|| TlsError::Parse {
-        what,
-        path: path.to_owned(),
-        expected: "a certificate",
-    })
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().ok().filter(|c| !c.is_empty());
+    certs.ok_or_else(|| TlsError::Parse { what, path: path.to_owned(), expected: "a certificate" })
 }
 
 pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
@@ -71,11 +48,7 @@ pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static
 fn roots(what: &'static str, ca: &Path) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     for cert in load_certs(what, ca)? {
-        store.add(cert).map_err(|e| TlsError::Invalid {
-            what,
-            path: ca.to_owned(),
-            reason: e.to_string(),
-        })?;
+        store.add(cert).map_err(|e| TlsError::Invalid { what, path: ca.to_owned(), reason: e.to_string() })?;
     }
     Ok(store)
 }
@@ -91,11 +64,7 @@ pub struct TlsFiles {
 impl TlsFiles {
     /// The docker CLI's client layout: `ca.pem`, `cert.pem`, `key.pem`.
     pub fn client_in(dir: &Path) -> Self {
-        Self {
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            ca: dir.join("ca.pem"),
-        }
+        Self { cert: dir.join("cert.pem"), key: dir.join("key.pem"), ca: dir.join("ca.pem") }
     }
 }
 
@@ -104,11 +73,7 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let roots = Arc::new(roots("client CA", &files.ca)?);
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
         .build()
-        .map_err(|e| TlsError::Invalid {
-            what: "client CA",
-            path: files.ca.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| TlsError::Invalid { what: "client CA", path: files.ca.clone(), reason: e.to_string() })?;
     let certs = load_certs("server certificate", &files.cert)?;
     let key = load_key("server key", &files.key)?;
     ServerConfig::builder_with_provider(provider())
@@ -116,11 +81,7 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
         .expect("ring supports the default protocol versions")
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Invalid {
-            what: "server key",
-            path: files.key.clone(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| TlsError::Invalid { what: "server key", path: files.key.clone(), reason: e.to_string() })
 }
 
 /// A client that trusts only `files.ca` and presents `files.cert`.
@@ -133,11 +94,7 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
-        .map_err(|e| TlsError::Invalid {
-            what: "client key",
-            path: files.key.clone(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| TlsError::Invalid { what: "client key", path: files.key.clone(), reason: e.to_string() })
 }
 
 /// The subject common name of a DER certificate.

@@ -14,10 +14,7 @@ use tokio::net::TcpListener;
 use crate::service::Replicator;
 
 pub fn router(service: Replicator) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(service)
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(service)
 }
 
 pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {

@@ -17,6 +17,7 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::ContainerNotFound(_) | Error::GroupNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::LimitReached { .. } => (StatusCode::CONFLICT, "limit_reached"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Error::EngineRejected(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
         Error::EngineUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

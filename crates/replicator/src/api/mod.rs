@@ -2,6 +2,7 @@
 //! statuses. Handlers are thin: they validate input and call the service.
 
 mod error;
+mod limit;
 mod routes;
 mod server;
 mod trace;
@@ -9,18 +10,22 @@ mod trace;
 use crate::service::Replicator;
 
 pub use error::status_of;
+pub use limit::{parse_rate, RateLimiter};
 pub use routes::router;
 pub use server::{serve, ServerOptions};
 
-/// The verified client, as its certificate names it.
+/// The verified client, as its certificate names it, and where it connects from.
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentity {
     /// Subject common name of the client certificate.
     pub common_name: String,
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 /// Everything a handler needs, in one place.
 #[derive(Clone)]
 pub struct AppState {
     pub service: Replicator,
+    /// `--rate-limit`, when set.
+    pub rate_limit: Option<std::sync::Arc<RateLimiter>>,
 }

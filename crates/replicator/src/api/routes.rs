@@ -10,7 +10,7 @@ use axum::routing::{get, post, put};
 use axum::{middleware, Extension, Json, Router};
 
 use super::error::{ApiError, CompatError};
-use super::{trace, AppState, PeerIdentity};
+use super::{limit, trace, AppState, PeerIdentity};
 use crate::autoscale::policy::valid_metric_name;
 use crate::autoscale::store::DecisionView;
 use crate::error::Error;
@@ -21,7 +21,7 @@ use crate::service::{GroupView, MetricSample, Replication};
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(compat_missing_id))
         .route("/{id}", get(compat_replicate))
         .route("/v1/containers/{id}/replicas", post(replicate))
@@ -31,22 +31,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups/{name}/replicas", put(scale_group))
         .route("/v1/groups/{name}/decisions", get(group_decisions))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(trace::trace_requests))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    let routes = match &state.rate_limit {
+        Some(limiter) => routes.layer(middleware::from_fn_with_state(limiter.clone(), limit::limit)),
+        None => routes,
+    };
+    routes.layer(middleware::from_fn(trace::trace_requests)).with_state(state)
 }
 
 type Peer = Option<Extension<PeerIdentity>>;
 
 fn caller(peer: &Peer) -> &str {
-    peer.as_ref()
-        .map(|Extension(p)| p.common_name.as_str())
-        .unwrap_or_default()
+    peer.as_ref().map(|Extension(p)| p.common_name.as_str()).unwrap_or_default()
 }
 
 fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, Error> {
-    path.map(|Path(raw)| raw)
-        .map_err(|_| Error::BadRequest("the path is not valid UTF-8".into()))
+    path.map(|Path(raw)| raw).map_err(|_| Error::BadRequest("the path is not valid UTF-8".into()))
 }
 
 fn container_ref(path: Result<Path<String>, PathRejection>) -> Result<ContainerRef, Error> {
@@ -88,9 +88,7 @@ fn parse_count(query: Option<&str>) -> Result<u32, ApiError> {
             }
             Some(("count", _)) => return Err(ApiError::bad_request("count given twice")),
             _ => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {pair:?}: only count is accepted"
-                )))
+                return Err(ApiError::bad_request(format!("unknown query parameter {pair:?}: only count is accepted")))
             }
         }
     }
@@ -108,11 +106,7 @@ async fn compat_replicate(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<&'static str, CompatError> {
     let id = container_ref(path).map_err(|_| CompatError(Error::BadRequest("invalid container id".into())))?;
-    state
-        .service
-        .replicate(&id, 1, caller(&peer))
-        .await
-        .map_err(CompatError)?;
+    state.service.replicate(&id, 1, caller(&peer)).await.map_err(CompatError)?;
     Ok("done")
 }
 
@@ -165,11 +159,7 @@ fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
             if !m.value.is_finite() {
                 return Err(refuse("the value is not a finite number".into()));
             }
-            Ok(MetricSample {
-                container,
-                metric: m.metric,
-                value: m.value,
-            })
+            Ok(MetricSample { container, metric: m.metric, value: m.value })
         })
         .collect()
 }
@@ -180,10 +170,7 @@ async fn push_metrics(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let samples = metric_samples(&body)?;
     state.service.push_metrics(&samples).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "accepted": samples.len() })),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "accepted": samples.len() }))))
 }
 
 async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupView>>, ApiError> {
@@ -214,12 +201,7 @@ async fn scale_group(
 ) -> Result<Json<GroupView>, ApiError> {
     let name = group_name(path)?;
     let request = scale_request(&body)?;
-    Ok(Json(
-        state
-            .service
-            .scale(name.as_str(), request.replicas, caller(&peer))
-            .await?,
-    ))
+    Ok(Json(state.service.scale(name.as_str(), request.replicas, caller(&peer)).await?))
 }
 
 async fn not_found(uri: Uri) -> Response {
@@ -240,28 +222,16 @@ mod tests {
         assert_eq!(parse_count(None).unwrap(), 1);
         assert_eq!(parse_count(Some("")).unwrap(), 1);
         assert_eq!(parse_count(Some("count=3")).unwrap(), 3);
-        for bad in [
-            "count=",
-            "count=-1",
-            "count=+1",
-            "count=x",
-            "count=1&count=2",
-            "other=1",
-            "count",
-            "count=99999999999",
-        ] {
+        for bad in
+            ["count=", "count=-1", "count=+1", "count=x", "count=1&count=2", "other=1", "count", "count=99999999999"]
+        {
             assert!(parse_count(Some(bad)).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn metric_bodies_are_one_sample_or_an_array() {
-        assert_eq!(
-            metric_samples(br#"{"container": "web", "metric": "rps", "value": 3.5}"#)
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(metric_samples(br#"{"container": "web", "metric": "rps", "value": 3.5}"#).unwrap().len(), 1);
         let two =
             br#"[{"container": "a", "metric": "rps", "value": 1}, {"container": "b", "metric": "rps", "value": 2}]"#;
         assert_eq!(metric_samples(two).unwrap().len(), 2);

@@ -77,22 +77,14 @@ pub async fn serve(
                 Ok(Err(e)) => return info!(%remote, error = %e, "TLS handshake refused"),
                 Err(_) => return info!(%remote, "TLS handshake timed out"),
             };
-            let common_name = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(common_name);
-            let peer = PeerIdentity {
-                common_name: common_name.unwrap_or_default(),
-            };
+            let common_name = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(common_name);
+            let peer = PeerIdentity { common_name: common_name.unwrap_or_default(), addr: Some(remote) };
             let service = service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(peer.clone());
                 app.clone().oneshot(req)
             });
             let mut http = http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(options.header_timeout);
+            http.timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
             let connection = http.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 debug!(%remote, error = %e, "connection ended with an error");

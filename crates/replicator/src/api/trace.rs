@@ -18,20 +18,13 @@ fn new_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let epoch = EPOCH.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
     });
     format!("{epoch:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn is_sane(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 pub async fn trace_requests(req: Request, next: Next) -> Response {
@@ -42,11 +35,7 @@ pub async fn trace_requests(req: Request, next: Next) -> Response {
         .filter(|v| is_sane(v))
         .map(str::to_owned)
         .unwrap_or_else(new_id);
-    let client = req
-        .extensions()
-        .get::<PeerIdentity>()
-        .map(|p| p.common_name.clone())
-        .unwrap_or_default();
+    let client = req.extensions().get::<PeerIdentity>().map(|p| p.common_name.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), client = %client);
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;

@@ -48,13 +48,7 @@ struct Observation {
 
 impl Autoscaler {
     pub fn new(service: Replicator, settings: AutoscaleSettings) -> Self {
-        Self {
-            service,
-            settings,
-            memories: HashMap::new(),
-            applying: HashMap::new(),
-            logged: HashMap::new(),
-        }
+        Self { service, settings, memories: HashMap::new(), applying: HashMap::new(), logged: HashMap::new() }
     }
 
     /// Runs until the task is dropped or aborted.
@@ -78,11 +72,7 @@ impl Autoscaler {
         let now = Instant::now();
         self.service.metric_store().prune(self.settings.metric_ttl, now);
         for g in &groups {
-            let size = self
-                .service
-                .telemetry()
-                .group_size
-                .get_or_create(&GroupLabel { group: g.name.clone() });
+            let size = self.service.telemetry().group_size.get_or_create(&GroupLabel { group: g.name.clone() });
             size.set(g.replicas as i64);
         }
         let mut active = Vec::new();
@@ -127,10 +117,7 @@ impl Autoscaler {
     fn evaluate(&mut self, group: &GroupView, policy: &Policy, values: &[Option<f64>], now: Instant) {
         let limits = self.limits(policy);
         let window = self.settings.stabilization;
-        let memory = self
-            .memories
-            .entry(group.name.clone())
-            .or_insert_with(|| Memory::new(window));
+        let memory = self.memories.entry(group.name.clone()).or_insert_with(|| Memory::new(window));
         let d = decide(memory, now, group.replicas as u32, values, &limits);
         let dry_run = policy.dry_run || self.service.settings().autoscale_dry_run;
         self.report(group, &d, dry_run);
@@ -149,21 +136,13 @@ impl Autoscaler {
     /// Board, metrics and log for one decision.
     fn report(&mut self, group: &GroupView, d: &Decision, dry_run: bool) {
         let telemetry = self.service.telemetry();
-        telemetry
-            .group_desired
-            .get_or_create(&GroupLabel {
-                group: group.name.clone(),
-            })
-            .set(i64::from(d.desired));
+        telemetry.group_desired.get_or_create(&GroupLabel { group: group.name.clone() }).set(i64::from(d.desired));
         let direction = match d.to.cmp(&d.from) {
             std::cmp::Ordering::Greater => "up",
             std::cmp::Ordering::Less => "down",
             std::cmp::Ordering::Equal => "none",
         };
-        let labels = DecisionLabels {
-            group: group.name.clone(),
-            direction: direction.into(),
-        };
+        let labels = DecisionLabels { group: group.name.clone(), direction: direction.into() };
         telemetry.decisions.get_or_create(&labels).inc();
         let applied = d.to != d.from && !dry_run;
         let view = DecisionView {
@@ -199,21 +178,14 @@ impl Autoscaler {
 
     /// One value per running member, `None` where there is no fresh one.
     async fn observe(&self, group: &GroupView, policy: &Policy) -> Observation {
-        let running: Vec<&str> = group
-            .members
-            .iter()
-            .filter(|m| m.state == RunState::Running)
-            .map(|m| m.id.as_str())
-            .collect();
+        let running: Vec<&str> =
+            group.members.iter().filter(|m| m.state == RunState::Running).map(|m| m.id.as_str()).collect();
         let now = Instant::now();
         let ok = |values: Vec<Option<f64>>| Observation { values, problem: None };
         match &policy.metric {
             Metric::Pushed(name) => {
                 let store = self.service.metric_store();
-                ok(running
-                    .iter()
-                    .map(|id| store.fresh(id, name, self.settings.metric_ttl, now))
-                    .collect())
+                ok(running.iter().map(|id| store.fresh(id, name, self.settings.metric_ttl, now)).collect())
             }
             Metric::Prometheus(query) => {
                 let result = match &self.settings.prometheus {
@@ -223,10 +195,7 @@ impl Autoscaler {
                 match result {
                     // The query gives the group's total; each running member carries its share.
                     Ok(total) => ok(vec![Some(total / running.len().max(1) as f64); running.len()]),
-                    Err(problem) => Observation {
-                        values: vec![None; running.len()],
-                        problem: Some(problem),
-                    },
+                    Err(problem) => Observation { values: vec![None; running.len()], problem: Some(problem) },
                 }
             }
             Metric::Cpu | Metric::Memory => {

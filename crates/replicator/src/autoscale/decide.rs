@@ -83,15 +83,8 @@ pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32,
         return (to, Some(average), reason);
     }
     let wanted = (f64::from(current) * ratio).ceil();
-    let desired = clamp(if wanted >= f64::from(u32::MAX) {
-        u32::MAX
-    } else {
-        wanted as u32
-    });
-    let reason = format!(
-        "average {average:.2} vs target {} over {current} members",
-        limits.target
-    );
+    let desired = clamp(if wanted >= f64::from(u32::MAX) { u32::MAX } else { wanted as u32 });
+    let reason = format!("average {average:.2} vs target {} over {current} members", limits.target);
     (desired, Some(average), reason)
 }
 
@@ -105,19 +98,12 @@ pub struct Stabilizer {
 
 impl Stabilizer {
     pub fn new(window: Duration) -> Self {
-        Self {
-            window,
-            history: VecDeque::new(),
-        }
+        Self { window, history: VecDeque::new() }
     }
 
     /// Records `desired` at `now` and returns the count to apply.
     pub fn stabilize(&mut self, now: Instant, current: u32, desired: u32) -> u32 {
-        while self
-            .history
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.window)
-        {
+        while self.history.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.window) {
             self.history.pop_front();
         }
         self.history.push_back((now, desired));
@@ -139,11 +125,7 @@ pub struct Memory {
 
 impl Memory {
     pub fn new(window: Duration) -> Self {
-        Self {
-            stabilizer: Stabilizer::new(window),
-            last_up: None,
-            last_down: None,
-        }
+        Self { stabilizer: Stabilizer::new(window), last_up: None, last_down: None }
     }
 }
 
@@ -160,10 +142,7 @@ pub fn decide(memory: &mut Memory, now: Instant, current: u32, values: &[Option<
             to = current + step;
             reason = format!("{reason}; at most +{step} per decision");
         }
-        if memory
-            .last_up
-            .is_some_and(|t| now.saturating_duration_since(t) < limits.cooldown_up)
-        {
+        if memory.last_up.is_some_and(|t| now.saturating_duration_since(t) < limits.cooldown_up) {
             to = current;
             reason = format!("{reason}; scale-up cooling down");
         }
@@ -173,10 +152,7 @@ pub fn decide(memory: &mut Memory, now: Instant, current: u32, values: &[Option<
             to = current - step;
             reason = format!("{reason}; at most -{step} per decision");
         }
-        if memory
-            .last_down
-            .is_some_and(|t| now.saturating_duration_since(t) < limits.cooldown_down)
-        {
+        if memory.last_down.is_some_and(|t| now.saturating_duration_since(t) < limits.cooldown_down) {
             to = current;
             reason = format!("{reason}; scale-down cooling down");
         }
@@ -186,13 +162,7 @@ pub fn decide(memory: &mut Memory, now: Instant, current: u32, values: &[Option<
         std::cmp::Ordering::Less => memory.last_down = Some(now),
         std::cmp::Ordering::Equal => {}
     }
-    Decision {
-        from: current,
-        to,
-        desired,
-        average,
-        reason,
-    }
+    Decision { from: current, to, desired, average, reason }
 }
 
 #[cfg(test)]
@@ -259,29 +229,17 @@ mod tests {
     fn scale_down_waits_for_the_window() {
         let mut s = Memory::new(Duration::from_secs(60));
         let t0 = Instant::now();
-        assert_eq!(
-            decide(&mut s, t0, 1, &all(500.0, 1), &LIMITS).to,
-            5,
-            "HPA's default step: max(4, current)"
-        );
+        assert_eq!(decide(&mut s, t0, 1, &all(500.0, 1), &LIMITS).to, 5, "HPA's default step: max(4, current)");
         assert_eq!(decide(&mut s, t0, 5, &all(500.0, 5), &LIMITS).to, 10);
         let quiet = decide(&mut s, t0 + Duration::from_secs(30), 10, &all(0.0, 10), &LIMITS);
         assert_eq!((quiet.desired, quiet.to), (1, 10));
         assert!(quiet.reason.contains("stabilization"));
-        assert_eq!(
-            decide(&mut s, t0 + Duration::from_secs(61), 10, &all(0.0, 10), &LIMITS).to,
-            1
-        );
+        assert_eq!(decide(&mut s, t0 + Duration::from_secs(61), 10, &all(0.0, 10), &LIMITS).to, 1);
     }
 
     #[test]
     fn steps_and_cooldowns_hold_changes_back() {
-        let limits = Limits {
-            step_up: Some(2),
-            step_down: Some(1),
-            cooldown_up: Duration::from_secs(10),
-            ..LIMITS
-        };
+        let limits = Limits { step_up: Some(2), step_down: Some(1), cooldown_up: Duration::from_secs(10), ..LIMITS };
         let mut m = Memory::new(Duration::ZERO);
         let t0 = Instant::now();
         let up = decide(&mut m, t0, 1, &all(500.0, 1), &limits);
@@ -290,14 +248,8 @@ mod tests {
         let cooling = decide(&mut m, t0 + Duration::from_secs(5), 3, &all(500.0, 3), &limits);
         assert_eq!(cooling.to, 3);
         assert!(cooling.reason.contains("cooling down"));
-        assert_eq!(
-            decide(&mut m, t0 + Duration::from_secs(11), 3, &all(500.0, 3), &limits).to,
-            5
-        );
-        assert_eq!(
-            decide(&mut m, t0 + Duration::from_secs(12), 5, &all(0.0, 5), &limits).to,
-            4
-        );
+        assert_eq!(decide(&mut m, t0 + Duration::from_secs(11), 3, &all(500.0, 3), &limits).to, 5);
+        assert_eq!(decide(&mut m, t0 + Duration::from_secs(12), 5, &all(0.0, 5), &limits).to, 4);
     }
 
     fn limits() -> impl Strategy<Value = Limits> {
@@ -305,20 +257,15 @@ mod tests {
     }
 
     fn stepped_limits() -> impl Strategy<Value = Limits> {
-        (
-            limits(),
-            prop::option::of(1u32..5),
-            prop::option::of(1u32..5),
-            0u64..60,
-            0u64..60,
-        )
-            .prop_map(|(l, up, down, cu, cd)| Limits {
+        (limits(), prop::option::of(1u32..5), prop::option::of(1u32..5), 0u64..60, 0u64..60).prop_map(
+            |(l, up, down, cu, cd)| Limits {
                 step_up: up,
                 step_down: down,
                 cooldown_up: Duration::from_secs(cu),
                 cooldown_down: Duration::from_secs(cd),
                 ..l
-            })
+            },
+        )
     }
 
     fn load() -> impl Strategy<Value = Vec<Option<f64>>> {

@@ -94,9 +94,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         name if valid_metric_name(name) => Metric::Pushed(name.to_owned()),
         other => return Err(format!("label {METRIC}={other:?} is not cpu, memory or a metric name")),
     };
-    let target = labels
-        .get(TARGET)
-        .ok_or_else(|| format!("label {TARGET} is required with {METRIC}"))?;
+    let target = labels.get(TARGET).ok_or_else(|| format!("label {TARGET} is required with {METRIC}"))?;
     let target = target
         .trim()
         .parse::<f64>()
@@ -124,12 +122,8 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         ));
     }
     let optional_count = |key: &str| labels.get(key).map(|_| count(key, 1)).transpose();
-    let optional_duration = |key: &str| {
-        labels
-            .get(key)
-            .map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}")))
-            .transpose()
-    };
+    let optional_duration =
+        |key: &str| labels.get(key).map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}"))).transpose();
     let dry_run = match labels.get(DRY_RUN).map(|v| v.trim().to_ascii_lowercase()) {
         None => false,
         Some(v) if v == "true" => true,
@@ -166,23 +160,13 @@ mod tests {
 
     #[test]
     fn reads_metric_target_and_bounds() {
-        let p = read(
-            &labels(&[(METRIC, "rps"), (TARGET, "20.5"), (MIN, "2"), (MAX, "4")]),
-            GROUP,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(
-            (p.metric, p.target, p.min, p.max),
-            (Metric::Pushed("rps".into()), 20.5, 2, 4)
-        );
+        let p = read(&labels(&[(METRIC, "rps"), (TARGET, "20.5"), (MIN, "2"), (MAX, "4")]), GROUP).unwrap().unwrap();
+        assert_eq!((p.metric, p.target, p.min, p.max), (Metric::Pushed("rps".into()), 20.5, 2, 4));
         assert_eq!(
             (p.step_up, p.step_down, p.cooldown_up, p.cooldown_down, p.dry_run),
             (None, None, None, None, false)
         );
-        let p = read(&labels(&[(METRIC, "cpu"), (TARGET, "50")]), GROUP)
-            .unwrap()
-            .unwrap();
+        let p = read(&labels(&[(METRIC, "cpu"), (TARGET, "50")]), GROUP).unwrap().unwrap();
         assert_eq!((p.metric, p.min, p.max), (Metric::Cpu, 1, 5));
     }
 
@@ -203,23 +187,15 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(
-            p.metric,
-            Metric::Prometheus("sum(rate(http_requests_total[1m]))".into())
-        );
+        assert_eq!(p.metric, Metric::Prometheus("sum(rate(http_requests_total[1m]))".into()));
         assert_eq!((p.step_up, p.step_down), (Some(2), Some(1)));
-        assert_eq!(
-            (p.cooldown_up, p.cooldown_down),
-            (Some(Duration::from_secs(30)), Some(Duration::from_secs(300)))
-        );
+        assert_eq!((p.cooldown_up, p.cooldown_down), (Some(Duration::from_secs(30)), Some(Duration::from_secs(300))));
         assert!(p.dry_run);
     }
 
     #[test]
     fn max_never_exceeds_the_group_limit() {
-        let p = read(&labels(&[(METRIC, "memory"), (TARGET, "80"), (MAX, "50")]), GROUP)
-            .unwrap()
-            .unwrap();
+        let p = read(&labels(&[(METRIC, "memory"), (TARGET, "80"), (MAX, "50")]), GROUP).unwrap().unwrap();
         assert_eq!(p.max, 5);
     }
 

@@ -32,30 +32,15 @@ impl PrometheusClient {
 
     /// The query's single value.
     pub async fn query(&self, promql: &str) -> Result<f64, String> {
-        let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("query", promql)
-            .finish();
+        let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("query", promql).finish();
         let uri = format!("{}/api/v1/query?{query}", self.base);
-        let request = http::Request::get(&uri)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
+        let request = http::Request::get(&uri).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
         let call = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("Prometheus unreachable: {e}"))?;
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
+            let response = self.client.request(request).await.map_err(|e| format!("Prometheus unreachable: {e}"))?;
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
             parse_response(&body)
         };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| "Prometheus did not answer in time".to_owned())?
+        tokio::time::timeout(self.timeout, call).await.map_err(|_| "Prometheus did not answer in time".to_owned())?
     }
 }
 
@@ -76,10 +61,7 @@ pub fn parse_response(body: &[u8]) -> Result<f64, String> {
             None => return Err("malformed vector result".into()),
         },
         other => {
-            return Err(format!(
-                "the query returned a {} result; it must return one number",
-                other.unwrap_or("?")
-            ))
+            return Err(format!("the query returned a {} result; it must return one number", other.unwrap_or("?")))
         }
     };
     let text = sample[1].as_str().ok_or("malformed sample")?;

@@ -19,11 +19,8 @@ pub fn memory_percent(s: &StatsSample) -> Option<f64> {
     if s.memory_limit == 0 {
         return None;
     }
-    let used = if s.memory_inactive_file < s.memory_usage {
-        s.memory_usage - s.memory_inactive_file
-    } else {
-        s.memory_usage
-    };
+    let used =
+        if s.memory_inactive_file < s.memory_usage { s.memory_usage - s.memory_inactive_file } else { s.memory_usage };
     Some(used as f64 / s.memory_limit as f64 * 100.0)
 }
 
@@ -48,12 +45,7 @@ mod tests {
 
     #[test]
     fn memory_leaves_out_the_inactive_cache() {
-        let s = StatsSample {
-            memory_usage: 60,
-            memory_inactive_file: 10,
-            memory_limit: 100,
-            ..Default::default()
-        };
+        let s = StatsSample { memory_usage: 60, memory_inactive_file: 10, memory_limit: 100, ..Default::default() };
         assert_eq!(memory_percent(&s), Some(50.0));
         assert_eq!(memory_percent(&StatsSample::default()), None);
     }

@@ -20,10 +20,7 @@ pub struct MetricStore {
 
 impl MetricStore {
     pub fn record(&self, container: &str, metric: &str, value: f64, now: Instant) {
-        self.values
-            .lock()
-            .expect("metric store lock")
-            .insert((container.to_owned(), metric.to_owned()), (value, now));
+        self.values.lock().expect("metric store lock").insert((container.to_owned(), metric.to_owned()), (value, now));
     }
 
     pub fn wake(&self) {
@@ -39,10 +36,7 @@ impl MetricStore {
 
     /// Drops values older than `ttl` so the store does not grow with dead containers.
     pub fn prune(&self, ttl: Duration, now: Instant) {
-        self.values
-            .lock()
-            .expect("metric store lock")
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= ttl);
+        self.values.lock().expect("metric store lock").retain(|_, (_, at)| now.saturating_duration_since(*at) <= ttl);
     }
 }
 
@@ -116,10 +110,7 @@ impl Board {
     /// Oldest first.
     pub fn history(&self, group: &str) -> Vec<DecisionView> {
         let groups = self.groups.lock().expect("board lock");
-        groups
-            .get(group)
-            .map(|r| r.history.iter().cloned().collect())
-            .unwrap_or_default()
+        groups.get(group).map(|r| r.history.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// The view for a group with this policy and `replicas` running now.
@@ -156,6 +147,5 @@ impl Board {
 
 pub fn rfc3339_now() -> String {
     let now: time::OffsetDateTime = SystemTime::now().into();
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -30,12 +30,7 @@ pub struct InitArgs {
 
 pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
     let CertsCommand::Init(args) = cmd;
-    let written = certs::init(&InitOptions {
-        out: args.out,
-        sans: args.sans,
-        days: args.days,
-        force: args.force,
-    })?;
+    let written = certs::init(&InitOptions { out: args.out, sans: args.sans, days: args.days, force: args.force })?;
     for path in written {
         println!("wrote {}", path.display());
     }

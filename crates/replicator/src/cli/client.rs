@@ -57,10 +57,7 @@ fn call(connection: &Connection, method: Method, path: &str, body: Option<Value>
     let response: ApiResponse = runtime.block_on(client.request(method, path, body.as_ref()))?;
     let value = response.json();
     if !response.status.is_success() {
-        let message = value["error"]["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| response.text());
+        let message = value["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| response.text());
         bail!("{message} (HTTP {})", response.status.as_u16());
     }
     Ok(value)
@@ -72,24 +69,15 @@ pub fn groups(args: GroupsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&groups)?);
         return Ok(());
     }
-    print!(
-        "{}",
-        groups_table(groups.as_array().map(Vec::as_slice).unwrap_or_default())
-    );
+    print!("{}", groups_table(groups.as_array().map(Vec::as_slice).unwrap_or_default()));
     Ok(())
 }
 
 fn groups_table(groups: &[Value]) -> String {
-    let mut rows = vec![["NAME", "KIND", "REPLICAS", "MIN", "MAX", "MEMBERS"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![["NAME", "KIND", "REPLICAS", "MIN", "MAX", "MEMBERS"].map(String::from).to_vec()];
     for g in groups {
-        let members: Vec<&str> = g["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m["name"].as_str())
-            .collect();
+        let members: Vec<&str> =
+            g["members"].as_array().into_iter().flatten().filter_map(|m| m["name"].as_str()).collect();
         rows.push(vec![
             g["name"].as_str().unwrap_or_default().to_owned(),
             g["kind"].as_str().unwrap_or_default().to_owned(),
@@ -99,9 +87,7 @@ fn groups_table(groups: &[Value]) -> String {
             members.join(","),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
     rows.iter()
         .map(|r| {
             let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -130,11 +116,7 @@ pub fn replicate(args: ReplicateArgs) -> anyhow::Result<()> {
     let path = format!("/v1/containers/{}/replicas?count={}", id.as_str(), args.count);
     let r = call(&args.connection, Method::POST, &path, None)?;
     for replica in r["replicas"].as_array().into_iter().flatten() {
-        println!(
-            "{} {}",
-            replica["id"].as_str().unwrap_or_default(),
-            replica["name"].as_str().unwrap_or_default()
-        );
+        println!("{} {}", replica["id"].as_str().unwrap_or_default(), replica["name"].as_str().unwrap_or_default());
     }
     for note in r["notes"].as_array().into_iter().flatten() {
         eprintln!("note: {}", note.as_str().unwrap_or_default());
@@ -148,10 +130,8 @@ mod tests {
 
     #[test]
     fn the_table_aligns_columns() {
-        let groups = [
-            json!({"name": "web", "kind": "containers", "replicas": 2, "min": 1, "max": 10,
-                             "members": [{"name": "web"}, {"name": "web-2"}]}),
-        ];
+        let groups = [json!({"name": "web", "kind": "containers", "replicas": 2, "min": 1, "max": 10,
+                             "members": [{"name": "web"}, {"name": "web-2"}]})];
         assert_eq!(
             groups_table(&groups),
             "NAME  KIND        REPLICAS  MIN  MAX  MEMBERS\nweb   containers  2         1    10   web,web-2\n"

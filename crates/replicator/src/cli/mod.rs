@@ -10,11 +10,7 @@ use clap::{Parser, Subcommand};
 pub use serve::ServeArgs;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "replicator",
-    version,
-    about = "Replicates Docker containers on demand, over mutual TLS"
-)]
+#[command(name = "replicator", version, about = "Replicates Docker containers on demand, over mutual TLS")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -14,7 +14,7 @@ use crate::autoscale::prometheus::PrometheusClient;
 use crate::autoscale::{AutoscaleSettings, Autoscaler};
 use crate::certs::{self, InitOptions};
 use crate::duration;
-use crate::engine::{DockerEngine, Engine, EngineSettings};
+use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings};
 use crate::service::{Replicator, Settings};
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsFiles};
@@ -81,6 +81,15 @@ pub struct ServeArgs {
     /// How long a pushed metric value counts as fresh (default: 3 × the autoscale interval).
     #[arg(long, env = "REPLICATOR_METRIC_TTL", value_parser = duration::parse_positive)]
     pub metric_ttl: Option<Duration>,
+    /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
+    #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
+    pub rate_limit: Option<f64>,
+    /// Longest a client may take to complete the TLS handshake.
+    #[arg(long, env = "REPLICATOR_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
+    pub handshake_timeout: Duration,
+    /// Longest a client may take to send a request's headers.
+    #[arg(long, env = "REPLICATOR_HEADER_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
+    pub header_timeout: Duration,
     /// Log format.
     #[arg(long, env = "REPLICATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -94,19 +103,15 @@ pub enum LogFormat {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(serve(args))
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REPLICATOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),
@@ -116,11 +121,8 @@ fn init_logging(format: LogFormat) {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls_files = server_tls_files(&args)?;
     let tls_config = tls::server_config(&tls_files)?;
-    let engine_settings = EngineSettings::resolve(
-        args.docker_host.as_deref(),
-        |k| std::env::var(k).ok(),
-        args.engine_timeout,
-    )?;
+    let engine_settings =
+        EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), args.engine_timeout)?;
     let prometheus = args
         .prometheus_url
         .as_deref()
@@ -143,12 +145,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         telemetry,
     );
-    match engine.ping().await {
-        Ok(()) => info!(engine = ?engine_settings.endpoint, "engine reachable"),
-        Err(e) => {
-            warn!(engine = ?engine_settings.endpoint, error = %e, "engine unreachable; will keep trying on each request")
-        }
-    }
+    check_engine(engine.as_ref(), &engine_settings).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -171,10 +168,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let addr = listener.local_addr()?;
     info!(%addr, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
-    let app = api::router(AppState { service });
+    tokio::spawn(service.clone().keep_reconciling());
+    tokio::spawn(service.clone().follow_events());
+    let rate_limit = args.rate_limit.map(|n| Arc::new(api::RateLimiter::new(n)));
+    let app = api::router(AppState { service, rate_limit });
     let options = ServerOptions {
         shutdown_grace: args.shutdown_grace,
-        ..Default::default()
+        handshake_timeout: args.handshake_timeout,
+        header_timeout: args.header_timeout,
     };
     api::serve(listener, Arc::new(tls_config), app, options, shutdown_signal()).await;
     autoscaler.abort();
@@ -184,28 +185,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An engine that is down may come up later: start anyway. One whose TLS
+/// certificate our CA does not vouch for will not: refuse, naming the file.
+async fn check_engine(engine: &DockerEngine, settings: &EngineSettings) -> anyhow::Result<()> {
+    let Err(e) = engine.ping().await else {
+        info!(engine = ?settings.endpoint, "engine reachable");
+        return Ok(());
+    };
+    if let EngineEndpoint::Tcp { tls: Some(dir), addr } = &settings.endpoint {
+        if e.to_string().contains("invalid peer certificate") {
+            anyhow::bail!(
+                "the engine at {addr} presented a certificate that {} does not vouch for: {e}",
+                dir.join("ca.pem").display()
+            );
+        }
+    }
+    warn!(engine = ?settings.endpoint, error = %e, "engine unreachable; will keep trying on each request");
+    Ok(())
+}
+
 /// The server's certificate, key and client CA from the flags, or the
 /// development folder (created on first start).
 fn server_tls_files(args: &ServeArgs) -> anyhow::Result<TlsFiles> {
     if let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.client_ca) {
-        return Ok(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            ca: ca.clone(),
-        });
+        return Ok(TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() });
     }
     if let Some(dir) = &args.certs {
         return Ok(files_in(dir));
     }
     let dir = Path::new(DEFAULT_CERTS);
     if !dir.join(certs::CA_CERT).exists() {
-        certs::init(&InitOptions {
-            out: dir.to_owned(),
-            sans: Vec::new(),
-            days: 365,
-            force: false,
-        })
-        .context("cannot create development certificates in ./certs")?;
+        certs::init(&InitOptions { out: dir.to_owned(), sans: Vec::new(), days: 365, force: false })
+            .context("cannot create development certificates in ./certs")?;
         println!("Created development certificates in {}", dir.display());
     }
     let port = args.listen.port();
@@ -222,11 +233,7 @@ fn files_in(dir: &Path) -> TlsFiles {
     } else {
         (certs::CLIENT_CERT, certs::CLIENT_KEY)
     };
-    TlsFiles {
-        cert: dir.join(cert),
-        key: dir.join(key),
-        ca: dir.join(certs::CA_CERT),
-    }
+    TlsFiles { cert: dir.join(cert), key: dir.join(key), ca: dir.join(certs::CA_CERT) }
 }
 
 async fn shutdown_signal() {

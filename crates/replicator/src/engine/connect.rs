@@ -58,10 +58,7 @@ impl EngineSettings {
 }
 
 fn parse_host(host: &str, tls: Option<PathBuf>) -> Result<EngineEndpoint, EndpointError> {
-    let err = |reason| EndpointError {
-        value: host.to_owned(),
-        reason,
-    };
+    let err = |reason| EndpointError { value: host.to_owned(), reason };
     if let Some(path) = host.strip_prefix("unix://") {
         if path.is_empty() {
             return Err(err("the unix socket path is empty"));
@@ -105,20 +102,14 @@ mod tests {
     #[test]
     fn defaults_to_the_unix_socket() {
         assert_eq!(resolve(None, &[]), Ok(EngineEndpoint::Unix(DEFAULT_SOCKET.into())));
-        assert_eq!(
-            resolve(None, &[("DOCKER_HOST", "")]),
-            Ok(EngineEndpoint::Unix(DEFAULT_SOCKET.into()))
-        );
+        assert_eq!(resolve(None, &[("DOCKER_HOST", "")]), Ok(EngineEndpoint::Unix(DEFAULT_SOCKET.into())));
     }
 
     #[test]
     fn reads_docker_host_and_the_flag_wins() {
         assert_eq!(
             resolve(None, &[("DOCKER_HOST", "tcp://10.0.0.1:2375")]),
-            Ok(EngineEndpoint::Tcp {
-                addr: "10.0.0.1:2375".into(),
-                tls: None
-            })
+            Ok(EngineEndpoint::Tcp { addr: "10.0.0.1:2375".into(), tls: None })
         );
         assert_eq!(
             resolve(Some("unix:///tmp/d.sock"), &[("DOCKER_HOST", "tcp://10.0.0.1:2375")]),
@@ -130,11 +121,7 @@ mod tests {
     fn tls_follows_docker_tls_verify_like_the_cli() {
         let tls = |v: &str| match resolve(
             None,
-            &[
-                ("DOCKER_HOST", "tcp://h:1"),
-                ("DOCKER_TLS_VERIFY", v),
-                ("DOCKER_CERT_PATH", "/c"),
-            ],
+            &[("DOCKER_HOST", "tcp://h:1"), ("DOCKER_TLS_VERIFY", v), ("DOCKER_CERT_PATH", "/c")],
         ) {
             Ok(EngineEndpoint::Tcp { tls, .. }) => tls,
             other => panic!("{other:?}"),
@@ -147,51 +134,22 @@ mod tests {
 
     #[test]
     fn cert_path_defaults_to_home_docker() {
-        let got = resolve(
-            None,
-            &[
-                ("DOCKER_HOST", "tcp://h"),
-                ("DOCKER_TLS_VERIFY", "1"),
-                ("HOME", "/home/u"),
-            ],
-        );
-        assert_eq!(
-            got,
-            Ok(EngineEndpoint::Tcp {
-                addr: "h:2376".into(),
-                tls: Some("/home/u/.docker".into())
-            })
-        );
+        let got = resolve(None, &[("DOCKER_HOST", "tcp://h"), ("DOCKER_TLS_VERIFY", "1"), ("HOME", "/home/u")]);
+        assert_eq!(got, Ok(EngineEndpoint::Tcp { addr: "h:2376".into(), tls: Some("/home/u/.docker".into()) }));
     }
 
     #[test]
     fn default_ports() {
-        assert_eq!(
-            resolve(Some("tcp://h"), &[]),
-            Ok(EngineEndpoint::Tcp {
-                addr: "h:2375".into(),
-                tls: None
-            })
-        );
+        assert_eq!(resolve(Some("tcp://h"), &[]), Ok(EngineEndpoint::Tcp { addr: "h:2375".into(), tls: None }));
         assert_eq!(
             resolve(Some("tcp://[::1]:99"), &[]),
-            Ok(EngineEndpoint::Tcp {
-                addr: "[::1]:99".into(),
-                tls: None
-            })
+            Ok(EngineEndpoint::Tcp { addr: "[::1]:99".into(), tls: None })
         );
     }
 
     #[test]
     fn refuses_what_is_not_an_engine_address() {
-        for bad in [
-            "ssh://h",
-            "unix://",
-            "tcp://",
-            "tcp://h:port",
-            "tcp://h:1/x",
-            "/var/run/docker.sock",
-        ] {
+        for bad in ["ssh://h", "unix://", "tcp://", "tcp://h:port", "tcp://h:1/x", "/var/run/docker.sock"] {
             assert!(resolve(Some(bad), &[]).is_err(), "{bad}");
         }
     }

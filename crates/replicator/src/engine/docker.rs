@@ -14,10 +14,11 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest, ServiceSpec};
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions, RemoveContainerOptions,
-    StatsOptions, StopContainerOptions, UpdateServiceOptions,
+    CreateContainerOptions, EventsOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions,
+    RemoveContainerOptions, StatsOptions, StopContainerOptions, UpdateServiceOptions,
 };
 use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -27,8 +28,8 @@ use tokio::sync::RwLock;
 use super::connect::{EngineEndpoint, EngineSettings};
 use super::{Engine, EngineError, EngineResult};
 use crate::model::{
-    labels_of, ApiObject, ContainerDetails, ContainerSummary, CreateRequest, Endpoint, ListQuery, NetworkAttachment,
-    RunState, ServiceDetails, StatsSample, TaskSummary,
+    labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, Endpoint, ListQuery,
+    NetworkAttachment, RunState, ServiceDetails, StatsSample, TaskSummary,
 };
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsError, TlsFiles};
@@ -50,11 +51,7 @@ impl DockerEngine {
             EngineEndpoint::Tcp { addr, tls: Some(dir) } => Some(tls_client(addr, dir, &settings)?),
             _ => None,
         };
-        Ok(Self {
-            settings,
-            telemetry,
-            client: RwLock::new(client),
-        })
+        Ok(Self { settings, telemetry, client: RwLock::new(client) })
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -118,43 +115,45 @@ fn connect_unix(path: &Path, secs: u64) -> EngineResult<Docker> {
 /// only `ca.pem`, and so do we.
 fn tls_client(addr: &str, dir: &Path, settings: &EngineSettings) -> Result<Docker, TlsError> {
     let config = tls::client_config(&TlsFiles::client_in(dir))?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
     let client = Client::builder(TokioExecutor::new()).build(https);
     let transport = move |req: BollardRequest| {
         let response = client.request(req);
         async move { response.await.map_err(BollardError::from) }
     };
     let secs = settings.timeout.as_secs().max(1);
-    Ok(
-        Docker::connect_with_custom_transport(transport, Some(format!("https://{addr}")), secs, API_DEFAULT_VERSION)
-            .expect("a custom transport needs no connection"),
-    )
+    Ok(Docker::connect_with_custom_transport(transport, Some(format!("https://{addr}")), secs, API_DEFAULT_VERSION)
+        .expect("a custom transport needs no connection"))
 }
 
 fn map_error(e: BollardError) -> EngineError {
     match e {
-        BollardError::DockerResponseServerError {
-            status_code: 404,
-            message,
-        } => EngineError::NotFound(message),
-        BollardError::DockerResponseServerError {
-            status_code: 409,
-            message,
-        } => EngineError::Conflict(message),
+        BollardError::DockerResponseServerError { status_code: 404, message } => EngineError::NotFound(message),
+        BollardError::DockerResponseServerError { status_code: 409, message } => EngineError::Conflict(message),
         BollardError::DockerResponseServerError { message, .. } => EngineError::Rejected(message),
         BollardError::RequestTimeoutError => EngineError::Timeout(Duration::ZERO),
         e @ (BollardError::HyperLegacyError { .. }
         | BollardError::IOError { .. }
         | BollardError::SocketNotFoundError(_)
         | BollardError::HyperResponseError { .. }) => {
-            EngineError::Unavailable(format!("cannot reach the Docker engine: {e}"))
+            EngineError::Unavailable(format!("cannot reach the Docker engine: {}", error_chain(&e)))
         }
         e => EngineError::Rejected(e.to_string()),
     }
+}
+
+/// hyper says "client error (Connect)"; the cause (refused, TLS...) is further down.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
@@ -195,12 +194,7 @@ fn details_from(inspect: &Value) -> ContainerDetails {
         name: str_at(inspect, "Name").trim_start_matches('/').to_owned(),
         image_id: str_at(inspect, "Image").to_owned(),
         created: str_at(inspect, "Created").to_owned(),
-        state: RunState::parse(
-            inspect
-                .pointer("/State/Status")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        ),
+        state: RunState::parse(inspect.pointer("/State/Status").and_then(Value::as_str).unwrap_or_default()),
         config: object("Config"),
         host_config: object("HostConfig"),
         endpoints,
@@ -229,13 +223,10 @@ fn service_from(v: &Value) -> ServiceDetails {
         name: str_at(&spec_value, "Name").to_owned(),
         version: v.pointer("/Version/Index").and_then(Value::as_u64).unwrap_or_default(),
         labels: labels_of(&spec),
-        replicas: spec_value
-            .pointer("/Mode/Replicated/Replicas")
-            .and_then(Value::as_u64)
-            .or_else(|| {
-                // A replicated service may omit the count, which then means 1.
-                spec_value.pointer("/Mode/Replicated").map(|_| 1)
-            }),
+        replicas: spec_value.pointer("/Mode/Replicated/Replicas").and_then(Value::as_u64).or_else(|| {
+            // A replicated service may omit the count, which then means 1.
+            spec_value.pointer("/Mode/Replicated").map(|_| 1)
+        }),
         spec,
     }
 }
@@ -248,11 +239,7 @@ fn task_from(v: &Value) -> TaskSummary {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-        state: v
-            .pointer("/Status/State")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        state: v.pointer("/Status/State").and_then(Value::as_str).unwrap_or_default().to_owned(),
         desired_state: str_at(v, "DesiredState").to_owned(),
         slot: v.get("Slot").and_then(Value::as_u64),
         created: str_at(v, "CreatedAt").to_owned(),
@@ -270,22 +257,16 @@ fn label_filters(labels: &[String]) -> HashMap<String, Vec<String>> {
 #[async_trait]
 impl Engine for DockerEngine {
     async fn ping(&self) -> EngineResult<()> {
-        self.call(Duration::ZERO, |d| async move { d.ping().await.map(drop) })
-            .await
+        self.call(Duration::ZERO, |d| async move { d.ping().await.map(drop) }).await
     }
 
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
-        let inspect = self
-            .call(Duration::ZERO, |d| async move { d.inspect_container(id, None).await })
-            .await?;
+        let inspect = self.call(Duration::ZERO, |d| async move { d.inspect_container(id, None).await }).await?;
         Ok(details_from(&to_json(&inspect)))
     }
 
     async fn image_id(&self, reference: &str) -> EngineResult<Option<String>> {
-        match self
-            .call(Duration::ZERO, |d| async move { d.inspect_image(reference).await })
-            .await
-        {
+        match self.call(Duration::ZERO, |d| async move { d.inspect_image(reference).await }).await {
             Ok(image) => Ok(image.id),
             Err(EngineError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -300,32 +281,17 @@ impl Engine for DockerEngine {
         if let Some(id) = &query.id {
             filters.insert("id".to_owned(), vec![id.clone()]);
         }
-        let options = ListContainersOptions {
-            all: query.all,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = self
-            .call(
-                Duration::ZERO,
-                |d| async move { d.list_containers(Some(options)).await },
-            )
-            .await?;
+        let options = ListContainersOptions { all: query.all, filters: Some(filters), ..Default::default() };
+        let list = self.call(Duration::ZERO, |d| async move { d.list_containers(Some(options)).await }).await?;
         Ok(list.iter().map(|c| summary_from(&to_json(c))).collect())
     }
 
     async fn create_container(&self, request: &CreateRequest) -> EngineResult<String> {
         let body: ContainerCreateBody = serde_json::from_value(Value::Object(request.body.clone()))
             .map_err(|e| EngineError::Rejected(format!("the create request cannot be encoded: {e}")))?;
-        let options = CreateContainerOptions {
-            name: Some(request.name.clone()),
-            ..Default::default()
-        };
-        let created = self
-            .call(Duration::ZERO, |d| async move {
-                d.create_container(Some(options), body).await
-            })
-            .await?;
+        let options = CreateContainerOptions { name: Some(request.name.clone()), ..Default::default() };
+        let created =
+            self.call(Duration::ZERO, |d| async move { d.create_container(Some(options), body).await }).await?;
         Ok(created.id)
     }
 
@@ -341,56 +307,32 @@ impl Engine for DockerEngine {
             }),
         };
         let network = a.network.as_str();
-        self.call(
-            Duration::ZERO,
-            |d| async move { d.connect_network(network, request).await },
-        )
-        .await
+        self.call(Duration::ZERO, |d| async move { d.connect_network(network, request).await }).await
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
-        self.call(Duration::ZERO, |d| async move { d.start_container(id, None).await })
-            .await
+        self.call(Duration::ZERO, |d| async move { d.start_container(id, None).await }).await
     }
 
     async fn stop_container(&self, id: &str, timeout_secs: i32) -> EngineResult<()> {
-        let options = StopContainerOptions {
-            t: Some(timeout_secs),
-            signal: None,
-        };
+        let options = StopContainerOptions { t: Some(timeout_secs), signal: None };
         let grace = Duration::from_secs(timeout_secs.max(0) as u64);
-        self.call(grace, |d| async move { d.stop_container(id, Some(options)).await })
-            .await
+        self.call(grace, |d| async move { d.stop_container(id, Some(options)).await }).await
     }
 
     async fn remove_container(&self, id: &str) -> EngineResult<()> {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        self.call(Duration::ZERO, |d| async move {
-            d.remove_container(id, Some(options)).await
-        })
-        .await
+        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        self.call(Duration::ZERO, |d| async move { d.remove_container(id, Some(options)).await }).await
     }
 
     async fn inspect_service(&self, id: &str) -> EngineResult<ServiceDetails> {
-        let service = self
-            .call(Duration::ZERO, |d| async move { d.inspect_service(id, None).await })
-            .await?;
+        let service = self.call(Duration::ZERO, |d| async move { d.inspect_service(id, None).await }).await?;
         Ok(service_from(&to_json(&service)))
     }
 
     async fn list_services(&self, labels: &[String]) -> EngineResult<Vec<ServiceDetails>> {
-        let options = ListServicesOptions {
-            filters: Some(label_filters(labels)),
-            ..Default::default()
-        };
-        match self
-            .call(Duration::ZERO, |d| async move { d.list_services(Some(options)).await })
-            .await
-        {
+        let options = ListServicesOptions { filters: Some(label_filters(labels)), ..Default::default() };
+        match self.call(Duration::ZERO, |d| async move { d.list_services(Some(options)).await }).await {
             Ok(list) => Ok(list.iter().map(|s| service_from(&to_json(s))).collect()),
             Err(EngineError::Rejected(m)) if m.contains("swarm") => Ok(Vec::new()),
             Err(e) => Err(e),
@@ -402,15 +344,9 @@ impl Engine for DockerEngine {
             .map_err(|e| EngineError::Rejected(format!("the service spec cannot be encoded: {e}")))?;
         let version =
             i32::try_from(version).map_err(|_| EngineError::Rejected("service version out of range".into()))?;
-        let options = UpdateServiceOptions {
-            version,
-            ..Default::default()
-        };
-        let result = self
-            .call(Duration::ZERO, |d| async move {
-                d.update_service(id, spec, options, None).await
-            })
-            .await;
+        let options = UpdateServiceOptions { version, ..Default::default() };
+        let result =
+            self.call(Duration::ZERO, |d| async move { d.update_service(id, spec, options, None).await }).await;
         match result {
             Ok(_) => Ok(()),
             // Swarm reports a stale version as a plain failure; it is a conflict to retry.
@@ -425,36 +361,47 @@ impl Engine for DockerEngine {
             ("desired-state".to_owned(), vec!["running".to_owned()]),
         ]);
         let options = ListTasksOptions { filters: Some(filters) };
-        let list = self
-            .call(Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
-            .await?;
+        let list = self.call(Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await }).await?;
         Ok(list.iter().map(|t| task_from(&to_json(t))).collect())
     }
 
     async fn stats(&self, id: &str) -> EngineResult<StatsSample> {
-        let options = StatsOptions {
-            stream: false,
-            one_shot: false,
-        };
+        let options = StatsOptions { stream: false, one_shot: false };
         let first = self
             .call(Duration::ZERO, |d| async move {
                 let mut stream = Box::pin(d.stats(id, Some(options)));
-                stream.next().await.unwrap_or(Err(BollardError::DockerStreamError {
-                    error: "no stats".into(),
-                }))
+                stream.next().await.unwrap_or(Err(BollardError::DockerStreamError { error: "no stats".into() }))
             })
             .await?;
         Ok(stats_from(&to_json(&first)))
+    }
+
+    async fn container_events(
+        &self,
+        since_nano: Option<i64>,
+    ) -> EngineResult<BoxStream<'static, EngineResult<ContainerEvent>>> {
+        let docker = self.client().await?;
+        let since = since_nano.map(|n| format!("{}.{:09}", n / 1_000_000_000, n % 1_000_000_000));
+        let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+        let options = EventsOptions { since, until: None, filters: Some(filters) };
+        let stream = docker.events(Some(options)).map(|item| {
+            let message = item.map_err(map_error)?;
+            let v = to_json(&message);
+            Ok(ContainerEvent {
+                action: str_at(&v, "Action").to_owned(),
+                id: v.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                attributes: serde_json::from_value(v.pointer("/Actor/Attributes").cloned().unwrap_or(Value::Null))
+                    .unwrap_or_default(),
+                time_nano: v.get("timeNano").and_then(Value::as_i64).unwrap_or_default(),
+            })
+        });
+        Ok(Box::pin(stream))
     }
 }
 
 fn stats_from(v: &Value) -> StatsSample {
     let num = |path: &str| v.pointer(path).and_then(Value::as_u64).unwrap_or_default();
-    let percpu = v
-        .pointer("/cpu_stats/cpu_usage/percpu_usage")
-        .and_then(Value::as_array)
-        .map(Vec::len)
-        .unwrap_or(0);
+    let percpu = v.pointer("/cpu_stats/cpu_usage/percpu_usage").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
     let online = match num("/cpu_stats/online_cpus") {
         0 => percpu as u32,
         n => n as u32,

@@ -6,10 +6,11 @@ pub mod connect;
 pub mod docker;
 
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 
 use crate::model::{
-    ApiObject, ContainerDetails, ContainerSummary, CreateRequest, ListQuery, NetworkAttachment, ServiceDetails,
-    StatsSample, TaskSummary,
+    ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, ListQuery, NetworkAttachment,
+    ServiceDetails, StatsSample, TaskSummary,
 };
 
 pub use connect::{EngineEndpoint, EngineSettings};
@@ -80,4 +81,9 @@ pub trait Engine: Send + Sync + 'static {
     async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>>;
     /// One reading of the container's counters (the engine takes about a second).
     async fn stats(&self, id: &str) -> EngineResult<StatsSample>;
+    /// Container events from `since_nano` (unix nanoseconds) on; ends when the connection does.
+    async fn container_events(
+        &self,
+        since_nano: Option<i64>,
+    ) -> EngineResult<BoxStream<'static, EngineResult<ContainerEvent>>>;
 }

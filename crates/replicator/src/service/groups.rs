@@ -57,10 +57,7 @@ pub(super) struct GroupState {
 impl GroupState {
     fn into_view(self, board: &Board, dry_run: bool) -> GroupView {
         let mut v = view(&self.identity, self.bounds, self.members);
-        v.autoscale = self
-            .policy
-            .as_ref()
-            .map(|p| board.view(&v.name, p, v.replicas, dry_run));
+        v.autoscale = self.policy.as_ref().map(|p| board.view(&v.name, p, v.replicas, dry_run));
         v.policy = self.policy;
         v
     }
@@ -89,11 +86,7 @@ impl Replicator {
     }
 
     pub async fn group(&self, name: &str) -> Result<GroupView> {
-        self.groups()
-            .await?
-            .into_iter()
-            .find(|g| g.name == name)
-            .ok_or_else(|| Error::GroupNotFound(name.to_owned()))
+        self.groups().await?.into_iter().find(|g| g.name == name).ok_or_else(|| Error::GroupNotFound(name.to_owned()))
     }
 
     async fn container_groups(&self) -> Result<Vec<GroupView>> {
@@ -104,16 +97,10 @@ impl Replicator {
 
     /// Groups of plain and compose containers, from two listings.
     pub(super) async fn container_group_states(&self) -> Result<Vec<GroupState>> {
-        let by_label = |label: &str| ListQuery {
-            all: true,
-            labels: self.managed_filter(label),
-            ..Default::default()
-        };
+        let by_label = |label: &str| ListQuery { all: true, labels: self.managed_filter(label), ..Default::default() };
         let (enabled, labelled) = (by_label(labels::ENABLE), by_label(labels::GROUP));
-        let (enabled, labelled) = tokio::try_join!(
-            self.engine().list_containers(&enabled),
-            self.engine().list_containers(&labelled)
-        )?;
+        let (enabled, labelled) =
+            tokio::try_join!(self.engine().list_containers(&enabled), self.engine().list_containers(&labelled))?;
         let mut unique: BTreeMap<String, ContainerSummary> = BTreeMap::new();
         for c in enabled.into_iter().chain(labelled) {
             if !c.labels.contains_key(labels::SWARM_SERVICE_ID) && !group::is_compose_oneoff(&c.labels) {
@@ -123,11 +110,7 @@ impl Replicator {
         let mut buckets: BTreeMap<String, (GroupIdentity, Vec<ContainerSummary>)> = BTreeMap::new();
         for c in unique.into_values() {
             let identity = group::identify(&c.id, &c.name, &c.labels);
-            buckets
-                .entry(identity.name.clone())
-                .or_insert_with(|| (identity, Vec::new()))
-                .1
-                .push(c);
+            buckets.entry(identity.name.clone()).or_insert_with(|| (identity, Vec::new())).1.push(c);
         }
         Ok(buckets
             .into_values()
@@ -135,18 +118,9 @@ impl Replicator {
             .map(|(identity, members)| {
                 let members = mark_originals(&identity, members);
                 let bounds = self.bounds_of(&members);
-                let labels = members
-                    .iter()
-                    .find(|m| m.original)
-                    .or(members.first())
-                    .map(|m| &m.container.labels);
+                let labels = members.iter().find(|m| m.original).or(members.first()).map(|m| &m.container.labels);
                 let policy = labels.and_then(|l| policy::read(l, bounds).transpose());
-                GroupState {
-                    identity,
-                    bounds,
-                    members,
-                    policy,
-                }
+                GroupState { identity, bounds, members, policy }
             })
             .collect())
     }
@@ -157,29 +131,15 @@ impl Replicator {
 
     /// Bounds from the original's labels (replicas carry copies of them).
     pub(super) fn bounds_of(&self, members: &[Member]) -> Bounds {
-        let labels = members
-            .iter()
-            .find(|m| m.original)
-            .or(members.first())
-            .map(|m| &m.container.labels);
-        let default = Bounds {
-            min: 1,
-            max: self.settings().default_max,
-        };
-        labels
-            .and_then(|l| group::bounds(l, default.max).ok())
-            .unwrap_or(default)
+        let labels = members.iter().find(|m| m.original).or(members.first()).map(|m| &m.container.labels);
+        let default = Bounds { min: 1, max: self.settings().default_max };
+        labels.and_then(|l| group::bounds(l, default.max).ok()).unwrap_or(default)
     }
 
     /// Every member of a container group, in any state.
     pub(super) async fn members_of(&self, identity: &GroupIdentity) -> Result<Vec<ContainerSummary>> {
         let engine = self.engine();
-        let list = |labels: Vec<String>, id: Option<String>| ListQuery {
-            all: true,
-            labels,
-            id,
-            ..Default::default()
-        };
+        let list = |labels: Vec<String>, id: Option<String>| ListQuery { all: true, labels, id, ..Default::default() };
         let mut members = match &identity.naming {
             group::Naming::Compose { project, service, .. } if identity.kind == GroupKind::Compose => {
                 let labels = vec![
@@ -187,20 +147,12 @@ impl Replicator {
                     format!("{}={service}", labels::COMPOSE_SERVICE),
                 ];
                 let all = engine.list_containers(&list(labels, None)).await?;
-                all.into_iter()
-                    .filter(|c| !group::is_compose_oneoff(&c.labels))
-                    .collect()
+                all.into_iter().filter(|c| !group::is_compose_oneoff(&c.labels)).collect()
             }
-            _ => {
-                engine
-                    .list_containers(&list(vec![format!("{}={}", labels::GROUP, identity.name)], None))
-                    .await?
-            }
+            _ => engine.list_containers(&list(vec![format!("{}={}", labels::GROUP, identity.name)], None)).await?,
         };
         if identity.kind == GroupKind::Containers && !members.iter().any(|m| m.id == identity.original_id) {
-            let original = engine
-                .list_containers(&list(Vec::new(), Some(identity.original_id.clone())))
-                .await?;
+            let original = engine.list_containers(&list(Vec::new(), Some(identity.original_id.clone()))).await?;
             members.extend(original.into_iter().filter(|o| o.id == identity.original_id));
         }
         Ok(members)
@@ -228,10 +180,7 @@ fn mark_originals(identity: &GroupIdentity, members: Vec<ContainerSummary>) -> V
 }
 
 pub(super) fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
 
 fn view(identity: &GroupIdentity, bounds: Bounds, mut members: Vec<Member>) -> GroupView {
@@ -239,10 +188,7 @@ fn view(identity: &GroupIdentity, bounds: Bounds, mut members: Vec<Member>) -> G
     GroupView {
         name: identity.name.clone(),
         kind: identity.kind,
-        replicas: members
-            .iter()
-            .filter(|m| m.container.state == RunState::Running)
-            .count(),
+        replicas: members.iter().filter(|m| m.container.state == RunState::Running).count(),
         min: bounds.min,
         max: bounds.max,
         members: members

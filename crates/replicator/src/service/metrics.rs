@@ -59,10 +59,7 @@ impl Replicator {
         self.check_selected(&format!("container {}", details.name), &labels)?;
         let name = group::identify(&details.id, &details.name, &details.labels()).name;
         let not_autoscaled = |why: String| Error::Conflict(format!("container {} (group {name}) {why}", details.name));
-        let default = Bounds {
-            min: 1,
-            max: self.settings().default_max,
-        };
+        let default = Bounds { min: 1, max: self.settings().default_max };
         let bounds = group::bounds(&labels, default.max).unwrap_or(default);
         match policy::read(&labels, bounds) {
             Ok(Some(policy)) => Ok(policy),

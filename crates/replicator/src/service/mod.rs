@@ -7,6 +7,7 @@ mod replicate;
 mod reservation;
 mod scale;
 mod swarm;
+mod upkeep;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -109,9 +110,9 @@ impl Replicator {
     /// Refuses what lies outside `--selector`.
     pub(crate) fn check_selected(&self, what: &str, labels: &std::collections::BTreeMap<String, String>) -> Result<()> {
         match &self.settings().selector {
-            Some(selector) if !selector.matches(labels) => Err(Error::Forbidden(format!(
-                "{what} is not managed by this replicator (its selector is {selector})"
-            ))),
+            Some(selector) if !selector.matches(labels) => {
+                Err(Error::Forbidden(format!("{what} is not managed by this replicator (its selector is {selector})")))
+            }
             _ => Ok(()),
         }
     }
@@ -127,7 +128,5 @@ impl Replicator {
 /// Runs `work` in its own task: a caller that goes away (a client
 /// disconnecting) cannot stop it half-way between two engine calls.
 async fn detached<T: Send + 'static>(work: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-    tokio::spawn(work)
-        .await
-        .map_err(|e| Error::Internal(format!("task failed: {e}")))?
+    tokio::spawn(work).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }

@@ -57,8 +57,7 @@ impl Replicator {
         let started = std::time::Instant::now();
         let result = detached(async move { this.replicate_now(&target, count, &caller).await }).await;
         let group = result.as_ref().map(|r| r.group.as_str()).unwrap_or_default();
-        self.telemetry()
-            .replication(group, outcome(&result), started.elapsed().as_secs_f64());
+        self.telemetry().replication(group, outcome(&result), started.elapsed().as_secs_f64());
         result
     }
 
@@ -83,18 +82,12 @@ impl Replicator {
 
     /// The container the caller named; a 404 here means the caller's container.
     async fn inspect_target(&self, target: &ContainerRef) -> Result<ContainerDetails> {
-        let details = self
-            .engine()
-            .inspect_container(target.as_str())
-            .await
-            .map_err(|e| match e {
-                EngineError::NotFound(_) => Error::ContainerNotFound(target.to_string()),
-                e => e.into(),
-            })?;
+        let details = self.engine().inspect_container(target.as_str()).await.map_err(|e| match e {
+            EngineError::NotFound(_) => Error::ContainerNotFound(target.to_string()),
+            e => e.into(),
+        })?;
         if self.settings().self_id.as_deref() == Some(details.id.as_str()) {
-            return Err(Error::Forbidden(
-                "replicator does not replicate its own container".into(),
-            ));
+            return Err(Error::Forbidden("replicator does not replicate its own container".into()));
         }
         Ok(details)
     }
@@ -122,15 +115,9 @@ impl Replicator {
     ) -> Result<Reservation> {
         let (members, taken) = tokio::try_join!(self.members_of(&source.group), self.names_in_use(&source.group))?;
         let pending = slot.pending();
-        let settled = members
-            .iter()
-            .filter(|m| m.state.is_live() && !pending.contains(&m.name))
-            .count();
+        let settled = members.iter().filter(|m| m.state.is_live() && !pending.contains(&m.name)).count();
         if settled + pending.len() + count as usize > source.bounds.max as usize {
-            return Err(Error::LimitReached {
-                group: source.group.name.clone(),
-                max: source.bounds.max,
-            });
+            return Err(Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max });
         }
         let mut taken: HashSet<String> = taken.into_iter().chain(pending).collect();
         let names = (0..count)
@@ -145,18 +132,8 @@ impl Replicator {
 
     /// Names (of any container, in any state) a new replica name must avoid.
     async fn names_in_use(&self, group: &GroupIdentity) -> Result<HashSet<String>> {
-        let query = ListQuery {
-            all: true,
-            name: Some(group.naming.stem()),
-            ..Default::default()
-        };
-        Ok(self
-            .engine()
-            .list_containers(&query)
-            .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect())
+        let query = ListQuery { all: true, name: Some(group.naming.stem()), ..Default::default() };
+        Ok(self.engine().list_containers(&query).await?.into_iter().map(|c| c.name).collect())
     }
 
     /// Creates one replica per reserved name; all or nothing.
@@ -170,10 +147,7 @@ impl Replicator {
         let mut replicas = Vec::new();
         let mut notes = Vec::new();
         for index in 0..reservation.names().len() {
-            match self
-                .clone_one(source, tag_image_id.as_deref(), &mut reservation, index)
-                .await
-            {
+            match self.clone_one(source, tag_image_id.as_deref(), &mut reservation, index).await {
                 Ok((replica, mut n)) => {
                     info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
                           name = %replica.name, caller, "replica started");
@@ -190,12 +164,7 @@ impl Replicator {
             }
         }
         notes.dedup();
-        Ok(Replication {
-            source: source.details.id.clone(),
-            group: source.group.name.clone(),
-            replicas,
-            notes,
-        })
+        Ok(Replication { source: source.details.id.clone(), group: source.group.name.clone(), replicas, notes })
     }
 
     /// What the source's image tag points at now (see the planner's image rule).
@@ -233,9 +202,8 @@ impl Replicator {
                     // Someone else took the name since we listed: take the next free one.
                     retries += 1;
                     let in_use = self.names_in_use(&source.group).await?;
-                    name = reservation.rename(&name, |pending| {
-                        naming.next_free(&in_use.union(pending).cloned().collect())
-                    });
+                    name = reservation
+                        .rename(&name, |pending| naming.next_free(&in_use.union(pending).cloned().collect()));
                     continue;
                 }
                 Err(e) => return Err(e.into()),

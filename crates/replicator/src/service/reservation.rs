@@ -23,6 +23,12 @@ pub(super) struct GroupSlot {
 }
 
 impl GroupSlots {
+    /// Names reserved by replications in flight, in every group.
+    pub(super) fn all_pending(&self) -> HashSet<String> {
+        let slots = self.slots.lock().expect("group slots lock");
+        slots.values().flat_map(|slot| slot.pending()).collect()
+    }
+
     pub(super) fn slot(&self, group: &str) -> Arc<GroupSlot> {
         let mut slots = self.slots.lock().expect("group slots lock");
         slots.entry(group.to_owned()).or_default().clone()
@@ -43,10 +49,7 @@ impl GroupSlot {
     /// Call with the admission guard held.
     pub(super) fn reserve(self: &Arc<Self>, names: Vec<String>) -> Reservation {
         self.pending.lock().expect("pending lock").extend(names.iter().cloned());
-        Reservation {
-            slot: self.clone(),
-            names,
-        }
+        Reservation { slot: self.clone(), names }
     }
 }
 

@@ -44,10 +44,8 @@ impl Replicator {
         let _admitted = slot.admit().await;
         let members = self.members(&state.identity).await?;
         let pending = slot.pending();
-        let live: Vec<&Member> = members
-            .iter()
-            .filter(|m| m.container.state.is_live() && !pending.contains(&m.container.name))
-            .collect();
+        let live: Vec<&Member> =
+            members.iter().filter(|m| m.container.state.is_live() && !pending.contains(&m.container.name)).collect();
         let size = live.len() + pending.len();
         if target > size {
             let source_id = scale_source(&members).ok_or_else(|| Error::GroupNotFound(name.to_owned()))?;
@@ -57,8 +55,7 @@ impl Replicator {
             let started = std::time::Instant::now();
             let created = self.create_replicas(&source, reservation, caller).await;
             let outcome = if created.is_ok() { "created" } else { "failed" };
-            self.telemetry()
-                .replication(name, outcome, started.elapsed().as_secs_f64());
+            self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
             created?;
         } else if target < size {
             let victims = newest_replicas(&live, size - target);
@@ -90,29 +87,15 @@ impl Replicator {
 /// What to clone when growing: the original, else the newest member.
 fn scale_source(members: &[Member]) -> Option<String> {
     let original = members.iter().find(|m| m.original && m.container.state.is_live());
-    let newest = || {
-        members
-            .iter()
-            .filter(|m| m.container.state.is_live())
-            .max_by_key(|m| m.container.created)
-    };
-    original
-        .or_else(newest)
-        .or(members.first())
-        .map(|m| m.container.id.clone())
+    let newest = || members.iter().filter(|m| m.container.state.is_live()).max_by_key(|m| m.container.created);
+    original.or_else(newest).or(members.first()).map(|m| m.container.id.clone())
 }
 
 /// Up to `n` replicas, newest first; originals are never chosen.
 fn newest_replicas<'a>(live: &[&'a Member], n: usize) -> Vec<&'a Member> {
     let mut replicas: Vec<&Member> = live.iter().copied().filter(|m| !m.original).collect();
     // Creation time has one-second resolution; the replica number breaks ties.
-    let number = |m: &Member| {
-        m.container
-            .name
-            .rsplit(['-', '_'])
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-    };
+    let number = |m: &Member| m.container.name.rsplit(['-', '_']).next().and_then(|n| n.parse::<u64>().ok());
     replicas.sort_by_key(|m| std::cmp::Reverse((m.container.created, number(m))));
     replicas.truncate(n);
     replicas
@@ -125,13 +108,7 @@ mod tests {
 
     fn member(name: &str, created: i64, original: bool, state: RunState) -> Member {
         Member {
-            container: ContainerSummary {
-                id: name.into(),
-                name: name.into(),
-                state,
-                created,
-                ..Default::default()
-            },
+            container: ContainerSummary { id: name.into(), name: name.into(), state, created, ..Default::default() },
             original,
         }
     }
@@ -152,15 +129,9 @@ mod tests {
 
     #[test]
     fn growth_clones_the_original_while_it_lives() {
-        let all = [
-            member("web", 1, true, RunState::Running),
-            member("web-2", 5, false, RunState::Running),
-        ];
+        let all = [member("web", 1, true, RunState::Running), member("web-2", 5, false, RunState::Running)];
         assert_eq!(scale_source(&all).as_deref(), Some("web"));
-        let gone = [
-            member("web", 1, true, RunState::Exited),
-            member("web-2", 5, false, RunState::Running),
-        ];
+        let gone = [member("web", 1, true, RunState::Exited), member("web-2", 5, false, RunState::Running)];
         assert_eq!(scale_source(&gone).as_deref(), Some("web-2"));
     }
 }

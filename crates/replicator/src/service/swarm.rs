@@ -37,10 +37,7 @@ impl Replicator {
             .update_replicas(service_id, |current| {
                 let to = current + u64::from(count);
                 if to > u64::from(bounds.max) {
-                    return Err(Error::LimitReached {
-                        group: service.name.clone(),
-                        max: bounds.max,
-                    });
+                    return Err(Error::LimitReached { group: service.name.clone(), max: bounds.max });
                 }
                 Ok(to)
             })
@@ -50,10 +47,7 @@ impl Replicator {
             source: container_id.to_owned(),
             group: service.name.clone(),
             replicas: Vec::new(),
-            notes: vec![format!(
-                "Swarm service {} scaled from {from} to {to} replicas",
-                service.name
-            )],
+            notes: vec![format!("Swarm service {} scaled from {from} to {to} replicas", service.name)],
         })
     }
 
@@ -89,9 +83,7 @@ impl Replicator {
             }
             let mut spec = Value::Object(service.spec.clone());
             spec["Mode"]["Replicated"] = json!({ "Replicas": to });
-            let Value::Object(spec) = spec else {
-                unreachable!("the spec stays an object")
-            };
+            let Value::Object(spec) = spec else { unreachable!("the spec stays an object") };
             match self.engine().update_service(&service.id, service.version, &spec).await {
                 Ok(()) => return Ok((current, to)),
                 Err(EngineError::Conflict(_)) if attempt < VERSION_RETRIES => attempt += 1,
@@ -112,19 +104,12 @@ impl Replicator {
         let mut groups = Vec::new();
         for service in self.enabled_services().await? {
             let tasks = self.engine().list_tasks(&service.id).await?;
-            let default = Bounds {
-                min: 1,
-                max: self.settings().default_max,
-            };
+            let default = Bounds { min: 1, max: self.settings().default_max };
             let bounds = group::bounds(&service.labels, default.max).unwrap_or(default);
             let members: Vec<MemberView> = tasks
                 .iter()
                 .map(|t| MemberView {
-                    id: if t.container_id.is_empty() {
-                        t.id.clone()
-                    } else {
-                        t.container_id.clone()
-                    },
+                    id: if t.container_id.is_empty() { t.id.clone() } else { t.container_id.clone() },
                     name: format!("{}.{}.{}", service.name, t.slot.unwrap_or_default(), t.id),
                     state: task_state(&t.state),
                     original: false,
@@ -140,10 +125,9 @@ impl Replicator {
                 min: bounds.min,
                 max: bounds.max,
                 members,
-                autoscale: policy.as_ref().map(|p| {
-                    self.board()
-                        .view(&service.name, p, replicas, self.settings().autoscale_dry_run)
-                }),
+                autoscale: policy
+                    .as_ref()
+                    .map(|p| self.board().view(&service.name, p, replicas, self.settings().autoscale_dry_run)),
                 policy,
             });
         }

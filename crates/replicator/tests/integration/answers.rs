@@ -19,25 +19,12 @@ async fn the_compatibility_route_answers_like_the_original() {
     assert_eq!(inspect(&replicas[0])["State"]["Running"], true);
 
     let missing = client.get("/").await.unwrap();
-    assert_eq!(
-        (missing.status, missing.text().as_str()),
-        (StatusCode::BAD_REQUEST, "container id missing")
-    );
+    assert_eq!((missing.status, missing.text().as_str()), (StatusCode::BAD_REQUEST, "container id missing"));
     let unknown = client.get("/no-such-container-anywhere").await.unwrap();
-    assert_eq!(
-        (unknown.status, unknown.text().as_str()),
-        (StatusCode::NOT_FOUND, "invalid container id")
-    );
+    assert_eq!((unknown.status, unknown.text().as_str()), (StatusCode::NOT_FOUND, "invalid container id"));
     let malformed = client.get("/..%2F..%2Fversion").await.unwrap();
-    assert_eq!(
-        (malformed.status, malformed.text().as_str()),
-        (StatusCode::BAD_REQUEST, "invalid container id")
-    );
-    assert_eq!(
-        scope.containers().len(),
-        2,
-        "only the one good request created something"
-    );
+    assert_eq!((malformed.status, malformed.text().as_str()), (StatusCode::BAD_REQUEST, "invalid container id"));
+    assert_eq!(scope.containers().len(), 2, "only the one good request created something");
 }
 
 #[tokio::test]
@@ -47,11 +34,8 @@ async fn v1_replicate_answers_201_with_the_replicas() {
     let server = scope.server(&[]);
     let name = scope.name("web");
 
-    let r = server
-        .client()
-        .request(Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None)
-        .await
-        .unwrap();
+    let r =
+        server.client().request(Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None).await.unwrap();
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let body = r.json();
     assert_eq!(body["source"], source.as_str());
@@ -65,10 +49,7 @@ async fn v1_replicate_answers_201_with_the_replicas() {
         assert_eq!(c["Config"]["Labels"]["replicator.source"], source.as_str());
         assert_eq!(c["Config"]["Labels"]["replicator.group"], name.as_str());
     }
-    let logged = server
-        .logs()
-        .iter()
-        .any(|l| l.contains("replica started") && l.contains("replicator client"));
+    let logged = server.logs().iter().any(|l| l.contains("replica started") && l.contains("replicator client"));
     assert!(logged, "each replication is logged with the client's name");
 }
 
@@ -79,27 +60,16 @@ async fn a_replica_of_a_replica_joins_the_original_group() {
     let server = scope.server(&[]);
     let name = scope.name("web");
     let client = server.client();
-    let first = client
-        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
-        .await
-        .unwrap()
-        .json();
+    let first = client.request(Method::POST, &format!("/v1/containers/{name}/replicas"), None).await.unwrap().json();
     let clone = first["replicas"][0]["name"].as_str().unwrap().to_owned();
 
-    let second = client
-        .request(Method::POST, &format!("/v1/containers/{clone}/replicas"), None)
-        .await
-        .unwrap();
+    let second = client.request(Method::POST, &format!("/v1/containers/{clone}/replicas"), None).await.unwrap();
     assert_eq!(second.status, StatusCode::CREATED, "{}", second.text());
     let body = second.json();
     assert_eq!(body["group"], name.as_str());
     assert_eq!(body["replicas"][0]["name"], format!("{name}-3"));
     let c = inspect(body["replicas"][0]["id"].as_str().unwrap());
-    assert_eq!(
-        c["Config"]["Labels"]["replicator.source"],
-        source.as_str(),
-        "points at the original, not the clone"
-    );
+    assert_eq!(c["Config"]["Labels"]["replicator.source"], source.as_str(), "points at the original, not the clone");
 }
 
 #[tokio::test]
@@ -153,26 +123,15 @@ async fn containers_must_opt_in_unless_allow_all() {
     scope.run("plain", &[crate::common::image(), "httpd", "-f", "-p", "8080"]);
     let name = scope.name("plain");
     let strict = scope.server(&[]);
-    let r = strict
-        .client()
-        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
-        .await
-        .unwrap();
+    let r = strict.client().request(Method::POST, &format!("/v1/containers/{name}/replicas"), None).await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("replicator.enable=true"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("replicator.enable=true"));
     let compat = strict.client().get(&format!("/{name}")).await.unwrap();
     assert_eq!(compat.status, StatusCode::FORBIDDEN);
     assert_eq!(scope.containers().len(), 1);
 
     let open = scope.server(&["--allow-all"]);
-    let r = open
-        .client()
-        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
-        .await
-        .unwrap();
+    let r = open.client().request(Method::POST, &format!("/v1/containers/{name}/replicas"), None).await.unwrap();
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(scope.containers().len(), 2);
 }
@@ -185,10 +144,7 @@ async fn the_limit_counts_the_original_and_answers_409() {
     let server = scope.server(&[]);
     let client = server.client();
     let path = format!("/v1/containers/{name}/replicas");
-    assert_eq!(
-        client.request(Method::POST, &path, None).await.unwrap().status,
-        StatusCode::CREATED
-    );
+    assert_eq!(client.request(Method::POST, &path, None).await.unwrap().status, StatusCode::CREATED);
     let full = client.request(Method::POST, &path, None).await.unwrap();
     assert_eq!(full.status, StatusCode::CONFLICT);
     assert_eq!(full.json()["error"]["code"], "limit_reached");
@@ -208,18 +164,12 @@ async fn a_clone_that_cannot_start_is_rolled_back_with_the_engines_message() {
     let name = scope.name("web");
     let server = scope.server(&["--keep-host-ports"]);
 
-    let r = server
-        .client()
-        .request(Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None)
-        .await
-        .unwrap();
+    let r =
+        server.client().request(Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None).await.unwrap();
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
     let body: Value = r.json();
     assert_eq!(body["error"]["code"], "engine_error");
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("already allocated"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("already allocated"), "{body}");
     assert_eq!(scope.containers().len(), 1, "the failed clone was removed");
     let compat = server.client().get(&format!("/{name}")).await.unwrap();
     assert_eq!(compat.status, StatusCode::BAD_GATEWAY);
@@ -231,17 +181,11 @@ async fn a_clone_that_cannot_start_is_rolled_back_with_the_engines_message() {
 async fn an_unreachable_engine_is_503_never_404() {
     let server = Server::start(&["--docker-host", "unix:///nonexistent/docker.sock"]);
     let client = server.client();
-    let r = client
-        .request(Method::POST, "/v1/containers/anything/replicas", None)
-        .await
-        .unwrap();
+    let r = client.request(Method::POST, "/v1/containers/anything/replicas", None).await.unwrap();
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json()["error"]["code"], "engine_unavailable");
     let compat = client.get("/anything").await.unwrap();
-    assert_eq!(
-        (compat.status, compat.text().as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "engine unavailable")
-    );
+    assert_eq!((compat.status, compat.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "engine unavailable"));
     let _ = docker(&["version", "--format", "{{.Server.Version}}"]); // the real engine was up all along
 }
 
@@ -251,11 +195,7 @@ async fn a_replicator_manages_only_what_its_selector_picks() {
     scope.web("web", &[]);
     let name = scope.name("web");
     let other = Server::start_selecting("replicator-test=someone-else", &[]);
-    let r = other
-        .client()
-        .request(Method::POST, &format!("/v1/containers/{name}/replicas"), None)
-        .await
-        .unwrap();
+    let r = other.client().request(Method::POST, &format!("/v1/containers/{name}/replicas"), None).await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("someone-else"));
     let listed = other.client().get("/v1/groups").await.unwrap().json();

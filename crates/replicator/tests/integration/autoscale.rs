@@ -8,18 +8,12 @@ use serde_json::{json, Value};
 use crate::common::{call, eventually, image, inspect, Scope, Server};
 
 async fn group(server: &Server, name: &str) -> Value {
-    call(server, Method::GET, &format!("/v1/groups/{name}"), None)
-        .await
-        .json()
+    call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
 }
 
 fn running(group: &Value) -> Vec<String> {
     let members = group["members"].as_array().cloned().unwrap_or_default();
-    members
-        .iter()
-        .filter(|m| m["state"] == "running")
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
+    members.iter().filter(|m| m["state"] == "running").map(|m| m["id"].as_str().unwrap().to_owned()).collect()
 }
 
 /// Polls the group (from a blocking poller) until `want` members run.
@@ -30,10 +24,7 @@ async fn wait_for_size(server: &Server, name: &str, want: usize, within: Duratio
         if g["replicas"].as_u64() == Some(want as u64) && running(&g).len() == want {
             return g;
         }
-        assert!(
-            Instant::now() < deadline,
-            "group {name} did not reach {want} members: {g}"
-        );
+        assert!(Instant::now() < deadline, "group {name} did not reach {want} members: {g}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -53,63 +44,31 @@ async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_af
     ];
     let original = scope.web("web", &labels);
     let name = scope.name("web");
-    let server = scope.server(&[
-        "--autoscale-interval",
-        "1s",
-        "--scale-down-stabilization",
-        "3s",
-        "--metric-ttl",
-        "60s",
-    ]);
+    let server =
+        scope.server(&["--autoscale-interval", "1s", "--scale-down-stabilization", "3s", "--metric-ttl", "60s"]);
 
     let started = Instant::now();
     let push = json!({ "container": name, "metric": "load", "value": 100 });
     let r = call(&server, Method::POST, "/v1/metrics", Some(push)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let grown = wait_for_size(&server, &name, 3, Duration::from_secs(30)).await;
-    eprintln!(
-        "autoscale reaction: first high value to 3 running members in {:?}",
-        started.elapsed()
-    );
+    eprintln!("autoscale reaction: first high value to 3 running members in {:?}", started.elapsed());
     let autoscale = &grown["autoscale"];
-    assert_eq!(
-        (autoscale["metric"].as_str(), autoscale["target"].as_f64()),
-        (Some("load"), Some(10.0))
-    );
-    assert_eq!(
-        (autoscale["min"].as_u64(), autoscale["max"].as_u64()),
-        (Some(1), Some(3))
-    );
+    assert_eq!((autoscale["metric"].as_str(), autoscale["target"].as_f64()), (Some("load"), Some(10.0)));
+    assert_eq!((autoscale["min"].as_u64(), autoscale["max"].as_u64()), (Some(1), Some(3)));
     assert!(autoscale["last_decision"]["reason"].is_string(), "{autoscale}");
 
-    let idle: Vec<Value> = running(&grown)
-        .iter()
-        .map(|id| json!({ "container": id, "metric": "load", "value": 0 }))
-        .collect();
-    assert_eq!(
-        call(&server, Method::POST, "/v1/metrics", Some(Value::Array(idle)))
-            .await
-            .status,
-        StatusCode::ACCEPTED
-    );
+    let idle: Vec<Value> =
+        running(&grown).iter().map(|id| json!({ "container": id, "metric": "load", "value": 0 })).collect();
+    assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(Value::Array(idle))).await.status, StatusCode::ACCEPTED);
     let shrunk = wait_for_size(&server, &name, 1, Duration::from_secs(30)).await;
     assert_eq!(running(&shrunk), [original.clone()], "the original survives");
     assert_eq!(inspect(&original)["State"]["Running"], true);
 
     let logs = server.logs();
     let decisions: Vec<&String> = logs.iter().filter(|l| l.contains("autoscaler decision")).collect();
-    assert!(
-        decisions
-            .iter()
-            .any(|l| l.contains(r#""from":1"#) && l.contains(r#""to":3"#)),
-        "{decisions:?}"
-    );
-    assert!(
-        decisions
-            .iter()
-            .any(|l| l.contains(r#""from":3"#) && l.contains(r#""to":1"#)),
-        "{decisions:?}"
-    );
+    assert!(decisions.iter().any(|l| l.contains(r#""from":1"#) && l.contains(r#""to":3"#)), "{decisions:?}");
+    assert!(decisions.iter().any(|l| l.contains(r#""from":3"#) && l.contains(r#""to":1"#)), "{decisions:?}");
     let (status, metrics) = server.admin_get("/metrics");
     assert_eq!(status, 200);
     for needle in [
@@ -125,46 +84,21 @@ async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_af
 #[tokio::test]
 async fn metric_pushes_are_checked_and_malformed_policies_are_reported() {
     let scope = Scope::new("autocheck");
-    scope.web(
-        "scaled",
-        &[
-            "--label",
-            "replicator.autoscale.metric=rps",
-            "--label",
-            "replicator.autoscale.target=5",
-        ],
-    );
+    scope.web("scaled", &["--label", "replicator.autoscale.metric=rps", "--label", "replicator.autoscale.target=5"]);
     scope.web("plain", &[]);
-    scope.web(
-        "broken",
-        &[
-            "--label",
-            "replicator.autoscale.metric=rps",
-            "--label",
-            "replicator.autoscale.target=lots",
-        ],
-    );
+    scope.web("broken", &["--label", "replicator.autoscale.metric=rps", "--label", "replicator.autoscale.target=lots"]);
     let server = scope.server(&[]);
     let push = |container: String, metric: &str, value: Value| json!({ "container": container, "metric": metric, "value": value });
     let cases = [
         (push(scope.name("scaled"), "rps", json!(3)), StatusCode::ACCEPTED),
         (push(scope.name("scaled"), "rps", json!("3")), StatusCode::BAD_REQUEST),
-        (
-            json!({ "container": scope.name("scaled"), "value": 3 }),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            push("no-such-container-anywhere".into(), "rps", json!(1)),
-            StatusCode::NOT_FOUND,
-        ),
+        (json!({ "container": scope.name("scaled"), "value": 3 }), StatusCode::BAD_REQUEST),
+        (push("no-such-container-anywhere".into(), "rps", json!(1)), StatusCode::NOT_FOUND),
         (push(scope.name("plain"), "rps", json!(1)), StatusCode::CONFLICT),
         (push(scope.name("scaled"), "latency", json!(1)), StatusCode::CONFLICT),
         (push(scope.name("broken"), "rps", json!(1)), StatusCode::CONFLICT),
         (
-            json!([
-                push(scope.name("scaled"), "rps", json!(1)),
-                push(scope.name("plain"), "rps", json!(1))
-            ]),
+            json!([push(scope.name("scaled"), "rps", json!(1)), push(scope.name("plain"), "rps", json!(1))]),
             StatusCode::CONFLICT,
         ),
     ];
@@ -205,10 +139,6 @@ async fn a_busy_container_grows_its_group_from_the_engines_cpu_stats() {
     let current = grown["autoscale"]["current"].as_f64().unwrap_or_default();
     assert!(current > 10.0, "the busy loop shows as CPU load: {grown}");
     eventually("the decision in the log", Duration::from_secs(5), || {
-        server
-            .logs()
-            .iter()
-            .any(|l| l.contains("autoscaler decision") && l.contains(&name))
-            .then_some(())
+        server.logs().iter().any(|l| l.contains("autoscaler decision") && l.contains(&name)).then_some(())
     });
 }

@@ -11,11 +11,7 @@ fn compose(dir: &std::path::Path, project: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("docker-compose runs");
-    assert!(
-        out.status.success(),
-        "docker-compose {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "docker-compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -50,15 +46,10 @@ async fn compose_sees_the_replica_as_one_more_container_of_its_service() {
 
     let ps = compose(dir.path(), &project, &["ps", "-q"]);
     assert_eq!(ps.lines().count(), 2, "docker-compose ps lists the replica: {ps}");
-    let group = call(&server, Method::GET, &format!("/v1/groups/{project}_web"), None)
-        .await
-        .json();
+    let group = call(&server, Method::GET, &format!("/v1/groups/{project}_web"), None).await.json();
     assert_eq!(group["kind"], "compose");
     assert_eq!(group["replicas"], 2);
 
     compose(dir.path(), &project, &["down"]);
-    assert!(
-        scope.containers().is_empty(),
-        "docker-compose down removed the replica too"
-    );
+    assert!(scope.containers().is_empty(), "docker-compose down removed the replica too");
 }

@@ -8,10 +8,7 @@ use serde_json::Value;
 use crate::common::{docker_try, eventually, free_port, image, inspect, Scope, Server};
 
 fn ip_on(container: &Value, network: &str) -> String {
-    container["NetworkSettings"]["Networks"][network]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    container["NetworkSettings"]["Networks"][network]["IPAddress"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -94,20 +91,13 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
 
     let r = server
         .client()
-        .request(
-            Method::POST,
-            &format!("/v1/containers/{}/replicas", scope.name("web")),
-            None,
-        )
+        .request(Method::POST, &format!("/v1/containers/{}/replicas", scope.name("web")), None)
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let body = r.json();
     let notes = body["notes"].to_string();
-    assert!(
-        notes.contains("8080/tcp") && notes.contains(&port.to_string()),
-        "the ephemeral port is reported: {notes}"
-    );
+    assert!(notes.contains("8080/tcp") && notes.contains(&port.to_string()), "the ephemeral port is reported: {notes}");
     let clone_id = body["replicas"][0]["id"].as_str().unwrap().to_owned();
     let (src, clone) = (inspect(&source_id), inspect(&clone_id));
 
@@ -147,43 +137,24 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
         assert_eq!(clone["HostConfig"][key], src["HostConfig"][key], "HostConfig.{key}");
     }
     assert_eq!(clone["HostConfig"]["Memory"], 64 * 1024 * 1024);
-    assert_ne!(
-        clone["Config"]["Hostname"], src["Config"]["Hostname"],
-        "the clone has its own hostname"
-    );
+    assert_ne!(clone["Config"]["Hostname"], src["Config"]["Hostname"], "the clone has its own hostname");
     assert_eq!(clone["Config"]["Hostname"].as_str().unwrap(), &clone_id[..12]);
 
     // The named volume is shared, not copied.
     let volume_of = |c: &Value| {
-        c["Mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["Destination"] == "/data")
-            .map(|m| m["Name"].clone())
+        c["Mounts"].as_array().unwrap().iter().find(|m| m["Destination"] == "/data").map(|m| m["Name"].clone())
     };
     assert_eq!(volume_of(&clone), Some(Value::String(volume.clone())));
 
     // The fixed host port became an ephemeral one.
     assert_eq!(clone["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"], "");
-    let published = clone["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        !published.is_empty() && published != port.to_string(),
-        "published on {published}"
-    );
+    let published = clone["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"].as_str().unwrap().to_owned();
+    assert!(!published.is_empty() && published != port.to_string(), "published on {published}");
 
     // Both networks, user aliases kept, the source's own alias and address not.
     for (net, alias) in [(&front, &www), (&back, &api)] {
         let ep = &clone["NetworkSettings"]["Networks"][net.as_str()];
-        let aliases: Vec<&str> = ep["Aliases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let aliases: Vec<&str> = ep["Aliases"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert!(aliases.contains(&alias.as_str()), "{net}: {aliases:?}");
         assert!(!aliases.contains(&&source_id[..12]), "{net}: {aliases:?}");
         assert_ne!(ip_on(&clone, net), ip_on(&src, net), "{net}");
@@ -193,18 +164,8 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
     let clone_ip = ip_on(&clone, &back);
     let label = scope.label();
     eventually("the clone's address behind the alias", Duration::from_secs(15), || {
-        let out = docker_try(&[
-            "run",
-            "--rm",
-            "--label",
-            &label,
-            "--network",
-            &back,
-            image(),
-            "nslookup",
-            &api,
-        ])
-        .ok()?;
+        let out =
+            docker_try(&["run", "--rm", "--label", &label, "--network", &back, image(), "nslookup", &api]).ok()?;
         out.contains(&clone_ip).then_some(())
     });
 }

@@ -9,12 +9,7 @@ use serde_json::{json, Value};
 use crate::common::{call, cli, docker, docker_try, eventually, image, inspect, Scope, Server};
 
 fn member_names(group: &Value) -> Vec<String> {
-    group["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_owned())
-        .collect()
+    group["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]
@@ -43,74 +38,37 @@ async fn scale_down_stops_the_newest_replicas_gracefully_and_keeps_the_original(
     );
     let name = scope.name("web");
     let server = scope.server(&["--stop-timeout", "20s"]);
-    let r = call(
-        &server,
-        Method::POST,
-        &format!("/v1/containers/{name}/replicas?count=3"),
-        None,
-    )
-    .await;
+    let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas?count=3"), None).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 
-    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None)
-        .await
-        .json();
+    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
     assert_eq!(group["kind"], "containers");
     assert_eq!(group["replicas"], 4);
     assert_eq!((group["min"].as_u64(), group["max"].as_u64()), (Some(1), Some(5)));
-    let originals: Vec<&Value> = group["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["original"] == true)
-        .collect();
+    let originals: Vec<&Value> =
+        group["members"].as_array().unwrap().iter().filter(|m| m["original"] == true).collect();
     assert_eq!(originals.len(), 1);
     assert_eq!(originals[0]["id"], source.as_str());
     let listed = call(&server, Method::GET, "/v1/groups", None).await.json();
     assert!(listed.as_array().unwrap().iter().any(|g| g["name"] == name.as_str()));
 
-    let down = call(
-        &server,
-        Method::PUT,
-        &format!("/v1/groups/{name}/replicas"),
-        Some(json!({"replicas": 2})),
-    )
-    .await;
+    let down = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 2}))).await;
     assert_eq!(down.status, StatusCode::OK, "{}", down.text());
     let after = down.json();
     assert_eq!(after["replicas"], 2);
-    assert_eq!(
-        member_names(&after),
-        [name.clone(), format!("{name}-2")],
-        "the newest went first"
-    );
+    assert_eq!(member_names(&after), [name.clone(), format!("{name}-2")], "the newest went first");
     for gone in [format!("{name}-3"), format!("{name}-4")] {
         assert!(docker_try(&["inspect", &gone]).is_err(), "{gone} was removed");
     }
     let label = scope.label();
     let marks = docker(&["run", "--rm", "--label", &label, "-v", &mount, image(), "ls", "/marks"]);
-    assert_eq!(
-        marks.lines().count(),
-        2,
-        "both removed replicas got their stop signal: {marks}"
-    );
+    assert_eq!(marks.lines().count(), 2, "both removed replicas got their stop signal: {marks}");
 
-    let up = call(
-        &server,
-        Method::PUT,
-        &format!("/v1/groups/{name}/replicas"),
-        Some(json!({"replicas": 5})),
-    )
-    .await;
+    let up = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 5}))).await;
     assert_eq!(up.status, StatusCode::OK, "{}", up.text());
     assert_eq!(up.json()["replicas"], 5);
-    let down_to_one = call(
-        &server,
-        Method::PUT,
-        &format!("/v1/groups/{name}/replicas"),
-        Some(json!({"replicas": 1})),
-    )
-    .await;
+    let down_to_one =
+        call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
     assert_eq!(member_names(&down_to_one.json()), [name.clone()]);
     assert_eq!(inspect(&source)["State"]["Running"], true);
 }
@@ -126,45 +84,21 @@ async fn scale_requests_outside_the_bounds_or_malformed_change_nothing() {
         let r = call(&server, Method::PUT, &path, Some(json!({ "replicas": n }))).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
         let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
-        assert!(
-            message.contains('2') && message.contains('3'),
-            "both bounds named: {message}"
-        );
+        assert!(message.contains('2') && message.contains('3'), "both bounds named: {message}");
     }
     let client = server.client();
-    for body in [
-        json!({}),
-        json!({"replicas": "2"}),
-        json!({"replicas": -1}),
-        json!([2]),
-        json!({"replicas": 2, "x": 1}),
-    ] {
+    for body in
+        [json!({}), json!({"replicas": "2"}), json!({"replicas": -1}), json!([2]), json!({"replicas": 2, "x": 1})]
+    {
         let r = client.request(Method::PUT, &path, Some(&body)).await.unwrap();
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
     }
     let huge = json!({ "replicas": 2, "padding": "x".repeat(70 * 1024) });
-    assert_eq!(
-        client.request(Method::PUT, &path, Some(&huge)).await.unwrap().status,
-        StatusCode::PAYLOAD_TOO_LARGE
-    );
-    assert_eq!(
-        call(&server, Method::GET, "/v1/groups/no-such-group-here", None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    let r = call(
-        &server,
-        Method::PUT,
-        "/v1/groups/no-such-group-here/replicas",
-        Some(json!({"replicas": 2})),
-    )
-    .await;
+    assert_eq!(client.request(Method::PUT, &path, Some(&huge)).await.unwrap().status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(call(&server, Method::GET, "/v1/groups/no-such-group-here", None).await.status, StatusCode::NOT_FOUND);
+    let r = call(&server, Method::PUT, "/v1/groups/no-such-group-here/replicas", Some(json!({"replicas": 2}))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        call(&server, Method::GET, "/v1/groups/..%2Fx", None).await.status,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(call(&server, Method::GET, "/v1/groups/..%2Fx", None).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(scope.containers().len(), 1, "nothing was created or removed");
 
     let ok = call(&server, Method::PUT, &path, Some(json!({"replicas": 3}))).await;
@@ -183,20 +117,14 @@ async fn twenty_simultaneous_replications_fill_exactly_the_room_left() {
         let path = format!("/v1/containers/{name}/replicas");
         tokio::spawn(async move { client.request(Method::POST, &path, None).await.unwrap().status })
     });
-    let statuses: Vec<StatusCode> = futures_util::future::join_all(requests)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let statuses: Vec<StatusCode> =
+        futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect();
     let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
     let refused = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
     assert_eq!((created, refused), (4, 16), "{statuses:?}");
     let replicas = scope.replicas_of(&name);
     assert_eq!(replicas.len(), 4);
-    let names: HashSet<String> = replicas
-        .iter()
-        .map(|id| inspect(id)["Name"].as_str().unwrap().to_owned())
-        .collect();
+    let names: HashSet<String> = replicas.iter().map(|id| inspect(id)["Name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names.len(), 4, "every replica has its own name");
     assert_eq!(scope.containers().len(), 5);
 }
@@ -212,38 +140,20 @@ async fn concurrent_scale_requests_never_overshoot_or_undershoot() {
     let requests = targets.map(|n| {
         let client = client.clone();
         let path = format!("/v1/groups/{name}/replicas");
-        tokio::spawn(async move {
-            client
-                .request(Method::PUT, &path, Some(&json!({ "replicas": n })))
-                .await
-                .unwrap()
-        })
+        tokio::spawn(async move { client.request(Method::PUT, &path, Some(&json!({ "replicas": n }))).await.unwrap() })
     });
     for r in futures_util::future::join_all(requests).await {
         let r = r.unwrap();
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let size = r.json()["replicas"].as_u64().unwrap();
-        assert!(
-            targets.contains(&size),
-            "each answer shows a size someone asked for: {size}"
-        );
+        assert!(targets.contains(&size), "each answer shows a size someone asked for: {size}");
     }
-    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None)
-        .await
-        .json();
+    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
     let final_size = group["replicas"].as_u64().unwrap();
     assert!(targets.contains(&final_size));
-    let running = scope
-        .containers()
-        .iter()
-        .filter(|id| inspect(id)["State"]["Running"] == true)
-        .count() as u64;
+    let running = scope.containers().iter().filter(|id| inspect(id)["State"]["Running"] == true).count() as u64;
     assert_eq!(running, final_size, "the engine agrees with the group");
-    assert_eq!(
-        scope.containers().len() as u64,
-        final_size,
-        "no container left behind in another state"
-    );
+    assert_eq!(scope.containers().len() as u64, final_size, "no container left behind in another state");
 }
 
 #[tokio::test]
@@ -252,38 +162,20 @@ async fn a_slow_group_does_not_hold_up_another() {
     // This replica ignores its stop signal, so removing it takes the whole stop timeout.
     scope.run(
         "stubborn",
-        &[
-            "--label",
-            "replicator.enable=true",
-            image(),
-            "sh",
-            "-c",
-            "trap '' TERM; while :; do sleep 1; done",
-        ],
+        &["--label", "replicator.enable=true", image(), "sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
     );
     scope.web("quick", &[]);
     let server = scope.server(&["--stop-timeout", "30s"]);
     let (stubborn, quick) = (scope.name("stubborn"), scope.name("quick"));
     assert_eq!(
-        call(
-            &server,
-            Method::POST,
-            &format!("/v1/containers/{stubborn}/replicas"),
-            None
-        )
-        .await
-        .status,
+        call(&server, Method::POST, &format!("/v1/containers/{stubborn}/replicas"), None).await.status,
         StatusCode::CREATED
     );
 
     let client = server.client();
     let path = format!("/v1/groups/{stubborn}/replicas");
-    let slow = tokio::spawn(async move {
-        client
-            .request(Method::PUT, &path, Some(&json!({"replicas": 1})))
-            .await
-            .unwrap()
-    });
+    let slow =
+        tokio::spawn(async move { client.request(Method::PUT, &path, Some(&json!({"replicas": 1}))).await.unwrap() });
     let replica = format!("{stubborn}-2");
     eventually("the stubborn replica to be stopping", Duration::from_secs(10), || {
         // The engine has signalled it: the stop is under way.
@@ -291,10 +183,7 @@ async fn a_slow_group_does_not_hold_up_another() {
     });
     let other = call(&server, Method::POST, &format!("/v1/containers/{quick}/replicas"), None).await;
     assert_eq!(other.status, StatusCode::CREATED);
-    assert!(
-        !slow.is_finished(),
-        "the other group's replication finished while the first group was still scaling"
-    );
+    assert!(!slow.is_finished(), "the other group's replication finished while the first group was still scaling");
     slow.abort();
 }
 
@@ -308,17 +197,11 @@ async fn the_cli_client_lists_scales_and_replicates() {
     let out = cli(&server, &["replicate", &name, "--count", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!("{name}-2")) && stdout.contains(&format!("{name}-3")),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("{name}-2")) && stdout.contains(&format!("{name}-3")), "{stdout}");
 
     let out = cli(&server, &["groups"]);
     let table = String::from_utf8_lossy(&out.stdout);
-    let row = table
-        .lines()
-        .find(|l| l.starts_with(&name))
-        .unwrap_or_else(|| panic!("no row for {name}: {table}"));
+    let row = table.lines().find(|l| l.starts_with(&name)).unwrap_or_else(|| panic!("no row for {name}: {table}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[1..5], ["containers", "3", "1", "4"], "{row}");
 

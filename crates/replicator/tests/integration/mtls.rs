@@ -10,10 +10,7 @@ async fn clients_without_a_certificate_get_no_http_answer() {
     let server = Server::start(&[]);
     let config = anonymous_config(&server.certs.join("ca.pem")).unwrap();
     let client = ApiClient::with_config(&server.url(), config, false).unwrap();
-    let err = client
-        .get("/")
-        .await
-        .expect_err("no answer without a client certificate");
+    let err = client.get("/").await.expect_err("no answer without a client certificate");
     assert!(err.to_string().contains("request to"), "{err}");
 }
 
@@ -31,9 +28,5 @@ async fn clients_with_a_certificate_from_another_ca_get_no_http_answer() {
     assert!(client.get("/").await.is_err());
 
     let good = server.client().get("/").await.unwrap();
-    assert_eq!(
-        good.status,
-        http::StatusCode::BAD_REQUEST,
-        "the same request with the right certificate is answered"
-    );
+    assert_eq!(good.status, http::StatusCode::BAD_REQUEST, "the same request with the right certificate is answered");
 }

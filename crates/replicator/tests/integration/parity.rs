@@ -72,10 +72,7 @@ struct Prometheus {
 impl Prometheus {
     fn start(target_port: u16) -> Self {
         let binary = Path::new("/usr/bin/prometheus");
-        assert!(
-            binary.exists(),
-            "/usr/bin/prometheus is missing: apt-get install prometheus (scripts/prepare does)"
-        );
+        assert!(binary.exists(), "/usr/bin/prometheus is missing: apt-get install prometheus (scripts/prepare does)");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         write_file(
@@ -115,9 +112,7 @@ impl Drop for Prometheus {
 }
 
 async fn group(server: &Server, name: &str) -> Value {
-    call(server, Method::GET, &format!("/v1/groups/{name}"), None)
-        .await
-        .json()
+    call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
 }
 
 async fn wait_for_size(server: &Server, name: &str, want: u64, within: Duration) {
@@ -152,14 +147,8 @@ async fn a_prometheus_query_scales_the_group_up_and_back_down() {
     );
     let name = scope.name("web");
     let url = format!("http://127.0.0.1:{}", prometheus.port);
-    let server = scope.server(&[
-        "--prometheus-url",
-        &url,
-        "--autoscale-interval",
-        "1s",
-        "--scale-down-stabilization",
-        "3s",
-    ]);
+    let server =
+        scope.server(&["--prometheus-url", &url, "--autoscale-interval", "1s", "--scale-down-stabilization", "3s"]);
 
     target.set_rate(100.0);
     wait_for_size(&server, &name, 3, Duration::from_secs(60)).await;
@@ -170,18 +159,10 @@ async fn a_prometheus_query_scales_the_group_up_and_back_down() {
     target.set_rate(0.0);
     wait_for_size(&server, &name, 1, Duration::from_secs(60)).await;
 
-    let history = call(&server, Method::GET, &format!("/v1/groups/{name}/decisions"), None)
-        .await
-        .json();
+    let history = call(&server, Method::GET, &format!("/v1/groups/{name}/decisions"), None).await.json();
     let history = history.as_array().unwrap();
-    let up = history
-        .iter()
-        .find(|d| d["from"] == 1 && d["to"] == 3)
-        .expect("a scale-up decision");
-    assert_eq!(
-        (up["applied"].as_bool(), up["dry_run"].as_bool()),
-        (Some(true), Some(false))
-    );
+    let up = history.iter().find(|d| d["from"] == 1 && d["to"] == 3).expect("a scale-up decision");
+    assert_eq!((up["applied"].as_bool(), up["dry_run"].as_bool()), (Some(true), Some(false)));
     assert!(up["value"].as_f64().unwrap() > 10.0, "{up}");
     assert!(history.iter().any(|d| d["from"] == 3 && d["to"] == 1), "{history:?}");
     assert!(history.len() <= 100);
@@ -204,10 +185,7 @@ async fn dry_run_decides_and_reports_but_changes_nothing() {
     let name = scope.name("web");
     let server = scope.server(&["--autoscale-interval", "1s"]);
     let push = json!({ "container": name, "metric": "load", "value": 100 });
-    assert_eq!(
-        call(&server, Method::POST, "/v1/metrics", Some(push)).await.status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(push)).await.status, StatusCode::ACCEPTED);
 
     let path = format!("/v1/groups/{name}/decisions");
     let mut decision = Value::Null;
@@ -219,38 +197,19 @@ async fn dry_run_decides_and_reports_but_changes_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        (decision["from"].as_u64(), decision["to"].as_u64()),
-        (Some(1), Some(5)),
-        "{decision}"
-    );
-    assert_eq!(
-        (decision["dry_run"].as_bool(), decision["applied"].as_bool()),
-        (Some(true), Some(false))
-    );
+    assert_eq!((decision["from"].as_u64(), decision["to"].as_u64()), (Some(1), Some(5)), "{decision}");
+    assert_eq!((decision["dry_run"].as_bool(), decision["applied"].as_bool()), (Some(true), Some(false)));
     eventually("the dry-run decision in the log", Duration::from_secs(5), || {
         let logs = server.logs();
         let decision = |l: &&String| l.contains("autoscaler decision") && l.contains(r#""from":1,"to":5"#);
-        logs.iter()
-            .find(decision)
-            .filter(|l| l.contains(r#""dry_run":true"#))
-            .map(|_| ())
+        logs.iter().find(decision).filter(|l| l.contains(r#""dry_run":true"#)).map(|_| ())
     });
     let g = group(&server, &name).await;
-    assert_eq!(
-        (g["replicas"].as_u64(), g["autoscale"]["dry_run"].as_bool()),
-        (Some(1), Some(true))
-    );
+    assert_eq!((g["replicas"].as_u64(), g["autoscale"]["dry_run"].as_bool()), (Some(1), Some(true)));
     assert_eq!(scope.containers().len(), 1, "nothing was created");
 
     // The API's manual routes are not affected by dry-run.
-    let manual = call(
-        &server,
-        Method::PUT,
-        &format!("/v1/groups/{name}/replicas"),
-        Some(json!({"replicas": 2})),
-    )
-    .await;
+    let manual = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 2}))).await;
     assert_eq!(manual.status, StatusCode::OK, "{}", manual.text());
     assert_eq!(scope.containers().len(), 2);
 

@@ -33,15 +33,7 @@ impl Drop for SwarmMode {
 }
 
 fn desired_replicas(service: &str) -> u64 {
-    docker(&[
-        "service",
-        "inspect",
-        "-f",
-        "{{.Spec.Mode.Replicated.Replicas}}",
-        service,
-    ])
-    .parse()
-    .unwrap()
+    docker(&["service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", service]).parse().unwrap()
 }
 
 #[tokio::test]
@@ -51,25 +43,10 @@ async fn replicating_a_task_scales_its_service() {
     let _swarm = SwarmMode::enter();
     let service = scope.name("svc");
     let label = scope.label();
-    let common = [
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--label",
-        &label,
-        "--container-label",
-        &label,
-    ];
+    let common =
+        ["service", "create", "--detach", "--no-resolve-image", "--label", &label, "--container-label", &label];
     let mut replicated = common.to_vec();
-    replicated.extend([
-        "--name",
-        &service,
-        "--label",
-        "replicator.enable=true",
-        "--label",
-        "replicator.max=3",
-    ]);
+    replicated.extend(["--name", &service, "--label", "replicator.enable=true", "--label", "replicator.max=3"]);
     replicated.extend([image(), "sleep", "100000"]);
     docker(&replicated);
     let task = eventually("a running task", Duration::from_secs(60), || {
@@ -84,30 +61,14 @@ async fn replicating_a_task_scales_its_service() {
     assert_eq!(desired_replicas(&service), 2);
     assert!(scope.replicas_of(&service).is_empty(), "no container was cloned");
 
-    let over = call(
-        &server,
-        Method::POST,
-        &format!("/v1/containers/{task}/replicas?count=2"),
-        None,
-    )
-    .await;
+    let over = call(&server, Method::POST, &format!("/v1/containers/{task}/replicas?count=2"), None).await;
     assert_eq!(over.status, StatusCode::CONFLICT, "{}", over.text());
     assert_eq!(desired_replicas(&service), 2);
 
-    let group = call(&server, Method::GET, &format!("/v1/groups/{service}"), None)
-        .await
-        .json();
-    assert_eq!(
-        (group["kind"].as_str(), group["max"].as_u64()),
-        (Some("swarm"), Some(3))
-    );
-    let scaled = call(
-        &server,
-        Method::PUT,
-        &format!("/v1/groups/{service}/replicas"),
-        Some(json!({"replicas": 1})),
-    )
-    .await;
+    let group = call(&server, Method::GET, &format!("/v1/groups/{service}"), None).await.json();
+    assert_eq!((group["kind"].as_str(), group["max"].as_u64()), (Some("swarm"), Some(3)));
+    let scaled =
+        call(&server, Method::PUT, &format!("/v1/groups/{service}/replicas"), Some(json!({"replicas": 1}))).await;
     assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
     assert_eq!(desired_replicas(&service), 1);
 
@@ -127,18 +88,9 @@ async fn replicating_a_task_scales_its_service() {
     docker(&global_args);
     let global_task = eventually("a global task", Duration::from_secs(60), || {
         let filter = format!("label=com.docker.swarm.service.name={global}");
-        docker(&["ps", "-q", "--filter", &filter])
-            .lines()
-            .next()
-            .map(str::to_owned)
+        docker(&["ps", "-q", "--filter", &filter]).lines().next().map(str::to_owned)
     });
-    let r = call(
-        &server,
-        Method::POST,
-        &format!("/v1/containers/{global_task}/replicas"),
-        None,
-    )
-    .await;
+    let r = call(&server, Method::POST, &format!("/v1/containers/{global_task}/replicas"), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("global"));
 }

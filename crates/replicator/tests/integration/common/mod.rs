@@ -46,20 +46,14 @@ pub fn image() -> &'static str {
             return;
         }
         let busybox = Path::new("/bin/busybox");
-        assert!(
-            busybox.exists(),
-            "/bin/busybox is missing: apt-get install busybox-static (scripts/test does)"
-        );
+        assert!(busybox.exists(), "/bin/busybox is missing: apt-get install busybox-static (scripts/test does)");
         let root = tempfile::tempdir().unwrap();
         for dir in ["bin", "etc", "tmp", "data"] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
         }
         std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
         let applets = Command::new(busybox).arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&applets.stdout)
-            .lines()
-            .filter(|a| *a != "busybox")
-        {
+        for applet in String::from_utf8_lossy(&applets.stdout).lines().filter(|a| *a != "busybox") {
             std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
         }
         std::fs::write(
@@ -68,23 +62,10 @@ pub fn image() -> &'static str {
         )
         .unwrap();
         std::fs::write(root.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-        let tar = Command::new("tar")
-            .arg("-C")
-            .arg(root.path())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let tar =
+            Command::new("tar").arg("-C").arg(root.path()).args(["-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
         let status = Command::new("docker")
-            .args([
-                "import",
-                "--change",
-                "CMD [\"sh\"]",
-                "--change",
-                "ENV PATH=/bin",
-                "-",
-                IMAGE,
-            ])
+            .args(["import", "--change", "CMD [\"sh\"]", "--change", "ENV PATH=/bin", "-", IMAGE])
             .stdin(tar.stdout.unwrap())
             .stdout(Stdio::null())
             .status()
@@ -103,9 +84,7 @@ impl Scope {
     pub fn new(test: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         image();
-        Self {
-            id: format!("{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
-        }
+        Self { id: format!("{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)) }
     }
 
     pub fn label(&self) -> String {
@@ -153,13 +132,7 @@ impl Scope {
 
     /// Full ids of this scope's containers, in any state.
     pub fn containers(&self) -> Vec<String> {
-        let out = docker(&[
-            "ps",
-            "-aq",
-            "--no-trunc",
-            "--filter",
-            &format!("label={}", self.label()),
-        ]);
+        let out = docker(&["ps", "-aq", "--no-trunc", "--filter", &format!("label={}", self.label())]);
         out.lines().map(str::to_owned).collect()
     }
 
@@ -202,16 +175,8 @@ impl Drop for Scope {
 /// A certificate folder made by `replicator certs init`.
 pub fn certs() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["certs", "init", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "certs init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(BIN).args(["certs", "init", "--out"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "certs init failed: {}", String::from_utf8_lossy(&out.stderr));
     dir
 }
 
@@ -293,14 +258,7 @@ impl Server {
                 admin_port = p;
             }
         }
-        Self {
-            child,
-            port,
-            admin_port,
-            certs: certs.to_owned(),
-            _certs_dir: None,
-            logs,
-        }
+        Self { child, port, admin_port, certs: certs.to_owned(), _certs_dir: None, logs }
     }
 
     pub fn url(&self) -> String {
@@ -323,22 +281,11 @@ impl Server {
     pub fn admin_get(&self, path: &str) -> (u16, String) {
         use std::io::Read;
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).expect("admin listener");
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
         (status, body)
     }
 }
@@ -364,11 +311,7 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
 
 /// A TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn write_file(path: &Path, text: &str) {
@@ -382,11 +325,7 @@ pub async fn call(
     path: &str,
     body: Option<Value>,
 ) -> replicator::client::ApiResponse {
-    server
-        .client()
-        .request(method, path, body.as_ref())
-        .await
-        .expect("the server answers")
+    server.client().request(method, path, body.as_ref()).await.expect("the server answers")
 }
 
 /// Runs the replicator binary as a client of `server`.
