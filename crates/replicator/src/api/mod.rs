@@ -7,6 +7,9 @@ mod routes;
 mod server;
 mod trace;
 
+#[cfg(test)]
+mod input_tests;
+
 use crate::service::Replicator;
 
 pub use error::status_of;

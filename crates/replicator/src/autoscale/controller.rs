@@ -74,6 +74,7 @@ impl Autoscaler {
         for g in &groups {
             let size = self.service.telemetry().group_size.get_or_create(&GroupLabel { group: g.name.clone() });
             size.set(g.replicas as i64);
+            debug!(group = %g.name, running = g.replicas, "group observed");
         }
         let mut active = Vec::new();
         for g in &groups {

@@ -4,6 +4,8 @@
 
 pub mod connect;
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;

@@ -14,6 +14,8 @@ use crate::model::{ListQuery, RunState};
 
 /// How often the reconcile pass runs once it has succeeded.
 const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+/// How long the engine's listing may lag behind its events.
+const SETTLE: Duration = Duration::from_millis(500);
 /// How long to wait before retrying when the engine is away.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -86,6 +88,13 @@ impl Replicator {
                 if member && matches!(event.action.as_str(), "start" | "die" | "destroy" | "pause" | "unpause") {
                     debug!(container = %event.id, action = %event.action, "group member changed");
                     self.metric_store().wake();
+                    // The engine announces `die` before its container listing says so:
+                    // look again once it has settled.
+                    let again = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(SETTLE).await;
+                        again.metric_store().wake();
+                    });
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,6 +5,7 @@ mod common;
 mod answers;
 mod autoscale;
 mod compose;
+mod faults;
 mod fidelity;
 mod groups;
 mod mtls;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -94,6 +96,27 @@ impl Scope {
     /// A replicator managing this scope's containers only.
     pub fn server(&self, args: &[&str]) -> Server {
         Server::start_selecting(&self.label(), args)
+    }
+
+    /// The same, reaching the engine through `docker_host`.
+    pub fn server_via(&self, docker_host: &str, args: &[&str]) -> Server {
+        let mut all = vec!["--docker-host", docker_host];
+        all.extend_from_slice(args);
+        Server::start_selecting(&self.label(), &all)
+    }
+
+    /// This scope's containers in `state` (`created`, `running`...).
+    pub fn containers_in(&self, state: &str) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={}", self.label()),
+            "--filter",
+            &format!("status={state}"),
+        ]);
+        out.lines().map(str::to_owned).collect()
     }
 
     /// A container name unique to this test.
@@ -275,6 +298,26 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal (`TERM`, `KILL`...) to the server process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; `None` if it is still running after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A GET on the plain-HTTP admin listener: (status, body).

@@ -1,0 +1,113 @@
+//! Property tests over every route's path, query and body: whatever arrives,
+//! no panic, a 4xx with a message, and no engine call for invalid input.
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{Method, Request, StatusCode};
+use proptest::prelude::*;
+use tower::ServiceExt;
+
+use super::{router, AppState};
+use crate::engine::fake::EmptyEngine;
+use crate::id::{ContainerRef, GroupName};
+use crate::service::{Replicator, Settings};
+use crate::telemetry::Telemetry;
+
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// Sends one request to a fresh router over an empty engine: (status, body, engine calls).
+fn send(method: Method, path: &str, body: Vec<u8>) -> (StatusCode, String, usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let engine = Arc::new(EmptyEngine::default());
+        let service = Replicator::new(engine.clone(), Settings::default(), Arc::new(Telemetry::default()));
+        let app = router(AppState { service, rate_limit: None });
+        let request = Request::builder().method(method).uri(path).body(Body::from(body)).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let text = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8_lossy(&text).into_owned(), engine.calls())
+    })
+}
+
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9_.-]{0,20}",
+        "[\\PC]{0,40}",
+        Just("..".to_owned()),
+        Just("a/b".to_owned()),
+        Just("a\0b".to_owned()),
+        "[a-z]{129,140}",
+    ]
+}
+
+fn any_body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..100),
+        (any::<i64>()).prop_map(|n| format!(r#"{{"replicas": {n}}}"#).into_bytes()),
+        (any::<f64>()).prop_map(|n| format!(r#"{{"replicas": {n}}}"#).into_bytes()),
+        (any_text(), any_text(), any::<f64>()).prop_map(|(c, m, v)| {
+            serde_json::json!({"container": c, "metric": m, "value": v}).to_string().into_bytes()
+        }),
+        Just(b"[]".to_vec()),
+        Just(br#"[{"container": "a", "metric": "m", "value": 1}, 3]"#.to_vec()),
+    ]
+}
+
+fn assert_refused_without_engine(status: StatusCode, body: &str, calls: usize, what: &str) {
+    assert!(status.is_client_error(), "{what}: {status} {body}");
+    assert!(!body.is_empty(), "{what}: no message");
+    if status == StatusCode::BAD_REQUEST {
+        assert_eq!(calls, 0, "{what}: invalid input reached the engine");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ids_on_every_route(id in any_text(), count in "[0-9a-z=&-]{0,12}") {
+        let e = encode(&id);
+        let valid = ContainerRef::parse(&id).is_ok();
+        for (method, path) in [
+            (Method::GET, format!("/{e}")),
+            (Method::POST, format!("/v1/containers/{e}/replicas?count={count}")),
+            (Method::GET, format!("/v1/groups/{e}")),
+            (Method::GET, format!("/v1/groups/{e}/decisions")),
+        ] {
+            let (status, body, calls) = send(method.clone(), &path, Vec::new());
+            assert_refused_without_engine(status, &body, calls, &path);
+            if !valid && !id.is_empty() {
+                prop_assert_eq!(status, StatusCode::BAD_REQUEST, "{} {}", method, path);
+            }
+        }
+    }
+
+    #[test]
+    fn bodies_of_scale_and_metrics(name in any_text(), body in any_body()) {
+        let valid_name = GroupName::parse(&name).is_ok();
+        let path = format!("/v1/groups/{}/replicas", encode(&name));
+        let (status, text, calls) = send(Method::PUT, &path, body.clone());
+        assert_refused_without_engine(status, &text, calls, &path);
+        if !valid_name && !name.is_empty() {
+            prop_assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
+        let (status, text, calls) = send(Method::POST, "/v1/metrics", body);
+        assert_refused_without_engine(status, &text, calls, "/v1/metrics");
+    }
+}
+
+#[test]
+fn oversized_bodies_are_413_before_any_engine_call() {
+    let body = vec![b' '; 65 * 1024];
+    let (status, _, calls) = send(Method::PUT, "/v1/groups/web/replicas", body.clone());
+    assert_eq!((status, calls), (StatusCode::PAYLOAD_TOO_LARGE, 0));
+    let (status, _, calls) = send(Method::POST, "/v1/metrics", body);
+    assert_eq!((status, calls), (StatusCode::PAYLOAD_TOO_LARGE, 0));
+}

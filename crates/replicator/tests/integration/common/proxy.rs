@@ -1,0 +1,117 @@
+//! A TCP proxy in front of the engine's unix socket that can hold back
+//! `start` calls and cut every connection: a slow or flaky engine on demand.
+//! It runs on its own thread, so blocking test code never stalls it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixStream};
+use tokio::task::JoinHandle;
+
+#[derive(Default)]
+struct Control {
+    start_delay: Duration,
+    connections: Vec<JoinHandle<()>>,
+}
+
+pub struct EngineProxy {
+    pub port: u16,
+    control: Arc<Mutex<Control>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineProxy {
+    pub fn start() -> Self {
+        let control = Arc::new(Mutex::new(Control::default()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shared = control.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                let accept = async {
+                    while let Ok((client, _)) = listener.accept().await {
+                        let inner = shared.clone();
+                        let task = tokio::spawn(async move {
+                            let Ok(engine) = UnixStream::connect("/var/run/docker.sock").await else { return };
+                            pump(client, engine, inner).await;
+                        });
+                        shared.lock().unwrap().connections.push(task);
+                    }
+                };
+                tokio::select! {
+                    _ = stopped => {}
+                    () = accept => {}
+                }
+                for task in shared.lock().unwrap().connections.drain(..) {
+                    task.abort();
+                }
+            });
+        });
+        let port = port_rx.recv().unwrap();
+        Self { port, control, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// `DOCKER_HOST` for a replicator behind this proxy.
+    pub fn docker_host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Holds back every container start by `delay` from now on.
+    pub fn delay_starts(&self, delay: Duration) {
+        self.control.lock().unwrap().start_delay = delay;
+    }
+
+    /// Closes every open connection (streams in progress included).
+    pub fn cut(&self) {
+        for task in self.control.lock().unwrap().connections.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.cut();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn pump(client: tokio::net::TcpStream, engine: UnixStream, control: Arc<Mutex<Control>>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut engine_read, mut engine_write) = engine.into_split();
+    let upstream = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let head = String::from_utf8_lossy(&buf[..n.min(200)]).into_owned();
+            let line = head.lines().next().unwrap_or_default();
+            if line.starts_with("POST ") && line.contains("/start") {
+                let delay = control.lock().unwrap().start_delay;
+                tokio::time::sleep(delay).await;
+            }
+            if engine_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let downstream = async {
+        let _ = tokio::io::copy(&mut engine_read, &mut client_write).await;
+    };
+    tokio::select! {
+        () = upstream => {}
+        () = downstream => {}
+    }
+}
