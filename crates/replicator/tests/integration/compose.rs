@@ -2,7 +2,7 @@
 
 use http::{Method, StatusCode};
 
-use crate::common::{call, image, inspect, write_file, Scope, Server};
+use crate::common::{call, image, inspect, write_file, Scope};
 
 fn compose(dir: &std::path::Path, project: &str, args: &[&str]) -> String {
     let out = std::process::Command::new("docker-compose")

@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{docker_try, eventually, free_port, image, inspect, Scope, Server};
+use crate::common::{docker_try, eventually, free_port, image, inspect, Scope};
 
 fn ip_on(container: &Value, network: &str) -> String {
     container["NetworkSettings"]["Networks"][network]["IPAddress"].as_str().unwrap().to_owned()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{call, cli, docker, docker_try, eventually, image, inspect, Scope, Server};
+use crate::common::{call, cli, docker, docker_try, eventually, image, inspect, Scope};
 
 fn member_names(group: &Value) -> Vec<String> {
     group["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_owned()).collect()

@@ -10,4 +10,5 @@ mod fidelity;
 mod groups;
 mod mtls;
 mod parity;
+mod remote;
 mod swarm;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{call, docker, docker_try, eventually, image, Scope, Server, SWARM};
+use crate::common::{call, docker, docker_try, eventually, image, Scope, SWARM};
 
 /// Joins a single-node swarm for the test, and leaves it afterwards only if
 /// the engine was not in one before.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod engine2;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Write};
