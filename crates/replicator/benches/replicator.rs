@@ -1,0 +1,232 @@
+//! The performance harness: replicator measured against the raw engine calls
+//! in the same run, on the same engine, interleaved so that noise hits both.
+//!
+//! `cargo bench --bench replicator` (needs the engine and busybox-static, as
+//! the tests do). Prints a Markdown table of ratios; docs/performance.md
+//! keeps the published one.
+
+#[path = "../tests/integration/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use http::{Method, StatusCode};
+use replicator::client::ApiClient;
+use replicator::engine::{DockerEngine, Engine, EngineSettings};
+use replicator::group;
+use replicator::model::ListQuery;
+use replicator::plan::{plan_clone, CloneSpec};
+use replicator::telemetry::Telemetry;
+use replicator::tls::{client_config, TlsFiles};
+
+use common::{docker, Scope};
+
+const SEQUENTIAL: usize = 15;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// The baseline: the same clone made straight on the engine, no HTTP, no TLS, no service.
+struct Direct {
+    engine: DockerEngine,
+    source: String,
+}
+
+impl Direct {
+    async fn clone_once(&self, name: &str) -> Duration {
+        let started = Instant::now();
+        let details = self.engine.inspect_container(&self.source).await.unwrap();
+        let identity = group::identify(&details.id, &details.name, &details.labels());
+        let spec = CloneSpec {
+            name,
+            group: &identity.name,
+            original_id: &identity.original_id,
+            tag_image_id: None,
+            keep_host_ports: false,
+            extra_labels: Default::default(),
+        };
+        let plan = plan_clone(&details, &spec);
+        let id = self.engine.create_container(&plan.create).await.unwrap();
+        self.engine.start_container(&id).await.unwrap();
+        started.elapsed()
+    }
+}
+
+struct Through {
+    url: String,
+    certs: std::path::PathBuf,
+    source: String,
+}
+
+impl Through {
+    /// A new client, so a new TCP connection and mTLS handshake, as the original's curl.
+    async fn clone_once(&self) -> Duration {
+        let config = client_config(&TlsFiles::client_in(&self.certs)).unwrap();
+        let client = ApiClient::with_config(&self.url, config, false).unwrap();
+        let started = Instant::now();
+        let r = client.request(Method::POST, &format!("/v1/containers/{}/replicas", self.source), None).await.unwrap();
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        started.elapsed()
+    }
+}
+
+/// Removes every clone (the source stays) so each measurement starts alike.
+fn clear(scope: &Scope, source_name: &str) {
+    let ids: Vec<String> = scope
+        .containers()
+        .into_iter()
+        .filter(|id| docker(&["inspect", "-f", "{{.Name}}", id]) != format!("/{source_name}"))
+        .collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.iter().map(String::as_str));
+        docker(&args);
+    }
+}
+
+async fn time_call<F: std::future::Future>(f: F) -> Duration {
+    let started = Instant::now();
+    f.await;
+    started.elapsed()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let scope = Scope::new("bench");
+    let source = scope.web("src", &["--label", "replicator.max=1000"]);
+    let source_name = scope.name("src");
+    let server = scope.server(&["--max-replicas", "1000", "--autoscale-interval", "1h"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_kib(server.pid(), "VmRSS:");
+
+    let settings = EngineSettings::resolve(None, |k| std::env::var(k).ok(), Duration::from_secs(30)).unwrap();
+    let direct = Direct { engine: DockerEngine::new(settings, Arc::new(Telemetry::default())).unwrap(), source: source.clone() };
+    let through = Through { url: server.url(), certs: server.certs.clone(), source: source_name.clone() };
+
+    // Sequential, interleaved.
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for i in 0..SEQUENTIAL {
+        ours.push(through.clone_once().await);
+        clear(&scope, &source_name);
+        raw.push(direct.clone_once(&format!("{source_name}-direct-{i}")).await);
+        clear(&scope, &source_name);
+    }
+    let (ours_median, raw_median) = (median(ours), median(raw));
+
+    // Bursts.
+    let mut bursts = Vec::new();
+    for n in [10usize, 50] {
+        let started = Instant::now();
+        join_all((0..n).map(|_| through.clone_once())).await;
+        let ours_wall = started.elapsed();
+        clear(&scope, &source_name);
+        let started = Instant::now();
+        join_all((0..n).map(|i| direct.clone_once_named(&source_name, n, i))).await;
+        let raw_wall = started.elapsed();
+        clear(&scope, &source_name);
+        bursts.push((n, ours_wall, raw_wall));
+    }
+
+    // Where the time goes: the calls replicator adds and the ones both make.
+    let engine = &direct.engine;
+    let mut lookups = Vec::new();
+    let mut inspects = Vec::new();
+    for _ in 0..20 {
+        inspects.push(time_call(engine.inspect_container(&source)).await);
+        let by_label = ListQuery { all: true, labels: vec![format!("replicator.group={source_name}")], ..Default::default() };
+        let by_name = ListQuery { all: true, name: Some(format!("{source_name}-")), ..Default::default() };
+        lookups.push(time_call(async {
+            let _ = engine.image_id(common::IMAGE).await;
+            let _ = tokio::join!(engine.list_containers(&by_label), engine.list_containers(&by_name));
+        }).await);
+    }
+    let mut handshakes = Vec::new();
+    let config = Arc::new(client_config(&TlsFiles::client_in(&server.certs)).unwrap());
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let t = Instant::now();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+        connector.connect("localhost".try_into().unwrap(), tcp).await.unwrap();
+        handshakes.push(t.elapsed());
+    }
+    let handshake_rate = handshakes.len() as f64 / started.elapsed().as_secs_f64();
+
+    // GET /v1/groups over keep-alive connections, 4 clients for 5 s.
+    let clients: Vec<ApiClient> = (0..4).map(|_| ApiClient::new(&server.url(), &server.certs).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let per_client = join_all(clients.iter().map(|c| async move {
+        let mut latencies = Vec::new();
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            let r = c.get("/v1/groups").await.unwrap();
+            assert_eq!(r.status, StatusCode::OK);
+            latencies.push(t.elapsed());
+        }
+        latencies
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let latencies: Vec<Duration> = per_client.into_iter().flatten().collect();
+    let groups_rate = latencies.len() as f64 / elapsed.as_secs_f64();
+    let groups_p99 = percentile(latencies, 0.99);
+    let peak_rss = rss_kib(server.pid(), "VmHWM:");
+
+    println!("\n## replicator vs the raw engine (same run)\n");
+    println!("| measurement | through replicator | direct engine calls | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| replication, sequential median (n={SEQUENTIAL}) | {} | {} | {:.2} |",
+        ms(ours_median),
+        ms(raw_median),
+        ours_median.as_secs_f64() / raw_median.as_secs_f64()
+    );
+    for (n, ours, raw) in &bursts {
+        println!("| burst of {n}, wall time | {} | {} | {:.2} |", ms(*ours), ms(*raw), ours.as_secs_f64() / raw.as_secs_f64());
+    }
+    println!("\n| server | value |\n|---|---|");
+    println!("| `GET /v1/groups`, 4 keep-alive mTLS clients | {groups_rate:.0} req/s, p99 {} |", ms(groups_p99));
+    println!("| new mTLS handshakes (sequential) | {handshake_rate:.0} /s (median {}) |", ms(median(handshakes)));
+    println!("| RSS idle / peak under load | {:.1} MB / {:.1} MB |", idle_rss as f64 / 1024.0, peak_rss as f64 / 1024.0);
+    println!("\n| where a replication's time goes | median |\n|---|---|");
+    println!("| container inspect (both paths) | {} |", ms(median(inspects)));
+    println!("| image lookup + group and name listings (replicator only) | {} |", ms(median(lookups)));
+    println!("| direct clone: inspect + create + start | {} |", ms(raw_median));
+    println!(
+        "\nmachine: {} cores, {}, engine {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("model name\t: ").map(str::to_owned))
+            .unwrap_or_default(),
+        docker(&["version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"])
+    );
+    drop(server);
+}
+
+impl Direct {
+    async fn clone_once_named(&self, base: &str, burst: usize, i: usize) -> Duration {
+        self.clone_once(&format!("{base}-burst{burst}-{i}")).await
+    }
+}
