@@ -42,7 +42,11 @@ fn ms(d: Duration) -> String {
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The baseline: the same clone made straight on the engine, no HTTP, no TLS, no service.
@@ -119,7 +123,8 @@ async fn main() {
     let idle_rss = rss_kib(server.pid(), "VmRSS:");
 
     let settings = EngineSettings::resolve(None, |k| std::env::var(k).ok(), Duration::from_secs(30)).unwrap();
-    let direct = Direct { engine: DockerEngine::new(settings, Arc::new(Telemetry::default())).unwrap(), source: source.clone() };
+    let direct =
+        Direct { engine: DockerEngine::new(settings, Arc::new(Telemetry::default())).unwrap(), source: source.clone() };
     let through = Through { url: server.url(), certs: server.certs.clone(), source: source_name.clone() };
 
     // Sequential, interleaved.
@@ -152,12 +157,16 @@ async fn main() {
     let mut inspects = Vec::new();
     for _ in 0..20 {
         inspects.push(time_call(engine.inspect_container(&source)).await);
-        let by_label = ListQuery { all: true, labels: vec![format!("replicator.group={source_name}")], ..Default::default() };
+        let by_label =
+            ListQuery { all: true, labels: vec![format!("replicator.group={source_name}")], ..Default::default() };
         let by_name = ListQuery { all: true, name: Some(format!("{source_name}-")), ..Default::default() };
-        lookups.push(time_call(async {
-            let _ = engine.image_id(common::IMAGE).await;
-            let _ = tokio::join!(engine.list_containers(&by_label), engine.list_containers(&by_name));
-        }).await);
+        lookups.push(
+            time_call(async {
+                let _ = engine.image_id(common::IMAGE).await;
+                let _ = tokio::join!(engine.list_containers(&by_label), engine.list_containers(&by_name));
+            })
+            .await,
+        );
     }
     let mut handshakes = Vec::new();
     let config = Arc::new(client_config(&TlsFiles::client_in(&server.certs)).unwrap());
@@ -202,12 +211,21 @@ async fn main() {
         ours_median.as_secs_f64() / raw_median.as_secs_f64()
     );
     for (n, ours, raw) in &bursts {
-        println!("| burst of {n}, wall time | {} | {} | {:.2} |", ms(*ours), ms(*raw), ours.as_secs_f64() / raw.as_secs_f64());
+        println!(
+            "| burst of {n}, wall time | {} | {} | {:.2} |",
+            ms(*ours),
+            ms(*raw),
+            ours.as_secs_f64() / raw.as_secs_f64()
+        );
     }
     println!("\n| server | value |\n|---|---|");
     println!("| `GET /v1/groups`, 4 keep-alive mTLS clients | {groups_rate:.0} req/s, p99 {} |", ms(groups_p99));
     println!("| new mTLS handshakes (sequential) | {handshake_rate:.0} /s (median {}) |", ms(median(handshakes)));
-    println!("| RSS idle / peak under load | {:.1} MB / {:.1} MB |", idle_rss as f64 / 1024.0, peak_rss as f64 / 1024.0);
+    println!(
+        "| RSS idle / peak under load | {:.1} MB / {:.1} MB |",
+        idle_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
+    );
     println!("\n| where a replication's time goes | median |\n|---|---|");
     println!("| container inspect (both paths) | {} |", ms(median(inspects)));
     println!("| image lookup + group and name listings (replicator only) | {} |", ms(median(lookups)));

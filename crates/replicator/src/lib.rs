@@ -21,3 +21,4 @@ pub mod selfid;
 pub mod service;
 pub mod telemetry;
 pub mod tls;
+pub mod upstreams;

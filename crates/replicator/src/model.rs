@@ -29,6 +29,8 @@ pub struct ContainerDetails {
     pub host_config: ApiObject,
     /// Attached networks by name.
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Published ports: (`80/tcp`, host address, host port).
+    pub published: Vec<(String, String, u16)>,
 }
 
 impl ContainerDetails {

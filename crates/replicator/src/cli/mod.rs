@@ -4,10 +4,12 @@
 mod certs;
 mod client;
 mod serve;
+mod upstreams;
 
 use clap::{Parser, Subcommand};
 
 pub use serve::ServeArgs;
+use serve::{init_logging, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(name = "replicator", version, about = "Replicates Docker containers on demand, over mutual TLS")]
@@ -29,6 +31,8 @@ enum Command {
     Scale(client::ScaleArgs),
     /// Replicate a container (client).
     Replicate(client::ReplicateArgs),
+    /// Keep a load balancer's upstream list (nginx or JSON) in step with a group.
+    Upstreams(upstreams::UpstreamsArgs),
 }
 
 /// Runs the parsed command line; the exit code is the caller's business.
@@ -39,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Groups(args) => client::groups(args),
         Command::Scale(args) => client::scale(args),
         Command::Replicate(args) => client::replicate(args),
+        Command::Upstreams(args) => upstreams::run(args),
     }
 }

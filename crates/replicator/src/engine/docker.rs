@@ -198,7 +198,23 @@ fn details_from(inspect: &Value) -> ContainerDetails {
         config: object("Config"),
         host_config: object("HostConfig"),
         endpoints,
+        published: published_ports(inspect),
     }
+}
+
+fn published_ports(inspect: &Value) -> Vec<(String, String, u16)> {
+    let Some(ports) = inspect.pointer("/NetworkSettings/Ports").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut published = Vec::new();
+    for (port, bindings) in ports {
+        for b in bindings.as_array().into_iter().flatten() {
+            if let Ok(host_port) = str_at(b, "HostPort").parse() {
+                published.push((port.clone(), str_at(b, "HostIp").to_owned(), host_port));
+            }
+        }
+    }
+    published
 }
 
 fn summary_from(c: &Value) -> ContainerSummary {

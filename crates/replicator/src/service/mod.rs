@@ -1,6 +1,7 @@
 //! The use cases: replicate a container, list and scale groups. Knows neither
 //! HTTP nor bollard: callers pass validated input, the engine is a port.
 
+mod backends;
 mod groups;
 mod metrics;
 mod replicate;

@@ -4,6 +4,7 @@ mod common;
 
 mod answers;
 mod autoscale;
+mod balancer;
 mod compose;
 mod faults;
 mod fidelity;

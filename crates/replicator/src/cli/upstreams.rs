@@ -1,0 +1,123 @@
+//! `replicator upstreams`: keeps a load balancer's list of a group's members
+//! current, following the engine's events (with a periodic resync as a net).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use futures_util::StreamExt;
+use tracing::{info, warn};
+
+use crate::duration;
+use crate::engine::{DockerEngine, Engine, EngineSettings};
+use crate::error::Error;
+use crate::service::{Replicator, Settings};
+use crate::telemetry::Telemetry;
+use crate::upstreams::{render, Format};
+
+#[derive(Debug, Args)]
+pub struct UpstreamsArgs {
+    /// The group whose running members are the upstream servers.
+    #[arg(long)]
+    group: String,
+    #[arg(long, value_enum, default_value_t = Format::Nginx)]
+    format: Format,
+    /// File to (re)write; replaced atomically.
+    #[arg(long)]
+    out: PathBuf,
+    /// The members' port (on NET, or the host port they publish for it).
+    #[arg(long, default_value_t = 80)]
+    port: u16,
+    /// Use each member's address on this network instead of its published host port.
+    #[arg(long)]
+    network: Option<String>,
+    /// Command run (with sh -c) after each change, e.g. "nginx -s reload".
+    #[arg(long)]
+    reload: Option<String>,
+    /// Engine address; overrides DOCKER_HOST.
+    #[arg(long, env = "REPLICATOR_DOCKER_HOST")]
+    docker_host: Option<String>,
+    /// Re-read the group this often even without events.
+    #[arg(long, default_value = "10s", value_parser = duration::parse_positive)]
+    resync: Duration,
+    /// Write the file once and exit.
+    #[arg(long)]
+    once: bool,
+}
+
+pub fn run(args: UpstreamsArgs) -> anyhow::Result<()> {
+    super::init_logging(super::LogFormat::Text);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(follow(args))
+}
+
+async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
+    let settings =
+        EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), Duration::from_secs(30))?;
+    let engine = Arc::new(DockerEngine::new(settings, Arc::new(Telemetry::default()))?);
+    // Every member counts here, whether or not it opted in to replication.
+    let service = Replicator::new(
+        engine.clone(),
+        Settings { allow_all: true, ..Settings::default() },
+        Arc::new(Telemetry::default()),
+    );
+    let mut written = std::fs::read_to_string(&args.out).ok();
+    let mut since = None;
+    loop {
+        refresh(&service, &args, &mut written).await;
+        if args.once {
+            return Ok(());
+        }
+        let Ok(mut events) = engine.container_events(since).await else {
+            tokio::time::sleep(args.resync.min(Duration::from_secs(2))).await;
+            continue;
+        };
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        since = Some(event.time_nano + 1);
+                        refresh(&service, &args, &mut written).await;
+                    }
+                    _ => break, // interrupted: reconnect from the last event seen
+                },
+                () = tokio::time::sleep(args.resync) => refresh(&service, &args, &mut written).await,
+            }
+        }
+    }
+}
+
+/// Renders the group; writes and reloads only when the text changed.
+async fn refresh(service: &Replicator, args: &UpstreamsArgs, written: &mut Option<String>) {
+    let backends = match service.backends(&args.group, args.port, args.network.as_deref()).await {
+        Ok(b) => b,
+        Err(Error::GroupNotFound(_)) => Vec::new(),
+        Err(e) => return warn!(group = %args.group, error = %e, "cannot read the group; keeping the current file"),
+    };
+    let text = render(args.format, &args.group, &backends);
+    if written.as_deref() == Some(text.as_str()) {
+        return;
+    }
+    if let Err(e) = write_atomically(&args.out, &text) {
+        return warn!(error = %format!("{e:#}"), "cannot write the upstreams file");
+    }
+    info!(group = %args.group, servers = backends.len(), out = %args.out.display(), "upstreams written");
+    *written = Some(text);
+    if let Some(command) = &args.reload {
+        match tokio::process::Command::new("sh").arg("-c").arg(command).status().await {
+            Ok(status) if status.success() => info!(command, "reloaded"),
+            Ok(status) => warn!(command, %status, "reload command failed"),
+            Err(e) => warn!(command, error = %e, "reload command could not run"),
+        }
+    }
+}
+
+/// Write beside, then rename: a reader never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+}

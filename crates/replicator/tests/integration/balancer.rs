@@ -1,0 +1,133 @@
+//! `replicator upstreams` behind a real nginx (Debian's): traffic reaches a new
+//! replica within 2 s of its start and stops reaching a removed one.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{call, eventually, free_port, image, inspect, write_file, Scope, BIN};
+
+struct Nginx {
+    config: String,
+}
+
+impl Nginx {
+    fn start(dir: &Path, port: u16, upstream_file: &Path, upstream: &str) -> Self {
+        let config = dir.join("nginx.conf");
+        write_file(
+            &config,
+            &format!(
+                "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\n\
+                 http {{\n  access_log off;\n  include {upstreams};\n\
+                 server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://{upstream}; }} }}\n}}\n",
+                dir = dir.display(),
+                upstreams = upstream_file.display(),
+            ),
+        );
+        let config = config.display().to_string();
+        let status =
+            Command::new("nginx").args(["-c", &config]).status().expect("nginx runs (apt-get install nginx-light)");
+        assert!(status.success(), "nginx did not start");
+        Self { config }
+    }
+
+    fn reload_command(&self) -> String {
+        format!("nginx -c {} -s reload", self.config)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("nginx").args(["-c", &self.config, "-s", "stop"]).status();
+    }
+}
+
+struct Follower(Child);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One request through nginx: the hostname of the member that answered.
+fn through(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.starts_with("HTTP/1.1 200").then(|| answer.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_owned())
+}
+
+#[tokio::test]
+async fn nginx_follows_the_group_through_the_generated_upstreams() {
+    let scope = Scope::new("balancer");
+    let network = scope.network("lb");
+    let serve_hostname = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
+    let source = scope
+        .run("web", &["--label", "replicator.enable=true", "--network", &network, image(), "sh", "-c", serve_hostname]);
+    let source_host = source[..12].to_owned();
+    let name = scope.name("web");
+    let server = scope.server(&["--stop-timeout", "1s"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_file = dir.path().join("upstream.conf");
+    let port = free_port();
+    // nginx needs the file before it starts: write it once, then follow.
+    let once = Command::new(BIN)
+        .args(["upstreams", "--group", &name, "--out"])
+        .arg(&upstream_file)
+        .args(["--port", "8080", "--network", &network, "--once"])
+        .output()
+        .unwrap();
+    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    let nginx = Nginx::start(dir.path(), port, &upstream_file, &name);
+    let _follower = Follower(
+        Command::new(BIN)
+            .args(["upstreams", "--group", &name, "--format", "nginx", "--out"])
+            .arg(&upstream_file)
+            .args(["--port", "8080", "--network", &network, "--reload", &nginx.reload_command()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("nginx to reach the original", Duration::from_secs(10), || {
+        (through(port)? == source_host).then_some(())
+    });
+
+    let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas"), None).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let started = Instant::now();
+    let replica = r.json()["replicas"][0]["id"].as_str().unwrap().to_owned();
+    let replica_host = replica[..12].to_owned();
+    eventually("nginx to send a request to the new replica", Duration::from_secs(2), || {
+        (through(port)? == replica_host).then_some(())
+    });
+    eprintln!("new replica reached through nginx {:?} after its start", started.elapsed());
+    let text = std::fs::read_to_string(&upstream_file).unwrap();
+    assert!(text.contains("least_conn;") && text.matches("server ").count() == 2, "{text}");
+
+    let down = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
+    assert_eq!(down.status, StatusCode::OK);
+    assert!(crate::common::docker_try(&["inspect", &replica]).is_err());
+    eventually("nginx to stop sending to the removed replica", Duration::from_secs(5), || {
+        (0..10).all(|_| through(port).as_deref() == Some(source_host.as_str())).then_some(())
+    });
+    assert_eq!(inspect(&source)["State"]["Running"], true);
+    let json = Command::new(BIN)
+        .args(["upstreams", "--group", &name, "--format", "json", "--out"])
+        .arg(dir.path().join("upstream.json"))
+        .args(["--port", "8080", "--network", &network, "--once"])
+        .status()
+        .unwrap();
+    assert!(json.success());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("upstream.json")).unwrap()).unwrap();
+    assert_eq!(doc["servers"].as_array().unwrap().len(), 1);
+}
