@@ -1,12 +1,15 @@
-//! The admin listener: plain HTTP, on localhost by default. Health and
-//! Prometheus metrics, for probes and scrapers that hold no client certificate.
+//! The admin listener: plain HTTP, on localhost by default. Health,
+//! Prometheus metrics and the dashboard, for probes, scrapers and people
+//! that hold no client certificate.
+
+mod dashboard;
 
 use std::future::Future;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -14,7 +17,12 @@ use tokio::net::TcpListener;
 use crate::service::Replicator;
 
 pub fn router(service: Replicator) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(service)
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/groups/{name}/scale", post(dashboard::scale))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(service)
 }
 
 pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {

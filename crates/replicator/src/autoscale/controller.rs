@@ -90,6 +90,7 @@ impl Autoscaler {
             }
         }
         let observations = join_all(active.iter().map(|(g, p)| self.observe(g, p))).await;
+        let evaluated: Vec<String> = active.iter().map(|(g, _)| g.name.clone()).collect();
         for ((group, policy), observation) in active.into_iter().zip(observations) {
             let problem = observation.problem.clone().unwrap_or_default();
             self.log_change(&group.name, "metric", &problem, |problem| {
@@ -100,6 +101,12 @@ impl Autoscaler {
                 }
             });
             self.evaluate(group, policy, &observation.values, now);
+        }
+        let unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        for g in &groups {
+            let metric = if evaluated.contains(&g.name) { self.service.board().latest_value(&g.name) } else { None };
+            self.service.board().sample(&g.name, (unix, g.replicas as u32, metric));
         }
     }
 

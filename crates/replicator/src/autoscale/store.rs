@@ -42,6 +42,11 @@ impl MetricStore {
 
 /// How many decisions each group keeps for `GET /v1/groups/{name}/decisions`.
 pub const HISTORY: usize = 100;
+/// How far back the dashboard's charts look, in seconds.
+pub const SERIES_SECONDS: i64 = 15 * 60;
+
+/// One point of a group's chart: unix seconds, running members, metric average.
+pub type Sample = (i64, u32, Option<f64>);
 
 /// One decision as the API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -91,6 +96,8 @@ struct GroupRecord {
     desired: u32,
     /// Decisions that changed (or, in dry-run, would have changed) the size.
     history: VecDeque<DecisionView>,
+    /// Size and metric over the last [`SERIES_SECONDS`].
+    series: VecDeque<Sample>,
 }
 
 impl Board {
@@ -105,6 +112,28 @@ impl Board {
         }
         record.desired = desired;
         record.latest = Some(decision);
+    }
+
+    /// Adds a chart point, forgetting those older than the chart's span.
+    pub fn sample(&self, group: &str, sample: Sample) {
+        let mut groups = self.groups.lock().expect("board lock");
+        let series = &mut groups.entry(group.to_owned()).or_default().series;
+        while series.front().is_some_and(|(t, _, _)| sample.0 - t > SERIES_SECONDS) {
+            series.pop_front();
+        }
+        series.push_back(sample);
+    }
+
+    /// The metric value of the latest decision.
+    pub fn latest_value(&self, group: &str) -> Option<f64> {
+        let groups = self.groups.lock().expect("board lock");
+        groups.get(group)?.latest.as_ref()?.value
+    }
+
+    /// Oldest first.
+    pub fn series(&self, group: &str) -> Vec<Sample> {
+        let groups = self.groups.lock().expect("board lock");
+        groups.get(group).map(|r| r.series.iter().copied().collect()).unwrap_or_default()
     }
 
     /// Oldest first.

@@ -1,0 +1,267 @@
+//! The dashboard: one server-rendered page (no JavaScript packages) with the
+//! groups, their members, the autoscaler's settings and last decisions, and
+//! a chart per group of size and metric over the last 15 minutes. It
+//! refreshes itself; its buttons scale through the same service code as the API.
+
+use std::fmt::Write;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECONDS};
+use crate::id::GroupName;
+use crate::service::{GroupView, Replicator};
+
+/// Seconds between automatic refreshes.
+const REFRESH: u32 = 5;
+/// Decisions shown per group.
+const RECENT: usize = 5;
+
+pub async fn page(State(service): State<Replicator>) -> Response {
+    let now = now_unix();
+    match service.groups().await {
+        Ok(groups) => {
+            let charts: Vec<(Vec<Sample>, Vec<DecisionView>)> =
+                groups.iter().map(|g| (service.board().series(&g.name), service.board().history(&g.name))).collect();
+            Html(render(&groups, &charts, now)).into_response()
+        }
+        Err(e) => {
+            let body = format!(
+                "{}<p class=error>Cannot list the groups: {}</p></body></html>",
+                head(),
+                escape(&e.to_string())
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, Html(body)).into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ScaleForm {
+    replicas: u32,
+}
+
+/// The buttons' target: a form POST, answered with a redirect to the page.
+pub async fn scale(
+    State(service): State<Replicator>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<ScaleForm>,
+) -> Response {
+    // A page on another site must not drive these buttons.
+    let same_origin = match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (Some(origin), Some(host)) => origin.to_str().ok().and_then(|o| o.split("://").nth(1)) == host.to_str().ok(),
+        _ => true,
+    };
+    if !same_origin {
+        return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+    }
+    let Ok(group) = GroupName::parse(&name) else {
+        return (StatusCode::BAD_REQUEST, "invalid group name").into_response();
+    };
+    match service.scale(group.as_str(), form.replicas, "dashboard").await {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(e) => {
+            let body = format!(
+                "{}<p class=error>{}</p><p><a href=\"/\">Back</a></p></body></html>",
+                head(),
+                escape(&e.to_string())
+            );
+            (crate::api::status_of(&e).0, Html(body)).into_response()
+        }
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn head() -> String {
+    format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content={REFRESH}>\
+         <title>replicator</title><style>{STYLE}</style></head><body><h1>replicator</h1>"
+    )
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222;background:#fafafa}\
+    section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1em;margin-bottom:1.2em}\
+    table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #eee;text-align:left}\
+    .running{color:#1a7f37}.exited,.dead{color:#b42318}.error{color:#b42318}\
+    form{display:inline}button{font-size:1em;padding:.2em .8em;margin-right:.3em}\
+    .muted{color:#777}svg{background:#fff;border:1px solid #eee}";
+
+/// The whole page.
+pub fn render(groups: &[GroupView], charts: &[(Vec<Sample>, Vec<DecisionView>)], now: i64) -> String {
+    let mut html = head();
+    if groups.is_empty() {
+        html.push_str(
+            "<p class=muted>No group yet: label a container <code>replicator.enable=true</code> and replicate it.</p>",
+        );
+    }
+    for (group, (series, decisions)) in groups.iter().zip(charts) {
+        group_section(&mut html, group, series, decisions, now);
+    }
+    let _ = write!(html, "<p class=muted>Refreshes every {REFRESH} s.</p></body></html>");
+    html
+}
+
+fn group_section(html: &mut String, g: &GroupView, series: &[Sample], decisions: &[DecisionView], now: i64) {
+    let name = escape(&g.name);
+    let kind = serde_json::to_value(g.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let _ = write!(
+        html,
+        "<section id=\"group-{name}\"><h2>{name} <span class=muted>({kind})</span></h2>\
+         <p><strong class=size>{}</strong> running, bounds [{}, {}] ",
+        g.replicas, g.min, g.max
+    );
+    for (label, to) in [("−", g.replicas.saturating_sub(1)), ("+", g.replicas + 1)] {
+        let disabled = if (to as u32) < g.min || (to as u32) > g.max || to == g.replicas { " disabled" } else { "" };
+        let _ = write!(
+            html,
+            "<form method=post action=\"/groups/{name}/scale\"><input type=hidden name=replicas value={to}>\
+             <button title=\"scale to {to}\"{disabled}>{label}</button></form>"
+        );
+    }
+    html.push_str("</p><table><tr><th>member</th><th>state</th><th>age</th><th></th></tr>");
+    for m in &g.members {
+        let age = time::OffsetDateTime::parse(&m.created, &time::format_description::well_known::Rfc3339)
+            .map(|t| human_age(now - t.unix_timestamp()))
+            .unwrap_or_default();
+        let state = serde_json::to_value(m.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class={state}>{state}</td><td>{age}</td><td>{}</td></tr>",
+            escape(&m.name),
+            if m.original { "original" } else { "" }
+        );
+    }
+    html.push_str("</table>");
+    autoscale_part(html, g.autoscale.as_ref(), decisions);
+    html.push_str(&chart(series, g.max, now));
+    html.push_str("</section>");
+}
+
+fn autoscale_part(html: &mut String, autoscale: Option<&AutoscaleView>, decisions: &[DecisionView]) {
+    match autoscale {
+        None => html.push_str("<p class=muted>Not autoscaled.</p>"),
+        Some(AutoscaleView::Invalid { error }) => {
+            let _ = write!(html, "<p class=error>Autoscaling off: {}</p>", escape(error));
+        }
+        Some(AutoscaleView::Active { metric, target, min, max, current, desired, dry_run, .. }) => {
+            let current = current.map(|c| format!("{c:.2}")).unwrap_or_else(|| "no value".into());
+            let _ = write!(
+                html,
+                "<p>Autoscaled on <strong>{}</strong>: target {target} per member, bounds [{min}, {max}], \
+                 current {current}, desired {desired}{}</p>",
+                escape(metric),
+                if *dry_run { " <strong>(dry-run)</strong>" } else { "" }
+            );
+            if !decisions.is_empty() {
+                html.push_str("<table><tr><th>at</th><th>from</th><th>to</th><th>reason</th></tr>");
+                for d in decisions.iter().rev().take(RECENT) {
+                    let _ = write!(
+                        html,
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+                        escape(&d.at),
+                        d.from,
+                        d.to,
+                        escape(&d.reason),
+                        if d.dry_run { " (dry-run)" } else { "" }
+                    );
+                }
+                html.push_str("</table>");
+            }
+        }
+    }
+}
+
+fn human_age(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
+/// Size (blue) and metric (orange) over the last 15 minutes, as inline SVG.
+pub fn chart(series: &[Sample], max_size: u32, now: i64) -> String {
+    const W: f64 = 600.0;
+    const H: f64 = 120.0;
+    let x = |t: i64| W * (1.0 - (now - t).clamp(0, SERIES_SECONDS) as f64 / SERIES_SECONDS as f64);
+    let size_top = f64::from(max_size.max(1));
+    let metric_top = series.iter().filter_map(|s| s.2).fold(0.0f64, f64::max).max(1.0) * 1.1;
+    let line = |points: Vec<(f64, f64)>, color: &str| -> String {
+        if points.is_empty() {
+            return String::new();
+        }
+        let path: Vec<String> = points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        format!("<polyline fill=none stroke=\"{color}\" stroke-width=2 points=\"{}\"/>", path.join(" "))
+    };
+    let sizes = series.iter().map(|(t, n, _)| (x(*t), H - H * f64::from(*n) / size_top)).collect();
+    let metric = series.iter().filter_map(|(t, _, m)| m.map(|m| (x(*t), H - H * m / metric_top))).collect();
+    format!(
+        "<svg class=chart width={W} height={} viewBox=\"0 0 {W} {}\" role=img aria-label=\"size and metric, last 15 minutes\">\
+         {}{}<text x=4 y={} font-size=11 fill=\"#2563eb\">size (0–{max_size})</text>\
+         <text x=120 y={} font-size=11 fill=\"#d97706\">metric (0–{metric_top:.1})</text>\
+         <text x={} y={} font-size=11 fill=\"#777\" text-anchor=end>last 15 min</text></svg>",
+        H + 16.0,
+        H + 16.0,
+        line(sizes, "#2563eb"),
+        line(metric, "#d97706"),
+        H + 13.0,
+        H + 13.0,
+        W - 4.0,
+        H + 13.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::GroupKind;
+    use crate::model::RunState;
+    use crate::service::MemberView;
+
+    fn group(name: &str) -> GroupView {
+        GroupView {
+            name: name.into(),
+            kind: GroupKind::Containers,
+            replicas: 2,
+            min: 1,
+            max: 2,
+            members: vec![MemberView {
+                id: "abc".into(),
+                name: "<b>web</b>".into(),
+                state: RunState::Running,
+                original: true,
+                created: "2026-01-01T00:00:00Z".into(),
+            }],
+            autoscale: None,
+            policy: None,
+        }
+    }
+
+    #[test]
+    fn the_page_escapes_names_and_disables_buttons_at_the_bounds() {
+        let html = render(&[group("web")], &[(vec![], vec![])], 1_767_225_660);
+        assert!(html.contains("&lt;b&gt;web&lt;/b&gt;") && !html.contains("<b>web</b>"));
+        assert!(html.contains("value=1><button title=\"scale to 1\">−"), "scale down allowed");
+        assert!(html.contains("value=3><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
+        assert!(html.contains("60 s"), "the member's age");
+        assert!(html.contains("http-equiv=refresh"));
+    }
+
+    #[test]
+    fn the_chart_plots_size_and_metric() {
+        let now = 10_000;
+        let svg = chart(&[(now - 600, 1, Some(50.0)), (now, 3, Some(100.0))], 4, now);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("600.0,30.0"), "3 of 4 at the right edge: {svg}");
+    }
+}
