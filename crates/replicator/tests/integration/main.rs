@@ -13,3 +13,4 @@ mod mtls;
 mod parity;
 mod remote;
 mod swarm;
+mod system;

@@ -1,0 +1,146 @@
+//! replicator-demo: the original system's demo app. Its page shows which
+//! container served it; "Replicate me" asks replicator (over mutual TLS, with
+//! the certificates in /ssl) to replicate this very container, found by its
+//! HOSTNAME as the original did; a synthetic load is pushed to replicator's
+//! /v1/metrics so the autoscaler can be watched at work.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Parser;
+use http::Method;
+use replicator::client::ApiClient;
+use serde_json::{json, Value};
+
+#[derive(Debug, Parser)]
+#[command(name = "replicator-demo", version, about)]
+struct Args {
+    /// replicator's URL.
+    #[arg(long, env = "REPLICATOR_SERVER", default_value = "https://replicator:8443")]
+    replicator: String,
+    /// Folder with ca.pem, cert.pem and key.pem.
+    #[arg(long, env = "REPLICATOR_CERTS", default_value = "/ssl")]
+    certs: PathBuf,
+    #[arg(long, env = "DEMO_LISTEN", default_value = "0.0.0.0:3000")]
+    listen: SocketAddr,
+    /// The metric name the synthetic load is pushed under.
+    #[arg(long, env = "DEMO_METRIC", default_value = "load")]
+    metric: String,
+}
+
+#[derive(Clone)]
+struct Demo {
+    client: ApiClient,
+    /// This container's id (the engine sets HOSTNAME to the short id).
+    me: String,
+    metric: String,
+    load: Arc<Mutex<Option<f64>>>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let args = Args::parse();
+    let client = ApiClient::new(&args.replicator, &args.certs)?;
+    let me = std::env::var("HOSTNAME").unwrap_or_default();
+    let demo = Demo { client, me, metric: args.metric, load: Arc::new(Mutex::new(None)) };
+    tokio::spawn(push_load(demo.clone()));
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/replicate", post(replicate))
+        .route("/load", post(set_load))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(demo);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "demo listening");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+async fn page(State(demo): State<Demo>) -> Html<String> {
+    let load = demo.load.lock().unwrap().map(|l| l.to_string()).unwrap_or_default();
+    Html(format!(
+        r#"<!doctype html><html lang=en><head><meta charset=utf-8><title>replicator demo</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:44em}}button{{font-size:1.1em;padding:.4em 1em}}
+#answer{{white-space:pre-wrap;background:#f4f4f4;padding:1em;border-radius:6px;min-height:2em}}</style></head>
+<body><h1>Served by <span id=served-by>{me}</span></h1>
+<p>This page came from container <code id=container>{me}</code>.</p>
+<p><button id=replicate>Replicate me</button></p>
+<p>Synthetic load pushed as <code>{metric}</code>: <input id=load type=number min=0 step=1 value="{load}">
+<button id=set-load>Set load</button></p>
+<div id=answer></div>
+<script>
+const show = (text) => document.getElementById('answer').textContent = text;
+document.getElementById('replicate').onclick = async () => {{
+  show('asking replicator...');
+  const r = await fetch('/replicate', {{method: 'POST'}});
+  show(await r.text());
+}};
+document.getElementById('set-load').onclick = async () => {{
+  const value = Number(document.getElementById('load').value);
+  const r = await fetch('/load', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify({{value}})}});
+  show(await r.text());
+}};
+</script></body></html>"#,
+        me = escape(&demo.me),
+        metric = escape(&demo.metric),
+    ))
+}
+
+/// Asks replicator to replicate this container and relays the answer.
+async fn replicate(State(demo): State<Demo>) -> Response {
+    let path = format!("/v1/containers/{}/replicas", demo.me);
+    match demo.client.request(Method::POST, &path, None).await {
+        Ok(answer) => {
+            let body = answer.json();
+            let text = match body["replicas"].as_array() {
+                Some(replicas) if answer.status.is_success() => {
+                    let names: Vec<&str> = replicas.iter().filter_map(|r| r["name"].as_str()).collect();
+                    format!("replicated: {} (group {})", names.join(", "), body["group"].as_str().unwrap_or_default())
+                }
+                _ => format!(
+                    "replicator answered {}: {}",
+                    answer.status,
+                    body["error"]["message"].as_str().unwrap_or(&answer.text())
+                ),
+            };
+            (answer.status, text).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("cannot reach replicator: {e}")).into_response(),
+    }
+}
+
+async fn set_load(State(demo): State<Demo>, Json(body): Json<Value>) -> Response {
+    match body["value"].as_f64().filter(|v| v.is_finite() && *v >= 0.0) {
+        Some(v) => {
+            *demo.load.lock().unwrap() = Some(v);
+            format!("pushing {} = {v} every 2 s", demo.metric).into_response()
+        }
+        None => (StatusCode::BAD_REQUEST, "value must be a number ≥ 0").into_response(),
+    }
+}
+
+/// Reports the synthetic load for this container every two seconds.
+async fn push_load(demo: Demo) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let Some(value) = *demo.load.lock().unwrap() else { continue };
+        let sample = json!({ "container": demo.me, "metric": demo.metric, "value": value });
+        match demo.client.request(Method::POST, "/v1/metrics", Some(&sample)).await {
+            Ok(r) if r.status.is_success() => {}
+            Ok(r) => tracing::warn!(status = %r.status, body = %r.text(), "metric refused"),
+            Err(e) => tracing::warn!(error = %e, "cannot push the metric"),
+        }
+    }
+}
