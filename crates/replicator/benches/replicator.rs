@@ -6,7 +6,7 @@
 //! keeps the published one.
 
 #[path = "../tests/integration/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::sync::Arc;

@@ -177,7 +177,7 @@ impl Autoscaler {
     fn log_change(&mut self, group: &str, topic: &'static str, text: &str, log: impl FnOnce(&str)) {
         let key = (group.to_owned(), topic);
         if self.logged.get(&key).map(String::as_str) != Some(text) {
-            if !(text.is_empty() && !self.logged.contains_key(&key)) {
+            if !text.is_empty() || self.logged.contains_key(&key) {
                 log(text);
             }
             self.logged.insert(key, text.to_owned());

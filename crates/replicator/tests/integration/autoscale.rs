@@ -62,7 +62,7 @@ async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_af
         running(&grown).iter().map(|id| json!({ "container": id, "metric": "load", "value": 0 })).collect();
     assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(Value::Array(idle))).await.status, StatusCode::ACCEPTED);
     let shrunk = wait_for_size(&server, &name, 1, Duration::from_secs(30)).await;
-    assert_eq!(running(&shrunk), [original.clone()], "the original survives");
+    assert_eq!(running(&shrunk), [original.as_str()], "the original survives");
     assert_eq!(inspect(&original)["State"]["Running"], true);
 
     let logs = server.logs();

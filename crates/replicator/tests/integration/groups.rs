@@ -69,7 +69,7 @@ async fn scale_down_stops_the_newest_replicas_gracefully_and_keeps_the_original(
     assert_eq!(up.json()["replicas"], 5);
     let down_to_one =
         call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
-    assert_eq!(member_names(&down_to_one.json()), [name.clone()]);
+    assert_eq!(member_names(&down_to_one.json()), [name.as_str()]);
     assert_eq!(inspect(&source)["State"]["Running"], true);
 }
 

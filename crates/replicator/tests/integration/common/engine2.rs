@@ -133,14 +133,15 @@ impl SecondEngine {
 
     /// Copies an image of the main engine into this one (no registry).
     pub fn load(&self, image: &str) {
-        let save = Command::new("docker").args(["save", image]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut save = Command::new("docker").args(["save", image]).stdout(Stdio::piped()).spawn().unwrap();
         let status = Command::new("docker")
             .arg("load")
             .envs(self.env())
-            .stdin(save.stdout.unwrap())
+            .stdin(save.stdout.take().unwrap())
             .stdout(Stdio::null())
             .status()
             .unwrap();
+        assert!(save.wait().unwrap().success(), "docker save {image}");
         assert!(status.success(), "docker load into the second engine");
     }
 }

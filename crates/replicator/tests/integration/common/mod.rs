@@ -66,14 +66,15 @@ pub fn image() -> &'static str {
         )
         .unwrap();
         std::fs::write(root.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-        let tar =
+        let mut tar =
             Command::new("tar").arg("-C").arg(root.path()).args(["-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
         let status = Command::new("docker")
             .args(["import", "--change", "CMD [\"sh\"]", "--change", "ENV PATH=/bin", "-", IMAGE])
-            .stdin(tar.stdout.unwrap())
+            .stdin(tar.stdout.take().unwrap())
             .stdout(Stdio::null())
             .status()
             .unwrap();
+        assert!(tar.wait().unwrap().success(), "tar of the test image's root failed");
         assert!(status.success(), "docker import of the test image failed");
     });
     IMAGE
