@@ -6,7 +6,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --locked --profile image --target x86_64-unknown-linux-gnu --bin replicator --bin replicator-demo
+    cargo build --locked --profile image --target x86_64-unknown-linux-gnu -p replicator -p replicator-demo --bin replicator --bin replicator-demo
 
 FROM scratch AS demo
 COPY --from=build /src/target/x86_64-unknown-linux-gnu/image/replicator-demo /replicator-demo

@@ -46,7 +46,8 @@ struct Demo {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).init();
     let args = Args::parse();
     let client = ApiClient::new(&args.replicator, &args.certs)?;
     let me = std::env::var("HOSTNAME").unwrap_or_default();

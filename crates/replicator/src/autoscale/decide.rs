@@ -63,7 +63,11 @@ pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32,
     let clamp = |n: u32| n.clamp(limits.min, limits.max.max(limits.min));
     let fresh: Vec<f64> = values.iter().flatten().copied().collect();
     if fresh.is_empty() || current == 0 {
-        return (clamp(current), None, "no fresh metric value".into());
+        let reason = match clamp(current) {
+            n if n == current => "no fresh metric value".into(),
+            n => format!("no fresh metric value; {current} members is outside the bounds, {n} is within"),
+        };
+        return (clamp(current), None, reason);
     }
     let missing = values.len() - fresh.len();
     let sum: f64 = fresh.iter().sum();
@@ -201,6 +205,14 @@ mod tests {
     fn clamps_to_the_bounds() {
         assert_eq!(recommend(5, &all(1000.0, 5), &LIMITS).0, 10);
         assert_eq!(recommend(5, &all(0.0, 5), &Limits { min: 2, ..LIMITS }).0, 2);
+    }
+
+    #[test]
+    fn without_values_only_the_bounds_move_a_group_and_the_reason_says_so() {
+        let (desired, _, reason) = recommend(1, &[None], &Limits { min: 2, ..LIMITS });
+        assert_eq!(desired, 2);
+        assert!(reason.contains("outside the bounds"), "{reason}");
+        assert_eq!(recommend(3, &[None; 3], &LIMITS).2, "no fresh metric value");
     }
 
     #[test]
