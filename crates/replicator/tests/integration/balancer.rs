@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{call, eventually, free_port, image, inspect, write_file, Scope, BIN};
+use crate::common::{call, eventually, free_port, image, inspect, plain_http, write_file, Scope, BIN};
 
 struct Nginx {
     config: String,
@@ -56,12 +56,7 @@ impl Drop for Follower {
 
 /// One request through nginx: the hostname of the member that answered.
 fn through(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer.starts_with("HTTP/1.1 200").then(|| answer.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_owned())
+    plain_http(port, "GET", "/").filter(|(status, _)| *status == 200).map(|(_, body)| body.trim().to_owned())
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use replicator::client::ApiClient;
 
 use crate::common::browser::Browser;
-use crate::common::{docker, Scope, BIN};
+use crate::common::{docker, eventually, free_port, plain_http, Scope, BIN};
 
 /// `scripts/build-images`, once per test run.
 fn images() {
@@ -140,4 +140,77 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
     page.eval(&plus).await;
     page.wait_for(&format!("{section}.querySelectorAll('td.running').length === 3"), Duration::from_secs(20)).await;
     assert_eq!(scope.replicas_of(&scope.name("demo")).len(), 2);
+}
+
+/// `scripts/demo` under a name and ports of its own; `down` on drop.
+struct Demo {
+    env: Vec<(&'static str, String)>,
+    script: std::path::PathBuf,
+}
+
+impl Demo {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(&self.script).args(args).envs(self.env.iter().cloned()).output().unwrap()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
+}
+
+fn served_by(port: u16) -> Option<String> {
+    let (status, body) = plain_http(port, "GET", "/")?;
+    let start = body.find("id=served-by>")? + "id=served-by>".len();
+    (status == 200).then(|| body[start..].split('<').next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn scripts_demo_starts_the_whole_system_and_down_removes_it() {
+    images();
+    let name = format!("sysdemo-{}", std::process::id());
+    let (web, api, dashboard) = (free_port(), free_port(), free_port());
+    let demo = Demo {
+        env: vec![
+            ("DEMO_NAME", name.clone()),
+            ("DEMO_PORT", web.to_string()),
+            ("DEMO_API_PORT", api.to_string()),
+            ("DEMO_DASHBOARD_PORT", dashboard.to_string()),
+        ],
+        script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/demo"),
+    };
+    let up = demo.run(&[]);
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(up.status.success(), "scripts/demo: {printed}{}", String::from_utf8_lossy(&up.stderr));
+    assert!(printed.contains(&format!("http://127.0.0.1:{web}/")), "{printed}");
+    assert!(printed.contains(&format!("http://127.0.0.1:{dashboard}/")), "{printed}");
+
+    // nginx spreads requests over both demo apps.
+    let apps: Vec<String> =
+        (1..=2).map(|n| docker(&["inspect", "-f", "{{.Config.Hostname}}", &format!("{name}-app-{n}")])).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    eventually("nginx to reach both demo apps", Duration::from_secs(10), || {
+        seen.insert(served_by(web)?);
+        apps.iter().all(|a| seen.contains(a)).then_some(())
+    });
+
+    // "Replicate me" through nginx; the new replica soon answers through it too.
+    let (status, answer) = plain_http(web, "POST", "/replicate").expect("the demo answers");
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.starts_with("replicated: "), "{answer}");
+    let members = docker(&["ps", "-q", "--filter", &format!("label=replicator.group={name}")]);
+    assert_eq!(members.lines().count(), 3, "two apps and the replica");
+    eventually("nginx to reach the new replica", Duration::from_secs(10), || {
+        let host = served_by(web)?;
+        (!apps.contains(&host)).then_some(())
+    });
+
+    let down = demo.run(&["down"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let label = format!("label=replicator.demo={name}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "", "no container left");
+    assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
+    assert!(plain_http(web, "GET", "/").is_none(), "nginx is gone");
+    assert!(!Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target").join(&name).exists(), "state removed");
 }

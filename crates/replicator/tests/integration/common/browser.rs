@@ -1,7 +1,6 @@
 //! Headless Chromium (Debian's) driven through the DevTools protocol: open a
 //! page, run a line of JavaScript, wait for a condition, take a screenshot.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{eventually, free_port};
+use super::{eventually, free_port, plain_http};
 
 pub struct Browser {
     child: Child,
@@ -19,30 +18,9 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-/// One request to DevTools' HTTP endpoint. Chromium keeps the connection
-/// open whatever the request says, so the body is read by its length.
+/// One request to DevTools' HTTP endpoint: its body.
 fn http(port: u16, method: &str, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        received.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&received);
-        let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
-        let length = head
-            .lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-            .and_then(|(_, v)| v.trim().parse::<usize>().ok())?;
-        if body.len() >= length {
-            return Some(body[..length].to_owned());
-        }
-    }
+    plain_http(port, method, path).filter(|(status, _)| *status == 200).map(|(_, body)| body)
 }
 
 impl Browser {

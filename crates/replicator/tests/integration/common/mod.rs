@@ -325,14 +325,7 @@ impl Server {
 
     /// A GET on the plain-HTTP admin listener: (status, body).
     pub fn admin_get(&self, path: &str) -> (u16, String) {
-        use std::io::Read;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).expect("admin listener");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
+        plain_http(self.admin_port, "GET", path).expect("the admin listener answers")
     }
 }
 
@@ -352,6 +345,45 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One plain-HTTP/1.1 request to 127.0.0.1:port: (status, body), or `None`
+/// when nothing answers. The body is read by its Content-Length when there
+/// is one (some servers keep the connection open whatever we ask), else to
+/// the end.
+pub fn plain_http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        received.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&received);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            if n == 0 {
+                return None;
+            }
+            continue;
+        };
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok())?;
+        let length = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+        match length {
+            Some(length) if body.len() >= length => return Some((status, body[..length].to_owned())),
+            None if n == 0 => return Some((status, body.to_owned())),
+            _ if n == 0 => return None,
+            _ => {}
+        }
     }
 }
 
