@@ -196,11 +196,12 @@ fn scripts_demo_starts_the_whole_system_and_down_removes_it() {
     });
 
     // "Replicate me" through nginx; the new replica soon answers through it too.
+    let members = || docker(&["ps", "-q", "--filter", &format!("label=replicator.group={name}")]).lines().count();
+    assert_eq!(members(), 2, "the demo starts with two apps");
     let (status, answer) = plain_http(web, "POST", "/replicate").expect("the demo answers");
     assert_eq!(status, 201, "{answer}");
     assert!(answer.starts_with("replicated: "), "{answer}");
-    let members = docker(&["ps", "-q", "--filter", &format!("label=replicator.group={name}")]);
-    assert_eq!(members.lines().count(), 3, "two apps and the replica");
+    assert_eq!(members(), 3, "two apps and the replica");
     eventually("nginx to reach the new replica", Duration::from_secs(10), || {
         let host = served_by(web)?;
         (!apps.contains(&host)).then_some(())
