@@ -129,9 +129,7 @@ fn group_section(html: &mut String, g: &GroupView, series: &[Sample], decisions:
     }
     html.push_str("</p><table><tr><th>member</th><th>state</th><th>age</th><th></th></tr>");
     for m in &g.members {
-        let age = time::OffsetDateTime::parse(&m.created, &time::format_description::well_known::Rfc3339)
-            .map(|t| human_age(now - t.unix_timestamp()))
-            .unwrap_or_default();
+        let age = age_of(&m.created, now);
         let state = serde_json::to_value(m.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = write!(
             html,
@@ -141,12 +139,12 @@ fn group_section(html: &mut String, g: &GroupView, series: &[Sample], decisions:
         );
     }
     html.push_str("</table>");
-    autoscale_part(html, g.autoscale.as_ref(), decisions);
+    autoscale_part(html, g.autoscale.as_ref(), decisions, now);
     html.push_str(&chart(series, g.max, now));
     html.push_str("</section>");
 }
 
-fn autoscale_part(html: &mut String, autoscale: Option<&AutoscaleView>, decisions: &[DecisionView]) {
+fn autoscale_part(html: &mut String, autoscale: Option<&AutoscaleView>, decisions: &[DecisionView], now: i64) {
     match autoscale {
         None => html.push_str("<p class=muted>Not autoscaled.</p>"),
         Some(AutoscaleView::Invalid { error }) => {
@@ -162,12 +160,13 @@ fn autoscale_part(html: &mut String, autoscale: Option<&AutoscaleView>, decision
                 if *dry_run { " <strong>(dry-run)</strong>" } else { "" }
             );
             if !decisions.is_empty() {
-                html.push_str("<table><tr><th>at</th><th>from</th><th>to</th><th>reason</th></tr>");
+                html.push_str("<table><tr><th>when</th><th>from</th><th>to</th><th>reason</th></tr>");
                 for d in decisions.iter().rev().take(RECENT) {
                     let _ = write!(
                         html,
-                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+                        "<tr><td title=\"{}\">{} ago</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
                         escape(&d.at),
+                        age_of(&d.at, now),
                         d.from,
                         d.to,
                         escape(&d.reason),
@@ -178,6 +177,13 @@ fn autoscale_part(html: &mut String, autoscale: Option<&AutoscaleView>, decision
             }
         }
     }
+}
+
+/// How long ago an RFC 3339 instant was, for people.
+fn age_of(instant: &str, now: i64) -> String {
+    time::OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339)
+        .map(|t| human_age(now - t.unix_timestamp()))
+        .unwrap_or_default()
 }
 
 fn human_age(seconds: i64) -> String {
