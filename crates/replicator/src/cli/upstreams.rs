@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tracing::{info, warn};
 
 use crate::duration;
-use crate::engine::{DockerEngine, Engine, EngineSettings};
+use crate::engine::{DockerEngine, Engine, EngineSettings, LISTING_LAG};
 use crate::error::Error;
 use crate::service::{Replicator, Settings};
 use crate::telemetry::Telemetry;
@@ -74,16 +74,23 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
             tokio::time::sleep(args.resync.min(Duration::from_secs(2))).await;
             continue;
         };
+        // A second look once the listing has caught up with the last event.
+        let mut settle: Option<tokio::time::Instant> = None;
         loop {
+            let next_look = settle.unwrap_or_else(|| tokio::time::Instant::now() + args.resync);
             tokio::select! {
                 event = events.next() => match event {
                     Some(Ok(event)) => {
                         since = Some(event.time_nano + 1);
                         refresh(&service, &args, &mut written).await;
+                        settle = Some(tokio::time::Instant::now() + LISTING_LAG);
                     }
                     _ => break, // interrupted: reconnect from the last event seen
                 },
-                () = tokio::time::sleep(args.resync) => refresh(&service, &args, &mut written).await,
+                () = tokio::time::sleep_until(next_look) => {
+                    settle = None;
+                    refresh(&service, &args, &mut written).await;
+                }
             }
         }
     }

@@ -18,6 +18,11 @@ use crate::model::{
 pub use connect::{EngineEndpoint, EngineSettings};
 pub use docker::DockerEngine;
 
+/// How long the engine's container listing may lag behind its events (it
+/// announces `die` while still listing the container as running): whoever
+/// reacts to an event looks again after this.
+pub const LISTING_LAG: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Why an engine call failed, in the terms the service reasons about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {

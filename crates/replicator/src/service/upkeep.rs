@@ -14,8 +14,6 @@ use crate::model::{ListQuery, RunState};
 
 /// How often the reconcile pass runs once it has succeeded.
 const RECONCILE_EVERY: Duration = Duration::from_secs(300);
-/// How long the engine's listing may lag behind its events.
-const SETTLE: Duration = Duration::from_millis(500);
 /// How long to wait before retrying when the engine is away.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -92,7 +90,7 @@ impl Replicator {
                     // look again once it has settled.
                     let again = self.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(SETTLE).await;
+                        tokio::time::sleep(crate::engine::LISTING_LAG).await;
                         again.metric_store().wake();
                     });
                 }

@@ -22,7 +22,7 @@ impl Nginx {
             &format!(
                 "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\n\
                  http {{\n  access_log off;\n  include {upstreams};\n\
-                 server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://{upstream}; }} }}\n}}\n",
+                 server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://{upstream}; proxy_connect_timeout 1s; }} }}\n}}\n",
                 dir = dir.display(),
                 upstreams = upstream_file.display(),
             ),
@@ -88,7 +88,7 @@ async fn nginx_follows_the_group_through_the_generated_upstreams() {
             .arg(&upstream_file)
             .args(["--port", "8080", "--network", &network, "--reload", &nginx.reload_command()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("follower.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -111,9 +111,16 @@ async fn nginx_follows_the_group_through_the_generated_upstreams() {
     let down = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
     assert_eq!(down.status, StatusCode::OK);
     assert!(crate::common::docker_try(&["inspect", &replica]).is_err());
-    eventually("nginx to stop sending to the removed replica", Duration::from_secs(5), || {
-        (0..10).all(|_| through(port).as_deref() == Some(source_host.as_str())).then_some(())
-    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(0..10).all(|_| through(port).as_deref() == Some(source_host.as_str())) {
+        assert!(
+            Instant::now() < deadline,
+            "nginx still sends to the removed replica; upstreams:\n{}\nfollower:\n{}",
+            std::fs::read_to_string(&upstream_file).unwrap_or_default(),
+            std::fs::read_to_string(dir.path().join("follower.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(inspect(&source)["State"]["Running"], true);
     let json = Command::new(BIN)
         .args(["upstreams", "--group", &name, "--format", "json", "--out"])
