@@ -5,11 +5,14 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --locked --profile image --target x86_64-unknown-linux-gnu -p replicator -p replicator-demo --bin replicator --bin replicator-demo
+# Static binaries (glibc, crt-static) for whatever platform builds them.
+RUN target=$(rustc -vV | sed -n 's/^host: //p') \
+ && RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --profile image --target "$target" \
+      -p replicator -p replicator-demo --bin replicator --bin replicator-demo \
+ && mkdir /out && cp "target/$target/image/replicator" "target/$target/image/replicator-demo" /out/
 
 FROM scratch AS demo
-COPY --from=build /src/target/x86_64-unknown-linux-gnu/image/replicator-demo /replicator-demo
+COPY --from=build /out/replicator-demo /replicator-demo
 EXPOSE 3000
 ENTRYPOINT ["/replicator-demo"]
 
@@ -18,7 +21,7 @@ ENTRYPOINT ["/replicator-demo"]
 # engine's socket or set DOCKER_HOST. Publish 9090 (dashboard, metrics, no
 # client certificate) on a trusted interface only.
 FROM scratch AS replicator
-COPY --from=build /src/target/x86_64-unknown-linux-gnu/image/replicator /replicator
+COPY --from=build /out/replicator /replicator
 EXPOSE 8443 9090
 ENTRYPOINT ["/replicator"]
 CMD ["serve", "--certs", "/ssl", "--metrics-listen", "0.0.0.0:9090"]
