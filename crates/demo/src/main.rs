@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use http::Method;
 use replicator::client::ApiClient;
+use replicator::html::escape;
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
@@ -65,10 +66,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 async fn page(State(demo): State<Demo>) -> Html<String> {
     let load = demo.load.lock().unwrap().map(|l| l.to_string()).unwrap_or_default();
     Html(format!(
@@ -85,7 +82,7 @@ async fn page(State(demo): State<Demo>) -> Html<String> {
 const show = (text) => document.getElementById('answer').textContent = text;
 document.getElementById('replicate').onclick = async () => {{
   show('asking replicator...');
-  const r = await fetch('/replicate', {{method: 'POST'}});
+  const r = await fetch('/replicate', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{{}}'}});
   show(await r.text());
 }};
 document.getElementById('set-load').onclick = async () => {{
@@ -99,8 +96,16 @@ document.getElementById('set-load').onclick = async () => {{
     ))
 }
 
-/// Asks replicator to replicate this container and relays the answer.
-async fn replicate(State(demo): State<Demo>) -> Response {
+/// Asks replicator to replicate this container and relays the answer. The
+/// JSON content type keeps plain cross-site forms from pressing the button.
+async fn replicate(State(demo): State<Demo>, headers: HeaderMap) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json").into_response();
+    }
     let path = format!("/v1/containers/{}/replicas", demo.me);
     match demo.client.request(Method::POST, &path, None).await {
         Ok(answer) => {

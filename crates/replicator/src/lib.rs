@@ -13,6 +13,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod group;
+pub mod html;
 pub mod id;
 pub mod labels;
 pub mod model;

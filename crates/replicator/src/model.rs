@@ -196,3 +196,11 @@ pub struct ContainerEvent {
     /// Unix nanoseconds.
     pub time_nano: i64,
 }
+
+impl ContainerEvent {
+    /// Whether the event can change which containers run (as opposed to
+    /// `exec_*`, `health_status`, `attach` and the like).
+    pub fn changes_running_set(&self) -> bool {
+        matches!(self.action.as_str(), "start" | "die" | "destroy" | "pause" | "unpause")
+    }
+}

@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECONDS};
+use crate::html::escape;
 use crate::id::GroupName;
 use crate::service::{GroupView, Replicator};
 
@@ -49,12 +50,8 @@ pub async fn scale(
     Path(name): Path<String>,
     Form(form): Form<ScaleForm>,
 ) -> Response {
-    // A page on another site must not drive these buttons.
-    let same_origin = match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-        (Some(origin), Some(host)) => origin.to_str().ok().and_then(|o| o.split("://").nth(1)) == host.to_str().ok(),
-        _ => true,
-    };
-    if !same_origin {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if !post_allowed(text(header::ORIGIN), text(header::HOST)) {
         return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
     }
     let Ok(group) = GroupName::parse(&name) else {
@@ -73,12 +70,23 @@ pub async fn scale(
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// Whether a button's POST may act. A page on another site must not drive
+/// these buttons: a browser names the page's origin, which must be this
+/// listener; and the listener must have been reached by address or as
+/// localhost, so a name rebound to it by a hostile DNS cannot pass for it.
+/// Clients that send no Origin are not browsers, and not a cross-site risk.
+fn post_allowed(origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let hostname = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let local_name = hostname.eq_ignore_ascii_case("localhost") || hostname.parse::<std::net::IpAddr>().is_ok();
+    local_name && origin.is_none_or(|o| o.strip_prefix("http://") == Some(host))
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn head() -> String {
@@ -261,6 +269,18 @@ mod tests {
         assert!(html.contains("value=3><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
         assert!(html.contains("60 s"), "the member's age");
         assert!(html.contains("http-equiv=refresh"));
+    }
+
+    #[test]
+    fn buttons_act_only_for_this_listener_reached_by_address() {
+        assert!(post_allowed(Some("http://127.0.0.1:9090"), Some("127.0.0.1:9090")));
+        assert!(post_allowed(Some("http://localhost:9090"), Some("localhost:9090")));
+        assert!(post_allowed(Some("http://[::1]:9090"), Some("[::1]:9090")));
+        assert!(post_allowed(None, Some("127.0.0.1:9090")), "curl and scripts send no Origin");
+        assert!(!post_allowed(Some("http://evil.example"), Some("127.0.0.1:9090")), "another site");
+        assert!(!post_allowed(Some("https://127.0.0.1:9090"), Some("127.0.0.1:9090")), "another scheme");
+        assert!(!post_allowed(Some("http://rebound.example:9090"), Some("rebound.example:9090")), "DNS rebinding");
+        assert!(!post_allowed(None, None));
     }
 
     #[test]

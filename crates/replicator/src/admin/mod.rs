@@ -22,7 +22,16 @@ pub fn router(service: Replicator) -> Router {
         .route("/groups/{name}/scale", post(dashboard::scale))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::map_response(never_framed))
         .with_state(service)
+}
+
+/// No other site may frame the dashboard and steer clicks onto its buttons.
+async fn never_framed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("frame-ancestors 'none'"));
+    response
 }
 
 pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {

@@ -7,11 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use tracing::{info, warn};
 
 use crate::duration;
-use crate::engine::{DockerEngine, Engine, EngineSettings, LISTING_LAG};
+use crate::engine::{DockerEngine, Engine, EngineResult, EngineSettings, LISTING_LAG};
+use crate::model::ContainerEvent;
+
+/// The pause before following the engine again after it went away.
+const RETRY: Duration = Duration::from_secs(2);
 use crate::error::Error;
 use crate::service::{Replicator, Settings};
 use crate::telemetry::Telemetry;
@@ -64,36 +69,58 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
         Arc::new(Telemetry::default()),
     );
     let mut written = std::fs::read_to_string(&args.out).ok();
-    let mut since = None;
+    // Events are asked for from before the first look, so none falls between.
+    let mut since = Some(unix_nanos_now());
+    refresh(&service, &args, &mut written).await;
+    if args.once {
+        return Ok(());
+    }
     loop {
-        refresh(&service, &args, &mut written).await;
-        if args.once {
-            return Ok(());
+        if let Ok(events) = engine.container_events(since).await {
+            follow_stream(events, &service, &args, &mut written, &mut since).await;
         }
-        let Ok(mut events) = engine.container_events(since).await else {
-            tokio::time::sleep(args.resync.min(Duration::from_secs(2))).await;
-            continue;
-        };
-        // A second look once the listing has caught up with the last event.
-        let mut settle: Option<tokio::time::Instant> = None;
-        loop {
-            let next_look = settle.unwrap_or_else(|| tokio::time::Instant::now() + args.resync);
-            tokio::select! {
-                event = events.next() => match event {
-                    Some(Ok(event)) => {
-                        since = Some(event.time_nano + 1);
-                        refresh(&service, &args, &mut written).await;
+        // The engine is away or the stream broke: a pause, then a fresh look.
+        tokio::time::sleep(RETRY).await;
+        refresh(&service, &args, &mut written).await;
+    }
+}
+
+/// Refreshes on each event that can change the running set, again once the
+/// engine's listing has caught up with it, and every `--resync`; returns
+/// when the stream ends or fails.
+async fn follow_stream(
+    mut events: BoxStream<'static, EngineResult<ContainerEvent>>,
+    service: &Replicator,
+    args: &UpstreamsArgs,
+    written: &mut Option<String>,
+    since: &mut Option<i64>,
+) {
+    let mut settle: Option<tokio::time::Instant> = None;
+    loop {
+        let next_look = settle.unwrap_or_else(|| tokio::time::Instant::now() + args.resync);
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    *since = Some(event.time_nano + 1);
+                    if event.changes_running_set() {
+                        refresh(service, args, written).await;
                         settle = Some(tokio::time::Instant::now() + LISTING_LAG);
                     }
-                    _ => break, // interrupted: reconnect from the last event seen
-                },
-                () = tokio::time::sleep_until(next_look) => {
-                    settle = None;
-                    refresh(&service, &args, &mut written).await;
                 }
+                Some(Err(e)) => return warn!(error = %e, "engine event stream interrupted; resuming"),
+                None => return,
+            },
+            () = tokio::time::sleep_until(next_look) => {
+                settle = None;
+                refresh(service, args, written).await;
             }
         }
     }
+}
+
+fn unix_nanos_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Renders the group; writes and reloads only when the text changed.
@@ -111,14 +138,25 @@ async fn refresh(service: &Replicator, args: &UpstreamsArgs, written: &mut Optio
         return warn!(error = %format!("{e:#}"), "cannot write the upstreams file");
     }
     info!(group = %args.group, servers = backends.len(), out = %args.out.display(), "upstreams written");
-    *written = Some(text);
-    if let Some(command) = &args.reload {
-        match tokio::process::Command::new("sh").arg("-c").arg(command).status().await {
-            Ok(status) if status.success() => info!(command, "reloaded"),
-            Ok(status) => warn!(command, %status, "reload command failed"),
-            Err(e) => warn!(command, error = %e, "reload command could not run"),
-        }
-    }
+    // Remembered only once the balancer has it: a failed reload is retried
+    // on the next event or resync.
+    *written = match &args.reload {
+        None => Some(text),
+        Some(command) => match tokio::process::Command::new("sh").arg("-c").arg(command).status().await {
+            Ok(status) if status.success() => {
+                info!(command, "reloaded");
+                Some(text)
+            }
+            Ok(status) => {
+                warn!(command, %status, "reload command failed; will retry");
+                None
+            }
+            Err(e) => {
+                warn!(command, error = %e, "reload command could not run; will retry");
+                None
+            }
+        },
+    };
 }
 
 /// Write beside, then rename: a reader never sees half a file.

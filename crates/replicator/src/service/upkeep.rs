@@ -83,7 +83,7 @@ impl Replicator {
                 since = Some(event.time_nano + 1);
                 let member =
                     event.attributes.contains_key(labels::GROUP) || event.attributes.contains_key(labels::ENABLE);
-                if member && matches!(event.action.as_str(), "start" | "die" | "destroy" | "pause" | "unpause") {
+                if member && event.changes_running_set() {
                     debug!(container = %event.id, action = %event.action, "group member changed");
                     self.metric_store().wake();
                     // The engine announces `die` before its container listing says so:

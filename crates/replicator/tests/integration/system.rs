@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use replicator::client::ApiClient;
 
 use crate::common::browser::Browser;
-use crate::common::{docker, eventually, free_port, plain_http, Scope, BIN};
+use crate::common::{docker, eventually, free_port, http_request, plain_http, Scope, BIN};
 
 /// `scripts/build-images`, once per test run.
 fn images() {
@@ -118,7 +118,7 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
     let mut page = browser.open(&demo_url).await;
     let served_by = page.eval("document.getElementById('served-by').textContent").await;
     assert_eq!(served_by.as_str(), Some(&demo[..12]), "the page names the container that served it");
-    page.eval("document.getElementById('replicate').click()").await;
+    page.click("#replicate", Duration::from_secs(5)).await;
     page.wait_for("document.getElementById('answer').textContent.startsWith('replicated: ')", Duration::from_secs(30))
         .await;
     let answer = page.eval("document.getElementById('answer').textContent").await;
@@ -136,10 +136,22 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
 
     // The dashboard's + button scales through the same service code.
     let section = format!("document.getElementById('group-{}')", scope.name("demo"));
-    let plus = format!("{section}.querySelector('button[title=\"scale to 3\"]').click()");
-    page.eval(&plus).await;
+    let plus = format!("#group-{} button[title=\"scale to 3\"]", scope.name("demo"));
+    page.click(&plus, Duration::from_secs(10)).await;
     page.wait_for(&format!("{section}.querySelectorAll('td.running').length === 3"), Duration::from_secs(20)).await;
     assert_eq!(scope.replicas_of(&scope.name("demo")).len(), 2);
+
+    // Another site's page cannot press the buttons.
+    let forged = http_request(
+        published(&replicator, "9090"),
+        "POST",
+        &format!("/groups/{}/scale", scope.name("demo")),
+        &[("Origin", "http://evil.example"), ("Content-Type", "application/x-www-form-urlencoded")],
+        "replicas=1",
+    )
+    .expect("the dashboard answers");
+    assert_eq!(forged.0, 403, "{}", forged.1);
+    assert_eq!(scope.replicas_of(&scope.name("demo")).len(), 2, "nothing changed");
 }
 
 /// `scripts/demo` under a name and ports of its own; `down` on drop.
@@ -198,7 +210,10 @@ fn scripts_demo_starts_the_whole_system_and_down_removes_it() {
     // "Replicate me" through nginx; the new replica soon answers through it too.
     let members = || docker(&["ps", "-q", "--filter", &format!("label=replicator.group={name}")]).lines().count();
     assert_eq!(members(), 2, "the demo starts with two apps");
-    let (status, answer) = plain_http(web, "POST", "/replicate").expect("the demo answers");
+    let refused = plain_http(web, "POST", "/replicate").expect("the demo answers");
+    assert_eq!(refused.0, 415, "a plain form post is refused: {}", refused.1);
+    let json = [("Content-Type", "application/json")];
+    let (status, answer) = http_request(web, "POST", "/replicate", &json, "{}").expect("the demo answers");
     assert_eq!(status, 201, "{answer}");
     assert!(answer.starts_with("replicated: "), "{answer}");
     assert_eq!(members(), 3, "two apps and the replica");

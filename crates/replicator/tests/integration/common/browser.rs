@@ -65,7 +65,8 @@ pub struct Page {
 }
 
 impl Page {
-    async fn call(&mut self, method: &str, params: Value) -> Value {
+    /// One DevTools call: its result, or the protocol's error.
+    async fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
         self.next += 1;
         let id = self.next;
         let request = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -74,43 +75,66 @@ impl Page {
             let Ok(Message::Text(text)) = message else { continue };
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {}", v["error"]);
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(error) => Err(format!("{method}: {error}")),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
         panic!("DevTools closed during {method}");
     }
 
-    /// The value of a JavaScript expression (promises awaited).
-    pub async fn eval(&mut self, expression: &str) -> Value {
+    /// A JavaScript expression's value (promises awaited), or what went
+    /// wrong: an exception, or a document that went away meanwhile.
+    pub async fn try_eval(&mut self, expression: &str) -> Result<Value, String> {
         let params = json!({ "expression": expression, "returnByValue": true, "awaitPromise": true });
-        self.call("Runtime.evaluate", params).await["result"]["value"].clone()
+        let result = self.call("Runtime.evaluate", params).await?;
+        match result.get("exceptionDetails") {
+            Some(e) => Err(format!("{expression}: {}", e["exception"]["description"].as_str().unwrap_or("exception"))),
+            None => Ok(result["result"]["value"].clone()),
+        }
+    }
+
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression).await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Loads a URL and waits until the new document has loaded: the marker
     /// left on the old one tells them apart, even for the same URL.
     pub async fn navigate(&mut self, url: &str) {
         self.eval("window.__leaving = true").await;
-        self.call("Page.navigate", json!({ "url": url })).await;
+        self.call("Page.navigate", json!({ "url": url })).await.expect("the browser navigates");
         self.wait_for("!window.__leaving && document.readyState === 'complete'", Duration::from_secs(30)).await;
     }
 
-    /// Polls a JavaScript condition until it holds.
+    /// Polls a JavaScript condition until it holds. A document replaced
+    /// meanwhile (a refresh, a form's redirect) only means another look.
     pub async fn wait_for(&mut self, condition: &str, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            if self.eval(&format!("Boolean({condition})")).await == Value::Bool(true) {
+            let last = self.try_eval(&format!("Boolean({condition})")).await;
+            if last == Ok(Value::Bool(true)) {
                 return;
             }
-            let text = self.eval("document.body ? document.body.innerText : ''").await;
-            assert!(Instant::now() < deadline, "waited in vain for {condition}; the page says: {text}");
+            if Instant::now() >= deadline {
+                let text = self.try_eval("document.body ? document.body.innerText : ''").await;
+                panic!("waited in vain for {condition} (last: {last:?}); the page says: {text:?}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
+    /// Clicks the element a CSS selector names, once it is there.
+    pub async fn click(&mut self, selector: &str, within: Duration) {
+        let selector = serde_json::to_string(selector).unwrap();
+        let click =
+            format!("(() => {{ const e = document.querySelector({selector}); if (e) e.click(); return !!e; }})()");
+        self.wait_for(&click, within).await;
+    }
+
     /// Saves a PNG of the page under target/screenshots/ and returns its path.
     pub async fn screenshot(&mut self, name: &str) -> PathBuf {
-        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" })).await;
+        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" })).await.expect("a screenshot");
         let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();

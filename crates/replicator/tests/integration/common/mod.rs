@@ -353,12 +353,25 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
 /// is one (some servers keep the connection open whatever we ask), else to
 /// the end.
 pub fn plain_http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    http_request(port, method, path, &[], "")
+}
+
+/// `plain_http` with extra headers and a body.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
     let mut received = Vec::new();
