@@ -95,16 +95,19 @@ async fn follow_stream(
     written: &mut Option<String>,
     since: &mut Option<i64>,
 ) {
-    let mut settle: Option<tokio::time::Instant> = None;
+    use tokio::time::Instant;
+    let mut settle: Option<Instant> = None;
+    // A deadline of its own, so a chatty stream of other events cannot put it off.
+    let mut resync_at = Instant::now() + args.resync;
     loop {
-        let next_look = settle.unwrap_or_else(|| tokio::time::Instant::now() + args.resync);
+        let next_look = settle.map_or(resync_at, |at| at.min(resync_at));
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(event)) => {
                     *since = Some(event.time_nano + 1);
                     if event.changes_running_set() {
                         refresh(service, args, written).await;
-                        settle = Some(tokio::time::Instant::now() + LISTING_LAG);
+                        settle = Some(Instant::now() + LISTING_LAG);
                     }
                 }
                 Some(Err(e)) => return warn!(error = %e, "engine event stream interrupted; resuming"),
@@ -112,6 +115,7 @@ async fn follow_stream(
             },
             () = tokio::time::sleep_until(next_look) => {
                 settle = None;
+                resync_at = Instant::now() + args.resync;
                 refresh(service, args, written).await;
             }
         }

@@ -143,3 +143,27 @@ async fn nginx_follows_the_group_through_the_generated_upstreams() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("upstream.json")).unwrap()).unwrap();
     assert_eq!(doc["servers"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_failed_reload_is_retried_without_waiting_for_another_change() {
+    let scope = Scope::new("reload");
+    scope.run("web", &["--label", "replicator.enable=true", image(), "sleep", "300"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (ready, reloads) = (dir.path().join("ready"), dir.path().join("reloads"));
+    // Fails until `ready` exists, like an nginx that is not up yet.
+    let reload = format!("test -e '{}' && echo reloaded >> '{}'", ready.display(), reloads.display());
+    let _follower = Follower(
+        Command::new(BIN)
+            .args(["upstreams", "--group", &scope.name("web"), "--format", "json", "--out"])
+            .arg(dir.path().join("upstream.json"))
+            .args(["--resync", "1s", "--reload", &reload])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the first write", Duration::from_secs(10), || dir.path().join("upstream.json").exists().then_some(()));
+    assert!(!reloads.exists(), "the reload failed so far");
+    write_file(&ready, "");
+    eventually("the reload to be tried again", Duration::from_secs(5), || reloads.exists().then_some(()));
+}
