@@ -8,19 +8,24 @@ use serde_json::json;
 use crate::common::{call, docker, docker_try, eventually, image, Scope, SWARM};
 
 /// Joins a single-node swarm for the test, and leaves it afterwards only if
-/// the engine was not in one before.
+/// the engine was not in one before, removing the bridge network that
+/// joining made (leaving keeps it).
 struct SwarmMode {
     joined: bool,
+    made_gwbridge: bool,
 }
+
+const GWBRIDGE: &str = "docker_gwbridge";
 
 impl SwarmMode {
     fn enter() -> Self {
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         let joined = state != "active";
+        let made_gwbridge = joined && docker_try(&["network", "inspect", GWBRIDGE]).is_err();
         if joined {
             docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
         }
-        Self { joined }
+        Self { joined, made_gwbridge }
     }
 }
 
@@ -28,6 +33,9 @@ impl Drop for SwarmMode {
     fn drop(&mut self) {
         if self.joined {
             let _ = docker_try(&["swarm", "leave", "--force"]);
+        }
+        if self.made_gwbridge {
+            let _ = docker_try(&["network", "rm", GWBRIDGE]);
         }
     }
 }
