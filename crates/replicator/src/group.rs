@@ -133,19 +133,8 @@ pub struct Bounds {
 
 /// Reads `replicator.min` / `replicator.max`; `default_max` when unset.
 pub fn bounds(labels: &BTreeMap<String, String>, default_max: u32) -> Result<Bounds, String> {
-    let read = |key: &str, default: u32| -> Result<u32, String> {
-        match labels.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("label {key}={v:?} is not a positive integer")),
-        }
-    };
-    let max = read(labels::MAX, default_max)?;
-    let min = read(labels::MIN, 1)?;
+    let max = labels::positive_count(labels, labels::MAX, default_max)?;
+    let min = labels::positive_count(labels, labels::MIN, 1)?;
     if min > max {
         return Err(format!("label {}={min} is above the group's maximum of {max}", labels::MIN));
     }

@@ -24,6 +24,24 @@ pub fn is_true(value: Option<&str>) -> bool {
     matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on"))
 }
 
+/// A count label (≥ 1): `default` when absent, an error naming the label when
+/// it is not a positive integer.
+pub fn positive_count(
+    labels: &std::collections::BTreeMap<String, String>,
+    key: &str,
+    default: u32,
+) -> Result<u32, String> {
+    match labels.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("label {key}={v:?} is not a positive integer")),
+    }
+}
+
 /// `serve --selector KEY=VALUE`: the label a container (or Swarm service) must
 /// carry for this replicator to manage it.
 #[derive(Debug, Clone, PartialEq, Eq)]

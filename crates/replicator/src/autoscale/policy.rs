@@ -101,17 +101,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         .ok()
         .filter(|t| t.is_finite() && *t > 0.0)
         .ok_or_else(|| format!("label {TARGET}={target:?} is not a positive number"))?;
-    let count = |key: &str, default: u32| -> Result<u32, String> {
-        match labels.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("label {key}={v:?} is not a positive integer")),
-        }
-    };
+    let count = |key: &str, default: u32| crate::labels::positive_count(labels, key, default);
     // Within the group's own bounds, whatever the autoscale labels say.
     let max = count(MAX, group.max)?.min(group.max);
     let min = count(MIN, 1)?.max(group.min);

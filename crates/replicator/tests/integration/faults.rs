@@ -32,7 +32,9 @@ async fn a_slow_engine_is_cut_off_by_the_engine_timeout_and_the_clone_rolled_bac
     eventually("the timed-out clone to be gone", Duration::from_secs(15), || {
         (scope.containers().len() == 1).then_some(())
     });
-    std::thread::sleep(Duration::from_secs(4));
+    eventually("the held-back start to reach the engine", Duration::from_secs(10), || {
+        (proxy.released_starts() >= 1).then_some(())
+    });
     assert_eq!(scope.containers().len(), 1, "nothing came back after the delayed start");
 }
 

@@ -108,18 +108,19 @@ impl Scope {
         Server::start_selecting(&self.label(), &all)
     }
 
+    /// Full ids of this scope's containers, in any state, that also pass `filter`.
+    fn ids(&self, filter: Option<String>) -> Vec<String> {
+        let scope = format!("label={}", self.label());
+        let mut args = vec!["ps", "-aq", "--no-trunc", "--filter", &scope];
+        if let Some(filter) = &filter {
+            args.extend(["--filter", filter]);
+        }
+        docker(&args).lines().map(str::to_owned).collect()
+    }
+
     /// This scope's containers in `state` (`created`, `running`...).
     pub fn containers_in(&self, state: &str) -> Vec<String> {
-        let out = docker(&[
-            "ps",
-            "-aq",
-            "--no-trunc",
-            "--filter",
-            &format!("label={}", self.label()),
-            "--filter",
-            &format!("status={state}"),
-        ]);
-        out.lines().map(str::to_owned).collect()
+        self.ids(Some(format!("status={state}")))
     }
 
     /// A container name unique to this test.
@@ -158,22 +159,12 @@ impl Scope {
 
     /// Full ids of this scope's containers, in any state.
     pub fn containers(&self) -> Vec<String> {
-        let out = docker(&["ps", "-aq", "--no-trunc", "--filter", &format!("label={}", self.label())]);
-        out.lines().map(str::to_owned).collect()
+        self.ids(None)
     }
 
     /// This scope's containers labelled as members of `group`.
     pub fn replicas_of(&self, group: &str) -> Vec<String> {
-        let out = docker(&[
-            "ps",
-            "-aq",
-            "--no-trunc",
-            "--filter",
-            &format!("label={}", self.label()),
-            "--filter",
-            &format!("label=replicator.group={group}"),
-        ]);
-        out.lines().map(str::to_owned).collect()
+        self.ids(Some(format!("label=replicator.group={group}")))
     }
 }
 

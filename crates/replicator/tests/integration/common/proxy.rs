@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 #[derive(Default)]
 struct Control {
     start_delay: Duration,
+    /// Held-back starts handed on to the engine so far.
+    released_starts: usize,
     connections: Vec<JoinHandle<()>>,
 }
 
@@ -66,6 +68,11 @@ impl EngineProxy {
         self.control.lock().unwrap().start_delay = delay;
     }
 
+    /// How many held-back starts have reached the engine.
+    pub fn released_starts(&self) -> usize {
+        self.control.lock().unwrap().released_starts
+    }
+
     /// Closes every open connection (streams in progress included).
     pub fn cut(&self) {
         for task in self.control.lock().unwrap().connections.drain(..) {
@@ -98,12 +105,16 @@ async fn pump(client: tokio::net::TcpStream, engine: UnixStream, control: Arc<Mu
             };
             let head = String::from_utf8_lossy(&buf[..n.min(200)]).into_owned();
             let line = head.lines().next().unwrap_or_default();
-            if line.starts_with("POST ") && line.contains("/start") {
+            let held = line.starts_with("POST ") && line.contains("/start");
+            if held {
                 let delay = control.lock().unwrap().start_delay;
                 tokio::time::sleep(delay).await;
             }
             if engine_write.write_all(&buf[..n]).await.is_err() {
                 return;
+            }
+            if held {
+                control.lock().unwrap().released_starts += 1;
             }
         }
     };
