@@ -1,8 +1,10 @@
-//! The library's error: what went wrong, in the user's terms. The API maps
-//! each variant to a status in one place (`api::error`).
+//! The library's error: what went wrong, in the user's terms, with the
+//! object it concerns. The API maps each variant to a status in one place
+//! (`api::error`).
 
 use crate::engine::EngineError;
 
+/// Every way a command can fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The request itself is malformed.
@@ -11,40 +13,70 @@ pub enum Error {
     /// The container has not opted in.
     #[error("container {0} is not enabled for replication: add the label replicator.enable=true to it, or start replicator with --allow-all")]
     NotEnabled(String),
-    /// Refused on principle (replicator's own container, for one).
+    /// Refused on principle (replicator's own container, a container outside `--selector`).
     #[error("{0}")]
     Forbidden(String),
+    /// The container the caller named does not exist.
     #[error("no such container: {0}")]
     ContainerNotFound(String),
+    /// No managed group has that name.
     #[error("no such group: {0}")]
     GroupNotFound(String),
+    /// A replication would take the group past its maximum.
     #[error("replica limit reached: group {group} may have at most {max} members, the original included")]
-    LimitReached { group: String, max: u32 },
+    LimitReached {
+        /// The group.
+        group: String,
+        /// Its maximum.
+        max: u32,
+    },
+    /// A scale request outside the group's bounds.
+    #[error("group {group} must have between {min} and {max} replicas (min and max); {asked} asked")]
+    OutOfBounds {
+        /// The group.
+        group: String,
+        /// Its minimum.
+        min: u32,
+        /// Its maximum.
+        max: u32,
+        /// The size asked for.
+        asked: u32,
+    },
+    /// The group's labels are malformed: it refuses every change until they are fixed.
+    #[error("group {group} refuses changes: {reason}")]
+    InvalidGroup {
+        /// The group.
+        group: String,
+        /// What is wrong with its labels.
+        reason: String,
+    },
     /// The client sends more than `--rate-limit` allows.
     #[error("rate limit exceeded: {0}")]
     RateLimited(String),
     /// The request conflicts with the container's or group's state or labels.
     #[error("{0}")]
     Conflict(String),
-    /// The engine refused a call; its own message is kept.
-    #[error("the Docker engine refused the request: {0}")]
-    EngineRejected(String),
-    #[error("engine unavailable: {0}")]
-    EngineUnavailable(String),
+    /// An engine call failed; the operation, the object and the engine's words are kept.
+    #[error("{}", engine_message(.0))]
+    Engine(EngineError),
     /// A bug: a task panicked or an invariant broke.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl From<EngineError> for Error {
-    /// The default reading of an engine failure; callers that know better
-    /// (a 404 on the container the user named) map it themselves first.
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Unavailable(_) | EngineError::Timeout(_) => Error::EngineUnavailable(e.to_string()),
-            EngineError::NotFound(m) | EngineError::Conflict(m) | EngineError::Rejected(m) => Error::EngineRejected(m),
-        }
+fn engine_message(e: &EngineError) -> String {
+    if e.is_unreachable() {
+        format!("engine unavailable: {e}")
+    } else {
+        format!("the Docker engine refused the request: {e}")
     }
 }
 
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Self {
+        Error::Engine(e)
+    }
+}
+
+/// The library's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,5 +1,6 @@
 //! Group rules, pure: which group a container belongs to, the group's bounds,
-//! and the name of its next replica.
+//! and the name of its next replica. Every reader of these labels (listing,
+//! replication, scaling, autoscaling) goes through the functions here.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -22,7 +23,9 @@ pub enum GroupKind {
 /// Where a container stands: its group and the original it descends from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupIdentity {
+    /// The group's name, as the API addresses it.
     pub name: String,
+    /// How its members are found and scaled.
     pub kind: GroupKind,
     /// Full id of the original (the container itself unless it is a replica).
     pub original_id: String,
@@ -39,9 +42,11 @@ pub fn compose_service(labels: &BTreeMap<String, String>) -> Option<(&str, &str)
 
 /// Whether compose created the container for `docker-compose run` (never a group member).
 pub fn is_compose_oneoff(labels: &BTreeMap<String, String>) -> bool {
-    labels.get(labels::COMPOSE_ONEOFF).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    labels::is_true(labels, labels::COMPOSE_ONEOFF)
 }
 
+/// The group of container `id` named `name`: its `replicator.group` label,
+/// else its Swarm service, else its compose service, else its own name.
 pub fn identify(id: &str, name: &str, labels: &BTreeMap<String, String>) -> GroupIdentity {
     let source = labels.get(labels::SOURCE).filter(|s| !s.is_empty());
     let base_name = match source {
@@ -125,20 +130,48 @@ impl Naming {
 }
 
 /// A group's size bounds, the original included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Bounds {
+    /// Fewest members a scale-down leaves.
     pub min: u32,
+    /// Most members the group may have.
     pub max: u32,
 }
 
-/// Reads `replicator.min` / `replicator.max`; `default_max` when unset.
-pub fn bounds(labels: &BTreeMap<String, String>, default_max: u32) -> Result<Bounds, String> {
-    let max = labels::positive_count(labels, labels::MAX, default_max)?;
-    let min = labels::positive_count(labels, labels::MIN, 1)?;
-    if min > max {
-        return Err(format!("label {}={min} is above the group's maximum of {max}", labels::MIN));
+impl Bounds {
+    /// The one reading of `replicator.min` / `replicator.max` (`default_max`
+    /// when unset), used by listing, replication, scaling and autoscaling alike.
+    pub fn from_labels(labels: &BTreeMap<String, String>, default_max: u32) -> Result<Bounds, String> {
+        let max = labels::positive_count(labels, labels::MAX, default_max).map_err(|e| e.to_string())?;
+        let min = labels::positive_count(labels, labels::MIN, 1).map_err(|e| e.to_string())?;
+        if min > max {
+            return Err(format!("label {}={min} is above the group's maximum of {max}", labels::MIN));
+        }
+        Ok(Bounds { min, max })
     }
-    Ok(Bounds { min, max })
+
+    /// The bounds every one of several originals allows: the highest minimum
+    /// and the lowest maximum. `None` when they leave no size at all.
+    pub fn strictest(all: &[Bounds]) -> Option<Bounds> {
+        let min = all.iter().map(|b| b.min).max()?;
+        let max = all.iter().map(|b| b.max).min()?;
+        (min <= max).then_some(Bounds { min, max })
+    }
+}
+
+/// Why a `replicator.group` label cannot name a group: the API must be able
+/// to address every group it lists (`/v1/groups/{name}`).
+pub fn check_group_label(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    match labels.get(labels::GROUP) {
+        Some(name) if crate::id::GroupName::parse(name).is_err() => Err(format!(
+            "label {}={:?} is not a group name the API can address: use letters, digits, '_', '.' and '-' \
+             (at most {} characters, starting with a letter or digit)",
+            labels::GROUP,
+            crate::text::prefix(name),
+            crate::id::MAX_LEN
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -204,20 +237,38 @@ mod tests {
     #[test]
     fn bounds_default_and_labels() {
         let none = BTreeMap::new();
-        assert_eq!(bounds(&none, 10), Ok(Bounds { min: 1, max: 10 }));
+        assert_eq!(Bounds::from_labels(&none, 10), Ok(Bounds { min: 1, max: 10 }));
         let set: BTreeMap<_, _> = [("replicator.max".into(), "3".into()), ("replicator.min".into(), "2".into())].into();
-        assert_eq!(bounds(&set, 10), Ok(Bounds { min: 2, max: 3 }));
+        assert_eq!(Bounds::from_labels(&set, 10), Ok(Bounds { min: 2, max: 3 }));
     }
 
     #[test]
     fn malformed_bounds_are_refused_with_the_label_named() {
-        for (k, v) in [("replicator.max", "0"), ("replicator.max", "lots"), ("replicator.min", "-1")] {
+        for (k, v) in [("replicator.max", "0"), ("replicator.max", "lots"), ("replicator.min", "-1"), ("replicator.max", "99999999999")] {
             let l: BTreeMap<_, _> = [(k.to_string(), v.to_string())].into();
-            assert!(bounds(&l, 10).unwrap_err().contains(k));
+            assert!(Bounds::from_labels(&l, 10).unwrap_err().contains(k));
         }
         let inverted: BTreeMap<_, _> =
             [("replicator.max".into(), "2".into()), ("replicator.min".into(), "3".into())].into();
-        assert!(bounds(&inverted, 10).is_err());
+        assert!(Bounds::from_labels(&inverted, 10).is_err());
+    }
+
+    #[test]
+    fn the_strictest_bounds_of_disagreeing_originals_apply() {
+        let (a, b) = (Bounds { min: 1, max: 2 }, Bounds { min: 1, max: 6 });
+        assert_eq!(Bounds::strictest(&[a, b]), Some(a));
+        assert_eq!(Bounds::strictest(&[Bounds { min: 3, max: 6 }, a]), None, "no size satisfies both");
+        assert_eq!(Bounds::strictest(&[]), None);
+    }
+
+    #[test]
+    fn a_group_label_the_api_cannot_address_is_refused() {
+        for bad in ["a/b", "a b <x>", &"x".repeat(300)] {
+            let l: BTreeMap<_, _> = [("replicator.group".to_string(), bad.to_string())].into();
+            assert!(check_group_label(&l).unwrap_err().contains("replicator.group"), "{bad}");
+        }
+        let ok: BTreeMap<_, _> = [("replicator.group".to_string(), "front".to_string())].into();
+        assert_eq!(check_group_label(&ok), Ok(()));
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub struct ContainerDetails {
     pub host_config: ApiObject,
     /// Attached networks by name.
     pub endpoints: BTreeMap<String, Endpoint>,
-    /// Published ports: (`80/tcp`, host address, host port).
-    pub published: Vec<(String, String, u16)>,
+    /// Ports published on the host.
+    pub published: Vec<PublishedPort>,
 }
 
 impl ContainerDetails {
@@ -45,6 +45,35 @@ impl ContainerDetails {
     pub fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]
     }
+
+    /// The same container as a listing would show it.
+    pub fn summary(&self) -> ContainerSummary {
+        let created = time::OffsetDateTime::parse(&self.created, &time::format_description::well_known::Rfc3339)
+            .map(|t| t.unix_timestamp())
+            .unwrap_or_default();
+        ContainerSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state,
+            labels: self.labels(),
+            created,
+            networks: self.endpoints.iter().map(|(name, e)| (name.clone(), e.ip_address.clone())).collect(),
+            published: self.published.clone(),
+        }
+    }
+}
+
+/// A container port the engine publishes on a host address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// The port inside the container.
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// The host address it is bound to (`0.0.0.0`, `::`, or one address).
+    pub host_ip: String,
+    /// The host port.
+    pub host_port: u16,
 }
 
 /// The `Labels` of a Config object as a map (empty when absent).
@@ -101,15 +130,23 @@ impl RunState {
     }
 }
 
-/// A container as listed (cheaper than an inspect).
-#[derive(Debug, Clone, Default)]
+/// A container as listed (cheaper than an inspect): what the inventory keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerSummary {
+    /// Full id.
     pub id: String,
+    /// Without the engine's leading `/`.
     pub name: String,
+    /// The engine's lifecycle state.
     pub state: RunState,
+    /// Every label, the source of group membership and rules.
     pub labels: BTreeMap<String, String>,
     /// Unix seconds.
     pub created: i64,
+    /// Address on each attached network, by network name (empty while stopped).
+    pub networks: BTreeMap<String, String>,
+    /// Ports published on the host.
+    pub published: Vec<PublishedPort>,
 }
 
 /// Which containers to list.
@@ -166,8 +203,34 @@ pub struct TaskSummary {
     pub desired_state: String,
     /// Replicated services number their tasks.
     pub slot: Option<u64>,
-    /// RFC 3339.
-    pub created: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// What the engine is: its kind and version, and whether Swarm calls make sense.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// `docker` or `podman`.
+    pub kind: String,
+    /// The engine's own version.
+    pub version: String,
+    /// The API version in use.
+    pub api_version: String,
+    /// This node's place in a swarm.
+    pub swarm: SwarmRole,
+}
+
+/// A node's place in a swarm: only a manager answers service and task calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwarmRole {
+    /// Swarm mode is off (or the engine has none, as Podman).
+    #[default]
+    Inactive,
+    /// A worker: runs tasks, cannot list services.
+    Worker,
+    /// A manager: services and tasks can be read and updated.
+    Manager,
 }
 
 /// One reading of a container's resource counters, with the previous CPU

@@ -10,39 +10,64 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// Labels of a replication: its group and how it ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupOutcome {
+    /// The group.
     pub group: String,
+    /// `created`, `limit`, `refused` or `failed`.
     pub outcome: String,
 }
 
+/// The label of a per-group series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupLabel {
+    /// The group.
     pub group: String,
 }
 
+/// Labels of an autoscaler decision.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
+    /// The group.
     pub group: String,
     /// `up`, `down` or `none`.
     pub direction: String,
 }
 
+/// The label of a failed engine call.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorKind {
+    /// `unavailable`, `timeout`, `rejected`...
     pub kind: String,
+}
+
+/// The label of an engine call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    /// `list containers`, `inspect container`...
+    pub op: String,
 }
 
 type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
 
+/// Every series replicator exports, in one registry.
 pub struct Telemetry {
     registry: Mutex<Registry>,
+    /// Replication requests by group and outcome.
     pub replications: Family<GroupOutcome, Counter>,
+    /// Time to answer a replication request.
     pub replication_seconds: HistogramFamily,
+    /// Running members of each group.
     pub group_size: Family<GroupLabel, Gauge>,
+    /// Size the autoscaler wants for each group.
     pub group_desired: Family<GroupLabel, Gauge>,
+    /// Autoscaler evaluations by direction.
     pub decisions: Family<DecisionLabels, Counter>,
+    /// Failed engine calls by kind.
     pub engine_errors: Family<ErrorKind, Counter>,
+    /// Engine calls by operation.
+    pub engine_calls: Family<OpLabel, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -68,6 +93,8 @@ impl Default for Telemetry {
         registry.register("autoscaler_decisions", "Autoscaler evaluations by direction", decisions.clone());
         let engine_errors = Family::default();
         registry.register("engine_errors", "Failed engine calls by kind", engine_errors.clone());
+        let engine_calls = Family::default();
+        registry.register("engine_calls", "Engine calls by operation", engine_calls.clone());
         Self {
             registry: Mutex::new(registry),
             replications,
@@ -76,6 +103,7 @@ impl Default for Telemetry {
             group_desired,
             decisions,
             engine_errors,
+            engine_calls,
         }
     }
 }
@@ -89,13 +117,25 @@ impl Telemetry {
         text
     }
 
+    /// Counts one replication request and its duration.
     pub fn replication(&self, group: &str, outcome: &str, seconds: f64) {
         let labels = GroupOutcome { group: group.to_owned(), outcome: outcome.to_owned() };
         self.replications.get_or_create(&labels).inc();
         self.replication_seconds.get_or_create(&labels).observe(seconds);
     }
 
+    /// Counts one failed engine call.
     pub fn engine_error(&self, kind: &str) {
         self.engine_errors.get_or_create(&ErrorKind { kind: kind.to_owned() }).inc();
+    }
+
+    /// Counts one engine call.
+    pub fn engine_call(&self, op: crate::engine::Op) {
+        self.engine_calls.get_or_create(&OpLabel { op: op.to_string() }).inc();
+    }
+
+    /// How many calls of `op` were made so far.
+    pub fn engine_calls_of(&self, op: crate::engine::Op) -> u64 {
+        self.engine_calls.get_or_create(&OpLabel { op: op.to_string() }).get()
     }
 }

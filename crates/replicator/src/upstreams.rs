@@ -3,10 +3,14 @@
 
 use serde::Serialize;
 
+use crate::inventory::{Group, Member, MemberState};
+
 /// One member a balancer should send traffic to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Backend {
+    /// Container id.
     pub id: String,
+    /// Container name, for people reading the file.
     pub name: String,
     /// `host:port`.
     pub address: String,
@@ -15,8 +19,49 @@ pub struct Backend {
 /// Output formats of `replicator upstreams`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// An nginx `upstream` block.
     Nginx,
+    /// `{"group", "servers": [{"id", "name", "address"}]}`.
     Json,
+}
+
+/// Running members as `address:port`: their address on `network`, or the
+/// host port they publish for `port` when no network is given.
+pub fn backends(group: &Group, port: u16, network: Option<&str>) -> Vec<Backend> {
+    group
+        .members
+        .iter()
+        .filter(|m| m.state == MemberState::Running)
+        .filter_map(|m| {
+            let address = address_of(m, port, network)?;
+            Some(Backend { id: m.id.clone(), name: m.name.clone(), address })
+        })
+        .collect()
+}
+
+fn address_of(m: &Member, port: u16, network: Option<&str>) -> Option<String> {
+    match network {
+        Some(net) => {
+            let ip = m.networks.get(net)?;
+            (!ip.is_empty()).then(|| socket_address(ip, port))
+        }
+        None => {
+            let p = m.published.iter().find(|p| p.container_port == port && p.protocol == "tcp")?;
+            let ip = match p.host_ip.as_str() {
+                "" | "0.0.0.0" | "::" => "127.0.0.1",
+                ip => ip,
+            };
+            Some(socket_address(ip, p.host_port))
+        }
+    }
+}
+
+/// `ip:port`, with an IPv6 address in brackets as balancers expect.
+fn socket_address(ip: &str, port: u16) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        _ => format!("{ip}:{port}"),
+    }
 }
 
 /// nginx names upstreams with what a host name allows.
@@ -24,6 +69,7 @@ pub fn upstream_name(group: &str) -> String {
     group.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect()
 }
 
+/// The file for `format`.
 pub fn render(format: Format, group: &str, backends: &[Backend]) -> String {
     match format {
         Format::Nginx => nginx(group, backends),
@@ -53,6 +99,42 @@ fn nginx(group: &str, backends: &[Backend]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::PublishedPort;
+
+    fn member(networks: &[(&str, &str)], published: &[(u16, &str, &str, u16)]) -> Member {
+        Member {
+            id: "id".into(),
+            name: "web-2".into(),
+            state: MemberState::Running,
+            original: false,
+            created: 0,
+            networks: networks.iter().map(|(n, ip)| (n.to_string(), ip.to_string())).collect(),
+            published: published
+                .iter()
+                .map(|(c, proto, ip, h)| PublishedPort {
+                    container_port: *c,
+                    protocol: proto.to_string(),
+                    host_ip: ip.to_string(),
+                    host_port: *h,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_network_address_and_the_members_port() {
+        let m = member(&[("shop", "172.18.0.5")], &[]);
+        assert_eq!(address_of(&m, 80, Some("shop")).as_deref(), Some("172.18.0.5:80"));
+        assert_eq!(address_of(&m, 80, Some("other")), None);
+    }
+
+    #[test]
+    fn the_published_tcp_port_on_its_host_address() {
+        let m = member(&[], &[(53, "udp", "0.0.0.0", 1053), (53, "tcp", "0.0.0.0", 2053), (80, "tcp", "::1", 8080)]);
+        assert_eq!(address_of(&m, 53, None).as_deref(), Some("127.0.0.1:2053"), "tcp, not udp");
+        assert_eq!(address_of(&m, 80, None).as_deref(), Some("[::1]:8080"), "IPv6 in brackets");
+        assert_eq!(address_of(&m, 443, None), None);
+    }
 
     fn backend(n: u8) -> Backend {
         Backend { id: format!("id{n}"), name: format!("web-{n}"), address: format!("172.18.0.{n}:80") }

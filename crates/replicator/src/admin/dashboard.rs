@@ -9,23 +9,44 @@ use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use super::AdminState;
 use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECONDS};
 use crate::html::escape;
 use crate::id::GroupName;
-use crate::service::{GroupView, Replicator};
+use crate::inventory::Group;
 
 /// Seconds between automatic refreshes.
 const REFRESH: u32 = 5;
 /// Decisions shown per group.
 const RECENT: usize = 5;
 
-pub async fn page(State(service): State<Replicator>) -> Response {
+/// Everything the page shows of one group.
+pub struct GroupPanel<'a> {
+    /// The group as the inventory holds it.
+    pub group: &'a Group,
+    /// The autoscaler's settings and last decision.
+    pub autoscale: Option<AutoscaleView>,
+    /// Size and metric over the chart's span.
+    pub series: Vec<Sample>,
+    /// Recent decisions, oldest first.
+    pub decisions: Vec<DecisionView>,
+}
+
+/// The page itself.
+pub async fn page(State(state): State<AdminState>) -> Response {
     let now = now_unix();
-    match service.groups().await {
+    match state.service.groups() {
         Ok(groups) => {
-            let charts: Vec<(Vec<Sample>, Vec<DecisionView>)> =
-                groups.iter().map(|g| (service.board().series(&g.name), service.board().history(&g.name))).collect();
-            Html(render(&groups, &charts, now)).into_response()
+            let panels: Vec<GroupPanel<'_>> = groups
+                .iter()
+                .map(|g| GroupPanel {
+                    group: g,
+                    autoscale: state.autoscale.view(g),
+                    series: state.autoscale.series(g.name()),
+                    decisions: state.autoscale.history(g.name()),
+                })
+                .collect();
+            Html(render(&panels, now)).into_response()
         }
         Err(e) => {
             let body = format!(
@@ -38,6 +59,7 @@ pub async fn page(State(service): State<Replicator>) -> Response {
     }
 }
 
+/// The body of a +/− button.
 #[derive(serde::Deserialize)]
 pub struct ScaleForm {
     replicas: u32,
@@ -45,7 +67,7 @@ pub struct ScaleForm {
 
 /// The buttons' target: a form POST, answered with a redirect to the page.
 pub async fn scale(
-    State(service): State<Replicator>,
+    State(state): State<AdminState>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<ScaleForm>,
@@ -57,7 +79,7 @@ pub async fn scale(
     let Ok(group) = GroupName::parse(&name) else {
         return (StatusCode::BAD_REQUEST, "invalid group name").into_response();
     };
-    match service.scale(group.as_str(), form.replicas, "dashboard").await {
+    match state.service.scale(group.as_str(), form.replicas, "dashboard").await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => {
             let body = format!(
@@ -104,31 +126,41 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222;backgro
     .muted{color:#777}svg{background:#fff;border:1px solid #eee}";
 
 /// The whole page.
-pub fn render(groups: &[GroupView], charts: &[(Vec<Sample>, Vec<DecisionView>)], now: i64) -> String {
+pub fn render(panels: &[GroupPanel<'_>], now: i64) -> String {
     let mut html = head();
-    if groups.is_empty() {
+    if panels.is_empty() {
         html.push_str(
             "<p class=muted>No group yet: label a container <code>replicator.enable=true</code> and replicate it.</p>",
         );
     }
-    for (group, (series, decisions)) in groups.iter().zip(charts) {
-        group_section(&mut html, group, series, decisions, now);
+    for panel in panels {
+        group_section(&mut html, panel, now);
     }
     let _ = write!(html, "<p class=muted>Refreshes every {REFRESH} s.</p></body></html>");
     html
 }
 
-fn group_section(html: &mut String, g: &GroupView, series: &[Sample], decisions: &[DecisionView], now: i64) {
-    let name = escape(&g.name);
-    let kind = serde_json::to_value(g.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+fn group_section(html: &mut String, panel: &GroupPanel<'_>, now: i64) {
+    let g = panel.group;
+    let name = escape(g.name());
+    let kind = serde_json::to_value(g.kind()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let running = g.running();
+    let (min, max) = g.bounds.as_ref().map_or((u32::MAX, 0), |b| (b.min, b.max));
     let _ = write!(
         html,
         "<section id=\"group-{name}\"><h2>{name} <span class=muted>({kind})</span></h2>\
-         <p><strong class=size>{}</strong> running, bounds [{}, {}] ",
-        g.replicas, g.min, g.max
+         <p><strong class=size>{running}</strong> running, "
     );
-    for (label, to) in [("−", g.replicas.saturating_sub(1)), ("+", g.replicas + 1)] {
-        let disabled = if (to as u32) < g.min || (to as u32) > g.max || to == g.replicas { " disabled" } else { "" };
+    match &g.bounds {
+        Ok(b) => {
+            let _ = write!(html, "bounds [{}, {}] ", b.min, b.max);
+        }
+        Err(reason) => {
+            let _ = write!(html, "<span class=error>refuses changes: {}</span> ", escape(reason));
+        }
+    }
+    for (label, to) in [("−", running.saturating_sub(1)), ("+", running + 1)] {
+        let disabled = if (to as u32) < min || (to as u32) > max || to == running { " disabled" } else { "" };
         let _ = write!(
             html,
             "<form method=post action=\"/groups/{name}/scale\"><input type=hidden name=replicas value={to}>\
@@ -136,8 +168,11 @@ fn group_section(html: &mut String, g: &GroupView, series: &[Sample], decisions:
         );
     }
     html.push_str("</p><table><tr><th>member</th><th>state</th><th>age</th><th></th></tr>");
+    if let Some(conflict) = &g.conflict {
+        let _ = write!(html, "<p class=muted>{}</p>", escape(conflict));
+    }
     for m in &g.members {
-        let age = age_of(&m.created, now);
+        let age = if m.created == i64::MAX { String::new() } else { human_age(now - m.created) };
         let state = serde_json::to_value(m.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = write!(
             html,
@@ -147,8 +182,8 @@ fn group_section(html: &mut String, g: &GroupView, series: &[Sample], decisions:
         );
     }
     html.push_str("</table>");
-    autoscale_part(html, g.autoscale.as_ref(), decisions, now);
-    html.push_str(&chart(series, g.max, now));
+    autoscale_part(html, panel.autoscale.as_ref(), &panel.decisions, now);
+    html.push_str(&chart(&panel.series, max, now));
     html.push_str("</section>");
 }
 
@@ -238,37 +273,56 @@ pub fn chart(series: &[Sample], max_size: u32, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::GroupKind;
-    use crate::model::RunState;
-    use crate::service::MemberView;
+    use crate::group::{Bounds, GroupIdentity, GroupKind, Naming};
+    use crate::inventory::{Member, MemberState};
 
-    fn group(name: &str) -> GroupView {
-        GroupView {
-            name: name.into(),
-            kind: GroupKind::Containers,
-            replicas: 2,
-            min: 1,
-            max: 2,
-            members: vec![MemberView {
-                id: "abc".into(),
-                name: "<b>web</b>".into(),
-                state: RunState::Running,
-                original: true,
-                created: "2026-01-01T00:00:00Z".into(),
-            }],
-            autoscale: None,
+    fn group(name: &str) -> Group {
+        let member = |id: &str, original| Member {
+            id: id.into(),
+            name: if original { "<b>web</b>".into() } else { format!("{id}-2") },
+            state: MemberState::Running,
+            original,
+            created: 1_767_225_600,
+            networks: Default::default(),
+            published: Vec::new(),
+        };
+        Group {
+            identity: GroupIdentity {
+                name: name.into(),
+                kind: GroupKind::Containers,
+                original_id: "abc".into(),
+                naming: Naming::Suffix(name.into()),
+            },
+            bounds: Ok(Bounds { min: 1, max: 2 }),
+            members: vec![member("abc", true), member("def", false)],
             policy: None,
+            conflict: None,
+            service: None,
         }
+    }
+
+    fn panel(g: &Group) -> GroupPanel<'_> {
+        GroupPanel { group: g, autoscale: None, series: Vec::new(), decisions: Vec::new() }
     }
 
     #[test]
     fn the_page_escapes_names_and_disables_buttons_at_the_bounds() {
-        let html = render(&[group("web")], &[(vec![], vec![])], 1_767_225_660);
+        let g = group("web");
+        let html = render(&[panel(&g)], 1_767_225_660);
         assert!(html.contains("&lt;b&gt;web&lt;/b&gt;") && !html.contains("<b>web</b>"));
         assert!(html.contains("value=1><button title=\"scale to 1\">−"), "scale down allowed");
         assert!(html.contains("value=3><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
         assert!(html.contains("60 s"), "the member's age");
         assert!(html.contains("http-equiv=refresh"));
+    }
+
+    #[test]
+    fn a_group_with_malformed_labels_shows_why_and_offers_no_button() {
+        let mut g = group("web");
+        g.bounds = Err("label replicator.max=\"-1\" is not a positive integer".into());
+        let html = render(&[panel(&g)], 1_767_225_660);
+        assert!(html.contains("refuses changes: label replicator.max"), "{html}");
+        assert_eq!(html.matches(" disabled>").count(), 2, "both buttons disabled");
     }
 
     #[test]

@@ -14,16 +14,29 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
+use crate::autoscale::AutoscaleHandle;
 use crate::service::Replicator;
 
-pub fn router(service: Replicator) -> Router {
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Groups, health and the scale buttons.
+    pub service: Replicator,
+    /// The autoscaler's settings, decisions and charts.
+    pub autoscale: Arc<AutoscaleHandle>,
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(dashboard::page))
         .route("/groups/{name}/scale", post(dashboard::scale))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::map_response(never_framed))
-        .with_state(service)
+        .with_state(state)
 }
 
 /// No other site may frame the dashboard and steer clicks onto its buttons.
@@ -34,25 +47,30 @@ async fn never_framed(mut response: Response) -> Response {
     response
 }
 
+/// Serves the admin routes until `shutdown`.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {
     if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
         tracing::warn!(error = %e, "admin listener failed");
     }
 }
 
-/// 200 while the engine answers, 503 (with the reason) while it does not.
-async fn healthz(State(service): State<Replicator>) -> Response {
-    match service.engine().ping().await {
-        Ok(()) => Json(json!({ "status": "ok", "engine": "up" })).into_response(),
+/// 200 while the engine answers, 503 (with the reason) while it does not;
+/// with what the engine is, as last probed.
+async fn healthz(State(state): State<AdminState>) -> Response {
+    let info = state.service.inventory().engine().map(|i| {
+        json!({ "kind": i.kind, "version": i.version, "api": i.api_version, "swarm": i.swarm })
+    });
+    match state.service.engine().ping().await {
+        Ok(()) => Json(json!({ "status": "ok", "engine": "up", "engine_info": info })).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "degraded", "engine": "down", "error": e.to_string() })),
+            Json(json!({ "status": "degraded", "engine": "down", "error": e.to_string(), "engine_info": info })),
         )
             .into_response(),
     }
 }
 
-async fn metrics(State(service): State<Replicator>) -> Response {
+async fn metrics(State(state): State<AdminState>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], service.telemetry().encode()).into_response()
+    ([(header::CONTENT_TYPE, content_type)], state.service.telemetry().encode()).into_response()
 }

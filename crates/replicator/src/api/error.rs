@@ -16,10 +16,12 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         Error::ContainerNotFound(_) | Error::GroupNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::LimitReached { .. } => (StatusCode::CONFLICT, "limit_reached"),
+        Error::OutOfBounds { .. } => (StatusCode::CONFLICT, "out_of_bounds"),
+        Error::InvalidGroup { .. } => (StatusCode::CONFLICT, "invalid_group"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        Error::EngineRejected(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
-        Error::EngineUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
+        Error::Engine(e) if e.is_unreachable() => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
+        Error::Engine(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
@@ -60,7 +62,7 @@ impl IntoResponse for CompatError {
             Error::BadRequest(m) => m.clone(),
             Error::LimitReached { max, .. } => format!("replica limit reached ({max})"),
             Error::NotEnabled(_) => "container not enabled for replication (label replicator.enable=true)".to_owned(),
-            Error::EngineUnavailable(_) => "engine unavailable".to_owned(),
+            Error::Engine(e) if e.is_unreachable() => "engine unavailable".to_owned(),
             other => other.to_string(),
         };
         (status, text).into_response()

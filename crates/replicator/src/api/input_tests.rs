@@ -9,8 +9,10 @@ use proptest::prelude::*;
 use tower::ServiceExt;
 
 use super::{router, AppState};
-use crate::engine::fake::EmptyEngine;
+use crate::autoscale::AutoscaleHandle;
+use crate::engine::fake::FakeEngine;
 use crate::id::{ContainerRef, GroupName};
+use crate::inventory::{Informer, Inventory, Scope};
 use crate::service::{Replicator, Settings};
 use crate::telemetry::Telemetry;
 
@@ -25,14 +27,18 @@ fn encode(segment: &str) -> String {
 fn send(method: Method, path: &str, body: Vec<u8>) -> (StatusCode, String, usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let engine = Arc::new(EmptyEngine::default());
-        let service = Replicator::new(engine.clone(), Settings::default(), Arc::new(Telemetry::default()));
-        let app = router(AppState { service, rate_limit: None });
+        let engine = Arc::new(FakeEngine::default());
+        let inventory = Inventory::new(Scope::default());
+        Informer::new(engine.clone(), inventory.clone(), std::time::Duration::from_secs(60)).resync().await.unwrap();
+        let before = engine.total_calls();
+        let service = Replicator::new(engine.clone(), inventory, Settings::default(), Arc::new(Telemetry::default()));
+        let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), false);
+        let app = router(AppState { service, autoscale, rate_limit: None });
         let request = Request::builder().method(method).uri(path).body(Body::from(body)).unwrap();
         let response = app.oneshot(request).await.unwrap();
         let status = response.status();
         let text = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, String::from_utf8_lossy(&text).into_owned(), engine.calls())
+        (status, String::from_utf8_lossy(&text).into_owned(), engine.total_calls() - before)
     })
 }
 

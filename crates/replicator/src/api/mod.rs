@@ -6,10 +6,14 @@ mod limit;
 mod routes;
 mod server;
 mod trace;
+pub mod views;
 
 #[cfg(test)]
 mod input_tests;
 
+use std::sync::Arc;
+
+use crate::autoscale::AutoscaleHandle;
 use crate::service::Replicator;
 
 pub use error::status_of;
@@ -28,7 +32,10 @@ pub struct PeerIdentity {
 /// Everything a handler needs, in one place.
 #[derive(Clone)]
 pub struct AppState {
+    /// The commands.
     pub service: Replicator,
+    /// The autoscaler's side: pushed metrics in, decisions out.
+    pub autoscale: Arc<AutoscaleHandle>,
     /// `--rate-limit`, when set.
-    pub rate_limit: Option<std::sync::Arc<RateLimiter>>,
+    pub rate_limit: Option<Arc<RateLimiter>>,
 }

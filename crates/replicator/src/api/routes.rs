@@ -11,11 +11,13 @@ use axum::{middleware, Extension, Json, Router};
 
 use super::error::{ApiError, CompatError};
 use super::{limit, trace, AppState, PeerIdentity};
-use crate::autoscale::policy::valid_metric_name;
+use super::views::GroupView;
 use crate::autoscale::store::DecisionView;
+use crate::autoscale::MetricSample;
 use crate::error::Error;
 use crate::id::{ContainerRef, GroupName};
-use crate::service::{GroupView, MetricSample, Replication};
+use crate::policy::valid_metric_name;
+use crate::service::Replication;
 
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -169,12 +171,13 @@ async fn push_metrics(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let samples = metric_samples(&body)?;
-    state.service.push_metrics(&samples).await?;
+    state.autoscale.push(&samples).await?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "accepted": samples.len() }))))
 }
 
 async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupView>>, ApiError> {
-    Ok(Json(state.service.groups().await?))
+    let groups = state.service.groups()?;
+    Ok(Json(groups.iter().map(|g| GroupView::of(g, &state.autoscale)).collect()))
 }
 
 async fn show_group(
@@ -182,7 +185,7 @@ async fn show_group(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<GroupView>, ApiError> {
     let name = group_name(path)?;
-    Ok(Json(state.service.group(name.as_str()).await?))
+    Ok(Json(GroupView::of(&state.service.group(name.as_str())?, &state.autoscale)))
 }
 
 async fn group_decisions(
@@ -190,7 +193,8 @@ async fn group_decisions(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<DecisionView>>, ApiError> {
     let name = group_name(path)?;
-    Ok(Json(state.service.decisions(name.as_str()).await?))
+    state.service.group(name.as_str())?;
+    Ok(Json(state.autoscale.history(name.as_str())))
 }
 
 async fn scale_group(
@@ -201,7 +205,8 @@ async fn scale_group(
 ) -> Result<Json<GroupView>, ApiError> {
     let name = group_name(path)?;
     let request = scale_request(&body)?;
-    Ok(Json(state.service.scale(name.as_str(), request.replicas, caller(&peer)).await?))
+    let group = state.service.scale(name.as_str(), request.replicas, caller(&peer)).await?;
+    Ok(Json(GroupView::of(&group, &state.autoscale)))
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -2,40 +2,51 @@
 //! reads each autoscaled group's metric, decides, records, and applies the
 //! decision through the service's own `scale` (unless in dry-run).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::control::{AutoscaleHandle, GroupControl};
 use super::decide::{decide, Decision, Limits, Memory};
-use super::policy::{Metric, Policy};
 use super::prometheus::PrometheusClient;
 use super::stats::{cpu_percent, memory_percent};
 use super::store::{rfc3339_now, DecisionView};
-use crate::model::RunState;
-use crate::service::{GroupView, Replicator};
-use crate::telemetry::{DecisionLabels, GroupLabel};
+use crate::inventory::{Group, MemberState};
+use crate::policy::{Metric, Policy};
+use crate::telemetry::{DecisionLabels, GroupLabel, Telemetry};
 
 /// Pushes closer together than this are acted on together.
 const PUSH_DEBOUNCE: Duration = Duration::from_millis(50);
+/// Group changes closer together than this are acted on together.
+const CHANGE_DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// How the loop runs, from the command line.
 #[derive(Clone)]
 pub struct AutoscaleSettings {
+    /// Time between two evaluations when nothing happens.
     pub interval: Duration,
+    /// Scale-downs go no lower than the highest recommendation of this window.
     pub stabilization: Duration,
+    /// How long a pushed value counts as fresh.
     pub metric_ttl: Duration,
     /// Where `replicator.autoscale.metric=prometheus` groups are queried.
     pub prometheus: Option<PrometheusClient>,
 }
 
+/// The control loop; it owns its memory of each group and the scale tasks it starts.
 pub struct Autoscaler {
-    service: Replicator,
+    shared: Arc<AutoscaleHandle>,
+    telemetry: Arc<Telemetry>,
     settings: AutoscaleSettings,
     memories: HashMap<String, Memory>,
-    /// Scale operations under way: a group is not re-decided until its change is done.
-    applying: HashMap<String, JoinHandle<()>>,
+    /// Groups whose change is under way: not re-decided until it is done.
+    applying: HashSet<String>,
+    tasks: JoinSet<String>,
     /// What was last logged per group and topic, so a steady state is logged once.
     logged: HashMap<(String, &'static str), String>,
 }
@@ -47,66 +58,93 @@ struct Observation {
 }
 
 impl Autoscaler {
-    pub fn new(service: Replicator, settings: AutoscaleSettings) -> Self {
-        Self { service, settings, memories: HashMap::new(), applying: HashMap::new(), logged: HashMap::new() }
+    /// A loop over the groups `shared` controls.
+    pub fn new(shared: Arc<AutoscaleHandle>, telemetry: Arc<Telemetry>, settings: AutoscaleSettings) -> Self {
+        Self {
+            shared,
+            telemetry,
+            settings,
+            memories: HashMap::new(),
+            applying: HashSet::new(),
+            tasks: JoinSet::new(),
+            logged: HashMap::new(),
+        }
     }
 
-    /// Runs until the task is dropped or aborted.
-    pub async fn run(mut self) {
+    fn control(&self) -> &dyn GroupControl {
+        self.shared.control.as_ref()
+    }
+
+    /// Evaluates every interval, on pushed values and on group changes,
+    /// until `cancel`; then waits for the scale changes it started.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut changes = self.control().changes();
         loop {
             self.tick().await;
+            let shared = self.shared.clone();
             tokio::select! {
                 () = tokio::time::sleep(self.settings.interval) => {}
-                () = self.service.metric_store().pushed.notified() => tokio::time::sleep(PUSH_DEBOUNCE).await,
+                () = shared.metrics.pushed() => tokio::time::sleep(PUSH_DEBOUNCE).await,
+                Ok(()) = changes.changed() => tokio::time::sleep(CHANGE_DEBOUNCE).await,
+                () = cancel.cancelled() => break,
+            }
+        }
+        while let Some(done) = self.tasks.join_next().await {
+            if let Err(e) = done {
+                warn!(error = %e, "an autoscaler change failed to finish");
             }
         }
     }
 
     /// One evaluation of every autoscaled group.
     pub async fn tick(&mut self) {
-        self.applying.retain(|_, task| !task.is_finished());
-        let groups = match self.service.groups().await {
+        while let Some(done) = self.tasks.try_join_next() {
+            if let Ok(group) = done {
+                self.applying.remove(&group);
+            }
+        }
+        let groups = match self.control().groups() {
             Ok(groups) => groups,
-            Err(e) => return warn!(error = %e, "autoscaler cannot list groups"),
+            Err(e) => return warn!(error = %e, "autoscaler cannot read the groups"),
         };
         let now = Instant::now();
-        self.service.metric_store().prune(self.settings.metric_ttl, now);
-        for g in &groups {
-            let size = self.service.telemetry().group_size.get_or_create(&GroupLabel { group: g.name.clone() });
-            size.set(g.replicas as i64);
-            debug!(group = %g.name, running = g.replicas, "group observed");
+        self.shared.metrics.prune(self.settings.metric_ttl, now);
+        for g in groups.iter() {
+            let size = self.telemetry.group_size.get_or_create(&GroupLabel { group: g.name().to_owned() });
+            size.set(g.running() as i64);
+            debug!(group = %g.name(), running = g.running(), "group observed");
         }
         let mut active = Vec::new();
-        for g in &groups {
+        for g in groups.iter() {
             match &g.policy {
-                Some(Ok(p)) if !self.applying.contains_key(&g.name) => active.push((g, p)),
+                Some(Ok(p)) if !self.applying.contains(g.name()) => active.push((g, p)),
                 Some(Err(reason)) => self.log_change(
-                    &g.name,
+                    g.name(),
                     "labels",
                     reason,
-                    |reason| warn!(group = %g.name, reason, "group not autoscaled: malformed labels"),
+                    |reason| warn!(group = %g.name(), reason, "group not autoscaled: malformed labels"),
                 ),
                 _ => {}
             }
         }
         let observations = join_all(active.iter().map(|(g, p)| self.observe(g, p))).await;
-        let evaluated: Vec<String> = active.iter().map(|(g, _)| g.name.clone()).collect();
-        for ((group, policy), observation) in active.into_iter().zip(observations) {
+        let evaluated: Vec<&str> = active.iter().map(|(g, _)| g.name()).collect();
+        for ((group, policy), observation) in active.iter().zip(observations) {
             let problem = observation.problem.clone().unwrap_or_default();
-            self.log_change(&group.name, "metric", &problem, |problem| {
+            self.log_change(group.name(), "metric", &problem, |problem| {
                 if problem.is_empty() {
-                    info!(group = %group.name, "metric readable again")
+                    info!(group = %group.name(), "metric readable again")
                 } else {
-                    warn!(group = %group.name, problem, "no metric value: the group keeps its size")
+                    warn!(group = %group.name(), problem, "no metric value: the group keeps its size")
                 }
             });
             self.evaluate(group, policy, &observation.values, now);
         }
         let unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        for g in &groups {
-            let metric = if evaluated.contains(&g.name) { self.service.board().latest_value(&g.name) } else { None };
-            self.service.board().sample(&g.name, (unix, g.replicas as u32, metric));
+        for g in groups.iter() {
+            let metric = if evaluated.contains(&g.name()) { self.shared.board.latest_value(g.name()) } else { None };
+            self.shared.board.sample(g.name(), (unix, g.running() as u32, metric));
         }
     }
 
@@ -122,35 +160,36 @@ impl Autoscaler {
         }
     }
 
-    fn evaluate(&mut self, group: &GroupView, policy: &Policy, values: &[Option<f64>], now: Instant) {
+    fn evaluate(&mut self, group: &Group, policy: &Policy, values: &[Option<f64>], now: Instant) {
         let limits = self.limits(policy);
         let window = self.settings.stabilization;
-        let memory = self.memories.entry(group.name.clone()).or_insert_with(|| Memory::new(window));
-        let d = decide(memory, now, group.replicas as u32, values, &limits);
-        let dry_run = policy.dry_run || self.service.settings().autoscale_dry_run;
-        self.report(group, &d, dry_run);
+        let memory = self.memories.entry(group.name().to_owned()).or_insert_with(|| Memory::new(window));
+        let d = decide(memory, now, group.running() as u32, values, &limits);
+        let dry_run = policy.dry_run || self.shared.dry_run;
+        self.report(group.name(), &d, dry_run);
         if d.to == d.from || dry_run {
             return;
         }
-        let (service, name, to) = (self.service.clone(), group.name.clone(), d.to);
-        let task = tokio::spawn(async move {
-            if let Err(e) = service.scale(&name, to, "autoscaler").await {
+        let (shared, name, to) = (self.shared.clone(), group.name().to_owned(), d.to);
+        self.applying.insert(name.clone());
+        self.tasks.spawn(async move {
+            if let Err(e) = shared.control.scale(&name, to).await {
                 warn!(group = %name, to, error = %e, "autoscaler could not apply its decision");
             }
+            name
         });
-        self.applying.insert(group.name.clone(), task);
     }
 
     /// Board, metrics and log for one decision.
-    fn report(&mut self, group: &GroupView, d: &Decision, dry_run: bool) {
-        let telemetry = self.service.telemetry();
-        telemetry.group_desired.get_or_create(&GroupLabel { group: group.name.clone() }).set(i64::from(d.desired));
+    fn report(&mut self, group: &str, d: &Decision, dry_run: bool) {
+        let telemetry = &self.telemetry;
+        telemetry.group_desired.get_or_create(&GroupLabel { group: group.to_owned() }).set(i64::from(d.desired));
         let direction = match d.to.cmp(&d.from) {
             std::cmp::Ordering::Greater => "up",
             std::cmp::Ordering::Less => "down",
             std::cmp::Ordering::Equal => "none",
         };
-        let labels = DecisionLabels { group: group.name.clone(), direction: direction.into() };
+        let labels = DecisionLabels { group: group.to_owned(), direction: direction.into() };
         telemetry.decisions.get_or_create(&labels).inc();
         let applied = d.to != d.from && !dry_run;
         let view = DecisionView {
@@ -162,14 +201,14 @@ impl Autoscaler {
             dry_run,
             applied,
         };
-        self.service.board().record(&group.name, d.desired, view);
-        let log = |d: &Decision| info!(group = %group.name, from = d.from, to = d.to, reason = %d.reason, dry_run, "autoscaler decision");
+        self.shared.board.record(group, d.desired, view);
+        let log = |d: &Decision| info!(group, from = d.from, to = d.to, reason = %d.reason, dry_run, "autoscaler decision");
         if d.to != d.from {
             log(d);
-            self.logged.insert((group.name.clone(), "decision"), d.reason.clone());
+            self.logged.insert((group.to_owned(), "decision"), d.reason.clone());
         } else {
-            self.log_change(&group.name, "decision", &d.reason, |_| log(d));
-            debug!(group = %group.name, from = d.from, to = d.to, reason = %d.reason, "autoscaler decision");
+            self.log_change(group, "decision", &d.reason, |_| log(d));
+            debug!(group, from = d.from, to = d.to, reason = %d.reason, "autoscaler decision");
         }
     }
 
@@ -185,14 +224,14 @@ impl Autoscaler {
     }
 
     /// One value per running member, `None` where there is no fresh one.
-    async fn observe(&self, group: &GroupView, policy: &Policy) -> Observation {
+    async fn observe(&self, group: &Group, policy: &Policy) -> Observation {
         let running: Vec<&str> =
-            group.members.iter().filter(|m| m.state == RunState::Running).map(|m| m.id.as_str()).collect();
+            group.members.iter().filter(|m| m.state == MemberState::Running).map(|m| m.id.as_str()).collect();
         let now = Instant::now();
         let ok = |values: Vec<Option<f64>>| Observation { values, problem: None };
         match &policy.metric {
             Metric::Pushed(name) => {
-                let store = self.service.metric_store();
+                let store = &self.shared.metrics;
                 ok(running.iter().map(|id| store.fresh(id, name, self.settings.metric_ttl, now)).collect())
             }
             Metric::Prometheus(query) => {
@@ -207,8 +246,8 @@ impl Autoscaler {
                 }
             }
             Metric::Cpu | Metric::Memory => {
-                let engine = self.service.engine();
-                let samples = join_all(running.iter().map(|id| engine.stats(id))).await;
+                let control = self.control();
+                let samples = join_all(running.iter().map(|id| control.stats(id))).await;
                 let values = samples
                     .into_iter()
                     .map(|s| {

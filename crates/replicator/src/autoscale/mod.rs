@@ -1,13 +1,15 @@
 //! The autoscaler: a control loop that turns metrics (pushed by containers,
-//! or read from the engine's stats) into group sizes. The decision itself is
-//! pure ([`decide`]); the loop ([`controller`]) feeds it and applies it
-//! through the same service code as the API.
+//! read from the engine's stats, or queried from Prometheus) into group
+//! sizes. The decision itself is pure ([`decide`]); the loop
+//! ([`controller`]) reads groups and acts only through the narrow
+//! [`GroupControl`] trait, and owns its state (metric store, decisions).
 
+pub mod control;
 pub mod controller;
 pub mod decide;
-pub mod policy;
 pub mod prometheus;
 pub mod stats;
 pub mod store;
 
+pub use control::{AutoscaleHandle, GroupControl, MetricSample};
 pub use controller::{AutoscaleSettings, Autoscaler};

@@ -1,5 +1,5 @@
-//! Pushed metric values, kept until they go stale, and the autoscaler's
-//! latest word on each group (read by the API).
+//! The autoscaler's own state: pushed metric values, kept until they go
+//! stale, and its latest word on each group (read by the API and dashboard).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -8,23 +8,30 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::policy::{Metric, Policy};
+use crate::policy::{Metric, Policy};
 
 /// Values containers pushed, by container id and metric name.
 #[derive(Default)]
 pub struct MetricStore {
     values: Mutex<HashMap<(String, String), (f64, Instant)>>,
     /// Wakes the autoscaler so a pushed value is acted on without waiting a tick.
-    pub pushed: Notify,
+    pushed: Notify,
 }
 
 impl MetricStore {
+    /// Keeps `value` as the container's latest for `metric`.
     pub fn record(&self, container: &str, metric: &str, value: f64, now: Instant) {
         self.values.lock().expect("metric store lock").insert((container.to_owned(), metric.to_owned()), (value, now));
     }
 
+    /// Tells the autoscaler that values arrived.
     pub fn wake(&self) {
         self.pushed.notify_one();
+    }
+
+    /// Resolves once values arrived since the last call.
+    pub async fn pushed(&self) {
+        self.pushed.notified().await;
     }
 
     /// The value if it is at most `ttl` old.

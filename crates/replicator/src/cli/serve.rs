@@ -9,13 +9,17 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tracing::{info, warn};
 
-use crate::api::{self, AppState, ServerOptions};
+use tokio::net::TcpListener;
+
+use crate::api::{self, ServerOptions};
 use crate::autoscale::prometheus::PrometheusClient;
-use crate::autoscale::{AutoscaleSettings, Autoscaler};
+use crate::autoscale::AutoscaleSettings;
 use crate::certs::{self, InitOptions};
 use crate::duration;
-use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings};
-use crate::service::{Replicator, Settings};
+use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings, ErrorKind};
+use crate::inventory::Scope;
+use crate::server::{self, Config, Listeners};
+use crate::service::Settings;
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsFiles};
 
@@ -81,6 +85,9 @@ pub struct ServeArgs {
     /// How long a pushed metric value counts as fresh (default: 3 × the autoscale interval).
     #[arg(long, env = "REPLICATOR_METRIC_TTL", value_parser = duration::parse_positive)]
     pub metric_ttl: Option<Duration>,
+    /// How often the inventory re-lists the engine, besides following its events.
+    #[arg(long, env = "REPLICATOR_RESYNC_INTERVAL", default_value = "30s", value_parser = duration::parse_positive)]
+    pub resync_interval: Duration,
     /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
     #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
     pub rate_limit: Option<f64>,
@@ -133,57 +140,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let telemetry = Arc::new(Telemetry::default());
     let engine = Arc::new(DockerEngine::new(engine_settings.clone(), telemetry.clone())?);
-    let self_id = crate::selfid::own_container_id();
-    let service = Replicator::new(
-        engine.clone(),
-        Settings {
-            allow_all: args.allow_all,
-            default_max: args.max_replicas,
-            keep_host_ports: args.keep_host_ports,
-            stop_timeout: args.stop_timeout,
-            self_id: self_id.clone(),
-            selector: args.selector.clone(),
-            autoscale_dry_run: args.dry_run,
-        },
-        telemetry,
-    );
     check_engine(engine.as_ref(), &engine_settings).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+    let api = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let admin = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
-    info!(addr = %admin_listener.local_addr()?, "admin listening");
-    let (stop, mut stopped) = tokio::sync::watch::channel(());
-    let admin_router = crate::admin::router(service.clone());
-    let admin = tokio::spawn(crate::admin::serve(admin_listener, admin_router, async move {
-        let _ = stopped.changed().await;
-    }));
-    let autoscale = AutoscaleSettings {
-        interval: args.autoscale_interval,
-        stabilization: args.scale_down_stabilization,
-        metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
-        prometheus,
+    let self_id = crate::selfid::own_container_id();
+    let config = Config {
+        tls: Arc::new(tls_config),
+        engine,
+        scope: Scope { allow_all: args.allow_all, default_max: args.max_replicas, selector: args.selector.clone() },
+        settings: Settings { keep_host_ports: args.keep_host_ports, stop_timeout: args.stop_timeout, self_id: self_id.clone() },
+        autoscale: AutoscaleSettings {
+            interval: args.autoscale_interval,
+            stabilization: args.scale_down_stabilization,
+            metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
+            prometheus,
+        },
+        dry_run: args.dry_run,
+        resync: args.resync_interval,
+        server: ServerOptions {
+            shutdown_grace: args.shutdown_grace,
+            handshake_timeout: args.handshake_timeout,
+            header_timeout: args.header_timeout,
+        },
+        rate_limit: args.rate_limit,
+        telemetry,
     };
-    let autoscaler = tokio::spawn(Autoscaler::new(service.clone(), autoscale).run());
-
-    let addr = listener.local_addr()?;
-    info!(%addr, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
-    tokio::spawn(service.clone().keep_reconciling());
-    tokio::spawn(service.clone().follow_events());
-    let rate_limit = args.rate_limit.map(|n| Arc::new(api::RateLimiter::new(n)));
-    let app = api::router(AppState { service, rate_limit });
-    let options = ServerOptions {
-        shutdown_grace: args.shutdown_grace,
-        handshake_timeout: args.handshake_timeout,
-        header_timeout: args.header_timeout,
-    };
-    api::serve(listener, Arc::new(tls_config), app, options, shutdown_signal()).await;
-    autoscaler.abort();
-    drop(stop);
-    let _ = admin.await;
-    info!("stopped");
+    info!(addr = %admin.local_addr()?, "admin listening");
+    info!(addr = %api.local_addr()?, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
+    server::run(Listeners { api, admin }, config, shutdown_signal()).await;
     Ok(())
 }
 
@@ -194,13 +180,11 @@ async fn check_engine(engine: &DockerEngine, settings: &EngineSettings) -> anyho
         info!(engine = ?settings.endpoint, "engine reachable");
         return Ok(());
     };
-    if let EngineEndpoint::Tcp { tls: Some(dir), addr } = &settings.endpoint {
-        if e.to_string().contains("invalid peer certificate") {
-            anyhow::bail!(
-                "the engine at {addr} presented a certificate that {} does not vouch for: {e}",
-                dir.join("ca.pem").display()
-            );
-        }
+    if let (EngineEndpoint::Tcp { tls: Some(dir), addr }, ErrorKind::Untrusted) = (&settings.endpoint, e.kind) {
+        anyhow::bail!(
+            "the engine at {addr} presented a certificate that {} does not vouch for: {e}",
+            dir.join("ca.pem").display()
+        );
     }
     warn!(engine = ?settings.endpoint, error = %e, "engine unreachable; will keep trying on each request");
     Ok(())

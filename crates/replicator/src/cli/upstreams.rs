@@ -7,20 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::duration;
-use crate::engine::{DockerEngine, Engine, EngineResult, EngineSettings, LISTING_LAG};
-use crate::model::ContainerEvent;
-
-/// The pause before following the engine again after it went away.
-const RETRY: Duration = Duration::from_secs(2);
+use crate::engine::{DockerEngine, EngineSettings};
 use crate::error::Error;
-use crate::service::{Replicator, Settings};
+use crate::inventory::{Informer, Inventory, Scope};
 use crate::telemetry::Telemetry;
-use crate::upstreams::{render, Format};
+use crate::upstreams::{backends, render, Format};
+
+/// Changes closer together than this are written together.
+const DEBOUNCE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Args)]
 pub struct UpstreamsArgs {
@@ -52,98 +50,57 @@ pub struct UpstreamsArgs {
     once: bool,
 }
 
+/// Runs `replicator upstreams` to completion.
 pub fn run(args: UpstreamsArgs) -> anyhow::Result<()> {
     super::init_logging(super::LogFormat::Text);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(follow(args))
 }
 
+/// Follows the group through a local inventory (the same informer as
+/// `serve`): every change of the group rewrites the file.
 async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
     let settings =
         EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), Duration::from_secs(30))?;
     let engine = Arc::new(DockerEngine::new(settings, Arc::new(Telemetry::default()))?);
     // Every member counts here, whether or not it opted in to replication.
-    let service = Replicator::new(
-        engine.clone(),
-        Settings { allow_all: true, ..Settings::default() },
-        Arc::new(Telemetry::default()),
-    );
-    let mut written = std::fs::read_to_string(&args.out).ok();
-    // Events are asked for from before the first look, so none falls between.
-    let mut since = Some(unix_nanos_now());
-    refresh(&service, &args, &mut written).await;
+    let inventory = Inventory::new(Scope { allow_all: true, ..Scope::default() });
+    let informer = Informer::new(engine, inventory.clone(), args.resync);
+    let mut written = tokio::fs::read_to_string(&args.out).await.ok();
     if args.once {
+        informer.resync().await.context("cannot list the engine")?;
+        refresh(&inventory, &args, &mut written).await;
         return Ok(());
     }
-    loop {
-        if let Ok(events) = engine.container_events(since).await {
-            follow_stream(events, &service, &args, &mut written, &mut since).await;
-        }
-        // The engine is away or the stream broke: a pause, then a fresh look.
-        tokio::time::sleep(RETRY).await;
-        refresh(&service, &args, &mut written).await;
+    let mut changes = inventory.subscribe();
+    let cancel = CancellationToken::new();
+    let informing = tokio::spawn(informer.run(cancel.clone()));
+    while changes.changed().await.is_ok() {
+        tokio::time::sleep(DEBOUNCE).await;
+        changes.borrow_and_update();
+        refresh(&inventory, &args, &mut written).await;
     }
-}
-
-/// Refreshes on each event that can change the running set, again once the
-/// engine's listing has caught up with it, and every `--resync`; returns
-/// when the stream ends or fails.
-async fn follow_stream(
-    mut events: BoxStream<'static, EngineResult<ContainerEvent>>,
-    service: &Replicator,
-    args: &UpstreamsArgs,
-    written: &mut Option<String>,
-    since: &mut Option<i64>,
-) {
-    use tokio::time::Instant;
-    let mut settle: Option<Instant> = None;
-    // A deadline of its own, so a chatty stream of other events cannot put it off.
-    let mut resync_at = Instant::now() + args.resync;
-    loop {
-        let next_look = settle.map_or(resync_at, |at| at.min(resync_at));
-        tokio::select! {
-            event = events.next() => match event {
-                Some(Ok(event)) => {
-                    *since = Some(event.time_nano + 1);
-                    if event.changes_running_set() {
-                        refresh(service, args, written).await;
-                        settle = Some(Instant::now() + LISTING_LAG);
-                    }
-                }
-                Some(Err(e)) => return warn!(error = %e, "engine event stream interrupted; resuming"),
-                None => return,
-            },
-            () = tokio::time::sleep_until(next_look) => {
-                settle = None;
-                resync_at = Instant::now() + args.resync;
-                refresh(service, args, written).await;
-            }
-        }
-    }
-}
-
-fn unix_nanos_now() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
+    cancel.cancel();
+    informing.await.context("the informer failed")
 }
 
 /// Renders the group; writes and reloads only when the text changed.
-async fn refresh(service: &Replicator, args: &UpstreamsArgs, written: &mut Option<String>) {
-    let backends = match service.backends(&args.group, args.port, args.network.as_deref()).await {
-        Ok(b) => b,
+async fn refresh(inventory: &Inventory, args: &UpstreamsArgs, written: &mut Option<String>) {
+    let servers = match inventory.group(&args.group) {
+        Ok(group) => backends(&group, args.port, args.network.as_deref()),
         Err(Error::GroupNotFound(_)) => Vec::new(),
         Err(e) => return warn!(group = %args.group, error = %e, "cannot read the group; keeping the current file"),
     };
-    let text = render(args.format, &args.group, &backends);
+    let text = render(args.format, &args.group, &servers);
     if written.as_deref() == Some(text.as_str()) {
         return;
     }
-    if let Err(e) = write_atomically(&args.out, &text) {
+    if let Err(e) = write_atomically(&args.out, &text).await {
         return warn!(error = %format!("{e:#}"), "cannot write the upstreams file");
     }
-    info!(group = %args.group, servers = backends.len(), out = %args.out.display(), "upstreams written");
+    info!(group = %args.group, servers = servers.len(), out = %args.out.display(), "upstreams written");
     // Remembered only once the balancer has it: a failed reload is retried
-    // on the next event or resync.
+    // on the next change or resync.
     *written = match &args.reload {
         None => Some(text),
         Some(command) => match tokio::process::Command::new("sh").arg("-c").arg(command).status().await {
@@ -164,9 +121,9 @@ async fn refresh(service: &Replicator, args: &UpstreamsArgs, written: &mut Optio
 }
 
 /// Write beside, then rename: a reader never sees half a file.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+async fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    tokio::fs::write(&tmp, text).await.with_context(|| format!("cannot write {}", tmp.display()))?;
+    tokio::fs::rename(&tmp, path).await.with_context(|| format!("cannot replace {}", path.display()))
 }

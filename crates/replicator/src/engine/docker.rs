@@ -1,8 +1,10 @@
-//! The bollard adapter: the only code that knows bollard's types.
+//! The bollard adapter: the only code that knows bollard's types or an
+//! engine's quirks.
 //!
-//! Inspect results are turned into Engine API JSON (bollard serializes its
-//! models in the API's own field names), so the planner sees every field the
-//! engine reported; create bodies go back through the same serde.
+//! Container inspect and create go through raw Engine API JSON on the same
+//! connection pool (see [`super::transport`]), so every Config/HostConfig
+//! field the engine reports reaches the clone, including fields bollard's
+//! models do not know; the other calls use bollard's typed client.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,52 +14,53 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkConnectRequest, ServiceSpec};
+use bollard::models::{EndpointSettings, NetworkConnectRequest, ServiceSpec};
 use bollard::query_parameters::{
-    CreateContainerOptions, EventsOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions,
-    RemoveContainerOptions, StatsOptions, StopContainerOptions, UpdateServiceOptions,
+    EventsOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions, StatsOptions, StopContainerOptions,
+    UpdateServiceOptions,
 };
-use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
+use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
 use super::connect::{EngineEndpoint, EngineSettings};
-use super::{Engine, EngineError, EngineResult};
+use super::transport::{RawError, Transport};
+use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
 use crate::model::{
-    labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, Endpoint, ListQuery,
-    NetworkAttachment, RunState, ServiceDetails, StatsSample, TaskSummary,
+    labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, Endpoint,
+    ListQuery, NetworkAttachment, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
 };
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsError, TlsFiles};
 
-/// A Docker engine reached through bollard.
+/// A Docker-compatible engine reached through bollard and raw JSON calls.
 pub struct DockerEngine {
     settings: EngineSettings,
     telemetry: Arc<Telemetry>,
-    /// Connected lazily: a unix socket that does not exist yet (engine down at
-    /// start) must not stop replicator from starting.
+    transport: Transport,
+    /// Connected (version negotiated) lazily: an engine that is down at
+    /// start must not stop replicator from starting.
     client: RwLock<Option<Docker>>,
 }
 
 impl DockerEngine {
-    /// Validates the TLS files now (a wrong CA should stop `serve` with the file
-    /// named) but connects on first use.
+    /// Validates the TLS files now (a wrong CA should stop `serve` with the
+    /// file named) but connects on first use.
     pub fn new(settings: EngineSettings, telemetry: Arc<Telemetry>) -> Result<Self, TlsError> {
-        let client = match &settings.endpoint {
-            EngineEndpoint::Tcp { addr, tls: Some(dir) } => Some(tls_client(addr, dir, &settings)?),
-            _ => None,
+        let transport = match &settings.endpoint {
+            EngineEndpoint::Unix(path) => Transport::unix(path),
+            EngineEndpoint::Tcp { addr, tls: None } => Transport::http(addr),
+            EngineEndpoint::Tcp { addr, tls: Some(dir) } => {
+                Transport::https(addr, tls::client_config(&TlsFiles::client_in(dir))?)
+            }
         };
-        Ok(Self { settings, telemetry, client: RwLock::new(client) })
+        Ok(Self { settings, telemetry, transport, client: RwLock::new(None) })
     }
 
-    pub fn settings(&self) -> &EngineSettings {
-        &self.settings
-    }
-
+    /// The client, with the API version agreed with the engine (the highest both speak).
     async fn client(&self) -> EngineResult<Docker> {
         if let Some(docker) = self.client.read().await.as_ref() {
             return Ok(docker.clone());
@@ -66,19 +69,25 @@ impl DockerEngine {
         if let Some(docker) = slot.as_ref() {
             return Ok(docker.clone());
         }
+        if let EngineEndpoint::Unix(path) = &self.settings.endpoint {
+            check_socket(path)?;
+        }
         let secs = self.settings.timeout.as_secs().max(1);
-        let docker = match &self.settings.endpoint {
-            EngineEndpoint::Unix(path) => connect_unix(path, secs)?,
-            EngineEndpoint::Tcp { addr, .. } => {
-                Docker::connect_with_http(&format!("tcp://{addr}"), secs, API_DEFAULT_VERSION).map_err(map_error)?
-            }
-        };
-        *slot = Some(docker.clone());
-        Ok(docker)
+        let docker = self.transport.bollard(secs, API_DEFAULT_VERSION);
+        let negotiated = tokio::time::timeout(self.settings.timeout, docker.negotiate_version())
+            .await
+            .map_err(|_| EngineError::new(Op::Info, "", ErrorKind::Timeout, self.timeout_message(Duration::ZERO)))?
+            .map_err(|e| map_error(Op::Info, "", e))?;
+        *slot = Some(negotiated.clone());
+        Ok(negotiated)
+    }
+
+    fn timeout_message(&self, extra: Duration) -> String {
+        format!("engine call timed out after {:?}", self.settings.timeout + extra)
     }
 
     /// Runs one call with the engine timeout (`extra` for calls that wait on purpose, like stop).
-    async fn call<T, F, Fut>(&self, extra: Duration, f: F) -> EngineResult<T>
+    async fn call<T, F, Fut>(&self, op: Op, object: &str, extra: Duration, f: F) -> EngineResult<T>
     where
         F: FnOnce(Docker) -> Fut,
         Fut: Future<Output = Result<T, BollardError>>,
@@ -86,64 +95,109 @@ impl DockerEngine {
         let limit = self.settings.timeout + extra;
         let result = match self.client().await {
             Ok(docker) => match tokio::time::timeout(limit, f(docker)).await {
-                Ok(result) => result.map_err(map_error),
-                Err(_) => Err(EngineError::Timeout(limit)),
+                Ok(result) => result.map_err(|e| map_error(op, object, e)),
+                Err(_) => Err(EngineError::new(op, object, ErrorKind::Timeout, self.timeout_message(extra))),
             },
-            Err(e) => Err(e),
+            Err(e) => Err(EngineError { op, object: object.to_owned(), ..e }),
         };
-        if let Err(e) = &result {
-            // Missing objects and name clashes are answers, not engine failures.
-            if !matches!(e, EngineError::NotFound(_) | EngineError::Conflict(_)) {
-                self.telemetry.engine_error(e.kind());
-            }
-        }
+        self.count(op, &result);
         result
     }
-}
 
-fn connect_unix(path: &Path, secs: u64) -> EngineResult<Docker> {
-    if !path.exists() {
-        return Err(EngineError::Unavailable(format!(
-            "cannot reach the Docker engine: no socket at {}",
-            path.display()
-        )));
+    /// A raw JSON call through the same pool, for calls that must keep every field.
+    async fn raw(&self, op: Op, object: &str, method: Method, path: &str, body: Option<&Value>) -> EngineResult<Value> {
+        let result = match self.client().await {
+            Ok(docker) => {
+                let version: ClientVersion = docker.client_version();
+                let call = self.transport.json(method, &version, path, body);
+                match tokio::time::timeout(self.settings.timeout, call).await {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(RawError::Status(status, message))) => {
+                        Err(EngineError::new(op, object, kind_of_status(status.as_u16()), message))
+                    }
+                    Ok(Err(RawError::Transport(message))) => Err(EngineError::new(
+                        op,
+                        object,
+                        ErrorKind::Unavailable,
+                        format!("cannot reach the Docker engine: {message}"),
+                    )),
+                    Err(_) => Err(EngineError::new(op, object, ErrorKind::Timeout, self.timeout_message(Duration::ZERO))),
+                }
+            }
+            Err(e) => Err(EngineError { op, object: object.to_owned(), ..e }),
+        };
+        self.count(op, &result);
+        result
     }
-    Docker::connect_with_unix(&path.to_string_lossy(), secs, API_DEFAULT_VERSION).map_err(map_error)
+
+    /// Every call is logged at debug with its kind (tests count them); failures
+    /// that are not answers (missing objects, name clashes) are counted in metrics.
+    fn count<T>(&self, op: Op, result: &EngineResult<T>) {
+        tracing::debug!(op = %op, ok = result.is_ok(), "engine call");
+        self.telemetry.engine_call(op);
+        if let Err(e) = result {
+            if !matches!(e.kind, ErrorKind::NotFound | ErrorKind::Conflict) {
+                self.telemetry.engine_error(e.kind.name());
+            }
+        }
+    }
 }
 
-/// bollard's own TLS client also trusts the OS roots; the docker CLI trusts
-/// only `ca.pem`, and so do we.
-fn tls_client(addr: &str, dir: &Path, settings: &EngineSettings) -> Result<Docker, TlsError> {
-    let config = tls::client_config(&TlsFiles::client_in(dir))?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
-    let client = Client::builder(TokioExecutor::new()).build(https);
-    let transport = move |req: BollardRequest| {
-        let response = client.request(req);
-        async move { response.await.map_err(BollardError::from) }
-    };
-    let secs = settings.timeout.as_secs().max(1);
-    Ok(Docker::connect_with_custom_transport(transport, Some(format!("https://{addr}")), secs, API_DEFAULT_VERSION)
-        .expect("a custom transport needs no connection"))
+fn check_socket(path: &Path) -> EngineResult<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(EngineError::new(
+        Op::Ping,
+        "",
+        ErrorKind::Unavailable,
+        format!("cannot reach the Docker engine: no socket at {}", path.display()),
+    ))
 }
 
-fn map_error(e: BollardError) -> EngineError {
-    match e {
-        BollardError::DockerResponseServerError { status_code: 404, message } => EngineError::NotFound(message),
-        BollardError::DockerResponseServerError { status_code: 409, message } => EngineError::Conflict(message),
-        BollardError::DockerResponseServerError { message, .. } => EngineError::Rejected(message),
-        BollardError::RequestTimeoutError => EngineError::Timeout(Duration::ZERO),
+fn kind_of_status(status: u16) -> ErrorKind {
+    match status {
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        _ => ErrorKind::Rejected,
+    }
+}
+
+fn map_error(op: Op, object: &str, e: BollardError) -> EngineError {
+    let (kind, message) = match e {
+        BollardError::DockerResponseServerError { status_code, message } => (kind_of_status(status_code), message),
+        BollardError::RequestTimeoutError => (ErrorKind::Timeout, "engine call timed out".to_owned()),
         e @ (BollardError::HyperLegacyError { .. }
         | BollardError::IOError { .. }
         | BollardError::SocketNotFoundError(_)
         | BollardError::HyperResponseError { .. }) => {
-            EngineError::Unavailable(format!("cannot reach the Docker engine: {}", error_chain(&e)))
+            let kind = if untrusted_certificate(&e) { ErrorKind::Untrusted } else { ErrorKind::Unavailable };
+            (kind, format!("cannot reach the Docker engine: {}", error_chain(&e)))
         }
-        e => EngineError::Rejected(e.to_string()),
+        e => (ErrorKind::Rejected, e.to_string()),
+    };
+    EngineError::new(op, object, kind, message)
+}
+
+/// Whether the TLS handshake failed on the engine's certificate.
+fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(rustls::Error::InvalidCertificate(_)) = s.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))) {
+                return true;
+            }
+        }
+        source = s.source();
     }
+    false
 }
 
 /// hyper says "client error (Connect)"; the cause (refused, TLS...) is further down.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -168,26 +222,13 @@ fn strings_at(v: &Value, key: &str) -> Vec<String> {
     serde_json::from_value(v.get(key).cloned().unwrap_or(Value::Null)).unwrap_or_default()
 }
 
-fn details_from(inspect: &Value) -> ContainerDetails {
+/// An inspect document (`GET /containers/{id}/json`) in the project's terms.
+pub fn details_from(inspect: &Value) -> ContainerDetails {
     let object = |key: &str| inspect.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
     let endpoints = inspect
         .pointer("/NetworkSettings/Networks")
         .and_then(Value::as_object)
-        .map(|nets| {
-            nets.iter()
-                .map(|(name, ep)| {
-                    let endpoint = Endpoint {
-                        network_id: str_at(ep, "NetworkID").to_owned(),
-                        aliases: strings_at(ep, "Aliases"),
-                        links: strings_at(ep, "Links"),
-                        ip_address: str_at(ep, "IPAddress").to_owned(),
-                        driver_opts: serde_json::from_value(ep.get("DriverOpts").cloned().unwrap_or(Value::Null))
-                            .unwrap_or_default(),
-                    };
-                    (name.clone(), endpoint)
-                })
-                .collect()
-        })
+        .map(|nets| nets.iter().map(|(name, ep)| (name.clone(), endpoint_from(ep))).collect())
         .unwrap_or_default();
     ContainerDetails {
         id: str_at(inspect, "Id").to_owned(),
@@ -198,36 +239,76 @@ fn details_from(inspect: &Value) -> ContainerDetails {
         config: object("Config"),
         host_config: object("HostConfig"),
         endpoints,
-        published: published_ports(inspect),
+        published: published_from_inspect(inspect),
     }
 }
 
-fn published_ports(inspect: &Value) -> Vec<(String, String, u16)> {
+fn endpoint_from(ep: &Value) -> Endpoint {
+    Endpoint {
+        network_id: str_at(ep, "NetworkID").to_owned(),
+        aliases: strings_at(ep, "Aliases"),
+        links: strings_at(ep, "Links"),
+        ip_address: str_at(ep, "IPAddress").to_owned(),
+        driver_opts: serde_json::from_value(ep.get("DriverOpts").cloned().unwrap_or(Value::Null)).unwrap_or_default(),
+    }
+}
+
+/// `NetworkSettings.Ports` of an inspect: `{"80/tcp": [{"HostIp", "HostPort"}]}`.
+fn published_from_inspect(inspect: &Value) -> Vec<PublishedPort> {
     let Some(ports) = inspect.pointer("/NetworkSettings/Ports").and_then(Value::as_object) else {
         return Vec::new();
     };
     let mut published = Vec::new();
     for (port, bindings) in ports {
+        let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+        let Ok(container_port) = number.parse() else { continue };
         for b in bindings.as_array().into_iter().flatten() {
             if let Ok(host_port) = str_at(b, "HostPort").parse() {
-                published.push((port.clone(), str_at(b, "HostIp").to_owned(), host_port));
+                let host_ip = str_at(b, "HostIp").to_owned();
+                published.push(PublishedPort { container_port, protocol: protocol.to_owned(), host_ip, host_port });
             }
         }
     }
     published
 }
 
-fn summary_from(c: &Value) -> ContainerSummary {
+/// `Ports` of a listing: `[{"PrivatePort", "PublicPort", "IP", "Type"}]`.
+fn published_from_listing(c: &Value) -> Vec<PublishedPort> {
+    let port = |p: &Value, key: &str| p.get(key).and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
+    c.get("Ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(PublishedPort {
+                container_port: port(p, "PrivatePort")?,
+                protocol: str_at(p, "Type").to_owned(),
+                host_ip: str_at(p, "IP").to_owned(),
+                host_port: port(p, "PublicPort")?,
+            })
+        })
+        .collect()
+}
+
+/// One entry of a container listing (`GET /containers/json`).
+pub fn summary_from(c: &Value) -> ContainerSummary {
     // Legacy links add names like `/web/db`; the container's own has one slash.
     let names = strings_at(c, "Names");
     let name = names.iter().find(|n| n.matches('/').count() == 1).or(names.first());
     let config_like = serde_json::json!({ "Labels": c.get("Labels").cloned().unwrap_or(Value::Null) });
+    let networks = c
+        .pointer("/NetworkSettings/Networks")
+        .and_then(Value::as_object)
+        .map(|nets| nets.iter().map(|(name, ep)| (name.clone(), str_at(ep, "IPAddress").to_owned())).collect())
+        .unwrap_or_default();
     ContainerSummary {
         id: str_at(c, "Id").to_owned(),
         name: name.map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
         state: RunState::parse(str_at(c, "State")),
         labels: labels_of(config_like.as_object().expect("object literal")),
         created: c.get("Created").and_then(Value::as_i64).unwrap_or_default(),
+        networks,
+        published: published_from_listing(c),
     }
 }
 
@@ -248,6 +329,9 @@ fn service_from(v: &Value) -> ServiceDetails {
 }
 
 fn task_from(v: &Value) -> TaskSummary {
+    let created = time::OffsetDateTime::parse(str_at(v, "CreatedAt"), &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .unwrap_or_default();
     TaskSummary {
         id: str_at(v, "ID").to_owned(),
         container_id: v
@@ -258,7 +342,7 @@ fn task_from(v: &Value) -> TaskSummary {
         state: v.pointer("/Status/State").and_then(Value::as_str).unwrap_or_default().to_owned(),
         desired_state: str_at(v, "DesiredState").to_owned(),
         slot: v.get("Slot").and_then(Value::as_u64),
-        created: str_at(v, "CreatedAt").to_owned(),
+        created,
     }
 }
 
@@ -270,21 +354,53 @@ fn label_filters(labels: &[String]) -> HashMap<String, Vec<String>> {
     filters
 }
 
+/// Path segments and query values from callers are already validated, but a
+/// name still goes through the URL encoder: it is data, never syntax.
+fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 #[async_trait]
 impl Engine for DockerEngine {
     async fn ping(&self) -> EngineResult<()> {
-        self.call(Duration::ZERO, |d| async move { d.ping().await.map(drop) }).await
+        self.call(Op::Ping, "", Duration::ZERO, |d| async move { d.ping().await.map(drop) }).await
+    }
+
+    async fn info(&self) -> EngineResult<EngineInfo> {
+        let (version, info) = self
+            .call(Op::Info, "", Duration::ZERO, |d| async move { tokio::try_join!(d.version(), d.info()) })
+            .await?;
+        let (version, info) = (to_json(&version), to_json(&info));
+        let podman = version
+            .get("Components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| str_at(c, "Name").to_ascii_lowercase().contains("podman"));
+        let swarm = match info.pointer("/Swarm/LocalNodeState").and_then(Value::as_str) {
+            Some("active") if info.pointer("/Swarm/ControlAvailable") == Some(&Value::Bool(true)) => SwarmRole::Manager,
+            Some("active") => SwarmRole::Worker,
+            _ => SwarmRole::Inactive,
+        };
+        let api_version = self.client().await?.client_version();
+        Ok(EngineInfo {
+            kind: if podman { "podman" } else { "docker" }.to_owned(),
+            version: str_at(&version, "Version").to_owned(),
+            api_version: format!("{}.{}", api_version.major_version, api_version.minor_version),
+            swarm,
+        })
     }
 
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
-        let inspect = self.call(Duration::ZERO, |d| async move { d.inspect_container(id, None).await }).await?;
-        Ok(details_from(&to_json(&inspect)))
+        let path = format!("/containers/{}/json", encode(id));
+        let inspect = self.raw(Op::InspectContainer, id, Method::GET, &path, None).await?;
+        Ok(details_from(&inspect))
     }
 
     async fn image_id(&self, reference: &str) -> EngineResult<Option<String>> {
-        match self.call(Duration::ZERO, |d| async move { d.inspect_image(reference).await }).await {
+        match self.call(Op::InspectImage, reference, Duration::ZERO, |d| async move { d.inspect_image(reference).await }).await {
             Ok(image) => Ok(image.id),
-            Err(EngineError::NotFound(_)) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -298,17 +414,20 @@ impl Engine for DockerEngine {
             filters.insert("id".to_owned(), vec![id.clone()]);
         }
         let options = ListContainersOptions { all: query.all, filters: Some(filters), ..Default::default() };
-        let list = self.call(Duration::ZERO, |d| async move { d.list_containers(Some(options)).await }).await?;
+        let list = self
+            .call(Op::ListContainers, "", Duration::ZERO, |d| async move { d.list_containers(Some(options)).await })
+            .await?;
         Ok(list.iter().map(|c| summary_from(&to_json(c))).collect())
     }
 
     async fn create_container(&self, request: &CreateRequest) -> EngineResult<String> {
-        let body: ContainerCreateBody = serde_json::from_value(Value::Object(request.body.clone()))
-            .map_err(|e| EngineError::Rejected(format!("the create request cannot be encoded: {e}")))?;
-        let options = CreateContainerOptions { name: Some(request.name.clone()), ..Default::default() };
-        let created =
-            self.call(Duration::ZERO, |d| async move { d.create_container(Some(options), body).await }).await?;
-        Ok(created.id)
+        let path = format!("/containers/create?name={}", encode(&request.name));
+        let body = Value::Object(request.body.clone());
+        let created = self.raw(Op::CreateContainer, &request.name, Method::POST, &path, Some(&body)).await?;
+        match created.get("Id").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => Ok(id.to_owned()),
+            _ => Err(EngineError::new(Op::CreateContainer, &request.name, ErrorKind::Rejected, "the engine returned no id")),
+        }
     }
 
     async fn connect_network(&self, container: &str, a: &NetworkAttachment) -> EngineResult<()> {
@@ -323,50 +442,56 @@ impl Engine for DockerEngine {
             }),
         };
         let network = a.network.as_str();
-        self.call(Duration::ZERO, |d| async move { d.connect_network(network, request).await }).await
+        let object = format!("{network} to {container}");
+        self.call(Op::ConnectNetwork, &object, Duration::ZERO, |d| async move { d.connect_network(network, request).await })
+            .await
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
-        self.call(Duration::ZERO, |d| async move { d.start_container(id, None).await }).await
+        self.call(Op::StartContainer, id, Duration::ZERO, |d| async move { d.start_container(id, None).await }).await
     }
 
     async fn stop_container(&self, id: &str, timeout_secs: i32) -> EngineResult<()> {
         let options = StopContainerOptions { t: Some(timeout_secs), signal: None };
         let grace = Duration::from_secs(timeout_secs.max(0) as u64);
-        self.call(grace, |d| async move { d.stop_container(id, Some(options)).await }).await
+        self.call(Op::StopContainer, id, grace, |d| async move { d.stop_container(id, Some(options)).await }).await
     }
 
     async fn remove_container(&self, id: &str) -> EngineResult<()> {
-        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
-        self.call(Duration::ZERO, |d| async move { d.remove_container(id, Some(options)).await }).await
+        let path = format!("/containers/{}?force=true&v=true", encode(id));
+        self.raw(Op::RemoveContainer, id, Method::DELETE, &path, None).await.map(drop)
     }
 
     async fn inspect_service(&self, id: &str) -> EngineResult<ServiceDetails> {
-        let service = self.call(Duration::ZERO, |d| async move { d.inspect_service(id, None).await }).await?;
+        let service =
+            self.call(Op::InspectService, id, Duration::ZERO, |d| async move { d.inspect_service(id, None).await }).await?;
         Ok(service_from(&to_json(&service)))
     }
 
     async fn list_services(&self, labels: &[String]) -> EngineResult<Vec<ServiceDetails>> {
         let options = ListServicesOptions { filters: Some(label_filters(labels)), ..Default::default() };
-        match self.call(Duration::ZERO, |d| async move { d.list_services(Some(options)).await }).await {
-            Ok(list) => Ok(list.iter().map(|s| service_from(&to_json(s))).collect()),
-            Err(EngineError::Rejected(m)) if m.contains("swarm") => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        let list = self
+            .call(Op::ListServices, "", Duration::ZERO, |d| async move { d.list_services(Some(options)).await })
+            .await?;
+        Ok(list.iter().map(|s| service_from(&to_json(s))).collect())
     }
 
     async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()> {
+        let invalid = |why: String| EngineError::new(Op::UpdateService, id, ErrorKind::Rejected, why);
         let spec: ServiceSpec = serde_json::from_value(Value::Object(spec.clone()))
-            .map_err(|e| EngineError::Rejected(format!("the service spec cannot be encoded: {e}")))?;
-        let version =
-            i32::try_from(version).map_err(|_| EngineError::Rejected("service version out of range".into()))?;
+            .map_err(|e| invalid(format!("the service spec cannot be encoded: {e}")))?;
+        let version = i32::try_from(version).map_err(|_| invalid("service version out of range".into()))?;
         let options = UpdateServiceOptions { version, ..Default::default() };
-        let result =
-            self.call(Duration::ZERO, |d| async move { d.update_service(id, spec, options, None).await }).await;
+        let result = self
+            .call(Op::UpdateService, id, Duration::ZERO, |d| async move { d.update_service(id, spec, options, None).await })
+            .await;
         match result {
             Ok(_) => Ok(()),
-            // Swarm reports a stale version as a plain failure; it is a conflict to retry.
-            Err(EngineError::Rejected(m)) if m.contains("out of sequence") => Err(EngineError::Conflict(m)),
+            // Swarm answers a stale version with a 500 whose only sign is this
+            // text (no status code of its own): it is a conflict to retry.
+            Err(e) if e.kind == ErrorKind::Rejected && e.message.contains("out of sequence") => {
+                Err(EngineError { kind: ErrorKind::Conflict, ..e })
+            }
             Err(e) => Err(e),
         }
     }
@@ -377,14 +502,16 @@ impl Engine for DockerEngine {
             ("desired-state".to_owned(), vec!["running".to_owned()]),
         ]);
         let options = ListTasksOptions { filters: Some(filters) };
-        let list = self.call(Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await }).await?;
+        let list = self
+            .call(Op::ListTasks, service_id, Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
+            .await?;
         Ok(list.iter().map(|t| task_from(&to_json(t))).collect())
     }
 
     async fn stats(&self, id: &str) -> EngineResult<StatsSample> {
         let options = StatsOptions { stream: false, one_shot: false };
         let first = self
-            .call(Duration::ZERO, |d| async move {
+            .call(Op::Stats, id, Duration::ZERO, |d| async move {
                 let mut stream = Box::pin(d.stats(id, Some(options)));
                 stream.next().await.unwrap_or(Err(BollardError::DockerStreamError { error: "no stats".into() }))
             })
@@ -396,22 +523,26 @@ impl Engine for DockerEngine {
         &self,
         since_nano: Option<i64>,
     ) -> EngineResult<BoxStream<'static, EngineResult<ContainerEvent>>> {
-        let docker = self.client().await?;
+        let docker = self.client().await.map_err(|e| EngineError { op: Op::Events, ..e })?;
         let since = since_nano.map(|n| format!("{}.{:09}", n / 1_000_000_000, n % 1_000_000_000));
         let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
         let options = EventsOptions { since, until: None, filters: Some(filters) };
         let stream = docker.events(Some(options)).map(|item| {
-            let message = item.map_err(map_error)?;
-            let v = to_json(&message);
-            Ok(ContainerEvent {
-                action: str_at(&v, "Action").to_owned(),
-                id: v.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                attributes: serde_json::from_value(v.pointer("/Actor/Attributes").cloned().unwrap_or(Value::Null))
-                    .unwrap_or_default(),
-                time_nano: v.get("timeNano").and_then(Value::as_i64).unwrap_or_default(),
-            })
+            let message = item.map_err(|e| map_error(Op::Events, "", e))?;
+            Ok(event_from(&to_json(&message)))
         });
         Ok(Box::pin(stream))
+    }
+}
+
+/// One message of `GET /events`.
+pub fn event_from(v: &Value) -> ContainerEvent {
+    ContainerEvent {
+        action: str_at(v, "Action").to_owned(),
+        id: v.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        attributes: serde_json::from_value(v.pointer("/Actor/Attributes").cloned().unwrap_or(Value::Null))
+            .unwrap_or_default(),
+        time_nano: v.get("timeNano").and_then(Value::as_i64).unwrap_or_default(),
     }
 }
 

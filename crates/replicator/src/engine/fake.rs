@@ -1,82 +1,394 @@
-//! An in-process engine for unit tests: it owns no containers, counts the
-//! calls made to it, and answers every lookup with "not found".
+//! A stateful in-process engine for unit tests of the service, the
+//! inventory and the controller: containers with names, labels and states,
+//! Swarm services with versions, an event stream that can be cut, and
+//! injectable failures and delays. It counts every call by operation.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
 
-use super::{Engine, EngineError, EngineResult};
+use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
 use crate::model::{
-    ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, ListQuery, NetworkAttachment,
-    ServiceDetails, StatsSample, TaskSummary,
+    ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, ListQuery,
+    NetworkAttachment, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
 };
 
+/// One container the fake holds.
+#[derive(Debug, Clone)]
+struct Container {
+    details: ContainerDetails,
+    created: i64,
+}
+
+/// A failure to inject: the next `times` calls of `op` fail with `kind`.
+struct Failure {
+    op: Op,
+    kind: ErrorKind,
+    message: String,
+    times: usize,
+}
+
 #[derive(Default)]
-pub struct EmptyEngine {
-    calls: AtomicUsize,
+struct State {
+    containers: BTreeMap<String, Container>,
+    services: BTreeMap<String, (ServiceDetails, Vec<TaskSummary>)>,
+    next: u64,
+    clock: i64,
+    calls: HashMap<String, usize>,
+    failures: VecDeque<Failure>,
+    delays: HashMap<String, Duration>,
+    swarm: SwarmRole,
 }
 
-impl EmptyEngine {
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
+/// The fake engine.
+pub struct FakeEngine {
+    state: Mutex<State>,
+    events: broadcast::Sender<ContainerEvent>,
+    cuts: watch::Sender<u64>,
+}
 
-    fn call<T>(&self, answer: EngineResult<T>) -> EngineResult<T> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        answer
+impl Default for FakeEngine {
+    fn default() -> Self {
+        Self { state: Mutex::new(State { clock: 1_700_000_000, ..State::default() }), events: broadcast::channel(1024).0, cuts: watch::channel(0).0 }
     }
 }
 
-fn missing<T>() -> EngineResult<T> {
-    Err(EngineError::NotFound("no such object".into()))
+impl FakeEngine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A running container named `name` with `labels`; returns its id.
+    pub fn add_container(&self, name: &str, labels: &[(&str, &str)]) -> String {
+        let labels: serde_json::Map<String, Value> =
+            labels.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+        let config = json!({ "Image": "app:1", "Labels": labels });
+        let id = self.insert(name, config.as_object().cloned().unwrap_or_default(), RunState::Running);
+        self.emit("create", &id);
+        self.emit("start", &id);
+        id
+    }
+
+    fn insert(&self, name: &str, config: ApiObject, state: RunState) -> String {
+        let mut s = self.lock();
+        s.next += 1;
+        s.clock += 1;
+        let id = format!("{:064x}", s.next);
+        let details = ContainerDetails {
+            id: id.clone(),
+            name: name.to_owned(),
+            image_id: "sha256:app".into(),
+            created: String::new(),
+            state,
+            config,
+            ..Default::default()
+        };
+        let created = s.clock;
+        s.containers.insert(id.clone(), Container { details, created });
+        id
+    }
+
+    /// Makes the next `times` calls of `op` fail with `kind`.
+    pub fn fail(&self, op: Op, kind: ErrorKind, times: usize) {
+        self.lock().failures.push_back(Failure { op, kind, message: format!("injected {}", kind.name()), times });
+    }
+
+    /// Makes every call of `op` take `delay` first.
+    pub fn delay(&self, op: Op, delay: Duration) {
+        self.lock().delays.insert(op.to_string(), delay);
+    }
+
+    /// Calls of `op` so far.
+    pub fn calls(&self, op: Op) -> usize {
+        self.lock().calls.get(&op.to_string()).copied().unwrap_or(0)
+    }
+
+    /// Every call so far.
+    pub fn total_calls(&self) -> usize {
+        self.lock().calls.values().sum()
+    }
+
+    /// Names of the containers in `state`.
+    pub fn names_in(&self, state: RunState) -> Vec<String> {
+        let s = self.lock();
+        s.containers.values().filter(|c| c.details.state == state).map(|c| c.details.name.clone()).collect()
+    }
+
+    /// Every container's name.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().containers.values().map(|c| c.details.name.clone()).collect()
+    }
+
+    /// Changes a container's state as the engine would, with its event.
+    pub fn set_state(&self, id: &str, state: RunState, action: &str) {
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.details.state = state;
+        }
+        self.emit(action, id);
+    }
+
+    /// Removes a container without telling anyone (a missed event).
+    pub fn remove_silently(&self, id: &str) {
+        self.lock().containers.remove(id);
+    }
+
+    /// Ends every event stream, as a dropped connection would.
+    pub fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Turns Swarm mode on with this node as `role`.
+    pub fn set_swarm(&self, role: SwarmRole) {
+        self.lock().swarm = role;
+    }
+
+    /// A replicated service with `replicas` running tasks; returns its id.
+    pub fn add_service(&self, name: &str, replicas: u64, labels: &[(&str, &str)]) -> String {
+        let mut s = self.lock();
+        s.next += 1;
+        let id = format!("svc{}", s.next);
+        let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let spec = json!({ "Name": name, "Labels": labels, "Mode": { "Replicated": { "Replicas": replicas } } });
+        let details = ServiceDetails {
+            id: id.clone(),
+            name: name.into(),
+            version: 1,
+            labels,
+            replicas: Some(replicas),
+            spec: spec.as_object().cloned().unwrap_or_default(),
+        };
+        let tasks = tasks_for(&id, replicas);
+        s.services.insert(id.clone(), (details, tasks));
+        id
+    }
+
+    /// The desired replicas of a service.
+    pub fn service_replicas(&self, id: &str) -> Option<u64> {
+        self.lock().services.get(id).and_then(|(d, _)| d.replicas)
+    }
+
+    /// Moves a service's version on, as a concurrent update would.
+    pub fn bump_service_version(&self, id: &str) {
+        if let Some((d, _)) = self.lock().services.get_mut(id) {
+            d.version += 1;
+        }
+    }
+
+    fn emit(&self, action: &str, id: &str) {
+        let (attributes, time) = {
+            let s = self.lock();
+            let Some(c) = s.containers.get(id) else {
+                drop(s);
+                let _ = self.events.send(ContainerEvent { action: action.into(), id: id.into(), ..Default::default() });
+                return;
+            };
+            let mut attributes = c.details.labels();
+            attributes.insert("name".into(), c.details.name.clone());
+            (attributes, s.clock)
+        };
+        let _ = self.events.send(ContainerEvent { action: action.into(), id: id.into(), attributes, time_nano: time * 1_000_000_000 });
+    }
+
+    /// Counts the call, waits its delay, and fails it if a failure is due.
+    async fn enter(&self, op: Op, object: &str) -> EngineResult<()> {
+        let delay = {
+            let mut s = self.lock();
+            *s.calls.entry(op.to_string()).or_default() += 1;
+            s.delays.get(&op.to_string()).copied()
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let mut s = self.lock();
+        if let Some(i) = s.failures.iter().position(|f| f.op == op) {
+            let f = &mut s.failures[i];
+            let e = EngineError::new(op, object, f.kind, f.message.clone());
+            f.times -= 1;
+            if f.times == 0 {
+                s.failures.remove(i);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn find(&self, reference: &str) -> Option<Container> {
+        let s = self.lock();
+        s.containers
+            .values()
+            .find(|c| c.details.id == reference || c.details.name == reference || c.details.id.starts_with(reference))
+            .cloned()
+    }
+}
+
+fn tasks_for(service: &str, replicas: u64) -> Vec<TaskSummary> {
+    (1..=replicas)
+        .map(|slot| TaskSummary {
+            id: format!("{service}-task{slot}"),
+            container_id: format!("{service}-c{slot}"),
+            state: "running".into(),
+            desired_state: "running".into(),
+            slot: Some(slot),
+            created: 1_700_000_000,
+        })
+        .collect()
+}
+
+fn missing(op: Op, object: &str) -> EngineError {
+    EngineError::new(op, object, ErrorKind::NotFound, format!("No such object: {object}"))
+}
+
+fn summary(c: &Container) -> ContainerSummary {
+    ContainerSummary { created: c.created, ..c.details.summary() }
 }
 
 #[async_trait]
-impl Engine for EmptyEngine {
+impl Engine for FakeEngine {
     async fn ping(&self) -> EngineResult<()> {
-        self.call(Ok(()))
+        self.enter(Op::Ping, "").await
     }
-    async fn inspect_container(&self, _: &str) -> EngineResult<ContainerDetails> {
-        self.call(missing())
+
+    async fn info(&self) -> EngineResult<EngineInfo> {
+        self.enter(Op::Info, "").await?;
+        Ok(EngineInfo { kind: "fake".into(), version: "1".into(), api_version: "1.41".into(), swarm: self.lock().swarm })
     }
-    async fn image_id(&self, _: &str) -> EngineResult<Option<String>> {
-        self.call(Ok(None))
+
+    async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
+        self.enter(Op::InspectContainer, id).await?;
+        let c = self.find(id).ok_or_else(|| missing(Op::InspectContainer, id))?;
+        let created = time::OffsetDateTime::from_unix_timestamp(c.created)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        Ok(ContainerDetails { created, ..c.details })
     }
-    async fn list_containers(&self, _: &ListQuery) -> EngineResult<Vec<ContainerSummary>> {
-        self.call(Ok(Vec::new()))
+
+    async fn image_id(&self, reference: &str) -> EngineResult<Option<String>> {
+        self.enter(Op::InspectImage, reference).await?;
+        Ok(Some("sha256:app".into()))
     }
-    async fn create_container(&self, _: &CreateRequest) -> EngineResult<String> {
-        self.call(missing())
+
+    async fn list_containers(&self, query: &ListQuery) -> EngineResult<Vec<ContainerSummary>> {
+        self.enter(Op::ListContainers, "").await?;
+        let s = self.lock();
+        let matches = |c: &Container| {
+            let labels = c.details.labels();
+            (query.all || c.details.state == RunState::Running)
+                && query.labels.iter().all(|f| match f.split_once('=') {
+                    Some((k, v)) => labels.get(k).is_some_and(|l| l == v),
+                    None => labels.contains_key(f),
+                })
+                && query.name.as_ref().is_none_or(|n| c.details.name.contains(n.as_str()))
+                && query.id.as_ref().is_none_or(|id| &c.details.id == id)
+        };
+        Ok(s.containers.values().filter(|c| matches(c)).map(summary).collect())
     }
-    async fn connect_network(&self, _: &str, _: &NetworkAttachment) -> EngineResult<()> {
-        self.call(missing())
+
+    async fn create_container(&self, request: &CreateRequest) -> EngineResult<String> {
+        self.enter(Op::CreateContainer, &request.name).await?;
+        if self.find(&request.name).is_some_and(|c| c.details.name == request.name) {
+            return Err(EngineError::new(Op::CreateContainer, &request.name, ErrorKind::Conflict, "name in use"));
+        }
+        let mut config = request.body.clone();
+        config.retain(|k, _| k != "HostConfig" && k != "NetworkingConfig");
+        let id = self.insert(&request.name, config, RunState::Created);
+        self.emit("create", &id);
+        Ok(id)
     }
-    async fn start_container(&self, _: &str) -> EngineResult<()> {
-        self.call(missing())
+
+    async fn connect_network(&self, container: &str, _: &NetworkAttachment) -> EngineResult<()> {
+        self.enter(Op::ConnectNetwork, container).await
     }
-    async fn stop_container(&self, _: &str, _: i32) -> EngineResult<()> {
-        self.call(missing())
+
+    async fn start_container(&self, id: &str) -> EngineResult<()> {
+        self.enter(Op::StartContainer, id).await?;
+        let found = self.find(id).ok_or_else(|| missing(Op::StartContainer, id))?;
+        self.set_state(&found.details.id, RunState::Running, "start");
+        Ok(())
     }
-    async fn remove_container(&self, _: &str) -> EngineResult<()> {
-        self.call(missing())
+
+    async fn stop_container(&self, id: &str, _: i32) -> EngineResult<()> {
+        self.enter(Op::StopContainer, id).await?;
+        let found = self.find(id).ok_or_else(|| missing(Op::StopContainer, id))?;
+        self.set_state(&found.details.id, RunState::Exited, "die");
+        Ok(())
     }
-    async fn inspect_service(&self, _: &str) -> EngineResult<ServiceDetails> {
-        self.call(missing())
+
+    async fn remove_container(&self, id: &str) -> EngineResult<()> {
+        self.enter(Op::RemoveContainer, id).await?;
+        let found = self.find(id).ok_or_else(|| missing(Op::RemoveContainer, id))?;
+        self.lock().containers.remove(&found.details.id);
+        self.emit("destroy", &found.details.id);
+        Ok(())
     }
-    async fn list_services(&self, _: &[String]) -> EngineResult<Vec<ServiceDetails>> {
-        self.call(Ok(Vec::new()))
+
+    async fn inspect_service(&self, id: &str) -> EngineResult<ServiceDetails> {
+        self.enter(Op::InspectService, id).await?;
+        let s = self.lock();
+        let found = s.services.values().find(|(d, _)| d.id == id || d.name == id);
+        found.map(|(d, _)| d.clone()).ok_or_else(|| missing(Op::InspectService, id))
     }
-    async fn update_service(&self, _: &str, _: u64, _: &ApiObject) -> EngineResult<()> {
-        self.call(missing())
+
+    async fn list_services(&self, labels: &[String]) -> EngineResult<Vec<ServiceDetails>> {
+        self.enter(Op::ListServices, "").await?;
+        let s = self.lock();
+        if s.swarm != SwarmRole::Manager {
+            return Err(EngineError::new(Op::ListServices, "", ErrorKind::Rejected, "This node is not a swarm manager."));
+        }
+        let wanted = |d: &ServiceDetails| {
+            labels.iter().all(|f| match f.split_once('=') {
+                Some((k, v)) => d.labels.get(k).is_some_and(|l| l == v),
+                None => d.labels.contains_key(f),
+            })
+        };
+        Ok(s.services.values().map(|(d, _)| d).filter(|d| wanted(d)).cloned().collect())
     }
-    async fn list_tasks(&self, _: &str) -> EngineResult<Vec<TaskSummary>> {
-        self.call(Ok(Vec::new()))
+
+    async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()> {
+        self.enter(Op::UpdateService, id).await?;
+        let mut s = self.lock();
+        let (details, tasks) = s.services.get_mut(id).ok_or_else(|| missing(Op::UpdateService, id))?;
+        if details.version != version {
+            return Err(EngineError::new(Op::UpdateService, id, ErrorKind::Conflict, "update out of sequence"));
+        }
+        let replicas = spec.get("Mode").and_then(|m| m.pointer("/Replicated/Replicas")).and_then(Value::as_u64);
+        details.version += 1;
+        details.replicas = replicas;
+        details.spec = spec.clone();
+        *tasks = tasks_for(id, replicas.unwrap_or(0));
+        Ok(())
     }
-    async fn stats(&self, _: &str) -> EngineResult<StatsSample> {
-        self.call(missing())
+
+    async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>> {
+        self.enter(Op::ListTasks, service_id).await?;
+        let s = self.lock();
+        Ok(s.services.get(service_id).map(|(_, t)| t.clone()).unwrap_or_default())
     }
+
+    async fn stats(&self, id: &str) -> EngineResult<StatsSample> {
+        self.enter(Op::Stats, id).await?;
+        Ok(StatsSample::default())
+    }
+
     async fn container_events(&self, _: Option<i64>) -> EngineResult<BoxStream<'static, EngineResult<ContainerEvent>>> {
-        self.call(Ok(Box::pin(futures_util::stream::empty())))
+        self.enter(Op::Events, "").await?;
+        let events = self.events.subscribe();
+        let mut cuts = self.cuts.subscribe();
+        cuts.borrow_and_update();
+        let stream = futures_util::stream::unfold((events, cuts), |(mut events, mut cuts)| async move {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => Some((Ok(event), (events, cuts))),
+                    Err(_) => None,
+                },
+                _ = cuts.changed() => None,
+            }
+        });
+        Ok(Box::pin(stream))
     }
 }

@@ -1,60 +1,40 @@
-//! The use cases: replicate a container, list and scale groups. Knows neither
-//! HTTP nor bollard: callers pass validated input, the engine is a port.
+//! The commands: replicate a container, scale a group, remove the debris of
+//! cut-off replications. Knows neither HTTP nor bollard: callers pass
+//! validated input, the engine is a port, and group state is read from the
+//! [`Inventory`], where each command also records its intents.
 
-mod backends;
-mod groups;
-mod metrics;
+mod locks;
+mod reconcile;
 mod replicate;
-mod reservation;
 mod scale;
 mod swarm;
-mod upkeep;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::autoscale::store::{Board, MetricStore};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::labels::Selector;
+use crate::id::ContainerRef;
+use crate::inventory::{Group, Inventory};
 use crate::telemetry::Telemetry;
 
-pub use groups::{GroupView, MemberView};
-pub use metrics::MetricSample;
 pub use replicate::{Replica, Replication, MAX_COUNT};
-use reservation::GroupSlots;
 
 /// Policy switches from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Replicate containers without `replicator.enable=true` (the original tool's behaviour).
-    pub allow_all: bool,
-    /// Group size limit when the original carries no `replicator.max`.
-    pub default_max: u32,
     /// Keep fixed host ports on clones instead of publishing ephemeral ones.
     pub keep_host_ports: bool,
     /// How long a replica may take to stop before it is killed.
     pub stop_timeout: Duration,
     /// Our own container, never replicated.
     pub self_id: Option<String>,
-    /// Manage only containers and services carrying this label.
-    pub selector: Option<Selector>,
-    /// The autoscaler decides and reports but never applies (`serve --dry-run`).
-    pub autoscale_dry_run: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            allow_all: false,
-            default_max: 10,
-            keep_host_ports: false,
-            stop_timeout: Duration::from_secs(10),
-            self_id: None,
-            selector: None,
-            autoscale_dry_run: false,
-        }
+        Self { keep_host_ports: false, stop_timeout: Duration::from_secs(10), self_id: None }
     }
 }
 
@@ -66,63 +46,75 @@ pub struct Replicator {
 
 struct Inner {
     engine: Arc<dyn Engine>,
+    inventory: Arc<Inventory>,
     settings: Settings,
-    slots: GroupSlots,
+    locks: locks::GroupLocks,
     telemetry: Arc<Telemetry>,
-    metrics: MetricStore,
-    board: Board,
 }
 
 impl Replicator {
-    pub fn new(engine: Arc<dyn Engine>, settings: Settings, telemetry: Arc<Telemetry>) -> Self {
-        let inner = Inner {
-            engine,
-            settings,
-            slots: GroupSlots::default(),
-            telemetry,
-            metrics: MetricStore::default(),
-            board: Board::default(),
-        };
+    /// A service acting on `engine`, reading and recording group state in `inventory`.
+    pub fn new(engine: Arc<dyn Engine>, inventory: Arc<Inventory>, settings: Settings, telemetry: Arc<Telemetry>) -> Self {
+        let inner = Inner { engine, inventory, settings, locks: locks::GroupLocks::default(), telemetry };
         Self { inner: Arc::new(inner) }
     }
 
+    /// Counters and histograms for `/metrics`.
     pub fn telemetry(&self) -> &Telemetry {
         &self.inner.telemetry
     }
 
-    /// Values pushed to `POST /v1/metrics`.
-    pub fn metric_store(&self) -> &MetricStore {
-        &self.inner.metrics
-    }
-
-    /// The autoscaler's latest evaluations, shown in the group views.
-    pub fn board(&self) -> &Board {
-        &self.inner.board
-    }
-
+    /// The engine this service acts on.
     pub fn engine(&self) -> &dyn Engine {
         self.inner.engine.as_ref()
     }
 
+    /// The model of groups and members this service reads and writes.
+    pub fn inventory(&self) -> &Arc<Inventory> {
+        &self.inner.inventory
+    }
+
+    /// The command-line switches it was made with.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
 
+    /// Every managed group, by name.
+    pub fn groups(&self) -> Result<Arc<Vec<Group>>> {
+        self.inventory().groups()
+    }
+
+    /// One group by name.
+    pub fn group(&self, name: &str) -> Result<Group> {
+        self.inventory().group(name)
+    }
+
+    /// The full id of the container `target` names and the group it belongs
+    /// to (for callers that report on behalf of a container: metric pushes).
+    pub async fn locate(&self, target: &ContainerRef) -> Result<(String, Group)> {
+        let id = match self.inventory().container(target.as_str()) {
+            Some(c) => c.id,
+            None => {
+                let details = self.inspect_target(target).await?;
+                self.inventory().observe(details.summary());
+                details.id
+            }
+        };
+        let groups = self.groups()?;
+        let group = groups.iter().find(|g| g.members.iter().any(|m| m.id == id)).cloned().ok_or_else(|| {
+            Error::Conflict(format!("container {target} is not a member of any group this replicator manages"))
+        })?;
+        Ok((id, group))
+    }
+
     /// Refuses what lies outside `--selector`.
-    pub(crate) fn check_selected(&self, what: &str, labels: &std::collections::BTreeMap<String, String>) -> Result<()> {
-        match &self.settings().selector {
+    fn check_selected(&self, what: &str, labels: &std::collections::BTreeMap<String, String>) -> Result<()> {
+        match &self.inventory().scope().selector {
             Some(selector) if !selector.matches(labels) => {
                 Err(Error::Forbidden(format!("{what} is not managed by this replicator (its selector is {selector})")))
             }
             _ => Ok(()),
         }
-    }
-
-    /// The engine label filters for "managed by us", plus `label`.
-    pub(crate) fn managed_filter(&self, label: &str) -> Vec<String> {
-        let mut filters = vec![label.to_owned()];
-        filters.extend(self.settings().selector.as_ref().map(Selector::filter));
-        filters
     }
 }
 

@@ -1,19 +1,17 @@
-//! Replicating a container: inspect, check policy and limit, reserve names,
-//! then create, connect and start each clone, rolling back on any failure.
-
-use std::collections::HashSet;
+//! Replicating a container: inspect it, check policy and the group's bounds,
+//! reserve places and names in the inventory, then create, connect and
+//! start each clone, rolling back on any failure.
 
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::reservation::{GroupSlot, Reservation};
 use super::{detached, Replicator};
-use crate::engine::EngineError;
 use crate::error::{Error, Result};
 use crate::group::{self, Bounds, GroupIdentity};
 use crate::id::ContainerRef;
+use crate::inventory::Reservation;
 use crate::labels;
-use crate::model::{ContainerDetails, ListQuery, NetworkAttachment};
+use crate::model::{labels_of, ContainerDetails, ContainerSummary, CreateRequest, NetworkAttachment, RunState};
 use crate::plan::{self, CloneSpec};
 
 /// Most replicas one request may ask for; the group limit usually binds first.
@@ -26,16 +24,21 @@ const NAME_RETRIES: usize = 5;
 pub struct Replication {
     /// Full id of the container that was replicated.
     pub source: String,
+    /// The group the replicas joined.
     pub group: String,
+    /// The replicas made.
     pub replicas: Vec<Replica>,
     /// What differs from the source and why (ephemeral host ports...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
+/// One replica made.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Replica {
+    /// Full container id.
     pub id: String,
+    /// Container name.
     pub name: String,
 }
 
@@ -64,26 +67,27 @@ impl Replicator {
     async fn replicate_now(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
         let details = self.inspect_target(target).await?;
         if let Some(service_id) = details.label(labels::SWARM_SERVICE_ID) {
-            return self.replicate_task(&details.id, service_id, count, caller).await;
+            let service_id = service_id.to_owned();
+            return self.replicate_task(&details.id, &service_id, count, caller).await;
         }
-        self.check_selected(&format!("container {target}"), &details.labels())?;
-        if !self.settings().allow_all && !labels::is_true(details.label(labels::ENABLE)) {
+        let labels = details.labels();
+        self.check_selected(&format!("container {target}"), &labels)?;
+        let enabled = labels::flag(&labels, labels::ENABLE, false).map_err(|e| Error::Conflict(e.to_string()))?;
+        if !enabled && !self.inventory().scope().allow_all {
             return Err(Error::NotEnabled(target.to_string()));
         }
         let source = self.source_from(details)?;
-        let slot = self.inner.slots.slot(&source.group.name);
         let reservation = {
-            let _admitted = slot.admit().await;
-            self.reserve(&slot, &source, count).await?
+            let _admitted = self.inner.locks.lock(&source.group.name).await;
+            self.reserve(&source, count as usize)?
         };
-        let replicas = self.create_replicas(&source, reservation, caller).await?;
-        Ok(replicas)
+        self.create_replicas(&source, reservation, caller).await
     }
 
     /// The container the caller named; a 404 here means the caller's container.
-    async fn inspect_target(&self, target: &ContainerRef) -> Result<ContainerDetails> {
+    pub(super) async fn inspect_target(&self, target: &ContainerRef) -> Result<ContainerDetails> {
         let details = self.engine().inspect_container(target.as_str()).await.map_err(|e| match e {
-            EngineError::NotFound(_) => Error::ContainerNotFound(target.to_string()),
+            e if e.is_not_found() => Error::ContainerNotFound(target.to_string()),
             e => e.into(),
         })?;
         if self.settings().self_id.as_deref() == Some(details.id.as_str()) {
@@ -92,62 +96,44 @@ impl Replicator {
         Ok(details)
     }
 
-    /// Resolves the caller's container and the group it belongs to, for callers
-    /// other than replication (metric pushes).
-    pub(super) async fn inspect_for_caller(&self, target: &ContainerRef) -> Result<ContainerDetails> {
-        self.inspect_target(target).await
-    }
-
+    /// The source with its group's rules, as the inventory reads them for
+    /// every consumer (the strictest bounds of the group's originals).
     pub(super) fn source_from(&self, details: ContainerDetails) -> Result<Source> {
         let labels = details.labels();
-        let group = group::identify(&details.id, &details.name, &labels);
-        let bounds = group::bounds(&labels, self.settings().default_max).map_err(Error::Conflict)?;
-        Ok(Source { details, group, bounds })
+        group::check_group_label(&labels).map_err(Error::Conflict)?;
+        let identity = group::identify(&details.id, &details.name, &labels);
+        // The engine may not have told the inventory about the source yet.
+        self.inventory().observe(details.summary());
+        let bounds = match self.inventory().group(&identity.name) {
+            Ok(g) => g.bounds.map_err(|reason| Error::InvalidGroup { group: identity.name.clone(), reason })?,
+            Err(Error::GroupNotFound(_)) => Bounds::from_labels(&labels, self.inventory().scope().default_max)
+                .map_err(|reason| Error::InvalidGroup { group: identity.name.clone(), reason })?,
+            Err(e) => return Err(e),
+        };
+        Ok(Source { details, group: identity, bounds })
     }
 
-    /// Counts the group and reserves `count` places and names, or refuses at
-    /// the limit. The caller holds the group's admission.
-    pub(super) async fn reserve(
-        &self,
-        slot: &std::sync::Arc<GroupSlot>,
-        source: &Source,
-        count: u32,
-    ) -> Result<Reservation> {
-        let (members, taken) = tokio::try_join!(self.members_of(&source.group), self.names_in_use(&source.group))?;
-        let pending = slot.pending();
-        let settled = members.iter().filter(|m| m.state.is_live() && !pending.contains(&m.name)).count();
-        if settled + pending.len() + count as usize > source.bounds.max as usize {
-            return Err(Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max });
-        }
-        let mut taken: HashSet<String> = taken.into_iter().chain(pending).collect();
-        let names = (0..count)
-            .map(|_| {
-                let name = source.group.naming.next_free(&taken);
-                taken.insert(name.clone());
-                name
-            })
-            .collect();
-        Ok(slot.reserve(names))
-    }
-
-    /// Names (of any container, in any state) a new replica name must avoid.
-    async fn names_in_use(&self, group: &GroupIdentity) -> Result<HashSet<String>> {
-        let query = ListQuery { all: true, name: Some(group.naming.stem()), ..Default::default() };
-        Ok(self.engine().list_containers(&query).await?.into_iter().map(|c| c.name).collect())
+    /// Reserves `count` places and names, or refuses at the limit. The caller
+    /// holds the group's lock.
+    pub(super) fn reserve(&self, source: &Source, count: usize) -> Result<Reservation> {
+        let max = source.bounds.max as usize;
+        self.inventory()
+            .reserve(&source.group.name, count, max, &source.group.naming)
+            .ok_or_else(|| Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max })
     }
 
     /// Creates one replica per reserved name; all or nothing.
     pub(super) async fn create_replicas(
         &self,
         source: &Source,
-        mut reservation: Reservation,
+        reservation: Reservation,
         caller: &str,
     ) -> Result<Replication> {
         let tag_image_id = self.tag_image_id(&source.details).await?;
         let mut replicas = Vec::new();
         let mut notes = Vec::new();
         for index in 0..reservation.names().len() {
-            match self.clone_one(source, tag_image_id.as_deref(), &mut reservation, index).await {
+            match self.clone_one(source, tag_image_id.as_deref(), &reservation, index).await {
                 Ok((replica, mut n)) => {
                     info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
                           name = %replica.name, caller, "replica started");
@@ -180,7 +166,7 @@ impl Replicator {
         &self,
         source: &Source,
         tag_image_id: Option<&str>,
-        reservation: &mut Reservation,
+        reservation: &Reservation,
         index: usize,
     ) -> Result<(Replica, Vec<String>)> {
         let naming = &source.group.naming;
@@ -198,20 +184,21 @@ impl Replicator {
             let plan = plan::plan_clone(&source.details, &spec);
             let id = match self.engine().create_container(&plan.create).await {
                 Ok(id) => id,
-                Err(EngineError::Conflict(_)) if retries < NAME_RETRIES => {
-                    // Someone else took the name since we listed: take the next free one.
+                Err(e) if e.is_conflict() && retries < NAME_RETRIES => {
+                    // Someone else took the name since we looked: take the next free one.
                     retries += 1;
-                    let in_use = self.names_in_use(&source.group).await?;
-                    name = reservation
-                        .rename(&name, |pending| naming.next_free(&in_use.union(pending).cloned().collect()));
+                    name = reservation.rename(index, naming);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
+            reservation.created(index, &id);
+            self.inventory().observe(summary_of(&id, &plan.create, RunState::Created));
             if let Err(e) = self.connect_and_start(&id, &plan.connect).await {
                 self.remove_quietly(&id).await;
                 return Err(e);
             }
+            self.inventory().observe(summary_of(&id, &plan.create, RunState::Running));
             return Ok((Replica { id, name }, plan.notes));
         }
     }
@@ -226,9 +213,24 @@ impl Replicator {
 
     /// Rollback must not hide the error that caused it; a failed removal is logged.
     pub(super) async fn remove_quietly(&self, id: &str) {
-        if let Err(e) = self.engine().remove_container(id).await {
-            warn!(container = %id, error = %e, "could not remove a container during rollback");
+        match self.engine().remove_container(id).await {
+            Ok(()) => self.inventory().forget(id),
+            Err(e) if e.is_not_found() => self.inventory().forget(id),
+            Err(e) => warn!(container = %id, error = %e, "could not remove a container during rollback"),
         }
+    }
+}
+
+/// What replicator knows of a container it created, before the engine's events say more.
+fn summary_of(id: &str, request: &CreateRequest, state: RunState) -> ContainerSummary {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64);
+    ContainerSummary {
+        id: id.to_owned(),
+        name: request.name.clone(),
+        state,
+        labels: labels_of(&request.body),
+        created: now.unwrap_or_default(),
+        ..Default::default()
     }
 }
 
@@ -237,7 +239,7 @@ fn outcome(result: &Result<Replication>) -> &'static str {
     match result {
         Ok(_) => "created",
         Err(Error::LimitReached { .. }) => "limit",
-        Err(Error::EngineRejected(_) | Error::EngineUnavailable(_) | Error::Internal(_)) => "failed",
+        Err(Error::Engine(_) | Error::Internal(_)) => "failed",
         Err(_) => "refused",
     }
 }

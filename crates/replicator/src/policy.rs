@@ -1,5 +1,7 @@
 //! A group's autoscaling policy, read from the labels on its original (or its
 //! Swarm service). Pure; a malformed label yields a reason, never a panic.
+//! It lives beside the group rules (not in the autoscaler) because the
+//! inventory reads it once per group for every consumer.
 
 use std::collections::BTreeMap;
 
@@ -92,7 +94,9 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
             None => return Err(format!("label {QUERY} is required with {METRIC}=prometheus")),
         },
         name if valid_metric_name(name) => Metric::Pushed(name.to_owned()),
-        other => return Err(format!("label {METRIC}={other:?} is not cpu, memory or a metric name")),
+        other => {
+            return Err(format!("label {METRIC}={:?} is not cpu, memory or a metric name", crate::text::prefix(other)))
+        }
     };
     let target = labels.get(TARGET).ok_or_else(|| format!("label {TARGET} is required with {METRIC}"))?;
     let target = target
@@ -100,8 +104,8 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         .parse::<f64>()
         .ok()
         .filter(|t| t.is_finite() && *t > 0.0)
-        .ok_or_else(|| format!("label {TARGET}={target:?} is not a positive number"))?;
-    let count = |key: &str, default: u32| crate::labels::positive_count(labels, key, default);
+        .ok_or_else(|| format!("label {TARGET}={:?} is not a positive number", crate::text::prefix(target)))?;
+    let count = |key: &str, default: u32| crate::labels::positive_count(labels, key, default).map_err(|e| e.to_string());
     // Within the group's own bounds, whatever the autoscale labels say.
     let max = count(MAX, group.max)?.min(group.max);
     let min = count(MIN, 1)?.max(group.min);
@@ -114,12 +118,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
     let optional_count = |key: &str| labels.get(key).map(|_| count(key, 1)).transpose();
     let optional_duration =
         |key: &str| labels.get(key).map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}"))).transpose();
-    let dry_run = match labels.get(DRY_RUN).map(|v| v.trim().to_ascii_lowercase()) {
-        None => false,
-        Some(v) if v == "true" => true,
-        Some(v) if v == "false" => false,
-        Some(v) => return Err(format!("label {DRY_RUN}={v:?} is not true or false")),
-    };
+    let dry_run = crate::labels::flag(labels, DRY_RUN, false).map_err(|e| e.to_string())?;
     Ok(Some(Policy {
         metric,
         target,

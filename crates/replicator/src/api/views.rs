@@ -1,0 +1,85 @@
+//! The API's JSON shape of a group, built from the inventory's [`Group`]
+//! and the autoscaler's word on it. Nothing else reads this type.
+
+use serde::Serialize;
+
+use crate::autoscale::store::AutoscaleView;
+use crate::autoscale::AutoscaleHandle;
+use crate::group::GroupKind;
+use crate::inventory::{Group, Member, MemberState};
+
+/// A group as `GET /v1/groups` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GroupView {
+    /// The name the API addresses it by.
+    pub name: String,
+    /// `containers`, `compose` or `swarm`.
+    pub kind: GroupKind,
+    /// Running members.
+    pub replicas: usize,
+    /// Fewest members (null while the group's labels are invalid).
+    pub min: Option<u32>,
+    /// Most members (null while the group's labels are invalid).
+    pub max: Option<u32>,
+    /// Why the group refuses every change, when its labels are malformed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How disagreeing originals were reconciled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+    /// Every member, oldest first.
+    pub members: Vec<MemberView>,
+    /// The autoscaler's settings and last decision, for an autoscaled group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleView>,
+}
+
+/// A member as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MemberView {
+    /// Container id (empty while replicator is still creating it).
+    pub id: String,
+    /// Container or task name.
+    pub name: String,
+    /// Lifecycle state.
+    pub state: MemberState,
+    /// Not made by replicator.
+    pub original: bool,
+    /// RFC 3339.
+    pub created: String,
+}
+
+impl GroupView {
+    /// The view of `group`, with the autoscaler's part when it autoscales.
+    pub fn of(group: &Group, autoscale: &AutoscaleHandle) -> Self {
+        let (min, max, error) = match &group.bounds {
+            Ok(b) => (Some(b.min), Some(b.max), None),
+            Err(reason) => (None, None, Some(reason.clone())),
+        };
+        GroupView {
+            name: group.name().to_owned(),
+            kind: group.kind(),
+            replicas: group.running(),
+            min,
+            max,
+            error,
+            conflict: group.conflict.clone(),
+            members: group.members.iter().map(MemberView::of).collect(),
+            autoscale: autoscale.view(group),
+        }
+    }
+}
+
+impl MemberView {
+    fn of(m: &Member) -> Self {
+        MemberView { id: m.id.clone(), name: m.name.clone(), state: m.state, original: m.original, created: rfc3339(m.created) }
+    }
+}
+
+/// Unix seconds as RFC 3339 (empty for an instant not yet known).
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

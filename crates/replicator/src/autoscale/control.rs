@@ -1,0 +1,150 @@
+//! What the autoscaler may see and do, and what others may ask of it.
+//!
+//! [`GroupControl`] is all the autoscaler knows of the service: read the
+//! groups, wait for them to change, scale one, read a member's stats. The
+//! service never imports this module; the implementation for
+//! [`Replicator`] lives here. [`AutoscaleHandle`] is the autoscaler's side
+//! for the API and the dashboard: pushed metrics in, decisions out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::store::{AutoscaleView, Board, DecisionView, MetricStore, Sample};
+use crate::error::{Error, Result};
+use crate::id::ContainerRef;
+use crate::inventory::Group;
+use crate::model::StatsSample;
+use crate::policy::{self, Metric};
+use crate::service::Replicator;
+
+/// The service as the autoscaler sees it.
+#[async_trait]
+pub trait GroupControl: Send + Sync + 'static {
+    /// Every managed group.
+    fn groups(&self) -> Result<Arc<Vec<Group>>>;
+    /// Changes whenever the groups do.
+    fn changes(&self) -> watch::Receiver<u64>;
+    /// Brings a group to `to` members.
+    async fn scale(&self, group: &str, to: u32) -> Result<()>;
+    /// One reading of a member's counters.
+    async fn stats(&self, container: &str) -> Result<StatsSample>;
+    /// The full id of the container `target` names, and its group.
+    async fn locate(&self, target: &ContainerRef) -> Result<(String, Group)>;
+}
+
+#[async_trait]
+impl GroupControl for Replicator {
+    fn groups(&self) -> Result<Arc<Vec<Group>>> {
+        Replicator::groups(self)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.inventory().subscribe()
+    }
+
+    async fn scale(&self, group: &str, to: u32) -> Result<()> {
+        Replicator::scale(self, group, to, "autoscaler").await.map(drop)
+    }
+
+    async fn stats(&self, container: &str) -> Result<StatsSample> {
+        Ok(self.engine().stats(container).await?)
+    }
+
+    async fn locate(&self, target: &ContainerRef) -> Result<(String, Group)> {
+        Replicator::locate(self, target).await
+    }
+}
+
+/// One pushed value, already validated in shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    /// The container it is for.
+    pub container: ContainerRef,
+    /// The metric's name.
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+}
+
+/// The autoscaler's state, shared with the API and the dashboard.
+pub struct AutoscaleHandle {
+    pub(super) control: Arc<dyn GroupControl>,
+    pub(super) metrics: MetricStore,
+    pub(super) board: Board,
+    /// `serve --dry-run`: decide and report, never apply.
+    pub(super) dry_run: bool,
+}
+
+impl AutoscaleHandle {
+    /// A handle over `control`; [`super::Autoscaler::new`] makes the loop that uses it.
+    pub fn new(control: Arc<dyn GroupControl>, dry_run: bool) -> Arc<Self> {
+        Arc::new(Self { control, metrics: MetricStore::default(), board: Board::default(), dry_run })
+    }
+
+    /// Records every sample, or none if any is refused. Any client with a
+    /// valid certificate may report for any container (the original tool's
+    /// trust model): a value is only accepted for a group that autoscales on it.
+    pub async fn push(&self, samples: &[MetricSample]) -> Result<()> {
+        let mut resolved: HashMap<&ContainerRef, String> = HashMap::new();
+        for sample in samples {
+            if resolved.contains_key(&sample.container) {
+                continue;
+            }
+            let (id, group) = self.control.locate(&sample.container).await?;
+            check_pushed(&sample.container, &group, &sample.metric)?;
+            resolved.insert(&sample.container, id);
+        }
+        let now = Instant::now();
+        for sample in samples {
+            self.metrics.record(&resolved[&sample.container], &sample.metric, sample.value, now);
+        }
+        self.metrics.wake();
+        Ok(())
+    }
+
+    /// The `autoscale` object of a group's view, `None` when it is not autoscaled.
+    pub fn view(&self, group: &Group) -> Option<AutoscaleView> {
+        group.policy.as_ref().map(|p| self.board.view(group.name(), p, group.running(), self.dry_run))
+    }
+
+    /// The group's recent decisions, oldest first.
+    pub fn history(&self, group: &str) -> Vec<DecisionView> {
+        self.board.history(group)
+    }
+
+    /// The group's size and metric over the last minutes, oldest first.
+    pub fn series(&self, group: &str) -> Vec<Sample> {
+        self.board.series(group)
+    }
+}
+
+/// Refuses a pushed value for a group that does not autoscale on it.
+fn check_pushed(container: &ContainerRef, group: &Group, metric: &str) -> Result<()> {
+    let name = group.name();
+    let not_autoscaled = |why: String| Error::Conflict(format!("container {container} (group {name}) {why}"));
+    match &group.policy {
+        Some(Ok(p)) if p.metric == Metric::Pushed(metric.to_owned()) => Ok(()),
+        Some(Ok(p)) => Err(Error::Conflict(format!(
+            "container {container} autoscales on {}, not on a pushed {:?}",
+            describe(&p.metric),
+            metric
+        ))),
+        Some(Err(reason)) => Err(not_autoscaled(format!("is not autoscaled: {reason}"))),
+        None => Err(not_autoscaled(format!(
+            "is not in an autoscaled group: label its original {}=<metric> and {}=<number>",
+            policy::METRIC,
+            policy::TARGET
+        ))),
+    }
+}
+
+fn describe(metric: &Metric) -> String {
+    match metric {
+        Metric::Pushed(name) => format!("the pushed metric {name:?}"),
+        other => format!("{} from the engine's stats", other.name()),
+    }
+}

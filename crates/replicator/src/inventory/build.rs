@@ -1,0 +1,396 @@
+//! From what the engine shows (containers, services, tasks) and what
+//! replicator is doing (replicas being created or removed) to groups: pure,
+//! so every membership rule has its own test.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::group::{Group, Member, MemberState, ServiceRef};
+use crate::group::{self, Bounds, GroupIdentity, GroupKind};
+use crate::labels::{self, Selector};
+use crate::model::{ContainerSummary, ServiceDetails, TaskSummary};
+use crate::policy;
+
+/// What this replicator manages, from the command line.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// Treat every container as opted in (`serve --allow-all`).
+    pub allow_all: bool,
+    /// Group size limit when the original carries no `replicator.max`.
+    pub default_max: u32,
+    /// Manage only what carries this label.
+    pub selector: Option<Selector>,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self { allow_all: false, default_max: 10, selector: None }
+    }
+}
+
+impl Scope {
+    /// Whether labels put a container or service in this replicator's care.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.selector.as_ref().is_none_or(|s| s.matches(labels))
+    }
+
+    /// Whether a container (or service) with these labels opted in.
+    pub fn enabled(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.allow_all || labels::is_true(labels, labels::ENABLE)
+    }
+}
+
+/// A replica replicator is creating: it holds its place before the engine shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// The group it is for.
+    pub group: String,
+    /// Its reserved name.
+    pub name: String,
+    /// Known once the engine has created it.
+    pub id: Option<String>,
+}
+
+/// A Swarm service with its tasks, as last read.
+#[derive(Debug, Clone, Default)]
+pub struct SwarmService {
+    /// The service.
+    pub details: ServiceDetails,
+    /// Its tasks.
+    pub tasks: Vec<TaskSummary>,
+}
+
+/// Everything the groups are built from.
+pub struct Inputs<'a> {
+    /// Every container on the engine, by id.
+    pub containers: &'a HashMap<String, ContainerSummary>,
+    /// Swarm services that opted in.
+    pub services: &'a BTreeMap<String, SwarmService>,
+    /// Replicas being created.
+    pub intents: &'a [Intent],
+    /// Members being stopped and removed.
+    pub stopping: &'a HashSet<String>,
+}
+
+/// Whether a container's labels can make it a member of a plain or compose group.
+pub fn may_be_member(labels: &BTreeMap<String, String>) -> bool {
+    !labels.contains_key(labels::SWARM_SERVICE_ID)
+        && !group::is_compose_oneoff(labels)
+        && (labels.contains_key(labels::ENABLE)
+            || labels.contains_key(labels::GROUP)
+            || group::compose_service(labels).is_some())
+}
+
+/// Every managed group, by name.
+pub fn groups(scope: &Scope, inputs: &Inputs<'_>) -> Vec<Group> {
+    let mut groups = container_groups(scope, inputs);
+    groups.extend(inputs.services.values().filter_map(|s| swarm_group(scope, s)));
+    groups.sort_by(|a, b| a.name().cmp(b.name()));
+    groups
+}
+
+fn container_groups(scope: &Scope, inputs: &Inputs<'_>) -> Vec<Group> {
+    let mut buckets: BTreeMap<String, Vec<&ContainerSummary>> = BTreeMap::new();
+    for c in inputs.containers.values() {
+        if may_be_member(&c.labels) && scope.selects(&c.labels) {
+            let name = group::identify(&c.id, &c.name, &c.labels).name;
+            buckets.entry(name).or_default().push(c);
+        }
+    }
+    buckets
+        .into_values()
+        .filter(|members| members.iter().any(|c| scope.enabled(&c.labels)))
+        .map(|members| container_group(scope, inputs, with_originals(inputs, members)))
+        .collect()
+}
+
+/// Adds the originals replicas point back to that carry no group label
+/// themselves (replicated under `--allow-all`).
+fn with_originals<'a>(inputs: &Inputs<'a>, mut members: Vec<&'a ContainerSummary>) -> Vec<&'a ContainerSummary> {
+    let sources: HashSet<&str> = members.iter().filter_map(|c| c.labels.get(labels::SOURCE)).map(String::as_str).collect();
+    for source in sources {
+        if !members.iter().any(|c| c.id == source) {
+            if let Some(original) = inputs.containers.get(source).filter(|o| !o.labels.contains_key(labels::SWARM_SERVICE_ID)) {
+                members.push(original);
+            }
+        }
+    }
+    members
+}
+
+fn is_original(c: &ContainerSummary) -> bool {
+    c.labels.get(labels::SOURCE).is_none_or(|s| s.is_empty())
+}
+
+fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&ContainerSummary>) -> Group {
+    members.sort_by(|a, b| (a.created, &a.name, &a.id).cmp(&(b.created, &b.name, &b.id)));
+    let originals: Vec<&ContainerSummary> = members.iter().copied().filter(|c| is_original(c)).collect();
+    // Replicas carry copies of the original's labels: they speak for it when it is gone.
+    let rule_holders = if originals.is_empty() { members.iter().rev().take(1).copied().collect() } else { originals };
+    let first = rule_holders[0];
+    let identity = group::identify(&first.id, &first.name, &first.labels);
+    let (bounds, conflict) = rules_of(&rule_holders, scope.default_max);
+    let policy = policy_of(&first.labels, &bounds);
+    let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.stopping)).collect();
+    add_intents(&mut list, &identity, inputs);
+    Group { identity, bounds, members: list, policy, conflict, service: None }
+}
+
+/// Bounds every original agrees to (the strictest), and a note when they disagree.
+fn rules_of(holders: &[&ContainerSummary], default_max: u32) -> (Result<Bounds, String>, Option<String>) {
+    let mut all = Vec::new();
+    for c in holders {
+        if let Err(reason) = group::check_group_label(&c.labels) {
+            return (Err(reason), None);
+        }
+        match Bounds::from_labels(&c.labels, default_max) {
+            Ok(b) => all.push(b),
+            Err(reason) => return (Err(format!("{reason} (on {})", c.name)), None),
+        }
+    }
+    let distinct: HashSet<Bounds> = all.iter().copied().collect();
+    let Some(strictest) = Bounds::strictest(&all) else {
+        return (Err("the originals' replicator.min/max labels leave no size every one of them allows".into()), None);
+    };
+    let conflict = (distinct.len() > 1).then(|| {
+        let each: Vec<String> = holders.iter().zip(&all).map(|(c, b)| format!("{} [{}, {}]", c.name, b.min, b.max)).collect();
+        format!(
+            "the originals disagree on replicator.min/max ({}); the strictest bounds [{}, {}] apply",
+            each.join(", "),
+            strictest.min,
+            strictest.max
+        )
+    });
+    (Ok(strictest), conflict)
+}
+
+fn policy_of(
+    labels: &BTreeMap<String, String>,
+    bounds: &Result<Bounds, String>,
+) -> Option<Result<policy::Policy, String>> {
+    match bounds {
+        Ok(b) => policy::read(labels, *b).transpose(),
+        Err(reason) => labels.contains_key(policy::METRIC).then(|| Err(format!("the group's bounds are invalid: {reason}"))),
+    }
+}
+
+fn member_of(c: &ContainerSummary, stopping: &HashSet<String>) -> Member {
+    let state = match MemberState::from_engine(c.state) {
+        MemberState::Exited => MemberState::Exited,
+        _ if stopping.contains(&c.id) => MemberState::Stopping,
+        s => s,
+    };
+    Member {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        state,
+        original: is_original(c),
+        created: c.created,
+        networks: c.networks.clone(),
+        published: c.published.clone(),
+    }
+}
+
+/// Replicas being created appear (or are shown as starting) before the engine reports them.
+fn add_intents(list: &mut Vec<Member>, identity: &GroupIdentity, inputs: &Inputs<'_>) {
+    for intent in inputs.intents.iter().filter(|i| i.group == identity.name) {
+        match list.iter_mut().find(|m| m.name == intent.name) {
+            Some(m) if m.state == MemberState::Created => m.state = MemberState::Starting,
+            Some(_) => {}
+            None => list.push(Member {
+                id: intent.id.clone().unwrap_or_default(),
+                name: intent.name.clone(),
+                state: if intent.id.is_some() { MemberState::Starting } else { MemberState::Creating },
+                original: false,
+                created: i64::MAX,
+                networks: BTreeMap::new(),
+                published: Vec::new(),
+            }),
+        }
+    }
+}
+
+fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
+    let s = &service.details;
+    if !scope.selects(&s.labels) || !scope.enabled(&s.labels) {
+        return None;
+    }
+    let bounds = group::check_group_label(&s.labels).and_then(|()| Bounds::from_labels(&s.labels, scope.default_max));
+    let policy = policy_of(&s.labels, &bounds);
+    let members = service
+        .tasks
+        .iter()
+        .map(|t| Member {
+            id: if t.container_id.is_empty() { t.id.clone() } else { t.container_id.clone() },
+            name: format!("{}.{}.{}", s.name, t.slot.unwrap_or_default(), t.id),
+            state: task_state(&t.state),
+            original: false,
+            created: t.created,
+            networks: BTreeMap::new(),
+            published: Vec::new(),
+        })
+        .collect();
+    let identity = GroupIdentity {
+        name: s.name.clone(),
+        kind: GroupKind::Swarm,
+        original_id: s.id.clone(),
+        naming: group::Naming::Suffix(s.name.clone()),
+    };
+    Some(Group {
+        identity,
+        bounds,
+        members,
+        policy,
+        conflict: None,
+        service: Some(ServiceRef { id: s.id.clone(), replicas: s.replicas }),
+    })
+}
+
+/// Swarm's task states, read as member states: a task on its way counts.
+fn task_state(state: &str) -> MemberState {
+    match state {
+        "running" => MemberState::Running,
+        "complete" | "shutdown" | "failed" | "rejected" | "orphaned" | "remove" => MemberState::Exited,
+        _ => MemberState::Starting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RunState;
+
+    fn container(id: &str, name: &str, created: i64, labels: &[(&str, &str)]) -> ContainerSummary {
+        ContainerSummary {
+            id: id.into(),
+            name: name.into(),
+            state: RunState::Running,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            created,
+            ..Default::default()
+        }
+    }
+
+    fn build(scope: &Scope, containers: Vec<ContainerSummary>, intents: &[Intent], stopping: &[&str]) -> Vec<Group> {
+        let containers = containers.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let stopping = stopping.iter().map(|s| s.to_string()).collect();
+        groups(scope, &Inputs { containers: &containers, services: &BTreeMap::new(), intents, stopping: &stopping })
+    }
+
+    const ENABLED: (&str, &str) = ("replicator.enable", "true");
+
+    #[test]
+    fn an_enabled_container_and_its_replicas_form_a_group() {
+        let g = build(
+            &Scope::default(),
+            vec![
+                container("o", "web", 1, &[ENABLED]),
+                container("r", "web-2", 2, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]),
+                container("x", "other", 1, &[]),
+            ],
+            &[],
+            &[],
+        );
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].name(), "web");
+        assert_eq!(g[0].members.iter().map(|m| (m.name.as_str(), m.original)).collect::<Vec<_>>(), [("web", true), ("web-2", false)]);
+    }
+
+    #[test]
+    fn a_group_needs_one_enabled_member() {
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &[("replicator.enable", "yes")])], &[], &[]);
+        assert!(g.is_empty(), "'yes' is not a boolean: not enabled");
+        let all = Scope { allow_all: true, ..Scope::default() };
+        let g = build(&all, vec![container("o", "web", 1, &[("replicator.group", "web")])], &[], &[]);
+        assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn an_unlabelled_original_joins_through_its_replicas() {
+        let all = Scope { allow_all: true, ..Scope::default() };
+        let g = build(
+            &all,
+            vec![container("o", "web", 1, &[]), container("r", "web-2", 2, &[("replicator.group", "web"), ("replicator.source", "o")])],
+            &[],
+            &[],
+        );
+        assert_eq!(g[0].members.len(), 2);
+        assert!(g[0].members[0].original);
+    }
+
+    #[test]
+    fn the_selector_leaves_other_containers_alone() {
+        let scope = Scope { selector: Some(Selector::parse("team=a").unwrap()), ..Scope::default() };
+        let g = build(&scope, vec![container("o", "web", 1, &[ENABLED]), container("p", "api", 1, &[ENABLED, ("team", "a")])], &[], &[]);
+        assert_eq!(g.iter().map(Group::name).collect::<Vec<_>>(), ["api"]);
+    }
+
+    #[test]
+    fn malformed_bounds_make_the_group_refuse_changes_with_the_reason() {
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED, ("replicator.max", "-1")])], &[], &[]);
+        assert!(g[0].bounds.as_ref().unwrap_err().contains("replicator.max"));
+        let autoscaled = build(
+            &Scope::default(),
+            vec![container("o", "web", 1, &[ENABLED, ("replicator.max", "0"), ("replicator.autoscale.metric", "cpu")])],
+            &[],
+            &[],
+        );
+        assert!(matches!(&autoscaled[0].policy, Some(Err(e)) if e.contains("bounds")));
+    }
+
+    #[test]
+    fn disagreeing_originals_get_the_strictest_bounds_and_a_note() {
+        let g = build(
+            &Scope::default(),
+            vec![
+                container("a", "a", 1, &[ENABLED, ("replicator.group", "g"), ("replicator.max", "2")]),
+                container("b", "b", 2, &[ENABLED, ("replicator.group", "g"), ("replicator.max", "6")]),
+            ],
+            &[],
+            &[],
+        );
+        assert_eq!(g[0].bounds, Ok(Bounds { min: 1, max: 2 }));
+        assert!(g[0].conflict.as_ref().unwrap().contains("[1, 2] apply"));
+    }
+
+    #[test]
+    fn a_group_label_the_api_cannot_address_is_listed_with_the_reason() {
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED, ("replicator.group", "a/b")])], &[], &[]);
+        assert!(g[0].bounds.as_ref().unwrap_err().contains("cannot") || g[0].bounds.as_ref().unwrap_err().contains("not a group name"));
+    }
+
+    #[test]
+    fn compose_containers_join_their_service_and_one_offs_never_do() {
+        let compose = [("com.docker.compose.project", "shop"), ("com.docker.compose.service", "web")];
+        let mut enabled = compose.to_vec();
+        enabled.push(ENABLED);
+        let mut oneoff = compose.to_vec();
+        oneoff.push(("com.docker.compose.oneoff", "True"));
+        let g = build(
+            &Scope::default(),
+            vec![container("a", "shop_web_1", 1, &enabled), container("b", "shop_web_2", 2, &compose), container("c", "shop_web_run_1", 3, &oneoff)],
+            &[],
+            &[],
+        );
+        assert_eq!(g[0].name(), "shop_web");
+        assert_eq!(g[0].kind(), GroupKind::Compose);
+        assert_eq!(g[0].members.len(), 2);
+    }
+
+    #[test]
+    fn replicas_being_made_or_removed_are_counted_from_memory() {
+        let intents = [
+            Intent { group: "web".into(), name: "web-2".into(), id: None },
+            Intent { group: "web".into(), name: "web-3".into(), id: Some("r3".into()) },
+        ];
+        let mut created = container("r3", "web-3", 3, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);
+        created.state = RunState::Created;
+        let leaving = container("r4", "web-4", 4, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED]), created, leaving], &intents, &["r4"]);
+        let states: Vec<(&str, MemberState)> = g[0].members.iter().map(|m| (m.name.as_str(), m.state)).collect();
+        assert_eq!(
+            states,
+            [("web", MemberState::Running), ("web-3", MemberState::Starting), ("web-4", MemberState::Stopping), ("web-2", MemberState::Creating)]
+        );
+        assert_eq!(g[0].size(), 3, "the original, one starting, one creating; not the one stopping");
+    }
+}

@@ -1,0 +1,212 @@
+//! The domain model the inventory hands to every reader: groups, their
+//! members and lifecycle states, bounds (or why they are invalid), and the
+//! autoscale policy (or its error). Presentation is each reader's business.
+
+use serde::Serialize;
+
+use crate::group::{Bounds, GroupIdentity, GroupKind};
+use crate::model::{PublishedPort, RunState};
+use crate::policy::Policy;
+
+/// Where a member stands in its life, as replicator counts and routes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// replicator is creating it; the engine may not show it yet.
+    Creating,
+    /// Created by replicator, which is starting it.
+    Starting,
+    /// Created but not started, and nobody is starting it.
+    Created,
+    /// Running.
+    Running,
+    /// Paused by someone.
+    Paused,
+    /// The engine is restarting it (restart policy).
+    Restarting,
+    /// replicator is stopping and removing it.
+    Stopping,
+    /// Stopped, dead, or being removed by the engine.
+    Exited,
+}
+
+impl MemberState {
+    /// The state the engine reports, where replicator has no intent of its own.
+    pub fn from_engine(state: RunState) -> Self {
+        match state {
+            RunState::Created => Self::Created,
+            RunState::Running => Self::Running,
+            RunState::Paused => Self::Paused,
+            RunState::Restarting => Self::Restarting,
+            RunState::Removing | RunState::Exited | RunState::Dead | RunState::Unknown => Self::Exited,
+        }
+    }
+
+    /// Whether the member holds a place in its group (counts against `max`).
+    pub fn holds_place(self) -> bool {
+        matches!(self, Self::Creating | Self::Starting | Self::Created | Self::Running | Self::Paused | Self::Restarting)
+    }
+
+    /// Whether replicator itself is bringing the member up right now.
+    pub fn in_flight(self) -> bool {
+        matches!(self, Self::Creating | Self::Starting)
+    }
+}
+
+/// One member of a group: a container, a Swarm task, or a replica being made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Container id (a task id for a task without a container yet; empty while creating).
+    pub id: String,
+    /// Container (or task) name.
+    pub name: String,
+    /// Where it stands.
+    pub state: MemberState,
+    /// Not made by replicator: never chosen by a scale-down.
+    pub original: bool,
+    /// Unix seconds.
+    pub created: i64,
+    /// Address on each attached network, by network name.
+    pub networks: std::collections::BTreeMap<String, String>,
+    /// Ports published on the host.
+    pub published: Vec<PublishedPort>,
+}
+
+/// The Swarm service behind a `swarm` group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// Service id.
+    pub id: String,
+    /// Desired replicas; `None` for a global-mode service.
+    pub replicas: Option<u64>,
+}
+
+/// A managed group, as every reader sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Name, kind, original and naming scheme.
+    pub identity: GroupIdentity,
+    /// Size bounds, or why the group's labels make it refuse every change.
+    pub bounds: Result<Bounds, String>,
+    /// Members, oldest first.
+    pub members: Vec<Member>,
+    /// `None`: not autoscaled; `Some(Err)`: asked to be, but the labels are wrong.
+    pub policy: Option<Result<Policy, String>>,
+    /// Originals disagree on a rule; which one applies and why.
+    pub conflict: Option<String>,
+    /// The service, for a Swarm group.
+    pub service: Option<ServiceRef>,
+}
+
+impl Group {
+    /// The name the API addresses it by.
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+
+    /// How its members are found and scaled.
+    pub fn kind(&self) -> GroupKind {
+        self.identity.kind
+    }
+
+    /// Members that are running now.
+    pub fn running(&self) -> usize {
+        self.members.iter().filter(|m| m.state == MemberState::Running).count()
+    }
+
+    /// Members holding a place against the group's maximum.
+    pub fn size(&self) -> usize {
+        self.members.iter().filter(|m| m.state.holds_place()).count()
+    }
+
+    /// The container new replicas are cloned from: the oldest live original,
+    /// else the newest live member.
+    pub fn clone_source(&self) -> Option<&Member> {
+        let live = |m: &&Member| m.state.holds_place() && !m.state.in_flight() && !m.id.is_empty();
+        let original = self.members.iter().filter(live).filter(|m| m.original).min_by_key(|m| (m.created, &m.id));
+        original.or_else(|| self.members.iter().filter(live).max_by_key(|m| (m.created, &m.name)))
+    }
+
+    /// Up to `n` replicas a scale-down may remove, newest first: never an
+    /// original, never one still being made or already going.
+    pub fn newest_replicas(&self, n: usize) -> Vec<&Member> {
+        let mut replicas: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| !m.original && m.state.holds_place() && !m.state.in_flight())
+            .collect();
+        // Creation time has one-second resolution; the replica number breaks ties.
+        let number = |m: &Member| m.name.rsplit(['-', '_']).next().and_then(|n| n.parse::<u64>().ok());
+        replicas.sort_by_key(|m| std::cmp::Reverse((m.created, number(m))));
+        replicas.truncate(n);
+        replicas
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::Naming;
+
+    fn member(name: &str, created: i64, original: bool, state: MemberState) -> Member {
+        Member {
+            id: name.into(),
+            name: name.into(),
+            state,
+            original,
+            created,
+            networks: Default::default(),
+            published: Vec::new(),
+        }
+    }
+
+    fn group(members: Vec<Member>) -> Group {
+        Group {
+            identity: GroupIdentity {
+                name: "web".into(),
+                kind: GroupKind::Containers,
+                original_id: "web".into(),
+                naming: Naming::Suffix("web".into()),
+            },
+            bounds: Ok(Bounds { min: 1, max: 10 }),
+            members,
+            policy: None,
+            conflict: None,
+            service: None,
+        }
+    }
+
+    #[test]
+    fn scale_down_takes_the_newest_replicas_and_never_the_original() {
+        let g = group(vec![
+            member("web", 300, true, MemberState::Running),
+            member("web-2", 100, false, MemberState::Running),
+            member("web-3", 200, false, MemberState::Running),
+            member("web-4", 200, false, MemberState::Running),
+            member("web-5", 400, false, MemberState::Starting),
+        ]);
+        let names = |v: Vec<&Member>| v.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(g.newest_replicas(2)), ["web-4", "web-3"]);
+        assert_eq!(names(g.newest_replicas(9)), ["web-4", "web-3", "web-2"], "one still starting is not chosen");
+    }
+
+    #[test]
+    fn growth_clones_the_original_while_it_lives() {
+        let g = group(vec![member("web", 1, true, MemberState::Running), member("web-2", 5, false, MemberState::Running)]);
+        assert_eq!(g.clone_source().map(|m| m.id.as_str()), Some("web"));
+        let gone =
+            group(vec![member("web", 1, true, MemberState::Exited), member("web-2", 5, false, MemberState::Running)]);
+        assert_eq!(gone.clone_source().map(|m| m.id.as_str()), Some("web-2"));
+    }
+
+    #[test]
+    fn members_in_flight_hold_a_place_but_do_not_run() {
+        let g = group(vec![
+            member("web", 1, true, MemberState::Running),
+            member("web-2", 2, false, MemberState::Creating),
+            member("web-3", 3, false, MemberState::Stopping),
+            member("web-4", 4, false, MemberState::Exited),
+        ]);
+        assert_eq!((g.size(), g.running()), (2, 1));
+    }
+}

@@ -1,0 +1,236 @@
+//! The one loop that keeps the inventory current: a full listing, then the
+//! engine's events from just before it, a re-listing every `resync` and
+//! after every cut of the stream. Level-triggered: an event that was missed
+//! is repaired by the next listing, never trusted forever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{Inventory, SwarmService};
+use crate::engine::{Engine, EngineResult};
+use crate::labels;
+use crate::model::{ContainerEvent, ContainerSummary, ListQuery, RunState, SwarmRole};
+
+/// The pause before looking again after the engine went away.
+const RETRY: Duration = Duration::from_secs(2);
+/// How long the engine's view may lag behind its own `die` event.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Feeds an [`Inventory`] from an engine.
+pub struct Informer {
+    engine: Arc<dyn Engine>,
+    inventory: Arc<Inventory>,
+    resync: Duration,
+}
+
+impl Informer {
+    /// An informer that re-lists every `resync`.
+    pub fn new(engine: Arc<dyn Engine>, inventory: Arc<Inventory>, resync: Duration) -> Self {
+        Self { engine, inventory, resync }
+    }
+
+    /// Runs until `cancel`: list, follow, re-list.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut logged_down = false;
+        loop {
+            // Events are asked for from before the listing, so none falls between.
+            let since = unix_nanos_now();
+            match self.resync().await {
+                Ok(()) if logged_down => {
+                    info!("engine reachable again; inventory re-listed");
+                    logged_down = false;
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    if !logged_down {
+                        warn!(error = %e, "cannot list the engine; retrying");
+                        logged_down = true;
+                    }
+                    self.inventory.set_unavailable(e);
+                    if sleep_or_cancel(RETRY, &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            match self.engine.container_events(Some(since)).await {
+                Ok(events) => self.follow(events, &cancel).await,
+                Err(e) => debug!(error = %e, "cannot follow engine events; re-listing"),
+            }
+            if sleep_or_cancel(Duration::from_millis(200), &cancel).await {
+                return;
+            }
+        }
+    }
+
+    /// One full listing of containers (and Swarm services on a manager).
+    pub async fn resync(&self) -> EngineResult<()> {
+        let info = self.engine.info().await?;
+        let began = self.inventory.listing_started();
+        let listing = self.engine.list_containers(&ListQuery { all: true, ..Default::default() }).await?;
+        self.inventory.replace(began, listing);
+        let services = if info.swarm == SwarmRole::Manager { self.services().await? } else { Vec::new() };
+        self.inventory.replace_services(services);
+        self.inventory.set_engine(info);
+        Ok(())
+    }
+
+    async fn services(&self) -> EngineResult<Vec<SwarmService>> {
+        let scope = self.inventory.scope();
+        let mut filter: Vec<String> = scope.selector.iter().map(|s| s.filter()).collect();
+        if !scope.allow_all {
+            filter.push(format!("{}=true", labels::ENABLE));
+        }
+        let mut services = Vec::new();
+        for details in self.engine.list_services(&filter).await? {
+            let tasks = self.engine.list_tasks(&details.id).await?;
+            services.push(SwarmService { details, tasks });
+        }
+        Ok(services)
+    }
+
+    /// Applies events until the stream ends or fails, re-listing every `resync`.
+    async fn follow(&self, mut events: BoxStream<'static, EngineResult<ContainerEvent>>, cancel: &CancellationToken) {
+        let mut resync_at = Instant::now() + self.resync;
+        let mut rechecks: Vec<(Instant, String)> = Vec::new();
+        loop {
+            let next_look = rechecks.iter().map(|(at, _)| *at).min().map_or(resync_at, |at| at.min(resync_at));
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        if let Some(id) = self.apply(&event).await {
+                            rechecks.push((Instant::now() + SETTLE, id));
+                        }
+                    }
+                    Some(Err(e)) => return warn!(error = %e, "engine event stream interrupted; re-listing"),
+                    None => return debug!("engine event stream ended; re-listing"),
+                },
+                () = tokio::time::sleep_until(next_look) => {
+                    let now = Instant::now();
+                    let due: Vec<String> = rechecks.iter().filter(|(at, _)| *at <= now).map(|(_, id)| id.clone()).collect();
+                    rechecks.retain(|(at, _)| *at > now);
+                    for id in due {
+                        self.refresh(&id).await;
+                    }
+                    if now >= resync_at {
+                        if let Err(e) = self.resync().await {
+                            return warn!(error = %e, "periodic re-listing failed");
+                        }
+                        resync_at = Instant::now() + self.resync;
+                    }
+                }
+                () = cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// Applies one event; returns a container to look at again once the
+    /// engine has settled (it reports `die` before its state says so).
+    async fn apply(&self, event: &ContainerEvent) -> Option<String> {
+        let action = event.action.as_str();
+        let relevant = self.relevant(event);
+        match action {
+            "destroy" => self.inventory.forget(&event.id),
+            "rename" if !relevant => {
+                if let Some(name) = event.attributes.get("name") {
+                    self.inventory.rename(&event.id, name);
+                }
+            }
+            "create" if !relevant => self.inventory.record(ContainerSummary {
+                id: event.id.clone(),
+                name: event.attributes.get("name").cloned().unwrap_or_default(),
+                state: RunState::Created,
+                created: event.time_nano / 1_000_000_000,
+                ..Default::default()
+            }),
+            _ if !relevant || !changes_state(action) => return None,
+            _ => {
+                let state = self.refresh(&event.id).await;
+                if let Some(service) = event.attributes.get(labels::SWARM_SERVICE_ID) {
+                    self.refresh_service(service).await;
+                }
+                let settled = !matches!(action, "die" | "kill" | "stop") || state != Some(RunState::Running);
+                return (!settled).then(|| event.id.clone());
+            }
+        }
+        None
+    }
+
+    /// Whether the container matters beyond its name.
+    fn relevant(&self, event: &ContainerEvent) -> bool {
+        let a = &event.attributes;
+        self.inventory.scope().allow_all
+            || super::may_be_member(a)
+            || a.contains_key(labels::SOURCE)
+            || a.contains_key(labels::SWARM_SERVICE_ID)
+    }
+
+    /// Reads one container again; `None` when it is gone.
+    async fn refresh(&self, id: &str) -> Option<RunState> {
+        match self.engine.inspect_container(id).await {
+            Ok(details) => {
+                let state = details.state;
+                self.inventory.record(details.summary());
+                Some(state)
+            }
+            Err(e) if e.is_not_found() => {
+                self.inventory.forget(id);
+                None
+            }
+            Err(e) => {
+                debug!(container = id, error = %e, "cannot inspect after an event; the next listing repairs it");
+                None
+            }
+        }
+    }
+
+    /// Reads one Swarm service and its tasks again.
+    pub async fn refresh_service(&self, id: &str) {
+        let Some(info) = self.inventory.engine() else { return };
+        if info.swarm != SwarmRole::Manager {
+            return;
+        }
+        match read_service(self.engine.as_ref(), id).await {
+            Ok(service) => {
+                let scope = self.inventory.scope();
+                if scope.selects(&service.details.labels) && scope.enabled(&service.details.labels) {
+                    self.inventory.update_service(service);
+                }
+            }
+            Err(e) => debug!(service = id, error = %e, "cannot read a service after an event"),
+        }
+    }
+}
+
+/// One Swarm service and its tasks, as the inventory keeps them.
+pub async fn read_service(engine: &dyn Engine, id: &str) -> EngineResult<SwarmService> {
+    let details = engine.inspect_service(id).await?;
+    let tasks = engine.list_tasks(id).await?;
+    Ok(SwarmService { details, tasks })
+}
+
+/// Events that can change what a listing would say about a container.
+fn changes_state(action: &str) -> bool {
+    matches!(action, "create" | "start" | "restart" | "die" | "kill" | "stop" | "pause" | "unpause" | "rename" | "update")
+        || action.starts_with("health_status")
+}
+
+/// Sleeps; true when cancelled meanwhile.
+async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => false,
+        () = cancel.cancelled() => true,
+    }
+}
+
+/// Now, in the unit of the engine's event timestamps.
+pub fn unix_nanos_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,411 @@
+//! The inventory: the one in-memory model of every container, managed group
+//! and member, in the shape of a Kubernetes informer cache.
+//!
+//! Built from one listing, kept current from the engine's events, and
+//! re-listed periodically and after a stream cut ([`informer`]): the engine
+//! is the truth, the inventory a cache that repairs itself. Commands record
+//! their intents here before the engine shows them (a replica being created,
+//! a member being removed), so admission and limits are decided from memory,
+//! without a listing on the hot path. Readers (API, dashboard, autoscaler,
+//! `replicator upstreams`) take a consistent snapshot of [`Group`]s and
+//! build their own views from it.
+
+mod build;
+mod group;
+pub mod informer;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+
+pub use build::{may_be_member, Intent, Scope, SwarmService};
+pub use group::{Group, Member, MemberState, ServiceRef};
+pub use informer::Informer;
+
+use crate::engine::{EngineError, ErrorKind, Op};
+use crate::error::{Error, Result};
+use crate::labels;
+use crate::model::{ContainerSummary, EngineInfo, RunState};
+
+/// The shared model. Cheap to read; every write bumps a generation that
+/// readers can wait on.
+pub struct Inventory {
+    scope: Scope,
+    state: Mutex<State>,
+    /// Bumped when anything a group is made of changes.
+    changes: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every container on the engine, by id.
+    containers: HashMap<String, ContainerSummary>,
+    /// The stamp of the write that last set each container.
+    stamps: HashMap<String, u64>,
+    /// Containers removed, with the stamp of the removal (until the next listing).
+    removed: HashMap<String, u64>,
+    services: BTreeMap<String, SwarmService>,
+    intents: BTreeMap<u64, Intent>,
+    stopping: HashSet<String>,
+    engine: Option<EngineInfo>,
+    /// Why the last listing failed, while it does.
+    unavailable: Option<EngineError>,
+    synced: bool,
+    stamp: u64,
+    cache: Option<(u64, Arc<Vec<Group>>)>,
+}
+
+impl State {
+    fn touch(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    fn groups(&mut self, scope: &Scope) -> Arc<Vec<Group>> {
+        if let Some((stamp, groups)) = &self.cache {
+            if *stamp == self.stamp {
+                return groups.clone();
+            }
+        }
+        let intents: Vec<Intent> = self.intents.values().cloned().collect();
+        let inputs = build::Inputs { containers: &self.containers, services: &self.services, intents: &intents, stopping: &self.stopping };
+        let groups = Arc::new(build::groups(scope, &inputs));
+        self.cache = Some((self.stamp, groups.clone()));
+        groups
+    }
+}
+
+impl Inventory {
+    /// An empty inventory for `scope`; [`Informer`] fills it.
+    pub fn new(scope: Scope) -> Arc<Self> {
+        Arc::new(Self { scope, state: Mutex::new(State::default()), changes: watch::channel(0).0 })
+    }
+
+    /// What this replicator manages.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind: keep serving it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn changed(&self, stamp: u64) {
+        self.changes.send_replace(stamp);
+    }
+
+    /// A receiver that sees every change of the groups.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Every managed group, by name; an error while the engine has never
+    /// been listed or its last listing failed.
+    pub fn groups(&self) -> Result<Arc<Vec<Group>>> {
+        let mut state = self.lock();
+        if let Some(e) = &state.unavailable {
+            return Err(Error::Engine(e.clone()));
+        }
+        if !state.synced {
+            return Err(Error::Engine(EngineError::new(Op::ListContainers, "", ErrorKind::Unavailable, "not listed yet")));
+        }
+        Ok(state.groups(&self.scope))
+    }
+
+    /// One group by name.
+    pub fn group(&self, name: &str) -> Result<Group> {
+        let groups = self.groups()?;
+        groups.iter().find(|g| g.name() == name).cloned().ok_or_else(|| Error::GroupNotFound(name.to_owned()))
+    }
+
+    /// The engine's kind, version and Swarm role, as last probed.
+    pub fn engine(&self) -> Option<EngineInfo> {
+        self.lock().engine.clone()
+    }
+
+    /// A container by full id, name, or unique id prefix (as the docker CLI resolves them).
+    pub fn container(&self, reference: &str) -> Option<ContainerSummary> {
+        let state = self.lock();
+        if let Some(c) = state.containers.get(reference) {
+            return Some(c.clone());
+        }
+        if let Some(c) = state.containers.values().find(|c| c.name == reference) {
+            return Some(c.clone());
+        }
+        let mut prefixed = state.containers.values().filter(|c| c.id.starts_with(reference));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(c), None) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Names in use by any container, or reserved for one being created.
+    pub fn names_in_use(&self) -> HashSet<String> {
+        let state = self.lock();
+        let names = state.containers.values().map(|c| c.name.clone());
+        names.chain(state.intents.values().map(|i| i.name.clone())).collect()
+    }
+
+    /// Replicas whose creation was cut off: created by replicator, never
+    /// started, and not being created by this process now.
+    pub fn abandoned_replicas(&self) -> Vec<ContainerSummary> {
+        let state = self.lock();
+        let in_flight: HashSet<&str> = state.intents.values().map(|i| i.name.as_str()).collect();
+        state
+            .containers
+            .values()
+            .filter(|c| c.state == RunState::Created && c.labels.contains_key(labels::SOURCE))
+            .filter(|c| c.labels.contains_key(labels::GROUP) && self.scope.selects(&c.labels))
+            .filter(|c| !in_flight.contains(c.name.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Reserves `names` for new replicas of `group`, if the group's size
+    /// (members holding a place, and replicas already being made) stays
+    /// within `max`. Checked and reserved under one lock: exact under concurrency.
+    pub fn reserve(self: &Arc<Self>, group: &str, count: usize, max: usize, naming: &crate::group::Naming) -> Option<Reservation> {
+        let mut state = self.lock();
+        let size = state.groups(&self.scope).iter().find(|g| g.name() == group).map_or(0, Group::size);
+        if size + count > max {
+            return None;
+        }
+        let mut taken: HashSet<String> = state.containers.values().map(|c| c.name.clone()).collect();
+        taken.extend(state.intents.values().map(|i| i.name.clone()));
+        let mut keys = Vec::new();
+        for _ in 0..count {
+            let name = naming.next_free(&taken);
+            taken.insert(name.clone());
+            let key = state.touch();
+            state.intents.insert(key, Intent { group: group.to_owned(), name, id: None });
+            keys.push(key);
+        }
+        let stamp = state.stamp;
+        drop(state);
+        self.changed(stamp);
+        Some(Reservation { inventory: self.clone(), keys })
+    }
+
+    /// Marks members as being stopped and removed: they stop counting at once.
+    pub fn mark_stopping(self: &Arc<Self>, ids: &[String]) -> Stopping {
+        let mut state = self.lock();
+        state.stopping.extend(ids.iter().cloned());
+        let stamp = state.touch();
+        drop(state);
+        self.changed(stamp);
+        Stopping { inventory: self.clone(), ids: ids.to_vec() }
+    }
+
+    /// Records a container as replicator just saw it (created, started, inspected).
+    /// A fresher record of the same container from the informer is kept.
+    pub fn observe(&self, container: ContainerSummary) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        state.removed.remove(&container.id);
+        let id = container.id.clone();
+        let record = match state.containers.remove(&id) {
+            Some(existing) => merge(&existing, container),
+            None => container,
+        };
+        state.containers.insert(id.clone(), record);
+        state.stamps.insert(id, stamp);
+        drop(state);
+        self.changed(stamp);
+    }
+
+    /// Records a container as the engine reports it now (the informer's truth).
+    pub fn record(&self, container: ContainerSummary) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        state.removed.remove(&container.id);
+        state.stamps.insert(container.id.clone(), stamp);
+        state.containers.insert(container.id.clone(), container);
+        drop(state);
+        self.changed(stamp);
+    }
+
+    /// Records that a container is gone.
+    pub fn forget(&self, id: &str) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        state.containers.remove(id);
+        state.stamps.remove(id);
+        state.removed.insert(id.to_owned(), stamp);
+        drop(state);
+        self.changed(stamp);
+    }
+
+    /// Renames a known container (an event's news, no inspect needed).
+    pub fn rename(&self, id: &str, name: &str) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        if let Some(c) = state.containers.get_mut(id) {
+            c.name = name.to_owned();
+            state.stamps.insert(id.to_owned(), stamp);
+        }
+        drop(state);
+        self.changed(stamp);
+    }
+
+    /// The stamp a listing about to start must quote to [`Self::replace`].
+    pub fn listing_started(&self) -> u64 {
+        let mut state = self.lock();
+        state.touch()
+    }
+
+    /// Replaces the containers with a full listing begun at `began`. Writes
+    /// made since then are newer than the listing and survive it.
+    pub fn replace(&self, began: u64, listing: Vec<ContainerSummary>) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        let mut containers = HashMap::with_capacity(listing.len());
+        let mut stamps = HashMap::with_capacity(listing.len());
+        for c in listing {
+            if !state.removed.get(&c.id).is_some_and(|at| *at > began) {
+                stamps.insert(c.id.clone(), stamp);
+                containers.insert(c.id.clone(), c);
+            }
+        }
+        // Written after the listing began: newer than what it says.
+        let newer: Vec<(String, u64)> = state.stamps.iter().filter(|(_, at)| **at > began).map(|(id, at)| (id.clone(), *at)).collect();
+        for (id, at) in newer {
+            if let Some(c) = state.containers.remove(&id) {
+                containers.insert(id.clone(), c);
+                stamps.insert(id, at);
+            }
+        }
+        state.containers = containers;
+        state.stamps = stamps;
+        state.removed.retain(|_, at| *at > began);
+        state.synced = true;
+        state.unavailable = None;
+        drop(state);
+        self.changed(stamp);
+    }
+
+    /// Replaces the Swarm services (empty when the engine is no Swarm manager).
+    pub fn replace_services(&self, services: Vec<SwarmService>) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        state.services = services.into_iter().map(|s| (s.details.id.clone(), s)).collect();
+        drop(state);
+        self.changed(stamp);
+    }
+
+    /// Updates one Swarm service (after a change or an event of one of its tasks).
+    pub fn update_service(&self, service: SwarmService) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        state.services.insert(service.details.id.clone(), service);
+        drop(state);
+        self.changed(stamp);
+    }
+
+    /// Records what the engine is (probed at each listing).
+    pub fn set_engine(&self, info: EngineInfo) {
+        self.lock().engine = Some(info);
+    }
+
+    /// Records that the engine cannot be listed: readers get the reason until it can.
+    pub fn set_unavailable(&self, reason: EngineError) {
+        let mut state = self.lock();
+        let stamp = state.touch();
+        state.unavailable = Some(reason);
+        drop(state);
+        self.changed(stamp);
+    }
+
+    fn release(&self, keys: &[u64]) {
+        let mut state = self.lock();
+        for key in keys {
+            state.intents.remove(key);
+        }
+        let stamp = state.touch();
+        drop(state);
+        self.changed(stamp);
+    }
+
+    fn unmark(&self, ids: &[String]) {
+        let mut state = self.lock();
+        for id in ids {
+            state.stopping.remove(id);
+        }
+        let stamp = state.touch();
+        drop(state);
+        self.changed(stamp);
+    }
+}
+
+/// A record the informer already holds may know more (addresses) or newer
+/// (a state after ours): keep what replicator's own record cannot know.
+fn merge(existing: &ContainerSummary, mine: ContainerSummary) -> ContainerSummary {
+    let state = match (existing.state, mine.state) {
+        (RunState::Created, newer) => newer,
+        (known, _) => known,
+    };
+    ContainerSummary {
+        networks: if mine.networks.is_empty() { existing.networks.clone() } else { mine.networks },
+        published: if mine.published.is_empty() { existing.published.clone() } else { mine.published },
+        state,
+        ..mine
+    }
+}
+
+/// Places held in a group for replicas being created; given back on drop.
+pub struct Reservation {
+    inventory: Arc<Inventory>,
+    keys: Vec<u64>,
+}
+
+impl Reservation {
+    /// The reserved names, in order.
+    pub fn names(&self) -> Vec<String> {
+        let state = self.inventory.lock();
+        self.keys.iter().filter_map(|k| state.intents.get(k)).map(|i| i.name.clone()).collect()
+    }
+
+    /// Records the id the engine gave the replica reserved as `index`.
+    pub fn created(&self, index: usize, id: &str) {
+        let mut state = self.inventory.lock();
+        if let Some(intent) = self.keys.get(index).and_then(|k| state.intents.get_mut(k)) {
+            intent.id = Some(id.to_owned());
+        }
+        let stamp = state.touch();
+        drop(state);
+        self.inventory.changed(stamp);
+    }
+
+    /// Swaps the name reserved as `index` (taken meanwhile) for the next free one.
+    pub fn rename(&self, index: usize, naming: &crate::group::Naming) -> String {
+        let mut state = self.inventory.lock();
+        let mut taken: HashSet<String> = state.containers.values().map(|c| c.name.clone()).collect();
+        taken.extend(state.intents.values().map(|i| i.name.clone()));
+        let name = naming.next_free(&taken);
+        if let Some(intent) = self.keys.get(index).and_then(|k| state.intents.get_mut(k)) {
+            intent.name = name.clone();
+        }
+        state.touch();
+        name
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.inventory.release(&self.keys);
+    }
+}
+
+/// Members marked as being removed; unmarked on drop (by then they are gone,
+/// or their removal failed and they count again).
+pub struct Stopping {
+    inventory: Arc<Inventory>,
+    ids: Vec<String>,
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        self.inventory.unmark(&self.ids);
+    }
+}

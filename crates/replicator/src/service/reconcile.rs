@@ -1,0 +1,63 @@
+//! Removing the debris of replications that were cut off (replicator killed
+//! between create and start): found in the inventory, confirmed by an
+//! inspect, removed.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::Replicator;
+use crate::error::Result;
+use crate::model::RunState;
+
+/// How often the reconcile pass runs once it has succeeded.
+const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+/// How long to wait before retrying when the engine is away.
+const RETRY: Duration = Duration::from_secs(2);
+
+impl Replicator {
+    /// Removes replicas that were created but never started. Only containers
+    /// carrying replicator's own labels are considered, and never one this
+    /// process is creating now.
+    pub async fn reconcile(&self) -> Result<usize> {
+        // Fails while the engine has not been listed: nothing to judge by yet.
+        self.inventory().groups()?;
+        let mut removed = 0;
+        for c in self.inventory().abandoned_replicas() {
+            // The inventory may be stale: only a container still never started goes.
+            match self.engine().inspect_container(&c.id).await {
+                Ok(d) if d.state == RunState::Created => {}
+                Ok(_) => continue,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            }
+            match self.engine().remove_container(&c.id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.inventory().forget(&c.id);
+            info!(container = %c.id, name = %c.name, "removed a replica that was created but never started");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Runs the reconcile pass now (as soon as the engine answers) and then periodically, until `cancel`.
+    pub async fn keep_reconciling(self, cancel: CancellationToken) {
+        loop {
+            let wait = match self.reconcile().await {
+                Ok(_) => RECONCILE_EVERY,
+                Err(e) => {
+                    debug!(error = %e, "reconcile pass failed; retrying");
+                    RETRY
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = cancel.cancelled() => return,
+            }
+        }
+    }
+}
