@@ -244,7 +244,12 @@ mod tests {
 
     #[test]
     fn malformed_bounds_are_refused_with_the_label_named() {
-        for (k, v) in [("replicator.max", "0"), ("replicator.max", "lots"), ("replicator.min", "-1"), ("replicator.max", "99999999999")] {
+        for (k, v) in [
+            ("replicator.max", "0"),
+            ("replicator.max", "lots"),
+            ("replicator.min", "-1"),
+            ("replicator.max", "99999999999"),
+        ] {
             let l: BTreeMap<_, _> = [(k.to_string(), v.to_string())].into();
             assert!(Bounds::from_labels(&l, 10).unwrap_err().contains(k));
         }

@@ -149,7 +149,10 @@ mod tests {
     fn a_malformed_flag_is_an_error_naming_the_label() {
         let l = labels(&[("replicator.enable", "yes")]);
         assert!(!is_true(&l, ENABLE));
-        assert_eq!(flag(&l, ENABLE, false).unwrap_err().to_string(), "label replicator.enable=\"yes\" is not a boolean (true or false)");
+        assert_eq!(
+            flag(&l, ENABLE, false).unwrap_err().to_string(),
+            "label replicator.enable=\"yes\" is not a boolean (true or false)"
+        );
         assert_eq!(flag(&labels(&[]), ENABLE, true), Ok(true));
     }
 

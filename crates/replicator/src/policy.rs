@@ -105,7 +105,8 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         .ok()
         .filter(|t| t.is_finite() && *t > 0.0)
         .ok_or_else(|| format!("label {TARGET}={:?} is not a positive number", crate::text::prefix(target)))?;
-    let count = |key: &str, default: u32| crate::labels::positive_count(labels, key, default).map_err(|e| e.to_string());
+    let count =
+        |key: &str, default: u32| crate::labels::positive_count(labels, key, default).map_err(|e| e.to_string());
     // Within the group's own bounds, whatever the autoscale labels say.
     let max = count(MAX, group.max)?.min(group.max);
     let min = count(MIN, 1)?.max(group.min);

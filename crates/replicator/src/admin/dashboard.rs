@@ -35,7 +35,7 @@ pub struct GroupPanel<'a> {
 /// The page itself.
 pub async fn page(State(state): State<AdminState>) -> Response {
     let now = now_unix();
-    match state.service.groups() {
+    match state.service.fresh_groups().await {
         Ok(groups) => {
             let panels: Vec<GroupPanel<'_>> = groups
                 .iter()

@@ -57,9 +57,11 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
 /// 200 while the engine answers, 503 (with the reason) while it does not;
 /// with what the engine is, as last probed.
 async fn healthz(State(state): State<AdminState>) -> Response {
-    let info = state.service.inventory().engine().map(|i| {
-        json!({ "kind": i.kind, "version": i.version, "api": i.api_version, "swarm": i.swarm })
-    });
+    let info = state
+        .service
+        .inventory()
+        .engine()
+        .map(|i| json!({ "kind": i.kind, "version": i.version, "api": i.api_version, "swarm": i.swarm }));
     match state.service.engine().ping().await {
         Ok(()) => Json(json!({ "status": "ok", "engine": "up", "engine_info": info })).into_response(),
         Err(e) => (

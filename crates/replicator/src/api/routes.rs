@@ -10,8 +10,8 @@ use axum::routing::{get, post, put};
 use axum::{middleware, Extension, Json, Router};
 
 use super::error::{ApiError, CompatError};
-use super::{limit, trace, AppState, PeerIdentity};
 use super::views::GroupView;
+use super::{limit, trace, AppState, PeerIdentity};
 use crate::autoscale::store::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::error::Error;
@@ -176,7 +176,7 @@ async fn push_metrics(
 }
 
 async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupView>>, ApiError> {
-    let groups = state.service.groups()?;
+    let groups = state.service.fresh_groups().await?;
     Ok(Json(groups.iter().map(|g| GroupView::of(g, &state.autoscale)).collect()))
 }
 
@@ -185,7 +185,7 @@ async fn show_group(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<GroupView>, ApiError> {
     let name = group_name(path)?;
-    Ok(Json(GroupView::of(&state.service.group(name.as_str())?, &state.autoscale)))
+    Ok(Json(GroupView::of(&state.service.group(name.as_str()).await?, &state.autoscale)))
 }
 
 async fn group_decisions(
@@ -193,7 +193,7 @@ async fn group_decisions(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<DecisionView>>, ApiError> {
     let name = group_name(path)?;
-    state.service.group(name.as_str())?;
+    state.service.group(name.as_str()).await?;
     Ok(Json(state.autoscale.history(name.as_str())))
 }
 

@@ -72,7 +72,13 @@ impl GroupView {
 
 impl MemberView {
     fn of(m: &Member) -> Self {
-        MemberView { id: m.id.clone(), name: m.name.clone(), state: m.state, original: m.original, created: rfc3339(m.created) }
+        MemberView {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            state: m.state,
+            original: m.original,
+            created: rfc3339(m.created),
+        }
     }
 }
 

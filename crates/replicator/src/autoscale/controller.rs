@@ -202,7 +202,8 @@ impl Autoscaler {
             applied,
         };
         self.shared.board.record(group, d.desired, view);
-        let log = |d: &Decision| info!(group, from = d.from, to = d.to, reason = %d.reason, dry_run, "autoscaler decision");
+        let log =
+            |d: &Decision| info!(group, from = d.from, to = d.to, reason = %d.reason, dry_run, "autoscaler decision");
         if d.to != d.from {
             log(d);
             self.logged.insert((group.to_owned(), "decision"), d.reason.clone());

@@ -150,7 +150,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls: Arc::new(tls_config),
         engine,
         scope: Scope { allow_all: args.allow_all, default_max: args.max_replicas, selector: args.selector.clone() },
-        settings: Settings { keep_host_ports: args.keep_host_ports, stop_timeout: args.stop_timeout, self_id: self_id.clone() },
+        settings: Settings {
+            keep_host_ports: args.keep_host_ports,
+            stop_timeout: args.stop_timeout,
+            self_id: self_id.clone(),
+            engine_timeout: args.engine_timeout,
+        },
         autoscale: AutoscaleSettings {
             interval: args.autoscale_interval,
             stabilization: args.scale_down_stabilization,

@@ -30,7 +30,7 @@ use super::connect::{EngineEndpoint, EngineSettings};
 use super::transport::{RawError, Transport};
 use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
 use crate::model::{
-    labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, Endpoint,
+    labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, Endpoint, EngineInfo,
     ListQuery, NetworkAttachment, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
 };
 use crate::telemetry::Telemetry;
@@ -121,7 +121,9 @@ impl DockerEngine {
                         ErrorKind::Unavailable,
                         format!("cannot reach the Docker engine: {message}"),
                     )),
-                    Err(_) => Err(EngineError::new(op, object, ErrorKind::Timeout, self.timeout_message(Duration::ZERO))),
+                    Err(_) => {
+                        Err(EngineError::new(op, object, ErrorKind::Timeout, self.timeout_message(Duration::ZERO)))
+                    }
                 }
             }
             Err(e) => Err(EngineError { op, object: object.to_owned(), ..e }),
@@ -179,21 +181,15 @@ fn map_error(op: Op, object: &str, e: BollardError) -> EngineError {
     EngineError::new(op, object, kind, message)
 }
 
-/// Whether the TLS handshake failed on the engine's certificate.
+/// Whether the TLS handshake failed on the engine's certificate. The
+/// rustls error sits inside nested `io::Error`s, whose `source` skips it.
 fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if let Some(rustls::Error::InvalidCertificate(_)) = s.downcast_ref::<rustls::Error>() {
-            return true;
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))) {
-                return true;
-            }
-        }
-        source = s.source();
+    if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+        return true;
     }
-    false
+    let inner =
+        e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &(dyn std::error::Error + 'static));
+    inner.or_else(|| e.source()).is_some_and(untrusted_certificate)
 }
 
 /// hyper says "client error (Connect)"; the cause (refused, TLS...) is further down.
@@ -367,9 +363,8 @@ impl Engine for DockerEngine {
     }
 
     async fn info(&self) -> EngineResult<EngineInfo> {
-        let (version, info) = self
-            .call(Op::Info, "", Duration::ZERO, |d| async move { tokio::try_join!(d.version(), d.info()) })
-            .await?;
+        let (version, info) =
+            self.call(Op::Info, "", Duration::ZERO, |d| async move { tokio::try_join!(d.version(), d.info()) }).await?;
         let (version, info) = (to_json(&version), to_json(&info));
         let podman = version
             .get("Components")
@@ -398,7 +393,10 @@ impl Engine for DockerEngine {
     }
 
     async fn image_id(&self, reference: &str) -> EngineResult<Option<String>> {
-        match self.call(Op::InspectImage, reference, Duration::ZERO, |d| async move { d.inspect_image(reference).await }).await {
+        match self
+            .call(Op::InspectImage, reference, Duration::ZERO, |d| async move { d.inspect_image(reference).await })
+            .await
+        {
             Ok(image) => Ok(image.id),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -426,7 +424,12 @@ impl Engine for DockerEngine {
         let created = self.raw(Op::CreateContainer, &request.name, Method::POST, &path, Some(&body)).await?;
         match created.get("Id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => Ok(id.to_owned()),
-            _ => Err(EngineError::new(Op::CreateContainer, &request.name, ErrorKind::Rejected, "the engine returned no id")),
+            _ => Err(EngineError::new(
+                Op::CreateContainer,
+                &request.name,
+                ErrorKind::Rejected,
+                "the engine returned no id",
+            )),
         }
     }
 
@@ -443,8 +446,13 @@ impl Engine for DockerEngine {
         };
         let network = a.network.as_str();
         let object = format!("{network} to {container}");
-        self.call(Op::ConnectNetwork, &object, Duration::ZERO, |d| async move { d.connect_network(network, request).await })
-            .await
+        self.call(
+            Op::ConnectNetwork,
+            &object,
+            Duration::ZERO,
+            |d| async move { d.connect_network(network, request).await },
+        )
+        .await
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
@@ -463,8 +471,9 @@ impl Engine for DockerEngine {
     }
 
     async fn inspect_service(&self, id: &str) -> EngineResult<ServiceDetails> {
-        let service =
-            self.call(Op::InspectService, id, Duration::ZERO, |d| async move { d.inspect_service(id, None).await }).await?;
+        let service = self
+            .call(Op::InspectService, id, Duration::ZERO, |d| async move { d.inspect_service(id, None).await })
+            .await?;
         Ok(service_from(&to_json(&service)))
     }
 
@@ -482,8 +491,10 @@ impl Engine for DockerEngine {
             .map_err(|e| invalid(format!("the service spec cannot be encoded: {e}")))?;
         let version = i32::try_from(version).map_err(|_| invalid("service version out of range".into()))?;
         let options = UpdateServiceOptions { version, ..Default::default() };
-        let result = self
-            .call(Op::UpdateService, id, Duration::ZERO, |d| async move { d.update_service(id, spec, options, None).await })
+        let result =
+            self.call(Op::UpdateService, id, Duration::ZERO, |d| async move {
+                d.update_service(id, spec, options, None).await
+            })
             .await;
         match result {
             Ok(_) => Ok(()),

@@ -54,7 +54,11 @@ pub struct FakeEngine {
 
 impl Default for FakeEngine {
     fn default() -> Self {
-        Self { state: Mutex::new(State { clock: 1_700_000_000, ..State::default() }), events: broadcast::channel(1024).0, cuts: watch::channel(0).0 }
+        Self {
+            state: Mutex::new(State { clock: 1_700_000_000, ..State::default() }),
+            events: broadcast::channel(1024).0,
+            cuts: watch::channel(0).0,
+        }
     }
 }
 
@@ -191,7 +195,12 @@ impl FakeEngine {
             attributes.insert("name".into(), c.details.name.clone());
             (attributes, s.clock)
         };
-        let _ = self.events.send(ContainerEvent { action: action.into(), id: id.into(), attributes, time_nano: time * 1_000_000_000 });
+        let _ = self.events.send(ContainerEvent {
+            action: action.into(),
+            id: id.into(),
+            attributes,
+            time_nano: time * 1_000_000_000,
+        });
     }
 
     /// Counts the call, waits its delay, and fails it if a failure is due.
@@ -255,7 +264,12 @@ impl Engine for FakeEngine {
 
     async fn info(&self) -> EngineResult<EngineInfo> {
         self.enter(Op::Info, "").await?;
-        Ok(EngineInfo { kind: "fake".into(), version: "1".into(), api_version: "1.41".into(), swarm: self.lock().swarm })
+        Ok(EngineInfo {
+            kind: "fake".into(),
+            version: "1".into(),
+            api_version: "1.41".into(),
+            swarm: self.lock().swarm,
+        })
     }
 
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
@@ -338,7 +352,12 @@ impl Engine for FakeEngine {
         self.enter(Op::ListServices, "").await?;
         let s = self.lock();
         if s.swarm != SwarmRole::Manager {
-            return Err(EngineError::new(Op::ListServices, "", ErrorKind::Rejected, "This node is not a swarm manager."));
+            return Err(EngineError::new(
+                Op::ListServices,
+                "",
+                ErrorKind::Rejected,
+                "This node is not a swarm manager.",
+            ));
         }
         let wanted = |d: &ServiceDetails| {
             labels.iter().all(|f| match f.split_once('=') {

@@ -50,7 +50,8 @@ impl Transport {
     }
 
     pub(super) fn https(addr: &str, config: rustls::ClientConfig) -> Self {
-        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
         Self::Https { client: Client::builder(TokioExecutor::new()).build(https), addr: addr.to_owned() }
     }
 
@@ -93,7 +94,8 @@ impl Transport {
         let uri: Uri = format!("{}/v{}.{}{path_and_query}", self.base(), version.major_version, version.minor_version)
             .parse()
             .map_err(|e| RawError::Transport(format!("invalid engine URL: {e}")))?;
-        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON values serialize"))).unwrap_or_default();
+        let bytes =
+            body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON values serialize"))).unwrap_or_default();
         let request = Request::builder()
             .method(method)
             .uri(uri)

@@ -106,10 +106,13 @@ fn container_groups(scope: &Scope, inputs: &Inputs<'_>) -> Vec<Group> {
 /// Adds the originals replicas point back to that carry no group label
 /// themselves (replicated under `--allow-all`).
 fn with_originals<'a>(inputs: &Inputs<'a>, mut members: Vec<&'a ContainerSummary>) -> Vec<&'a ContainerSummary> {
-    let sources: HashSet<&str> = members.iter().filter_map(|c| c.labels.get(labels::SOURCE)).map(String::as_str).collect();
+    let sources: HashSet<&str> =
+        members.iter().filter_map(|c| c.labels.get(labels::SOURCE)).map(String::as_str).collect();
     for source in sources {
         if !members.iter().any(|c| c.id == source) {
-            if let Some(original) = inputs.containers.get(source).filter(|o| !o.labels.contains_key(labels::SWARM_SERVICE_ID)) {
+            if let Some(original) =
+                inputs.containers.get(source).filter(|o| !o.labels.contains_key(labels::SWARM_SERVICE_ID))
+            {
                 members.push(original);
             }
         }
@@ -152,7 +155,8 @@ fn rules_of(holders: &[&ContainerSummary], default_max: u32) -> (Result<Bounds, 
         return (Err("the originals' replicator.min/max labels leave no size every one of them allows".into()), None);
     };
     let conflict = (distinct.len() > 1).then(|| {
-        let each: Vec<String> = holders.iter().zip(&all).map(|(c, b)| format!("{} [{}, {}]", c.name, b.min, b.max)).collect();
+        let each: Vec<String> =
+            holders.iter().zip(&all).map(|(c, b)| format!("{} [{}, {}]", c.name, b.min, b.max)).collect();
         format!(
             "the originals disagree on replicator.min/max ({}); the strictest bounds [{}, {}] apply",
             each.join(", "),
@@ -169,7 +173,9 @@ fn policy_of(
 ) -> Option<Result<policy::Policy, String>> {
     match bounds {
         Ok(b) => policy::read(labels, *b).transpose(),
-        Err(reason) => labels.contains_key(policy::METRIC).then(|| Err(format!("the group's bounds are invalid: {reason}"))),
+        Err(reason) => {
+            labels.contains_key(policy::METRIC).then(|| Err(format!("the group's bounds are invalid: {reason}")))
+        }
     }
 }
 
@@ -292,7 +298,10 @@ mod tests {
         );
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].name(), "web");
-        assert_eq!(g[0].members.iter().map(|m| (m.name.as_str(), m.original)).collect::<Vec<_>>(), [("web", true), ("web-2", false)]);
+        assert_eq!(
+            g[0].members.iter().map(|m| (m.name.as_str(), m.original)).collect::<Vec<_>>(),
+            [("web", true), ("web-2", false)]
+        );
     }
 
     #[test]
@@ -309,7 +318,10 @@ mod tests {
         let all = Scope { allow_all: true, ..Scope::default() };
         let g = build(
             &all,
-            vec![container("o", "web", 1, &[]), container("r", "web-2", 2, &[("replicator.group", "web"), ("replicator.source", "o")])],
+            vec![
+                container("o", "web", 1, &[]),
+                container("r", "web-2", 2, &[("replicator.group", "web"), ("replicator.source", "o")]),
+            ],
             &[],
             &[],
         );
@@ -320,13 +332,19 @@ mod tests {
     #[test]
     fn the_selector_leaves_other_containers_alone() {
         let scope = Scope { selector: Some(Selector::parse("team=a").unwrap()), ..Scope::default() };
-        let g = build(&scope, vec![container("o", "web", 1, &[ENABLED]), container("p", "api", 1, &[ENABLED, ("team", "a")])], &[], &[]);
+        let g = build(
+            &scope,
+            vec![container("o", "web", 1, &[ENABLED]), container("p", "api", 1, &[ENABLED, ("team", "a")])],
+            &[],
+            &[],
+        );
         assert_eq!(g.iter().map(Group::name).collect::<Vec<_>>(), ["api"]);
     }
 
     #[test]
     fn malformed_bounds_make_the_group_refuse_changes_with_the_reason() {
-        let g = build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED, ("replicator.max", "-1")])], &[], &[]);
+        let g =
+            build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED, ("replicator.max", "-1")])], &[], &[]);
         assert!(g[0].bounds.as_ref().unwrap_err().contains("replicator.max"));
         let autoscaled = build(
             &Scope::default(),
@@ -354,8 +372,12 @@ mod tests {
 
     #[test]
     fn a_group_label_the_api_cannot_address_is_listed_with_the_reason() {
-        let g = build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED, ("replicator.group", "a/b")])], &[], &[]);
-        assert!(g[0].bounds.as_ref().unwrap_err().contains("cannot") || g[0].bounds.as_ref().unwrap_err().contains("not a group name"));
+        let g =
+            build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED, ("replicator.group", "a/b")])], &[], &[]);
+        assert!(
+            g[0].bounds.as_ref().unwrap_err().contains("cannot")
+                || g[0].bounds.as_ref().unwrap_err().contains("not a group name")
+        );
     }
 
     #[test]
@@ -367,7 +389,11 @@ mod tests {
         oneoff.push(("com.docker.compose.oneoff", "True"));
         let g = build(
             &Scope::default(),
-            vec![container("a", "shop_web_1", 1, &enabled), container("b", "shop_web_2", 2, &compose), container("c", "shop_web_run_1", 3, &oneoff)],
+            vec![
+                container("a", "shop_web_1", 1, &enabled),
+                container("b", "shop_web_2", 2, &compose),
+                container("c", "shop_web_run_1", 3, &oneoff),
+            ],
             &[],
             &[],
         );
@@ -382,14 +408,21 @@ mod tests {
             Intent { group: "web".into(), name: "web-2".into(), id: None },
             Intent { group: "web".into(), name: "web-3".into(), id: Some("r3".into()) },
         ];
-        let mut created = container("r3", "web-3", 3, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);
+        let mut created =
+            container("r3", "web-3", 3, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);
         created.state = RunState::Created;
         let leaving = container("r4", "web-4", 4, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);
-        let g = build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED]), created, leaving], &intents, &["r4"]);
+        let g =
+            build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED]), created, leaving], &intents, &["r4"]);
         let states: Vec<(&str, MemberState)> = g[0].members.iter().map(|m| (m.name.as_str(), m.state)).collect();
         assert_eq!(
             states,
-            [("web", MemberState::Running), ("web-3", MemberState::Starting), ("web-4", MemberState::Stopping), ("web-2", MemberState::Creating)]
+            [
+                ("web", MemberState::Running),
+                ("web-3", MemberState::Starting),
+                ("web-4", MemberState::Stopping),
+                ("web-2", MemberState::Creating)
+            ]
         );
         assert_eq!(g[0].size(), 3, "the original, one starting, one creating; not the one stopping");
     }

@@ -44,7 +44,10 @@ impl MemberState {
 
     /// Whether the member holds a place in its group (counts against `max`).
     pub fn holds_place(self) -> bool {
-        matches!(self, Self::Creating | Self::Starting | Self::Created | Self::Running | Self::Paused | Self::Restarting)
+        matches!(
+            self,
+            Self::Creating | Self::Starting | Self::Created | Self::Running | Self::Paused | Self::Restarting
+        )
     }
 
     /// Whether replicator itself is bringing the member up right now.
@@ -130,11 +133,8 @@ impl Group {
     /// Up to `n` replicas a scale-down may remove, newest first: never an
     /// original, never one still being made or already going.
     pub fn newest_replicas(&self, n: usize) -> Vec<&Member> {
-        let mut replicas: Vec<&Member> = self
-            .members
-            .iter()
-            .filter(|m| !m.original && m.state.holds_place() && !m.state.in_flight())
-            .collect();
+        let mut replicas: Vec<&Member> =
+            self.members.iter().filter(|m| !m.original && m.state.holds_place() && !m.state.in_flight()).collect();
         // Creation time has one-second resolution; the replica number breaks ties.
         let number = |m: &Member| m.name.rsplit(['-', '_']).next().and_then(|n| n.parse::<u64>().ok());
         replicas.sort_by_key(|m| std::cmp::Reverse((m.created, number(m))));
@@ -192,7 +192,8 @@ mod tests {
 
     #[test]
     fn growth_clones_the_original_while_it_lives() {
-        let g = group(vec![member("web", 1, true, MemberState::Running), member("web-2", 5, false, MemberState::Running)]);
+        let g =
+            group(vec![member("web", 1, true, MemberState::Running), member("web-2", 5, false, MemberState::Running)]);
         assert_eq!(g.clone_source().map(|m| m.id.as_str()), Some("web"));
         let gone =
             group(vec![member("web", 1, true, MemberState::Exited), member("web-2", 5, false, MemberState::Running)]);

@@ -53,8 +53,10 @@ impl Informer {
                         logged_down = true;
                     }
                     self.inventory.set_unavailable(e);
-                    if sleep_or_cancel(RETRY, &cancel).await {
-                        return;
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY) => {}
+                        () = self.inventory.resync_wanted() => {}
+                        () = cancel.cancelled() => return,
                     }
                     continue;
                 }
@@ -217,8 +219,10 @@ pub async fn read_service(engine: &dyn Engine, id: &str) -> EngineResult<SwarmSe
 
 /// Events that can change what a listing would say about a container.
 fn changes_state(action: &str) -> bool {
-    matches!(action, "create" | "start" | "restart" | "die" | "kill" | "stop" | "pause" | "unpause" | "rename" | "update")
-        || action.starts_with("health_status")
+    matches!(
+        action,
+        "create" | "start" | "restart" | "die" | "kill" | "stop" | "pause" | "unpause" | "rename" | "update"
+    ) || action.starts_with("health_status")
 }
 
 /// Sleeps; true when cancelled meanwhile.

@@ -35,6 +35,8 @@ pub struct Inventory {
     state: Mutex<State>,
     /// Bumped when anything a group is made of changes.
     changes: watch::Sender<u64>,
+    /// Rung by a reader that found the inventory stale: the informer re-lists at once.
+    resync_wanted: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -69,7 +71,12 @@ impl State {
             }
         }
         let intents: Vec<Intent> = self.intents.values().cloned().collect();
-        let inputs = build::Inputs { containers: &self.containers, services: &self.services, intents: &intents, stopping: &self.stopping };
+        let inputs = build::Inputs {
+            containers: &self.containers,
+            services: &self.services,
+            intents: &intents,
+            stopping: &self.stopping,
+        };
         let groups = Arc::new(build::groups(scope, &inputs));
         self.cache = Some((self.stamp, groups.clone()));
         groups
@@ -79,7 +86,12 @@ impl State {
 impl Inventory {
     /// An empty inventory for `scope`; [`Informer`] fills it.
     pub fn new(scope: Scope) -> Arc<Self> {
-        Arc::new(Self { scope, state: Mutex::new(State::default()), changes: watch::channel(0).0 })
+        Arc::new(Self {
+            scope,
+            state: Mutex::new(State::default()),
+            changes: watch::channel(0).0,
+            resync_wanted: tokio::sync::Notify::new(),
+        })
     }
 
     /// What this replicator manages.
@@ -109,9 +121,40 @@ impl Inventory {
             return Err(Error::Engine(e.clone()));
         }
         if !state.synced {
-            return Err(Error::Engine(EngineError::new(Op::ListContainers, "", ErrorKind::Unavailable, "not listed yet")));
+            return Err(Error::Engine(EngineError::new(
+                Op::ListContainers,
+                "",
+                ErrorKind::Unavailable,
+                "not listed yet",
+            )));
         }
         Ok(state.groups(&self.scope))
+    }
+
+    /// [`Self::groups`], but when the engine could not be listed, asks the
+    /// informer to try again now and waits up to `patience` for it: the
+    /// first request after the engine comes back need not fail.
+    pub async fn fresh_groups(&self, patience: std::time::Duration) -> Result<Arc<Vec<Group>>> {
+        let mut changes = self.subscribe();
+        let first = self.groups();
+        if !matches!(&first, Err(Error::Engine(e)) if e.is_unreachable()) {
+            return first;
+        }
+        self.resync_wanted.notify_one();
+        let wait = async {
+            while changes.changed().await.is_ok() {
+                if let Ok(groups) = self.groups() {
+                    return Ok(groups);
+                }
+            }
+            first.clone()
+        };
+        tokio::time::timeout(patience, wait).await.unwrap_or_else(|_| self.groups())
+    }
+
+    /// Resolves when a reader asked for a listing now.
+    pub async fn resync_wanted(&self) {
+        self.resync_wanted.notified().await;
     }
 
     /// One group by name.
@@ -166,7 +209,13 @@ impl Inventory {
     /// Reserves `names` for new replicas of `group`, if the group's size
     /// (members holding a place, and replicas already being made) stays
     /// within `max`. Checked and reserved under one lock: exact under concurrency.
-    pub fn reserve(self: &Arc<Self>, group: &str, count: usize, max: usize, naming: &crate::group::Naming) -> Option<Reservation> {
+    pub fn reserve(
+        self: &Arc<Self>,
+        group: &str,
+        count: usize,
+        max: usize,
+        naming: &crate::group::Naming,
+    ) -> Option<Reservation> {
         let mut state = self.lock();
         let size = state.groups(&self.scope).iter().find(|g| g.name() == group).map_or(0, Group::size);
         if size + count > max {
@@ -269,7 +318,8 @@ impl Inventory {
             }
         }
         // Written after the listing began: newer than what it says.
-        let newer: Vec<(String, u64)> = state.stamps.iter().filter(|(_, at)| **at > began).map(|(id, at)| (id.clone(), *at)).collect();
+        let newer: Vec<(String, u64)> =
+            state.stamps.iter().filter(|(_, at)| **at > began).map(|(id, at)| (id.clone(), *at)).collect();
         for (id, at) in newer {
             if let Some(c) = state.containers.remove(&id) {
                 containers.insert(id.clone(), c);

@@ -30,11 +30,18 @@ pub struct Settings {
     pub stop_timeout: Duration,
     /// Our own container, never replicated.
     pub self_id: Option<String>,
+    /// Longest a command waits for the inventory to re-list a lost engine.
+    pub engine_timeout: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { keep_host_ports: false, stop_timeout: Duration::from_secs(10), self_id: None }
+        Self {
+            keep_host_ports: false,
+            stop_timeout: Duration::from_secs(10),
+            self_id: None,
+            engine_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -54,7 +61,12 @@ struct Inner {
 
 impl Replicator {
     /// A service acting on `engine`, reading and recording group state in `inventory`.
-    pub fn new(engine: Arc<dyn Engine>, inventory: Arc<Inventory>, settings: Settings, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(
+        engine: Arc<dyn Engine>,
+        inventory: Arc<Inventory>,
+        settings: Settings,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         let inner = Inner { engine, inventory, settings, locks: locks::GroupLocks::default(), telemetry };
         Self { inner: Arc::new(inner) }
     }
@@ -79,14 +91,21 @@ impl Replicator {
         &self.inner.settings
     }
 
-    /// Every managed group, by name.
+    /// Every managed group, by name, as the inventory holds them now.
     pub fn groups(&self) -> Result<Arc<Vec<Group>>> {
         self.inventory().groups()
     }
 
-    /// One group by name.
-    pub fn group(&self, name: &str) -> Result<Group> {
-        self.inventory().group(name)
+    /// Every managed group; when the engine could not be listed, one more
+    /// try first (bounded by the engine timeout).
+    pub async fn fresh_groups(&self) -> Result<Arc<Vec<Group>>> {
+        self.inventory().fresh_groups(self.settings().engine_timeout).await
+    }
+
+    /// One group by name (see [`Self::fresh_groups`]).
+    pub async fn group(&self, name: &str) -> Result<Group> {
+        let groups = self.fresh_groups().await?;
+        groups.iter().find(|g| g.name() == name).cloned().ok_or_else(|| Error::GroupNotFound(name.to_owned()))
     }
 
     /// The full id of the container `target` names and the group it belongs
@@ -100,7 +119,7 @@ impl Replicator {
                 details.id
             }
         };
-        let groups = self.groups()?;
+        let groups = self.fresh_groups().await?;
         let group = groups.iter().find(|g| g.members.iter().any(|m| m.id == id)).cloned().ok_or_else(|| {
             Error::Conflict(format!("container {target} is not a member of any group this replicator manages"))
         })?;

@@ -76,7 +76,7 @@ impl Replicator {
         if !enabled && !self.inventory().scope().allow_all {
             return Err(Error::NotEnabled(target.to_string()));
         }
-        let source = self.source_from(details)?;
+        let source = self.source_from(details).await?;
         let reservation = {
             let _admitted = self.inner.locks.lock(&source.group.name).await;
             self.reserve(&source, count as usize)?
@@ -98,13 +98,13 @@ impl Replicator {
 
     /// The source with its group's rules, as the inventory reads them for
     /// every consumer (the strictest bounds of the group's originals).
-    pub(super) fn source_from(&self, details: ContainerDetails) -> Result<Source> {
+    pub(super) async fn source_from(&self, details: ContainerDetails) -> Result<Source> {
         let labels = details.labels();
         group::check_group_label(&labels).map_err(Error::Conflict)?;
         let identity = group::identify(&details.id, &details.name, &labels);
         // The engine may not have told the inventory about the source yet.
         self.inventory().observe(details.summary());
-        let bounds = match self.inventory().group(&identity.name) {
+        let bounds = match self.group(&identity.name).await {
             Ok(g) => g.bounds.map_err(|reason| Error::InvalidGroup { group: identity.name.clone(), reason })?,
             Err(Error::GroupNotFound(_)) => Bounds::from_labels(&labels, self.inventory().scope().default_max)
                 .map_err(|reason| Error::InvalidGroup { group: identity.name.clone(), reason })?,

@@ -17,17 +17,17 @@ impl Replicator {
     }
 
     async fn scale_now(&self, name: &str, target: u32, caller: &str) -> Result<Group> {
-        let group = self.group(name)?;
+        let group = self.group(name).await?;
         check_target(&group, target)?;
         // Held for the whole change: two scale requests never interleave.
         let _locked = self.inner.locks.lock(name).await;
-        let group = self.group(name)?;
+        let group = self.group(name).await?;
         check_target(&group, target)?;
         match group.kind() {
             GroupKind::Swarm => self.scale_service(&group, target, caller).await?,
             _ => self.scale_containers(&group, target as usize, caller).await?,
         }
-        self.group(name)
+        self.group(name).await
     }
 
     async fn scale_containers(&self, group: &Group, target: usize, caller: &str) -> Result<()> {
@@ -36,7 +36,7 @@ impl Replicator {
         if target > size {
             let source = group.clone_source().ok_or_else(|| Error::GroupNotFound(name.to_owned()))?;
             let details = self.engine().inspect_container(&source.id).await?;
-            let source = self.source_from(details)?;
+            let source = self.source_from(details).await?;
             let reservation = self.reserve(&source, target - size)?;
             let started = std::time::Instant::now();
             let created = self.create_replicas(&source, reservation, caller).await;
@@ -79,12 +79,15 @@ impl Replicator {
 
 /// The group's bounds, if they allow `target`.
 fn check_target(group: &Group, target: u32) -> Result<Bounds> {
-    let bounds = group
-        .bounds
-        .clone()
-        .map_err(|reason| Error::InvalidGroup { group: group.name().to_owned(), reason })?;
+    let bounds =
+        group.bounds.clone().map_err(|reason| Error::InvalidGroup { group: group.name().to_owned(), reason })?;
     if target < bounds.min || target > bounds.max {
-        return Err(Error::OutOfBounds { group: group.name().to_owned(), min: bounds.min, max: bounds.max, asked: target });
+        return Err(Error::OutOfBounds {
+            group: group.name().to_owned(),
+            min: bounds.min,
+            max: bounds.max,
+            asked: target,
+        });
     }
     Ok(bounds)
 }

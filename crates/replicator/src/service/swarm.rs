@@ -24,7 +24,8 @@ impl Replicator {
     ) -> Result<Replication> {
         let service = self.engine().inspect_service(service_id).await?;
         self.check_selected(&format!("service {}", service.name), &service.labels)?;
-        let enabled = labels::flag(&service.labels, labels::ENABLE, false).map_err(|e| Error::Conflict(e.to_string()))?;
+        let enabled =
+            labels::flag(&service.labels, labels::ENABLE, false).map_err(|e| Error::Conflict(e.to_string()))?;
         if !enabled && !self.inventory().scope().allow_all {
             return Err(Error::NotEnabled(format!("{container_id} (service {})", service.name)));
         }
