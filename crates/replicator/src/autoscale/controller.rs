@@ -264,3 +264,90 @@ impl Autoscaler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoscale::MetricSample;
+    use crate::engine::fake::FakeEngine;
+    use crate::engine::Op;
+    use crate::id::ContainerRef;
+    use crate::inventory::{Informer, Inventory, Scope};
+    use crate::service::{Replicator, Settings};
+
+    async fn autoscaled(labels: &[(&str, &str)]) -> (Arc<FakeEngine>, Replicator, Arc<AutoscaleHandle>, Autoscaler) {
+        let engine = Arc::new(FakeEngine::default());
+        engine.add_container("web", labels);
+        let inventory = Inventory::new(Scope::default());
+        Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600)).resync().await.unwrap();
+        let telemetry = Arc::new(Telemetry::default());
+        let service = Replicator::new(engine.clone(), inventory, Settings::default(), telemetry.clone());
+        let handle = AutoscaleHandle::new(Arc::new(service.clone()), false);
+        let settings = AutoscaleSettings {
+            interval: Duration::from_secs(5),
+            stabilization: Duration::from_secs(60),
+            metric_ttl: Duration::from_secs(15),
+            prometheus: None,
+        };
+        let autoscaler = Autoscaler::new(handle.clone(), telemetry, settings);
+        (engine, service, handle, autoscaler)
+    }
+
+    const LABELS: [(&str, &str); 4] = [
+        ("replicator.enable", "true"),
+        ("replicator.max", "4"),
+        ("replicator.autoscale.metric", "rps"),
+        ("replicator.autoscale.target", "10"),
+    ];
+
+    async fn running_reaches(service: &Replicator, n: usize) {
+        let mut changes = service.inventory().subscribe();
+        while service.groups().unwrap()[0].running() != n {
+            changes.changed().await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pushed_load_grows_the_group_and_missing_values_never_shrink_it() {
+        let (_engine, service, handle, autoscaler) = autoscaled(&LABELS).await;
+        let cancel = CancellationToken::new();
+        let running = tokio::spawn(autoscaler.run(cancel.clone()));
+        let web = ContainerRef::parse("web").unwrap();
+        handle.push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }]).await.unwrap();
+        running_reaches(&service, 4).await;
+        let decisions = handle.history("web");
+        assert_eq!((decisions[0].from, decisions[0].to), (1, 4));
+        // Members report nothing for longer than the stabilization window: no
+        // scale-down on missing data.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(service.groups().unwrap()[0].running(), 4);
+        cancel.cancel();
+        running.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_waits_for_the_change_under_way() {
+        let (engine, service, handle, autoscaler) = autoscaled(&LABELS).await;
+        engine.delay(Op::StartContainer, Duration::from_secs(3));
+        let cancel = CancellationToken::new();
+        let running = tokio::spawn(autoscaler.run(cancel.clone()));
+        let web = ContainerRef::parse("web").unwrap();
+        handle.push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }]).await.unwrap();
+        let mut changes = service.inventory().subscribe();
+        while engine.calls(Op::StartContainer) == 0 {
+            changes.changed().await.unwrap();
+        }
+        cancel.cancel();
+        running.await.unwrap();
+        assert_eq!(service.groups().unwrap()[0].running(), 4, "the scale-up finished before the loop returned");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_value_pushed_for_another_metric_is_refused() {
+        let (_engine, _service, handle, _autoscaler) = autoscaled(&LABELS).await;
+        let web = ContainerRef::parse("web").unwrap();
+        let e =
+            handle.push(&[MetricSample { container: web, metric: "cpu_load".into(), value: 1.0 }]).await.unwrap_err();
+        assert!(e.to_string().contains("not on a pushed \"cpu_load\""), "{e}");
+    }
+}

@@ -580,3 +580,84 @@ fn stats_from(v: &Value) -> StatsSample {
         memory_limit: num("/memory_stats/limit"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Recorded Engine API documents (Docker 20.10, API 1.41) read the way
+    //! the adapter reads them.
+
+    use super::*;
+    use crate::plan::{plan_clone, CloneSpec};
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/docker-20.10/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn inspect() -> Value {
+        serde_json::from_str(&fixture("inspect.json")).unwrap()
+    }
+
+    #[test]
+    fn an_inspect_document_gives_name_labels_networks_and_ports() {
+        let d = details_from(&inspect());
+        assert_eq!(d.name, "fixture-web");
+        assert_eq!(d.label("replicator.max"), Some("3"));
+        assert_eq!(d.state, RunState::Running);
+        let net = &d.endpoints["fixture-net"];
+        assert!(net.aliases.contains(&"web".to_owned()) && !net.ip_address.is_empty(), "{net:?}");
+        let bound: Vec<(u16, &str, &str)> =
+            d.published.iter().map(|p| (p.container_port, p.protocol.as_str(), p.host_ip.as_str())).collect();
+        assert_eq!(bound, [(8080, "tcp", "0.0.0.0"), (8080, "tcp", "::")], "one binding per address family");
+        assert!(d.summary().created > 1_700_000_000, "RFC 3339 with nanoseconds parses");
+    }
+
+    #[test]
+    fn fields_no_model_knows_reach_the_create_request() {
+        let mut doc = inspect();
+        doc["HostConfig"]["FutureIsolationKnob"] = serde_json::json!({ "level": 3 });
+        doc["Config"]["FutureConfigField"] = serde_json::json!(["a", "b"]);
+        let plan = plan_clone(
+            &details_from(&doc),
+            &CloneSpec {
+                name: "fixture-web-2",
+                group: "fixture-web",
+                original_id: "abc",
+                tag_image_id: None,
+                keep_host_ports: false,
+                extra_labels: Default::default(),
+            },
+        );
+        let body = Value::Object(plan.create.body);
+        assert_eq!(body["HostConfig"]["FutureIsolationKnob"]["level"], 3);
+        assert_eq!(body["FutureConfigField"][1], "b");
+        assert_eq!(body["HostConfig"]["Ulimits"][0]["Name"], "nofile", "known fields too");
+        // bollard's typed model would have dropped them on the way to the engine.
+        let typed: bollard::models::ContainerCreateBody = serde_json::from_value(body).unwrap();
+        let round_trip = serde_json::to_value(typed).unwrap();
+        assert!(round_trip["HostConfig"].get("FutureIsolationKnob").is_none());
+    }
+
+    #[test]
+    fn a_listing_entry_gives_addresses_and_published_ports() {
+        let list: Vec<Value> = serde_json::from_str(&fixture("list.json")).unwrap();
+        let c = summary_from(&list[0]);
+        assert_eq!(c.name, "fixture-web");
+        assert!(!c.networks["fixture-net"].is_empty());
+        let bound: Vec<(u16, &str, &str)> =
+            c.published.iter().map(|p| (p.container_port, p.protocol.as_str(), p.host_ip.as_str())).collect();
+        assert_eq!(bound, [(8080, "tcp", "0.0.0.0"), (8080, "tcp", "::")]);
+        assert_eq!(c.labels["replicator.enable"], "true");
+    }
+
+    #[test]
+    fn events_carry_action_id_name_and_labels() {
+        let events: Vec<ContainerEvent> =
+            fixture("events.jsonl").lines().map(|l| event_from(&serde_json::from_str(l).unwrap())).collect();
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["create", "start", "pause", "unpause", "rename", "kill", "die", "destroy"]);
+        assert!(events.iter().all(|e| e.id.len() == 64 && e.time_nano > 0));
+        assert_eq!(events[0].attributes["replicator.group"], "web");
+        assert_eq!(events[4].attributes["name"], "fixture-ev2", "a rename names the new name");
+    }
+}

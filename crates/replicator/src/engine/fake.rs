@@ -25,11 +25,13 @@ struct Container {
     created: i64,
 }
 
-/// A failure to inject: the next `times` calls of `op` fail with `kind`.
+/// A failure to inject: after `skip` more successful calls, the next
+/// `times` calls of `op` fail with `kind`.
 struct Failure {
     op: Op,
     kind: ErrorKind,
     message: String,
+    skip: usize,
     times: usize,
 }
 
@@ -99,7 +101,13 @@ impl FakeEngine {
 
     /// Makes the next `times` calls of `op` fail with `kind`.
     pub fn fail(&self, op: Op, kind: ErrorKind, times: usize) {
-        self.lock().failures.push_back(Failure { op, kind, message: format!("injected {}", kind.name()), times });
+        self.fail_after(op, 0, kind, times);
+    }
+
+    /// Lets `skip` calls of `op` succeed, then fails the next `times` with `kind`.
+    pub fn fail_after(&self, op: Op, skip: usize, kind: ErrorKind, times: usize) {
+        let message = format!("injected {}", kind.name());
+        self.lock().failures.push_back(Failure { op, kind, message, skip, times });
     }
 
     /// Makes every call of `op` take `delay` first.
@@ -216,6 +224,10 @@ impl FakeEngine {
         let mut s = self.lock();
         if let Some(i) = s.failures.iter().position(|f| f.op == op) {
             let f = &mut s.failures[i];
+            if f.skip > 0 {
+                f.skip -= 1;
+                return Ok(());
+            }
             let e = EngineError::new(op, object, f.kind, f.message.clone());
             f.times -= 1;
             if f.times == 0 {

@@ -8,6 +8,8 @@ mod reconcile;
 mod replicate;
 mod scale;
 mod swarm;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,233 @@
+//! The service against the stateful fake engine: admission from memory,
+//! exact limits under concurrency, name retries, rollback, Swarm version
+//! conflicts, reconcile, and the inventory's repair by listing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Replicator, Settings};
+use crate::engine::fake::FakeEngine;
+use crate::engine::{ErrorKind, Op};
+use crate::error::Error;
+use crate::id::ContainerRef;
+use crate::inventory::{Informer, Inventory, MemberState, Scope};
+use crate::model::{RunState, SwarmRole};
+use crate::telemetry::Telemetry;
+
+const ENABLED: (&str, &str) = ("replicator.enable", "true");
+
+struct World {
+    engine: Arc<FakeEngine>,
+    service: Replicator,
+    informer: Informer,
+}
+
+async fn world(scope: Scope) -> World {
+    let engine = Arc::new(FakeEngine::default());
+    let inventory = Inventory::new(scope);
+    let informer = Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600));
+    informer.resync().await.unwrap();
+    let service = Replicator::new(engine.clone(), inventory, Settings::default(), Arc::new(Telemetry::default()));
+    World { engine, service, informer }
+}
+
+impl World {
+    async fn resync(&self) {
+        self.informer.resync().await.unwrap();
+    }
+
+    fn target(name: &str) -> ContainerRef {
+        ContainerRef::parse(name).unwrap()
+    }
+
+    async fn replicate(&self, name: &str, count: u32) -> Result<super::Replication, Error> {
+        self.service.replicate(&Self::target(name), count, "test").await
+    }
+
+    async fn states(&self, group: &str) -> Vec<(String, MemberState)> {
+        let g = self.service.group(group).await.unwrap();
+        g.members.iter().map(|m| (m.name.clone(), m.state)).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_replication_is_admitted_from_memory_without_listing_the_engine() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    let listings = w.engine.calls(Op::ListContainers);
+    let r = w.replicate("web", 2).await.unwrap();
+    assert_eq!(r.replicas.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["web-2", "web-3"]);
+    w.service.fresh_groups().await.unwrap();
+    assert_eq!(w.engine.calls(Op::ListContainers), listings, "no listing on the hot path or for the groups");
+    assert_eq!(w.engine.calls(Op::ListServices), 0, "no Swarm call on an engine without Swarm");
+    assert_eq!(w.service.group("web").await.unwrap().running(), 3);
+}
+
+#[tokio::test]
+async fn the_limit_holds_exactly_under_twenty_concurrent_requests() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED, ("replicator.max", "5")]);
+    w.resync().await;
+    w.engine.delay(Op::CreateContainer, Duration::from_millis(5));
+    let all = (0..20).map(|_| {
+        let service = w.service.clone();
+        tokio::spawn(async move { service.replicate(&World::target("web"), 1, "race").await })
+    });
+    let results = futures_util::future::join_all(all).await;
+    let created = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let refused = results.iter().filter(|r| matches!(r, Ok(Err(Error::LimitReached { max: 5, .. })))).count();
+    assert_eq!((created, refused), (4, 16));
+    assert_eq!(w.engine.names_in(RunState::Running).len(), 5);
+}
+
+#[tokio::test]
+async fn a_name_taken_meanwhile_is_retried_under_the_next_free_one() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    // Someone else takes web-2 without the inventory knowing yet.
+    w.engine.add_container("web-2", &[]);
+    let r = w.replicate("web", 1).await.unwrap();
+    assert_eq!(r.replicas[0].name, "web-3");
+}
+
+#[tokio::test]
+async fn a_failed_start_rolls_back_every_clone_of_the_request() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    w.engine.fail_after(Op::StartContainer, 1, ErrorKind::Rejected, 1);
+    let e = w.replicate("web", 3).await.unwrap_err();
+    assert!(matches!(&e, Error::Engine(e) if e.op == Op::StartContainer), "{e}");
+    assert_eq!(w.engine.names(), ["web"], "the clone already started is removed too");
+    assert_eq!(w.states("web").await, [("web".to_owned(), MemberState::Running)]);
+}
+
+#[tokio::test]
+async fn a_refused_create_late_in_a_request_leaves_nothing() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    w.engine.fail_after(Op::CreateContainer, 2, ErrorKind::Rejected, 1);
+    let e = w.replicate("web", 3).await.unwrap_err();
+    assert!(matches!(&e, Error::Engine(e) if e.op == Op::CreateContainer), "{e}");
+    assert_eq!(w.engine.names(), ["web"]);
+    let g = w.service.group("web").await.unwrap();
+    assert_eq!(g.size(), 1, "no place stays reserved");
+}
+
+#[tokio::test]
+async fn malformed_bounds_refuse_replication_and_scaling_with_the_reason() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED, ("replicator.max", "99999999999")]);
+    w.resync().await;
+    let e = w.replicate("web", 1).await.unwrap_err();
+    assert!(matches!(&e, Error::InvalidGroup { reason, .. } if reason.contains("too large")), "{e}");
+    let e = w.service.scale("web", 1, "test").await.unwrap_err();
+    assert!(matches!(e, Error::InvalidGroup { .. }), "{e}");
+    let listed = w.service.group("web").await.unwrap();
+    assert!(listed.bounds.unwrap_err().contains("replicator.max"));
+    assert_eq!(w.engine.names(), ["web"]);
+}
+
+#[tokio::test]
+async fn a_group_label_the_api_cannot_address_is_refused_by_name() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED, ("replicator.group", "a b <x>")]);
+    w.resync().await;
+    let e = w.replicate("web", 1).await.unwrap_err();
+    assert!(matches!(&e, Error::Conflict(m) if m.contains("replicator.group")), "{e}");
+    assert_eq!(w.engine.names(), ["web"]);
+}
+
+#[tokio::test]
+async fn scaling_down_removes_the_newest_replicas_and_a_vanished_one_is_no_error() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    let r = w.replicate("web", 3).await.unwrap();
+    // The newest replica disappears behind the inventory's back.
+    w.engine.remove_silently(&r.replicas[2].id);
+    let g = w.service.scale("web", 2, "test").await.unwrap();
+    assert_eq!(g.size(), 2);
+    assert_eq!(w.engine.names(), ["web", "web-2"]);
+    let e = w.service.scale("web", 0, "test").await.unwrap_err();
+    assert!(matches!(e, Error::OutOfBounds { asked: 0, .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_stale_swarm_version_is_retried() {
+    let w = world(Scope::default()).await;
+    w.engine.set_swarm(SwarmRole::Manager);
+    let service = w.engine.add_service("api", 1, &[ENABLED]);
+    w.resync().await;
+    w.engine.fail(Op::UpdateService, ErrorKind::Conflict, 2);
+    let g = w.service.scale("api", 3, "test").await.unwrap();
+    assert_eq!(w.engine.service_replicas(&service), Some(3));
+    assert_eq!(g.members.len(), 3);
+    assert_eq!(w.engine.calls(Op::UpdateService), 3);
+}
+
+#[tokio::test]
+async fn reconcile_removes_only_replicas_that_were_never_started() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    w.engine.fail(Op::StartContainer, ErrorKind::Unavailable, 1);
+    w.engine.fail(Op::RemoveContainer, ErrorKind::Unavailable, 1);
+    // The start and the rollback both fail: a created clone is left, as after a crash.
+    assert!(w.replicate("web", 1).await.is_err());
+    let bystander = w.engine.add_container("bystander", &[]);
+    w.engine.set_state(&bystander, RunState::Created, "stop");
+    w.resync().await;
+    assert_eq!(w.service.reconcile().await.unwrap(), 1);
+    let mut left = w.engine.names();
+    left.sort();
+    assert_eq!(left, ["bystander", "web"]);
+}
+
+#[tokio::test]
+async fn a_missed_event_is_repaired_by_the_next_listing() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    let r = w.replicate("web", 1).await.unwrap();
+    w.engine.remove_silently(&r.replicas[0].id);
+    assert_eq!(w.service.group("web").await.unwrap().members.len(), 2, "not seen yet");
+    w.resync().await;
+    assert_eq!(w.service.group("web").await.unwrap().members.len(), 1);
+}
+
+#[tokio::test]
+async fn the_informer_follows_events_and_resumes_after_a_cut() {
+    let w = world(Scope::default()).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let informer = Informer::new(w.engine.clone(), w.service.inventory().clone(), Duration::from_secs(3600));
+    let running = tokio::spawn(informer.run(cancel.clone()));
+    let mut changes = w.service.inventory().subscribe();
+    let web = w.engine.add_container("web", &[ENABLED]);
+    let seen = |w: &World| w.service.groups().map(|g| g.iter().any(|g| g.name() == "web")).unwrap_or(false);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !seen(&w) {
+            changes.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the new container is seen from its events");
+    w.engine.cut();
+    w.engine.set_state(&web, RunState::Exited, "die");
+    let exited = |w: &World| {
+        w.service.groups().ok().and_then(|g| g.iter().find(|g| g.name() == "web").map(|g| g.running() == 0))
+            == Some(true)
+    };
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !exited(&w) {
+            changes.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the state change made during the cut is seen after it");
+    cancel.cancel();
+    running.await.unwrap();
+}
