@@ -118,7 +118,7 @@ async fn main() {
     let scope = Scope::new("bench");
     let source = scope.web("src", &["--label", "replicator.max=1000"]);
     let source_name = scope.name("src");
-    let server = scope.server(&["--max-replicas", "1000", "--autoscale-interval", "1h"]);
+    let server = scope.process_server(&["--max-replicas", "1000", "--autoscale-interval", "1h"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(server.pid(), "VmRSS:");
 
@@ -201,6 +201,17 @@ async fn main() {
     let groups_p99 = percentile(latencies, 0.99);
     let peak_rss = rss_kib(server.pid(), "VmHWM:");
 
+    // The same costs with 5 containers on the engine, then with 2,000 (created,
+    // not running, 50 of them originals of their own groups).
+    let few = population_costs(&scope, &direct, &through, &server).await;
+    let engine_count = populate(&direct.engine, &scope, 2000, 50).await;
+    let wanted = 51;
+    common::eventually("the inventory to see the 50 new groups", Duration::from_secs(120), || {
+        let (status, metrics) = server.admin_get("/metrics");
+        (status == 200 && metrics.matches("replicator_group_size{").count() >= wanted).then_some(())
+    });
+    let many = population_costs(&scope, &direct, &through, &server).await;
+
     println!("\n## replicator vs the raw engine (same run)\n");
     println!("| measurement | through replicator | direct engine calls | ratio |");
     println!("|---|---|---|---|");
@@ -226,6 +237,15 @@ async fn main() {
         idle_rss as f64 / 1024.0,
         peak_rss as f64 / 1024.0
     );
+    println!("\n## Cost against the engine's population (same run)\n");
+    println!("| measurement | 5 containers | {engine_count} containers, 50 groups | ratio |");
+    println!("|---|---|---|---|");
+    let row = |what: &str, a: Duration, b: Duration| {
+        println!("| {what} | {} | {} | {:.2} |", ms(a), ms(b), b.as_secs_f64() / a.as_secs_f64())
+    };
+    row("replicator's overhead per replication (median of through − direct)", few.overhead, many.overhead);
+    row("`GET /v1/groups`, median", few.groups_median, many.groups_median);
+    row("`GET /v1/groups`, p99", few.groups_p99, many.groups_p99);
     println!("\n| where a replication's time goes | median |\n|---|---|");
     println!("| container inspect (both paths) | {} |", ms(median(inspects)));
     println!("| image lookup + group and name listings (replicator only) | {} |", ms(median(lookups)));
@@ -241,6 +261,75 @@ async fn main() {
         docker(&["version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"])
     );
     drop(server);
+}
+
+/// What the engine's population may change: replicator's own overhead on a
+/// replication, and the cost of listing the groups.
+struct PopulationCosts {
+    overhead: Duration,
+    groups_median: Duration,
+    groups_p99: Duration,
+}
+
+async fn population_costs(
+    scope: &Scope,
+    direct: &Direct,
+    through: &Through,
+    server: &common::Server,
+) -> PopulationCosts {
+    let mut overheads = Vec::new();
+    for i in 0..7 {
+        let ours = through.clone_once().await;
+        clear_clones(scope, &through.source);
+        let raw = direct.clone_once(&format!("{}-pop-{i}", through.source)).await;
+        clear_clones(scope, &through.source);
+        overheads.push(ours.saturating_sub(raw));
+    }
+    let client = ApiClient::new(&server.url(), &server.certs).unwrap();
+    let mut latencies = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        let r = client.get("/v1/groups").await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        latencies.push(t.elapsed());
+    }
+    PopulationCosts {
+        overhead: median(overheads),
+        groups_median: median(latencies.clone()),
+        groups_p99: percentile(latencies, 0.99),
+    }
+}
+
+/// Removes the clones of `source` only (the population stays).
+fn clear_clones(scope: &Scope, source: &str) {
+    let ids =
+        docker(&["ps", "-aq", "--filter", &format!("label={}", scope.label()), "--filter", &format!("name={source}-")]);
+    let ids: Vec<&str> = ids.lines().collect();
+    if !ids.is_empty() {
+        docker(&[&["rm", "-f"], ids.as_slice()].concat());
+    }
+}
+
+/// Creates `total` stopped containers, `groups` of them enabled originals
+/// of their own group; returns how many containers the engine then has.
+async fn populate(engine: &DockerEngine, scope: &Scope, total: usize, groups: usize) -> usize {
+    use replicator::model::CreateRequest;
+    let request = |i: usize| {
+        let mut labels = serde_json::json!({ common::TEST_LABEL: scope.id });
+        if i < groups {
+            labels["replicator.enable"] = "true".into();
+        }
+        let body = serde_json::json!({ "Image": common::IMAGE, "Cmd": ["true"], "Labels": labels });
+        CreateRequest { name: format!("{}-pop{i}", scope.id), body: body.as_object().cloned().unwrap() }
+    };
+    for chunk in (0..total).collect::<Vec<_>>().chunks(16) {
+        join_all(chunk.iter().map(|i| {
+            let r = request(*i);
+            async move { engine.create_container(&r).await.unwrap() }
+        }))
+        .await;
+    }
+    engine.list_containers(&ListQuery { all: true, ..Default::default() }).await.unwrap().len()
 }
 
 impl Direct {

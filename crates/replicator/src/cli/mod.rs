@@ -8,8 +8,8 @@ mod upstreams;
 
 use clap::{Parser, Subcommand};
 
-pub use serve::ServeArgs;
 use serve::{init_logging, LogFormat};
+pub use serve::{prepare, ServeArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "replicator", version, about = "Replicates Docker containers on demand, over mutual TLS")]
@@ -33,6 +33,16 @@ enum Command {
     Replicate(client::ReplicateArgs),
     /// Keep a load balancer's upstream list (nginx or JSON) in step with a group.
     Upstreams(upstreams::UpstreamsArgs),
+}
+
+/// `replicator serve ARGS...` parsed as the command line would be (for
+/// callers that run the server in-process, such as the integration tests).
+pub fn parse_serve<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<ServeArgs, clap::Error> {
+    let argv = ["replicator", "serve"].into_iter().chain(args);
+    match Cli::try_parse_from(argv)?.command {
+        Command::Serve(args) => Ok(*args),
+        _ => unreachable!("the argument list starts with serve"),
+    }
 }
 
 /// Runs the parsed command line; the exit code is the caller's business.

@@ -128,6 +128,17 @@ pub(super) fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (listeners, config) = prepare(args).await?;
+    info!(addr = %listeners.admin.local_addr()?, "admin listening");
+    let self_id = config.settings.self_id.clone();
+    info!(addr = %listeners.api.local_addr()?, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
+    server::run(listeners, config, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Everything `serve` does before serving: certificates, engine, listeners
+/// bound, configuration resolved. Tests call it to run replicator in-process.
+pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     let tls_files = server_tls_files(&args)?;
     let tls_config = tls::server_config(&tls_files)?;
     let engine_settings =
@@ -172,10 +183,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit: args.rate_limit,
         telemetry,
     };
-    info!(addr = %admin.local_addr()?, "admin listening");
-    info!(addr = %api.local_addr()?, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
-    server::run(Listeners { api, admin }, config, shutdown_signal()).await;
-    Ok(())
+    Ok((Listeners { api, admin }, config))
 }
 
 /// An engine that is down may come up later: start anyway. One whose TLS

@@ -27,12 +27,15 @@ pub struct Informer {
     engine: Arc<dyn Engine>,
     inventory: Arc<Inventory>,
     resync: Duration,
+    /// When the last successful listing began (unix nanoseconds), until `run`
+    /// takes it to follow events from there instead of listing again.
+    listed_since: std::sync::Mutex<Option<i64>>,
 }
 
 impl Informer {
     /// An informer that re-lists every `resync`.
     pub fn new(engine: Arc<dyn Engine>, inventory: Arc<Inventory>, resync: Duration) -> Self {
-        Self { engine, inventory, resync }
+        Self { engine, inventory, resync, listed_since: std::sync::Mutex::new(None) }
     }
 
     /// Runs until `cancel`: list, follow, re-list.
@@ -40,8 +43,13 @@ impl Informer {
         let mut logged_down = false;
         loop {
             // Events are asked for from before the listing, so none falls between.
-            let since = unix_nanos_now();
-            match self.resync().await {
+            let listed = self.listed_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            let since = listed.unwrap_or_else(unix_nanos_now);
+            let listing = match listed {
+                Some(_) => Ok(()),
+                None => self.resync().await,
+            };
+            match listing {
                 Ok(()) if logged_down => {
                     info!("engine reachable again; inventory re-listed");
                     logged_down = false;
@@ -73,6 +81,13 @@ impl Informer {
 
     /// One full listing of containers (and Swarm services on a manager).
     pub async fn resync(&self) -> EngineResult<()> {
+        let began = unix_nanos_now();
+        self.list().await?;
+        *self.listed_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(began);
+        Ok(())
+    }
+
+    async fn list(&self) -> EngineResult<()> {
         let info = self.engine.info().await?;
         let began = self.inventory.listing_started();
         let listing = self.engine.list_containers(&ListQuery { all: true, ..Default::default() }).await?;
@@ -121,7 +136,7 @@ impl Informer {
                         self.refresh(&id).await;
                     }
                     if now >= resync_at {
-                        if let Err(e) = self.resync().await {
+                        if let Err(e) = self.list().await {
                             return warn!(error = %e, "periodic re-listing failed");
                         }
                         resync_at = Instant::now() + self.resync;

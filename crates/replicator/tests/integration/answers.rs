@@ -31,7 +31,7 @@ async fn the_compatibility_route_answers_like_the_original() {
 async fn v1_replicate_answers_201_with_the_replicas() {
     let scope = Scope::new("v1");
     let source = scope.web("web", &[]);
-    let server = scope.server(&[]);
+    let server = scope.process_server(&[]);
     let name = scope.name("web");
 
     let r =

@@ -44,8 +44,14 @@ async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_af
     ];
     let original = scope.web("web", &labels);
     let name = scope.name("web");
-    let server =
-        scope.server(&["--autoscale-interval", "1s", "--scale-down-stabilization", "3s", "--metric-ttl", "60s"]);
+    let server = scope.process_server(&[
+        "--autoscale-interval",
+        "1s",
+        "--scale-down-stabilization",
+        "3s",
+        "--metric-ttl",
+        "60s",
+    ]);
 
     let started = Instant::now();
     let push = json!({ "container": name, "metric": "load", "value": 100 });
@@ -134,7 +140,7 @@ async fn a_busy_container_grows_its_group_from_the_engines_cpu_stats() {
     args.extend([image(), "sh", "-c", "while :; do :; done"]);
     scope.run("busy", &args);
     let name = scope.name("busy");
-    let server = scope.server(&["--autoscale-interval", "1s"]);
+    let server = scope.process_server(&["--autoscale-interval", "1s"]);
     let grown = wait_for_size(&server, &name, 2, Duration::from_secs(60)).await;
     let current = grown["autoscale"]["current"].as_f64().unwrap_or_default();
     assert!(current > 10.0, "the busy loop shows as CPU load: {grown}");

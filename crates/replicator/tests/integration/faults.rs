@@ -69,7 +69,7 @@ async fn after_kill_9_a_restart_removes_clones_that_were_never_started_and_nothi
     let name = scope.name("web");
     let bystander = docker(&["create", "--label", &scope.label(), image(), "sleep", "1"]);
     let proxy = EngineProxy::start();
-    let mut server = scope.server_via(&proxy.docker_host(), &[]);
+    let mut server = scope.process_server_via(&proxy.docker_host(), &[]);
     proxy.delay_starts(Duration::from_secs(3600));
 
     let client = server.client();
@@ -110,7 +110,7 @@ async fn sigterm_stops_accepting_finishes_the_replication_in_flight_and_exits_0(
     scope.web("web", &[]);
     let name = scope.name("web");
     let proxy = EngineProxy::start();
-    let mut server = scope.server_via(&proxy.docker_host(), &["--shutdown-grace", "30s"]);
+    let mut server = scope.process_server_via(&proxy.docker_host(), &["--shutdown-grace", "30s"]);
     proxy.delay_starts(Duration::from_secs(2));
 
     let (client, path) = (server.client(), format!("/v1/containers/{name}/replicas"));

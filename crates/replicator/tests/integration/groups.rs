@@ -213,3 +213,33 @@ async fn the_cli_client_lists_scales_and_replicates() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 409"));
 }
+
+/// `replicator_engine_calls_total` for one operation, from `/metrics`.
+fn engine_calls(server: &crate::common::Server, op: &str) -> u64 {
+    let (_, metrics) = server.admin_get("/metrics");
+    let prefix = format!("replicator_engine_calls_total{{op=\"{op}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn listing_groups_and_replicating_never_list_the_engine() {
+    let scope = Scope::new("nolisting");
+    scope.web("web", &["--label", "replicator.max=5"]);
+    let name = scope.name("web");
+    // Re-listing only on its own schedule, far away: every listing counted here would be on a request's path.
+    let server = scope.server(&["--resync-interval", "1h", "--autoscale-interval", "1h"]);
+    assert_eq!(call(&server, Method::GET, "/v1/groups", None).await.status, StatusCode::OK);
+    let listings = engine_calls(&server, "list containers");
+    assert!(listings >= 1, "the inventory was built from a listing");
+
+    let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    for _ in 0..5 {
+        let groups = call(&server, Method::GET, "/v1/groups", None).await.json();
+        assert_eq!(groups[0]["replicas"], 3, "{groups}");
+    }
+    let scaled = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 4}))).await;
+    assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
+    assert_eq!(engine_calls(&server, "list containers"), listings, "no listing on any request's path");
+    assert!(engine_calls(&server, "create container") >= 3);
+}

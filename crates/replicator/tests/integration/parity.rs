@@ -183,7 +183,7 @@ async fn dry_run_decides_and_reports_but_changes_nothing() {
     ];
     scope.web("web", &labels);
     let name = scope.name("web");
-    let server = scope.server(&["--autoscale-interval", "1s"]);
+    let server = scope.process_server(&["--autoscale-interval", "1s"]);
     let push = json!({ "container": name, "metric": "load", "value": 100 });
     assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(push)).await.status, StatusCode::ACCEPTED);
 

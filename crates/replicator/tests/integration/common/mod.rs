@@ -96,7 +96,8 @@ impl Scope {
         format!("{TEST_LABEL}={}", self.id)
     }
 
-    /// A replicator managing this scope's containers only.
+    /// A replicator managing this scope's containers only, running in this
+    /// process (`replicator::server::run` on listeners bound to port 0).
     pub fn server(&self, args: &[&str]) -> Server {
         Server::start_selecting(&self.label(), args)
     }
@@ -106,6 +107,18 @@ impl Scope {
         let mut all = vec!["--docker-host", docker_host];
         all.extend_from_slice(args);
         Server::start_selecting(&self.label(), &all)
+    }
+
+    /// A `replicator serve` process, for tests that read its logs, signal it or kill it.
+    pub fn process_server(&self, args: &[&str]) -> Server {
+        Server::process_selecting(&self.label(), args)
+    }
+
+    /// The same, reaching the engine through `docker_host`.
+    pub fn process_server_via(&self, docker_host: &str, args: &[&str]) -> Server {
+        let mut all = vec!["--docker-host", docker_host];
+        all.extend_from_slice(args);
+        Server::process_selecting(&self.label(), &all)
     }
 
     /// Full ids of this scope's containers, in any state, that also pass `filter`.
@@ -197,9 +210,11 @@ pub fn certs() -> tempfile::TempDir {
     dir
 }
 
-/// A running `replicator serve`, killed on drop.
+/// A running replicator: in this process (stopped on drop) or a
+/// `replicator serve` process (killed on drop).
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
+    in_process: Option<InProcess>,
     pub port: u16,
     pub admin_port: u16,
     pub certs: PathBuf,
@@ -220,9 +235,51 @@ impl Server {
         let dir = certs();
         let mut all = vec!["--selector", selector];
         all.extend_from_slice(args);
+        let mut server = Self::in_process(dir.path(), &all);
+        server._certs_dir = Some(dir);
+        server
+    }
+
+    /// The same as a process of its own.
+    pub fn process_selecting(selector: &str, args: &[&str]) -> Self {
+        let dir = certs();
+        let mut all = vec!["--selector", selector];
+        all.extend_from_slice(args);
         let mut server = Self::start_with(dir.path(), &all, &[]);
         server._certs_dir = Some(dir);
         server
+    }
+
+    /// `replicator::server::run` on its own thread and runtime, as `serve` would run it.
+    pub fn in_process(certs: &Path, args: &[&str]) -> Self {
+        let certs_arg = certs.to_string_lossy().into_owned();
+        let mut argv = vec!["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--certs", &certs_arg];
+        argv.extend_from_slice(args);
+        let serve = replicator::cli::parse_serve(argv).unwrap_or_else(|e| panic!("serve arguments: {e}"));
+        let (ports_tx, ports_rx) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let (listeners, config) = replicator::cli::prepare(serve).await.expect("replicator prepares");
+                let ports = (listeners.api.local_addr().unwrap().port(), listeners.admin.local_addr().unwrap().port());
+                ports_tx.send(ports).unwrap();
+                replicator::server::run(listeners, config, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+        });
+        let (port, admin_port) = ports_rx.recv_timeout(Duration::from_secs(30)).expect("replicator starts in-process");
+        Self {
+            child: None,
+            in_process: Some(InProcess { stop: Some(stop), thread: Some(thread) }),
+            port,
+            admin_port,
+            certs: certs.to_owned(),
+            _certs_dir: None,
+            logs: Arc::default(),
+        }
     }
 
     pub fn start_with(certs: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
@@ -275,7 +332,7 @@ impl Server {
                 admin_port = p;
             }
         }
-        Self { child, port, admin_port, certs: certs.to_owned(), _certs_dir: None, logs }
+        Self { child: Some(child), in_process: None, port, admin_port, certs: certs.to_owned(), _certs_dir: None, logs }
     }
 
     pub fn url(&self) -> String {
@@ -286,12 +343,15 @@ impl Server {
         ApiClient::new(&self.url(), &self.certs).expect("client certificates load")
     }
 
+    /// The process's log lines so far (a process server only).
     pub fn logs(&self) -> Vec<String> {
+        assert!(self.child.is_some(), "logs are read from a process server: use Scope::process_server");
         self.logs.lock().unwrap().clone()
     }
 
+    /// The process id (a process server only).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().expect("a process server: use Scope::process_server").id()
     }
 
     /// Sends a signal (`TERM`, `KILL`...) to the server process.
@@ -303,8 +363,9 @@ impl Server {
     /// Waits for the process to exit; `None` if it is still running after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("a process server");
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = child.try_wait().unwrap() {
                 return Some(status);
             }
             if Instant::now() > deadline {
@@ -322,8 +383,27 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The thread an in-process server runs on; stopped and joined on drop.
+struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
