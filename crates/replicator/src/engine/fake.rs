@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
@@ -45,6 +46,8 @@ struct State {
     failures: VecDeque<Failure>,
     delays: HashMap<String, Duration>,
     swarm: SwarmRole,
+    /// Every event so far, for streams that ask from an earlier instant.
+    history: Vec<ContainerEvent>,
 }
 
 /// The fake engine.
@@ -191,24 +194,19 @@ impl FakeEngine {
         }
     }
 
+    /// Records and broadcasts an event, stamped with the real clock as the
+    /// engine's are (streams replay from the instant they ask for).
     fn emit(&self, action: &str, id: &str) {
-        let (attributes, time) = {
-            let s = self.lock();
-            let Some(c) = s.containers.get(id) else {
-                drop(s);
-                let _ = self.events.send(ContainerEvent { action: action.into(), id: id.into(), ..Default::default() });
-                return;
-            };
-            let mut attributes = c.details.labels();
+        let mut s = self.lock();
+        let mut attributes = BTreeMap::new();
+        if let Some(c) = s.containers.get(id) {
+            attributes = c.details.labels();
             attributes.insert("name".into(), c.details.name.clone());
-            (attributes, s.clock)
-        };
-        let _ = self.events.send(ContainerEvent {
-            action: action.into(),
-            id: id.into(),
-            attributes,
-            time_nano: time * 1_000_000_000,
-        });
+        }
+        let time_nano = crate::inventory::informer::unix_nanos_now();
+        let event = ContainerEvent { action: action.into(), id: id.into(), attributes, time_nano };
+        s.history.push(event.clone());
+        let _ = self.events.send(event);
     }
 
     /// Counts the call, waits its delay, and fails it if a failure is due.
@@ -406,12 +404,21 @@ impl Engine for FakeEngine {
         Ok(StatsSample::default())
     }
 
-    async fn container_events(&self, _: Option<i64>) -> EngineResult<BoxStream<'static, EngineResult<ContainerEvent>>> {
+    async fn container_events(
+        &self,
+        since: Option<i64>,
+    ) -> EngineResult<BoxStream<'static, EngineResult<ContainerEvent>>> {
         self.enter(Op::Events, "").await?;
-        let events = self.events.subscribe();
+        let (past, events) = {
+            let s = self.lock();
+            let since = since.unwrap_or(i64::MAX);
+            let past: Vec<EngineResult<ContainerEvent>> =
+                s.history.iter().filter(|e| e.time_nano >= since).cloned().map(Ok).collect();
+            (past, self.events.subscribe())
+        };
         let mut cuts = self.cuts.subscribe();
         cuts.borrow_and_update();
-        let stream = futures_util::stream::unfold((events, cuts), |(mut events, mut cuts)| async move {
+        let live = futures_util::stream::unfold((events, cuts), |(mut events, mut cuts)| async move {
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) => Some((Ok(event), (events, cuts))),
@@ -420,6 +427,6 @@ impl Engine for FakeEngine {
                 _ = cuts.changed() => None,
             }
         });
-        Ok(Box::pin(stream))
+        Ok(Box::pin(futures_util::stream::iter(past).chain(live)))
     }
 }
