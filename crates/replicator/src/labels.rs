@@ -14,6 +14,11 @@ pub const GROUP: &str = "replicator.group";
 pub const MAX: &str = "replicator.max";
 /// Lower bound of a group's size when scaling down.
 pub const MIN: &str = "replicator.min";
+/// The replication request a replica was made by: a request that did not
+/// finish (replicator died) is undone whole by the reconcile pass.
+pub const REQUEST: &str = "replicator.request";
+/// How many replicas that request asked for (for people reading labels).
+pub const REQUEST_SIZE: &str = "replicator.request-size";
 
 /// Compose's project of a container.
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";

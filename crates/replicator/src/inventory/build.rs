@@ -48,6 +48,8 @@ pub struct Intent {
     pub name: String,
     /// Known once the engine has created it.
     pub id: Option<String>,
+    /// The request it is part of.
+    pub request: String,
 }
 
 /// A Swarm service with its tasks, as last read.
@@ -405,8 +407,8 @@ mod tests {
     #[test]
     fn replicas_being_made_or_removed_are_counted_from_memory() {
         let intents = [
-            Intent { group: "web".into(), name: "web-2".into(), id: None },
-            Intent { group: "web".into(), name: "web-3".into(), id: Some("r3".into()) },
+            Intent { group: "web".into(), name: "web-2".into(), id: None, request: "q".into() },
+            Intent { group: "web".into(), name: "web-3".into(), id: Some("r3".into()), request: "q".into() },
         ];
         let mut created =
             container("r3", "web-3", 3, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);

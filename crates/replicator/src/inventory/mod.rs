@@ -191,27 +191,39 @@ impl Inventory {
         names.chain(state.intents.values().map(|i| i.name.clone())).collect()
     }
 
-    /// Replicas whose creation was cut off: created by replicator, never
-    /// started, and not being created by this process now.
+    /// Replicas of requests that were cut off (replicator died before it
+    /// had started every replica of the request): every replica of a request
+    /// of which one is still created-but-never-started, unless this process
+    /// is working on that request now. A replica without a request label
+    /// (made before requests were labelled) counts as a request of its own.
     pub fn abandoned_replicas(&self) -> Vec<ContainerSummary> {
         let state = self.lock();
-        let in_flight: HashSet<&str> = state.intents.values().map(|i| i.name.as_str()).collect();
-        state
+        let in_flight: HashSet<&str> = state.intents.values().map(|i| i.request.as_str()).collect();
+        let ours = |c: &&ContainerSummary| {
+            c.labels.contains_key(labels::SOURCE)
+                && c.labels.contains_key(labels::GROUP)
+                && self.scope.selects(&c.labels)
+        };
+        let request = |c: &ContainerSummary| c.labels.get(labels::REQUEST).cloned().unwrap_or_else(|| c.id.clone());
+        let cut_off: HashSet<String> = state
             .containers
             .values()
-            .filter(|c| c.state == RunState::Created && c.labels.contains_key(labels::SOURCE))
-            .filter(|c| c.labels.contains_key(labels::GROUP) && self.scope.selects(&c.labels))
-            .filter(|c| !in_flight.contains(c.name.as_str()))
-            .cloned()
-            .collect()
+            .filter(ours)
+            .filter(|c| c.state == RunState::Created)
+            .map(request)
+            .filter(|r| !in_flight.contains(r.as_str()))
+            .collect();
+        state.containers.values().filter(ours).filter(|c| cut_off.contains(&request(c))).cloned().collect()
     }
 
-    /// Reserves `names` for new replicas of `group`, if the group's size
-    /// (members holding a place, and replicas already being made) stays
-    /// within `max`. Checked and reserved under one lock: exact under concurrency.
+    /// Reserves `count` places and names for the replicas of `request` in
+    /// `group`, if the group's size (members holding a place, and replicas
+    /// already being made) stays within `max`. Checked and reserved under
+    /// one lock: exact under concurrency.
     pub fn reserve(
         self: &Arc<Self>,
         group: &str,
+        request: &str,
         count: usize,
         max: usize,
         naming: &crate::group::Naming,
@@ -228,13 +240,13 @@ impl Inventory {
             let name = naming.next_free(&taken);
             taken.insert(name.clone());
             let key = state.touch();
-            state.intents.insert(key, Intent { group: group.to_owned(), name, id: None });
+            state.intents.insert(key, Intent { group: group.to_owned(), name, id: None, request: request.to_owned() });
             keys.push(key);
         }
         let stamp = state.stamp;
         drop(state);
         self.changed(stamp);
-        Some(Reservation { inventory: self.clone(), keys })
+        Some(Reservation { inventory: self.clone(), keys, request: request.to_owned(), count })
     }
 
     /// Marks members as being stopped and removed: they stop counting at once.
@@ -407,9 +419,21 @@ fn merge(existing: &ContainerSummary, mine: ContainerSummary) -> ContainerSummar
 pub struct Reservation {
     inventory: Arc<Inventory>,
     keys: Vec<u64>,
+    request: String,
+    count: usize,
 }
 
 impl Reservation {
+    /// The request the replicas are made for, as their labels name it.
+    pub fn request(&self) -> &str {
+        &self.request
+    }
+
+    /// How many replicas the request makes.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     /// The reserved names, in order.
     pub fn names(&self) -> Vec<String> {
         let state = self.inventory.lock();

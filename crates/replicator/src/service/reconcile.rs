@@ -17,28 +17,35 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(300);
 const RETRY: Duration = Duration::from_secs(2);
 
 impl Replicator {
-    /// Removes replicas that were created but never started. Only containers
-    /// carrying replicator's own labels are considered, and never one this
-    /// process is creating now.
+    /// Undoes replication requests that were cut off: every replica of a
+    /// request one of whose replicas was created but never started. Only
+    /// containers carrying replicator's own labels are considered, and never
+    /// a request this process is working on now.
     pub async fn reconcile(&self) -> Result<usize> {
         // Fails while the engine has not been listed: nothing to judge by yet.
         self.inventory().groups()?;
-        let mut removed = 0;
-        for c in self.inventory().abandoned_replicas() {
-            // The inventory may be stale: only a container still never started goes.
+        let abandoned = self.inventory().abandoned_replicas();
+        let mut confirmed = std::collections::HashSet::new();
+        for c in abandoned.iter().filter(|c| c.state == RunState::Created) {
+            // The inventory may be stale: a request goes only if a replica is still never started.
             match self.engine().inspect_container(&c.id).await {
-                Ok(d) if d.state == RunState::Created => {}
-                Ok(_) => continue,
-                Err(e) if e.is_not_found() => continue,
+                Ok(d) if d.state == RunState::Created => {
+                    confirmed.insert(request_of(c));
+                }
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        let mut removed = 0;
+        for c in abandoned.iter().filter(|c| confirmed.contains(&request_of(c))) {
             match self.engine().remove_container(&c.id).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
             self.inventory().forget(&c.id);
-            info!(container = %c.id, name = %c.name, "removed a replica that was created but never started");
+            info!(container = %c.id, name = %c.name, request = %request_of(c), "removed a replica of a request that never finished");
             removed += 1;
         }
         Ok(removed)
@@ -60,4 +67,9 @@ impl Replicator {
             }
         }
     }
+}
+
+/// The request a replica belongs to (itself, for replicas made before requests were labelled).
+fn request_of(c: &crate::model::ContainerSummary) -> String {
+    c.labels.get(crate::labels::REQUEST).cloned().unwrap_or_else(|| c.id.clone())
 }

@@ -12,7 +12,7 @@ use crate::id::ContainerRef;
 use crate::inventory::Reservation;
 use crate::labels;
 use crate::model::{labels_of, ContainerDetails, ContainerSummary, CreateRequest, NetworkAttachment, RunState};
-use crate::plan::{self, CloneSpec};
+use crate::plan::{self, ClonePlan, CloneSpec};
 
 /// Most replicas one request may ask for; the group limit usually binds first.
 pub const MAX_COUNT: u32 = 100;
@@ -118,39 +118,65 @@ impl Replicator {
     pub(super) fn reserve(&self, source: &Source, count: usize) -> Result<Reservation> {
         let max = source.bounds.max as usize;
         self.inventory()
-            .reserve(&source.group.name, count, max, &source.group.naming)
+            .reserve(&source.group.name, &new_request_id(), count, max, &source.group.naming)
             .ok_or_else(|| Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max })
     }
 
-    /// Creates one replica per reserved name; all or nothing.
+    /// Creates one replica per reserved name, all or nothing: every clone
+    /// is created first, then each is connected and started. A replicator
+    /// killed half-way leaves either only never-started clones, or clones of
+    /// a request one of which was never started: either way the reconcile
+    /// pass of the next start removes the whole request.
     pub(super) async fn create_replicas(
         &self,
         source: &Source,
         reservation: Reservation,
         caller: &str,
     ) -> Result<Replication> {
-        let tag_image_id = self.tag_image_id(&source.details).await?;
-        let mut replicas = Vec::new();
-        let mut notes = Vec::new();
-        for index in 0..reservation.names().len() {
-            match self.clone_one(source, tag_image_id.as_deref(), &reservation, index).await {
-                Ok((replica, mut n)) => {
-                    info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
-                          name = %replica.name, caller, "replica started");
-                    replicas.push(replica);
-                    notes.append(&mut n);
-                }
-                Err(e) => {
-                    for r in &replicas {
-                        self.remove_quietly(&r.id).await;
-                    }
-                    warn!(group = %source.group.name, source = %source.details.id, caller, error = %e, "replication failed");
-                    return Err(e);
-                }
+        let result = self.create_all(source, &reservation).await;
+        let made = match result {
+            Ok(made) => made,
+            Err((made, e)) => return Err(self.roll_back(source, &made, caller, e).await),
+        };
+        for (replica, plan) in &made {
+            if let Err(e) = self.connect_and_start(&replica.id, &plan.connect).await {
+                return Err(self.roll_back(source, &made, caller, e).await);
+            }
+            self.inventory().observe(summary_of(&replica.id, &plan.create, RunState::Running));
+            info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
+                  name = %replica.name, caller, "replica started");
+        }
+        let mut notes: Vec<String> = made.iter().flat_map(|(_, plan)| plan.notes.clone()).collect();
+        notes.dedup();
+        let replicas = made.into_iter().map(|(replica, _)| replica).collect();
+        Ok(Replication { source: source.details.id.clone(), group: source.group.name.clone(), replicas, notes })
+    }
+
+    /// Creates every clone of the request (none started yet); on failure,
+    /// the clones already created come back with the error.
+    async fn create_all(
+        &self,
+        source: &Source,
+        reservation: &Reservation,
+    ) -> std::result::Result<Vec<(Replica, ClonePlan)>, (Vec<(Replica, ClonePlan)>, Error)> {
+        let tag_image_id = self.tag_image_id(&source.details).await.map_err(|e| (Vec::new(), e))?;
+        let mut made = Vec::new();
+        for index in 0..reservation.count() {
+            match self.create_one(source, tag_image_id.as_deref(), reservation, index).await {
+                Ok(created) => made.push(created),
+                Err(e) => return Err((made, e)),
             }
         }
-        notes.dedup();
-        Ok(Replication { source: source.details.id.clone(), group: source.group.name.clone(), replicas, notes })
+        Ok(made)
+    }
+
+    /// Removes every clone of a failed request and hands back the failure.
+    async fn roll_back(&self, source: &Source, made: &[(Replica, ClonePlan)], caller: &str, e: Error) -> Error {
+        for (replica, _) in made {
+            self.remove_quietly(&replica.id).await;
+        }
+        warn!(group = %source.group.name, source = %source.details.id, caller, error = %e, "replication failed");
+        e
     }
 
     /// What the source's image tag points at now (see the planner's image rule).
@@ -161,45 +187,44 @@ impl Replicator {
         }
     }
 
-    /// Create, connect, start one clone; remove it again if any step fails.
-    async fn clone_one(
+    /// Creates one clone under its reserved name (the next free one if the
+    /// name was taken meanwhile).
+    async fn create_one(
         &self,
         source: &Source,
         tag_image_id: Option<&str>,
         reservation: &Reservation,
         index: usize,
-    ) -> Result<(Replica, Vec<String>)> {
+    ) -> Result<(Replica, ClonePlan)> {
         let naming = &source.group.naming;
         let mut name = reservation.names()[index].clone();
         let mut retries = 0;
         loop {
+            let mut extra_labels = naming.labels_for(&name);
+            extra_labels.insert(labels::REQUEST.to_owned(), reservation.request().to_owned());
+            extra_labels.insert(labels::REQUEST_SIZE.to_owned(), reservation.count().to_string());
             let spec = CloneSpec {
                 name: &name,
                 group: &source.group.name,
                 original_id: &source.group.original_id,
                 tag_image_id,
                 keep_host_ports: self.settings().keep_host_ports,
-                extra_labels: naming.labels_for(&name),
+                extra_labels,
             };
             let plan = plan::plan_clone(&source.details, &spec);
-            let id = match self.engine().create_container(&plan.create).await {
-                Ok(id) => id,
+            match self.engine().create_container(&plan.create).await {
+                Ok(id) => {
+                    reservation.created(index, &id);
+                    self.inventory().observe(summary_of(&id, &plan.create, RunState::Created));
+                    return Ok((Replica { id, name }, plan));
+                }
                 Err(e) if e.is_conflict() && retries < NAME_RETRIES => {
                     // Someone else took the name since we looked: take the next free one.
                     retries += 1;
                     name = reservation.rename(index, naming);
-                    continue;
                 }
                 Err(e) => return Err(e.into()),
-            };
-            reservation.created(index, &id);
-            self.inventory().observe(summary_of(&id, &plan.create, RunState::Created));
-            if let Err(e) = self.connect_and_start(&id, &plan.connect).await {
-                self.remove_quietly(&id).await;
-                return Err(e);
             }
-            self.inventory().observe(summary_of(&id, &plan.create, RunState::Running));
-            return Ok((Replica { id, name }, plan.notes));
         }
     }
 
@@ -219,6 +244,14 @@ impl Replicator {
             Err(e) => warn!(container = %id, error = %e, "could not remove a container during rollback"),
         }
     }
+}
+
+/// A request id unique to this process and this instant (labels tell the
+/// replicas of one request apart from those of any other).
+fn new_request_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:x}-{:x}-{n:x}", crate::inventory::informer::unix_nanos_now(), std::process::id())
 }
 
 /// What replicator knows of a container it created, before the engine's events say more.

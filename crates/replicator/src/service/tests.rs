@@ -231,3 +231,30 @@ async fn the_informer_follows_events_and_resumes_after_a_cut() {
     cancel.cancel();
     running.await.unwrap();
 }
+
+#[tokio::test]
+async fn reconcile_undoes_a_request_cut_off_between_its_starts_and_keeps_finished_ones() {
+    let w = world(Scope::default()).await;
+    let original = w.engine.add_container("web", &[ENABLED]);
+    let replica = |name: &str, request: &str| {
+        let labels = [
+            ENABLED,
+            ("replicator.group", "web"),
+            ("replicator.source", original.as_str()),
+            ("replicator.request", request),
+            ("replicator.request-size", "3"),
+        ];
+        w.engine.add_container(name, &labels)
+    };
+    // Request a: two started, one never started (replicator died). Request b: finished, then scaled down to one.
+    replica("web-2", "a");
+    replica("web-3", "a");
+    let never_started = replica("web-4", "a");
+    w.engine.set_state(&never_started, RunState::Created, "stop");
+    replica("web-5", "b");
+    w.resync().await;
+    assert_eq!(w.service.reconcile().await.unwrap(), 3);
+    let mut left = w.engine.names();
+    left.sort();
+    assert_eq!(left, ["web", "web-5"]);
+}

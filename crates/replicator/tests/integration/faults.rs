@@ -105,6 +105,43 @@ async fn after_kill_9_a_restart_removes_clones_that_were_never_started_and_nothi
 
 // Requests run on worker threads while the test blocks on the docker CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_5_request_cut_by_kill_9_at_any_point_leaves_nothing_after_the_restart() {
+    // Killed after all five clones were created and 0, 2 or 4 of them started.
+    for started in [0usize, 2, 4] {
+        let scope = Scope::new(&format!("kill9-request-{started}"));
+        let source = scope.web("web", &["--label", "replicator.max=10"]);
+        let name = scope.name("web");
+        let proxy = EngineProxy::start();
+        let mut server = scope.process_server_via(&proxy.docker_host(), &[]);
+        proxy.delay_starts(Duration::from_secs(3600));
+        proxy.pass_starts(started);
+        let (client, path) = (server.client(), format!("/v1/containers/{name}/replicas?count=5"));
+        let request = tokio::spawn(async move { client.request(Method::POST, &path, None).await });
+        eventually("the clones to be created and some started", Duration::from_secs(30), || {
+            let created = scope.containers_in("created").len();
+            let running = scope.containers_in("running").len();
+            (created == 5 - started && running == 1 + started).then_some(())
+        });
+        server.signal("KILL");
+        assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+        drop(proxy);
+        assert!(request.await.unwrap().is_err(), "killed mid-request: no answer");
+
+        let restarted = scope.server(&[]);
+        eventually("the reconcile pass to undo the whole request", Duration::from_secs(20), || {
+            (scope.containers() == [source.clone()]).then_some(())
+        });
+        let group = call(&restarted, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+        assert_eq!(
+            (group["replicas"].as_u64(), group["members"].as_array().map(Vec::len)),
+            (Some(1), Some(1)),
+            "{group}"
+        );
+    }
+}
+
+// Requests run on worker threads while the test blocks on the docker CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_accepting_finishes_the_replication_in_flight_and_exits_0() {
     let scope = Scope::new("sigterm");
     scope.web("web", &[]);

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 #[derive(Default)]
 struct Control {
     start_delay: Duration,
+    /// Starts still let through at once before the delay applies.
+    free_starts: usize,
     /// Held-back starts handed on to the engine so far.
     released_starts: usize,
     connections: Vec<JoinHandle<()>>,
@@ -68,6 +70,11 @@ impl EngineProxy {
         self.control.lock().unwrap().start_delay = delay;
     }
 
+    /// Lets the next `n` starts through at once; the delay applies after them.
+    pub fn pass_starts(&self, n: usize) {
+        self.control.lock().unwrap().free_starts = n;
+    }
+
     /// How many held-back starts have reached the engine.
     pub fn released_starts(&self) -> usize {
         self.control.lock().unwrap().released_starts
@@ -107,7 +114,15 @@ async fn pump(client: tokio::net::TcpStream, engine: UnixStream, control: Arc<Mu
             let line = head.lines().next().unwrap_or_default();
             let held = line.starts_with("POST ") && line.contains("/start");
             if held {
-                let delay = control.lock().unwrap().start_delay;
+                let delay = {
+                    let mut c = control.lock().unwrap();
+                    if c.free_starts > 0 {
+                        c.free_starts -= 1;
+                        Duration::ZERO
+                    } else {
+                        c.start_delay
+                    }
+                };
                 tokio::time::sleep(delay).await;
             }
             if engine_write.write_all(&buf[..n]).await.is_err() {
