@@ -33,6 +33,12 @@ pub struct ErrorKind {
     pub kind: String,
 }
 
+/// Why a TLS handshake failed: a handful of values, never client input.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeReason {
+    pub reason: String,
+}
+
 type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
 
 pub struct Telemetry {
@@ -43,6 +49,8 @@ pub struct Telemetry {
     pub group_desired: Family<GroupLabel, Gauge>,
     pub decisions: Family<DecisionLabels, Counter>,
     pub engine_errors: Family<ErrorKind, Counter>,
+    /// Refused TLS handshakes on the API listener, by reason.
+    pub tls_handshake_failures: Family<HandshakeReason, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -68,6 +76,12 @@ impl Default for Telemetry {
         registry.register("autoscaler_decisions", "Autoscaler evaluations by direction", decisions.clone());
         let engine_errors = Family::default();
         registry.register("engine_errors", "Failed engine calls by kind", engine_errors.clone());
+        let tls_handshake_failures = Family::default();
+        registry.register(
+            "tls_handshake_failures",
+            "Refused TLS handshakes on the API listener, by reason",
+            tls_handshake_failures.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             replications,
@@ -76,6 +90,7 @@ impl Default for Telemetry {
             group_desired,
             decisions,
             engine_errors,
+            tls_handshake_failures,
         }
     }
 }
@@ -97,5 +112,10 @@ impl Telemetry {
 
     pub fn engine_error(&self, kind: &str) {
         self.engine_errors.get_or_create(&ErrorKind { kind: kind.to_owned() }).inc();
+    }
+
+    /// One refused TLS handshake; `reason` is one of the listener's fixed reasons.
+    pub fn tls_handshake_failure(&self, reason: &'static str) {
+        self.tls_handshake_failures.get_or_create(&HandshakeReason { reason: reason.to_owned() }).inc();
     }
 }

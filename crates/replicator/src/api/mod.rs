@@ -12,18 +12,11 @@ mod input_tests;
 
 use crate::service::Replicator;
 
+pub use crate::listener::{PeerIdentity, ServerOptions};
 pub use error::status_of;
 pub use limit::{parse_rate, RateLimiter};
-pub use routes::router;
-pub use server::{serve, ServerOptions};
-
-/// The verified client, as its certificate names it, and where it connects from.
-#[derive(Debug, Clone, Default)]
-pub struct PeerIdentity {
-    /// Subject common name of the client certificate.
-    pub common_name: String,
-    pub addr: Option<std::net::SocketAddr>,
-}
+pub use routes::{router, MAX_BODY};
+pub use server::serve;
 
 /// Everything a handler needs, in one place.
 #[derive(Clone)]

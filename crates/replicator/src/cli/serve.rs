@@ -15,6 +15,7 @@ use crate::autoscale::{AutoscaleSettings, Autoscaler};
 use crate::certs::{self, InitOptions};
 use crate::duration;
 use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings};
+use crate::listener;
 use crate::service::{Replicator, Settings};
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsFiles};
@@ -87,9 +88,16 @@ pub struct ServeArgs {
     /// Longest a client may take to complete the TLS handshake.
     #[arg(long, env = "REPLICATOR_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
     pub handshake_timeout: Duration,
-    /// Longest a client may take to send a request's headers.
+    /// Longest a client may take to send a request's headers (and so the longest a keep-alive connection idles).
     #[arg(long, env = "REPLICATOR_HEADER_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
     pub header_timeout: Duration,
+    /// Longest a client may take to send a request's whole body.
+    #[arg(long, env = "REPLICATOR_BODY_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
+    pub body_timeout: Duration,
+    /// Connections each listener serves at once; more wait in the kernel backlog
+    /// (default: what the open-file limit leaves after a reserve for the engine client, halved).
+    #[arg(long, env = "REPLICATOR_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
     /// Log format.
     #[arg(long, env = "REPLICATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -121,6 +129,7 @@ pub(super) fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let options = server_options(&args);
     let tls_files = server_tls_files(&args)?;
     let tls_config = tls::server_config(&tls_files)?;
     let engine_settings =
@@ -133,6 +142,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let telemetry = Arc::new(Telemetry::default());
     let engine = Arc::new(DockerEngine::new(engine_settings.clone(), telemetry.clone())?);
+    let api_telemetry = telemetry.clone();
     let self_id = crate::selfid::own_container_id();
     let service = Replicator::new(
         engine.clone(),
@@ -157,7 +167,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(addr = %admin_listener.local_addr()?, "admin listening");
     let (stop, mut stopped) = tokio::sync::watch::channel(());
     let admin_router = crate::admin::router(service.clone());
-    let admin = tokio::spawn(crate::admin::serve(admin_listener, admin_router, async move {
+    let admin_options = ServerOptions { max_body_bytes: crate::admin::MAX_BODY, ..options.clone() };
+    let admin = tokio::spawn(crate::admin::serve(admin_listener, admin_router, admin_options, async move {
         let _ = stopped.changed().await;
     }));
     let autoscale = AutoscaleSettings {
@@ -174,17 +185,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(service.clone().follow_events());
     let rate_limit = args.rate_limit.map(|n| Arc::new(api::RateLimiter::new(n)));
     let app = api::router(AppState { service, rate_limit });
-    let options = ServerOptions {
-        shutdown_grace: args.shutdown_grace,
-        handshake_timeout: args.handshake_timeout,
-        header_timeout: args.header_timeout,
-    };
-    api::serve(listener, Arc::new(tls_config), app, options, shutdown_signal()).await;
+    api::serve(listener, Arc::new(tls_config), app, options, api_telemetry, shutdown_signal()).await;
     autoscaler.abort();
     drop(stop);
     let _ = admin.await;
     info!("stopped");
     Ok(())
+}
+
+/// The bounds of both listeners, from the flags. Raises the open-file
+/// limit first: the default connection cap is derived from it.
+fn server_options(args: &ServeArgs) -> ServerOptions {
+    let nofile = listener::raise_fd_limit();
+    let max_connections =
+        args.max_connections.map_or_else(|| listener::default_max_connections(nofile), |n| n as usize);
+    if !listener::leaves_reserve(max_connections, nofile) {
+        warn!(
+            max_connections,
+            nofile, "two listeners this full could leave the engine client without file descriptors"
+        );
+    }
+    info!(max_connections, nofile, "connection cap per listener");
+    ServerOptions {
+        handshake_timeout: args.handshake_timeout,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        max_header_bytes: listener::MAX_HEADER_BYTES,
+        max_body_bytes: api::MAX_BODY,
+        max_connections,
+        shutdown_grace: args.shutdown_grace,
+    }
 }
 
 /// An engine that is down may come up later: start anyway. One whose TLS
