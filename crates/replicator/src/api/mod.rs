@@ -2,6 +2,8 @@
 //! statuses. Handlers are thin: they validate input and call the service.
 
 mod error;
+mod guard;
+mod json;
 mod limit;
 mod routes;
 mod server;
