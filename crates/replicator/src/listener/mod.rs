@@ -10,6 +10,7 @@
 mod body;
 mod handshake;
 mod limits;
+mod linger;
 pub mod origin;
 
 use std::convert::Infallible;
@@ -160,23 +161,29 @@ impl Connection {
     async fn run(self, tcp: TcpStream, tls: Option<Tls>, _slot: OwnedSemaphorePermit) {
         let remote = self.remote;
         match tls {
-            None => self.http(TokioIo::new(tcp), PeerIdentity { common_name: String::new(), addr: Some(remote) }).await,
+            None => self.http(tcp, PeerIdentity { common_name: String::new(), addr: Some(remote) }).await,
             Some(tls) => {
                 let Some((stream, common_name)) = tls.handshake(tcp, remote, self.options.handshake_timeout).await
                 else {
                     return;
                 };
-                self.http(TokioIo::new(stream), PeerIdentity { common_name, addr: Some(remote) }).await
+                self.http(stream, PeerIdentity { common_name, addr: Some(remote) }).await
             }
         }
     }
 
-    async fn http<I>(self, io: TokioIo<I>, peer: PeerIdentity)
+    async fn http<I>(self, stream: I, peer: PeerIdentity)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (app, options, remote) = (self.app, self.options.clone(), self.remote);
-        let service = service_fn(move |req| respond(app.clone(), peer.clone(), options.clone(), req));
+        let unread = Arc::new(AtomicBool::new(false));
+        let io = TokioIo::new(linger::Lingering::new(stream, unread.clone()));
+        let service = service_fn(move |req| {
+            let request =
+                Exchange { app: app.clone(), peer: peer.clone(), options: options.clone(), unread: unread.clone() };
+            request.respond(req)
+        });
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.options.header_timeout)
@@ -188,27 +195,39 @@ impl Connection {
     }
 }
 
-/// One request: refused at once if it declares too large a body, else
-/// answered by `app` with its body under the read timeout.
-async fn respond(
+/// One request on a connection, and what answering it needs.
+struct Exchange {
     app: Router,
     peer: PeerIdentity,
     options: Arc<ServerOptions>,
-    mut req: Request<Incoming>,
-) -> Result<Response, Infallible> {
-    if let Some(declared) = declared_length(&req).filter(|n| *n > options.max_body_bytes as u64) {
-        let message = format!("the body declares {declared} bytes; at most {} are accepted", options.max_body_bytes);
-        return Ok(closing(json_refusal(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &message)));
+    /// Set when a body is left unread: the connection then lingers on close.
+    unread: Arc<AtomicBool>,
+}
+
+impl Exchange {
+    /// Refused at once if the request declares too large a body, else
+    /// answered by the app with its body under the read timeout.
+    async fn respond(self, mut req: Request<Incoming>) -> Result<Response, Infallible> {
+        let max = self.options.max_body_bytes;
+        if let Some(declared) = declared_length(&req).filter(|n| *n > max as u64) {
+            self.unread.store(true, Ordering::Release);
+            let message = format!("the body declares {declared} bytes; at most {max} are accepted");
+            return Ok(closing(json_refusal(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &message)));
+        }
+        req.extensions_mut().insert(self.peer);
+        let body = Arc::new(body::BodyState::default());
+        let limit = self.options.body_timeout;
+        let req = req.map(|b| body::TimedBody::new(b, limit, body.clone()));
+        let response = self.app.oneshot(req).await?;
+        if !body.finished.load(Ordering::Acquire) {
+            self.unread.store(true, Ordering::Release);
+        }
+        if body.expired.load(Ordering::Acquire) {
+            let message = format!("the request body was not received within {limit:?}");
+            return Ok(closing(json_refusal(StatusCode::REQUEST_TIMEOUT, "request_timeout", &message)));
+        }
+        Ok(response)
     }
-    req.extensions_mut().insert(peer);
-    let expired = Arc::new(AtomicBool::new(false));
-    let req = req.map(|b| body::TimedBody::new(b, options.body_timeout, expired.clone()));
-    let response = app.oneshot(req).await?;
-    if expired.load(Ordering::Acquire) {
-        let message = format!("the request body was not received within {:?}", options.body_timeout);
-        return Ok(closing(json_refusal(StatusCode::REQUEST_TIMEOUT, "request_timeout", &message)));
-    }
-    Ok(response)
 }
 
 /// The `Content-Length` a request declares, if any and readable.
