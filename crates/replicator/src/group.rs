@@ -167,7 +167,7 @@ pub fn check_group_label(labels: &BTreeMap<String, String>) -> Result<(), String
             "label {}={:?} is not a group name the API can address: use letters, digits, '_', '.' and '-' \
              (at most {} characters, starting with a letter or digit)",
             labels::GROUP,
-            crate::text::prefix(name),
+            crate::quote::clip(name),
             crate::id::MAX_LEN
         )),
         _ => Ok(()),

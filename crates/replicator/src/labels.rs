@@ -51,7 +51,7 @@ pub struct LabelError {
 impl LabelError {
     /// Names the label and at most a short prefix of its value.
     pub fn new(key: &str, value: &str, problem: impl Into<String>) -> Self {
-        Self { key: key.to_owned(), value: crate::text::prefix(value), problem: problem.into() }
+        Self { key: key.to_owned(), value: crate::quote::clip(value), problem: problem.into() }
     }
 }
 

@@ -95,7 +95,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         },
         name if valid_metric_name(name) => Metric::Pushed(name.to_owned()),
         other => {
-            return Err(format!("label {METRIC}={:?} is not cpu, memory or a metric name", crate::text::prefix(other)))
+            return Err(format!("label {METRIC}={:?} is not cpu, memory or a metric name", crate::quote::clip(other)))
         }
     };
     let target = labels.get(TARGET).ok_or_else(|| format!("label {TARGET} is required with {METRIC}"))?;
@@ -104,7 +104,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         .parse::<f64>()
         .ok()
         .filter(|t| t.is_finite() && *t > 0.0)
-        .ok_or_else(|| format!("label {TARGET}={:?} is not a positive number", crate::text::prefix(target)))?;
+        .ok_or_else(|| format!("label {TARGET}={:?} is not a positive number", crate::quote::clip(target)))?;
     let count =
         |key: &str, default: u32| crate::labels::positive_count(labels, key, default).map_err(|e| e.to_string());
     // Within the group's own bounds, whatever the autoscale labels say.

@@ -75,10 +75,12 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     tasks.spawn(service.clone().keep_reconciling(cancel.clone()));
     tasks.spawn(autoscaler.run(cancel.clone()));
     let admin_router = admin::router(AdminState { service: service.clone(), autoscale: autoscale.clone() });
-    tasks.spawn(admin::serve(listeners.admin, admin_router, cancel.clone().cancelled_owned()));
+    let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };
+    tasks.spawn(admin::serve(listeners.admin, admin_router, admin_options, cancel.clone().cancelled_owned()));
     let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
     let app = api::router(AppState { service, autoscale, rate_limit });
-    tasks.spawn(api::serve(listeners.api, config.tls, app, config.server, cancel.clone().cancelled_owned()));
+    let telemetry = config.telemetry.clone();
+    tasks.spawn(api::serve(listeners.api, config.tls, app, config.server, telemetry, cancel.clone().cancelled_owned()));
 
     shutdown.await;
     cancel.cancel();

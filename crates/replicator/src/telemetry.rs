@@ -49,6 +49,13 @@ pub struct OpLabel {
     pub op: String,
 }
 
+/// Why a TLS handshake failed: a handful of values, never client input.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeReason {
+    /// One of a fixed set of reasons.
+    pub reason: String,
+}
+
 type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
 
 /// Every series replicator exports, in one registry.
@@ -68,6 +75,8 @@ pub struct Telemetry {
     pub engine_errors: Family<ErrorKind, Counter>,
     /// Engine calls by operation.
     pub engine_calls: Family<OpLabel, Counter>,
+    /// Refused TLS handshakes on the API listener, by reason.
+    pub tls_handshake_failures: Family<HandshakeReason, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -95,6 +104,12 @@ impl Default for Telemetry {
         registry.register("engine_errors", "Failed engine calls by kind", engine_errors.clone());
         let engine_calls = Family::default();
         registry.register("engine_calls", "Engine calls by operation", engine_calls.clone());
+        let tls_handshake_failures = Family::default();
+        registry.register(
+            "tls_handshake_failures",
+            "Refused TLS handshakes on the API listener, by reason",
+            tls_handshake_failures.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             replications,
@@ -104,6 +119,7 @@ impl Default for Telemetry {
             decisions,
             engine_errors,
             engine_calls,
+            tls_handshake_failures,
         }
     }
 }
@@ -137,5 +153,10 @@ impl Telemetry {
     /// How many calls of `op` were made so far.
     pub fn engine_calls_of(&self, op: crate::engine::Op) -> u64 {
         self.engine_calls.get_or_create(&OpLabel { op: op.to_string() }).get()
+    }
+
+    /// One refused TLS handshake; `reason` is one of the listener's fixed reasons.
+    pub fn tls_handshake_failure(&self, reason: &'static str) {
+        self.tls_handshake_failures.get_or_create(&HandshakeReason { reason: reason.to_owned() }).inc();
     }
 }

@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -14,6 +15,7 @@ use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECOND
 use crate::html::escape;
 use crate::id::GroupName;
 use crate::inventory::Group;
+use crate::listener::origin;
 
 /// Seconds between automatic refreshes.
 const REFRESH: u32 = 5;
@@ -70,41 +72,49 @@ pub async fn scale(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(form): Form<ScaleForm>,
+    form: Result<Form<ScaleForm>, FormRejection>,
 ) -> Response {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if !post_allowed(text(header::ORIGIN), text(header::HOST)) {
-        return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+    if let Some(why) = post_refused(&headers) {
+        return failure(StatusCode::FORBIDDEN, &why);
     }
     let Ok(group) = GroupName::parse(&name) else {
-        return (StatusCode::BAD_REQUEST, "invalid group name").into_response();
+        return failure(StatusCode::BAD_REQUEST, "invalid group name");
+    };
+    let Ok(Form(form)) = form else {
+        return failure(StatusCode::BAD_REQUEST, "expected a form with replicas=<number>");
     };
     match state.service.scale(group.as_str(), form.replicas, "dashboard").await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err(e) => {
-            let body = format!(
-                "{}<p class=error>{}</p><p><a href=\"/\">Back</a></p></body></html>",
-                head(),
-                escape(&e.to_string())
-            );
-            (crate::api::status_of(&e).0, Html(body)).into_response()
-        }
+        Err(e) => failure(crate::api::status_of(&e).0, &e.to_string()),
     }
 }
 
-/// Whether a button's POST may act. A page on another site must not drive
-/// these buttons: a browser names the page's origin, which must be this
-/// listener; and the listener must have been reached by address or as
-/// localhost, so a name rebound to it by a hostile DNS cannot pass for it.
-/// Clients that send no Origin are not browsers, and not a cross-site risk.
-fn post_allowed(origin: Option<&str>, host: Option<&str>) -> bool {
-    let Some(host) = host else { return false };
+/// An answer to a button in the page's own style, with the way back.
+fn failure(status: StatusCode, message: &str) -> Response {
+    let body = format!("{}<p class=error>{}</p><p><a href=\"/\">Back</a></p></body></html>", head(), escape(message));
+    (status, Html(body)).into_response()
+}
+
+/// Why a button's POST may not act, if it may not. A page on another site
+/// must not drive these buttons: the listeners' one cross-site rule
+/// ([`origin::cross_site`]) applies; and the listener must have been reached
+/// by address or as localhost, so a name rebound to it by a hostile DNS
+/// cannot pass for it.
+fn post_refused(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !host.is_some_and(is_local_name) {
+        return Some("the dashboard acts only when reached by IP address or as localhost".into());
+    }
+    origin::cross_site(headers, "http").map(|why| format!("cross-site request refused: {why}"))
+}
+
+/// `127.0.0.1:9090`, `[::1]:9090`, `localhost:9090`: names no DNS can rebind.
+fn is_local_name(host: &str) -> bool {
     let hostname = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    let local_name = hostname.eq_ignore_ascii_case("localhost") || hostname.parse::<std::net::IpAddr>().is_ok();
-    local_name && origin.is_none_or(|o| o.strip_prefix("http://") == Some(host))
+    hostname.eq_ignore_ascii_case("localhost") || hostname.parse::<std::net::IpAddr>().is_ok()
 }
 
 fn now_unix() -> i64 {
@@ -316,6 +326,19 @@ mod tests {
         assert!(html.contains("http-equiv=refresh"));
     }
 
+    fn post_allowed(origin: Option<&str>, host: Option<&str>, fetch_site: Option<&str>) -> bool {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [(header::ORIGIN, origin), (header::HOST, host)] {
+            if let Some(value) = value {
+                headers.insert(name, value.parse().unwrap());
+            }
+        }
+        if let Some(site) = fetch_site {
+            headers.insert("sec-fetch-site", site.parse().unwrap());
+        }
+        post_refused(&headers).is_none()
+    }
+
     #[test]
     fn a_group_with_malformed_labels_shows_why_and_offers_no_button() {
         let mut g = group("web");
@@ -327,14 +350,16 @@ mod tests {
 
     #[test]
     fn buttons_act_only_for_this_listener_reached_by_address() {
-        assert!(post_allowed(Some("http://127.0.0.1:9090"), Some("127.0.0.1:9090")));
-        assert!(post_allowed(Some("http://localhost:9090"), Some("localhost:9090")));
-        assert!(post_allowed(Some("http://[::1]:9090"), Some("[::1]:9090")));
-        assert!(post_allowed(None, Some("127.0.0.1:9090")), "curl and scripts send no Origin");
-        assert!(!post_allowed(Some("http://evil.example"), Some("127.0.0.1:9090")), "another site");
-        assert!(!post_allowed(Some("https://127.0.0.1:9090"), Some("127.0.0.1:9090")), "another scheme");
-        assert!(!post_allowed(Some("http://rebound.example:9090"), Some("rebound.example:9090")), "DNS rebinding");
-        assert!(!post_allowed(None, None));
+        assert!(post_allowed(Some("http://127.0.0.1:9090"), Some("127.0.0.1:9090"), Some("same-origin")));
+        assert!(post_allowed(Some("http://localhost:9090"), Some("localhost:9090"), None));
+        assert!(post_allowed(Some("http://[::1]:9090"), Some("[::1]:9090"), None));
+        assert!(post_allowed(None, Some("127.0.0.1:9090"), None), "curl and scripts send no Origin");
+        assert!(!post_allowed(Some("http://evil.example"), Some("127.0.0.1:9090"), None), "another site");
+        assert!(!post_allowed(Some("https://127.0.0.1:9090"), Some("127.0.0.1:9090"), None), "another scheme");
+        assert!(!post_allowed(Some("http://rebound.example:9090"), Some("rebound.example:9090"), None), "rebinding");
+        assert!(!post_allowed(None, Some("127.0.0.1:9090"), Some("cross-site")), "a browser says cross-site");
+        assert!(!post_allowed(None, Some("127.0.0.1:9090"), Some("same-site")), "another port of this host");
+        assert!(!post_allowed(None, None, None));
     }
 
     #[test]

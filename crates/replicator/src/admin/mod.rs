@@ -6,7 +6,7 @@ mod dashboard;
 
 use std::future::Future;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,7 +17,11 @@ use tokio::net::TcpListener;
 use std::sync::Arc;
 
 use crate::autoscale::AutoscaleHandle;
+use crate::listener::{self, ServerOptions};
 use crate::service::Replicator;
+
+/// Largest request body the admin listener reads: its one form is a few bytes.
+pub const MAX_BODY: usize = 16 * 1024;
 
 /// What the admin handlers read.
 #[derive(Clone)]
@@ -35,6 +39,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/groups/{name}/scale", post(dashboard::scale))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(never_framed))
         .with_state(state)
 }
@@ -47,11 +52,10 @@ async fn never_framed(mut response: Response) -> Response {
     response
 }
 
-/// Serves the admin routes until `shutdown`.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-        tracing::warn!(error = %e, "admin listener failed");
-    }
+/// Serves the admin routes over plain HTTP, bounded like the API (see
+/// [`crate::listener`]), until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, router: Router, options: ServerOptions, shutdown: impl Future<Output = ()>) {
+    listener::serve(listener, None, router, options, shutdown).await
 }
 
 /// 200 while the engine answers, 503 (with the reason) while it does not;

@@ -1,12 +1,15 @@
 //! Errors to HTTP: the status of every library error is decided here and
 //! nowhere else; /v1 routes answer JSON, the compatibility route short text.
 
-use axum::http::StatusCode;
+use axum::body::to_bytes;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
 
 use crate::error::Error;
+use crate::listener::json_refusal;
+use crate::quote::clip;
 
 /// The status and the machine-readable code for an error.
 pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
@@ -45,9 +48,48 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = status_of(&self.0);
-        let body = json!({ "error": { "code": code, "message": self.0.to_string() } });
-        (status, Json(body)).into_response()
+        json_refusal(status, code, &self.0.to_string())
     }
+}
+
+/// The machine-readable code of a status that axum or a layer answered with.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// Every error on /v1 in the JSON format, including the ones axum answers
+/// by itself in plain text (405, a body over the limit, a body that failed
+/// to arrive): their text becomes the message, clipped.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let v1 = req.uri().path().starts_with("/v1/");
+    let response = next.run(req).await;
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json");
+    if !v1 || is_json || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => parts.status.canonical_reason().unwrap_or("error").to_owned(),
+        text => clip(text),
+    };
+    let json = json_refusal(parts.status, code_of(parts.status), &message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, json.into_body())
 }
 
 /// An error on the compatibility route: same status, short text body. The

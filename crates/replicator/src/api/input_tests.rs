@@ -23,8 +23,15 @@ fn encode(segment: &str) -> String {
         .collect()
 }
 
-/// Sends one request to a fresh router over an empty engine: (status, body, engine calls).
+/// Sends one request (a JSON body when there is one) to a fresh router over
+/// an empty engine: (status, body, engine calls).
 fn send(method: Method, path: &str, body: Vec<u8>) -> (StatusCode, String, usize) {
+    let json: &[(&str, &str)] = if body.is_empty() { &[] } else { &[("content-type", "application/json")] };
+    send_with(method, path, json, body)
+}
+
+/// `send` with the given headers only.
+fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, String, usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let engine = Arc::new(FakeEngine::default());
@@ -34,7 +41,12 @@ fn send(method: Method, path: &str, body: Vec<u8>) -> (StatusCode, String, usize
         let service = Replicator::new(engine.clone(), inventory, Settings::default(), Arc::new(Telemetry::default()));
         let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), false);
         let app = router(AppState { service, autoscale, rate_limit: None });
-        let request = Request::builder().method(method).uri(path).body(Body::from(body)).unwrap();
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let length = body.len().to_string();
+        let request = request.header("content-length", length).body(Body::from(body)).unwrap();
         let response = app.oneshot(request).await.unwrap();
         let status = response.status();
         let text = to_bytes(response.into_body(), usize::MAX).await.unwrap();
@@ -114,6 +126,94 @@ fn oversized_bodies_are_413_before_any_engine_call() {
     let body = vec![b' '; 65 * 1024];
     let (status, _, calls) = send(Method::PUT, "/v1/groups/web/replicas", body.clone());
     assert_eq!((status, calls), (StatusCode::PAYLOAD_TOO_LARGE, 0));
-    let (status, _, calls) = send(Method::POST, "/v1/metrics", body);
+    let (status, text, calls) = send(Method::POST, "/v1/metrics", body);
     assert_eq!((status, calls), (StatusCode::PAYLOAD_TOO_LARGE, 0));
+    assert_eq!(error_code(&text), "payload_too_large", "{text}");
+}
+
+/// The `code` of a JSON error body, or the body itself when it is not one.
+fn error_code(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("not a JSON error: {text}"))
+}
+
+const SAMPLE: &str = r#"{"container": "web", "metric": "rps", "value": 1}"#;
+
+#[test]
+fn bodies_that_are_not_json_are_415() {
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let headers = [("content-type", content_type)];
+        let (status, text, calls) = send_with(Method::POST, "/v1/metrics", &headers, SAMPLE.into());
+        assert_eq!((status, calls), (StatusCode::UNSUPPORTED_MEDIA_TYPE, 0), "{content_type}: {text}");
+        assert_eq!(error_code(&text), "unsupported_media_type");
+    }
+    let (status, text, _) = send_with(Method::PUT, "/v1/groups/web/replicas", &[], br#"{"replicas": 2}"#.to_vec());
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "no content type: {text}");
+    let charset = [("content-type", "application/json; charset=utf-8")];
+    let (status, text, _) = send_with(Method::POST, "/v1/metrics", &charset, SAMPLE.into());
+    assert_eq!(status, StatusCode::NOT_FOUND, "accepted, and the container is unknown: {text}");
+}
+
+#[test]
+fn routes_without_a_body_refuse_one() {
+    let json = [("content-type", "application/json")];
+    let (status, text, calls) = send_with(Method::POST, "/v1/containers/web/replicas", &json, b"{}".to_vec());
+    assert_eq!((status, calls), (StatusCode::BAD_REQUEST, 0), "{text}");
+    assert_eq!(error_code(&text), "bad_request");
+    let (status, text, _) = send_with(Method::GET, "/v1/groups", &json, b"{}".to_vec());
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+}
+
+#[test]
+fn state_changing_requests_a_browser_marks_cross_site_are_403() {
+    let json = ("content-type", "application/json");
+    let host = ("host", "localhost:8443");
+    for marks in [[("sec-fetch-site", "cross-site"), host, json], [("origin", "https://evil.example"), host, json]] {
+        let (status, text, calls) =
+            send_with(Method::PUT, "/v1/groups/web/replicas", &marks, br#"{"replicas": 2}"#.to_vec());
+        assert_eq!((status, calls), (StatusCode::FORBIDDEN, 0), "{marks:?}: {text}");
+        assert_eq!(error_code(&text), "cross_site");
+        let (status, _, calls) = send_with(Method::POST, "/v1/containers/web/replicas", &marks[..2], Vec::new());
+        assert_eq!((status, calls), (StatusCode::FORBIDDEN, 0), "{marks:?}");
+        let (status, _, calls) = send_with(Method::GET, "/web", &marks[..2], Vec::new());
+        assert_eq!((status, calls), (StatusCode::FORBIDDEN, 0), "the original route replicates too");
+    }
+    let own = [("origin", "https://localhost:8443"), host, json];
+    let (status, text, _) = send_with(Method::PUT, "/v1/groups/web/replicas", &own, br#"{"replicas": 2}"#.to_vec());
+    assert_eq!(status, StatusCode::NOT_FOUND, "the API's own origin passes: {text}");
+    let (status, _, _) = send_with(Method::GET, "/v1/groups", &[("sec-fetch-site", "cross-site")], Vec::new());
+    assert_eq!(status, StatusCode::OK, "reading is not refused");
+}
+
+#[test]
+fn duplicate_keys_are_400() {
+    let (status, text, calls) =
+        send(Method::PUT, "/v1/groups/web/replicas", br#"{"replicas":1,"replicas":2}"#.to_vec());
+    assert_eq!((status, calls), (StatusCode::BAD_REQUEST, 0), "{text}");
+    assert!(text.contains("duplicate key"), "{text}");
+}
+
+#[test]
+fn refused_input_comes_back_as_a_short_prefix_only() {
+    let long = "x".repeat(60_000);
+    for path in [format!("/v1/containers/web/replicas?{long}=1"), format!("/v1/containers/web/replicas?count={long}")] {
+        let (status, text, _) = send(Method::POST, &path, Vec::new());
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.len() < 400 && text.contains("xxx…"), "{} bytes: {}", text.len(), &text[..200.min(text.len())]);
+    }
+    for body in [format!(r#"{{"replicas": "{long}"}}"#), format!(r#"{{"{long}": 1}}"#)] {
+        let (status, text, _) = send(Method::PUT, "/v1/groups/web/replicas", body.into_bytes());
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..200.min(text.len())]);
+    }
+}
+
+#[test]
+fn every_v1_error_is_json() {
+    let (status, text, _) = send(Method::DELETE, "/v1/metrics", Vec::new());
+    assert_eq!((status, error_code(&text).as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    let (status, text, _) = send(Method::GET, "/", Vec::new());
+    assert_eq!((status, text.as_str()), (StatusCode::BAD_REQUEST, "container id missing"), "the original's text stays");
 }

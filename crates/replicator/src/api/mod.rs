@@ -2,6 +2,8 @@
 //! statuses. Handlers are thin: they validate input and call the service.
 
 mod error;
+mod guard;
+mod json;
 mod limit;
 mod routes;
 mod server;
@@ -16,18 +18,11 @@ use std::sync::Arc;
 use crate::autoscale::AutoscaleHandle;
 use crate::service::Replicator;
 
+pub use crate::listener::{PeerIdentity, ServerOptions};
 pub use error::status_of;
 pub use limit::{parse_rate, RateLimiter};
-pub use routes::router;
-pub use server::{serve, ServerOptions};
-
-/// The verified client, as its certificate names it, and where it connects from.
-#[derive(Debug, Clone, Default)]
-pub struct PeerIdentity {
-    /// Subject common name of the client certificate.
-    pub common_name: String,
-    pub addr: Option<std::net::SocketAddr>,
-}
+pub use routes::{router, MAX_BODY};
+pub use server::serve;
 
 /// Everything a handler needs, in one place.
 #[derive(Clone)]

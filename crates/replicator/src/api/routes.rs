@@ -4,19 +4,21 @@
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{middleware, Extension, Json, Router};
 
-use super::error::{ApiError, CompatError};
+use super::error::{json_errors, ApiError, CompatError};
+use super::guard::{self, Rule};
 use super::views::GroupView;
-use super::{limit, trace, AppState, PeerIdentity};
+use super::{json, limit, trace, AppState, PeerIdentity};
 use crate::autoscale::store::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::error::Error;
 use crate::id::{ContainerRef, GroupName};
 use crate::policy::valid_metric_name;
+use crate::quote::{clip, clip_to};
 use crate::service::Replication;
 
 /// Request bodies above this are refused with 413 before any handler runs.
@@ -32,13 +34,32 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups/{name}", get(show_group))
         .route("/v1/groups/{name}/replicas", put(scale_group))
         .route("/v1/groups/{name}/decisions", get(group_decisions))
+        .route_layer(middleware::from_fn_with_state(content_rule as guard::Rules, guard::check))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(json_errors));
     let routes = match &state.rate_limit {
         Some(limiter) => routes.layer(middleware::from_fn_with_state(limiter.clone(), limit::limit)),
         None => routes,
     };
     routes.layer(middleware::from_fn(trace::trace_requests)).with_state(state)
+}
+
+/// What each route accepts (see `guard`): the two routes with a JSON body,
+/// and the original tool's `GET /{id}`, which replicates.
+fn content_rule(method: &Method, route: &str) -> Rule {
+    match (method, route) {
+        (&Method::POST, "/v1/metrics") | (&Method::PUT, "/v1/groups/{name}/replicas") => {
+            Rule { json_body: true, changes_state: true }
+        }
+        (&Method::GET, "/{id}") => Rule { json_body: false, changes_state: true },
+        _ => Rule::default_for(method),
+    }
+}
+
+/// A body parser's complaint, which may quote the body: never more than a prefix of it.
+fn complaint(e: impl std::fmt::Display) -> String {
+    clip_to(&e.to_string(), 160)
 }
 
 type Peer = Option<Extension<PeerIdentity>>;
@@ -69,32 +90,38 @@ struct ScaleRequest {
 fn scale_request(body: &[u8]) -> Result<ScaleRequest, ApiError> {
     let refuse = |why: String| ApiError::bad_request(format!("expected a JSON body like {{\"replicas\": 3}}: {why}"));
     // serde would also take `[3]` for the struct: only an object is the documented shape.
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| refuse(e.to_string()))?;
+    let value = json::parse(body).map_err(|e| refuse(complaint(e)))?;
     if !value.is_object() {
         return Err(refuse("not a JSON object".into()));
     }
-    serde_json::from_value(value).map_err(|e| refuse(e.to_string()))
+    serde_json::from_value(value).map_err(|e| refuse(complaint(e)))
 }
 
-/// `count=N` and nothing else.
+/// `count=N` and nothing else, form-decoded (`count=%31` is 1).
 fn parse_count(query: Option<&str>) -> Result<u32, ApiError> {
     let mut count = None;
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("count", v)) if count.is_none() => {
-                let n = v.parse::<u32>().ok().filter(|_| v.bytes().all(|b| b.is_ascii_digit()));
-                count =
-                    Some(n.ok_or_else(|| {
-                        ApiError::bad_request(format!("count must be a positive integer, not {v:?}"))
-                    })?);
-            }
-            Some(("count", _)) => return Err(ApiError::bad_request("count given twice")),
-            _ => {
-                return Err(ApiError::bad_request(format!("unknown query parameter {pair:?}: only count is accepted")))
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "count" if count.is_none() => count = Some(positive_count(&value)?),
+            "count" => return Err(ApiError::bad_request("count given twice")),
+            other => {
+                let other = clip(other);
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other:?}: only count is accepted"
+                )));
             }
         }
     }
     Ok(count.unwrap_or(1))
+}
+
+/// Digits only (no sign, no space), within u32.
+fn positive_count(text: &str) -> Result<u32, ApiError> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| text.parse::<u32>().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::bad_request(format!("count must be a positive integer, not {:?}", clip(text))))
 }
 
 async fn compat_missing_id() -> Response {
@@ -140,7 +167,7 @@ struct MetricBody {
 fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
     let shape = r#"expected {"container": "<id or name>", "metric": "<name>", "value": <number>} or an array of those"#;
     let refuse = |why: String| ApiError::bad_request(format!("{shape}: {why}"));
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| refuse(e.to_string()))?;
+    let value = json::parse(body).map_err(|e| refuse(complaint(e)))?;
     let items = match value {
         serde_json::Value::Array(items) if !items.is_empty() && items.len() <= MAX_SAMPLES => items,
         serde_json::Value::Array(_) => return Err(refuse(format!("an array needs 1 to {MAX_SAMPLES} samples"))),
@@ -153,10 +180,10 @@ fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
             if !item.is_object() {
                 return Err(refuse("a sample is not an object".into()));
             }
-            let m: MetricBody = serde_json::from_value(item).map_err(|e| refuse(e.to_string()))?;
+            let m: MetricBody = serde_json::from_value(item).map_err(|e| refuse(complaint(e)))?;
             let container = ContainerRef::parse(&m.container).map_err(|e| ApiError::bad_request(e.to_string()))?;
             if !valid_metric_name(&m.metric) {
-                return Err(refuse(format!("{:?} is not a metric name", m.metric)));
+                return Err(refuse(format!("{:?} is not a metric name", clip(&m.metric))));
             }
             if !m.value.is_finite() {
                 return Err(refuse("the value is not a finite number".into()));
@@ -227,9 +254,20 @@ mod tests {
         assert_eq!(parse_count(None).unwrap(), 1);
         assert_eq!(parse_count(Some("")).unwrap(), 1);
         assert_eq!(parse_count(Some("count=3")).unwrap(), 3);
-        for bad in
-            ["count=", "count=-1", "count=+1", "count=x", "count=1&count=2", "other=1", "count", "count=99999999999"]
-        {
+        assert_eq!(parse_count(Some("count=%31")).unwrap(), 1, "percent-decoded");
+        assert_eq!(parse_count(Some("%63ount=2")).unwrap(), 2, "keys too");
+        for bad in [
+            "count=",
+            "count=-1",
+            "count=+1",
+            "count=%2B1",
+            "count=x",
+            "count=1&count=2",
+            "count=1&%63ount=2",
+            "other=1",
+            "count",
+            "count=99999999999",
+        ] {
             assert!(parse_count(Some(bad)).is_err(), "{bad}");
         }
     }

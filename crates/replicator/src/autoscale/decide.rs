@@ -80,7 +80,7 @@ pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32,
     if within {
         let to = clamp(current);
         let reason = if to == current {
-            format!("average {average:.2} within 10% of target {}", limits.target)
+            format!("average {} within 10% of target {}", fixed(average), plain(limits.target))
         } else {
             format!("bounds [{}, {}]", limits.min, limits.max)
         };
@@ -88,8 +88,32 @@ pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32,
     }
     let wanted = (f64::from(current) * ratio).ceil();
     let desired = clamp(if wanted >= f64::from(u32::MAX) { u32::MAX } else { wanted as u32 });
-    let reason = format!("average {average:.2} vs target {} over {current} members", limits.target);
+    let reason = format!("average {} vs target {} over {current} members", fixed(average), plain(limits.target));
     (desired, Some(average), reason)
+}
+
+/// Whether a number reads better in scientific notation: a pushed 1e308
+/// must not print 309 digits in a reason.
+fn is_extreme(x: f64) -> bool {
+    x != 0.0 && !(1e-3..1e6).contains(&x.abs())
+}
+
+/// An average for a reason: two decimals, or `1.000e308` beyond the usual range.
+fn fixed(x: f64) -> String {
+    if is_extreme(x) {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// A target for a reason: as written, or `1.000e308` beyond the usual range.
+fn plain(x: f64) -> String {
+    if is_extreme(x) {
+        format!("{x:.3e}")
+    } else {
+        x.to_string()
+    }
 }
 
 /// Recommendations over the stabilization window: scale-downs go no lower
@@ -213,6 +237,17 @@ mod tests {
         assert_eq!(desired, 2);
         assert!(reason.contains("outside the bounds"), "{reason}");
         assert_eq!(recommend(3, &[None; 3], &LIMITS).2, "no fresh metric value");
+    }
+
+    #[test]
+    fn reasons_print_extreme_numbers_compactly() {
+        let (to, _, reason) = recommend(1, &[Some(1e308)], &LIMITS);
+        assert_eq!(to, 10);
+        assert_eq!(reason, "average 1.000e308 vs target 50 over 1 members");
+        let huge_target = Limits { target: 1e300, ..LIMITS };
+        let (_, _, reason) = recommend(1, &[Some(1e300)], &huge_target);
+        assert_eq!(reason, "average 1.000e300 within 10% of target 1.000e300");
+        assert_eq!(recommend(2, &all(54.0, 2), &LIMITS).2, "average 54.00 within 10% of target 50", "usual numbers");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::certs::{self, InitOptions};
 use crate::duration;
 use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings, ErrorKind};
 use crate::inventory::Scope;
+use crate::listener;
 use crate::server::{self, Config, Listeners};
 use crate::service::Settings;
 use crate::telemetry::Telemetry;
@@ -94,9 +95,16 @@ pub struct ServeArgs {
     /// Longest a client may take to complete the TLS handshake.
     #[arg(long, env = "REPLICATOR_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
     pub handshake_timeout: Duration,
-    /// Longest a client may take to send a request's headers.
+    /// Longest a client may take to send a request's headers (and so the longest a keep-alive connection idles).
     #[arg(long, env = "REPLICATOR_HEADER_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
     pub header_timeout: Duration,
+    /// Longest a client may take to send a request's whole body.
+    #[arg(long, env = "REPLICATOR_BODY_TIMEOUT", default_value = "10s", value_parser = duration::parse_positive)]
+    pub body_timeout: Duration,
+    /// Connections each listener serves at once; more wait in the kernel backlog
+    /// (default: what the open-file limit leaves after a reserve for the engine client, halved).
+    #[arg(long, env = "REPLICATOR_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
     /// Log format.
     #[arg(long, env = "REPLICATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -175,15 +183,35 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         },
         dry_run: args.dry_run,
         resync: args.resync_interval,
-        server: ServerOptions {
-            shutdown_grace: args.shutdown_grace,
-            handshake_timeout: args.handshake_timeout,
-            header_timeout: args.header_timeout,
-        },
+        server: server_options(&args),
         rate_limit: args.rate_limit,
         telemetry,
     };
     Ok((Listeners { api, admin }, config))
+}
+
+/// The bounds of both listeners, from the flags. Raises the open-file
+/// limit first: the default connection cap is derived from it.
+fn server_options(args: &ServeArgs) -> ServerOptions {
+    let nofile = listener::raise_fd_limit();
+    let max_connections =
+        args.max_connections.map_or_else(|| listener::default_max_connections(nofile), |n| n as usize);
+    if !listener::leaves_reserve(max_connections, nofile) {
+        warn!(
+            max_connections,
+            nofile, "two listeners this full could leave the engine client without file descriptors"
+        );
+    }
+    info!(max_connections, nofile, "connection cap per listener");
+    ServerOptions {
+        handshake_timeout: args.handshake_timeout,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        max_header_bytes: listener::MAX_HEADER_BYTES,
+        max_body_bytes: api::MAX_BODY,
+        max_connections,
+        shutdown_grace: args.shutdown_grace,
+    }
 }
 
 /// An engine that is down may come up later: start anyway. One whose TLS

@@ -9,6 +9,7 @@ mod compose;
 mod faults;
 mod fidelity;
 mod groups;
+mod hardening;
 mod mtls;
 mod parity;
 mod remote;

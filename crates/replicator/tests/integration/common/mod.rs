@@ -283,7 +283,27 @@ impl Server {
     }
 
     pub fn start_with(certs: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BIN)
+        Self::launch(Command::new(BIN), certs, args, env)
+    }
+
+    /// A server whose open-file limit (soft and hard) is `nofile`, managing
+    /// only this scope's containers: `ulimit -n` in a shell that then execs it.
+    pub fn start_limited(scope: &Scope, nofile: u32, args: &[&str]) -> Self {
+        let dir = certs();
+        let mut command = Command::new("sh");
+        command.args(["-c", &format!("ulimit -n {nofile}; exec \"$0\" \"$@\""), BIN]);
+        let label = scope.label();
+        let mut all = vec!["--selector", &label];
+        all.extend_from_slice(args);
+        let mut server = Self::launch(command, dir.path(), &all, &[]);
+        server._certs_dir = Some(dir);
+        server
+    }
+
+    /// Runs `command` (the binary, or what execs it) with `serve` and the
+    /// harness's flags, and waits for both listeners to listen.
+    fn launch(mut command: Command, certs: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = command
             .args([
                 "serve",
                 "--listen",

@@ -1,0 +1,54 @@
+//! File descriptors: the listeners, the engine client and the process's
+//! own files share one `RLIMIT_NOFILE`. The soft limit is raised to the hard
+//! one at start (as servers commonly do), and the default connection cap
+//! leaves a reserve, so that both listeners together can never starve the
+//! engine client.
+
+use tracing::warn;
+
+/// Highest soft limit asked for when the hard limit is unlimited.
+const CEILING: u64 = 1 << 20;
+
+/// Descriptors kept out of the listeners' reach: a quarter of the limit, at least this.
+pub const MIN_RESERVE: u64 = 128;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit in effect.
+pub fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(CEILING) {
+        Ok(limit) => limit,
+        Err(e) => {
+            let current = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft).unwrap_or(1024);
+            warn!(error = %e, limit = current, "cannot raise the open-file limit");
+            current
+        }
+    }
+}
+
+/// The default `--max-connections` of each listener for a soft limit of
+/// `nofile`: what is left after the reserve, shared by the two listeners.
+pub fn default_max_connections(nofile: u64) -> usize {
+    let reserve = (nofile / 4).max(MIN_RESERVE);
+    usize::try_from(nofile.saturating_sub(reserve) / 2).unwrap_or(usize::MAX).max(1)
+}
+
+/// Whether two listeners capped at `max_connections` each leave the reserve free.
+pub fn leaves_reserve(max_connections: usize, nofile: u64) -> bool {
+    (max_connections as u64).saturating_mul(2).saturating_add(MIN_RESERVE) <= nofile
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_listeners_together_leave_the_reserve() {
+        assert_eq!(default_max_connections(256), 64);
+        assert_eq!(default_max_connections(1024), 384);
+        assert_eq!(default_max_connections(100), 1, "a tiny limit still serves");
+        for nofile in [256, 1024, 20_000, 1 << 20] {
+            let cap = default_max_connections(nofile);
+            assert!(leaves_reserve(cap, nofile), "{nofile}");
+        }
+        assert!(!leaves_reserve(500, 1024));
+    }
+}

@@ -1,0 +1,242 @@
+//! Every listener, bounded alike. The HTTPS API and the plain-HTTP admin
+//! listener serve their connections with the same code, TLS being the only
+//! difference: a cap on open connections (beyond it, new ones wait in the
+//! kernel's backlog), a header read timeout that also closes idle keep-alive
+//! connections, a header size limit, a body read timeout, and a declared
+//! `Content-Length` over the limit refused before the body is read.
+//! Shutdown stops accepting and lets the requests in flight finish within a
+//! grace period.
+
+mod body;
+mod handshake;
+mod limits;
+mod linger;
+pub mod origin;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use http::{header, HeaderValue, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
+
+pub use handshake::{HandshakeRefusals, Tls};
+pub use limits::{default_max_connections, leaves_reserve, raise_fd_limit};
+
+/// The verified client, as its certificate names it, and where it connects from.
+#[derive(Debug, Clone, Default)]
+pub struct PeerIdentity {
+    /// Subject common name of the client certificate (empty on plain HTTP).
+    pub common_name: String,
+    /// The client's address, for logs and per-client rate limits.
+    pub addr: Option<SocketAddr>,
+}
+
+/// The bounds of one listener. Both listeners take the same flags; only
+/// `max_body` differs (each knows its largest legitimate request).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Longest a client may take to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and so the
+    /// longest a keep-alive connection may stay idle between requests.
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's whole body.
+    pub body_timeout: Duration,
+    /// Largest request line plus headers; beyond it, 431.
+    pub max_header_bytes: usize,
+    /// Largest declared body; a larger `Content-Length` gets 413 at once.
+    pub max_body_bytes: usize,
+    /// Connections served at once; the next ones wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Longest shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+/// Request line and headers of any legitimate client fit well within this.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_header_bytes: MAX_HEADER_BYTES,
+            max_body_bytes: 64 * 1024,
+            max_connections: 512,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The error format of every refusal on `/v1`, and of the listeners' own
+/// refusals (408, 413): `{"error": {"code", "message"}}`.
+pub fn json_refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+}
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until
+/// `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Tls>,
+    app: Router,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let summaries = tls.as_ref().map(Tls::spawn_summaries);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let options = Arc::new(options);
+    tokio::pin!(shutdown);
+    while let Some((permit, tcp, remote)) = next_connection(&listener, &slots, &mut shutdown).await {
+        let connection = Connection { remote, app: app.clone(), options: options.clone(), watcher: graceful.watcher() };
+        tokio::spawn(connection.run(tcp, tls.clone(), permit));
+    }
+    drop(listener);
+    info!("no longer accepting connections; finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => info!("all connections closed"),
+        () = tokio::time::sleep(options.shutdown_grace) => warn!("shutdown grace period over; closing remaining connections"),
+    }
+    if let (Some(summaries), Some(tls)) = (summaries, &tls) {
+        summaries.abort();
+        tls.refusals.log_summary();
+    }
+}
+
+/// Waits for a free slot, then for a connection; `None` once `shutdown` resolves.
+/// While every slot is taken nothing is accepted: the kernel holds new
+/// connections in the backlog, and they cost this process no file descriptor.
+async fn next_connection(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+    let permit = tokio::select! {
+        permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        () = shutdown.as_mut() => return None,
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, remote)) => return Some((permit, tcp, remote)),
+                Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = shutdown.as_mut() => return None,
+        }
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    remote: SocketAddr,
+    app: Router,
+    options: Arc<ServerOptions>,
+    watcher: Watcher,
+}
+
+impl Connection {
+    /// Handshakes (with TLS) and serves HTTP/1.1; the slot is freed when it ends.
+    async fn run(self, tcp: TcpStream, tls: Option<Tls>, _slot: OwnedSemaphorePermit) {
+        let remote = self.remote;
+        match tls {
+            None => self.http(tcp, PeerIdentity { common_name: String::new(), addr: Some(remote) }).await,
+            Some(tls) => {
+                let Some((stream, common_name)) = tls.handshake(tcp, remote, self.options.handshake_timeout).await
+                else {
+                    return;
+                };
+                self.http(stream, PeerIdentity { common_name, addr: Some(remote) }).await
+            }
+        }
+    }
+
+    async fn http<I>(self, stream: I, peer: PeerIdentity)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (app, options, remote) = (self.app, self.options.clone(), self.remote);
+        let unread = Arc::new(AtomicBool::new(false));
+        let io = TokioIo::new(linger::Lingering::new(stream, unread.clone()));
+        let service = service_fn(move |req| {
+            let request =
+                Exchange { app: app.clone(), peer: peer.clone(), options: options.clone(), unread: unread.clone() };
+            request.respond(req)
+        });
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.options.header_timeout)
+            .max_header_size(self.options.max_header_bytes)
+            .max_buf_size(self.options.max_header_bytes.max(8192));
+        if let Err(e) = self.watcher.watch(http.serve_connection(io, service)).await {
+            debug!(%remote, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// One request on a connection, and what answering it needs.
+struct Exchange {
+    app: Router,
+    peer: PeerIdentity,
+    options: Arc<ServerOptions>,
+    /// Set when a body is left unread: the connection then lingers on close.
+    unread: Arc<AtomicBool>,
+}
+
+impl Exchange {
+    /// Refused at once if the request declares too large a body, else
+    /// answered by the app with its body under the read timeout.
+    async fn respond(self, mut req: Request<Incoming>) -> Result<Response, Infallible> {
+        let max = self.options.max_body_bytes;
+        if let Some(declared) = declared_length(&req).filter(|n| *n > max as u64) {
+            self.unread.store(true, Ordering::Release);
+            let message = format!("the body declares {declared} bytes; at most {max} are accepted");
+            return Ok(closing(json_refusal(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &message)));
+        }
+        req.extensions_mut().insert(self.peer);
+        let body = Arc::new(body::BodyState::default());
+        let limit = self.options.body_timeout;
+        let req = req.map(|b| body::TimedBody::new(b, limit, body.clone()));
+        let response = self.app.oneshot(req).await?;
+        if !body.finished.load(Ordering::Acquire) {
+            self.unread.store(true, Ordering::Release);
+        }
+        if body.expired.load(Ordering::Acquire) {
+            let message = format!("the request body was not received within {limit:?}");
+            return Ok(closing(json_refusal(StatusCode::REQUEST_TIMEOUT, "request_timeout", &message)));
+        }
+        Ok(response)
+    }
+}
+
+/// The `Content-Length` a request declares, if any and readable.
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The connection ends with this answer: its unread body is never read.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
