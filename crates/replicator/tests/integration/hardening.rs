@@ -148,7 +148,7 @@ async fn hardening_a_trickled_body_is_cut_off_and_an_oversized_length_refused_at
 #[tokio::test]
 async fn hardening_garbage_handshakes_are_counted_and_summed_up_not_logged_each() {
     let scope = Scope::new("garbage");
-    let server = scope.server(&[]);
+    let server = scope.process_server(&[]);
     for _ in 0..30 {
         let mut garbage = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         garbage.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
