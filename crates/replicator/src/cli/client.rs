@@ -73,6 +73,11 @@ pub fn groups(args: GroupsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A bound as a number, `-` while the group's labels make it invalid.
+fn bound(v: &Value) -> String {
+    v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
 fn groups_table(groups: &[Value]) -> String {
     let mut rows = vec![["NAME", "KIND", "REPLICAS", "MIN", "MAX", "MEMBERS"].map(String::from).to_vec()];
     for g in groups {
@@ -82,8 +87,8 @@ fn groups_table(groups: &[Value]) -> String {
             g["name"].as_str().unwrap_or_default().to_owned(),
             g["kind"].as_str().unwrap_or_default().to_owned(),
             g["replicas"].to_string(),
-            g["min"].to_string(),
-            g["max"].to_string(),
+            bound(&g["min"]),
+            bound(&g["max"]),
             members.join(","),
         ]);
     }
@@ -105,8 +110,8 @@ pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         "{}: {} running (min {}, max {})",
         g["name"].as_str().unwrap_or_default(),
         g["replicas"],
-        g["min"],
-        g["max"]
+        bound(&g["min"]),
+        bound(&g["max"])
     );
     Ok(())
 }

@@ -243,3 +243,48 @@ async fn listing_groups_and_replicating_never_list_the_engine() {
     assert_eq!(engine_calls(&server, "list containers"), listings, "no listing on any request's path");
     assert!(engine_calls(&server, "create container") >= 3);
 }
+
+#[tokio::test]
+async fn labels_replicator_cannot_honour_are_refused_by_name_and_listed_with_the_reason() {
+    let scope = Scope::new("badlabels");
+    let unaddressable = scope.name("spaces");
+    scope.web("spaces", &["--label", &format!("replicator.group={unaddressable} <x>")]);
+    scope.web("negative", &["--label", "replicator.max=-1"]);
+    scope.web("huge", &["--label", "replicator.max=99999999999"]);
+    scope.web("yes", &["--label", "replicator.enable=yes"]);
+    let pair = scope.name("pair");
+    scope.web("strict", &["--label", &format!("replicator.group={pair}"), "--label", "replicator.max=2"]);
+    scope.web("loose", &["--label", &format!("replicator.group={pair}"), "--label", "replicator.max=6"]);
+    let server = scope.server(&[]);
+    let replicate = |suffix: &str| format!("/v1/containers/{}/replicas", scope.name(suffix));
+    let message =
+        |r: &replicator::client::ApiResponse| r.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+
+    let r = call(&server, Method::POST, &replicate("spaces"), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(message(&r).contains("replicator.group"), "{}", r.text());
+
+    for (suffix, problem) in [("negative", "not a positive integer"), ("huge", "too large")] {
+        let r = call(&server, Method::POST, &replicate(suffix), None).await;
+        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_group")));
+        assert!(message(&r).contains("replicator.max") && message(&r).contains(problem), "{}", r.text());
+        let name = scope.name(suffix);
+        let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+        assert_eq!((group["min"].is_null(), group["max"].is_null()), (true, true), "{group}");
+        assert!(group["error"].as_str().unwrap().contains(problem), "{group}");
+        let put =
+            call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
+        assert_eq!(put.status, StatusCode::CONFLICT, "a group with malformed bounds refuses every change");
+    }
+
+    let r = call(&server, Method::POST, &replicate("yes"), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(message(&r).contains("not a boolean"), "{}", r.text());
+
+    let group = call(&server, Method::GET, &format!("/v1/groups/{pair}"), None).await.json();
+    assert_eq!(group["max"], 2, "the strictest bound of disagreeing originals: {group}");
+    assert!(group["conflict"].as_str().unwrap().contains("disagree"), "{group}");
+    let r = call(&server, Method::POST, &replicate("loose"), None).await;
+    assert_eq!(r.json()["error"]["code"], "limit_reached", "two originals already fill max 2: {}", r.text());
+    assert_eq!(scope.containers().len(), 6, "nothing was created");
+}
