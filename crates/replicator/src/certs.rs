@@ -13,33 +13,54 @@ use time::{Duration, OffsetDateTime};
 
 /// Names every server certificate answers to, before any `--san`.
 pub const DEFAULT_SANS: &[&str] = &["localhost", "127.0.0.1", "::1"];
+/// The CA certificate both sides trust; the docker CLI's name for it.
 pub const CA_CERT: &str = "ca.pem";
+/// The CA's private key, needed only to sign more certificates (mode 0600).
 pub const CA_KEY: &str = "ca-key.pem";
+/// The server's certificate, valid for [`DEFAULT_SANS`] and every `--san`.
 pub const SERVER_CERT: &str = "server-cert.pem";
+/// The server's private key (mode 0600).
 pub const SERVER_KEY: &str = "server-key.pem";
+/// The client's certificate, named as the docker CLI expects.
 pub const CLIENT_CERT: &str = "cert.pem";
+/// The client's private key, named as the docker CLI expects (mode 0600).
 pub const CLIENT_KEY: &str = "key.pem";
 const ALL_FILES: [&str; 6] = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY];
 
+/// What `certs init` was asked for.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
+    /// Folder to write the six files into, created if missing.
     pub out: PathBuf,
     /// Extra subject alternative names for the server (DNS names or IP addresses).
     pub sans: Vec<String>,
+    /// Validity of every certificate, 1 to 36500 days from now.
     pub days: u32,
+    /// Replace existing files instead of refusing.
     pub force: bool,
 }
 
+/// Why `certs init` failed; every cause but `Write` is found before any file is touched.
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
+    /// One of the six files is already there and `force` is off.
     #[error("{} already exists (use --force to overwrite)", .0.display())]
     Exists(PathBuf),
+    /// A `--san` that is neither a DNS name nor an IP address.
     #[error("invalid subject alternative name {0:?}: use a DNS name or an IP address")]
     BadSan(String),
+    /// `days` outside 1..=36500.
     #[error("--days must be between 1 and 36500")]
     BadDays,
+    /// A folder or file could not be created or written; earlier files may already be written.
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        /// The folder or file that failed.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// rcgen could not build a key or a certificate.
     #[error("cannot generate certificates: {0}")]
     Generate(#[from] rcgen::Error),
 }

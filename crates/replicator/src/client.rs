@@ -15,33 +15,47 @@ use rustls::ClientConfig;
 
 use crate::tls::{self, TlsError, TlsFiles};
 
+/// Why the client could not be built or a request got no answer (an error status is still an answer).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The certificate files could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The server URL is not `https://HOST:PORT`.
     #[error("invalid server URL {0:?}: expected https://HOST:PORT")]
     BadUrl(String),
+    /// The request could not be built or sent, or its body could not be read.
     #[error("request to {url} failed: {reason}")]
-    Request { url: String, reason: String },
+    Request {
+        /// The full URL requested.
+        url: String,
+        /// The cause, with hyper's chain of errors spelled out.
+        reason: String,
+    },
 }
 
 /// An answer: status and body, whatever the status.
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
+    /// Whatever the server answered, errors included: callers check it.
     pub status: StatusCode,
+    /// The whole body, read to its end.
     pub body: Bytes,
 }
 
 impl ApiResponse {
+    /// The body as text, invalid UTF-8 replaced.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body as JSON; `Null` when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
 
+/// A client of one replicator server; clones share its connection pool.
 #[derive(Clone)]
 pub struct ApiClient {
     base: String,
@@ -70,6 +84,7 @@ impl ApiClient {
         Ok(Self { base, client: builder.build(https) })
     }
 
+    /// The server URL, without a trailing `/`.
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -98,6 +113,7 @@ impl ApiClient {
         Ok(ApiResponse { status, body })
     }
 
+    /// A `GET` of `path` without a body.
     pub async fn get(&self, path: &str) -> Result<ApiResponse, ClientError> {
         self.request(Method::GET, path, None).await
     }

@@ -85,7 +85,14 @@ pub enum Naming {
     Suffix(String),
     /// Compose's own scheme, `<project>_<service>_<n>` (v1) or with `-` (v2),
     /// so `docker-compose ps` and `down` see one more container of the service.
-    Compose { project: String, service: String, separator: char },
+    Compose {
+        /// The compose project.
+        project: String,
+        /// The compose service within the project.
+        service: String,
+        /// `_` for compose v1 names, `-` for v2.
+        separator: char,
+    },
 }
 
 impl Naming {

@@ -16,10 +16,13 @@ pub struct ContainerRef(String);
 /// Why a reference was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefError {
+    /// Nothing was given; the field says what was expected (`container id`, `group name`).
     #[error("{0} missing")]
     Empty(&'static str),
+    /// More than [`MAX_LEN`] bytes.
     #[error("{0} longer than {MAX_LEN} characters")]
     TooLong(&'static str),
+    /// A character outside `[A-Za-z0-9_.-]`, or a first character that is not a letter or digit.
     #[error("{0} must start with a letter or digit and contain only letters, digits, '_', '.' and '-'")]
     BadCharacters(&'static str),
 }
@@ -43,10 +46,12 @@ fn check(raw: &str, what: &'static str) -> Result<(), RefError> {
 }
 
 impl ContainerRef {
+    /// The only way to build one: `raw` must be a letter or digit, then letters, digits, `_`, `.` or `-`.
     pub fn parse(raw: &str) -> Result<Self, RefError> {
         check(raw, "container id").map(|()| Self(raw.to_owned()))
     }
 
+    /// The reference as given, safe to put in an Engine API path.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -63,10 +68,12 @@ impl fmt::Display for ContainerRef {
 pub struct GroupName(String);
 
 impl GroupName {
+    /// Checks `raw` with the container-name syntax; errors call it a group name.
     pub fn parse(raw: &str) -> Result<Self, RefError> {
         check(raw, "group name").map(|()| Self(raw.to_owned()))
     }
 
+    /// The name as given, safe to put in a path or a label.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -16,12 +16,15 @@ pub type ApiObject = Map<String, Value>;
 /// Everything the planner needs to know about one inspected container.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerDetails {
+    /// Full id, as the engine reports it.
     pub id: String,
     /// Without the engine's leading `/`.
     pub name: String,
     /// The exact image the container runs (`sha256:...`).
     pub image_id: String,
+    /// RFC 3339, as inspect reports it; [`Self::summary`] turns it into unix seconds.
     pub created: String,
+    /// Lifecycle state at inspect time.
     pub state: RunState,
     /// The Engine API `Config` object.
     pub config: ApiObject,
@@ -34,14 +37,17 @@ pub struct ContainerDetails {
 }
 
 impl ContainerDetails {
+    /// One label's value; `None` when the label, or `Labels` itself, is missing.
     pub fn label(&self, key: &str) -> Option<&str> {
         self.config.get("Labels")?.get(key)?.as_str()
     }
 
+    /// Every label, copied out of `Config.Labels`.
     pub fn labels(&self) -> BTreeMap<String, String> {
         labels_of(&self.config)
     }
 
+    /// The 12-character prefix `docker ps` shows (the whole id if shorter).
     pub fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]
     }
@@ -88,10 +94,15 @@ pub fn labels_of(config: &ApiObject) -> BTreeMap<String, String> {
 /// One network attachment as inspected.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Endpoint {
+    /// The network's id; `NetworkMode` may name the primary network by it.
     pub network_id: String,
+    /// DNS names on this network, including those the engine derived from the container's id and name.
     pub aliases: Vec<String>,
+    /// Legacy links on this network.
     pub links: Vec<String>,
+    /// Address on this network; empty while the container is stopped.
     pub ip_address: String,
+    /// Driver-specific options, carried over to a clone's attachment.
     pub driver_opts: BTreeMap<String, String>,
 }
 
@@ -99,18 +110,27 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
+    /// Created but never started; already holds its place in the group.
     Created,
+    /// Its processes run.
     Running,
+    /// Frozen by `docker pause`; still a live member.
     Paused,
+    /// Between two runs under its restart policy.
     Restarting,
+    /// Being removed; no longer a live member.
     Removing,
+    /// Stopped, kept until removed.
     Exited,
+    /// Removal failed part-way; only removing it again is possible.
     Dead,
+    /// A state this code does not know (a newer engine's); never live.
     #[default]
     Unknown,
 }
 
 impl RunState {
+    /// The engine's lowercase state name; anything else becomes [`RunState::Unknown`].
     pub fn parse(s: &str) -> Self {
         match s {
             "created" => Self::Created,
@@ -166,26 +186,35 @@ pub struct ListQuery {
 /// (Config fields, `HostConfig` and `NetworkingConfig`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRequest {
+    /// The new container's name, without a leading `/`.
     pub name: String,
+    /// The create body, sent as is.
     pub body: ApiObject,
 }
 
 /// A network to connect a created container to before it starts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetworkAttachment {
+    /// Network name to connect to.
     pub network: String,
+    /// DNS names the container answers to there, besides its own name.
     pub aliases: Vec<String>,
+    /// Legacy links on that network, `target:alias`.
     pub links: Vec<String>,
+    /// Driver-specific options for the endpoint.
     pub driver_opts: BTreeMap<String, String>,
 }
 
 /// A Swarm-mode service.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceDetails {
+    /// Swarm's id for the service.
     pub id: String,
+    /// The service name, which also names its group.
     pub name: String,
     /// The version index an update must quote.
     pub version: u64,
+    /// The service's own labels (not its tasks'), where its group and autoscale rules are read.
     pub labels: BTreeMap<String, String>,
     /// Desired replicas; `None` for a global-mode (or job) service.
     pub replicas: Option<u64>,
@@ -196,10 +225,13 @@ pub struct ServiceDetails {
 /// One task of a Swarm-mode service.
 #[derive(Debug, Clone, Default)]
 pub struct TaskSummary {
+    /// Swarm's id for the task (not its container's).
     pub id: String,
+    /// The container running the task; empty until one is created.
     pub container_id: String,
     /// The task's own state (`running`, `pending`, `shutdown`...).
     pub state: String,
+    /// What Swarm is driving the task towards (`running`, `shutdown`...).
     pub desired_state: String,
     /// Replicated services number their tasks.
     pub slot: Option<u64>,
@@ -237,14 +269,21 @@ pub enum SwarmRole {
 /// reading the engine took for it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSample {
+    /// The container's CPU time so far (`cpu_stats.cpu_usage.total_usage`).
     pub cpu_total: u64,
+    /// `cpu_total` at the engine's previous reading.
     pub precpu_total: u64,
+    /// The host's CPU time so far (`cpu_stats.system_cpu_usage`).
     pub system: u64,
+    /// `system` at the engine's previous reading.
     pub presystem: u64,
+    /// CPUs the container can use, which scale the CPU percentage (0 when unreported).
     pub online_cpus: u32,
+    /// Bytes in use, page cache included.
     pub memory_usage: u64,
     /// Inactive page cache, which `docker stats` leaves out of usage.
     pub memory_inactive_file: u64,
+    /// Bytes the container may use (the host's memory when unlimited); 0 when unreported.
     pub memory_limit: u64,
 }
 
@@ -253,6 +292,7 @@ pub struct StatsSample {
 pub struct ContainerEvent {
     /// `create`, `start`, `die`, `destroy`...
     pub action: String,
+    /// Full id of the container.
     pub id: String,
     /// The container's labels (and `name`, `image`), as the engine attaches them.
     pub attributes: BTreeMap<String, String>,

@@ -14,11 +14,15 @@ use crate::model::{ApiObject, ContainerDetails, CreateRequest, Endpoint, Network
 /// What the caller decided about the clone; the rest comes from the source.
 #[derive(Debug, Clone)]
 pub struct CloneSpec<'a> {
+    /// The clone's container name, already chosen free.
     pub name: &'a str,
+    /// Written to the clone's `replicator.group` label.
     pub group: &'a str,
+    /// Written to the clone's `replicator.source` label: the group's original, even when cloning a replica.
     pub original_id: &'a str,
     /// The image id the source's `Config.Image` resolves to now; `None` if the tag is gone.
     pub tag_image_id: Option<&'a str>,
+    /// Keep the source's fixed host ports, bindable only where they are free; else the clone gets ephemeral ones.
     pub keep_host_ports: bool,
     /// Labels that override the source's (compose numbering, for instance).
     pub extra_labels: BTreeMap<String, String>,
@@ -27,6 +31,7 @@ pub struct CloneSpec<'a> {
 /// How to build one clone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClonePlan {
+    /// The create call, with the primary network in its `NetworkingConfig`.
     pub create: CreateRequest,
     /// Networks beyond the primary one: the engine attaches only one at create time.
     pub connect: Vec<NetworkAttachment>,
@@ -39,6 +44,7 @@ const CONFIG_DROPPED: &[&str] = &["Hostname", "MacAddress", "AttachStdin", "Atta
 /// HostConfig keys that would make the clone's create fail or collide with the source.
 const HOST_CONFIG_DROPPED: &[&str] = &["ContainerIDFile"];
 
+/// Plans a clone of `source`; the caller creates it, connects `connect`, then starts it.
 pub fn plan_clone(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ClonePlan {
     let mut notes = Vec::new();
     let mut body = clone_config(source, spec);

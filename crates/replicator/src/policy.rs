@@ -12,15 +12,25 @@ use std::time::Duration;
 use crate::duration;
 use crate::group::Bounds;
 
+/// Label naming the metric (`cpu`, `memory`, `prometheus` or a pushed name); it turns autoscaling on.
 pub const METRIC: &str = "replicator.autoscale.metric";
+/// Label with the per-member value to steer the average to; required with [`METRIC`].
 pub const TARGET: &str = "replicator.autoscale.target";
+/// Label with the fewest members autoscaling keeps (default 1, never below the group's min).
 pub const MIN: &str = "replicator.autoscale.min";
+/// Label with the most members autoscaling runs (never above the group's max).
 pub const MAX: &str = "replicator.autoscale.max";
+/// Label with the PromQL query; required when [`METRIC`] is `prometheus`.
 pub const QUERY: &str = "replicator.autoscale.query";
+/// Label with the most members one decision adds.
 pub const STEP_UP: &str = "replicator.autoscale.step-up";
+/// Label with the most members one decision removes.
 pub const STEP_DOWN: &str = "replicator.autoscale.step-down";
+/// Label with the least time between two scale-ups, as a duration (`30s`, `5m`).
 pub const COOLDOWN_UP: &str = "replicator.autoscale.cooldown-up";
+/// Label with the least time between two scale-downs, as a duration.
 pub const COOLDOWN_DOWN: &str = "replicator.autoscale.cooldown-down";
+/// Label that, when true, has decisions reported but never applied.
 pub const DRY_RUN: &str = "replicator.autoscale.dry-run";
 
 /// Where the per-member values come from.
@@ -44,6 +54,7 @@ impl From<Metric> for String {
 }
 
 impl Metric {
+    /// The label value that selects the metric (`prometheus` for any query), as the API shows it.
     pub fn name(&self) -> &str {
         match self {
             Metric::Cpu => "cpu",
@@ -57,9 +68,13 @@ impl Metric {
 /// How a group autoscales.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    /// What is measured on each member.
     pub metric: Metric,
+    /// Per-member average to steer towards, in the metric's unit; positive and finite.
     pub target: f64,
+    /// Fewest members, already raised to the group's own min.
     pub min: u32,
+    /// Most members, already capped at the group's own max.
     pub max: u32,
     /// Most members one decision adds (default max(4, current)).
     pub step_up: Option<u32>,

@@ -15,13 +15,38 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {what} {}: {error}", path.display())]
-    Read { what: &'static str, path: PathBuf, error: std::io::Error },
+    /// The file could not be read.
+    Read {
+        /// What the file is for, as the message names it (`client CA`, `server key`...).
+        what: &'static str,
+        /// The file as configured.
+        path: PathBuf,
+        /// Why the read failed.
+        error: std::io::Error,
+    },
     #[error("{what} {} is not a PEM file with {expected}", path.display())]
-    Parse { what: &'static str, path: PathBuf, expected: &'static str },
+    /// The file holds no PEM block of the kind expected.
+    Parse {
+        /// What the file is for, as the message names it.
+        what: &'static str,
+        /// The file as configured.
+        path: PathBuf,
+        /// What it should have held (`a certificate`, `a private key`).
+        expected: &'static str,
+    },
     #[error("{what} {}: {reason}", path.display())]
-    Invalid { what: &'static str, path: PathBuf, reason: String },
+    /// The file parsed, but rustls refused what it holds.
+    Invalid {
+        /// What the file is for, as the message names it.
+        what: &'static str,
+        /// The file as configured.
+        path: PathBuf,
+        /// rustls's reason.
+        reason: String,
+    },
 }
 
+/// The one crypto provider (ring) every config is built with; no process-wide default is installed.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -30,12 +55,15 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|error| TlsError::Read { what, path: path.to_owned(), error })
 }
 
+/// Every certificate in a PEM file, in order; a file without one is an error.
+/// `what` names the file in errors.
 pub fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(what, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().ok().filter(|c| !c.is_empty());
     certs.ok_or_else(|| TlsError::Parse { what, path: path.to_owned(), expected: "a certificate" })
 }
 
+/// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1); `what` names the file in errors.
 pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read(what, path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::Parse {
@@ -56,8 +84,11 @@ fn roots(what: &'static str, ca: &Path) -> Result<RootCertStore, TlsError> {
 /// Paths of a certificate, its key, and the CA that vouches for the other side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// This side's certificate chain, leaf first (PEM).
     pub cert: PathBuf,
+    /// The private key of `cert` (PEM).
     pub key: PathBuf,
+    /// The only CA trusted to sign the other side's certificate (PEM).
     pub ca: PathBuf,
 }
 

@@ -17,8 +17,11 @@ pub const TOLERANCE: f64 = 0.1;
 /// What the decision needs to know about a group's autoscaling.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
+    /// Per-member value the average is steered to; positive.
     pub target: f64,
+    /// Fewest members a decision leaves.
     pub min: u32,
+    /// Most members a decision asks for (`min` wins if it is higher).
     pub max: u32,
     /// Most members added by one decision; `None`: max(4, current), as HPA.
     pub step_up: Option<u32>,
@@ -48,12 +51,15 @@ impl Limits {
 /// The outcome of one evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// Running members when evaluated.
     pub from: u32,
+    /// Members to run now: after stabilization, step and cool-down.
     pub to: u32,
     /// The recommendation before stabilization.
     pub desired: u32,
     /// The per-member average the decision used (missing values adjusted).
     pub average: Option<f64>,
+    /// Every rule that shaped `to`, in words.
     pub reason: String,
 }
 
@@ -125,6 +131,7 @@ pub struct Stabilizer {
 }
 
 impl Stabilizer {
+    /// Remembers recommendations for `window`; zero makes scale-downs immediate.
     pub fn new(window: Duration) -> Self {
         Self { window, history: VecDeque::new() }
     }
@@ -152,6 +159,7 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// A group's first memory: no previous change, so no cool-down; `window` is the stabilization window.
     pub fn new(window: Duration) -> Self {
         Self { stabilizer: Stabilizer::new(window), last_up: None, last_down: None }
     }

@@ -60,8 +60,11 @@ pub type Sample = (i64, u32, Option<f64>);
 pub struct DecisionView {
     /// RFC 3339.
     pub at: String,
+    /// Running members when it was made.
     pub from: u32,
+    /// Members it settled on; equal to `from` when nothing changes.
     pub to: u32,
+    /// Every rule that shaped `to`, in words.
     pub reason: String,
     /// The per-member average the decision used.
     pub value: Option<f64>,
@@ -75,20 +78,33 @@ pub struct DecisionView {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum AutoscaleView {
+    /// The group autoscales under a valid policy.
     Active {
+        /// The metric's name (`prometheus` for any query).
         metric: String,
+        /// The PromQL query, for the `prometheus` metric only.
         #[serde(skip_serializing_if = "Option::is_none")]
         query: Option<String>,
+        /// Per-member value the autoscaler steers towards.
         target: f64,
+        /// Fewest members autoscaling keeps.
         min: u32,
+        /// Most members autoscaling runs.
         max: u32,
+        /// The latest decision's per-member average; `None` before one or without fresh values.
         current: Option<f64>,
+        /// The latest recommendation before stabilization; the running count before any decision.
         desired: u32,
+        /// Decisions are reported, not applied (by the group's label or `serve --dry-run`).
         dry_run: bool,
+        /// The latest evaluation, whether or not it changed anything.
         last_decision: Option<DecisionView>,
     },
     /// The labels ask for autoscaling but are malformed: the group is not autoscaled.
-    Invalid { error: String },
+    Invalid {
+        /// Why the labels were refused.
+        error: String,
+    },
 }
 
 /// The autoscaler's latest evaluation of each group, and its recent changes.
@@ -108,6 +124,7 @@ struct GroupRecord {
 }
 
 impl Board {
+    /// Keeps an evaluation as the group's latest, and in its history when it changes the size.
     pub fn record(&self, group: &str, desired: u32, decision: DecisionView) {
         let mut groups = self.groups.lock().expect("board lock");
         let record = groups.entry(group.to_owned()).or_default();
@@ -181,6 +198,7 @@ impl Board {
     }
 }
 
+/// The current UTC time as the API writes timestamps (RFC 3339).
 pub fn rfc3339_now() -> String {
     let now: time::OffsetDateTime = SystemTime::now().into();
     now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()

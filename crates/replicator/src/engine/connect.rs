@@ -4,12 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where the engine listens when neither `--docker-host` nor `DOCKER_HOST` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// The engine's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineEndpoint {
+    /// A unix socket (`unix://PATH`).
     Unix(PathBuf),
+    /// A TCP address (`tcp://`, `http://` or `https://`); TLS only when `DOCKER_TLS_VERIFY` is set.
     Tcp {
         /// `host:port`.
         addr: String,
@@ -21,7 +24,9 @@ pub enum EngineEndpoint {
 /// Everything needed to connect to the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSettings {
+    /// How the engine is reached.
     pub endpoint: EngineEndpoint,
+    /// Limit on each engine call (calls that wait on purpose, like stop, get more).
     pub timeout: Duration,
 }
 
@@ -29,7 +34,9 @@ pub struct EngineSettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid engine address {value:?}: {reason}")]
 pub struct EndpointError {
+    /// The address as given.
     pub value: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
