@@ -243,7 +243,17 @@ async fn main() {
     let row = |what: &str, a: Duration, b: Duration| {
         println!("| {what} | {} | {} | {:.2} |", ms(a), ms(b), b.as_secs_f64() / a.as_secs_f64())
     };
-    row("replicator's overhead per replication (median of through − direct)", few.overhead, many.overhead);
+    let ratio = |c: &PopulationCosts| c.through.as_secs_f64() / c.direct.as_secs_f64();
+    println!(
+        "| replication through replicator ÷ direct (medians of 9) | {:.2} ({} ÷ {}) | {:.2} ({} ÷ {}) | {:.2} |",
+        ratio(&few),
+        ms(few.through),
+        ms(few.direct),
+        ratio(&many),
+        ms(many.through),
+        ms(many.direct),
+        ratio(&many) / ratio(&few)
+    );
     row("`GET /v1/groups`, median", few.groups_median, many.groups_median);
     row("`GET /v1/groups`, p99", few.groups_p99, many.groups_p99);
     println!("\n| where a replication's time goes | median |\n|---|---|");
@@ -266,7 +276,8 @@ async fn main() {
 /// What the engine's population may change: replicator's own overhead on a
 /// replication, and the cost of listing the groups.
 struct PopulationCosts {
-    overhead: Duration,
+    through: Duration,
+    direct: Duration,
     groups_median: Duration,
     groups_p99: Duration,
 }
@@ -277,13 +288,12 @@ async fn population_costs(
     through: &Through,
     server: &common::Server,
 ) -> PopulationCosts {
-    let mut overheads = Vec::new();
-    for i in 0..7 {
-        let ours = through.clone_once().await;
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for i in 0..9 {
+        ours.push(through.clone_once().await);
         clear_clones(scope, &through.source);
-        let raw = direct.clone_once(&format!("{}-pop-{i}", through.source)).await;
+        raw.push(direct.clone_once(&format!("{}-pop-{i}", through.source)).await);
         clear_clones(scope, &through.source);
-        overheads.push(ours.saturating_sub(raw));
     }
     let client = ApiClient::new(&server.url(), &server.certs).unwrap();
     let mut latencies = Vec::new();
@@ -294,7 +304,8 @@ async fn population_costs(
         latencies.push(t.elapsed());
     }
     PopulationCosts {
-        overhead: median(overheads),
+        through: median(ours),
+        direct: median(raw),
         groups_median: median(latencies.clone()),
         groups_p99: percentile(latencies, 0.99),
     }

@@ -20,6 +20,7 @@ pub mod client;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod group;
 pub mod html;
 pub mod id;

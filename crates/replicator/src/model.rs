@@ -34,6 +34,10 @@ pub struct ContainerDetails {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// Ports published on the host.
     pub published: Vec<PublishedPort>,
+    /// The engine's health report, when the container has a healthcheck.
+    pub health: Option<Health>,
+    /// The last healthcheck's output, to say why a member is not ready.
+    pub health_output: Option<String>,
 }
 
 impl ContainerDetails {
@@ -65,6 +69,44 @@ impl ContainerDetails {
             created,
             networks: self.endpoints.iter().map(|(name, e)| (name.clone(), e.ip_address.clone())).collect(),
             published: self.published.clone(),
+            health: self.health,
+        }
+    }
+}
+
+/// What a container's healthcheck reports (containers without one report nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Within its start period, or no check has passed yet.
+    Starting,
+    /// The last checks passed.
+    Healthy,
+    /// Failed checks in a row: not to be routed to.
+    Unhealthy,
+}
+
+impl Health {
+    /// `State.Health.Status` of an inspect; `none` (no healthcheck) is `None`.
+    pub fn parse(status: &str) -> Option<Self> {
+        match status {
+            "starting" => Some(Self::Starting),
+            "healthy" => Some(Self::Healthy),
+            "unhealthy" => Some(Self::Unhealthy),
+            _ => None,
+        }
+    }
+
+    /// The human `Status` of a listing: `Up 5 seconds (healthy)`, `(health: starting)`.
+    pub fn from_status_text(text: &str) -> Option<Self> {
+        if text.contains("(health: starting)") {
+            Some(Self::Starting)
+        } else if text.contains("(healthy)") {
+            Some(Self::Healthy)
+        } else if text.contains("(unhealthy)") {
+            Some(Self::Unhealthy)
+        } else {
+            None
         }
     }
 }
@@ -167,6 +209,8 @@ pub struct ContainerSummary {
     pub networks: BTreeMap<String, String>,
     /// Ports published on the host.
     pub published: Vec<PublishedPort>,
+    /// The engine's health report, when the container has a healthcheck.
+    pub health: Option<Health>,
 }
 
 /// Which containers to list.

@@ -18,6 +18,7 @@ use crate::admin::{self, AdminState};
 use crate::api::{self, AppState, RateLimiter, ServerOptions};
 use crate::autoscale::{AutoscaleHandle, AutoscaleSettings, Autoscaler};
 use crate::engine::Engine;
+use crate::events::EventHub;
 use crate::inventory::{Informer, Inventory, Scope};
 use crate::service::{Replicator, Settings};
 use crate::telemetry::Telemetry;
@@ -65,13 +66,21 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     } else if let Some(engine) = inventory.engine() {
         info!(engine = %engine.kind, version = %engine.version, api = %engine.api_version, swarm = ?engine.swarm, "engine");
     }
-    let service = Replicator::new(config.engine.clone(), inventory, config.settings, config.telemetry.clone());
+    let events = Arc::new(EventHub::default());
+    let service = Replicator::new(
+        config.engine.clone(),
+        inventory.clone(),
+        events.clone(),
+        config.settings,
+        config.telemetry.clone(),
+    );
     let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), config.dry_run);
     let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale);
 
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(informer.run(cancel.clone()));
+    tasks.spawn(events.clone().follow(inventory, cancel.clone()));
     tasks.spawn(service.clone().keep_reconciling(cancel.clone()));
     tasks.spawn(autoscaler.run(cancel.clone()));
     let admin_router = admin::router(AdminState { service: service.clone(), autoscale: autoscale.clone() });

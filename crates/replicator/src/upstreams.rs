@@ -106,6 +106,7 @@ mod tests {
             id: "id".into(),
             name: "web-2".into(),
             state: MemberState::Running,
+            health: None,
             original: false,
             created: 0,
             networks: networks.iter().map(|(n, ip)| (n.to_string(), ip.to_string())).collect(),

@@ -291,6 +291,7 @@ mod tests {
             id: id.into(),
             name: if original { "<b>web</b>".into() } else { format!("{id}-2") },
             state: MemberState::Running,
+            health: None,
             original,
             created: 1_767_225_600,
             networks: Default::default(),

@@ -38,7 +38,13 @@ fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>
         let inventory = Inventory::new(Scope::default());
         Informer::new(engine.clone(), inventory.clone(), std::time::Duration::from_secs(60)).resync().await.unwrap();
         let before = engine.total_calls();
-        let service = Replicator::new(engine.clone(), inventory, Settings::default(), Arc::new(Telemetry::default()));
+        let service = Replicator::new(
+            engine.clone(),
+            inventory,
+            Default::default(),
+            Settings::default(),
+            Arc::new(Telemetry::default()),
+        );
         let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), false);
         let app = router(AppState { service, autoscale, rate_limit: None });
         let mut request = Request::builder().method(method).uri(path);

@@ -281,7 +281,8 @@ mod tests {
         let inventory = Inventory::new(Scope::default());
         Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600)).resync().await.unwrap();
         let telemetry = Arc::new(Telemetry::default());
-        let service = Replicator::new(engine.clone(), inventory, Settings::default(), telemetry.clone());
+        let service =
+            Replicator::new(engine.clone(), inventory, Default::default(), Settings::default(), telemetry.clone());
         let handle = AutoscaleHandle::new(Arc::new(service.clone()), false);
         let settings = AutoscaleSettings {
             interval: Duration::from_secs(5),

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// How long a pushed metric value counts as fresh (default: 3 × the autoscale interval).
     #[arg(long, env = "REPLICATOR_METRIC_TTL", value_parser = duration::parse_positive)]
     pub metric_ttl: Option<Duration>,
+    /// How long a scale-down waits for the balancers following `GET /v1/events`
+    /// to confirm that a draining member is out, before stopping it anyway.
+    #[arg(long, env = "REPLICATOR_DRAIN_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
+    pub drain_timeout: Duration,
     /// How often the inventory re-lists the engine, besides following its events.
     #[arg(long, env = "REPLICATOR_RESYNC_INTERVAL", default_value = "30s", value_parser = duration::parse_positive)]
     pub resync_interval: Duration,
@@ -174,6 +178,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             stop_timeout: args.stop_timeout,
             self_id: self_id.clone(),
             engine_timeout: args.engine_timeout,
+            drain_timeout: args.drain_timeout,
         },
         autoscale: AutoscaleSettings {
             interval: args.autoscale_interval,

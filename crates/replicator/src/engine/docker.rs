@@ -29,6 +29,7 @@ use tokio::sync::RwLock;
 use super::connect::{EngineEndpoint, EngineSettings};
 use super::transport::{RawError, Transport};
 use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
+use crate::model::Health;
 use crate::model::{
     labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, Endpoint, EngineInfo,
     ListQuery, NetworkAttachment, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
@@ -236,6 +237,12 @@ pub fn details_from(inspect: &Value) -> ContainerDetails {
         host_config: object("HostConfig"),
         endpoints,
         published: published_from_inspect(inspect),
+        health: inspect.pointer("/State/Health/Status").and_then(Value::as_str).and_then(Health::parse),
+        health_output: inspect
+            .pointer("/State/Health/Log")
+            .and_then(Value::as_array)
+            .and_then(|log| log.last())
+            .map(|entry| str_at(entry, "Output").trim().to_owned()),
     }
 }
 
@@ -305,6 +312,7 @@ pub fn summary_from(c: &Value) -> ContainerSummary {
         created: c.get("Created").and_then(Value::as_i64).unwrap_or_default(),
         networks,
         published: published_from_listing(c),
+        health: Health::from_status_text(str_at(c, "Status")),
     }
 }
 

@@ -69,8 +69,8 @@ pub struct Inputs<'a> {
     pub services: &'a BTreeMap<String, SwarmService>,
     /// Replicas being created.
     pub intents: &'a [Intent],
-    /// Members being stopped and removed.
-    pub stopping: &'a HashSet<String>,
+    /// Members on their way out: draining, then stopping.
+    pub leaving: &'a HashMap<String, MemberState>,
 }
 
 /// Whether a container's labels can make it a member of a plain or compose group.
@@ -135,7 +135,7 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     let identity = group::identify(&first.id, &first.name, &first.labels);
     let (bounds, conflict) = rules_of(&rule_holders, scope.default_max);
     let policy = policy_of(&first.labels, &bounds);
-    let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.stopping)).collect();
+    let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving)).collect();
     add_intents(&mut list, &identity, inputs);
     Group { identity, bounds, members: list, policy, conflict, service: None }
 }
@@ -181,16 +181,17 @@ fn policy_of(
     }
 }
 
-fn member_of(c: &ContainerSummary, stopping: &HashSet<String>) -> Member {
-    let state = match MemberState::from_engine(c.state) {
-        MemberState::Exited => MemberState::Exited,
-        _ if stopping.contains(&c.id) => MemberState::Stopping,
-        s => s,
+fn member_of(c: &ContainerSummary, leaving: &HashMap<String, MemberState>) -> Member {
+    let state = match (MemberState::from_engine(c.state), leaving.get(&c.id)) {
+        (MemberState::Exited, _) => MemberState::Exited,
+        (_, Some(leaving)) => *leaving,
+        (s, None) => s,
     };
     Member {
         id: c.id.clone(),
         name: c.name.clone(),
         state,
+        health: c.health,
         original: is_original(c),
         created: c.created,
         networks: c.networks.clone(),
@@ -208,6 +209,7 @@ fn add_intents(list: &mut Vec<Member>, identity: &GroupIdentity, inputs: &Inputs
                 id: intent.id.clone().unwrap_or_default(),
                 name: intent.name.clone(),
                 state: if intent.id.is_some() { MemberState::Starting } else { MemberState::Creating },
+                health: None,
                 original: false,
                 created: i64::MAX,
                 networks: BTreeMap::new(),
@@ -231,6 +233,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
             id: if t.container_id.is_empty() { t.id.clone() } else { t.container_id.clone() },
             name: format!("{}.{}.{}", s.name, t.slot.unwrap_or_default(), t.id),
             state: task_state(&t.state),
+            health: None,
             original: false,
             created: t.created,
             networks: BTreeMap::new(),
@@ -280,8 +283,8 @@ mod tests {
 
     fn build(scope: &Scope, containers: Vec<ContainerSummary>, intents: &[Intent], stopping: &[&str]) -> Vec<Group> {
         let containers = containers.into_iter().map(|c| (c.id.clone(), c)).collect();
-        let stopping = stopping.iter().map(|s| s.to_string()).collect();
-        groups(scope, &Inputs { containers: &containers, services: &BTreeMap::new(), intents, stopping: &stopping })
+        let leaving = stopping.iter().map(|s| (s.to_string(), MemberState::Stopping)).collect();
+        groups(scope, &Inputs { containers: &containers, services: &BTreeMap::new(), intents, leaving: &leaving })
     }
 
     const ENABLED: (&str, &str) = ("replicator.enable", "true");

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::group::{Bounds, GroupIdentity, GroupKind};
+pub use crate::model::Health;
 use crate::model::{PublishedPort, RunState};
 use crate::policy::Policy;
 
@@ -24,6 +25,8 @@ pub enum MemberState {
     Paused,
     /// The engine is restarting it (restart policy).
     Restarting,
+    /// Leaving every balancer before it is stopped: no longer counted.
+    Draining,
     /// replicator is stopping and removing it.
     Stopping,
     /// Stopped, dead, or being removed by the engine.
@@ -50,6 +53,11 @@ impl MemberState {
         )
     }
 
+    /// Whether balancers may send it requests (see [`Member::ready`]).
+    pub fn serves(self) -> bool {
+        self == Self::Running
+    }
+
     /// Whether replicator itself is bringing the member up right now.
     pub fn in_flight(self) -> bool {
         matches!(self, Self::Creating | Self::Starting)
@@ -65,6 +73,8 @@ pub struct Member {
     pub name: String,
     /// Where it stands.
     pub state: MemberState,
+    /// The engine's health report, when the container has a healthcheck.
+    pub health: Option<Health>,
     /// Not made by replicator: never chosen by a scale-down.
     pub original: bool,
     /// Unix seconds.
@@ -73,6 +83,14 @@ pub struct Member {
     pub networks: std::collections::BTreeMap<String, String>,
     /// Ports published on the host.
     pub published: Vec<PublishedPort>,
+}
+
+impl Member {
+    /// Ready to serve: running and, if it has a healthcheck, reported healthy.
+    /// Only ready members are routed to and counted by the autoscaler.
+    pub fn ready(&self) -> bool {
+        self.state.serves() && self.health.is_none_or(|h| h == Health::Healthy)
+    }
 }
 
 /// The Swarm service behind a `swarm` group.
@@ -117,6 +135,11 @@ impl Group {
         self.members.iter().filter(|m| m.state == MemberState::Running).count()
     }
 
+    /// Members ready to serve.
+    pub fn ready(&self) -> usize {
+        self.members.iter().filter(|m| m.ready()).count()
+    }
+
     /// Members holding a place against the group's maximum.
     pub fn size(&self) -> usize {
         self.members.iter().filter(|m| m.state.holds_place()).count()
@@ -153,6 +176,7 @@ mod tests {
             id: name.into(),
             name: name.into(),
             state,
+            health: None,
             original,
             created,
             networks: Default::default(),
@@ -209,5 +233,38 @@ mod tests {
             member("web-4", 4, false, MemberState::Exited),
         ]);
         assert_eq!((g.size(), g.running()), (2, 1));
+    }
+}
+
+#[cfg(test)]
+mod readiness {
+    use super::*;
+
+    fn member(state: MemberState, health: Option<Health>) -> Member {
+        Member {
+            id: "a".into(),
+            name: "a".into(),
+            state,
+            health,
+            original: false,
+            created: 0,
+            networks: Default::default(),
+            published: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ready_means_running_and_healthy_when_there_is_a_healthcheck() {
+        assert!(member(MemberState::Running, None).ready(), "no healthcheck: running is ready");
+        assert!(member(MemberState::Running, Some(Health::Healthy)).ready());
+        assert!(!member(MemberState::Running, Some(Health::Starting)).ready());
+        assert!(!member(MemberState::Running, Some(Health::Unhealthy)).ready());
+        assert!(!member(MemberState::Draining, Some(Health::Healthy)).ready(), "draining leaves the balancers");
+        assert!(!member(MemberState::Starting, None).ready());
+    }
+
+    #[test]
+    fn a_draining_member_no_longer_holds_a_place() {
+        assert!(!MemberState::Draining.holds_place());
     }
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 
 pub use build::{may_be_member, Intent, Scope, SwarmService};
-pub use group::{Group, Member, MemberState, ServiceRef};
+pub use group::{Group, Health, Member, MemberState, ServiceRef};
 pub use informer::Informer;
 
 use crate::engine::{EngineError, ErrorKind, Op};
@@ -49,7 +49,8 @@ struct State {
     removed: HashMap<String, u64>,
     services: BTreeMap<String, SwarmService>,
     intents: BTreeMap<u64, Intent>,
-    stopping: HashSet<String>,
+    /// Members on their way out, and how far along.
+    leaving: HashMap<String, MemberState>,
     engine: Option<EngineInfo>,
     /// Why the last listing failed, while it does.
     unavailable: Option<EngineError>,
@@ -75,7 +76,7 @@ impl State {
             containers: &self.containers,
             services: &self.services,
             intents: &intents,
-            stopping: &self.stopping,
+            leaving: &self.leaving,
         };
         let groups = Arc::new(build::groups(scope, &inputs));
         self.cache = Some((self.stamp, groups.clone()));
@@ -249,14 +250,21 @@ impl Inventory {
         Some(Reservation { inventory: self.clone(), keys, request: request.to_owned(), count })
     }
 
-    /// Marks members as being stopped and removed: they stop counting at once.
-    pub fn mark_stopping(self: &Arc<Self>, ids: &[String]) -> Stopping {
+    /// Marks members as leaving (`Draining`, then `Stopping`): they stop
+    /// counting, and leave the balancers, at once.
+    pub fn mark_leaving(self: &Arc<Self>, ids: &[String], how: MemberState) -> Leaving {
+        self.set_leaving(ids, how);
+        Leaving { inventory: self.clone(), ids: ids.to_vec() }
+    }
+
+    fn set_leaving(&self, ids: &[String], how: MemberState) {
         let mut state = self.lock();
-        state.stopping.extend(ids.iter().cloned());
+        for id in ids {
+            state.leaving.insert(id.clone(), how);
+        }
         let stamp = state.touch();
         drop(state);
         self.changed(stamp);
-        Stopping { inventory: self.clone(), ids: ids.to_vec() }
     }
 
     /// Records a container as replicator just saw it (created, started, inspected).
@@ -392,7 +400,7 @@ impl Inventory {
     fn unmark(&self, ids: &[String]) {
         let mut state = self.lock();
         for id in ids {
-            state.stopping.remove(id);
+            state.leaving.remove(id);
         }
         let stamp = state.touch();
         drop(state);
@@ -471,14 +479,21 @@ impl Drop for Reservation {
     }
 }
 
-/// Members marked as being removed; unmarked on drop (by then they are gone,
-/// or their removal failed and they count again).
-pub struct Stopping {
+/// Members marked as leaving; unmarked on drop (by then they are gone, or
+/// their removal failed and they count again).
+pub struct Leaving {
     inventory: Arc<Inventory>,
     ids: Vec<String>,
 }
 
-impl Drop for Stopping {
+impl Leaving {
+    /// Moves the members on from draining to stopping.
+    pub fn stopping(&self) {
+        self.inventory.set_leaving(&self.ids, MemberState::Stopping);
+    }
+}
+
+impl Drop for Leaving {
     fn drop(&mut self) {
         self.inventory.unmark(&self.ids);
     }

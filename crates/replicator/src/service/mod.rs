@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::EventHub;
 use crate::id::ContainerRef;
 use crate::inventory::{Group, Inventory};
 use crate::telemetry::Telemetry;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub self_id: Option<String>,
     /// Longest a command waits for the inventory to re-list a lost engine.
     pub engine_timeout: Duration,
+    /// Longest a scale-down waits for the balancers to let a draining member go.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
             stop_timeout: Duration::from_secs(10),
             self_id: None,
             engine_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -56,21 +60,30 @@ pub struct Replicator {
 struct Inner {
     engine: Arc<dyn Engine>,
     inventory: Arc<Inventory>,
+    events: Arc<EventHub>,
     settings: Settings,
     locks: locks::GroupLocks,
     telemetry: Arc<Telemetry>,
 }
 
 impl Replicator {
-    /// A service acting on `engine`, reading and recording group state in `inventory`.
+    /// A service acting on `engine`, reading and recording group state in
+    /// `inventory`, and waiting on the followers of `events` before it stops
+    /// a draining member.
     pub fn new(
         engine: Arc<dyn Engine>,
         inventory: Arc<Inventory>,
+        events: Arc<EventHub>,
         settings: Settings,
         telemetry: Arc<Telemetry>,
     ) -> Self {
-        let inner = Inner { engine, inventory, settings, locks: locks::GroupLocks::default(), telemetry };
+        let inner = Inner { engine, inventory, events, settings, locks: locks::GroupLocks::default(), telemetry };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// replicator's own event stream.
+    pub fn events(&self) -> &Arc<EventHub> {
+        &self.inner.events
     }
 
     /// Counters and histograms for `/metrics`.

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 use super::{detached, Replicator};
 use crate::error::{Error, Result};
 use crate::group::{Bounds, GroupKind};
-use crate::inventory::Group;
+use crate::inventory::{Group, MemberState};
 
 impl Replicator {
     /// Brings group `name` to `replicas` members, original included.
@@ -51,7 +51,12 @@ impl Replicator {
                     size - victims.len()
                 )));
             }
-            let _stopping = self.inventory().mark_stopping(&victims);
+            let leaving = self.inventory().mark_leaving(&victims, MemberState::Draining);
+            // Out of every balancer first: no request reaches a member being stopped.
+            if !self.events().drained(name, &victims, self.settings().drain_timeout).await {
+                info!(group = name, "drain timeout: not every balancer confirmed; stopping anyway");
+            }
+            leaving.stopping();
             let outcomes = join_all(victims.iter().map(|id| self.retire(id))).await;
             outcomes.into_iter().collect::<Result<Vec<()>>>()?;
         }

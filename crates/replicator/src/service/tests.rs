@@ -27,7 +27,13 @@ async fn world(scope: Scope) -> World {
     let inventory = Inventory::new(scope);
     let informer = Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600));
     informer.resync().await.unwrap();
-    let service = Replicator::new(engine.clone(), inventory, Settings::default(), Arc::new(Telemetry::default()));
+    let service = Replicator::new(
+        engine.clone(),
+        inventory,
+        Default::default(),
+        Settings::default(),
+        Arc::new(Telemetry::default()),
+    );
     World { engine, service, informer }
 }
 
