@@ -23,6 +23,15 @@ pub fn parse_positive(text: &str) -> Result<Duration, String> {
     parse(text).and_then(|d| if d.is_zero() { Err("the duration must be above zero".into()) } else { Ok(d) })
 }
 
+/// A duration the way [`parse`] reads them (`60s`, `1500ms`), for messages.
+pub fn format(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,17 @@ pub enum Error {
         /// What is wrong with its labels.
         reason: String,
     },
+    /// A new member was not ready in time (`wait=ready`); the request's members were removed.
+    #[error("replica {member} was not ready: {reason}{}; the replicas of this request were removed",
+            health_output.as_deref().map(|o| format!(" (last health check: {o})")).unwrap_or_default())]
+    NotReady {
+        /// The member's name.
+        member: String,
+        /// Unhealthy, stopped, or out of time.
+        reason: String,
+        /// The last healthcheck's output, when it has one.
+        health_output: Option<String>,
+    },
     /// The client sends more than `--rate-limit` allows.
     #[error("rate limit exceeded: {0}")]
     RateLimited(String),

@@ -349,3 +349,113 @@ fn snapshot(state: &State, group: Option<&str>) -> Arc<Event> {
         data: json!({ "groups": groups }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::{Bounds, GroupIdentity, GroupKind, Naming};
+
+    fn member(id: &str, state: MemberState, health: Option<Health>) -> Member {
+        Member {
+            id: id.into(),
+            name: format!("web-{id}"),
+            state,
+            health,
+            original: false,
+            created: 0,
+            networks: Default::default(),
+            published: Vec::new(),
+        }
+    }
+
+    fn group(members: Vec<Member>) -> Group {
+        Group {
+            identity: GroupIdentity {
+                name: "web".into(),
+                kind: GroupKind::Containers,
+                original_id: "o".into(),
+                naming: Naming::Suffix("web".into()),
+            },
+            bounds: Ok(Bounds { min: 1, max: 5 }),
+            members,
+            policy: None,
+            conflict: None,
+            service: None,
+        }
+    }
+
+    fn changes(events: &[Arc<Event>]) -> Vec<(String, String)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e.data["change"].as_str().unwrap_or(e.kind).to_owned(),
+                    e.data["member"]["id"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn member_changes_become_numbered_events() {
+        let hub = Arc::new(EventHub::default());
+        let start = hub.subscribe("t", None, None);
+        hub.observe(&[group(vec![member("a", MemberState::Running, Some(Health::Starting))])]);
+        hub.observe(&[group(vec![member("a", MemberState::Running, Some(Health::Healthy))])]);
+        hub.observe(&[group(vec![member("a", MemberState::Draining, Some(Health::Healthy))])]);
+        hub.observe(&[group(vec![])]);
+        let all = hub.subscribe("late", None, Some(start.backlog[0].id)).backlog;
+        assert_eq!(
+            changes(&all),
+            [
+                ("created".into(), "a".into()),
+                ("ready".into(), "a".into()),
+                ("draining".into(), "a".into()),
+                ("removed".into(), "a".into())
+            ]
+        );
+        assert!(all.windows(2).all(|w| w[1].id == w[0].id + 1), "ids increase one by one");
+    }
+
+    #[test]
+    fn a_client_too_far_behind_gets_a_snapshot_first() {
+        let hub = Arc::new(EventHub::default());
+        for i in 0..(KEPT + 10) {
+            let state = if i % 2 == 0 { MemberState::Running } else { MemberState::Paused };
+            hub.observe(&[group(vec![member("a", state, None)])]);
+        }
+        let behind = hub.subscribe("t", Some("web"), Some(1)).backlog;
+        assert_eq!(behind.len(), 1);
+        assert_eq!(behind[0].kind, "snapshot");
+        assert_eq!(behind[0].data["groups"][0]["members"][0]["id"], "a");
+        let current = hub.subscribe("t", Some("web"), Some(behind[0].id)).backlog;
+        assert!(current.is_empty(), "up to date: nothing to replay");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_waits_for_every_follower_of_the_group_or_the_timeout() {
+        let hub = Arc::new(EventHub::default());
+        assert!(hub.drained("web", &["a".into()], Duration::from_secs(10)).await, "nobody follows: drained at once");
+        let follower = hub.subscribe("nginx", Some("web"), None);
+        let _other_group = hub.subscribe("other", Some("api"), None);
+        hub.observe(&[group(vec![member("a", MemberState::Running, None)])]);
+        hub.observe(&[group(vec![member("a", MemberState::Draining, None)])]);
+        let announced = hub.lock().draining["a"].1;
+        let waiting = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.drained("web", &["a".into()], Duration::from_secs(10)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "not before the follower acknowledged");
+        hub.ack("nginx", announced);
+        assert!(waiting.await.unwrap(), "acknowledged");
+        drop(follower);
+        let _slow = hub.subscribe("slow", None, None);
+        hub.observe(&[group(vec![member("b", MemberState::Running, None)])]);
+        hub.observe(&[group(vec![member("b", MemberState::Draining, None)])]);
+        assert!(
+            !hub.drained("web", &["b".into()], Duration::from_secs(10)).await,
+            "a follower that never acknowledges"
+        );
+    }
+}

@@ -83,7 +83,7 @@ pub async fn scale(
     let Ok(Form(form)) = form else {
         return failure(StatusCode::BAD_REQUEST, "expected a form with replicas=<number>");
     };
-    match state.service.scale(group.as_str(), form.replicas, "dashboard").await {
+    match state.service.scale(group.as_str(), form.replicas, "dashboard", None).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => failure(crate::api::status_of(&e).0, &e.to_string()),
     }

@@ -22,6 +22,7 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::OutOfBounds { .. } => (StatusCode::CONFLICT, "out_of_bounds"),
         Error::InvalidGroup { .. } => (StatusCode::CONFLICT, "invalid_group"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        Error::NotReady { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_ready"),
         Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Error::Engine(e) if e.is_unreachable() => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
         Error::Engine(_) => (StatusCode::BAD_GATEWAY, "engine_error"),

@@ -5,8 +5,10 @@ mod error;
 mod guard;
 mod json;
 mod limit;
+mod query;
 mod routes;
 mod server;
+mod stream;
 mod trace;
 pub mod views;
 

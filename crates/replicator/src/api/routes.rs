@@ -12,7 +12,7 @@ use axum::{middleware, Extension, Json, Router};
 use super::error::{json_errors, ApiError, CompatError};
 use super::guard::{self, Rule};
 use super::views::GroupView;
-use super::{json, limit, trace, AppState, PeerIdentity};
+use super::{json, limit, query, stream, trace, AppState, PeerIdentity};
 use crate::autoscale::store::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::error::Error;
@@ -34,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups/{name}", get(show_group))
         .route("/v1/groups/{name}/replicas", put(scale_group))
         .route("/v1/groups/{name}/decisions", get(group_decisions))
+        .route("/v1/events", get(stream::events))
+        .route("/v1/events/ack", post(stream::ack))
         .route_layer(middleware::from_fn_with_state(content_rule as guard::Rules, guard::check))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -49,7 +51,7 @@ pub fn router(state: AppState) -> Router {
 /// and the original tool's `GET /{id}`, which replicates.
 fn content_rule(method: &Method, route: &str) -> Rule {
     match (method, route) {
-        (&Method::POST, "/v1/metrics") | (&Method::PUT, "/v1/groups/{name}/replicas") => {
+        (&Method::POST, "/v1/metrics" | "/v1/events/ack") | (&Method::PUT, "/v1/groups/{name}/replicas") => {
             Rule { json_body: true, changes_state: true }
         }
         (&Method::GET, "/{id}") => Rule { json_body: false, changes_state: true },
@@ -85,6 +87,10 @@ fn group_name(path: Result<Path<String>, PathRejection>) -> Result<GroupName, Er
 #[serde(deny_unknown_fields)]
 struct ScaleRequest {
     replicas: u32,
+    /// `"ready"`: answer once the new members are ready.
+    wait: Option<String>,
+    /// How long to wait for them (with `wait`).
+    timeout: Option<String>,
 }
 
 fn scale_request(body: &[u8]) -> Result<ScaleRequest, ApiError> {
@@ -97,45 +103,22 @@ fn scale_request(body: &[u8]) -> Result<ScaleRequest, ApiError> {
     serde_json::from_value(value).map_err(|e| refuse(complaint(e)))
 }
 
-/// `count=N` and nothing else, form-decoded (`count=%31` is 1).
-fn parse_count(query: Option<&str>) -> Result<u32, ApiError> {
-    let mut count = None;
-    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "count" if count.is_none() => count = Some(positive_count(&value)?),
-            "count" => return Err(ApiError::bad_request("count given twice")),
-            other => {
-                let other = clip(other);
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other:?}: only count is accepted"
-                )));
-            }
-        }
-    }
-    Ok(count.unwrap_or(1))
-}
-
-/// Digits only (no sign, no space), within u32.
-fn positive_count(text: &str) -> Result<u32, ApiError> {
-    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    digits
-        .then(|| text.parse::<u32>().ok())
-        .flatten()
-        .ok_or_else(|| ApiError::bad_request(format!("count must be a positive integer, not {:?}", clip(text))))
-}
-
 async fn compat_missing_id() -> Response {
     (StatusCode::BAD_REQUEST, "container id missing").into_response()
 }
 
-/// The original tool's route: `GET /<id>` answers `done`.
+/// The original tool's route: `GET /<id>` answers `done` (with
+/// `?wait=ready[&timeout=D]`, once the replica is ready).
 async fn compat_replicate(
     State(state): State<AppState>,
     peer: Peer,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<&'static str, CompatError> {
     let id = container_ref(path).map_err(|_| CompatError(Error::BadRequest("invalid container id".into())))?;
-    state.service.replicate(&id, 1, caller(&peer)).await.map_err(CompatError)?;
+    let wait =
+        query::parse(raw.as_deref(), &["wait", "timeout"]).and_then(|q| q.wait()).map_err(|e| CompatError(e.0))?;
+    state.service.replicate(&id, 1, caller(&peer), wait).await.map_err(CompatError)?;
     Ok("done")
 }
 
@@ -146,8 +129,8 @@ async fn replicate(
     RawQuery(query): RawQuery,
 ) -> Result<(StatusCode, Json<Replication>), ApiError> {
     let id = container_ref(path)?;
-    let count = parse_count(query.as_deref())?;
-    let replication = state.service.replicate(&id, count, caller(&peer)).await?;
+    let query = query::parse(query.as_deref(), &["count", "wait", "timeout"])?;
+    let replication = state.service.replicate(&id, query.count()?, caller(&peer), query.wait()?).await?;
     Ok((StatusCode::CREATED, Json(replication)))
 }
 
@@ -232,7 +215,8 @@ async fn scale_group(
 ) -> Result<Json<GroupView>, ApiError> {
     let name = group_name(path)?;
     let request = scale_request(&body)?;
-    let group = state.service.scale(name.as_str(), request.replicas, caller(&peer)).await?;
+    let wait = query::ready_wait(request.wait.as_deref(), request.timeout.as_deref())?;
+    let group = state.service.scale(name.as_str(), request.replicas, caller(&peer), wait).await?;
     Ok(Json(GroupView::of(&group, &state.autoscale)))
 }
 
@@ -248,6 +232,10 @@ async fn not_found(uri: Uri) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_count(raw: Option<&str>) -> Result<u32, ApiError> {
+        query::parse(raw, &["count"]).and_then(|q| q.count())
+    }
 
     #[test]
     fn count_defaults_to_one_and_must_be_a_number() {

@@ -47,7 +47,7 @@ impl GroupControl for Replicator {
     }
 
     async fn scale(&self, group: &str, to: u32) -> Result<()> {
-        Replicator::scale(self, group, to, "autoscaler").await.map(drop)
+        Replicator::scale(self, group, to, "autoscaler", None).await.map(drop)
     }
 
     async fn stats(&self, container: &str) -> Result<StatsSample> {

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
 use crate::model::{
-    ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, ListQuery,
+    ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, Health, ListQuery,
     NetworkAttachment, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
 };
 
@@ -145,6 +145,31 @@ impl FakeEngine {
             c.details.state = state;
         }
         self.emit(action, id);
+    }
+
+    /// Sets a container's health report, with the engine's `health_status` event.
+    pub fn set_health(&self, id: &str, health: Health, output: &str) {
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.details.health = Some(health);
+            c.details.health_output = Some(output.to_owned());
+        }
+        let status = serde_json::to_value(health).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        self.emit(&format!("health_status: {status}"), id);
+    }
+
+    /// The id of the container named `name`.
+    pub fn id_of(&self, name: &str) -> Option<String> {
+        self.find(name).map(|c| c.details.id)
+    }
+
+    /// A running container with a healthcheck in its config, reported healthy.
+    pub fn add_checked_container(&self, name: &str, labels: &[(&str, &str)]) -> String {
+        let id = self.add_container(name, labels);
+        if let Some(c) = self.lock().containers.get_mut(&id) {
+            c.details.config.insert("Healthcheck".into(), json!({ "Test": ["CMD", "true"] }));
+        }
+        self.set_health(&id, Health::Healthy, "ok");
+        id
     }
 
     /// Removes a container without telling anyone (a missed event).
@@ -320,7 +345,11 @@ impl Engine for FakeEngine {
         }
         let mut config = request.body.clone();
         config.retain(|k, _| k != "HostConfig" && k != "NetworkingConfig");
+        let checked = config.contains_key("Healthcheck");
         let id = self.insert(&request.name, config, RunState::Created);
+        if checked {
+            self.set_health(&id, Health::Starting, "starting");
+        }
         self.emit("create", &id);
         Ok(id)
     }

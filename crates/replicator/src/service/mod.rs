@@ -4,6 +4,7 @@
 //! [`Inventory`], where each command also records its intents.
 
 mod locks;
+mod ready;
 mod reconcile;
 mod replicate;
 mod scale;

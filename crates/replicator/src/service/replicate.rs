@@ -51,14 +51,28 @@ pub(super) struct Source {
 
 impl Replicator {
     /// Creates `count` clones of `target`, all or nothing; a Swarm task's
-    /// service is scaled instead.
-    pub async fn replicate(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
+    /// service is scaled instead. With `ready_within`, answers once every
+    /// clone is ready, or removes them all when one is not in time.
+    pub async fn replicate(
+        &self,
+        target: &ContainerRef,
+        count: u32,
+        caller: &str,
+        ready_within: Option<std::time::Duration>,
+    ) -> Result<Replication> {
         if count == 0 || count > MAX_COUNT {
             return Err(Error::BadRequest(format!("count must be between 1 and {MAX_COUNT}")));
         }
         let (this, target, caller) = (self.clone(), target.clone(), caller.to_owned());
         let started = std::time::Instant::now();
-        let result = detached(async move { this.replicate_now(&target, count, &caller).await }).await;
+        let result = detached(async move {
+            let replication = this.replicate_now(&target, count, &caller).await?;
+            if let Some(within) = ready_within {
+                this.all_ready_or_none(&replication.replicas, within).await?;
+            }
+            Ok(replication)
+        })
+        .await;
         let group = result.as_ref().map(|r| r.group.as_str()).unwrap_or_default();
         self.telemetry().replication(group, outcome(&result), started.elapsed().as_secs_f64());
         result
@@ -236,6 +250,18 @@ impl Replicator {
         Ok(())
     }
 
+    /// Waits until every replica is ready; if one is not within `within`
+    /// (or turns unhealthy, or exits), removes them all.
+    pub(super) async fn all_ready_or_none(&self, replicas: &[Replica], within: std::time::Duration) -> Result<()> {
+        let ids: Vec<String> = replicas.iter().map(|r| r.id.clone()).collect();
+        let Err(e) = self.wait_ready(&ids, within).await else { return Ok(()) };
+        for id in &ids {
+            self.remove_quietly(id).await;
+        }
+        warn!(error = %e, "replicas not ready in time; removed");
+        Err(e)
+    }
+
     /// Rollback must not hide the error that caused it; a failed removal is logged.
     pub(super) async fn remove_quietly(&self, id: &str) {
         match self.engine().remove_container(id).await {
@@ -257,12 +283,21 @@ fn new_request_id() -> String {
 /// What replicator knows of a container it created, before the engine's events say more.
 fn summary_of(id: &str, request: &CreateRequest, state: RunState) -> ContainerSummary {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64);
+    // A clone with a healthcheck (its own or its image's, both copied from
+    // the source's inspect) is not ready until the engine says healthy.
+    let checked =
+        request.body.get("Healthcheck").and_then(|h| h.get("Test")).and_then(|t| t.get(0)).and_then(|t| t.as_str());
+    let health = match checked {
+        Some(kind) if kind != "NONE" => Some(crate::model::Health::Starting),
+        _ => None,
+    };
     ContainerSummary {
         id: id.to_owned(),
         name: request.name.clone(),
         state,
         labels: labels_of(&request.body),
         created: now.unwrap_or_default(),
+        health,
         ..Default::default()
     }
 }

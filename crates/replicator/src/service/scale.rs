@@ -11,12 +11,26 @@ use crate::inventory::{Group, MemberState};
 
 impl Replicator {
     /// Brings group `name` to `replicas` members, original included.
-    pub async fn scale(&self, name: &str, replicas: u32, caller: &str) -> Result<Group> {
+    /// With `ready_within`, a scale-up answers once the new members are
+    /// ready, or removes them all when one is not in time.
+    pub async fn scale(
+        &self,
+        name: &str,
+        replicas: u32,
+        caller: &str,
+        ready_within: Option<std::time::Duration>,
+    ) -> Result<Group> {
         let (this, name, caller) = (self.clone(), name.to_owned(), caller.to_owned());
-        detached(async move { this.scale_now(&name, replicas, &caller).await }).await
+        detached(async move { this.scale_now(&name, replicas, &caller, ready_within).await }).await
     }
 
-    async fn scale_now(&self, name: &str, target: u32, caller: &str) -> Result<Group> {
+    async fn scale_now(
+        &self,
+        name: &str,
+        target: u32,
+        caller: &str,
+        ready_within: Option<std::time::Duration>,
+    ) -> Result<Group> {
         let group = self.group(name).await?;
         check_target(&group, target)?;
         // Held for the whole change: two scale requests never interleave.
@@ -25,12 +39,18 @@ impl Replicator {
         check_target(&group, target)?;
         match group.kind() {
             GroupKind::Swarm => self.scale_service(&group, target, caller).await?,
-            _ => self.scale_containers(&group, target as usize, caller).await?,
+            _ => self.scale_containers(&group, target as usize, caller, ready_within).await?,
         }
         self.group(name).await
     }
 
-    async fn scale_containers(&self, group: &Group, target: usize, caller: &str) -> Result<()> {
+    async fn scale_containers(
+        &self,
+        group: &Group,
+        target: usize,
+        caller: &str,
+        ready_within: Option<std::time::Duration>,
+    ) -> Result<()> {
         let name = group.name();
         let size = group.size();
         if target > size {
@@ -42,7 +62,10 @@ impl Replicator {
             let created = self.create_replicas(&source, reservation, caller).await;
             let outcome = if created.is_ok() { "created" } else { "failed" };
             self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
-            created?;
+            let replication = created?;
+            if let Some(within) = ready_within {
+                self.all_ready_or_none(&replication.replicas, within).await?;
+            }
         } else if target < size {
             let victims: Vec<String> = group.newest_replicas(size - target).iter().map(|m| m.id.clone()).collect();
             if victims.len() < size - target {

@@ -47,7 +47,7 @@ impl World {
     }
 
     async fn replicate(&self, name: &str, count: u32) -> Result<super::Replication, Error> {
-        self.service.replicate(&Self::target(name), count, "test").await
+        self.service.replicate(&Self::target(name), count, "test", None).await
     }
 
     async fn states(&self, group: &str) -> Vec<(String, MemberState)> {
@@ -78,7 +78,7 @@ async fn the_limit_holds_exactly_under_twenty_concurrent_requests() {
     w.engine.delay(Op::CreateContainer, Duration::from_millis(5));
     let all = (0..20).map(|_| {
         let service = w.service.clone();
-        tokio::spawn(async move { service.replicate(&World::target("web"), 1, "race").await })
+        tokio::spawn(async move { service.replicate(&World::target("web"), 1, "race", None).await })
     });
     let results = futures_util::future::join_all(all).await;
     let created = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
@@ -130,7 +130,7 @@ async fn malformed_bounds_refuse_replication_and_scaling_with_the_reason() {
     w.resync().await;
     let e = w.replicate("web", 1).await.unwrap_err();
     assert!(matches!(&e, Error::InvalidGroup { reason, .. } if reason.contains("too large")), "{e}");
-    let e = w.service.scale("web", 1, "test").await.unwrap_err();
+    let e = w.service.scale("web", 1, "test", None).await.unwrap_err();
     assert!(matches!(e, Error::InvalidGroup { .. }), "{e}");
     let listed = w.service.group("web").await.unwrap();
     assert!(listed.bounds.unwrap_err().contains("replicator.max"));
@@ -155,10 +155,10 @@ async fn scaling_down_removes_the_newest_replicas_and_a_vanished_one_is_no_error
     let r = w.replicate("web", 3).await.unwrap();
     // The newest replica disappears behind the inventory's back.
     w.engine.remove_silently(&r.replicas[2].id);
-    let g = w.service.scale("web", 2, "test").await.unwrap();
+    let g = w.service.scale("web", 2, "test", None).await.unwrap();
     assert_eq!(g.size(), 2);
     assert_eq!(w.engine.names(), ["web", "web-2"]);
-    let e = w.service.scale("web", 0, "test").await.unwrap_err();
+    let e = w.service.scale("web", 0, "test", None).await.unwrap_err();
     assert!(matches!(e, Error::OutOfBounds { asked: 0, .. }), "{e}");
 }
 
@@ -169,7 +169,7 @@ async fn a_stale_swarm_version_is_retried() {
     let service = w.engine.add_service("api", 1, &[ENABLED]);
     w.resync().await;
     w.engine.fail(Op::UpdateService, ErrorKind::Conflict, 2);
-    let g = w.service.scale("api", 3, "test").await.unwrap();
+    let g = w.service.scale("api", 3, "test", None).await.unwrap();
     assert_eq!(w.engine.service_replicas(&service), Some(3));
     assert_eq!(g.members.len(), 3);
     assert_eq!(w.engine.calls(Op::UpdateService), 3);
@@ -263,4 +263,98 @@ async fn reconcile_undoes_a_request_cut_off_between_its_starts_and_keeps_finishe
     let mut left = w.engine.names();
     left.sort();
     assert_eq!(left, ["web", "web-5"]);
+}
+
+/// A world whose inventory follows the fake's events, as `serve`'s does.
+async fn informed_world() -> (World, tokio_util::sync::CancellationToken) {
+    let w = world(Scope::default()).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let informer = Informer::new(w.engine.clone(), w.service.inventory().clone(), Duration::from_secs(3600));
+    tokio::spawn(informer.run(cancel.clone()));
+    (w, cancel)
+}
+
+#[tokio::test]
+async fn wait_ready_answers_once_a_late_healthcheck_passes() {
+    let (w, _informing) = informed_world().await;
+    w.engine.add_checked_container("web", &[ENABLED]);
+    w.resync().await;
+    let service = w.service.clone();
+    let request = tokio::spawn(async move {
+        service.replicate(&World::target("web"), 1, "test", Some(Duration::from_secs(10))).await
+    });
+    let mut changes = w.service.inventory().subscribe();
+    let clone = loop {
+        if let Some(id) = w.engine.id_of("web-2").filter(|_| w.engine.names_in(RunState::Running).len() == 2) {
+            break id;
+        }
+        changes.changed().await.unwrap();
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!request.is_finished(), "no answer while the clone's healthcheck is starting");
+    w.engine.set_health(&clone, crate::model::Health::Healthy, "ok");
+    let r = request.await.unwrap().unwrap();
+    assert_eq!(r.replicas[0].id, clone);
+    assert!(w.service.group("web").await.unwrap().members.iter().all(|m| m.ready()));
+}
+
+#[tokio::test]
+async fn wait_ready_fails_with_the_health_output_and_removes_the_request() {
+    let (w, _informing) = informed_world().await;
+    w.engine.add_checked_container("web", &[ENABLED]);
+    w.resync().await;
+    let service = w.service.clone();
+    let request = tokio::spawn(async move {
+        service.replicate(&World::target("web"), 2, "test", Some(Duration::from_secs(10))).await
+    });
+    let mut changes = w.service.inventory().subscribe();
+    let clone = loop {
+        if let Some(id) = w.engine.id_of("web-3").filter(|_| w.engine.names_in(RunState::Running).len() == 3) {
+            break id;
+        }
+        changes.changed().await.unwrap();
+    };
+    w.engine.set_health(&clone, crate::model::Health::Unhealthy, "curl: (7) connection refused");
+    let e = request.await.unwrap().unwrap_err();
+    assert!(matches!(&e, Error::NotReady { member, .. } if member == "web-3"), "{e}");
+    assert!(e.to_string().contains("connection refused"), "{e}");
+    assert_eq!(w.engine.names(), ["web"], "both clones of the request are removed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_ready_gives_up_at_the_timeout() {
+    let w = world(Scope::default()).await;
+    w.engine.add_checked_container("web", &[ENABLED]);
+    w.resync().await;
+    let e = w.service.replicate(&World::target("web"), 1, "test", Some(Duration::from_secs(5))).await.unwrap_err();
+    assert!(matches!(&e, Error::NotReady { reason, .. } if reason.contains("within 5s")), "{e}");
+    assert_eq!(w.engine.names(), ["web"]);
+}
+
+#[tokio::test]
+async fn a_scale_down_drains_before_it_stops() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    w.replicate("web", 1).await.unwrap();
+    let hub = w.service.events().clone();
+    hub.observe(&w.service.groups().unwrap());
+    let _follower = hub.subscribe("nginx", Some("web"), None);
+    let service = w.service.clone();
+    let scaling = tokio::spawn(async move { service.scale("web", 1, "test", None).await });
+    let mut changes = w.service.inventory().subscribe();
+    loop {
+        let groups = w.service.groups().unwrap();
+        hub.observe(&groups);
+        if groups[0].members.iter().any(|m| m.state == MemberState::Draining) {
+            break;
+        }
+        changes.changed().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(w.engine.calls(Op::StopContainer), 0, "no stop before the balancer let the member go");
+    hub.ack("nginx", u64::MAX);
+    scaling.await.unwrap().unwrap();
+    assert_eq!(w.engine.calls(Op::StopContainer), 1);
+    assert_eq!(w.engine.names(), ["web"]);
 }
