@@ -113,6 +113,23 @@ impl ApiClient {
         Ok(ApiResponse { status, body })
     }
 
+    /// A `GET` whose body is read as it arrives (an event stream), with `headers`.
+    pub async fn stream(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let fail = |reason: String| ClientError::Request { url: url.clone(), reason };
+        let mut req =
+            Request::builder().method(Method::GET).uri(&url).header(http::header::ACCEPT, "text/event-stream");
+        for (name, value) in headers {
+            req = req.header(*name, value.as_str());
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| fail(e.to_string()))?;
+        self.client.request(req).await.map_err(|e| fail(error_chain(&e)))
+    }
+
     /// A `GET` of `path` without a body.
     pub async fn get(&self, path: &str) -> Result<ApiResponse, ClientError> {
         self.request(Method::GET, path, None).await

@@ -39,7 +39,7 @@ pub struct Event {
 }
 
 /// A member as the stream shows it: enough for a balancer to route to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MemberRecord {
     /// Container id.
     pub id: String,
@@ -54,25 +54,12 @@ pub struct MemberRecord {
     /// Address on each network.
     pub networks: BTreeMap<String, String>,
     /// Ports published on the host.
-    pub published: Vec<PublishedPortRecord>,
-}
-
-/// A published port, as the stream shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct PublishedPortRecord {
-    /// The port inside the container.
-    pub container_port: u16,
-    /// `tcp`, `udp`...
-    pub protocol: String,
-    /// The host address.
-    pub host_ip: String,
-    /// The host port.
-    pub host_port: u16,
+    pub published: Vec<PublishedPort>,
 }
 
 impl MemberRecord {
     fn of(m: &Member) -> Self {
-        let published = m.published.iter().map(PublishedPortRecord::of).collect();
+        let published = m.published.clone();
         MemberRecord {
             id: m.id.clone(),
             name: m.name.clone(),
@@ -81,17 +68,6 @@ impl MemberRecord {
             health: m.health,
             networks: m.networks.clone(),
             published,
-        }
-    }
-}
-
-impl PublishedPortRecord {
-    fn of(p: &PublishedPort) -> Self {
-        PublishedPortRecord {
-            container_port: p.container_port,
-            protocol: p.protocol.clone(),
-            host_ip: p.host_ip.clone(),
-            host_port: p.host_port,
         }
     }
 }

@@ -75,7 +75,7 @@ impl ContainerDetails {
 }
 
 /// What a container's healthcheck reports (containers without one report nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// Within its start period, or no check has passed yet.
@@ -112,7 +112,7 @@ impl Health {
 }
 
 /// A container port the engine publishes on a host address.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PublishedPort {
     /// The port inside the container.
     pub container_port: u16,

@@ -3,7 +3,10 @@
 
 use serde::Serialize;
 
-use crate::inventory::{Group, Member, MemberState};
+use std::collections::BTreeMap;
+
+use crate::inventory::Group;
+use crate::model::PublishedPort;
 
 /// One member a balancer should send traffic to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,35 +28,42 @@ pub enum Format {
     Json,
 }
 
-/// Running members as `address:port`: their address on `network`, or the
-/// host port they publish for `port` when no network is given.
+/// Ready members as `address:port`: their address on `network`, or the
+/// host port they publish for `port` when no network is given. A member
+/// that is not ready (starting, unhealthy, draining) gets no requests.
 pub fn backends(group: &Group, port: u16, network: Option<&str>) -> Vec<Backend> {
     group
         .members
         .iter()
-        .filter(|m| m.state == MemberState::Running)
-        .filter_map(|m| {
-            let address = address_of(m, port, network)?;
-            Some(Backend { id: m.id.clone(), name: m.name.clone(), address })
-        })
+        .filter(|m| m.ready())
+        .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, port, network))
         .collect()
 }
 
-fn address_of(m: &Member, port: u16, network: Option<&str>) -> Option<String> {
-    match network {
+/// One member's backend, if it has an address for `port`.
+pub fn backend(
+    id: &str,
+    name: &str,
+    networks: &BTreeMap<String, String>,
+    published: &[PublishedPort],
+    port: u16,
+    network: Option<&str>,
+) -> Option<Backend> {
+    let address = match network {
         Some(net) => {
-            let ip = m.networks.get(net)?;
-            (!ip.is_empty()).then(|| socket_address(ip, port))
+            let ip = networks.get(net)?;
+            (!ip.is_empty()).then(|| socket_address(ip, port))?
         }
         None => {
-            let p = m.published.iter().find(|p| p.container_port == port && p.protocol == "tcp")?;
+            let p = published.iter().find(|p| p.container_port == port && p.protocol == "tcp")?;
             let ip = match p.host_ip.as_str() {
                 "" | "0.0.0.0" | "::" => "127.0.0.1",
                 ip => ip,
             };
-            Some(socket_address(ip, p.host_port))
+            socket_address(ip, p.host_port)
         }
-    }
+    };
+    Some(Backend { id: id.to_owned(), name: name.to_owned(), address })
 }
 
 /// `ip:port`, with an IPv6 address in brackets as balancers expect.
@@ -99,7 +109,11 @@ fn nginx(group: &str, backends: &[Backend]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PublishedPort;
+    use crate::inventory::{Member, MemberState};
+
+    fn address_of(m: &Member, port: u16, network: Option<&str>) -> Option<String> {
+        super::backend(&m.id, &m.name, &m.networks, &m.published, port, network).map(|b| b.address)
+    }
 
     fn member(networks: &[(&str, &str)], published: &[(u16, &str, &str, u16)]) -> Member {
         Member {

@@ -3,6 +3,7 @@
 
 mod certs;
 mod client;
+mod follow_server;
 mod serve;
 mod upstreams;
 

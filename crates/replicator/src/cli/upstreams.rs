@@ -39,9 +39,20 @@ pub struct UpstreamsArgs {
     /// Command run (with sh -c) after each change, e.g. "nginx -s reload".
     #[arg(long)]
     reload: Option<String>,
-    /// Engine address; overrides DOCKER_HOST.
+    /// Engine address; overrides DOCKER_HOST (without --server).
     #[arg(long, env = "REPLICATOR_DOCKER_HOST")]
     docker_host: Option<String>,
+    /// Follow a replicator's event stream (https://HOST:PORT) instead of the
+    /// engine: members leave the file when they start draining, and each
+    /// reload is acknowledged so the scale-down waits for it.
+    #[arg(long, env = "REPLICATOR_SERVER")]
+    server: Option<String>,
+    /// Client certificates for --server (ca.pem, cert.pem, key.pem).
+    #[arg(long, env = "REPLICATOR_CERTS", default_value = "./certs")]
+    certs: PathBuf,
+    /// This follower's name in acknowledgements (default: upstreams-<group>-<pid>).
+    #[arg(long)]
+    follower: Option<String>,
     /// Re-read the group this often even without events.
     #[arg(long, default_value = "10s", value_parser = duration::parse_positive)]
     resync: Duration,
@@ -60,6 +71,9 @@ pub fn run(args: UpstreamsArgs) -> anyhow::Result<()> {
 /// Follows the group through a local inventory (the same informer as
 /// `serve`): every change of the group rewrites the file.
 async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
+    if let Some(server) = args.server.clone() {
+        return super::follow_server::run(&server, args.into()).await;
+    }
     let settings =
         EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), Duration::from_secs(30))?;
     let engine = Arc::new(DockerEngine::new(settings, Arc::new(Telemetry::default()))?);
@@ -91,33 +105,83 @@ async fn refresh(inventory: &Inventory, args: &UpstreamsArgs, written: &mut Opti
         Err(Error::GroupNotFound(_)) => Vec::new(),
         Err(e) => return warn!(group = %args.group, error = %e, "cannot read the group; keeping the current file"),
     };
-    let text = render(args.format, &args.group, &servers);
-    if written.as_deref() == Some(text.as_str()) {
-        return;
+    Output::from(args).apply(&servers, written).await;
+}
+
+/// Where and how the file is written: shared by both ways of following.
+pub(super) struct Output {
+    pub(super) group: String,
+    pub(super) format: Format,
+    pub(super) out: PathBuf,
+    pub(super) port: u16,
+    pub(super) network: Option<String>,
+    pub(super) reload: Option<String>,
+    pub(super) certs: PathBuf,
+    pub(super) follower: String,
+    pub(super) once: bool,
+}
+
+impl From<&UpstreamsArgs> for Output {
+    fn from(args: &UpstreamsArgs) -> Self {
+        Output {
+            group: args.group.clone(),
+            format: args.format,
+            out: args.out.clone(),
+            port: args.port,
+            network: args.network.clone(),
+            reload: args.reload.clone(),
+            certs: args.certs.clone(),
+            follower: args.follower.clone().unwrap_or_else(|| format!("upstreams-{}", std::process::id())),
+            once: args.once,
+        }
     }
-    if let Err(e) = write_atomically(&args.out, &text).await {
-        return warn!(error = %format!("{e:#}"), "cannot write the upstreams file");
+}
+
+impl From<UpstreamsArgs> for Output {
+    fn from(args: UpstreamsArgs) -> Self {
+        Output::from(&args)
     }
-    info!(group = %args.group, servers = servers.len(), out = %args.out.display(), "upstreams written");
-    // Remembered only once the balancer has it: a failed reload is retried
-    // on the next change or resync.
-    *written = match &args.reload {
-        None => Some(text),
-        Some(command) => match tokio::process::Command::new("sh").arg("-c").arg(command).status().await {
-            Ok(status) if status.success() => {
-                info!(command, "reloaded");
-                Some(text)
-            }
-            Ok(status) => {
-                warn!(command, %status, "reload command failed; will retry");
-                None
-            }
-            Err(e) => {
-                warn!(command, error = %e, "reload command could not run; will retry");
-                None
-            }
-        },
-    };
+}
+
+impl Output {
+    /// Writes `servers` when the text changed, then reloads; true once the
+    /// balancer has what `servers` says (a failed write or reload is
+    /// retried at the next change).
+    pub(super) async fn apply(&self, servers: &[crate::upstreams::Backend], written: &mut Option<String>) -> bool {
+        let text = render(self.format, &self.group, servers);
+        if written.as_deref() == Some(text.as_str()) {
+            return true;
+        }
+        if let Err(e) = write_atomically(&self.out, &text).await {
+            warn!(error = %format!("{e:#}"), "cannot write the upstreams file");
+            return false;
+        }
+        info!(group = %self.group, servers = servers.len(), out = %self.out.display(), "upstreams written");
+        *written = self.reload(text).await;
+        written.is_some()
+    }
+
+    async fn reload(&self, text: String) -> Option<String> {
+        // Remembered only once the balancer has it: a failed reload is retried
+        // on the next change or resync.
+        match &self.reload {
+            None => Some(text),
+            Some(command) => match tokio::process::Command::new("sh").arg("-c").arg(command).status().await {
+                Ok(status) if status.success() => {
+                    info!(command, "reloaded");
+                    Some(text)
+                }
+                Ok(status) => {
+                    warn!(command, %status, "reload command failed; will retry");
+                    None
+                }
+                Err(e) => {
+                    warn!(command, error = %e, "reload command could not run; will retry");
+                    None
+                }
+            },
+        }
+    }
 }
 
 /// Write beside, then rename: a reader never sees half a file.

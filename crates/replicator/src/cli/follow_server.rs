@@ -1,0 +1,206 @@
+//! `replicator upstreams --server URL`: the balancer file follows
+//! replicator's own event stream (`GET /v1/events`) rather than the engine,
+//! so a member leaves the file as soon as it starts draining; each event is
+//! acknowledged once the file and the reload reflect it, which is what a
+//! scale-down waits for before it stops the member.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::{Buf, BytesMut};
+use http::Method;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use super::upstreams::Output;
+use crate::client::ApiClient;
+use crate::events::MemberRecord;
+use crate::upstreams::{backend, Backend};
+
+/// The pause before reconnecting after the stream ended or failed.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+/// One parsed server-sent event.
+#[derive(Debug, Default, PartialEq)]
+struct SseEvent {
+    id: Option<u64>,
+    kind: String,
+    data: String,
+}
+
+/// The group's members as the stream last described them.
+#[derive(Default)]
+struct Members(BTreeMap<String, MemberRecord>);
+
+impl Members {
+    /// Applies one event; the snapshot replaces everything.
+    fn apply(&mut self, group: &str, event: &SseEvent) {
+        let Ok(data) = serde_json::from_str::<Value>(&event.data) else { return };
+        match event.kind.as_str() {
+            "snapshot" => {
+                self.0.clear();
+                let groups = data["groups"].as_array().cloned().unwrap_or_default();
+                for g in groups.iter().filter(|g| g["name"] == group) {
+                    for m in g["members"].as_array().into_iter().flatten() {
+                        if let Ok(record) = serde_json::from_value::<MemberRecord>(m.clone()) {
+                            self.0.insert(record.id.clone(), record);
+                        }
+                    }
+                }
+            }
+            "member" if data["group"] == group => {
+                let Ok(record) = serde_json::from_value::<MemberRecord>(data["member"].clone()) else { return };
+                if data["change"] == "removed" {
+                    self.0.remove(&record.id);
+                } else {
+                    self.0.insert(record.id.clone(), record);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn backends(&self, out: &Output) -> Vec<Backend> {
+        self.0
+            .values()
+            .filter(|m| m.ready)
+            .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, out.port, out.network.as_deref()))
+            .collect()
+    }
+}
+
+/// Follows the stream until the process is stopped (or once, with `--once`).
+pub async fn run(server: &str, out: Output) -> anyhow::Result<()> {
+    let client = ApiClient::new(server, &out.certs).context("cannot load the client certificates")?;
+    let mut members = Members::default();
+    let mut written = tokio::fs::read_to_string(&out.out).await.ok();
+    let mut last_id: Option<u64> = None;
+    loop {
+        match follow_once(&client, &out, &mut members, &mut written, &mut last_id).await {
+            Ok(()) if out.once => return Ok(()),
+            Ok(()) => info!("event stream ended; resuming"),
+            Err(e) => warn!(error = %format!("{e:#}"), "event stream failed; resuming"),
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+/// One connection: events in, file and reload out, acknowledgements back.
+async fn follow_once(
+    client: &ApiClient,
+    out: &Output,
+    members: &mut Members,
+    written: &mut Option<String>,
+    last_id: &mut Option<u64>,
+) -> anyhow::Result<()> {
+    let path = format!("/v1/events?group={}&follower={}", out.group, out.follower);
+    let headers: Vec<(&str, String)> = last_id.iter().map(|id| ("last-event-id", id.to_string())).collect();
+    let response = client.stream(&path, &headers).await?;
+    anyhow::ensure!(response.status().is_success(), "the server answered {}", response.status());
+    let mut body = response.into_body();
+    let mut buffer = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        buffer.extend_from_slice(&data);
+        let mut acted_on = None;
+        while let Some(event) = next_event(&mut buffer) {
+            members.apply(&out.group, &event);
+            acted_on = event.id.or(acted_on);
+        }
+        let Some(id) = acted_on else { continue };
+        *last_id = Some(id);
+        if out.apply(&members.backends(out), written).await {
+            acknowledge(client, &out.follower, id).await;
+        }
+        if out.once {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+async fn acknowledge(client: &ApiClient, follower: &str, id: u64) {
+    let body = json!({ "follower": follower, "id": id });
+    match client.request(Method::POST, "/v1/events/ack", Some(&body)).await {
+        Ok(r) if r.status.is_success() => {}
+        Ok(r) => warn!(status = %r.status, body = %r.text(), "acknowledgement refused"),
+        Err(e) => warn!(error = %e, "cannot acknowledge"),
+    }
+}
+
+/// Takes one complete event (up to a blank line) off the front of `buffer`.
+fn next_event(buffer: &mut BytesMut) -> Option<SseEvent> {
+    let text = std::str::from_utf8(buffer).ok()?;
+    let end = text.find("\n\n")?;
+    let mut event = SseEvent::default();
+    for line in text[..end].lines() {
+        let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+        match field {
+            "id" => event.id = value.parse().ok(),
+            "event" => event.kind = value.to_owned(),
+            "data" => {
+                if !event.data.is_empty() {
+                    event.data.push('\n');
+                }
+                event.data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+    buffer.advance(end + 2);
+    Some(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_cut_at_blank_lines_and_comments_ignored() {
+        let mut buffer =
+            BytesMut::from(&b": keep-alive\n\nid: 7\nevent: member\ndata: {\"a\":1}\n\nid: 8\nevent: dec"[..]);
+        assert_eq!(next_event(&mut buffer), Some(SseEvent::default()), "a comment alone");
+        assert_eq!(
+            next_event(&mut buffer),
+            Some(SseEvent { id: Some(7), kind: "member".into(), data: "{\"a\":1}".into() })
+        );
+        assert_eq!(next_event(&mut buffer), None, "the rest has not arrived yet");
+        assert_eq!(&buffer[..], b"id: 8\nevent: dec");
+    }
+
+    #[test]
+    fn members_follow_snapshot_and_changes_and_only_ready_ones_are_served() {
+        let record = |id: &str, ready: bool, state: &str| {
+            json!({"id": id, "name": id, "state": state, "ready": ready, "health": null,
+                   "networks": {"net": format!("10.0.0.{}", id.len())}, "published": []})
+        };
+        let mut members = Members::default();
+        let snapshot = json!({"groups": [{"name": "web", "members": [record("a", true, "running")]}, {"name": "api", "members": [record("zz", true, "running")]}]});
+        members.apply("web", &SseEvent { id: Some(1), kind: "snapshot".into(), data: snapshot.to_string() });
+        let change = |c: &str, r: Value| SseEvent {
+            id: None,
+            kind: "member".into(),
+            data: json!({"group": "web", "change": c, "member": r}).to_string(),
+        };
+        members.apply("web", &change("created", record("bb", false, "running")));
+        assert_eq!(members.0.len(), 2);
+        let out = Output {
+            group: "web".into(),
+            format: crate::upstreams::Format::Json,
+            out: "x".into(),
+            port: 80,
+            network: Some("net".into()),
+            reload: None,
+            certs: "c".into(),
+            follower: "f".into(),
+            once: false,
+        };
+        assert_eq!(members.backends(&out).len(), 1, "only the ready one");
+        members.apply("web", &change("draining", record("a", false, "draining")));
+        assert!(members.backends(&out).is_empty(), "a draining member is out");
+        members.apply("web", &change("removed", record("a", false, "draining")));
+        assert_eq!(members.0.len(), 1);
+    }
+}
