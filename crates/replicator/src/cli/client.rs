@@ -36,6 +36,12 @@ pub struct ScaleArgs {
     group: String,
     /// Members wanted, the original included.
     replicas: u32,
+    /// Answer once the new members are ready (running, and healthy if they have a healthcheck).
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits before the new members are removed again.
+    #[arg(long, default_value = "60s", requires = "wait")]
+    timeout: String,
     #[command(flatten)]
     connection: Connection,
 }
@@ -46,6 +52,12 @@ pub struct ReplicateArgs {
     id: String,
     #[arg(long, default_value_t = 1)]
     count: u32,
+    /// Answer once the replicas are ready (running, and healthy if they have a healthcheck).
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits before the replicas are removed again.
+    #[arg(long, default_value = "60s", requires = "wait")]
+    timeout: String,
     #[command(flatten)]
     connection: Connection,
 }
@@ -103,7 +115,10 @@ fn groups_table(groups: &[Value]) -> String {
 
 pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     let group = GroupName::parse(&args.group)?;
-    let body = json!({ "replicas": args.replicas });
+    let body = match args.wait {
+        true => json!({ "replicas": args.replicas, "wait": "ready", "timeout": args.timeout }),
+        false => json!({ "replicas": args.replicas }),
+    };
     let path = format!("/v1/groups/{}/replicas", group.as_str());
     let g = call(&args.connection, Method::PUT, &path, Some(body))?;
     println!(
@@ -118,7 +133,11 @@ pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
 
 pub fn replicate(args: ReplicateArgs) -> anyhow::Result<()> {
     let id = ContainerRef::parse(&args.id)?;
-    let path = format!("/v1/containers/{}/replicas?count={}", id.as_str(), args.count);
+    let mut path = format!("/v1/containers/{}/replicas?count={}", id.as_str(), args.count);
+    if args.wait {
+        let timeout: String = form_urlencoded::byte_serialize(args.timeout.as_bytes()).collect();
+        path.push_str(&format!("&wait=ready&timeout={timeout}"));
+    }
     let r = call(&args.connection, Method::POST, &path, None)?;
     for replica in r["replicas"].as_array().into_iter().flatten() {
         println!("{} {}", replica["id"].as_str().unwrap_or_default(), replica["name"].as_str().unwrap_or_default());
