@@ -118,7 +118,8 @@ async fn main() {
     let scope = Scope::new("bench");
     let source = scope.web("src", &["--label", "replicator.max=1000"]);
     let source_name = scope.name("src");
-    let server = scope.process_server(&["--max-replicas", "1000", "--autoscale-interval", "1h"]);
+    let server =
+        scope.process_server(&["--max-replicas", "1000", "--autoscale-interval", "1h", "--stop-timeout", "2s"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(server.pid(), "VmRSS:");
 
@@ -150,6 +151,50 @@ async fn main() {
         clear(&scope, &source_name);
         bursts.push((n, ours_wall, raw_wall));
     }
+
+    // One request for ten replicas against ten direct clones made at once.
+    let started = Instant::now();
+    let r = ApiClient::new(&server.url(), &server.certs)
+        .unwrap()
+        .request(Method::POST, &format!("/v1/containers/{source_name}/replicas?count=10"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let count10 = started.elapsed();
+    clear(&scope, &source_name);
+    let started = Instant::now();
+    join_all((0..10).map(|i| direct.clone_once(&format!("{source_name}-ten-{i}")))).await;
+    let direct10 = started.elapsed();
+    clear(&scope, &source_name);
+
+    // A scale-down of 8 members that ignore SIGTERM, each taking the whole stop timeout.
+    let stubborn = scope.name("stubborn");
+    scope.run(
+        "stubborn",
+        &[
+            "--label",
+            "replicator.enable=true",
+            "--label",
+            "replicator.max=20",
+            common::IMAGE,
+            "sh",
+            "-c",
+            "trap '' TERM; while :; do sleep 1; done",
+        ],
+    );
+    let client = ApiClient::new(&server.url(), &server.certs).unwrap();
+    let up = client
+        .request(Method::PUT, &format!("/v1/groups/{stubborn}/replicas"), Some(&serde_json::json!({"replicas": 9})))
+        .await
+        .unwrap();
+    assert_eq!(up.status, StatusCode::OK, "{}", up.text());
+    let started = Instant::now();
+    let down = client
+        .request(Method::PUT, &format!("/v1/groups/{stubborn}/replicas"), Some(&serde_json::json!({"replicas": 1})))
+        .await
+        .unwrap();
+    assert_eq!(down.status, StatusCode::OK, "{}", down.text());
+    let scale_down8 = started.elapsed();
 
     // Where the time goes: the calls replicator adds and the ones both make.
     let engine = &direct.engine;
@@ -229,6 +274,17 @@ async fn main() {
             ours.as_secs_f64() / raw.as_secs_f64()
         );
     }
+    println!(
+        "| one `count=10` request vs ten direct clones at once, wall time | {} | {} | {:.2} |",
+        ms(count10),
+        ms(direct10),
+        count10.as_secs_f64() / direct10.as_secs_f64()
+    );
+    println!(
+        "| scale-down of 8 members ignoring SIGTERM vs one stop timeout (2 s) | {} | 2000.0 ms | {:.2} |",
+        ms(scale_down8),
+        scale_down8.as_secs_f64() / 2.0
+    );
     println!("\n| server | value |\n|---|---|");
     println!("| `GET /v1/groups`, 4 keep-alive mTLS clients | {groups_rate:.0} req/s, p99 {} |", ms(groups_p99));
     println!("| new mTLS handshakes (sequential) | {handshake_rate:.0} /s (median {}) |", ms(median(handshakes)));

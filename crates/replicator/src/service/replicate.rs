@@ -2,6 +2,7 @@
 //! reserve places and names in the inventory, then create, connect and
 //! start each clone, rolling back on any failure.
 
+use futures_util::future::join_all;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -16,6 +17,9 @@ use crate::plan::{self, ClonePlan, CloneSpec};
 
 /// Most replicas one request may ask for; the group limit usually binds first.
 pub const MAX_COUNT: u32 = 100;
+/// Clones of one request created (then started) at the same time: as fast
+/// as the engine allows, without flooding it.
+const PARALLEL: usize = 16;
 /// How often a create is retried under a new name when the name was taken meanwhile.
 const NAME_RETRIES: usize = 5;
 
@@ -137,7 +141,8 @@ impl Replicator {
     }
 
     /// Creates one replica per reserved name, all or nothing: every clone
-    /// is created first, then each is connected and started. A replicator
+    /// is created first, then each is connected and started (up to
+    /// [`PARALLEL`] at a time in each phase, all or nothing still). A replicator
     /// killed half-way leaves either only never-started clones, or clones of
     /// a request one of which was never started: either way the reconcile
     /// pass of the next start removes the whole request.
@@ -152,13 +157,12 @@ impl Replicator {
             Ok(made) => made,
             Err((made, e)) => return Err(self.roll_back(source, &made, caller, e).await),
         };
-        for (replica, plan) in &made {
-            if let Err(e) = self.connect_and_start(&replica.id, &plan.connect).await {
+        for chunk in made.chunks(PARALLEL) {
+            let started =
+                join_all(chunk.iter().map(|(replica, plan)| self.start_one(source, replica, plan, caller))).await;
+            if let Some(e) = started.into_iter().find_map(Result::err) {
                 return Err(self.roll_back(source, &made, caller, e).await);
             }
-            self.inventory().observe(summary_of(&replica.id, &plan.create, RunState::Running));
-            info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
-                  name = %replica.name, caller, "replica started");
         }
         let mut notes: Vec<String> = made.iter().flat_map(|(_, plan)| plan.notes.clone()).collect();
         notes.dedup();
@@ -174,14 +178,35 @@ impl Replicator {
         reservation: &Reservation,
     ) -> std::result::Result<Vec<(Replica, ClonePlan)>, (Vec<(Replica, ClonePlan)>, Error)> {
         let tag_image_id = self.tag_image_id(&source.details).await.map_err(|e| (Vec::new(), e))?;
+        let tag = tag_image_id.as_deref();
+        let indexes: Vec<usize> = (0..reservation.count()).collect();
         let mut made = Vec::new();
-        for index in 0..reservation.count() {
-            match self.create_one(source, tag_image_id.as_deref(), reservation, index).await {
-                Ok(created) => made.push(created),
-                Err(e) => return Err((made, e)),
+        let mut failure = None;
+        for chunk in indexes.chunks(PARALLEL) {
+            let results = join_all(chunk.iter().map(|index| self.create_one(source, tag, reservation, *index))).await;
+            for result in results {
+                match result {
+                    Ok(created) => made.push(created),
+                    Err(e) => failure = failure.or(Some(e)),
+                }
+            }
+            if failure.is_some() {
+                break;
             }
         }
-        Ok(made)
+        match failure {
+            None => Ok(made),
+            Some(e) => Err((made, e)),
+        }
+    }
+
+    /// Connects and starts one created clone.
+    async fn start_one(&self, source: &Source, replica: &Replica, plan: &ClonePlan, caller: &str) -> Result<()> {
+        self.connect_and_start(&replica.id, &plan.connect).await?;
+        self.inventory().observe(summary_of(&replica.id, &plan.create, RunState::Running));
+        info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
+              name = %replica.name, caller, "replica started");
+        Ok(())
     }
 
     /// Removes every clone of a failed request and hands back the failure.
