@@ -163,7 +163,7 @@ async fn main() {
     let count10 = started.elapsed();
     clear(&scope, &source_name);
     let started = Instant::now();
-    join_all((0..10).map(|i| direct.clone_once(&format!("{source_name}-ten-{i}")))).await;
+    join_all((0..10).map(|i| direct.clone_once_named(&source_name, 1010, i))).await;
     let direct10 = started.elapsed();
     clear(&scope, &source_name);
 
