@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::control::{AutoscaleHandle, GroupControl};
-use super::decide::{decide, Decision, Limits, Memory};
+use super::decide::{decide, hpa_values, Decision, Limits, Memory};
 use super::prometheus::PrometheusClient;
 use super::stats::{cpu_percent, memory_percent};
 use super::store::{rfc3339_now, DecisionView};
@@ -36,6 +36,12 @@ pub struct AutoscaleSettings {
     pub metric_ttl: Duration,
     /// Where `replicator.autoscale.metric=prometheus` groups are queried.
     pub prometheus: Option<PrometheusClient>,
+    /// CPU of a member younger than this is not counted (start-up spikes).
+    pub cpu_initialization: Duration,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The control loop; it owns its memory of each group and the scale tasks it starts.
@@ -51,9 +57,12 @@ pub struct Autoscaler {
     logged: HashMap<(String, &'static str), String>,
 }
 
-/// What one observation found: a value per running member, or why there is none.
+/// What one observation found: a value per member that counts, how many
+/// running members do not count yet, or why there is no value.
 struct Observation {
     values: Vec<Option<f64>>,
+    /// Running but not ready (or, for CPU, still initializing): HPA's "ignored" pods.
+    unready: usize,
     problem: Option<String>,
 }
 
@@ -138,7 +147,8 @@ impl Autoscaler {
                     warn!(group = %group.name(), problem, "no metric value: the group keeps its size")
                 }
             });
-            self.evaluate(group, policy, &observation.values, now);
+            let values = hpa_values(&observation.values, observation.unready, policy.target);
+            self.evaluate(group, policy, &values, now);
         }
         let unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -226,10 +236,15 @@ impl Autoscaler {
 
     /// One value per running member, `None` where there is no fresh one.
     async fn observe(&self, group: &Group, policy: &Policy) -> Observation {
+        let all_running = group.members.iter().filter(|m| m.state == MemberState::Running);
+        let initializing = |m: &&crate::inventory::Member| {
+            policy.metric == Metric::Cpu && unix_now() - m.created < self.settings.cpu_initialization.as_secs() as i64
+        };
         let running: Vec<&str> =
-            group.members.iter().filter(|m| m.state == MemberState::Running).map(|m| m.id.as_str()).collect();
+            all_running.clone().filter(|m| m.ready() && !initializing(m)).map(|m| m.id.as_str()).collect();
+        let unready = all_running.count() - running.len();
         let now = Instant::now();
-        let ok = |values: Vec<Option<f64>>| Observation { values, problem: None };
+        let ok = |values: Vec<Option<f64>>| Observation { values, unready, problem: None };
         match &policy.metric {
             Metric::Pushed(name) => {
                 let store = &self.shared.metrics;
@@ -243,7 +258,7 @@ impl Autoscaler {
                 match result {
                     // The query gives the group's total; each running member carries its share.
                     Ok(total) => ok(vec![Some(total / running.len().max(1) as f64); running.len()]),
-                    Err(problem) => Observation { values: vec![None; running.len()], problem: Some(problem) },
+                    Err(problem) => Observation { values: vec![None; running.len()], unready, problem: Some(problem) },
                 }
             }
             Metric::Cpu | Metric::Memory => {
@@ -289,6 +304,7 @@ mod tests {
             stabilization: Duration::from_secs(60),
             metric_ttl: Duration::from_secs(15),
             prometheus: None,
+            cpu_initialization: Duration::from_secs(30),
         };
         let autoscaler = Autoscaler::new(handle.clone(), telemetry, settings);
         (engine, service, handle, autoscaler)

@@ -92,10 +92,25 @@ pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32,
         };
         return (to, Some(average), reason);
     }
-    let wanted = (f64::from(current) * ratio).ceil();
+    // HPA: the members that were measured (missing ones included, ignored ones not).
+    let wanted = (values.len() as f64 * ratio).ceil();
     let desired = clamp(if wanted >= f64::from(u32::MAX) { u32::MAX } else { wanted as u32 });
     let reason = format!("average {} vs target {} over {current} members", fixed(average), plain(limits.target));
     (desired, Some(average), reason)
+}
+
+/// HPA's rule for members that are running but not ready (or, for CPU,
+/// still initializing): they count as 0 when the ready members ask to grow,
+/// and are left out when they ask to shrink, so a replica that is still
+/// starting neither hides load nor invites a runaway scale-up.
+pub fn hpa_values(ready: &[Option<f64>], unready: usize, target: f64) -> Vec<Option<f64>> {
+    let fresh: Vec<f64> = ready.iter().flatten().copied().collect();
+    let grows = !fresh.is_empty() && fresh.iter().sum::<f64>() / fresh.len() as f64 > target;
+    let mut values = ready.to_vec();
+    if grows {
+        values.extend(std::iter::repeat_n(Some(0.0), unready));
+    }
+    values
 }
 
 /// Whether a number reads better in scientific notation: a pushed 1e308
@@ -231,6 +246,17 @@ mod tests {
     fn holds_within_the_tolerance() {
         assert_eq!(recommend(3, &all(54.0, 3), &LIMITS).0, 3);
         assert_eq!(recommend(3, &all(46.0, 3), &LIMITS).0, 3);
+    }
+
+    #[test]
+    fn members_not_ready_count_as_zero_to_grow_and_are_left_out_to_shrink() {
+        assert_eq!(hpa_values(&[Some(100.0)], 1, 50.0), [Some(100.0), Some(0.0)], "growing: 0");
+        assert_eq!(hpa_values(&[Some(10.0)], 1, 50.0), [Some(10.0)], "shrinking: left out");
+        // One busy ready member and one starting: 100 and 0 average 50, at target: no runaway scale-up.
+        let values = hpa_values(&[Some(100.0)], 1, 50.0);
+        assert_eq!(recommend(2, &values, &LIMITS).0, 2);
+        // Without the rule the starting member's spike (or its absence) would double the group.
+        assert_eq!(recommend(2, &[Some(100.0), Some(100.0)], &LIMITS).0, 4);
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// How long a pushed metric value counts as fresh (default: 3 × the autoscale interval).
     #[arg(long, env = "REPLICATOR_METRIC_TTL", value_parser = duration::parse_positive)]
     pub metric_ttl: Option<Duration>,
+    /// CPU samples of a member younger than this are ignored by the autoscaler
+    /// (start-up spikes must not cause runaway scale-ups).
+    #[arg(long, env = "REPLICATOR_CPU_INITIALIZATION_PERIOD", default_value = "30s", value_parser = duration::parse)]
+    pub cpu_initialization_period: Duration,
     /// How long a scale-down waits for the balancers following `GET /v1/events`
     /// to confirm that a draining member is out, before stopping it anyway.
     #[arg(long, env = "REPLICATOR_DRAIN_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
@@ -185,6 +189,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             stabilization: args.scale_down_stabilization,
             metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
             prometheus,
+            cpu_initialization: args.cpu_initialization_period,
         },
         dry_run: args.dry_run,
         resync: args.resync_interval,

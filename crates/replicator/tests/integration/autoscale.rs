@@ -140,7 +140,8 @@ async fn a_busy_container_grows_its_group_from_the_engines_cpu_stats() {
     args.extend([image(), "sh", "-c", "while :; do :; done"]);
     scope.run("busy", &args);
     let name = scope.name("busy");
-    let server = scope.process_server(&["--autoscale-interval", "1s"]);
+    // The container's first CPU samples are ignored for the initialization period.
+    let server = scope.process_server(&["--autoscale-interval", "1s", "--cpu-initialization-period", "2s"]);
     let grown = wait_for_size(&server, &name, 2, Duration::from_secs(60)).await;
     let current = grown["autoscale"]["current"].as_f64().unwrap_or_default();
     assert!(current > 10.0, "the busy loop shows as CPU load: {grown}");
