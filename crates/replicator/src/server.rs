@@ -74,7 +74,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         config.settings,
         config.telemetry.clone(),
     );
-    let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), config.dry_run);
+    let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run);
     let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale);
 
     let cancel = CancellationToken::new();

@@ -45,7 +45,7 @@ fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>
             Settings::default(),
             Arc::new(Telemetry::default()),
         );
-        let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), false);
+        let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false);
         let app = router(AppState { service, autoscale, rate_limit: None });
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::store::{AutoscaleView, Board, DecisionView, MetricStore, Sample};
 use crate::error::{Error, Result};
+use crate::events::EventHub;
 use crate::id::ContainerRef;
 use crate::inventory::Group;
 use crate::model::StatsSample;
@@ -75,14 +76,16 @@ pub struct AutoscaleHandle {
     pub(super) control: Arc<dyn GroupControl>,
     pub(super) metrics: MetricStore,
     pub(super) board: Board,
+    /// Where decisions are announced to followers of `GET /v1/events`.
+    pub(super) events: Arc<EventHub>,
     /// `serve --dry-run`: decide and report, never apply.
     pub(super) dry_run: bool,
 }
 
 impl AutoscaleHandle {
     /// A handle over `control`; [`super::Autoscaler::new`] makes the loop that uses it.
-    pub fn new(control: Arc<dyn GroupControl>, dry_run: bool) -> Arc<Self> {
-        Arc::new(Self { control, metrics: MetricStore::default(), board: Board::default(), dry_run })
+    pub fn new(control: Arc<dyn GroupControl>, events: Arc<EventHub>, dry_run: bool) -> Arc<Self> {
+        Arc::new(Self { control, metrics: MetricStore::default(), board: Board::default(), events, dry_run })
     }
 
     /// Records every sample, or none if any is refused. Any client with a

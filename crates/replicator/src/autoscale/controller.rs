@@ -211,6 +211,9 @@ impl Autoscaler {
             dry_run,
             applied,
         };
+        if d.to != d.from {
+            self.shared.events.decision(group, serde_json::to_value(&view).unwrap_or_default());
+        }
         self.shared.board.record(group, d.desired, view);
         let log =
             |d: &Decision| info!(group, from = d.from, to = d.to, reason = %d.reason, dry_run, "autoscaler decision");
@@ -298,7 +301,7 @@ mod tests {
         let telemetry = Arc::new(Telemetry::default());
         let service =
             Replicator::new(engine.clone(), inventory, Default::default(), Settings::default(), telemetry.clone());
-        let handle = AutoscaleHandle::new(Arc::new(service.clone()), false);
+        let handle = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false);
         let settings = AutoscaleSettings {
             interval: Duration::from_secs(5),
             stabilization: Duration::from_secs(60),
@@ -334,6 +337,11 @@ mod tests {
         running_reaches(&service, 4).await;
         let decisions = handle.history("web");
         assert_eq!((decisions[0].from, decisions[0].to), (1, 4));
+        let announced = service.events().subscribe("test", None, Some(0)).backlog;
+        assert!(
+            announced.iter().any(|e| e.kind == "decision" && e.data["to"] == 4),
+            "the decision is on the event stream"
+        );
         // Members report nothing for longer than the stabilization window: no
         // scale-down on missing data.
         tokio::time::sleep(Duration::from_secs(120)).await;
