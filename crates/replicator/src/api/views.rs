@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::autoscale::store::AutoscaleView;
 use crate::autoscale::AutoscaleHandle;
 use crate::group::GroupKind;
-use crate::inventory::{Group, Member, MemberState};
+use crate::inventory::{Group, Health, Member, MemberState};
 
 /// A group as `GET /v1/groups` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -43,6 +43,10 @@ pub struct MemberView {
     pub name: String,
     /// Lifecycle state.
     pub state: MemberState,
+    /// Running and, if it has a healthcheck, healthy: routed to and counted.
+    pub ready: bool,
+    /// The engine's health report; `null` without a healthcheck.
+    pub health: Option<Health>,
     /// Not made by replicator.
     pub original: bool,
     /// RFC 3339.
@@ -76,6 +80,8 @@ impl MemberView {
             id: m.id.clone(),
             name: m.name.clone(),
             state: m.state,
+            ready: m.ready(),
+            health: m.health,
             original: m.original,
             created: rfc3339(m.created),
         }

@@ -93,8 +93,20 @@ fn bound(v: &Value) -> String {
 fn groups_table(groups: &[Value]) -> String {
     let mut rows = vec![["NAME", "KIND", "REPLICAS", "MIN", "MAX", "MEMBERS"].map(String::from).to_vec()];
     for g in groups {
-        let members: Vec<&str> =
-            g["members"].as_array().into_iter().flatten().filter_map(|m| m["name"].as_str()).collect();
+        // A member that is not simply running says what it is doing: web-3(draining).
+        let members: Vec<String> = g["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let name = m["name"].as_str()?;
+                Some(match m["state"].as_str() {
+                    Some("running") | None if m["ready"] != false => name.to_owned(),
+                    Some("running") | None => format!("{name}(not ready)"),
+                    Some(state) => format!("{name}({state})"),
+                })
+            })
+            .collect();
         rows.push(vec![
             g["name"].as_str().unwrap_or_default().to_owned(),
             g["kind"].as_str().unwrap_or_default().to_owned(),
