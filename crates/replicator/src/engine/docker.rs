@@ -397,7 +397,9 @@ impl Engine for DockerEngine {
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
         let path = format!("/containers/{}/json", encode(id));
         let inspect = self.raw(Op::InspectContainer, id, Method::GET, &path, None).await?;
-        Ok(details_from(&inspect))
+        let mut details = details_from(&inspect);
+        super::normalize::normalize(&mut details);
+        Ok(details)
     }
 
     async fn image_id(&self, reference: &str) -> EngineResult<Option<String>> {

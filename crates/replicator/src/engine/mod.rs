@@ -6,6 +6,7 @@
 pub mod connect;
 pub mod docker;
 mod error;
+pub mod normalize;
 #[cfg(test)]
 pub mod fake;
 mod transport;
