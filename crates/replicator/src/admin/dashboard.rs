@@ -15,6 +15,7 @@ use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECOND
 use crate::html::escape;
 use crate::id::GroupName;
 use crate::inventory::Group;
+use crate::model::EngineInfo;
 use crate::listener::origin;
 
 /// Seconds between automatic refreshes.
@@ -48,7 +49,7 @@ pub async fn page(State(state): State<AdminState>) -> Response {
                     decisions: state.autoscale.history(g.name()),
                 })
                 .collect();
-            Html(render(&panels, now)).into_response()
+            Html(render(&panels, state.service.inventory().engine().as_ref(), now)).into_response()
         }
         Err(e) => {
             let body = format!(
@@ -135,9 +136,20 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222;backgro
     form{display:inline}button{font-size:1em;padding:.2em .8em;margin-right:.3em}\
     .muted{color:#777}svg{background:#fff;border:1px solid #eee}";
 
-/// The whole page.
-pub fn render(panels: &[GroupPanel<'_>], now: i64) -> String {
+/// The whole page; `engine` says what the engine is, as last probed.
+pub fn render(panels: &[GroupPanel<'_>], engine: Option<&EngineInfo>, now: i64) -> String {
     let mut html = head();
+    if let Some(e) = engine {
+        let swarm = serde_json::to_value(e.swarm).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<p class=muted>engine: {} {} (API {}), swarm {}</p>",
+            escape(&e.kind),
+            escape(&e.version),
+            escape(&e.api_version),
+            swarm
+        );
+    }
     if panels.is_empty() {
         html.push_str(
             "<p class=muted>No group yet: label a container <code>replicator.enable=true</code> and replicate it.</p>",
@@ -319,7 +331,7 @@ mod tests {
     #[test]
     fn the_page_escapes_names_and_disables_buttons_at_the_bounds() {
         let g = group("web");
-        let html = render(&[panel(&g)], 1_767_225_660);
+        let html = render(&[panel(&g)], None, 1_767_225_660);
         assert!(html.contains("&lt;b&gt;web&lt;/b&gt;") && !html.contains("<b>web</b>"));
         assert!(html.contains("value=1><button title=\"scale to 1\">−"), "scale down allowed");
         assert!(html.contains("value=3><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
@@ -344,7 +356,7 @@ mod tests {
     fn a_group_with_malformed_labels_shows_why_and_offers_no_button() {
         let mut g = group("web");
         g.bounds = Err("label replicator.max=\"-1\" is not a positive integer".into());
-        let html = render(&[panel(&g)], 1_767_225_660);
+        let html = render(&[panel(&g)], None, 1_767_225_660);
         assert!(html.contains("refuses changes: label replicator.max"), "{html}");
         assert_eq!(html.matches(" disabled>").count(), 2, "both buttons disabled");
     }
