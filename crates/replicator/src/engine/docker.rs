@@ -530,14 +530,15 @@ impl Engine for DockerEngine {
     }
 
     async fn stats(&self, id: &str) -> EngineResult<StatsSample> {
-        let options = StatsOptions { stream: false, one_shot: false };
-        let first = self
-            .call(Op::Stats, id, Duration::ZERO, |d| async move {
-                let mut stream = Box::pin(d.stats(id, Some(options)));
-                stream.next().await.unwrap_or(Err(BollardError::DockerStreamError { error: "no stats".into() }))
-            })
-            .await?;
-        Ok(stats_from(&to_json(&first)))
+        let sample = self.stats_once(id).await?;
+        if sample.precpu_total != 0 || sample.presystem != 0 {
+            return Ok(sample);
+        }
+        // Podman answers a single reading without the previous one Docker
+        // takes a second before: take that second reading ourselves.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let later = self.stats_once(id).await?;
+        Ok(StatsSample { precpu_total: sample.cpu_total, presystem: sample.system, ..later })
     }
 
     async fn container_events(
@@ -553,6 +554,20 @@ impl Engine for DockerEngine {
             Ok(event_from(&to_json(&message)))
         });
         Ok(Box::pin(stream))
+    }
+}
+
+impl DockerEngine {
+    /// One `GET /containers/{id}/stats?stream=false`.
+    async fn stats_once(&self, id: &str) -> EngineResult<StatsSample> {
+        let options = StatsOptions { stream: false, one_shot: false };
+        let first = self
+            .call(Op::Stats, id, Duration::ZERO, |d| async move {
+                let mut stream = Box::pin(d.stats(id, Some(options)));
+                stream.next().await.unwrap_or(Err(BollardError::DockerStreamError { error: "no stats".into() }))
+            })
+            .await?;
+        Ok(stats_from(&to_json(&first)))
     }
 }
 
