@@ -15,8 +15,8 @@ use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECOND
 use crate::html::escape;
 use crate::id::GroupName;
 use crate::inventory::Group;
-use crate::model::EngineInfo;
 use crate::listener::origin;
+use crate::model::EngineInfo;
 
 /// Seconds between automatic refreshes.
 const REFRESH: u32 = 5;

@@ -17,12 +17,14 @@ use crate::error::Error;
 /// Buckets idle this long are forgotten.
 const IDLE: Duration = Duration::from_secs(60);
 
+/// Token buckets by client address, for `--rate-limit`.
 pub struct RateLimiter {
     per_second: f64,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
 impl RateLimiter {
+    /// `per_second` requests a second per client, with bursts of as many.
     pub fn new(per_second: f64) -> Self {
         Self { per_second, buckets: Mutex::new(HashMap::new()) }
     }

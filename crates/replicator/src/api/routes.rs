@@ -24,6 +24,7 @@ use crate::service::Replication;
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// The API's routes with their layers: content rules, JSON errors, rate limit, request ids.
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/", get(compat_missing_id))

@@ -49,15 +49,8 @@ pub async fn events(
     let guard = subscription.follower;
     let backlog = stream::iter(subscription.backlog);
     let wanted = group_name.clone();
-    let live = stream::unfold(subscription.live, |mut live| async move {
-        loop {
-            match live.recv().await {
-                Ok(event) => return Some((event, live)),
-                // Fell behind the hub: end the stream; the client resumes with Last-Event-ID.
-                Err(_) => return None,
-            }
-        }
-    });
+    // A client that fell behind the hub sees its stream end, and resumes with Last-Event-ID.
+    let live = stream::unfold(subscription.live, |mut live| async move { Some((live.recv().await.ok()?, live)) });
     let closing = hub.closing();
     let events = backlog
         .chain(live)

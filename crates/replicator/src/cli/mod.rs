@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use serve::{init_logging, LogFormat};
 pub use serve::{prepare, ServeArgs};
 
+/// The command line: one subcommand.
 #[derive(Debug, Parser)]
 #[command(name = "replicator", version, about = "Replicates Docker containers on demand, over mutual TLS")]
 pub struct Cli {

@@ -27,6 +27,7 @@ use crate::tls::{self, TlsFiles};
 /// Where `serve` keeps development certificates when given no TLS option.
 const DEFAULT_CERTS: &str = "./certs";
 
+/// `replicator serve`'s flags, each also read from a `REPLICATOR_*` variable.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address of the HTTPS API.

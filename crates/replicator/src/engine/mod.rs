@@ -6,9 +6,9 @@
 pub mod connect;
 pub mod docker;
 mod error;
-pub mod normalize;
 #[cfg(test)]
 pub mod fake;
+pub mod normalize;
 mod transport;
 
 use async_trait::async_trait;

@@ -332,7 +332,7 @@ impl Inventory {
         let mut containers = HashMap::with_capacity(listing.len());
         let mut stamps = HashMap::with_capacity(listing.len());
         for c in listing {
-            if !state.removed.get(&c.id).is_some_and(|at| *at > began) {
+            if state.removed.get(&c.id).is_none_or(|at| *at <= began) {
                 stamps.insert(c.id.clone(), stamp);
                 containers.insert(c.id.clone(), c);
             }
