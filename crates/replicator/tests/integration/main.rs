@@ -13,5 +13,6 @@ mod hardening;
 mod mtls;
 mod parity;
 mod remote;
+mod serving;
 mod swarm;
 mod system;

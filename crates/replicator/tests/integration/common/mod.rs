@@ -6,7 +6,9 @@
 
 pub mod browser;
 pub mod engine2;
+pub mod lb;
 pub mod proxy;
+pub mod tcp_proxy;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,213 @@
+//! Real programs in front of a group, for the serving tests: nginx (Debian's)
+//! fed by `replicator upstreams`, a reload command that returns only once
+//! nginx no longer routes by the old file, and wrk (Debian's) as the load.
+//! Every process started here is killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{eventually, write_file, Server, BIN};
+
+/// A child process killed (and reaped) on drop.
+pub struct Owned(pub Child);
+
+impl Owned {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An nginx master (one worker) on 127.0.0.1:port proxying `/` to the
+/// upstream `upstream` that `upstream_file` defines, with the settings that
+/// matter for losing nothing: a connect error or timeout is retried on
+/// another member (for any method), and a vanished address costs at most 1 s.
+/// Its access log says, for each request, which member(s) it went to.
+pub struct Nginx {
+    pub config: PathBuf,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, port: u16, upstream_file: &Path, upstream: &str) -> Self {
+        let config = dir.join("nginx.conf");
+        write_file(
+            &config,
+            &format!(
+                "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
+                 events {{ worker_connections 1024; }}\n\
+                 http {{\n  log_format members '$msec $status $request_method $upstream_addr';\n  \
+                 access_log {dir}/access.log members;\n  include {upstreams};\n  \
+                 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://{upstream};\n      \
+                 proxy_next_upstream error timeout;\n      proxy_connect_timeout 1s;\n    }}\n  }}\n}}\n",
+                dir = dir.display(),
+                upstreams = upstream_file.display(),
+            ),
+        );
+        let status =
+            Command::new("nginx").arg("-c").arg(&config).status().expect("nginx runs (apt-get install nginx-light)");
+        assert!(status.success(), "nginx did not start");
+        Self { config, dir: dir.to_owned(), port }
+    }
+
+    /// A reload command for the follower that answers only once the old
+    /// worker has exited: `nginx -s reload` merely signals the master, and
+    /// until the master has started workers with the new file and the old
+    /// one has finished the requests it holds, a member just taken out of
+    /// the file can still be sent requests. Acknowledging before that would
+    /// let replicator stop a member nginx still uses. `then` runs last.
+    pub fn synchronous_reload(&self, then: &str) -> String {
+        let script = self.dir.join("reload.sh");
+        write_file(
+            &script,
+            &format!(
+                "#!/bin/sh\nset -e\nmaster=$(cat {dir}/nginx.pid)\nold=$(pgrep -P \"$master\" || true)\n\
+                 nginx -c {config} -s reload\n\
+                 for pid in $old; do\n  n=0\n  while kill -0 \"$pid\" 2>/dev/null; do\n    \
+                 n=$((n+1)); [ $n -lt 500 ] || {{ echo \"old nginx worker $pid still runs\" >&2; exit 1; }}\n    \
+                 sleep 0.02\n  done\ndone\n{then}\n",
+                dir = self.dir.display(),
+                config = self.config.display(),
+            ),
+        );
+        format!("sh {}", script.display())
+    }
+
+    /// The access log: `msec status method upstream_addr` per line.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("nginx").arg("-c").arg(&self.config).args(["-s", "stop"]).stderr(Stdio::null()).status();
+    }
+}
+
+/// The `server` addresses of an nginx upstream file (not the `down` placeholder).
+pub fn upstream_servers(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("server ") && !l.contains(" down;"))
+        .filter_map(|l| l["server ".len()..].split(';').next().map(str::to_owned))
+        .collect()
+}
+
+/// `replicator upstreams --once` against the engine, so nginx has a file to start with.
+pub fn first_upstreams(group: &str, out: &Path, network: &str) {
+    let once = Command::new(BIN)
+        .args(["upstreams", "--group", group, "--out"])
+        .arg(out)
+        .args(["--port", "8080", "--network", network, "--once"])
+        .output()
+        .unwrap();
+    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+}
+
+/// `replicator upstreams --server URL` (follower `lb-1`) following `group`
+/// through `server_url` (the server's own, or a proxy in front of it),
+/// logging to `follower.log` beside `out`.
+pub fn follower(
+    server: &Server,
+    server_url: &str,
+    group: &str,
+    format: &str,
+    out: &Path,
+    network: &str,
+    reload: Option<&str>,
+) -> Owned {
+    let log = out.with_file_name("follower.log");
+    let mut command = Command::new(BIN);
+    command
+        .args(["upstreams", "--group", group, "--format", format, "--out"])
+        .arg(out)
+        .args(["--port", "8080", "--network", network, "--server", server_url, "--certs"])
+        .arg(&server.certs)
+        .args(["--follower", "lb-1"]);
+    if let Some(reload) = reload {
+        command.args(["--reload", reload]);
+    }
+    Owned(
+        command
+            .env("REPLICATOR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("replicator upstreams starts"),
+    )
+}
+
+/// A wrk run in the background; `finish` interrupts it (wrk then prints its
+/// summary, as at the end of its `-d`) and parses what it counted.
+pub struct Wrk {
+    child: Owned,
+    out: PathBuf,
+}
+
+/// What wrk counted.
+#[derive(Debug)]
+pub struct WrkSummary {
+    pub requests: u64,
+    /// The `Non-2xx or 3xx responses` and `Socket errors` lines, when present.
+    pub failures: Vec<String>,
+    pub text: String,
+}
+
+impl Wrk {
+    /// `wrk -t1 -c{connections} -d{upper_bound} -H 'Connection: close' [-s script] url`:
+    /// each request on its own connection, so that a reload closing idle
+    /// keep-alive connections is not counted as an error.
+    pub fn start(dir: &Path, label: &str, url: &str, connections: u32, script: Option<&str>) -> Self {
+        let out = dir.join(format!("wrk-{label}.out"));
+        let mut command = Command::new("wrk");
+        command.args(["-t1", &format!("-c{connections}"), "-d120s", "--timeout", "5s", "-H", "Connection: close"]);
+        if let Some(lua) = script {
+            let path = dir.join(format!("{label}.lua"));
+            write_file(&path, lua);
+            command.arg("-s").arg(path);
+        }
+        let child = command
+            .arg(url)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wrk runs (apt-get install wrk; scripts/prepare does)");
+        Self { child: Owned(child), out }
+    }
+
+    /// Still generating load (its `-d` has not run out).
+    pub fn running(&mut self) -> bool {
+        self.child.0.try_wait().unwrap().is_none()
+    }
+
+    pub fn finish(mut self) -> WrkSummary {
+        assert!(self.running(), "wrk ended before it was stopped: the load did not cover the whole test");
+        let status = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let child = &mut self.child.0;
+        let exited = eventually("wrk to print its summary", Duration::from_secs(15), || child.try_wait().unwrap());
+        assert!(exited.success(), "wrk failed: {exited}");
+        let text = std::fs::read_to_string(&self.out).unwrap();
+        let requests = text
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse::<u64>().ok()))
+            .unwrap_or_else(|| panic!("no request count in wrk's summary:\n{text}"));
+        let failures = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("Non-2xx or 3xx responses") || l.starts_with("Socket errors"))
+            .map(str::to_owned)
+            .collect();
+        WrkSummary { requests, failures, text }
+    }
+}
