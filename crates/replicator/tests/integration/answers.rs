@@ -3,11 +3,16 @@
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{docker, inspect, Scope, Server};
+use crate::common::{docker, eventually, inspect, plain_http, Engine, Scope, Server};
 
 #[tokio::test]
 async fn the_compatibility_route_answers_like_the_original() {
-    let scope = Scope::new("compat");
+    compatibility_route(Engine::Docker).await;
+}
+
+/// The original tool's route, on any engine.
+pub(crate) async fn compatibility_route(engine: Engine) {
+    let scope = Scope::on(engine, "compat");
     let source = scope.web("web", &[]);
     let server = scope.server(&[]);
     let client = server.client();
@@ -16,7 +21,7 @@ async fn the_compatibility_route_answers_like_the_original() {
     assert_eq!((done.status, done.text().as_str()), (StatusCode::OK, "done"));
     let replicas = scope.replicas_of(&scope.name("web"));
     assert_eq!(replicas.len(), 1);
-    assert_eq!(inspect(&replicas[0])["State"]["Running"], true);
+    assert_eq!(scope.inspect(&replicas[0])["State"]["Running"], true);
 
     let missing = client.get("/").await.unwrap();
     assert_eq!((missing.status, missing.text().as_str()), (StatusCode::BAD_REQUEST, "container id missing"));
@@ -205,4 +210,34 @@ async fn a_replicator_manages_only_what_its_selector_picks() {
     let mine = scope.server(&[]);
     let listed = mine.client().get("/v1/groups").await.unwrap().json();
     assert!(listed.to_string().contains(&name), "{listed}");
+}
+
+#[tokio::test]
+async fn a_clone_serves_on_its_own_published_port() {
+    clone_serves_on_its_own_port(Engine::Docker).await;
+}
+
+/// A clone of a container that publishes a port publishes its own, and answers there.
+pub(crate) async fn clone_serves_on_its_own_port(engine: Engine) {
+    let scope = Scope::on(engine, "ownport");
+    let serve_hostname = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
+    let image = engine.image();
+    scope
+        .run("web", &["--label", "replicator.enable=true", "-p", "127.0.0.1::8080", image, "sh", "-c", serve_hostname]);
+    let server = scope.server(&[]);
+    let r = server
+        .client()
+        .request(http::Method::POST, &format!("/v1/containers/{}/replicas", scope.name("web")), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let clone = r.json()["replicas"][0]["id"].as_str().unwrap().to_owned();
+    let port: u16 = scope.inspect(&clone)["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .expect("the clone publishes 8080 on a host port");
+    let answer = eventually("the clone to answer on its own port", std::time::Duration::from_secs(10), || {
+        plain_http(port, "GET", "/").filter(|(status, _)| *status == 200)
+    });
+    assert_eq!(answer.1.trim(), &clone[..12], "the clone itself answered, not the source");
 }

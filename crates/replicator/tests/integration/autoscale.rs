@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{call, eventually, image, inspect, Scope, Server};
+use crate::common::{call, eventually, image, Engine, Scope, Server};
 
 async fn group(server: &Server, name: &str) -> Value {
     call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
@@ -31,7 +31,12 @@ async fn wait_for_size(server: &Server, name: &str, want: usize, within: Duratio
 
 #[tokio::test]
 async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_after_the_window() {
-    let scope = Scope::new("autopush");
+    pushed_load_up_and_down(Engine::Docker).await;
+}
+
+/// Pushed load grows the group to its autoscale max; idleness brings it back: on any engine.
+pub(crate) async fn pushed_load_up_and_down(engine: Engine) {
+    let scope = Scope::on(engine, "autopush");
     let labels = [
         "--label",
         "replicator.max=5",
@@ -69,7 +74,7 @@ async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_af
     assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(Value::Array(idle))).await.status, StatusCode::ACCEPTED);
     let shrunk = wait_for_size(&server, &name, 1, Duration::from_secs(30)).await;
     assert_eq!(running(&shrunk), [original.as_str()], "the original survives");
-    assert_eq!(inspect(&original)["State"]["Running"], true);
+    assert_eq!(scope.inspect(&original)["State"]["Running"], true);
 
     let logs = server.logs();
     let decisions: Vec<&String> = logs.iter().filter(|l| l.contains("autoscaler decision")).collect();

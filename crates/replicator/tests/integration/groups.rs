@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{call, cli, docker, docker_try, eventually, image, inspect, Scope};
+use crate::common::{call, cli, docker, docker_try, eventually, image, inspect, Engine, Scope};
 
 fn member_names(group: &Value) -> Vec<String> {
     group["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_owned()).collect()
@@ -189,7 +189,12 @@ async fn a_slow_group_does_not_hold_up_another() {
 
 #[tokio::test]
 async fn the_cli_client_lists_scales_and_replicates() {
-    let scope = Scope::new("cli");
+    cli_lists_scales_and_replicates(Engine::Docker).await;
+}
+
+/// Replicate two, list, scale back to the source alone, refuse beyond max: on any engine.
+pub(crate) async fn cli_lists_scales_and_replicates(engine: Engine) {
+    let scope = Scope::on(engine, "cli");
     scope.web("web", &["--label", "replicator.max=4"]);
     let name = scope.name("web");
     let server = scope.server(&[]);
@@ -208,6 +213,7 @@ async fn the_cli_client_lists_scales_and_replicates() {
     let out = cli(&server, &["scale", &name, "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(scope.containers().len(), 1);
+    assert_eq!(scope.inspect(&scope.name("web"))["State"]["Running"], true, "the source is untouched");
 
     let out = cli(&server, &["scale", &name, "9"]);
     assert!(!out.status.success());
@@ -287,4 +293,39 @@ async fn labels_replicator_cannot_honour_are_refused_by_name_and_listed_with_the
     let r = call(&server, Method::POST, &replicate("loose"), None).await;
     assert_eq!(r.json()["error"]["code"], "limit_reached", "two originals already fill max 2: {}", r.text());
     assert_eq!(scope.containers().len(), 6, "nothing was created");
+}
+
+#[tokio::test]
+async fn a_member_killed_outside_replicator_is_seen_from_the_events() {
+    killed_member_seen_from_events(Engine::Docker).await;
+}
+
+/// The inventory follows the engine's events: a member killed by hand shows as exited at once.
+pub(crate) async fn killed_member_seen_from_events(engine: Engine) {
+    let scope = Scope::on(engine, "killed");
+    scope.web("web", &[]);
+    let name = scope.name("web");
+    // Re-listing an hour away: only events can tell.
+    let server = scope.server(&["--resync-interval", "1h"]);
+    let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas"), None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let replica = r.json()["replicas"][0]["id"].as_str().unwrap().to_owned();
+    scope.docker(&["kill", &replica]);
+    let client = server.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let group = client.get(&format!("/v1/groups/{name}")).await.unwrap().json();
+        let state = group["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == replica.as_str())
+            .map(|m| m["state"].clone());
+        if state == Some(json!("exited")) {
+            assert_eq!(group["replicas"], 1, "{group}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the killed member is still listed as {state:?}: {group}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -12,6 +12,7 @@ mod groups;
 mod hardening;
 mod mtls;
 mod parity;
+mod podman;
 mod remote;
 mod serving;
 mod swarm;

@@ -24,6 +24,81 @@ pub const IMAGE: &str = "replicator-test/busybox:1";
 pub const TEST_LABEL: &str = "replicator-test";
 pub const BIN: &str = env!("CARGO_BIN_EXE_replicator");
 
+/// The engines the suite runs its scenarios against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The machine's Docker engine, at the default socket.
+    Docker,
+    /// Podman's Docker-compatible API, served by `scripts/prepare`.
+    Podman,
+}
+
+/// Where `scripts/prepare` serves Podman's Docker-compatible API.
+pub const PODMAN_HOST: &str = "unix:///run/replicator-podman/podman.sock";
+
+impl Engine {
+    /// `DOCKER_HOST` for this engine (`None`: the CLI's default).
+    pub fn docker_host(self) -> Option<&'static str> {
+        match self {
+            Engine::Docker => None,
+            Engine::Podman => Some(PODMAN_HOST),
+        }
+    }
+
+    /// Runs the docker CLI against this engine; `Err(stderr)` when it fails.
+    pub fn docker_try(self, args: &[&str]) -> Result<String, String> {
+        let mut command = Command::new("docker");
+        if let Some(host) = self.docker_host() {
+            command.env("DOCKER_HOST", host);
+        }
+        let out = command.args(args).output().expect("the docker CLI runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// The same, failing the test when the CLI fails.
+    pub fn docker(self, args: &[&str]) -> String {
+        self.docker_try(args).unwrap_or_else(|e| panic!("docker {args:?} on {self:?} failed: {e}"))
+    }
+
+    /// `docker inspect` of one object.
+    pub fn inspect(self, id: &str) -> Value {
+        let text = self.docker(&["inspect", id]);
+        let mut list: Vec<Value> = serde_json::from_str(&text).expect("docker inspect prints JSON");
+        list.remove(0)
+    }
+
+    /// Makes sure the test image is in this engine's store (Podman gets a
+    /// copy of Docker's: `docker save | docker load`, no registry).
+    pub fn image(self) -> &'static str {
+        static COPIED: OnceLock<()> = OnceLock::new();
+        image();
+        if self == Engine::Podman {
+            COPIED.get_or_init(|| {
+                if self.docker_try(&["image", "inspect", IMAGE]).is_ok() {
+                    return;
+                }
+                let mut save = Command::new("docker").args(["save", IMAGE]).stdout(Stdio::piped()).spawn().unwrap();
+                let status = Command::new("docker")
+                    .env("DOCKER_HOST", PODMAN_HOST)
+                    .args(["load"])
+                    .stdin(save.stdout.take().unwrap())
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("the docker CLI runs");
+                assert!(
+                    save.wait().unwrap().success() && status.success(),
+                    "copying the test image into Podman failed (scripts/prepare starts its service)"
+                );
+            });
+        }
+        IMAGE
+    }
+}
+
 /// Runs the docker CLI; `Err(stderr)` when it fails.
 pub fn docker_try(args: &[&str]) -> Result<String, String> {
     let out = Command::new("docker").args(args).output().expect("the docker CLI runs");
@@ -85,13 +160,38 @@ pub fn image() -> &'static str {
 /// Everything one test creates carries its label and is removed on drop.
 pub struct Scope {
     pub id: String,
+    /// The engine this scope's containers live on.
+    pub engine: Engine,
 }
 
 impl Scope {
     pub fn new(test: &str) -> Self {
+        Self::on(Engine::Docker, test)
+    }
+
+    /// A scope on `engine` (the test image copied there first).
+    pub fn on(engine: Engine, test: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        image();
-        Self { id: format!("{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)) }
+        engine.image();
+        let id = format!("{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        Self { id, engine }
+    }
+
+    /// The docker CLI against this scope's engine.
+    pub fn docker(&self, args: &[&str]) -> String {
+        self.engine.docker(args)
+    }
+
+    /// `docker inspect` on this scope's engine.
+    pub fn inspect(&self, id: &str) -> Value {
+        self.engine.inspect(id)
+    }
+
+    /// `args` with `--docker-host` for this scope's engine first.
+    fn with_engine<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all: Vec<&str> = self.engine.docker_host().map(|h| vec!["--docker-host", h]).unwrap_or_default();
+        all.extend_from_slice(args);
+        all
     }
 
     pub fn label(&self) -> String {
@@ -101,7 +201,7 @@ impl Scope {
     /// A replicator managing this scope's containers only, running in this
     /// process (`replicator::server::run` on listeners bound to port 0).
     pub fn server(&self, args: &[&str]) -> Server {
-        Server::start_selecting(&self.label(), args)
+        Server::start_selecting(&self.label(), &self.with_engine(args))
     }
 
     /// The same, reaching the engine through `docker_host`.
@@ -113,7 +213,7 @@ impl Scope {
 
     /// A `replicator serve` process, for tests that read its logs, signal it or kill it.
     pub fn process_server(&self, args: &[&str]) -> Server {
-        Server::process_selecting(&self.label(), args)
+        Server::process_selecting(&self.label(), &self.with_engine(args))
     }
 
     /// The same, reaching the engine through `docker_host`.
@@ -130,7 +230,7 @@ impl Scope {
         if let Some(filter) = &filter {
             args.extend(["--filter", filter]);
         }
-        docker(&args).lines().map(str::to_owned).collect()
+        self.docker(&args).lines().map(str::to_owned).collect()
     }
 
     /// This scope's containers in `state` (`created`, `running`...).
@@ -149,7 +249,7 @@ impl Scope {
         let label = self.label();
         let mut all = vec!["run", "-d", "--name", &name, "--label", &label];
         all.extend_from_slice(args);
-        docker(&all)
+        self.docker(&all)
     }
 
     /// A long-running enabled container that serves HTTP on 8080.
@@ -162,13 +262,13 @@ impl Scope {
 
     pub fn network(&self, suffix: &str) -> String {
         let name = self.name(suffix);
-        docker(&["network", "create", "--label", &self.label(), &name]);
+        self.docker(&["network", "create", "--label", &self.label(), &name]);
         name
     }
 
     pub fn volume(&self, suffix: &str) -> String {
         let name = self.name(suffix);
-        docker(&["volume", "create", "--label", &self.label(), &name]);
+        self.docker(&["volume", "create", "--label", &self.label(), &name]);
         name
     }
 
@@ -186,19 +286,19 @@ impl Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         let filter = format!("label={}", self.label());
-        let ids = docker_try(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
+        let ids = self.engine.docker_try(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
         let ids: Vec<&str> = ids.lines().collect();
         if !ids.is_empty() {
-            let _ = docker_try(&[&["rm", "-f", "-v"], ids.as_slice()].concat());
+            let _ = self.engine.docker_try(&[&["rm", "-f", "-v"], ids.as_slice()].concat());
         }
-        let services = docker_try(&["service", "ls", "-q", "--filter", &filter]).unwrap_or_default();
+        let services = self.engine.docker_try(&["service", "ls", "-q", "--filter", &filter]).unwrap_or_default();
         for service in services.lines() {
-            let _ = docker_try(&["service", "rm", service]);
+            let _ = self.engine.docker_try(&["service", "rm", service]);
         }
         for kind in ["network", "volume"] {
-            let list = docker_try(&[kind, "ls", "-q", "--filter", &filter]).unwrap_or_default();
+            let list = self.engine.docker_try(&[kind, "ls", "-q", "--filter", &filter]).unwrap_or_default();
             for item in list.lines() {
-                let _ = docker_try(&[kind, "rm", item]);
+                let _ = self.engine.docker_try(&[kind, "rm", item]);
             }
         }
     }
