@@ -571,10 +571,15 @@ impl DockerEngine {
     }
 }
 
-/// One message of `GET /events`.
+/// One message of `GET /events`, in Docker's words: Podman says `remove`
+/// where Docker says `destroy`.
 pub fn event_from(v: &Value) -> ContainerEvent {
+    let action = match str_at(v, "Action") {
+        "remove" => "destroy",
+        other => other,
+    };
     ContainerEvent {
-        action: str_at(v, "Action").to_owned(),
+        action: action.to_owned(),
         id: v.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or_default().to_owned(),
         attributes: serde_json::from_value(v.pointer("/Actor/Attributes").cloned().unwrap_or(Value::Null))
             .unwrap_or_default(),
@@ -684,5 +689,20 @@ mod tests {
         assert!(events.iter().all(|e| e.id.len() == 64 && e.time_nano > 0));
         assert_eq!(events[0].attributes["replicator.group"], "web");
         assert_eq!(events[4].attributes["name"], "fixture-ev2", "a rename names the new name");
+    }
+
+    #[test]
+    fn podman_events_read_in_dockers_words() {
+        let path = format!("{}/tests/fixtures/podman-4.3/events.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let events: Vec<ContainerEvent> = text.lines().map(|l| event_from(&serde_json::from_str(l).unwrap())).collect();
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["create", "init", "start", "pause", "unpause", "die", "cleanup", "destroy"],
+            "remove is destroy"
+        );
+        assert_eq!(events[0].attributes["replicator.group"], "web");
+        assert_eq!(events[0].attributes["name"], "fixture-ev");
     }
 }
