@@ -101,74 +101,156 @@ const HTTP_HEALTH: [&str; 8] = [
     "0s",
 ];
 
+/// A group on its own network behind nginx, fed by `replicator upstreams
+/// --server` (with the synchronous reload), under two wrk loads.
+/// Fields drop in order: the load, the follower, nginx, replicator, files.
+struct Served {
+    gets: Option<Wrk>,
+    posts: Option<Wrk>,
+    _follower: crate::common::lb::Owned,
+    nginx: Nginx,
+    server: Server,
+    name: String,
+    upstream_file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// The group (original and `labels`) scaled to `size`, nginx answering through it.
+    async fn start(scope: &Scope, labels: &[&str], server_args: &[&str], size: u32) -> Self {
+        let network = scope.network("lb");
+        let dir = tempfile::tempdir().unwrap();
+        let www = www(dir.path());
+        let bind = format!("{}:/www:ro", www.display());
+        // The stop signal kills at once: a member that still had a request
+        // when it is stopped would lose it (a POST is not retried by nginx),
+        // so only draining first can keep the count of failures at zero.
+        let mut args = vec!["--label", "replicator.enable=true", "--network", &network];
+        args.extend(labels);
+        args.extend(["-v", &bind, "--stop-signal", "KILL"]);
+        args.extend(HTTP_HEALTH);
+        args.extend([image(), "httpd", "-f", "-p", "8080", "-h", "/www"]);
+        let original = scope.run("web", &args);
+        let name = scope.name("web");
+        wait_healthy(&original);
+        let server = scope.server(server_args);
+        scale(&server, &name, size).await;
+
+        let upstream_file = dir.path().join("upstream.conf");
+        first_upstreams(&name, &upstream_file, &network);
+        let nginx = Nginx::start(dir.path(), free_port(), &upstream_file, &name);
+        let reload = nginx.synchronous_reload("");
+        let follower = follower(&server, &server.url(), &name, "nginx", &upstream_file, &network, Some(&reload));
+        eventually("nginx to answer through the group", Duration::from_secs(10), || {
+            crate::common::plain_http(nginx.port, "GET", "/").filter(|(s, _)| *s == 200)
+        });
+        Self { gets: None, posts: None, _follower: follower, nginx, server, name, upstream_file, dir }
+    }
+
+    /// GETs answered at once and POSTs answered in 0.2 s, four connections
+    /// each, every request on its own connection.
+    fn load(&mut self) {
+        let base = format!("http://127.0.0.1:{}", self.nginx.port);
+        self.gets = Some(Wrk::start(self.dir.path(), "get", &format!("{base}/"), 4, None));
+        let post = Some("wrk.method = \"POST\"\nwrk.body = \"x\"\n");
+        self.posts = Some(Wrk::start(self.dir.path(), "post", &format!("{base}/cgi-bin/slow"), 4, post));
+    }
+
+    /// See `wait_for_traffic_to_every_member`.
+    fn wait_for_traffic(&self, count: usize, from: usize) {
+        wait_for_traffic_to_every_member(&self.nginx, &self.upstream_file, count, from);
+    }
+
+    /// Stops the load; fails on any failed request or too little load.
+    fn assert_nothing_lost(&mut self) {
+        let (mut gets, mut posts) = (self.gets.take().unwrap(), self.posts.take().unwrap());
+        assert!(gets.running() && posts.running(), "the load ended before the scaling did");
+        let (gets, posts) = (gets.finish(), posts.finish());
+        eprintln!("GET: {}\nPOST: {}", gets.text, posts.text);
+        let failed: Vec<String> = self
+            .nginx
+            .access_log()
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('5')))
+            .map(str::to_owned)
+            .collect();
+        assert!(gets.failures.is_empty(), "GETs failed: {:?}; nginx logged: {failed:?}", gets.failures);
+        assert!(posts.failures.is_empty(), "POSTs failed: {:?}; nginx logged: {failed:?}", posts.failures);
+        let total = gets.requests + posts.requests;
+        assert!(total >= 1000, "too little load: {} GETs, {} POSTs", gets.requests, posts.requests);
+        assert!(posts.requests >= 100, "too few slow POSTs to mean anything: {}", posts.requests);
+    }
+}
+
 #[tokio::test]
 async fn no_request_is_lost_while_the_group_scales_2_6_2_6_2_behind_nginx() {
     let scope = Scope::new("zeroloss");
-    let network = scope.network("lb");
-    let dir = tempfile::tempdir().unwrap();
-    let www = www(dir.path());
-    let bind = format!("{}:/www:ro", www.display());
-    // The stop signal kills at once: a member that still had a request when
-    // it is stopped would lose it (a POST is not retried by nginx), so only
-    // draining first can keep the count of failures at zero.
-    let mut args = vec!["--label", "replicator.enable=true", "--label", "replicator.max=6", "--network", &network];
-    args.extend(["-v", &bind, "--stop-signal", "KILL"]);
-    args.extend(HTTP_HEALTH);
-    args.extend([image(), "httpd", "-f", "-p", "8080", "-h", "/www"]);
-    let original = scope.run("web", &args);
-    let name = scope.name("web");
-    wait_healthy(&original);
-    let server = scope.server(&["--stop-timeout", "1s"]);
-    scale(&server, &name, 2).await;
-
-    let upstream_file = dir.path().join("upstream.conf");
-    first_upstreams(&name, &upstream_file, &network);
-    let nginx = Nginx::start(dir.path(), free_port(), &upstream_file, &name);
-    let _follower =
-        follower(&server, &server.url(), &name, "nginx", &upstream_file, &network, Some(&nginx.synchronous_reload("")));
-    let base = format!("http://127.0.0.1:{}", nginx.port);
-    eventually("nginx to answer through the group", Duration::from_secs(10), || {
-        crate::common::plain_http(nginx.port, "GET", "/").filter(|(s, _)| *s == 200)
-    });
-
-    let test_started = Instant::now();
-    let mut gets = Wrk::start(dir.path(), "get", &format!("{base}/"), 4, None);
-    let mut posts = Wrk::start(
-        dir.path(),
-        "post",
-        &format!("{base}/cgi-bin/slow"),
-        4,
-        Some("wrk.method = \"POST\"\nwrk.body = \"x\"\n"),
-    );
-    wait_for_traffic_to_every_member(&nginx, &upstream_file, 2, 0);
+    let mut served = Served::start(&scope, &["--label", "replicator.max=6"], &["--stop-timeout", "1s"], 2).await;
+    let started = Instant::now();
+    served.load();
+    served.wait_for_traffic(2, 0);
     for target in [6, 2, 6, 2] {
-        let from = nginx.access_log().len();
-        let took = scale(&server, &name, target).await;
+        let from = served.nginx.access_log().len();
+        let took = scale(&served.server, &served.name, target).await;
         eprintln!("scaled to {target} in {took:?}");
         // Load on every member before the next step: the members a
         // scale-down takes have requests to lose.
-        wait_for_traffic_to_every_member(&nginx, &upstream_file, target as usize, from);
+        served.wait_for_traffic(target as usize, from);
     }
-    assert!(gets.running() && posts.running(), "the load ended before the scaling did");
-    let (gets, posts) = (gets.finish(), posts.finish());
-    eprintln!("load and scaling took {:?}\nGET: {}\nPOST: {}", test_started.elapsed(), gets.text, posts.text);
-
-    let failed: Vec<String> = nginx
-        .access_log()
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('5')))
-        .map(str::to_owned)
-        .collect();
-    assert!(gets.failures.is_empty(), "GETs failed: {:?}; nginx logged: {failed:?}", gets.failures);
-    assert!(posts.failures.is_empty(), "POSTs failed: {:?}; nginx logged: {failed:?}", posts.failures);
-    assert!(
-        gets.requests + posts.requests >= 1000,
-        "too little load: {} GETs, {} POSTs",
-        gets.requests,
-        posts.requests
-    );
-    assert!(posts.requests >= 100, "too few slow POSTs to mean anything: {}", posts.requests);
+    eprintln!("load and scaling took {:?}", started.elapsed());
+    served.assert_nothing_lost();
     assert_eq!(scope.containers().len(), 2, "back to the original and one replica");
+}
+
+#[tokio::test]
+async fn no_request_is_lost_while_the_autoscaler_grows_and_shrinks_the_group_behind_nginx() {
+    let scope = Scope::new("autoloss");
+    let labels = [
+        "--label",
+        "replicator.max=6",
+        "--label",
+        "replicator.autoscale.metric=load",
+        "--label",
+        "replicator.autoscale.target=10",
+        "--label",
+        "replicator.autoscale.min=2",
+        "--label",
+        "replicator.autoscale.max=6",
+    ];
+    let server_args = [
+        "--stop-timeout",
+        "1s",
+        "--autoscale-interval",
+        "1s",
+        "--scale-down-stabilization",
+        "3s",
+        "--metric-ttl",
+        "60s",
+    ];
+    let mut served = Served::start(&scope, &labels, &server_args, 2).await;
+    let name = served.name.clone();
+    let started = Instant::now();
+    served.load();
+    served.wait_for_traffic(2, 0);
+    for (load, size) in [(100, 6), (0, 2), (100, 6), (0, 2)] {
+        let from = served.nginx.access_log().len();
+        let members = member_ids(&group(&served.server, &name).await);
+        let samples: Vec<Value> =
+            members.iter().map(|id| json!({ "container": id, "metric": "load", "value": load })).collect();
+        let r = call(&served.server, Method::POST, "/v1/metrics", Some(Value::Array(samples))).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        let pushed = Instant::now();
+        served.wait_for_traffic(size, from);
+        eprintln!("load {load}: {size} members in nginx after {:?}", pushed.elapsed());
+        // Members still draining are listed until they are stopped.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while member_ids(&group(&served.server, &name).await).len() != size {
+            assert!(Instant::now() < deadline, "{}", group(&served.server, &name).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("load and autoscaling took {:?}", started.elapsed());
+    served.assert_nothing_lost();
 }
 
 /// A healthcheck on a file the test creates, saying why it fails.
@@ -342,7 +424,7 @@ async fn draining_takes_a_member_out_of_nginx_before_its_stop_signal() {
     first_upstreams(&name, &upstream_file, &network);
     let nginx = Nginx::start(dir.path(), free_port(), &upstream_file, &name);
     let mark = format!(
-        "servers=$(grep -o 'server [0-9.:]*' {file} | tr '\\n' ' ')\nfor f in {logs}/*; do echo \"reload $servers\" >> \"$f\"; done",
+        "servers=$(grep -o 'server [0-9.:]*' {file} | tr '\\n' ' ')\nat=$(date +%s.%N)\nfor f in {logs}/*; do echo \"reload $at $servers\" >> \"$f\"; done",
         file = upstream_file.display(),
         logs = logs.display()
     );
@@ -375,14 +457,35 @@ async fn draining_takes_a_member_out_of_nginx_before_its_stop_signal() {
     let seen = std::fs::read_to_string(logs.join(&victim[..12])).unwrap();
     let lines: Vec<&str> = seen.lines().collect();
     let victim_address = addresses[victim].as_str();
-    let out_of_nginx = lines
+    // The reload that took it out: the first without it after the last
+    // with it (an earlier one may predate its address on the stream).
+    let lists_victim = |l: &str| l.starts_with("reload") && l.split_whitespace().any(|a| a == victim_address);
+    let last_with = lines.iter().rposition(|l| lists_victim(l)).map_or(0, |i| i + 1);
+    let out_of_nginx = lines[last_with..]
         .iter()
-        .position(|l| l.starts_with("reload") && !l.split_whitespace().any(|a| a == victim_address))
-        .unwrap_or_else(|| panic!("no reload left the member out:\n{seen}"));
-    let term = lines.iter().position(|l| *l == "TERM").unwrap_or_else(|| panic!("no stop signal:\n{seen}"));
-    assert!(lines[..out_of_nginx].contains(&"hit"), "the member served before it drained:\n{seen}");
-    assert!(!lines[out_of_nginx..].contains(&"hit"), "a request reached the member after nginx left it out:\n{seen}");
-    assert!(out_of_nginx < term, "the stop signal came before nginx left the member out:\n{seen}");
+        .position(|l| l.starts_with("reload") && !lists_victim(l))
+        .map(|i| i + last_with)
+        .unwrap_or_else(|| panic!("no reload left {victim_address} out:\n{seen}"));
+    // On failure: the member's log with runs of hits counted, what nginx
+    // sent it (end times), and the follower's log.
+    let mut told = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if *line != "hit" || lines.get(i + 1) != Some(&"hit") {
+            let run = lines[..=i].iter().rev().take_while(|l| **l == "hit").count();
+            told.push_str(&if run > 1 { format!("hit x{run}\n") } else { format!("{line}\n") });
+        }
+    }
+    let sent: Vec<String> =
+        nginx.access_log().lines().filter(|l| l.contains(victim_address)).map(str::to_owned).collect();
+    let follower_log = std::fs::read_to_string(dir.path().join("follower.log")).unwrap_or_default();
+    let context = format!(
+        "{victim_address} saw:\n{told}nginx sent it (last 5): {:?}\nfollower:\n{follower_log}",
+        &sent[sent.len().saturating_sub(5)..]
+    );
+    let term = lines.iter().position(|l| *l == "TERM").unwrap_or_else(|| panic!("no stop signal: {context}"));
+    assert!(lines[..out_of_nginx].contains(&"hit"), "the member served before it drained: {context}");
+    assert!(!lines[out_of_nginx..].contains(&"hit"), "a request reached the member after nginx left it out: {context}");
+    assert!(out_of_nginx < term, "the stop signal came before nginx left the member out: {context}");
     assert!(summary.failures.is_empty(), "{}", summary.text);
 }
 
