@@ -203,7 +203,12 @@ impl Replicator {
     /// Connects and starts one created clone.
     async fn start_one(&self, source: &Source, replica: &Replica, plan: &ClonePlan, caller: &str) -> Result<()> {
         self.connect_and_start(&replica.id, &plan.connect).await?;
-        self.inventory().observe(summary_of(&replica.id, &plan.create, RunState::Running));
+        // Its addresses exist only now: a member must not be announced ready
+        // to the balancers before they can route to it.
+        match self.engine().inspect_container(&replica.id).await {
+            Ok(details) => self.inventory().record(details.summary()),
+            Err(_) => self.inventory().observe(summary_of(&replica.id, &plan.create, RunState::Running)),
+        }
         info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
               name = %replica.name, caller, "replica started");
         Ok(())
