@@ -115,8 +115,12 @@ pub struct EventHub {
 
 impl Default for EventHub {
     fn default() -> Self {
+        // Ids start from the clock, so a client resuming with an id from an
+        // earlier process gets a snapshot rather than another numbering's events.
+        let epoch =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         Self {
-            state: Mutex::default(),
+            state: Mutex::new(State { next_id: epoch << 10, ..State::default() }),
             live: broadcast::channel(KEPT).0,
             progress: watch::channel(0).0,
             closing: CancellationToken::new(),
@@ -149,6 +153,7 @@ impl EventHub {
         self.closing.clone()
     }
 
+    /// Call with the state lock held, so events go out in id order.
     fn publish(&self, events: Vec<Arc<Event>>) {
         if events.is_empty() {
             return;
@@ -186,6 +191,10 @@ impl EventHub {
                 let event = state.push("member", group.name(), member_data(group.name(), change, record));
                 if change == "draining" {
                     state.draining.insert(id.clone(), (group.name().to_owned(), event.id));
+                } else if record.state != MemberState::Draining {
+                    // A drain that ended without a removal (a failed stop) must not
+                    // vouch for the next one.
+                    state.draining.remove(id);
                 }
                 events.push(event);
             }
@@ -199,15 +208,18 @@ impl EventHub {
         for group in gone {
             for record in state.members.remove(&group).unwrap_or_default().values() {
                 events.push(state.push("member", &group, member_data(&group, "removed", record)));
+                state.draining.remove(&record.id);
             }
         }
-        drop(state);
+        // Sent in id order: a follower never sees an event before an earlier one.
         self.publish(events);
+        drop(state);
     }
 
     /// Publishes an autoscaler decision.
     pub fn decision(&self, group: &str, data: Value) {
-        let event = self.lock().push("decision", group, data);
+        let mut state = self.lock();
+        let event = state.push("decision", group, data);
         self.publish(vec![event]);
     }
 
@@ -219,15 +231,19 @@ impl EventHub {
         let oldest = state.kept.front().map_or(state.next_id + 1, |e| e.id);
         let backlog = match last_id {
             // Nothing missed is lost: replay what came after.
-            Some(last) if last + 1 >= oldest && last <= state.next_id => {
+            Some(last) if last.saturating_add(1) >= oldest && last <= state.next_id => {
                 state.kept.iter().filter(|e| e.id > last).cloned().collect()
             }
             _ => vec![snapshot(&state, group)],
         };
         state.next_follower += 1;
         let key = state.next_follower;
-        let acked = backlog.first().map_or(state.next_id, |e| e.id.saturating_sub(1));
-        state.followers.insert(key, Follower { name: name.to_owned(), group: group.map(str::to_owned), acked });
+        // Only a named follower acknowledges, and only it is waited for: an
+        // observer (a script, curl) never holds up a scale-down.
+        if !name.is_empty() {
+            let acked = backlog.first().map_or(state.next_id, |e| e.id.saturating_sub(1));
+            state.followers.insert(key, Follower { name: name.to_owned(), group: group.map(str::to_owned), acked });
+        }
         drop(state);
         Subscription { backlog, live, follower: FollowerGuard { hub: self.clone(), key } }
     }

@@ -12,7 +12,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{json, query, AppState, PeerIdentity};
+use super::{json, query, AppState};
 use crate::events::Event;
 use crate::id::GroupName;
 use crate::quote::clip;
@@ -22,21 +22,21 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The stream: what was missed since `Last-Event-ID` (or a snapshot), then
 /// every event as it happens; `?group=NAME` for one group, `?follower=NAME`
-/// to be waited for by scale-downs once acknowledging.
+/// to acknowledge, and be waited for by scale-downs.
 pub async fn events(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<PeerIdentity>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let q = query::parse(raw.as_deref(), &["group", "follower"])?;
     let group = q.get("group").map(GroupName::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Unnamed clients observe; named followers acknowledge and are waited for.
     let follower = match q.get("follower") {
         Some(name) => GroupName::parse(name)
             .map_err(|_| ApiError::bad_request(format!("follower {:?} is not a name like nginx-1", clip(name))))?
             .as_str()
             .to_owned(),
-        None => peer.map(|axum::Extension(p)| p.common_name).unwrap_or_default(),
+        None => String::new(),
     };
     let last_id = match headers.get("last-event-id").map(|v| v.to_str().map(str::parse::<u64>)) {
         None => None,

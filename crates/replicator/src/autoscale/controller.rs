@@ -331,13 +331,17 @@ mod tests {
     async fn pushed_load_grows_the_group_and_missing_values_never_shrink_it() {
         let (_engine, service, handle, autoscaler) = autoscaled(&LABELS).await;
         let cancel = CancellationToken::new();
+        let mut stream = service.events().subscribe("", None, None);
         let running = tokio::spawn(autoscaler.run(cancel.clone()));
         let web = ContainerRef::parse("web").unwrap();
         handle.push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }]).await.unwrap();
         running_reaches(&service, 4).await;
         let decisions = handle.history("web");
         assert_eq!((decisions[0].from, decisions[0].to), (1, 4));
-        let announced = service.events().subscribe("test", None, Some(0)).backlog;
+        let mut announced = Vec::new();
+        while let Ok(event) = stream.live.try_recv() {
+            announced.push(event);
+        }
         assert!(
             announced.iter().any(|e| e.kind == "decision" && e.data["to"] == 4),
             "the decision is on the event stream"

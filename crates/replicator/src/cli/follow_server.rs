@@ -21,6 +21,10 @@ use crate::upstreams::{backend, Backend};
 
 /// The pause before reconnecting after the stream ended or failed.
 const RECONNECT: Duration = Duration::from_secs(1);
+/// Longest the stream may stay silent (it carries a keep-alive every 15 s).
+const SILENCE: Duration = Duration::from_secs(45);
+/// Longest an acknowledgement may take.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One parsed server-sent event.
 #[derive(Debug, Default, PartialEq)]
@@ -101,7 +105,8 @@ async fn follow_once(
     anyhow::ensure!(response.status().is_success(), "the server answered {}", response.status());
     let mut body = response.into_body();
     let mut buffer = BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    // The server sends a comment every 15 s: a silent minute is a dead connection.
+    while let Some(frame) = tokio::time::timeout(SILENCE, body.frame()).await.context("the event stream went silent")? {
         let Ok(data) = frame?.into_data() else { continue };
         buffer.extend_from_slice(&data);
         let mut acted_on = None;
@@ -123,10 +128,11 @@ async fn follow_once(
 
 async fn acknowledge(client: &ApiClient, follower: &str, id: u64) {
     let body = json!({ "follower": follower, "id": id });
-    match client.request(Method::POST, "/v1/events/ack", Some(&body)).await {
-        Ok(r) if r.status.is_success() => {}
-        Ok(r) => warn!(status = %r.status, body = %r.text(), "acknowledgement refused"),
-        Err(e) => warn!(error = %e, "cannot acknowledge"),
+    match tokio::time::timeout(ACK_TIMEOUT, client.request(Method::POST, "/v1/events/ack", Some(&body))).await {
+        Ok(Ok(r)) if r.status.is_success() => {}
+        Ok(Ok(r)) => warn!(status = %r.status, body = %r.text(), "acknowledgement refused"),
+        Ok(Err(e)) => warn!(error = %e, "cannot acknowledge"),
+        Err(_) => warn!("acknowledgement timed out"),
     }
 }
 

@@ -50,7 +50,8 @@ pub struct UpstreamsArgs {
     /// Client certificates for --server (ca.pem, cert.pem, key.pem).
     #[arg(long, env = "REPLICATOR_CERTS", default_value = "./certs")]
     certs: PathBuf,
-    /// This follower's name in acknowledgements (default: upstreams-<group>-<pid>).
+    /// This follower's name in acknowledgements, unique per balancer (default:
+    /// upstreams-<pid>-<start time>, unique even for PID 1 in many containers).
     #[arg(long)]
     follower: Option<String>,
     /// Re-read the group this often even without events.
@@ -131,7 +132,7 @@ impl From<&UpstreamsArgs> for Output {
             network: args.network.clone(),
             reload: args.reload.clone(),
             certs: args.certs.clone(),
-            follower: args.follower.clone().unwrap_or_else(|| format!("upstreams-{}", std::process::id())),
+            follower: args.follower.clone().unwrap_or_else(unique_follower_name),
             once: args.once,
         }
     }
@@ -182,6 +183,12 @@ impl Output {
             },
         }
     }
+}
+
+/// A name no other follower has: each balancer must acknowledge for itself.
+fn unique_follower_name() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("upstreams-{}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
 
 /// Write beside, then rename: a reader never sees half a file.

@@ -21,6 +21,10 @@ use crate::model::{ContainerEvent, ContainerSummary, ListQuery, RunState, SwarmR
 const RETRY: Duration = Duration::from_secs(2);
 /// How long the engine's view may lag behind its own `die` event.
 const SETTLE: Duration = Duration::from_millis(500);
+/// How far before a listing its events are asked for: the engine's listing
+/// may not yet show what an event just announced, so the events of the last
+/// moments are applied again after it (applying one twice is harmless).
+const REPLAY: Duration = Duration::from_secs(3);
 
 /// Feeds an [`Inventory`] from an engine.
 pub struct Informer {
@@ -41,13 +45,13 @@ impl Informer {
     /// Runs until `cancel`: list, follow, re-list.
     pub async fn run(self, cancel: CancellationToken) {
         let mut logged_down = false;
+        // A listing made just before (server::run's first look) is not made twice.
+        let mut listed = self.listed_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         loop {
             // Events are asked for from before the listing, so none falls between.
-            let listed = self.listed_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            let since = listed.unwrap_or_else(unix_nanos_now);
-            let listing = match listed {
-                Some(_) => Ok(()),
-                None => self.resync().await,
+            let (since, listing) = match listed.take() {
+                Some(at) => (at, Ok(())),
+                None => (replay_from(), self.list().await),
             };
             match listing {
                 Ok(()) if logged_down => {
@@ -81,7 +85,7 @@ impl Informer {
 
     /// One full listing of containers (and Swarm services on a manager).
     pub async fn resync(&self) -> EngineResult<()> {
-        let began = unix_nanos_now();
+        let began = replay_from();
         self.list().await?;
         *self.listed_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(began);
         Ok(())
@@ -246,6 +250,11 @@ async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool
         () = tokio::time::sleep(duration) => false,
         () = cancel.cancelled() => true,
     }
+}
+
+/// The instant events are asked for from, before a listing.
+fn replay_from() -> i64 {
+    unix_nanos_now().saturating_sub(REPLAY.as_nanos() as i64)
 }
 
 /// Now, in the unit of the engine's event timestamps.
