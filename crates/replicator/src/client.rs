@@ -107,7 +107,7 @@ impl ApiClient {
             None => Bytes::new(),
         };
         let req = req.body(Full::new(payload)).map_err(|e| fail(e.to_string()))?;
-        let response = self.client.request(req).await.map_err(|e| fail(error_chain(&e)))?;
+        let response = self.client.request(req).await.map_err(|e| fail(crate::error::chain(&e)))?;
         let status = response.status();
         let body = response.into_body().collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
         Ok(ApiResponse { status, body })
@@ -127,25 +127,13 @@ impl ApiClient {
             req = req.header(*name, value.as_str());
         }
         let req = req.body(Full::new(Bytes::new())).map_err(|e| fail(e.to_string()))?;
-        self.client.request(req).await.map_err(|e| fail(error_chain(&e)))
+        self.client.request(req).await.map_err(|e| fail(crate::error::chain(&e)))
     }
 
     /// A `GET` of `path` without a body.
     pub async fn get(&self, path: &str) -> Result<ApiResponse, ClientError> {
         self.request(Method::GET, path, None).await
     }
-}
-
-/// hyper's errors say "client error (Connect)"; the cause is further down.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// A client config without any client certificate (for tests of refusal).

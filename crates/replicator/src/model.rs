@@ -38,6 +38,10 @@ pub struct ContainerDetails {
     pub health: Option<Health>,
     /// The last healthcheck's output, to say why a member is not ready.
     pub health_output: Option<String>,
+    /// Never started since it was created (`State.StartedAt` is the zero
+    /// time): what reconcile removes. A container Podman reset to "created"
+    /// after a reboot has started before, and stays.
+    pub never_started: bool,
 }
 
 impl ContainerDetails {

@@ -1,8 +1,9 @@
 //! The whole server as a library call, in the style of mini-redis:
 //! [`run`] takes bound listeners and a shutdown future, starts every
-//! background task under one cancellation token and one `JoinSet`, and on
-//! shutdown stops them all and waits for each (requests in flight finish,
-//! scale changes the autoscaler started finish).
+//! background task under cancellation tokens and `JoinSet`s, and on
+//! shutdown stops them in phases and waits for each (scale changes the
+//! autoscaler started finish, then requests in flight, then the inventory's
+//! own tasks).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,26 +78,57 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run);
     let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale);
 
-    let cancel = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    tasks.spawn(informer.run(cancel.clone()));
-    tasks.spawn(events.clone().follow(inventory, cancel.clone()));
-    tasks.spawn(service.clone().keep_reconciling(cancel.clone()));
-    tasks.spawn(autoscaler.run(cancel.clone()));
+    // Stopped in this order, each phase awaited: the autoscaler (its changes
+    // finish while balancers still follow), then the listeners (requests in
+    // flight finish while the inventory still follows the engine), then the
+    // inventory's own tasks.
+    let (autoscaling, serving, background) =
+        (CancellationToken::new(), CancellationToken::new(), CancellationToken::new());
+    let mut background_tasks = JoinSet::new();
+    background_tasks.spawn(informer.run(background.clone()));
+    background_tasks.spawn(events.clone().follow(inventory, background.clone()));
+    background_tasks.spawn(service.clone().keep_reconciling(background.clone()));
+    let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
+    let mut listeners_tasks = JoinSet::new();
     let admin_router = admin::router(AdminState { service: service.clone(), autoscale: autoscale.clone() });
     let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };
-    tasks.spawn(admin::serve(listeners.admin, admin_router, admin_options, cancel.clone().cancelled_owned()));
+    listeners_tasks.spawn(admin::serve(
+        listeners.admin,
+        admin_router,
+        admin_options,
+        serving.clone().cancelled_owned(),
+    ));
     let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
     let app = api::router(AppState { service, autoscale, rate_limit });
     let telemetry = config.telemetry.clone();
-    tasks.spawn(api::serve(listeners.api, config.tls, app, config.server, telemetry, cancel.clone().cancelled_owned()));
+    listeners_tasks.spawn(api::serve(
+        listeners.api,
+        config.tls,
+        app,
+        config.server,
+        telemetry,
+        serving.clone().cancelled_owned(),
+    ));
 
     shutdown.await;
-    cancel.cancel();
+    autoscaling.cancel();
+    if let Err(e) = autoscaler.await {
+        warn!(error = %e, "the autoscaler failed during shutdown");
+    }
+    // Event streams end first: they would hold the listeners' graceful drain open.
+    events.close();
+    serving.cancel();
+    join_all_of(&mut listeners_tasks).await;
+    background.cancel();
+    join_all_of(&mut background_tasks).await;
+    info!("stopped");
+}
+
+/// Waits for every task of `tasks`, logging the ones that failed.
+async fn join_all_of(tasks: &mut JoinSet<()>) {
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {
             warn!(error = %e, "a task failed during shutdown");
         }
     }
-    info!("stopped");
 }

@@ -118,6 +118,11 @@ impl Autoscaler {
         };
         let now = Instant::now();
         self.shared.metrics.prune(self.settings.metric_ttl, now);
+        // Groups come and go (compose projects, CI runs): forget the ones gone.
+        let present: std::collections::HashSet<&str> = groups.iter().map(|g| g.name()).collect();
+        self.memories.retain(|name, _| present.contains(name.as_str()));
+        self.logged.retain(|(name, _), _| present.contains(name.as_str()));
+        self.shared.board.retain(&present);
         for g in groups.iter() {
             let size = self.telemetry.group_size.get_or_create(&GroupLabel { group: g.name().to_owned() });
             size.set(g.running() as i64);
@@ -174,7 +179,8 @@ impl Autoscaler {
         let limits = self.limits(policy);
         let window = self.settings.stabilization;
         let memory = self.memories.entry(group.name().to_owned()).or_insert_with(|| Memory::new(window));
-        let d = decide(memory, now, group.running() as u32, values, &limits);
+        // The size the service scales from: members holding a place, not only those running.
+        let d = decide(memory, now, group.size() as u32, values, &limits);
         let dry_run = policy.dry_run || self.shared.dry_run;
         self.report(group.name(), &d, dry_run);
         if d.to == d.from || dry_run {

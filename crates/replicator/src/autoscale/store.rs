@@ -148,6 +148,11 @@ impl Board {
         series.push_back(sample);
     }
 
+    /// Forgets the groups not in `present`.
+    pub fn retain(&self, present: &std::collections::HashSet<&str>) {
+        self.groups.lock().expect("board lock").retain(|name, _| present.contains(name.as_str()));
+    }
+
     /// The metric value of the latest decision.
     pub fn latest_value(&self, group: &str) -> Option<f64> {
         let groups = self.groups.lock().expect("board lock");

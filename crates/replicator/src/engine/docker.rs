@@ -175,7 +175,7 @@ fn map_error(op: Op, object: &str, e: BollardError) -> EngineError {
         | BollardError::SocketNotFoundError(_)
         | BollardError::HyperResponseError { .. }) => {
             let kind = if untrusted_certificate(&e) { ErrorKind::Untrusted } else { ErrorKind::Unavailable };
-            (kind, format!("cannot reach the Docker engine: {}", error_chain(&e)))
+            (kind, format!("cannot reach the Docker engine: {}", crate::error::chain(&e)))
         }
         e => (ErrorKind::Rejected, e.to_string()),
     };
@@ -191,20 +191,6 @@ fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
     let inner =
         e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &(dyn std::error::Error + 'static));
     inner.or_else(|| e.source()).is_some_and(untrusted_certificate)
-}
-
-/// hyper says "client error (Connect)"; the cause (refused, TLS...) is further down.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.ends_with(&next) {
-            text = format!("{text}: {next}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
@@ -243,6 +229,10 @@ pub fn details_from(inspect: &Value) -> ContainerDetails {
             .and_then(Value::as_array)
             .and_then(|log| log.last())
             .map(|entry| str_at(entry, "Output").trim().to_owned()),
+        never_started: inspect
+            .pointer("/State/StartedAt")
+            .and_then(Value::as_str)
+            .is_none_or(|at| at.is_empty() || at.starts_with("0001-01-01")),
     }
 }
 
@@ -571,15 +561,10 @@ impl DockerEngine {
     }
 }
 
-/// One message of `GET /events`, in Docker's words: Podman says `remove`
-/// where Docker says `destroy`.
+/// One message of `GET /events`, in Docker's words (see [`super::normalize`]).
 pub fn event_from(v: &Value) -> ContainerEvent {
-    let action = match str_at(v, "Action") {
-        "remove" => "destroy",
-        other => other,
-    };
     ContainerEvent {
-        action: action.to_owned(),
+        action: super::normalize::event_action(str_at(v, "Action")).to_owned(),
         id: v.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or_default().to_owned(),
         attributes: serde_json::from_value(v.pointer("/Actor/Attributes").cloned().unwrap_or(Value::Null))
             .unwrap_or_default(),
@@ -640,6 +625,10 @@ mod tests {
             d.published.iter().map(|p| (p.container_port, p.protocol.as_str(), p.host_ip.as_str())).collect();
         assert_eq!(bound, [(8080, "tcp", "0.0.0.0"), (8080, "tcp", "::")], "one binding per address family");
         assert!(d.summary().created > 1_700_000_000, "RFC 3339 with nanoseconds parses");
+        assert!(!d.never_started, "it runs: it has started");
+        let mut created = inspect();
+        created["State"]["StartedAt"] = "0001-01-01T00:00:00Z".into();
+        assert!(details_from(&created).never_started, "the zero time: never started");
     }
 
     #[test]

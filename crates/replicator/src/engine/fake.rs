@@ -314,7 +314,8 @@ impl Engine for FakeEngine {
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default();
-        Ok(ContainerDetails { created, ..c.details })
+        let never_started = c.details.state == RunState::Created;
+        Ok(ContainerDetails { created, never_started, ..c.details })
     }
 
     async fn image_id(&self, reference: &str) -> EngineResult<Option<String>> {

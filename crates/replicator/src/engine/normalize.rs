@@ -33,6 +33,15 @@ fn default_network(details: &mut ContainerDetails) {
     }
 }
 
+/// An event's action in Docker's words: Podman says `remove` where Docker
+/// says `destroy` (Docker never says `remove` of a container).
+pub fn event_action(action: &str) -> &str {
+    match action {
+        "remove" => "destroy",
+        other => other,
+    }
+}
+
 /// `RLIMIT_NOFILE` → `nofile`; Docker's names pass unchanged.
 fn ulimit_name(name: &str) -> String {
     match name.strip_prefix("RLIMIT_") {

@@ -60,6 +60,11 @@ struct State {
 }
 
 impl State {
+    fn names_in_use(&self) -> HashSet<String> {
+        let names = self.containers.values().map(|c| c.name.clone());
+        names.chain(self.intents.values().map(|i| i.name.clone())).collect()
+    }
+
     fn touch(&mut self) -> u64 {
         self.stamp += 1;
         self.stamp
@@ -187,9 +192,7 @@ impl Inventory {
 
     /// Names in use by any container, or reserved for one being created.
     pub fn names_in_use(&self) -> HashSet<String> {
-        let state = self.lock();
-        let names = state.containers.values().map(|c| c.name.clone());
-        names.chain(state.intents.values().map(|i| i.name.clone())).collect()
+        self.lock().names_in_use()
     }
 
     /// Replicas of requests that were cut off (replicator died before it
@@ -234,8 +237,7 @@ impl Inventory {
         if size + count > max {
             return None;
         }
-        let mut taken: HashSet<String> = state.containers.values().map(|c| c.name.clone()).collect();
-        taken.extend(state.intents.values().map(|i| i.name.clone()));
+        let mut taken = state.names_in_use();
         let mut keys = Vec::new();
         for _ in 0..count {
             let name = naming.next_free(&taken);
@@ -464,13 +466,14 @@ impl Reservation {
     /// Swaps the name reserved as `index` (taken meanwhile) for the next free one.
     pub fn rename(&self, index: usize, naming: &crate::group::Naming) -> String {
         let mut state = self.inventory.lock();
-        let mut taken: HashSet<String> = state.containers.values().map(|c| c.name.clone()).collect();
-        taken.extend(state.intents.values().map(|i| i.name.clone()));
+        let taken = state.names_in_use();
         let name = naming.next_free(&taken);
         if let Some(intent) = self.keys.get(index).and_then(|k| state.intents.get_mut(k)) {
             intent.name = name.clone();
         }
-        state.touch();
+        let stamp = state.touch();
+        drop(state);
+        self.inventory.changed(stamp);
         name
     }
 }

@@ -29,7 +29,7 @@ impl Replicator {
         for c in abandoned.iter().filter(|c| c.state == RunState::Created) {
             // The inventory may be stale: a request goes only if a replica is still never started.
             match self.engine().inspect_container(&c.id).await {
-                Ok(d) if d.state == RunState::Created => {
+                Ok(d) if d.state == RunState::Created && d.never_started => {
                     confirmed.insert(request_of(c));
                 }
                 Ok(_) => {}

@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use tracing::{info, warn};
 
-use super::{detached, Replicator};
+use super::{detached, Replica, Replicator};
 use crate::error::{Error, Result};
 use crate::group::{Bounds, GroupKind};
 use crate::inventory::{Group, MemberState};
@@ -33,39 +33,40 @@ impl Replicator {
     ) -> Result<Group> {
         let group = self.group(name).await?;
         check_target(&group, target)?;
-        // Held for the whole change: two scale requests never interleave.
-        let _locked = self.inner.locks.lock(name).await;
-        let group = self.group(name).await?;
-        check_target(&group, target)?;
-        match group.kind() {
-            GroupKind::Swarm => self.scale_service(&group, target, caller).await?,
-            _ => self.scale_containers(&group, target as usize, caller, ready_within).await?,
+        let created = {
+            // Held for the change itself: two scale requests never interleave;
+            // waiting for readiness happens after, without holding the group.
+            let _locked = self.inner.locks.lock(name).await;
+            let group = self.group(name).await?;
+            check_target(&group, target)?;
+            match group.kind() {
+                GroupKind::Swarm => self.scale_service(&group, target, caller).await.map(|()| Vec::new())?,
+                _ => self.scale_containers(&group, target as usize, caller).await?,
+            }
+        };
+        if let (Some(within), false) = (ready_within, created.is_empty()) {
+            self.all_ready_or_none(&created, within).await?;
         }
         self.group(name).await
     }
 
-    async fn scale_containers(
-        &self,
-        group: &Group,
-        target: usize,
-        caller: &str,
-        ready_within: Option<std::time::Duration>,
-    ) -> Result<()> {
+    /// Creates or removes members; returns the replicas it created.
+    async fn scale_containers(&self, group: &Group, target: usize, caller: &str) -> Result<Vec<Replica>> {
         let name = group.name();
         let size = group.size();
+        let mut created = Vec::new();
         if target > size {
-            let source = group.clone_source().ok_or_else(|| Error::GroupNotFound(name.to_owned()))?;
+            let source = group
+                .clone_source()
+                .ok_or_else(|| Error::Conflict(format!("group {name} has no live member to clone")))?;
             let details = self.engine().inspect_container(&source.id).await?;
             let source = self.source_from(details).await?;
             let reservation = self.reserve(&source, target - size)?;
             let started = std::time::Instant::now();
-            let created = self.create_replicas(&source, reservation, caller).await;
-            let outcome = if created.is_ok() { "created" } else { "failed" };
+            let result = self.create_replicas(&source, reservation, caller).await;
+            let outcome = if result.is_ok() { "created" } else { "failed" };
             self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
-            let replication = created?;
-            if let Some(within) = ready_within {
-                self.all_ready_or_none(&replication.replicas, within).await?;
-            }
+            created = result?.replicas;
         } else if target < size {
             let victims: Vec<String> = group.newest_replicas(size - target).iter().map(|m| m.id.clone()).collect();
             if victims.len() < size - target {
@@ -84,7 +85,7 @@ impl Replicator {
             outcomes.into_iter().collect::<Result<Vec<()>>>()?;
         }
         info!(group = name, from = size, to = target, caller, "group scaled");
-        Ok(())
+        Ok(created)
     }
 
     /// Stops with the container's own stop signal, then removes it. A
