@@ -1,58 +1,14 @@
 //! `replicator upstreams` behind a real nginx (Debian's): traffic reaches a new
 //! replica within 2 s of its start and stops reaching a removed one.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
+use crate::common::lb::{Nginx, Owned as Follower};
 use crate::common::{call, eventually, free_port, image, inspect, plain_http, write_file, Scope, BIN};
-
-struct Nginx {
-    config: String,
-}
-
-impl Nginx {
-    fn start(dir: &Path, port: u16, upstream_file: &Path, upstream: &str) -> Self {
-        let config = dir.join("nginx.conf");
-        write_file(
-            &config,
-            &format!(
-                "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\n\
-                 http {{\n  access_log off;\n  include {upstreams};\n\
-                 server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://{upstream}; proxy_connect_timeout 1s; }} }}\n}}\n",
-                dir = dir.display(),
-                upstreams = upstream_file.display(),
-            ),
-        );
-        let config = config.display().to_string();
-        let status =
-            Command::new("nginx").args(["-c", &config]).status().expect("nginx runs (apt-get install nginx-light)");
-        assert!(status.success(), "nginx did not start");
-        Self { config }
-    }
-
-    fn reload_command(&self) -> String {
-        format!("nginx -c {} -s reload", self.config)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("nginx").args(["-c", &self.config, "-s", "stop"]).status();
-    }
-}
-
-struct Follower(Child);
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One request through nginx: the hostname of the member that answered.
 fn through(port: u16) -> Option<String> {
@@ -86,7 +42,7 @@ async fn nginx_follows_the_group_through_the_generated_upstreams() {
         Command::new(BIN)
             .args(["upstreams", "--group", &name, "--format", "nginx", "--out"])
             .arg(&upstream_file)
-            .args(["--port", "8080", "--network", &network, "--reload", &nginx.reload_command()])
+            .args(["--port", "8080", "--network", &network, "--reload", &nginx.synchronous_reload("")])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("follower.log")).unwrap())
             .spawn()
