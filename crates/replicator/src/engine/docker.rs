@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
-use bollard::models::{EndpointSettings, NetworkConnectRequest, ServiceSpec};
+use bollard::models::{EndpointSettings, NetworkConnectRequest};
 use bollard::query_parameters::{
     EventsOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions, StatsOptions, StopContainerOptions,
-    UpdateServiceOptions,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::stream::BoxStream;
@@ -486,17 +485,11 @@ impl Engine for DockerEngine {
     }
 
     async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()> {
-        let invalid = |why: String| EngineError::new(Op::UpdateService, id, ErrorKind::Rejected, why);
-        let spec: ServiceSpec = serde_json::from_value(Value::Object(spec.clone()))
-            .map_err(|e| invalid(format!("the service spec cannot be encoded: {e}")))?;
-        let version = i32::try_from(version).map_err(|_| invalid("service version out of range".into()))?;
-        let options = UpdateServiceOptions { version, ..Default::default() };
-        let result =
-            self.call(Op::UpdateService, id, Duration::ZERO, |d| async move {
-                d.update_service(id, spec, options, None).await
-            })
-            .await;
-        match result {
+        // Raw JSON, as for containers: spec fields bollard's model does not
+        // know must survive a scale, or Swarm would roll every task.
+        let path = format!("/services/{}/update?version={version}", encode(id));
+        let body = Value::Object(spec.clone());
+        match self.raw(Op::UpdateService, id, Method::POST, &path, Some(&body)).await {
             Ok(_) => Ok(()),
             // Swarm answers a stale version with a 500 whose only sign is this
             // text (no status code of its own): it is a conflict to retry.
