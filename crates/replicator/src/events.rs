@@ -345,35 +345,13 @@ fn snapshot(state: &State, group: Option<&str>) -> Arc<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::{Bounds, GroupIdentity, GroupKind, Naming};
 
     fn member(id: &str, state: MemberState, health: Option<Health>) -> Member {
-        Member {
-            id: id.into(),
-            name: format!("web-{id}"),
-            state,
-            health,
-            original: false,
-            created: 0,
-            networks: Default::default(),
-            published: Vec::new(),
-        }
+        Member { health, ..Member::for_test(id, state) }
     }
 
     fn group(members: Vec<Member>) -> Group {
-        Group {
-            identity: GroupIdentity {
-                name: "web".into(),
-                kind: GroupKind::Containers,
-                original_id: "o".into(),
-                naming: Naming::Suffix("web".into()),
-            },
-            bounds: Ok(Bounds { min: 1, max: 5 }),
-            members,
-            policy: None,
-            conflict: None,
-            service: None,
-        }
+        Group::for_test("web", members)
     }
 
     fn changes(events: &[Arc<Event>]) -> Vec<(String, String)> {

@@ -12,9 +12,8 @@ use super::{router, AppState};
 use crate::autoscale::AutoscaleHandle;
 use crate::engine::fake::FakeEngine;
 use crate::id::{ContainerRef, GroupName};
-use crate::inventory::{Informer, Inventory, Scope};
-use crate::service::{Replicator, Settings};
-use crate::telemetry::Telemetry;
+use crate::inventory::Scope;
+use crate::service::Replicator;
 
 fn encode(segment: &str) -> String {
     segment
@@ -35,16 +34,8 @@ fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let engine = Arc::new(FakeEngine::default());
-        let inventory = Inventory::new(Scope::default());
-        Informer::new(engine.clone(), inventory.clone(), std::time::Duration::from_secs(60)).resync().await.unwrap();
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
         let before = engine.total_calls();
-        let service = Replicator::new(
-            engine.clone(),
-            inventory,
-            Default::default(),
-            Settings::default(),
-            Arc::new(Telemetry::default()),
-        );
         let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false);
         let app = router(AppState { service, autoscale, rate_limit: None });
         let mut request = Request::builder().method(method).uri(path);

@@ -296,17 +296,14 @@ mod tests {
     use crate::engine::fake::FakeEngine;
     use crate::engine::Op;
     use crate::id::ContainerRef;
-    use crate::inventory::{Informer, Inventory, Scope};
-    use crate::service::{Replicator, Settings};
+    use crate::inventory::Scope;
+    use crate::service::Replicator;
 
     async fn autoscaled(labels: &[(&str, &str)]) -> (Arc<FakeEngine>, Replicator, Arc<AutoscaleHandle>, Autoscaler) {
         let engine = Arc::new(FakeEngine::default());
         engine.add_container("web", labels);
-        let inventory = Inventory::new(Scope::default());
-        Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600)).resync().await.unwrap();
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
         let telemetry = Arc::new(Telemetry::default());
-        let service =
-            Replicator::new(engine.clone(), inventory, Default::default(), Settings::default(), telemetry.clone());
         let handle = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false);
         let settings = AutoscaleSettings {
             interval: Duration::from_secs(5),

@@ -167,30 +167,32 @@ impl Group {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::group::Naming;
-
-    fn member(name: &str, created: i64, original: bool, state: MemberState) -> Member {
+impl Member {
+    /// A replica named (and identified) `name` in `state`, for tests.
+    pub(crate) fn for_test(name: &str, state: MemberState) -> Self {
         Member {
             id: name.into(),
             name: name.into(),
             state,
             health: None,
-            original,
-            created,
+            original: false,
+            created: 0,
             networks: Default::default(),
             published: Vec::new(),
         }
     }
+}
 
-    fn group(members: Vec<Member>) -> Group {
+#[cfg(test)]
+impl Group {
+    /// A plain group `name` with bounds [1, 10], for tests.
+    pub(crate) fn for_test(name: &str, members: Vec<Member>) -> Self {
         Group {
             identity: GroupIdentity {
-                name: "web".into(),
+                name: name.into(),
                 kind: GroupKind::Containers,
-                original_id: "web".into(),
-                naming: Naming::Suffix("web".into()),
+                original_id: name.into(),
+                naming: crate::group::Naming::Suffix(name.into()),
             },
             bounds: Ok(Bounds { min: 1, max: 10 }),
             members,
@@ -198,6 +200,19 @@ mod tests {
             conflict: None,
             service: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, created: i64, original: bool, state: MemberState) -> Member {
+        Member { created, original, ..Member::for_test(name, state) }
+    }
+
+    fn group(members: Vec<Member>) -> Group {
+        Group::for_test("web", members)
     }
 
     #[test]
@@ -241,16 +256,7 @@ mod readiness {
     use super::*;
 
     fn member(state: MemberState, health: Option<Health>) -> Member {
-        Member {
-            id: "a".into(),
-            name: "a".into(),
-            state,
-            health,
-            original: false,
-            created: 0,
-            networks: Default::default(),
-            published: Vec::new(),
-        }
+        Member { health, ..Member::for_test("a", state) }
     }
 
     #[test]

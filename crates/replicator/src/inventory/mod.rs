@@ -65,6 +65,13 @@ impl State {
         names.chain(self.intents.values().map(|i| i.name.clone())).collect()
     }
 
+    /// Sets a container's record, stamped by the write that set it.
+    fn put(&mut self, container: ContainerSummary, stamp: u64) {
+        self.removed.remove(&container.id);
+        self.stamps.insert(container.id.clone(), stamp);
+        self.containers.insert(container.id.clone(), container);
+    }
+
     fn touch(&mut self) -> u64 {
         self.stamp += 1;
         self.stamp
@@ -260,119 +267,89 @@ impl Inventory {
     }
 
     fn set_leaving(&self, ids: &[String], how: MemberState) {
-        let mut state = self.lock();
-        for id in ids {
-            state.leaving.insert(id.clone(), how);
-        }
-        let stamp = state.touch();
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, _| state.leaving.extend(ids.iter().map(|id| (id.clone(), how))));
     }
 
     /// Records a container as replicator just saw it (created, started, inspected).
     /// A fresher record of the same container from the informer is kept.
     pub fn observe(&self, container: ContainerSummary) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        state.removed.remove(&container.id);
-        let id = container.id.clone();
-        let record = match state.containers.remove(&id) {
-            Some(existing) => merge(&existing, container),
-            None => container,
-        };
-        state.containers.insert(id.clone(), record);
-        state.stamps.insert(id, stamp);
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, stamp| {
+            let record = match state.containers.remove(&container.id) {
+                Some(existing) => merge(&existing, container),
+                None => container,
+            };
+            state.put(record, stamp);
+        });
     }
 
     /// Records a container as the engine reports it now (the informer's truth).
     pub fn record(&self, container: ContainerSummary) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        state.removed.remove(&container.id);
-        state.stamps.insert(container.id.clone(), stamp);
-        state.containers.insert(container.id.clone(), container);
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, stamp| state.put(container, stamp));
     }
 
     /// Records that a container is gone.
     pub fn forget(&self, id: &str) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        state.containers.remove(id);
-        state.stamps.remove(id);
-        state.removed.insert(id.to_owned(), stamp);
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, stamp| {
+            state.containers.remove(id);
+            state.stamps.remove(id);
+            state.removed.insert(id.to_owned(), stamp);
+        });
     }
 
     /// Renames a known container (an event's news, no inspect needed).
     pub fn rename(&self, id: &str, name: &str) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        if let Some(c) = state.containers.get_mut(id) {
-            c.name = name.to_owned();
-            state.stamps.insert(id.to_owned(), stamp);
-        }
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, stamp| {
+            if let Some(c) = state.containers.get_mut(id) {
+                c.name = name.to_owned();
+                state.stamps.insert(id.to_owned(), stamp);
+            }
+        });
     }
 
     /// The stamp a listing about to start must quote to [`Self::replace`].
     pub fn listing_started(&self) -> u64 {
-        let mut state = self.lock();
-        state.touch()
+        self.lock().touch()
     }
 
     /// Replaces the containers with a full listing begun at `began`. Writes
     /// made since then are newer than the listing and survive it.
     pub fn replace(&self, began: u64, listing: Vec<ContainerSummary>) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        let mut containers = HashMap::with_capacity(listing.len());
-        let mut stamps = HashMap::with_capacity(listing.len());
-        for c in listing {
-            if state.removed.get(&c.id).is_none_or(|at| *at <= began) {
-                stamps.insert(c.id.clone(), stamp);
-                containers.insert(c.id.clone(), c);
+        self.write(|state, stamp| {
+            let mut containers = HashMap::with_capacity(listing.len());
+            let mut stamps = HashMap::with_capacity(listing.len());
+            for c in listing {
+                if state.removed.get(&c.id).is_none_or(|at| *at <= began) {
+                    stamps.insert(c.id.clone(), stamp);
+                    containers.insert(c.id.clone(), c);
+                }
             }
-        }
-        // Written after the listing began: newer than what it says.
-        let newer: Vec<(String, u64)> =
-            state.stamps.iter().filter(|(_, at)| **at > began).map(|(id, at)| (id.clone(), *at)).collect();
-        for (id, at) in newer {
-            if let Some(c) = state.containers.remove(&id) {
-                containers.insert(id.clone(), c);
-                stamps.insert(id, at);
+            // Written after the listing began: newer than what it says.
+            let newer: Vec<(String, u64)> =
+                state.stamps.iter().filter(|(_, at)| **at > began).map(|(id, at)| (id.clone(), *at)).collect();
+            for (id, at) in newer {
+                if let Some(c) = state.containers.remove(&id) {
+                    containers.insert(id.clone(), c);
+                    stamps.insert(id, at);
+                }
             }
-        }
-        state.containers = containers;
-        state.stamps = stamps;
-        state.removed.retain(|_, at| *at > began);
-        state.synced = true;
-        state.unavailable = None;
-        drop(state);
-        self.changed(stamp);
+            state.containers = containers;
+            state.stamps = stamps;
+            state.removed.retain(|_, at| *at > began);
+            state.synced = true;
+            state.unavailable = None;
+        });
     }
 
     /// Replaces the Swarm services (empty when the engine is no Swarm manager).
     pub fn replace_services(&self, services: Vec<SwarmService>) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        state.services = services.into_iter().map(|s| (s.details.id.clone(), s)).collect();
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, _| state.services = services.into_iter().map(|s| (s.details.id.clone(), s)).collect());
     }
 
     /// Updates one Swarm service (after a change or an event of one of its tasks).
     pub fn update_service(&self, service: SwarmService) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        state.services.insert(service.details.id.clone(), service);
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, _| {
+            state.services.insert(service.details.id.clone(), service);
+        });
     }
 
     /// Records what the engine is (probed at each listing).
@@ -382,31 +359,34 @@ impl Inventory {
 
     /// Records that the engine cannot be listed: readers get the reason until it can.
     pub fn set_unavailable(&self, reason: EngineError) {
-        let mut state = self.lock();
-        let stamp = state.touch();
-        state.unavailable = Some(reason);
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, _| state.unavailable = Some(reason));
     }
 
     fn release(&self, keys: &[u64]) {
-        let mut state = self.lock();
-        for key in keys {
-            state.intents.remove(key);
-        }
-        let stamp = state.touch();
-        drop(state);
-        self.changed(stamp);
+        self.write(|state, _| {
+            for key in keys {
+                state.intents.remove(key);
+            }
+        });
     }
 
     fn unmark(&self, ids: &[String]) {
+        self.write(|state, _| {
+            for id in ids {
+                state.leaving.remove(id);
+            }
+        });
+    }
+
+    /// One change under the lock, stamped, then announced to subscribers
+    /// (after the lock is released, so they can read at once).
+    fn write<T>(&self, change: impl FnOnce(&mut State, u64) -> T) -> T {
         let mut state = self.lock();
-        for id in ids {
-            state.leaving.remove(id);
-        }
         let stamp = state.touch();
+        let result = change(&mut state, stamp);
         drop(state);
         self.changed(stamp);
+        result
     }
 }
 
@@ -454,27 +434,24 @@ impl Reservation {
 
     /// Records the id the engine gave the replica reserved as `index`.
     pub fn created(&self, index: usize, id: &str) {
-        let mut state = self.inventory.lock();
-        if let Some(intent) = self.keys.get(index).and_then(|k| state.intents.get_mut(k)) {
-            intent.id = Some(id.to_owned());
-        }
-        let stamp = state.touch();
-        drop(state);
-        self.inventory.changed(stamp);
+        let key = self.keys.get(index);
+        self.inventory.write(|state, _| {
+            if let Some(intent) = key.and_then(|k| state.intents.get_mut(k)) {
+                intent.id = Some(id.to_owned());
+            }
+        });
     }
 
     /// Swaps the name reserved as `index` (taken meanwhile) for the next free one.
     pub fn rename(&self, index: usize, naming: &crate::group::Naming) -> String {
-        let mut state = self.inventory.lock();
-        let taken = state.names_in_use();
-        let name = naming.next_free(&taken);
-        if let Some(intent) = self.keys.get(index).and_then(|k| state.intents.get_mut(k)) {
-            intent.name = name.clone();
-        }
-        let stamp = state.touch();
-        drop(state);
-        self.inventory.changed(stamp);
-        name
+        let key = self.keys.get(index);
+        self.inventory.write(|state, _| {
+            let name = naming.next_free(&state.names_in_use());
+            if let Some(intent) = key.and_then(|k| state.intents.get_mut(k)) {
+                intent.name = name.clone();
+            }
+            name
+        })
     }
 }
 

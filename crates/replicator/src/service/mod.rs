@@ -82,6 +82,15 @@ impl Replicator {
         Self { inner: Arc::new(inner) }
     }
 
+    /// A service over `engine`, its inventory listed once, for unit tests.
+    #[cfg(test)]
+    pub(crate) async fn for_test(engine: Arc<crate::engine::fake::FakeEngine>, scope: crate::inventory::Scope) -> Self {
+        let inventory = Inventory::new(scope);
+        let informer = crate::inventory::Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600));
+        informer.resync().await.expect("the fake engine lists");
+        Self::new(engine, inventory, Default::default(), Settings::default(), Arc::new(Telemetry::default()))
+    }
+
     /// replicator's own event stream.
     pub fn events(&self) -> &Arc<EventHub> {
         &self.inner.events

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Replicator, Settings};
+use super::Replicator;
 use crate::engine::fake::FakeEngine;
 use crate::engine::{ErrorKind, Op};
 use crate::error::Error;
 use crate::id::ContainerRef;
-use crate::inventory::{Informer, Inventory, MemberState, Scope};
+use crate::inventory::{Informer, MemberState, Scope};
 use crate::model::{RunState, SwarmRole};
-use crate::telemetry::Telemetry;
 
 const ENABLED: (&str, &str) = ("replicator.enable", "true");
 
@@ -24,16 +23,8 @@ struct World {
 
 async fn world(scope: Scope) -> World {
     let engine = Arc::new(FakeEngine::default());
-    let inventory = Inventory::new(scope);
-    let informer = Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600));
-    informer.resync().await.unwrap();
-    let service = Replicator::new(
-        engine.clone(),
-        inventory,
-        Default::default(),
-        Settings::default(),
-        Arc::new(Telemetry::default()),
-    );
+    let service = Replicator::for_test(engine.clone(), scope).await;
+    let informer = Informer::new(engine.clone(), service.inventory().clone(), Duration::from_secs(3600));
     World { engine, service, informer }
 }
 
