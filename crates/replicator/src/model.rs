@@ -268,6 +268,19 @@ pub struct ServiceDetails {
     pub replicas: Option<u64>,
     /// The Engine API `Spec` object, sent back whole on update.
     pub spec: ApiObject,
+    /// The state of the service's last rolling update (`updating`, `paused`,
+    /// `completed`, `rollback_started`...); `None` when it was never updated.
+    pub update_state: Option<String>,
+}
+
+impl ServiceDetails {
+    /// Whether a rolling update (or its rollback) is under way or paused:
+    /// changing the replica count then would fight the rollout.
+    pub fn rolling_out(&self) -> Option<&str> {
+        self.update_state
+            .as_deref()
+            .filter(|s| matches!(*s, "updating" | "paused" | "rollback_started" | "rollback_paused"))
+    }
 }
 
 /// One task of a Swarm-mode service.
@@ -283,6 +296,8 @@ pub struct TaskSummary {
     pub desired_state: String,
     /// Replicated services number their tasks.
     pub slot: Option<u64>,
+    /// The Swarm node the task is placed on; empty while unassigned.
+    pub node_id: String,
     /// Unix seconds.
     pub created: i64,
 }
@@ -298,6 +313,23 @@ pub struct EngineInfo {
     pub api_version: String,
     /// This node's place in a swarm.
     pub swarm: SwarmRole,
+    /// This engine's Swarm node id; empty outside a swarm.
+    pub node_id: String,
+    /// The engine host's name, as `docker info` shows it.
+    pub hostname: String,
+}
+
+/// One node of a swarm, as a manager lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeSummary {
+    /// Swarm's id for the node.
+    pub id: String,
+    /// The node's host name.
+    pub hostname: String,
+    /// `ready`, `down`, `unknown` or `disconnected`, as the managers see it.
+    pub state: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
 }
 
 /// A node's place in a swarm: only a manager answers service and task calls.

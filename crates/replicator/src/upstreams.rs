@@ -133,6 +133,7 @@ mod tests {
                     host_port: *h,
                 })
                 .collect(),
+            node: None,
         }
     }
 

@@ -308,6 +308,7 @@ mod tests {
             created: 1_767_225_600,
             networks: Default::default(),
             published: Vec::new(),
+            node: None,
         };
         Group {
             identity: GroupIdentity {

@@ -8,17 +8,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::agents::{AgentReports, NodeReport, NodeView};
 use super::store::{AutoscaleView, Board, DecisionView, MetricStore, Sample};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::id::ContainerRef;
 use crate::inventory::Group;
-use crate::model::StatsSample;
+use crate::group::GroupKind;
+use crate::model::{NodeSummary, StatsSample};
+use crate::quote::clip;
 use crate::policy::{self, Metric};
 use crate::service::Replicator;
 
@@ -35,6 +38,10 @@ pub trait GroupControl: Send + Sync + 'static {
     async fn stats(&self, container: &str) -> Result<StatsSample>;
     /// The full id of the container `target` names, and its group.
     async fn locate(&self, target: &ContainerRef) -> Result<(String, Group)>;
+    /// The swarm's nodes (empty off a Swarm manager).
+    fn swarm_nodes(&self) -> Vec<NodeSummary>;
+    /// The Swarm node id of replicator's own engine (empty off a swarm).
+    fn local_node(&self) -> String;
 }
 
 #[async_trait]
@@ -58,6 +65,14 @@ impl GroupControl for Replicator {
     async fn locate(&self, target: &ContainerRef) -> Result<(String, Group)> {
         Replicator::locate(self, target).await
     }
+
+    fn swarm_nodes(&self) -> Vec<NodeSummary> {
+        self.inventory().nodes()
+    }
+
+    fn local_node(&self) -> String {
+        self.inventory().engine().map(|e| e.node_id).unwrap_or_default()
+    }
 }
 
 /// One pushed value, already validated in shape.
@@ -80,12 +95,92 @@ pub struct AutoscaleHandle {
     pub(super) events: Arc<EventHub>,
     /// `serve --dry-run`: decide and report, never apply.
     pub(super) dry_run: bool,
+    /// What the agents on each Swarm node last said.
+    pub(super) agents: AgentReports,
+    /// How long a pushed value or an agent's report counts.
+    pub(super) metric_ttl: Duration,
+}
+
+/// What became of an agent's report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReportOutcome {
+    /// Values kept for containers of autoscaled groups.
+    pub accepted: usize,
+    /// Containers that are no task of a managed group (yet): not kept.
+    pub ignored: Vec<String>,
+    /// The services whose tasks the agent should measure: those autoscaled on CPU or memory.
+    pub services: Vec<String>,
 }
 
 impl AutoscaleHandle {
     /// A handle over `control`; [`super::Autoscaler::new`] makes the loop that uses it.
-    pub fn new(control: Arc<dyn GroupControl>, events: Arc<EventHub>, dry_run: bool) -> Arc<Self> {
-        Arc::new(Self { control, metrics: MetricStore::default(), board: Board::default(), events, dry_run })
+    pub fn new(control: Arc<dyn GroupControl>, events: Arc<EventHub>, dry_run: bool, metric_ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            control,
+            metrics: MetricStore::default(),
+            board: Board::default(),
+            events,
+            dry_run,
+            agents: AgentReports::default(),
+            metric_ttl,
+        })
+    }
+
+    /// Keeps an agent's report, or refuses it whole: an agent may report
+    /// only for task containers that Swarm placed on its own node.
+    pub fn report(&self, report: NodeReport) -> Result<ReportOutcome> {
+        let nodes = self.control.swarm_nodes();
+        if nodes.is_empty() {
+            return Err(Error::Conflict(
+                "this replicator's engine is not a Swarm manager: agents report to the manager's replicator".into(),
+            ));
+        }
+        if !nodes.iter().any(|n| n.id == report.node) {
+            return Err(Error::Forbidden(format!("node {} is not a node of this swarm", clip(&report.node))));
+        }
+        let groups = self.control.groups()?;
+        let tasks: HashMap<&str, (&Group, Option<&str>)> = groups
+            .iter()
+            .filter(|g| g.kind() == GroupKind::Swarm)
+            .flat_map(|g| g.members.iter().map(move |m| (m.id.as_str(), (g, m.node.as_deref()))))
+            .collect();
+        let mut ignored = Vec::new();
+        for usage in &report.containers {
+            match tasks.get(usage.container.as_str()) {
+                Some((group, Some(node))) if *node != report.node => {
+                    return Err(Error::Forbidden(format!(
+                        "container {} is a task of {} on node {node}, not on node {}: an agent reports only for its own node",
+                        usage.container,
+                        group.name(),
+                        report.node
+                    )))
+                }
+                Some(_) => {}
+                None => ignored.push(usage.container.clone()),
+            }
+        }
+        let services = groups
+            .iter()
+            .filter(|g| matches!(&g.policy, Some(Ok(p)) if matches!(p.metric, Metric::Cpu | Metric::Memory)))
+            .filter_map(|g| g.service.as_ref().map(|s| s.id.clone()))
+            .collect();
+        let accepted = report.containers.len() - ignored.len();
+        let mut kept = report;
+        kept.containers.retain(|u| !ignored.contains(&u.container));
+        self.agents.record(kept, super::now());
+        if accepted > 0 {
+            self.metrics.wake();
+        }
+        Ok(ReportOutcome { accepted, ignored, services })
+    }
+
+    /// The nodes holding a Swarm group's tasks, and whether their agents report.
+    pub fn nodes(&self, group: &Group) -> Vec<NodeView> {
+        if group.kind() != GroupKind::Swarm {
+            return Vec::new();
+        }
+        let (swarm, local) = (self.control.swarm_nodes(), self.control.local_node());
+        self.agents.nodes_of(group, &swarm, &local, self.metric_ttl)
     }
 
     /// Records every sample, or none if any is refused. Any client with a
@@ -101,7 +196,7 @@ impl AutoscaleHandle {
             check_pushed(&sample.container, &group, &sample.metric)?;
             resolved.insert(&sample.container, id);
         }
-        let now = Instant::now();
+        let now = super::now();
         for sample in samples {
             self.metrics.record(&resolved[&sample.container], &sample.metric, sample.value, now);
         }

@@ -116,8 +116,9 @@ impl Autoscaler {
             Ok(groups) => groups,
             Err(e) => return warn!(error = %e, "autoscaler cannot read the groups"),
         };
-        let now = Instant::now();
+        let now = super::now();
         self.shared.metrics.prune(self.settings.metric_ttl, now);
+        self.shared.agents.prune(self.settings.metric_ttl, now);
         // Groups come and go (compose projects, CI runs): forget the ones gone.
         let present: std::collections::HashSet<&str> = groups.iter().map(|g| g.name()).collect();
         self.memories.retain(|name, _| present.contains(name.as_str()));
@@ -153,7 +154,10 @@ impl Autoscaler {
                 }
             });
             let values = hpa_values(&observation.values, observation.unready, policy.target);
-            self.evaluate(group, policy, &values, now);
+            match group.service.as_ref().and_then(|s| s.rolling_out.as_deref()) {
+                Some(update) => self.hold(group, policy, format!("the service's update is {update}: not scaled until it ends")),
+                None => self.evaluate(group, policy, &values, observation.problem.as_deref(), now),
+            }
         }
         let unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -175,12 +179,22 @@ impl Autoscaler {
         }
     }
 
-    fn evaluate(&mut self, group: &Group, policy: &Policy, values: &[Option<f64>], now: Instant) {
+    /// Records a decision to keep the group as it is, for `reason`.
+    fn hold(&mut self, group: &Group, policy: &Policy, reason: String) {
+        let size = group.size() as u32;
+        let d = Decision { from: size, to: size, desired: size, average: None, reason };
+        self.report(group.name(), &d, policy.dry_run || self.shared.dry_run);
+    }
+
+    fn evaluate(&mut self, group: &Group, policy: &Policy, values: &[Option<f64>], problem: Option<&str>, now: Instant) {
         let limits = self.limits(policy);
         let window = self.settings.stabilization;
         let memory = self.memories.entry(group.name().to_owned()).or_insert_with(|| Memory::new(window));
         // The size the service scales from: members holding a place, not only those running.
-        let d = decide(memory, now, group.size() as u32, values, &limits);
+        let mut d = decide(memory, now, group.size() as u32, values, &limits);
+        if let (Some(problem), None, true) = (problem, d.average, d.to == d.from) {
+            d.reason = format!("{problem}: the group keeps its size");
+        }
         let dry_run = policy.dry_run || self.shared.dry_run;
         self.report(group.name(), &d, dry_run);
         if d.to == d.from || dry_run {
@@ -252,7 +266,7 @@ impl Autoscaler {
         let running: Vec<&str> =
             all_running.clone().filter(|m| m.ready() && !initializing(m)).map(|m| m.id.as_str()).collect();
         let unready = all_running.count() - running.len();
-        let now = Instant::now();
+        let now = super::now();
         let ok = |values: Vec<Option<f64>>| Observation { values, unready, problem: None };
         match &policy.metric {
             Metric::Pushed(name) => {
@@ -270,29 +284,56 @@ impl Autoscaler {
                     Err(problem) => Observation { values: vec![None; running.len()], unready, problem: Some(problem) },
                 }
             }
-            Metric::Cpu | Metric::Memory => {
-                let control = self.control();
-                let samples = join_all(running.iter().map(|id| control.stats(id))).await;
-                let values = samples
-                    .into_iter()
-                    .map(|s| {
-                        let s = s.ok()?;
-                        match policy.metric {
-                            Metric::Cpu => Some(cpu_percent(&s)),
-                            _ => memory_percent(&s),
-                        }
-                    })
-                    .collect();
-                ok(values)
-            }
+            Metric::Cpu | Metric::Memory => self.usage(group, &policy.metric, &running, unready).await,
         }
+    }
+
+    /// CPU or memory of each counted member: from the agent on its node when
+    /// one reported, else from this engine's stats for a container it runs.
+    /// A task on another node whose agent is silent leaves the whole group
+    /// without a value: deciding on the nodes that do report would be
+    /// deciding on part of the load.
+    async fn usage(&self, group: &Group, metric: &Metric, counted: &[&str], unready: usize) -> Observation {
+        let now = super::now();
+        let (agents, ttl) = (&self.shared.agents, self.settings.metric_ttl);
+        let local = self.control().local_node();
+        let node_of = |id: &str| group.members.iter().find(|m| m.id == id).and_then(|m| m.node.clone());
+        let mut silent = std::collections::BTreeSet::new();
+        let reads = counted.iter().map(|id| {
+            let reported = agents.usage(id, metric, ttl, now);
+            let node = node_of(id).filter(|n| *n != local);
+            if reported.is_none() {
+                if let Some(node) = &node {
+                    silent.insert(node.clone());
+                }
+            }
+            async move {
+                if reported.is_some() || node.is_some() {
+                    return reported;
+                }
+                let sample = self.control().stats(id).await.ok()?;
+                match metric {
+                    Metric::Cpu => Some(cpu_percent(&sample)),
+                    _ => memory_percent(&sample),
+                }
+            }
+        });
+        let values = join_all(reads.collect::<Vec<_>>()).await;
+        if silent.is_empty() {
+            return Observation { values, unready, problem: None };
+        }
+        let names: Vec<String> = silent.into_iter().collect();
+        let problem = format!("no fresh report from the agent on node {}", names.join(", "));
+        Observation { values: vec![None; values.len()], unready, problem: Some(problem) }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autoscale::MetricSample;
+    use crate::autoscale::store::AutoscaleView;
+    use crate::autoscale::{MetricSample, NodeReport, ReportOutcome, Usage};
+    use crate::error::Error;
     use crate::engine::fake::FakeEngine;
     use crate::engine::Op;
     use crate::id::ContainerRef;
@@ -304,7 +345,7 @@ mod tests {
         engine.add_container("web", labels);
         let service = Replicator::for_test(engine.clone(), Scope::default()).await;
         let telemetry = Arc::new(Telemetry::default());
-        let handle = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false);
+        let handle = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15));
         let settings = AutoscaleSettings {
             interval: Duration::from_secs(5),
             stabilization: Duration::from_secs(60),
@@ -372,6 +413,112 @@ mod tests {
         cancel.cancel();
         running.await.unwrap();
         assert_eq!(service.groups().unwrap()[0].running(), 4, "the scale-up finished before the loop returned");
+    }
+
+    const CPU: [(&str, &str); 5] = [
+        ("replicator.enable", "true"),
+        ("replicator.max", "6"),
+        ("replicator.autoscale.metric", "cpu"),
+        ("replicator.autoscale.target", "50"),
+        ("replicator.autoscale.min", "1"),
+    ];
+
+    /// A manager ("m") and a worker ("w"); service `api` with four tasks, two on each.
+    async fn two_node_service() -> (Arc<FakeEngine>, Replicator, Arc<AutoscaleHandle>, Autoscaler, String) {
+        let engine = Arc::new(FakeEngine::default());
+        engine.set_swarm(crate::model::SwarmRole::Manager);
+        engine.set_nodes(&["m", "w"]);
+        let service_id = engine.add_service("api", 4, &CPU);
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        let handle = AutoscaleHandle::new(
+            Arc::new(service.clone()),
+            service.events().clone(),
+            false,
+            Duration::from_secs(15),
+        );
+        let settings = AutoscaleSettings {
+            interval: Duration::from_secs(5),
+            stabilization: Duration::from_secs(60),
+            metric_ttl: Duration::from_secs(15),
+            prometheus: None,
+            cpu_initialization: Duration::ZERO,
+        };
+        let autoscaler = Autoscaler::new(handle.clone(), Arc::new(Telemetry::default()), settings);
+        (engine, service, handle, autoscaler, service_id)
+    }
+
+    /// The agents' reports: every task of `api` on `node` at `cpu` percent.
+    fn report_node(service: &Replicator, handle: &AutoscaleHandle, node: &str, cpu: f64) -> ReportOutcome {
+        let group = service.groups().unwrap().iter().find(|g| g.name() == "api").cloned().unwrap();
+        let containers = group
+            .members
+            .iter()
+            .filter(|m| m.node.as_deref() == Some(node))
+            .map(|m| Usage { container: m.id.clone(), cpu, memory: None })
+            .collect();
+        handle.report(NodeReport { node: node.into(), hostname: node.into(), containers }).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_tasks_on_both_nodes_grow_the_service_from_the_agents_reports() {
+        let (engine, service, handle, mut autoscaler, id) = two_node_service().await;
+        let outcome = report_node(&service, &handle, "w", 100.0);
+        assert_eq!((outcome.accepted, outcome.services.clone()), (2, vec![id.clone()]));
+        report_node(&service, &handle, "m", 100.0);
+        autoscaler.tick().await;
+        while autoscaler.tasks.join_next().await.is_some() {}
+        assert_eq!(engine.service_replicas(&id), Some(6), "4 tasks at twice the target ask for 8, capped at max 6");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_agent_holds_the_group_instead_of_deciding_on_half_the_load() {
+        let (engine, service, handle, mut autoscaler, id) = two_node_service().await;
+        report_node(&service, &handle, "m", 100.0);
+        report_node(&service, &handle, "w", 100.0);
+        tokio::time::sleep(Duration::from_secs(16)).await;
+        report_node(&service, &handle, "m", 100.0);
+        autoscaler.tick().await;
+        assert_eq!(engine.service_replicas(&id), Some(4));
+        let group = service.groups().unwrap().iter().find(|g| g.name() == "api").cloned().unwrap();
+        let Some(AutoscaleView::Active { last_decision: Some(d), .. }) = handle.view(&group) else {
+            panic!("the group is autoscaled")
+        };
+        assert_eq!((d.from, d.to), (4, 4));
+        assert!(d.reason.contains("no fresh report from the agent on node w"), "{}", d.reason);
+        let nodes = handle.nodes(&group);
+        let reporting: Vec<(&str, bool, usize)> =
+            nodes.iter().map(|n| (n.id.as_str(), n.reporting, n.tasks)).collect();
+        assert_eq!(reporting, [("m", true, 2), ("w", false, 2)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_rolling_out_an_update_is_not_scaled() {
+        let (engine, service, handle, mut autoscaler, id) = two_node_service().await;
+        engine.set_update_state(&id, Some("updating"));
+        let informer = crate::inventory::Informer::new(engine.clone(), service.inventory().clone(), Duration::MAX);
+        informer.resync().await.unwrap();
+        report_node(&service, &handle, "m", 100.0);
+        report_node(&service, &handle, "w", 100.0);
+        autoscaler.tick().await;
+        assert_eq!(engine.service_replicas(&id), Some(4));
+        assert!(handle.board.latest_reason("api").unwrap().contains("update is updating"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_may_report_only_for_tasks_on_its_own_node() {
+        let (_engine, service, handle, _autoscaler, _id) = two_node_service().await;
+        let group = service.groups().unwrap().iter().find(|g| g.name() == "api").cloned().unwrap();
+        let on_m = group.members.iter().find(|m| m.node.as_deref() == Some("m")).unwrap().id.clone();
+        let lie = NodeReport {
+            node: "w".into(),
+            hostname: "w".into(),
+            containers: vec![Usage { container: on_m.clone(), cpu: 1.0, memory: None }],
+        };
+        let e = handle.report(lie).unwrap_err();
+        assert!(matches!(e, Error::Forbidden(_)) && e.to_string().contains("not on node w"), "{e}");
+        assert_eq!(handle.agents.usage(&on_m, &Metric::Cpu, Duration::from_secs(15), crate::autoscale::now()), None);
+        let stranger = NodeReport { node: "x".into(), hostname: "x".into(), containers: Vec::new() };
+        assert!(handle.report(stranger).unwrap_err().to_string().contains("not a node of this swarm"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -159,6 +159,12 @@ impl Board {
         groups.get(group)?.latest.as_ref()?.value
     }
 
+    /// The reason of the latest decision.
+    pub fn latest_reason(&self, group: &str) -> Option<String> {
+        let groups = self.groups.lock().expect("board lock");
+        Some(groups.get(group)?.latest.as_ref()?.reason.clone())
+    }
+
     /// Oldest first.
     pub fn series(&self, group: &str) -> Vec<Sample> {
         let groups = self.groups.lock().expect("board lock");
@@ -205,6 +211,11 @@ impl Board {
 
 /// The current UTC time as the API writes timestamps (RFC 3339).
 pub fn rfc3339_now() -> String {
-    let now: time::OffsetDateTime = SystemTime::now().into();
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    rfc3339(SystemTime::now())
+}
+
+/// An instant as the API writes timestamps (RFC 3339, UTC).
+pub fn rfc3339(at: SystemTime) -> String {
+    let at: time::OffsetDateTime = at.into();
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// How often the inventory re-lists the engine, besides following its events.
     #[arg(long, env = "REPLICATOR_RESYNC_INTERVAL", default_value = "30s", value_parser = duration::parse_positive)]
     pub resync_interval: Duration,
+    /// How often, on a Swarm manager, services, tasks and nodes are read
+    /// again (tasks on other nodes send this engine no events).
+    #[arg(long, env = "REPLICATOR_SWARM_INTERVAL", default_value = "5s", value_parser = duration::parse_positive)]
+    pub swarm_interval: Duration,
     /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
     #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
     pub rate_limit: Option<f64>,
@@ -194,6 +198,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         },
         dry_run: args.dry_run,
         resync: args.resync_interval,
+        swarm_poll: args.swarm_interval,
         server: server_options(&args),
         rate_limit: args.rate_limit,
         telemetry,

@@ -31,7 +31,7 @@ use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
 use crate::model::Health;
 use crate::model::{
     labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, Endpoint, EngineInfo,
-    ListQuery, NetworkAttachment, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
+    ListQuery, NetworkAttachment, NodeSummary, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
 };
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsError, TlsFiles};
@@ -318,6 +318,7 @@ fn service_from(v: &Value) -> ServiceDetails {
             spec_value.pointer("/Mode/Replicated").map(|_| 1)
         }),
         spec,
+        update_state: v.pointer("/UpdateStatus/State").and_then(Value::as_str).map(str::to_owned),
     }
 }
 
@@ -335,7 +336,17 @@ fn task_from(v: &Value) -> TaskSummary {
         state: v.pointer("/Status/State").and_then(Value::as_str).unwrap_or_default().to_owned(),
         desired_state: str_at(v, "DesiredState").to_owned(),
         slot: v.get("Slot").and_then(Value::as_u64),
+        node_id: str_at(v, "NodeID").to_owned(),
         created,
+    }
+}
+
+fn node_from(v: &Value) -> NodeSummary {
+    NodeSummary {
+        id: str_at(v, "ID").to_owned(),
+        hostname: v.pointer("/Description/Hostname").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        state: v.pointer("/Status/State").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        availability: v.pointer("/Spec/Availability").and_then(Value::as_str).unwrap_or_default().to_owned(),
     }
 }
 
@@ -380,6 +391,8 @@ impl Engine for DockerEngine {
             version: str_at(&version, "Version").to_owned(),
             api_version: format!("{}.{}", api_version.major_version, api_version.minor_version),
             swarm,
+            node_id: info.pointer("/Swarm/NodeID").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            hostname: str_at(&info, "Name").to_owned(),
         })
     }
 
@@ -510,6 +523,11 @@ impl Engine for DockerEngine {
             .call(Op::ListTasks, service_id, Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
             .await?;
         Ok(list.iter().map(|t| task_from(&to_json(t))).collect())
+    }
+
+    async fn list_nodes(&self) -> EngineResult<Vec<NodeSummary>> {
+        let list = self.raw(Op::ListNodes, "", Method::GET, "/nodes", None).await?;
+        Ok(list.as_array().map(|nodes| nodes.iter().map(node_from).collect()).unwrap_or_default())
     }
 
     async fn stats(&self, id: &str) -> EngineResult<StatsSample> {

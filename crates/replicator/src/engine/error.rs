@@ -34,6 +34,8 @@ pub enum Op {
     UpdateService,
     /// `GET /tasks`.
     ListTasks,
+    /// `GET /nodes`.
+    ListNodes,
     /// `GET /containers/{id}/stats`.
     Stats,
     /// `GET /events`.
@@ -57,6 +59,7 @@ impl fmt::Display for Op {
             Op::ListServices => "list services",
             Op::UpdateService => "update service",
             Op::ListTasks => "list tasks of service",
+            Op::ListNodes => "list swarm nodes",
             Op::Stats => "read stats of container",
             Op::Events => "follow events",
         })

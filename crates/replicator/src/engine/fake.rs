@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
 use crate::model::{
     ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, Health, ListQuery,
-    NetworkAttachment, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
+    NetworkAttachment, NodeSummary, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
 };
 
 /// One container the fake holds.
@@ -46,6 +46,8 @@ struct State {
     failures: VecDeque<Failure>,
     delays: HashMap<String, Duration>,
     swarm: SwarmRole,
+    /// The swarm's nodes; tasks are placed on them in turn (the first is this engine's).
+    nodes: Vec<NodeSummary>,
     /// Every event so far, for streams that ask from an earlier instant.
     history: Vec<ContainerEvent>,
 }
@@ -201,10 +203,41 @@ impl FakeEngine {
             labels,
             replicas: Some(replicas),
             spec: spec.as_object().cloned().unwrap_or_default(),
+            update_state: None,
         };
-        let tasks = tasks_for(&id, replicas);
+        let tasks = tasks_for(&id, replicas, &s.nodes);
         s.services.insert(id.clone(), (details, tasks));
         id
+    }
+
+    /// Makes the swarm these nodes (the first is this engine's); tasks made
+    /// from now on are placed on them in turn.
+    pub fn set_nodes(&self, ids: &[&str]) {
+        let nodes = ids
+            .iter()
+            .map(|id| NodeSummary {
+                id: (*id).into(),
+                hostname: format!("host-{id}"),
+                state: "ready".into(),
+                availability: "active".into(),
+            })
+            .collect();
+        self.lock().nodes = nodes;
+    }
+
+    /// Marks a node `down`, as managers do when its engine stops answering.
+    pub fn set_node_state(&self, id: &str, state: &str) {
+        if let Some(n) = self.lock().nodes.iter_mut().find(|n| n.id == id) {
+            n.state = state.into();
+        }
+    }
+
+    /// Sets the state of a service's last rolling update (`updating`, `paused`...).
+    pub fn set_update_state(&self, id: &str, state: Option<&str>) {
+        if let Some((d, _)) = self.lock().services.get_mut(id) {
+            d.update_state = state.map(str::to_owned);
+            d.version += 1;
+        }
     }
 
     /// The desired replicas of a service.
@@ -270,9 +303,11 @@ impl FakeEngine {
     }
 }
 
-fn tasks_for(service: &str, replicas: u64) -> Vec<TaskSummary> {
+fn tasks_for(service: &str, replicas: u64, nodes: &[NodeSummary]) -> Vec<TaskSummary> {
+    let node = |slot: u64| nodes.get((slot as usize - 1) % nodes.len().max(1)).map(|n| n.id.clone());
     (1..=replicas)
         .map(|slot| TaskSummary {
+            node_id: node(slot).unwrap_or_default(),
             id: format!("{service}-task{slot}"),
             container_id: format!("{service}-c{slot}"),
             state: "running".into(),
@@ -299,11 +334,14 @@ impl Engine for FakeEngine {
 
     async fn info(&self) -> EngineResult<EngineInfo> {
         self.enter(Op::Info, "").await?;
+        let s = self.lock();
         Ok(EngineInfo {
             kind: "fake".into(),
             version: "1".into(),
             api_version: "1.41".into(),
-            swarm: self.lock().swarm,
+            swarm: s.swarm,
+            node_id: s.nodes.first().map(|n| n.id.clone()).unwrap_or_default(),
+            hostname: "fake".into(),
         })
     }
 
@@ -411,6 +449,7 @@ impl Engine for FakeEngine {
     async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()> {
         self.enter(Op::UpdateService, id).await?;
         let mut s = self.lock();
+        let nodes = s.nodes.clone();
         let (details, tasks) = s.services.get_mut(id).ok_or_else(|| missing(Op::UpdateService, id))?;
         if details.version != version {
             return Err(EngineError::new(Op::UpdateService, id, ErrorKind::Conflict, "update out of sequence"));
@@ -419,7 +458,7 @@ impl Engine for FakeEngine {
         details.version += 1;
         details.replicas = replicas;
         details.spec = spec.clone();
-        *tasks = tasks_for(id, replicas.unwrap_or(0));
+        *tasks = tasks_for(id, replicas.unwrap_or(0), &nodes);
         Ok(())
     }
 
@@ -427,6 +466,11 @@ impl Engine for FakeEngine {
         self.enter(Op::ListTasks, service_id).await?;
         let s = self.lock();
         Ok(s.services.get(service_id).map(|(_, t)| t.clone()).unwrap_or_default())
+    }
+
+    async fn list_nodes(&self) -> EngineResult<Vec<NodeSummary>> {
+        self.enter(Op::ListNodes, "").await?;
+        Ok(self.lock().nodes.clone())
     }
 
     async fn stats(&self, id: &str) -> EngineResult<StatsSample> {

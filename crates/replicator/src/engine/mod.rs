@@ -16,7 +16,7 @@ use futures_util::stream::BoxStream;
 
 use crate::model::{
     ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, ListQuery,
-    NetworkAttachment, ServiceDetails, StatsSample, TaskSummary,
+    NetworkAttachment, NodeSummary, ServiceDetails, StatsSample, TaskSummary,
 };
 
 pub use connect::{EngineEndpoint, EngineSettings};
@@ -57,6 +57,8 @@ pub trait Engine: Send + Sync + 'static {
     async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()>;
     /// Tasks the orchestrator wants running for the service.
     async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>>;
+    /// The swarm's nodes. Call only on a Swarm manager.
+    async fn list_nodes(&self) -> EngineResult<Vec<NodeSummary>>;
     /// One reading of the container's counters (the engine takes about a second).
     async fn stats(&self, id: &str) -> EngineResult<StatsSample>;
     /// Container events from `since_nano` (unix nanoseconds) on; ends when the connection does.

@@ -196,6 +196,7 @@ fn member_of(c: &ContainerSummary, leaving: &HashMap<String, MemberState>) -> Me
         created: c.created,
         networks: c.networks.clone(),
         published: c.published.clone(),
+        node: None,
     }
 }
 
@@ -214,6 +215,7 @@ fn add_intents(list: &mut Vec<Member>, identity: &GroupIdentity, inputs: &Inputs
                 created: i64::MAX,
                 networks: BTreeMap::new(),
                 published: Vec::new(),
+                node: None,
             }),
         }
     }
@@ -238,6 +240,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
             created: t.created,
             networks: BTreeMap::new(),
             published: Vec::new(),
+            node: (!t.node_id.is_empty()).then(|| t.node_id.clone()),
         })
         .collect();
     let identity = GroupIdentity {
@@ -252,7 +255,11 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
         members,
         policy,
         conflict: None,
-        service: Some(ServiceRef { id: s.id.clone(), replicas: s.replicas }),
+        service: Some(ServiceRef {
+            id: s.id.clone(),
+            replicas: s.replicas,
+            rolling_out: s.rolling_out().map(str::to_owned),
+        }),
     })
 }
 

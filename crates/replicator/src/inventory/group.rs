@@ -83,6 +83,8 @@ pub struct Member {
     pub networks: std::collections::BTreeMap<String, String>,
     /// Ports published on the host.
     pub published: Vec<PublishedPort>,
+    /// The Swarm node a task is placed on; `None` for a container of this engine.
+    pub node: Option<String>,
 }
 
 impl Member {
@@ -100,6 +102,8 @@ pub struct ServiceRef {
     pub id: String,
     /// Desired replicas; `None` for a global-mode service.
     pub replicas: Option<u64>,
+    /// The state of a rolling update under way or paused (`updating`, `paused`...).
+    pub rolling_out: Option<String>,
 }
 
 /// A managed group, as every reader sees it.
@@ -140,9 +144,13 @@ impl Group {
         self.members.iter().filter(|m| m.ready()).count()
     }
 
-    /// Members holding a place against the group's maximum.
+    /// Members holding a place against the group's maximum. For a Swarm
+    /// service, the replicas it asks for count even before the orchestrator
+    /// has made their tasks, so a decision never overshoots while they come.
     pub fn size(&self) -> usize {
-        self.members.iter().filter(|m| m.state.holds_place()).count()
+        let placed = self.members.iter().filter(|m| m.state.holds_place()).count();
+        let desired = self.service.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        placed.max(usize::try_from(desired).unwrap_or(usize::MAX))
     }
 
     /// The container new replicas are cloned from: the oldest live original,
@@ -179,6 +187,7 @@ impl Member {
             created: 0,
             networks: Default::default(),
             published: Vec::new(),
+            node: None,
         }
     }
 }

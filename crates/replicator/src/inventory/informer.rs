@@ -25,12 +25,17 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// may not yet show what an event just announced, so the events of the last
 /// moments are applied again after it (applying one twice is harmless).
 const REPLAY: Duration = Duration::from_secs(3);
+/// The default of [`Informer::with_swarm_poll`].
+pub const SWARM_POLL: Duration = Duration::from_secs(5);
 
 /// Feeds an [`Inventory`] from an engine.
 pub struct Informer {
     engine: Arc<dyn Engine>,
     inventory: Arc<Inventory>,
     resync: Duration,
+    /// How often a manager re-reads its services, tasks and nodes: tasks on
+    /// other nodes send this engine no events.
+    swarm_poll: Duration,
     /// When the last successful listing began (unix nanoseconds), until `run`
     /// takes it to follow events from there instead of listing again.
     listed_since: std::sync::Mutex<Option<i64>>,
@@ -39,7 +44,13 @@ pub struct Informer {
 impl Informer {
     /// An informer that re-lists every `resync`.
     pub fn new(engine: Arc<dyn Engine>, inventory: Arc<Inventory>, resync: Duration) -> Self {
-        Self { engine, inventory, resync, listed_since: std::sync::Mutex::new(None) }
+        Self { engine, inventory, resync, swarm_poll: SWARM_POLL, listed_since: std::sync::Mutex::new(None) }
+    }
+
+    /// Re-reads Swarm services, tasks and nodes every `every` on a manager.
+    pub fn with_swarm_poll(mut self, every: Duration) -> Self {
+        self.swarm_poll = every;
+        self
     }
 
     /// Runs until `cancel`: list, follow, re-list.
@@ -96,9 +107,20 @@ impl Informer {
         let began = self.inventory.listing_started();
         let listing = self.engine.list_containers(&ListQuery { all: true, ..Default::default() }).await?;
         self.inventory.replace(began, listing);
-        let services = if info.swarm == SwarmRole::Manager { self.services().await? } else { Vec::new() };
-        self.inventory.replace_services(services);
+        let manager = info.swarm == SwarmRole::Manager;
         self.inventory.set_engine(info);
+        if manager {
+            self.poll_swarm().await
+        } else {
+            self.inventory.replace_services(Vec::new(), Vec::new());
+            Ok(())
+        }
+    }
+
+    /// Reads the services, their tasks and the nodes again (managers only).
+    async fn poll_swarm(&self) -> EngineResult<()> {
+        let (services, nodes) = tokio::try_join!(self.services(), self.engine.list_nodes())?;
+        self.inventory.replace_services(services, nodes);
         Ok(())
     }
 
@@ -119,9 +141,12 @@ impl Informer {
     /// Applies events until the stream ends or fails, re-listing every `resync`.
     async fn follow(&self, mut events: BoxStream<'static, EngineResult<ContainerEvent>>, cancel: &CancellationToken) {
         let mut resync_at = Instant::now() + self.resync;
+        let mut swarm_at = Instant::now() + self.swarm_poll;
         let mut rechecks: Vec<(Instant, String)> = Vec::new();
         loop {
-            let next_look = rechecks.iter().map(|(at, _)| *at).min().map_or(resync_at, |at| at.min(resync_at));
+            let manager = self.inventory.engine().is_some_and(|e| e.swarm == SwarmRole::Manager);
+            let due = if manager { resync_at.min(swarm_at) } else { resync_at };
+            let next_look = rechecks.iter().map(|(at, _)| *at).min().map_or(due, |at| at.min(due));
             tokio::select! {
                 event = events.next() => match event {
                     Some(Ok(event)) => {
@@ -144,6 +169,12 @@ impl Informer {
                             return warn!(error = %e, "periodic re-listing failed");
                         }
                         resync_at = Instant::now() + self.resync;
+                        swarm_at = Instant::now() + self.swarm_poll;
+                    } else if manager && now >= swarm_at {
+                        if let Err(e) = self.poll_swarm().await {
+                            warn!(error = %e, "cannot read the swarm's services; keeping the last reading");
+                        }
+                        swarm_at = Instant::now() + self.swarm_poll;
                     }
                 }
                 () = cancel.cancelled() => return,

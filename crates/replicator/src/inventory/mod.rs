@@ -26,7 +26,7 @@ pub use informer::Informer;
 use crate::engine::{EngineError, ErrorKind, Op};
 use crate::error::{Error, Result};
 use crate::labels;
-use crate::model::{ContainerSummary, EngineInfo, RunState};
+use crate::model::{ContainerSummary, EngineInfo, NodeSummary, RunState};
 
 /// The shared model. Cheap to read; every write bumps a generation that
 /// readers can wait on.
@@ -48,6 +48,8 @@ struct State {
     /// Containers removed, with the stamp of the removal (until the next listing).
     removed: HashMap<String, u64>,
     services: BTreeMap<String, SwarmService>,
+    /// The swarm's nodes, on a manager.
+    nodes: Vec<NodeSummary>,
     intents: BTreeMap<u64, Intent>,
     /// Members on their way out, and how far along.
     leaving: HashMap<String, MemberState>,
@@ -124,6 +126,11 @@ impl Inventory {
     /// A receiver that sees every change of the groups.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// The swarm's nodes as last listed (empty off a Swarm manager).
+    pub fn nodes(&self) -> Vec<NodeSummary> {
+        self.lock().nodes.clone()
     }
 
     /// Every managed group, by name; an error while the engine has never
@@ -341,8 +348,11 @@ impl Inventory {
     }
 
     /// Replaces the Swarm services (empty when the engine is no Swarm manager).
-    pub fn replace_services(&self, services: Vec<SwarmService>) {
-        self.write(|state, _| state.services = services.into_iter().map(|s| (s.details.id.clone(), s)).collect());
+    pub fn replace_services(&self, services: Vec<SwarmService>, nodes: Vec<NodeSummary>) {
+        self.write(|state, _| {
+            state.services = services.into_iter().map(|s| (s.details.id.clone(), s)).collect();
+            state.nodes = nodes;
+        });
     }
 
     /// Updates one Swarm service (after a change or an event of one of its tasks).

@@ -5,6 +5,7 @@ mod common;
 mod answers;
 mod autoscale;
 mod balancer;
+mod cluster;
 mod compose;
 mod faults;
 mod fidelity;

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod engine2;
 pub mod lb;
 pub mod proxy;
+pub mod swarm2;
 pub mod tcp_proxy;
 
 use std::io::{BufRead, BufReader, Write};
