@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod agent;
 pub mod api;
 pub mod autoscale;
 pub mod certs;

@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::AdminState;
 use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECONDS};
+use crate::autoscale::NodeView;
 use crate::html::escape;
 use crate::id::GroupName;
 use crate::inventory::Group;
@@ -33,6 +34,8 @@ pub struct GroupPanel<'a> {
     pub series: Vec<Sample>,
     /// Recent decisions, oldest first.
     pub decisions: Vec<DecisionView>,
+    /// A Swarm group's nodes and whether their agents report.
+    pub nodes: Vec<NodeView>,
 }
 
 /// The page itself.
@@ -47,6 +50,7 @@ pub async fn page(State(state): State<AdminState>) -> Response {
                     autoscale: state.autoscale.view(g),
                     series: state.autoscale.series(g.name()),
                     decisions: state.autoscale.history(g.name()),
+                    nodes: state.autoscale.nodes(g),
                 })
                 .collect();
             Html(render(&panels, state.service.inventory().engine().as_ref(), now)).into_response()
@@ -204,9 +208,29 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, now: i64) {
         );
     }
     html.push_str("</table>");
+    nodes_part(html, &panel.nodes);
     autoscale_part(html, panel.autoscale.as_ref(), &panel.decisions, now);
     html.push_str(&chart(&panel.series, max, now));
     html.push_str("</section>");
+}
+
+/// One line per node of a Swarm group: its tasks, and whether its agent reports.
+fn nodes_part(html: &mut String, nodes: &[NodeView]) {
+    for n in nodes {
+        let agent = match (n.reporting, n.local) {
+            (true, _) => "agent reporting",
+            (false, true) => "no agent; replicator reads its engine",
+            (false, false) => "<span class=error>agent silent</span>",
+        };
+        let _ = write!(
+            html,
+            "<p class=node>node {} ({}, {}): {} tasks, {agent}</p>",
+            escape(&n.hostname),
+            escape(&n.id),
+            escape(&n.state),
+            n.tasks
+        );
+    }
 }
 
 fn autoscale_part(html: &mut String, autoscale: Option<&AutoscaleView>, decisions: &[DecisionView], now: i64) {
@@ -326,7 +350,7 @@ mod tests {
     }
 
     fn panel(g: &Group) -> GroupPanel<'_> {
-        GroupPanel { group: g, autoscale: None, series: Vec::new(), decisions: Vec::new() }
+        GroupPanel { group: g, autoscale: None, series: Vec::new(), decisions: Vec::new(), nodes: Vec::new() }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod error;
 mod guard;
 mod json;
 mod limit;
+mod nodes;
 mod query;
 mod routes;
 mod server;

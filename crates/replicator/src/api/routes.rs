@@ -12,7 +12,7 @@ use axum::{middleware, Extension, Json, Router};
 use super::error::{json_errors, ApiError, CompatError};
 use super::guard::{self, Rule};
 use super::views::GroupView;
-use super::{json, limit, query, stream, trace, AppState, PeerIdentity};
+use super::{json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
 use crate::autoscale::store::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::error::Error;
@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups/{name}/decisions", get(group_decisions))
         .route("/v1/events", get(stream::events))
         .route("/v1/events/ack", post(stream::ack))
+        .route("/v1/nodes/{node}/usage", put(nodes::report))
         .route_layer(middleware::from_fn_with_state(content_rule as guard::Rules, guard::check))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -52,7 +53,8 @@ pub fn router(state: AppState) -> Router {
 /// and the original tool's `GET /{id}`, which replicates.
 fn content_rule(method: &Method, route: &str) -> Rule {
     match (method, route) {
-        (&Method::POST, "/v1/metrics" | "/v1/events/ack") | (&Method::PUT, "/v1/groups/{name}/replicas") => {
+        (&Method::POST, "/v1/metrics" | "/v1/events/ack")
+        | (&Method::PUT, "/v1/groups/{name}/replicas" | "/v1/nodes/{node}/usage") => {
             Rule { json_body: true, changes_state: true }
         }
         (&Method::GET, "/{id}") => Rule { json_body: false, changes_state: true },

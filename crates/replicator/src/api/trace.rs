@@ -37,14 +37,18 @@ pub async fn trace_requests(req: Request, next: Next) -> Response {
         .unwrap_or_else(new_id);
     let client = req.extensions().get::<PeerIdentity>().map(|p| p.common_name.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), client = %client);
+    // Agents report every few seconds from every node: their successes are
+    // routine, logged only at debug; everything else (and any refusal) at info.
+    let routine = req.method() == http::Method::PUT && req.uri().path().ends_with("/usage");
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
+    let (status, elapsed_ms) = (response.status().as_u16(), started.elapsed().as_millis() as u64);
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "request done"
-        )
+        if routine && response.status().is_success() {
+            tracing::debug!(status, elapsed_ms, "request done")
+        } else {
+            tracing::info!(status, elapsed_ms, "request done")
+        }
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, v);

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::autoscale::store::AutoscaleView;
-use crate::autoscale::AutoscaleHandle;
+use crate::autoscale::{AutoscaleHandle, NodeView};
 use crate::group::GroupKind;
 use crate::inventory::{Group, Health, Member, MemberState};
 
@@ -32,6 +32,9 @@ pub struct GroupView {
     /// The autoscaler's settings and last decision, for an autoscaled group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleView>,
+    /// For a Swarm group: the nodes holding its tasks, and whether their agents report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeView>>,
 }
 
 /// A member as the API shows it.
@@ -70,6 +73,7 @@ impl GroupView {
             conflict: group.conflict.clone(),
             members: group.members.iter().map(MemberView::of).collect(),
             autoscale: autoscale.view(group),
+            nodes: (group.kind() == GroupKind::Swarm).then(|| autoscale.nodes(group)),
         }
     }
 }

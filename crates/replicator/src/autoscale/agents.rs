@@ -106,11 +106,11 @@ impl AgentReports {
         by_node.retain(|node, _| nodes.contains_key(node));
     }
 
-    /// The nodes holding tasks of a Swarm group, with whether their agents
-    /// report; empty for other groups.
+    /// Every node of the swarm (and any other a task names), with the
+    /// group's tasks on it and whether its agent reports.
     pub fn nodes_of(&self, group: &Group, swarm: &[NodeSummary], local: &str, ttl: Duration) -> Vec<NodeView> {
         let now = super::now();
-        let mut tasks: std::collections::BTreeMap<&str, usize> = Default::default();
+        let mut tasks: std::collections::BTreeMap<&str, usize> = swarm.iter().map(|n| (n.id.as_str(), 0)).collect();
         for m in group.members.iter().filter(|m| m.state.holds_place()) {
             if let Some(node) = &m.node {
                 *tasks.entry(node.as_str()).or_default() += 1;
@@ -150,7 +150,7 @@ pub struct NodeView {
     pub state: String,
     /// The node of replicator's own engine, whose stats it reads itself.
     pub local: bool,
-    /// The group's tasks placed on it.
+    /// The group's tasks placed on it (0 on a node that runs none).
     pub tasks: usize,
     /// Its agent reported within the metric TTL.
     pub reporting: bool,

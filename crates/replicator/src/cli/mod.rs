@@ -1,6 +1,7 @@
 //! The command line: `serve`, `certs init`, and their wiring. Every flag
 //! also reads a `REPLICATOR_*` environment variable; flags win.
 
+mod agent;
 mod certs;
 mod client;
 mod follow_server;
@@ -33,6 +34,8 @@ enum Command {
     Scale(client::ScaleArgs),
     /// Replicate a container (client).
     Replicate(client::ReplicateArgs),
+    /// Report this Swarm node's task CPU and memory to the manager's replicator.
+    Agent(agent::AgentArgs),
     /// Keep a load balancer's upstream list (nginx or JSON) in step with a group.
     Upstreams(upstreams::UpstreamsArgs),
 }
@@ -56,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scale(args) => client::scale(args),
         Command::Replicate(args) => client::replicate(args),
         Command::Upstreams(args) => upstreams::run(args),
+        Command::Agent(args) => agent::run(args),
     }
 }

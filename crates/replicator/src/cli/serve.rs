@@ -279,7 +279,7 @@ fn files_in(dir: &Path) -> TlsFiles {
     TlsFiles { cert: dir.join(cert), key: dir.join(key), ca: dir.join(certs::CA_CERT) }
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");

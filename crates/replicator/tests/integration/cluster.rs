@@ -2,10 +2,14 @@
 //! second dockerd in a network namespace as worker.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
+use replicator::client::ApiClient;
+use serde_json::Value;
+
 use crate::common::swarm2::TwoNodeSwarm;
-use crate::common::{docker, docker_try, eventually, image, Scope, SWARM};
+use crate::common::{docker, docker_try, eventually, free_port, image, images, Scope, BIN, SWARM};
 
 #[tokio::test]
 async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
@@ -72,4 +76,193 @@ async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
     assert!(!link.status.success(), "the host end of the veth pair is gone");
     assert_eq!(docker(&["ps", "-aq", "--filter", "label=com.docker.swarm.task.id"]), "", "no task container is left");
     assert!(docker_try(&["network", "inspect", "ingress"]).is_err(), "the swarm's ingress network is gone");
+}
+
+/// Polls `probe` every 200 ms until it gives a value, failing the test after
+/// `timeout` with the stack's replicator log.
+async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            let services = docker(&["service", "ls", "--format", "{{.Name}}"]);
+            let server = services.lines().find(|s| s.ends_with("_replicator")).unwrap_or_default();
+            let logs = std::process::Command::new("docker").args(["service", "logs", "--tail", "40", server]).output();
+            let logs = logs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr));
+            panic!("timed out waiting for {what}; replicator's log:\n{}", logs.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn desired(service: &str) -> u64 {
+    docker(&["service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", service]).parse().unwrap()
+}
+
+/// Node ids of the service's running tasks.
+fn running_on(service: &str) -> Vec<String> {
+    let tasks = docker(&["service", "ps", "-q", "--filter", "desired-state=running", service]);
+    let ids: Vec<&str> = tasks.lines().collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let states = docker_try(&[&["inspect", "--format", "{{.NodeID}} {{.Status.State}}"], ids.as_slice()].concat())
+        .unwrap_or_default();
+    states.lines().filter_map(|l| l.strip_suffix(" running")).map(str::to_owned).collect()
+}
+
+/// The group's JSON, once replicator answers for it.
+async fn group(client: &ApiClient, name: &str) -> Option<Value> {
+    let r = client.get(&format!("/v1/groups/{name}")).await.ok()?;
+    (r.status == http::StatusCode::OK).then(|| r.json())
+}
+
+/// `(node id, state, reporting)` of each node the group lists.
+fn nodes(group: &Value) -> Vec<(String, String, bool)> {
+    let nodes = group["nodes"].as_array().cloned().unwrap_or_default();
+    nodes
+        .iter()
+        .map(|n| {
+            let text = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
+            (text("id"), text("state"), n["reporting"].as_bool().unwrap_or(false))
+        })
+        .collect()
+}
+
+/// deploy/stack.yml on a two-node swarm: the server on the manager, an agent
+/// on each node. A CPU-busy service with tasks on both nodes grows to its max
+/// from the agents' reports, shrinks to its min once idle, and when the
+/// worker's engine stops, the service keeps its count (Swarm reschedules)
+/// while replicator shows the worker's agent silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_and_survives_a_lost_worker() {
+    images();
+    let _turn = SWARM.lock().await;
+    let scope = Scope::new("stack");
+    let mut swarm = TwoNodeSwarm::start();
+    for image in [image(), "replicator:local"] {
+        swarm.load(image);
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let init = std::process::Command::new(BIN)
+        .args(["certs", "init", "--san", "replicator", "--out"])
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let port = free_port();
+    let stack = scope.name("rs");
+    let stack_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/stack.yml");
+    let deploy = std::process::Command::new("docker")
+        .args(["stack", "deploy", "--resolve-image", "never", "-c"])
+        .arg(&stack_file)
+        .arg(&stack)
+        .env("REPLICATOR_CERTS", certs.path())
+        .env("REPLICATOR_PORT", port.to_string())
+        .env("REPLICATOR_AUTOSCALE_INTERVAL", "2s")
+        .env("REPLICATOR_SCALE_DOWN_STABILIZATION", "10s")
+        .env("REPLICATOR_CPU_INITIALIZATION_PERIOD", "3s")
+        .output()
+        .unwrap();
+    assert!(deploy.status.success(), "stack deploy: {}", String::from_utf8_lossy(&deploy.stderr));
+    let client = ApiClient::new(&format!("https://127.0.0.1:{port}"), certs.path()).unwrap();
+    until("the stack's replicator to answer", Duration::from_secs(90), || async {
+        client.get("/v1/groups").await.ok().filter(|r| r.status == http::StatusCode::OK)
+    })
+    .await;
+    let agents = format!("{stack}_agent");
+    eventually("an agent on each node", Duration::from_secs(90), || (running_on(&agents).len() == 2).then_some(()));
+
+    // Busy while /ctl/busy exists: a bind mount both nodes see, as they share this machine's files.
+    let ctl = tempfile::tempdir().unwrap();
+    std::fs::write(ctl.path().join("busy"), "").unwrap();
+    let service = scope.name("busy");
+    let label = scope.label();
+    let mount = format!("type=bind,source={},target=/ctl", ctl.path().display());
+    docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--no-resolve-image",
+        "--name",
+        &service,
+        "--label",
+        &label,
+        "--container-label",
+        &label,
+        "--label",
+        "replicator.enable=true",
+        "--label",
+        "replicator.max=6",
+        "--label",
+        "replicator.min=2",
+        "--label",
+        "replicator.autoscale.metric=cpu",
+        "--label",
+        "replicator.autoscale.target=25",
+        "--label",
+        "replicator.autoscale.min=2",
+        "--replicas",
+        "4",
+        "--stop-grace-period",
+        "1s",
+        "--mount",
+        &mount,
+        image(),
+        "sh",
+        "-c",
+        "while [ -e /ctl/busy ]; do :; done; exec sleep 100000",
+    ]);
+    let (manager, worker) = (swarm.manager_node_id().to_owned(), swarm.worker_node_id().to_owned());
+    eventually("busy tasks on both nodes", Duration::from_secs(60), || {
+        let on = running_on(&service);
+        (on.contains(&manager) && on.contains(&worker)).then_some(())
+    });
+
+    // Four tasks burning two cores: about 50 % each against a target of 25.
+    until("the busy service to grow to its max", Duration::from_secs(120), || async {
+        (desired(&service) == 6).then_some(())
+    })
+    .await;
+    let seen = until("both nodes' agents reporting", Duration::from_secs(30), || async {
+        let g = group(&client, &service).await?;
+        let n = nodes(&g);
+        n.iter().all(|(_, _, reporting)| *reporting).then_some(n)
+    })
+    .await;
+    let ids: BTreeSet<&str> = seen.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids, [manager.as_str(), worker.as_str()].into_iter().collect());
+
+    std::fs::remove_file(ctl.path().join("busy")).unwrap();
+    until("the idle service to shrink to its min", Duration::from_secs(120), || async {
+        (desired(&service) == 2).then_some(())
+    })
+    .await;
+    eventually("two tasks running", Duration::from_secs(60), || (running_on(&service).len() == 2).then_some(()));
+
+    // The worker goes away. Swarm reschedules its tasks; replicator must
+    // neither scale on the manager's half of the data nor follow the dip.
+    swarm.stop_worker();
+    let mut counts = BTreeSet::new();
+    until("the worker down and its agent silent", Duration::from_secs(60), || {
+        counts.insert(desired(&service));
+        async {
+            let g = group(&client, &service).await?;
+            nodes(&g).into_iter().any(|(id, state, reporting)| id == worker && state == "down" && !reporting).then_some(())
+        }
+    })
+    .await;
+    eventually("the service's tasks back to 2, all on the manager", Duration::from_secs(60), || {
+        counts.insert(desired(&service));
+        let on = running_on(&service);
+        (on.len() == 2 && on.iter().all(|n| *n == manager)).then_some(())
+    });
+    counts.insert(desired(&service));
+    assert_eq!(counts, [2].into_iter().collect(), "the replica count never moved");
 }

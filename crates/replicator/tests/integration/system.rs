@@ -3,24 +3,13 @@
 //! dashboard, driven from a real (headless) browser.
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use replicator::client::ApiClient;
 
 use crate::common::browser::Browser;
-use crate::common::{docker, eventually, free_port, http_request, plain_http, Scope, BIN};
-
-/// `scripts/build-images`, once per test run.
-fn images() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images");
-        let out = std::process::Command::new(script).output().expect("scripts/build-images runs");
-        assert!(out.status.success(), "build-images: {}", String::from_utf8_lossy(&out.stderr));
-    });
-}
+use crate::common::{docker, eventually, free_port, http_request, images, plain_http, Scope, BIN};
 
 fn published(container: &str, port: &str) -> u16 {
     let out = docker(&["port", container, port]);

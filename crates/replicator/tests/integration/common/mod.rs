@@ -158,6 +158,16 @@ pub fn image() -> &'static str {
     IMAGE
 }
 
+/// `scripts/build-images` (replicator:local and replicator-demo:local), once per test run.
+pub fn images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images");
+        let out = Command::new(script).output().expect("scripts/build-images runs");
+        assert!(out.status.success(), "build-images: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
 /// Everything one test creates carries its label and is removed on drop.
 pub struct Scope {
     pub id: String,

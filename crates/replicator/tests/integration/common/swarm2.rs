@@ -210,13 +210,19 @@ impl TwoNodeSwarm {
 
     /// The worker's dockerd (its own config file: the host's daemon.json
     /// names a data root and storage driver of its own); waits for it to answer.
+    ///
+    /// It also gets a mount namespace with its own `/run`, as a real node
+    /// has: a task that mounts `/var/run/docker.sock` (replicator's agent)
+    /// must reach the worker's engine, not the manager's. It answers there
+    /// and, for the test, on a socket in its folder.
     fn start_worker(&mut self) {
         let d = |name: &str| self.path(name).display().to_string();
         std::fs::write(self.path("daemon.json"), "{}").unwrap();
         let log = std::fs::File::create(self.path("dockerd.log")).unwrap();
         let child = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/{}", self.namespace))
-            .arg("dockerd")
+            .args(["unshare", "--mount", "--propagation", "private", "--"])
+            .args(["sh", "-c", r#"mount -t tmpfs tmpfs /run && exec dockerd -H unix:///run/docker.sock "$@""#, "sh"])
             .arg(format!("--config-file={}", d("daemon.json")))
             .arg(format!("--data-root={}", d("data")))
             .arg(format!("--exec-root={}", d("exec")))
