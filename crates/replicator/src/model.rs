@@ -288,6 +288,8 @@ impl ServiceDetails {
 pub struct TaskSummary {
     /// Swarm's id for the task (not its container's).
     pub id: String,
+    /// The service it belongs to.
+    pub service_id: String,
     /// The container running the task; empty until one is created.
     pub container_id: String,
     /// The task's own state (`running`, `pending`, `shutdown`...).

@@ -328,6 +328,7 @@ fn task_from(v: &Value) -> TaskSummary {
         .unwrap_or_default();
     TaskSummary {
         id: str_at(v, "ID").to_owned(),
+        service_id: str_at(v, "ServiceID").to_owned(),
         container_id: v
             .pointer("/Status/ContainerStatus/ContainerID")
             .and_then(Value::as_str)
@@ -513,14 +514,15 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>> {
-        let filters = HashMap::from([
-            ("service".to_owned(), vec![service_id.to_owned()]),
-            ("desired-state".to_owned(), vec!["running".to_owned()]),
-        ]);
+    async fn list_tasks(&self, service_id: Option<&str>) -> EngineResult<Vec<TaskSummary>> {
+        let mut filters = HashMap::from([("desired-state".to_owned(), vec!["running".to_owned()])]);
+        if let Some(id) = service_id {
+            filters.insert("service".to_owned(), vec![id.to_owned()]);
+        }
         let options = ListTasksOptions { filters: Some(filters) };
+        let object = service_id.unwrap_or_default();
         let list = self
-            .call(Op::ListTasks, service_id, Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
+            .call(Op::ListTasks, object, Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
             .await?;
         Ok(list.iter().map(|t| task_from(&to_json(t))).collect())
     }

@@ -308,6 +308,7 @@ fn tasks_for(service: &str, replicas: u64, nodes: &[NodeSummary]) -> Vec<TaskSum
     (1..=replicas)
         .map(|slot| TaskSummary {
             node_id: node(slot).unwrap_or_default(),
+            service_id: service.into(),
             id: format!("{service}-task{slot}"),
             container_id: format!("{service}-c{slot}"),
             state: "running".into(),
@@ -462,10 +463,11 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>> {
-        self.enter(Op::ListTasks, service_id).await?;
+    async fn list_tasks(&self, service_id: Option<&str>) -> EngineResult<Vec<TaskSummary>> {
+        self.enter(Op::ListTasks, service_id.unwrap_or_default()).await?;
         let s = self.lock();
-        Ok(s.services.get(service_id).map(|(_, t)| t.clone()).unwrap_or_default())
+        let wanted = |id: &String| service_id.is_none_or(|w| w == id);
+        Ok(s.services.iter().filter(|(id, _)| wanted(id)).flat_map(|(_, (_, tasks))| tasks.clone()).collect())
     }
 
     async fn list_nodes(&self) -> EngineResult<Vec<NodeSummary>> {

@@ -55,8 +55,8 @@ pub trait Engine: Send + Sync + 'static {
     async fn list_services(&self, labels: &[String]) -> EngineResult<Vec<ServiceDetails>>;
     /// Replaces the service's spec; `Conflict` when `version` is stale.
     async fn update_service(&self, id: &str, version: u64, spec: &ApiObject) -> EngineResult<()>;
-    /// Tasks the orchestrator wants running for the service.
-    async fn list_tasks(&self, service_id: &str) -> EngineResult<Vec<TaskSummary>>;
+    /// Tasks the orchestrator wants running, of one service or (`None`) of all.
+    async fn list_tasks(&self, service_id: Option<&str>) -> EngineResult<Vec<TaskSummary>>;
     /// The swarm's nodes. Call only on a Swarm manager.
     async fn list_nodes(&self) -> EngineResult<Vec<NodeSummary>>;
     /// One reading of the container's counters (the engine takes about a second).

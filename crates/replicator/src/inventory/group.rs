@@ -249,6 +249,18 @@ mod tests {
     }
 
     #[test]
+    fn a_service_counts_the_replicas_it_asks_for_before_their_tasks_run() {
+        let mut g = group(vec![
+            member("t1", 1, false, MemberState::Running),
+            member("t2", 1, false, MemberState::Starting), // pending, or pulling on its node
+        ]);
+        g.service = Some(ServiceRef { id: "svc".into(), replicas: Some(4), rolling_out: None });
+        assert_eq!((g.size(), g.running()), (4, 1), "two tasks not even made yet count");
+        g.service = Some(ServiceRef { id: "svc".into(), replicas: Some(1), rolling_out: None });
+        assert_eq!(g.size(), 2, "tasks still holding a place after a scale-down count until they go");
+    }
+
+    #[test]
     fn members_in_flight_hold_a_place_but_do_not_run() {
         let g = group(vec![
             member("web", 1, true, MemberState::Running),

@@ -130,11 +130,16 @@ impl Informer {
         if !scope.allow_all {
             filter.push(format!("{}=true", labels::ENABLE));
         }
-        let mut services = Vec::new();
-        for details in self.engine.list_services(&filter).await? {
-            let tasks = self.engine.list_tasks(&details.id).await?;
-            services.push(SwarmService { details, tasks });
+        // One listing of every task, whatever the number of services.
+        let (listed, tasks) = tokio::try_join!(self.engine.list_services(&filter), self.engine.list_tasks(None))?;
+        let mut by_service: std::collections::HashMap<String, Vec<_>> = std::collections::HashMap::new();
+        for task in tasks {
+            by_service.entry(task.service_id.clone()).or_default().push(task);
         }
+        let services = listed
+            .into_iter()
+            .map(|details| SwarmService { tasks: by_service.remove(&details.id).unwrap_or_default(), details })
+            .collect();
         Ok(services)
     }
 
@@ -263,7 +268,7 @@ impl Informer {
 /// One Swarm service and its tasks, as the inventory keeps them.
 pub async fn read_service(engine: &dyn Engine, id: &str) -> EngineResult<SwarmService> {
     let details = engine.inspect_service(id).await?;
-    let tasks = engine.list_tasks(id).await?;
+    let tasks = engine.list_tasks(Some(id)).await?;
     Ok(SwarmService { details, tasks })
 }
 
