@@ -61,7 +61,8 @@ pub struct Config {
 /// Serves until `shutdown` resolves, then stops every task and waits for it.
 pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Output = ()>) {
     let inventory = Inventory::new(config.scope.clone());
-    let informer = Informer::new(config.engine.clone(), inventory.clone(), config.resync).with_swarm_poll(config.swarm_poll);
+    let informer =
+        Informer::new(config.engine.clone(), inventory.clone(), config.resync).with_swarm_poll(config.swarm_poll);
     // One look before answering anything, so the first requests see the groups.
     if let Err(e) = informer.resync().await {
         warn!(error = %e, "cannot list the engine yet; will keep trying");
@@ -77,7 +78,8 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         config.settings,
         config.telemetry.clone(),
     );
-    let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run, config.autoscale.metric_ttl);
+    let autoscale =
+        AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run, config.autoscale.metric_ttl);
     let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale);
 
     // Stopped in this order, each phase awaited: the autoscaler (its changes

@@ -36,7 +36,12 @@ fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>
         let engine = Arc::new(FakeEngine::default());
         let service = Replicator::for_test(engine.clone(), Scope::default()).await;
         let before = engine.total_calls();
-        let autoscale = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, std::time::Duration::from_secs(15));
+        let autoscale = AutoscaleHandle::new(
+            Arc::new(service.clone()),
+            service.events().clone(),
+            false,
+            std::time::Duration::from_secs(15),
+        );
         let app = router(AppState { service, autoscale, rate_limit: None });
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {

@@ -123,9 +123,8 @@ mod tests {
             .contains("not a full container id"));
         let negative = format!(r#"{{"hostname": "h", "containers": [{{"id": "{ID}", "cpu": -1}}]}}"#);
         assert!(refused("n1", &negative).contains("cpu of"));
-        let twice = format!(
-            r#"{{"hostname": "h", "containers": [{{"id": "{ID}", "cpu": 1}}, {{"id": "{ID}", "cpu": 2}}]}}"#
-        );
+        let twice =
+            format!(r#"{{"hostname": "h", "containers": [{{"id": "{ID}", "cpu": 1}}, {{"id": "{ID}", "cpu": 2}}]}}"#);
         assert!(refused("n1", &twice).contains("reported twice"));
         assert!(refused("n1", r#"{"hostname": "h", "containers": [], "extra": 1}"#).contains("unknown field"));
         assert!(refused("n1", "[]").contains("not a JSON object"));

@@ -17,12 +17,12 @@ use super::agents::{AgentReports, NodeReport, NodeView};
 use super::store::{AutoscaleView, Board, DecisionView, MetricStore, Sample};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
+use crate::group::GroupKind;
 use crate::id::ContainerRef;
 use crate::inventory::Group;
-use crate::group::GroupKind;
 use crate::model::{NodeSummary, StatsSample};
-use crate::quote::clip;
 use crate::policy::{self, Metric};
+use crate::quote::clip;
 use crate::service::Replicator;
 
 /// The service as the autoscaler sees it.
@@ -114,7 +114,12 @@ pub struct ReportOutcome {
 
 impl AutoscaleHandle {
     /// A handle over `control`; [`super::Autoscaler::new`] makes the loop that uses it.
-    pub fn new(control: Arc<dyn GroupControl>, events: Arc<EventHub>, dry_run: bool, metric_ttl: Duration) -> Arc<Self> {
+    pub fn new(
+        control: Arc<dyn GroupControl>,
+        events: Arc<EventHub>,
+        dry_run: bool,
+        metric_ttl: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             control,
             metrics: MetricStore::default(),

@@ -155,7 +155,9 @@ impl Autoscaler {
             });
             let values = hpa_values(&observation.values, observation.unready, policy.target);
             match group.service.as_ref().and_then(|s| s.rolling_out.as_deref()) {
-                Some(update) => self.hold(group, policy, format!("the service's update is {update}: not scaled until it ends")),
+                Some(update) => {
+                    self.hold(group, policy, format!("the service's update is {update}: not scaled until it ends"))
+                }
                 None => self.evaluate(group, policy, &values, observation.problem.as_deref(), now),
             }
         }
@@ -186,7 +188,14 @@ impl Autoscaler {
         self.report(group.name(), &d, policy.dry_run || self.shared.dry_run);
     }
 
-    fn evaluate(&mut self, group: &Group, policy: &Policy, values: &[Option<f64>], problem: Option<&str>, now: Instant) {
+    fn evaluate(
+        &mut self,
+        group: &Group,
+        policy: &Policy,
+        values: &[Option<f64>],
+        problem: Option<&str>,
+        now: Instant,
+    ) {
         let limits = self.limits(policy);
         let window = self.settings.stabilization;
         let memory = self.memories.entry(group.name().to_owned()).or_insert_with(|| Memory::new(window));
@@ -333,9 +342,9 @@ mod tests {
     use super::*;
     use crate::autoscale::store::AutoscaleView;
     use crate::autoscale::{MetricSample, NodeReport, ReportOutcome, Usage};
-    use crate::error::Error;
     use crate::engine::fake::FakeEngine;
     use crate::engine::Op;
+    use crate::error::Error;
     use crate::id::ContainerRef;
     use crate::inventory::Scope;
     use crate::service::Replicator;
@@ -345,7 +354,8 @@ mod tests {
         engine.add_container("web", labels);
         let service = Replicator::for_test(engine.clone(), Scope::default()).await;
         let telemetry = Arc::new(Telemetry::default());
-        let handle = AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15));
+        let handle =
+            AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15));
         let settings = AutoscaleSettings {
             interval: Duration::from_secs(5),
             stabilization: Duration::from_secs(60),
@@ -430,12 +440,8 @@ mod tests {
         engine.set_nodes(&["m", "w"]);
         let service_id = engine.add_service("api", 4, &CPU);
         let service = Replicator::for_test(engine.clone(), Scope::default()).await;
-        let handle = AutoscaleHandle::new(
-            Arc::new(service.clone()),
-            service.events().clone(),
-            false,
-            Duration::from_secs(15),
-        );
+        let handle =
+            AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15));
         let settings = AutoscaleSettings {
             interval: Duration::from_secs(5),
             stabilization: Duration::from_secs(60),
@@ -486,8 +492,7 @@ mod tests {
         assert_eq!((d.from, d.to), (4, 4));
         assert!(d.reason.contains("no fresh report from the agent on node w"), "{}", d.reason);
         let nodes = handle.nodes(&group);
-        let reporting: Vec<(&str, bool, usize)> =
-            nodes.iter().map(|n| (n.id.as_str(), n.reporting, n.tasks)).collect();
+        let reporting: Vec<(&str, bool, usize)> = nodes.iter().map(|n| (n.id.as_str(), n.reporting, n.tasks)).collect();
         assert_eq!(reporting, [("m", true, 2), ("w", false, 2)]);
     }
 

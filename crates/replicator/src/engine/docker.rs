@@ -31,7 +31,8 @@ use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
 use crate::model::Health;
 use crate::model::{
     labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, Endpoint, EngineInfo,
-    ListQuery, NetworkAttachment, NodeSummary, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
+    ListQuery, NetworkAttachment, NodeSummary, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole,
+    TaskSummary,
 };
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsError, TlsFiles};

@@ -94,7 +94,8 @@ async fn until<T, F: std::future::Future<Output = Option<T>>>(
             let services = docker(&["service", "ls", "--format", "{{.Name}}"]);
             let server = services.lines().find(|s| s.ends_with("_replicator")).unwrap_or_default();
             let logs = std::process::Command::new("docker").args(["service", "logs", "--tail", "40", server]).output();
-            let logs = logs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr));
+            let logs =
+                logs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr));
             panic!("timed out waiting for {what}; replicator's log:\n{}", logs.unwrap_or_default());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -254,7 +255,10 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
         counts.insert(desired(&service));
         async {
             let g = group(&client, &service).await?;
-            nodes(&g).into_iter().any(|(id, state, reporting)| id == worker && state == "down" && !reporting).then_some(())
+            nodes(&g)
+                .into_iter()
+                .any(|(id, state, reporting)| id == worker && state == "down" && !reporting)
+                .then_some(())
         }
     })
     .await;
