@@ -13,7 +13,7 @@ use crate::common::{docker, docker_try, eventually, free_port, image, images, Sc
 
 #[tokio::test]
 async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
-    let _turn = SWARM.lock().await;
+    let _turn = SWARM.write().await;
     let scope = Scope::new("cluster");
     let swarm = TwoNodeSwarm::start();
     let namespace = {
@@ -144,7 +144,7 @@ fn nodes(group: &Value) -> Vec<(String, String, bool)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_and_survives_a_lost_worker() {
     images();
-    let _turn = SWARM.lock().await;
+    let _turn = SWARM.write().await;
     let scope = Scope::new("stack");
     let mut swarm = TwoNodeSwarm::start();
     for image in [image(), "replicator:local"] {

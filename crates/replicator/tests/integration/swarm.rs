@@ -46,7 +46,7 @@ fn desired_replicas(service: &str) -> u64 {
 
 #[tokio::test]
 async fn replicating_a_task_scales_its_service() {
-    let _turn = SWARM.lock().await;
+    let _turn = SWARM.write().await;
     let scope = Scope::new("swarm");
     let _swarm = SwarmMode::enter();
     let service = scope.name("svc");

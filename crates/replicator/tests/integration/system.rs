@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use replicator::client::ApiClient;
 
 use crate::common::browser::Browser;
-use crate::common::{docker, eventually, free_port, http_request, images, plain_http, Scope, BIN};
+use crate::common::{docker, eventually, free_port, http_request, images, plain_http, Scope, BIN, SWARM};
 
 fn published(container: &str, port: &str) -> u16 {
     let out = docker(&["port", container, port]);
@@ -27,6 +27,7 @@ fn both_images_are_small() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard() {
+    let _names = SWARM.read().await;
     images();
     let scope = Scope::new("system");
     let network = scope.network("net");
@@ -169,6 +170,7 @@ fn served_by(port: u16) -> Option<String> {
 
 #[test]
 fn scripts_demo_starts_the_whole_system_and_down_removes_it() {
+    let _names = SWARM.blocking_read();
     images();
     let name = format!("sysdemo-{}", std::process::id());
     let (web, api, dashboard) = (free_port(), free_port(), free_port());

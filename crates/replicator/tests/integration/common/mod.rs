@@ -633,5 +633,7 @@ pub fn cli(server: &Server, args: &[&str]) -> std::process::Output {
         .expect("replicator runs")
 }
 
-/// Swarm mode changes the whole engine: its tests take turns.
-pub static SWARM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Swarm mode changes the whole engine: its tests take turns (`write`).
+/// Joining and leaving a swarm also upsets the engine's embedded DNS for a
+/// moment, so tests whose containers find each other by name hold `read`.
+pub static SWARM: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
