@@ -14,6 +14,12 @@ pub const GROUP: &str = "replicator.group";
 pub const MAX: &str = "replicator.max";
 /// Lower bound of a group's size when scaling down.
 pub const MIN: &str = "replicator.min";
+/// Paused, ready standby clones the group keeps beside its members (0-10).
+pub const WARM: &str = "replicator.warm";
+/// On a clone made for the warm pool: it is a standby until replicator unpauses it.
+pub const STANDBY: &str = "replicator.standby";
+/// Most standbys a group may ask for.
+pub const MAX_WARM: u32 = 10;
 /// The replication request a replica was made by: a request that did not
 /// finish (replicator died) is undone whole by the reconcile pass.
 pub const REQUEST: &str = "replicator.request";

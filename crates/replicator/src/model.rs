@@ -74,6 +74,7 @@ impl ContainerDetails {
             networks: self.endpoints.iter().map(|(name, e)| (name.clone(), e.ip_address.clone())).collect(),
             published: self.published.clone(),
             health: self.health,
+            image_id: self.image_id.clone(),
         }
     }
 }
@@ -199,6 +200,8 @@ impl RunState {
 /// A container as listed (cheaper than an inspect): what the inventory keeps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerSummary {
+    /// The image it runs (`sha256:...`).
+    pub image_id: String,
     /// Full id.
     pub id: String,
     /// Without the engine's leading `/`.

@@ -346,6 +346,8 @@ mod tests {
             policy: None,
             conflict: None,
             service: None,
+            warm: 0,
+            standbys: Vec::new(),
         }
     }
 

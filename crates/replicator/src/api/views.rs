@@ -29,6 +29,11 @@ pub struct GroupView {
     pub conflict: Option<String>,
     /// Every member, oldest first.
     pub members: Vec<MemberView>,
+    /// Standbys the group asks for (`replicator.warm`); 0 for a Swarm group.
+    pub warm: u32,
+    /// Paused clones kept ready beside the members (and ones warming up):
+    /// not members, not counted, never routed to.
+    pub standbys: Vec<MemberView>,
     /// The autoscaler's settings and last decision, for an autoscaled group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleView>,
@@ -72,6 +77,8 @@ impl GroupView {
             error,
             conflict: group.conflict.clone(),
             members: group.members.iter().map(MemberView::of).collect(),
+            warm: group.warm,
+            standbys: group.standbys.iter().map(MemberView::of).collect(),
             autoscale: autoscale.view(group),
             nodes: (group.kind() == GroupKind::Swarm).then(|| autoscale.nodes(group)),
         }

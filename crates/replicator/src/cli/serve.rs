@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// again (tasks on other nodes send this engine no events).
     #[arg(long, env = "REPLICATOR_SWARM_INTERVAL", default_value = "5s", value_parser = duration::parse_positive)]
     pub swarm_interval: Duration,
+    /// How long a standby without a healthcheck runs before it counts as ready and is paused.
+    #[arg(long, env = "REPLICATOR_WARM_SETTLE", default_value = "5s", value_parser = duration::parse)]
+    pub warm_settle: Duration,
     /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
     #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
     pub rate_limit: Option<f64>,
@@ -188,6 +191,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             self_id: self_id.clone(),
             engine_timeout: args.engine_timeout,
             drain_timeout: args.drain_timeout,
+            warm_settle: args.warm_settle,
         },
         autoscale: AutoscaleSettings {
             interval: args.autoscale_interval,

@@ -295,6 +295,7 @@ pub fn summary_from(c: &Value) -> ContainerSummary {
         .map(|nets| nets.iter().map(|(name, ep)| (name.clone(), str_at(ep, "IPAddress").to_owned())).collect())
         .unwrap_or_default();
     ContainerSummary {
+        image_id: str_at(c, "ImageID").to_owned(),
         id: str_at(c, "Id").to_owned(),
         name: name.map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
         state: RunState::parse(str_at(c, "State")),
@@ -471,6 +472,14 @@ impl Engine for DockerEngine {
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
         self.call(Op::StartContainer, id, Duration::ZERO, |d| async move { d.start_container(id, None).await }).await
+    }
+
+    async fn pause_container(&self, id: &str) -> EngineResult<()> {
+        self.call(Op::PauseContainer, id, Duration::ZERO, |d| async move { d.pause_container(id).await }).await
+    }
+
+    async fn unpause_container(&self, id: &str) -> EngineResult<()> {
+        self.call(Op::UnpauseContainer, id, Duration::ZERO, |d| async move { d.unpause_container(id).await }).await
     }
 
     async fn stop_container(&self, id: &str, timeout_secs: i32) -> EngineResult<()> {

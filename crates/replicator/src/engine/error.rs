@@ -22,6 +22,10 @@ pub enum Op {
     ConnectNetwork,
     /// `POST /containers/{id}/start`.
     StartContainer,
+    /// `POST /containers/{id}/pause`.
+    PauseContainer,
+    /// `POST /containers/{id}/unpause`.
+    UnpauseContainer,
     /// `POST /containers/{id}/stop`.
     StopContainer,
     /// `DELETE /containers/{id}`.
@@ -53,6 +57,8 @@ impl fmt::Display for Op {
             Op::CreateContainer => "create container",
             Op::ConnectNetwork => "connect network",
             Op::StartContainer => "start container",
+            Op::PauseContainer => "pause container",
+            Op::UnpauseContainer => "unpause container",
             Op::StopContainer => "stop container",
             Op::RemoveContainer => "remove container",
             Op::InspectService => "inspect service",

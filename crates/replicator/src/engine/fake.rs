@@ -405,6 +405,20 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn pause_container(&self, id: &str) -> EngineResult<()> {
+        self.enter(Op::PauseContainer, id).await?;
+        let found = self.find(id).ok_or_else(|| missing(Op::PauseContainer, id))?;
+        self.set_state(&found.details.id, RunState::Paused, "pause");
+        Ok(())
+    }
+
+    async fn unpause_container(&self, id: &str) -> EngineResult<()> {
+        self.enter(Op::UnpauseContainer, id).await?;
+        let found = self.find(id).ok_or_else(|| missing(Op::UnpauseContainer, id))?;
+        self.set_state(&found.details.id, RunState::Running, "unpause");
+        Ok(())
+    }
+
     async fn stop_container(&self, id: &str, _: i32) -> EngineResult<()> {
         self.enter(Op::StopContainer, id).await?;
         let found = self.find(id).ok_or_else(|| missing(Op::StopContainer, id))?;

@@ -47,6 +47,10 @@ pub trait Engine: Send + Sync + 'static {
     async fn start_container(&self, id: &str) -> EngineResult<()>;
     /// Stops with the container's own stop signal, killing after `timeout_secs`.
     async fn stop_container(&self, id: &str, timeout_secs: i32) -> EngineResult<()>;
+    /// Freezes the container's processes (it keeps its memory).
+    async fn pause_container(&self, id: &str) -> EngineResult<()>;
+    /// Thaws a paused container.
+    async fn unpause_container(&self, id: &str) -> EngineResult<()>;
     /// Removes the container (forcefully) and its anonymous volumes.
     async fn remove_container(&self, id: &str) -> EngineResult<()>;
     /// One Swarm service, with the version an update must quote.

@@ -50,6 +50,8 @@ pub struct Intent {
     pub id: Option<String>,
     /// The request it is part of.
     pub request: String,
+    /// Made for the warm pool: a standby, not a member.
+    pub standby: bool,
 }
 
 /// A Swarm service with its tasks, as last read.
@@ -71,6 +73,8 @@ pub struct Inputs<'a> {
     pub intents: &'a [Intent],
     /// Members on their way out: draining, then stopping.
     pub leaving: &'a HashMap<String, MemberState>,
+    /// Standbys replicator is starting and will pause once ready.
+    pub warming: &'a HashSet<String>,
 }
 
 /// Whether a container's labels can make it a member of a plain or compose group.
@@ -135,9 +139,32 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     let identity = group::identify(&first.id, &first.name, &first.labels);
     let (bounds, conflict) = rules_of(&rule_holders, scope.default_max);
     let policy = policy_of(&first.labels, &bounds);
+    let (warm, bounds) = match (warm_of(&first.labels), bounds) {
+        (Ok(warm), bounds) => (warm, bounds),
+        (Err(reason), Ok(_)) => (0, Err(reason)),
+        (Err(_), bounds) => (0, bounds),
+    };
     let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving)).collect();
     add_intents(&mut list, &identity, inputs);
-    Group { identity, bounds, members: list, policy, conflict, service: None }
+    let standby = |m: &Member| {
+        let labelled = members.iter().any(|c| c.id == m.id && c.labels.contains_key(labels::STANDBY));
+        let intended = inputs.intents.iter().any(|i| i.standby && i.group == identity.name && i.name == m.name);
+        intended
+            || inputs.warming.contains(&m.id)
+            || (!m.original && m.state == MemberState::Paused && (warm > 0 || labelled))
+    };
+    let (standbys, list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
+    Group { identity, bounds, members: list, policy, conflict, service: None, warm, standbys }
+}
+
+/// `replicator.warm`: 0 to [`labels::MAX_WARM`] standbys, 0 when absent.
+fn warm_of(labels: &BTreeMap<String, String>) -> Result<u32, String> {
+    let Some(raw) = labels.get(labels::WARM) else { return Ok(0) };
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n <= labels::MAX_WARM)
+        .ok_or_else(|| format!("{}={:?} is not a count from 0 to {}", labels::WARM, crate::quote::clip(raw), labels::MAX_WARM))
 }
 
 /// Bounds every original agrees to (the strictest), and a note when they disagree.
@@ -260,6 +287,8 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
             replicas: s.replicas,
             rolling_out: s.rolling_out().map(str::to_owned),
         }),
+        warm: 0,
+        standbys: Vec::new(),
     })
 }
 
@@ -291,7 +320,16 @@ mod tests {
     fn build(scope: &Scope, containers: Vec<ContainerSummary>, intents: &[Intent], stopping: &[&str]) -> Vec<Group> {
         let containers = containers.into_iter().map(|c| (c.id.clone(), c)).collect();
         let leaving = stopping.iter().map(|s| (s.to_string(), MemberState::Stopping)).collect();
-        groups(scope, &Inputs { containers: &containers, services: &BTreeMap::new(), intents, leaving: &leaving })
+        groups(
+            scope,
+            &Inputs {
+                containers: &containers,
+                services: &BTreeMap::new(),
+                intents,
+                leaving: &leaving,
+                warming: &HashSet::new(),
+            },
+        )
     }
 
     const ENABLED: (&str, &str) = ("replicator.enable", "true");
@@ -417,8 +455,8 @@ mod tests {
     #[test]
     fn replicas_being_made_or_removed_are_counted_from_memory() {
         let intents = [
-            Intent { group: "web".into(), name: "web-2".into(), id: None, request: "q".into() },
-            Intent { group: "web".into(), name: "web-3".into(), id: Some("r3".into()), request: "q".into() },
+            Intent { group: "web".into(), name: "web-2".into(), id: None, request: "q".into(), standby: false },
+            Intent { group: "web".into(), name: "web-3".into(), id: Some("r3".into()), request: "q".into(), standby: false },
         ];
         let mut created =
             container("r3", "web-3", 3, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);

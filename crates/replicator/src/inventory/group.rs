@@ -121,6 +121,11 @@ pub struct Group {
     pub conflict: Option<String>,
     /// The service, for a Swarm group.
     pub service: Option<ServiceRef>,
+    /// Standbys the group asks for (`replicator.warm`).
+    pub warm: u32,
+    /// Clones kept ready and paused beside the members: not members, never
+    /// counted or routed to; a scale-up unpauses them first.
+    pub standbys: Vec<Member>,
 }
 
 impl Group {
@@ -208,6 +213,8 @@ impl Group {
             policy: None,
             conflict: None,
             service: None,
+            warm: 0,
+            standbys: Vec::new(),
         }
     }
 }

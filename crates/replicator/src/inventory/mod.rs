@@ -53,6 +53,8 @@ struct State {
     intents: BTreeMap<u64, Intent>,
     /// Members on their way out, and how far along.
     leaving: HashMap<String, MemberState>,
+    /// Standbys being started, to be paused once ready.
+    warming: HashSet<String>,
     engine: Option<EngineInfo>,
     /// Why the last listing failed, while it does.
     unavailable: Option<EngineError>,
@@ -91,6 +93,7 @@ impl State {
             services: &self.services,
             intents: &intents,
             leaving: &self.leaving,
+            warming: &self.warming,
         };
         let groups = Arc::new(build::groups(scope, &inputs));
         self.cache = Some((self.stamp, groups.clone()));
@@ -243,12 +246,13 @@ impl Inventory {
         group: &str,
         request: &str,
         count: usize,
-        max: usize,
+        max: Option<usize>,
         naming: &crate::group::Naming,
     ) -> Option<Reservation> {
         let mut state = self.lock();
         let size = state.groups(&self.scope).iter().find(|g| g.name() == group).map_or(0, Group::size);
-        if size + count > max {
+        // Standbys (no `max`) come on top of the members.
+        if max.is_some_and(|max| size + count > max) {
             return None;
         }
         let mut taken = state.names_in_use();
@@ -257,13 +261,14 @@ impl Inventory {
             let name = naming.next_free(&taken);
             taken.insert(name.clone());
             let key = state.touch();
-            state.intents.insert(key, Intent { group: group.to_owned(), name, id: None, request: request.to_owned() });
+            let standby = max.is_none();
+            state.intents.insert(key, Intent { group: group.to_owned(), name, id: None, request: request.to_owned(), standby });
             keys.push(key);
         }
         let stamp = state.stamp;
         drop(state);
         self.changed(stamp);
-        Some(Reservation { inventory: self.clone(), keys, request: request.to_owned(), count })
+        Some(Reservation { inventory: self.clone(), keys, request: request.to_owned(), count, standby: max.is_none() })
     }
 
     /// Marks members as leaving (`Draining`, then `Stopping`): they stop
@@ -271,6 +276,17 @@ impl Inventory {
     pub fn mark_leaving(self: &Arc<Self>, ids: &[String], how: MemberState) -> Leaving {
         self.set_leaving(ids, how);
         Leaving { inventory: self.clone(), ids: ids.to_vec() }
+    }
+
+    /// Marks a standby as warming (started, to be paused once ready) or not.
+    pub fn set_warming(&self, id: &str, warming: bool) {
+        self.write(|state, _| {
+            if warming {
+                state.warming.insert(id.to_owned());
+            } else {
+                state.warming.remove(id);
+            }
+        });
     }
 
     fn set_leaving(&self, ids: &[String], how: MemberState) {
@@ -423,9 +439,15 @@ pub struct Reservation {
     keys: Vec<u64>,
     request: String,
     count: usize,
+    standby: bool,
 }
 
 impl Reservation {
+    /// Whether the places are for standbys of the warm pool.
+    pub fn standby(&self) -> bool {
+        self.standby
+    }
+
     /// The request the replicas are made for, as their labels name it.
     pub fn request(&self) -> &str {
         &self.request

@@ -4,6 +4,7 @@
 //! [`Inventory`], where each command also records its intents.
 
 mod locks;
+mod pool;
 mod ready;
 mod reconcile;
 mod replicate;
@@ -38,6 +39,8 @@ pub struct Settings {
     pub engine_timeout: Duration,
     /// Longest a scale-down waits for the balancers to let a draining member go.
     pub drain_timeout: Duration,
+    /// How long a standby without a healthcheck runs before it counts as ready and is paused.
+    pub warm_settle: Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             self_id: None,
             engine_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            warm_settle: Duration::from_secs(5),
         }
     }
 }

@@ -24,7 +24,7 @@ const PARALLEL: usize = 16;
 const NAME_RETRIES: usize = 5;
 
 /// The answer to a replication.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Replication {
     /// Full id of the container that was replicated.
     pub source: String,
@@ -95,11 +95,26 @@ impl Replicator {
             return Err(Error::NotEnabled(target.to_string()));
         }
         let source = self.source_from(details).await?;
-        let reservation = {
+        let (promoted, reservation) = {
             let _admitted = self.inner.locks.lock(&source.group.name).await;
-            self.reserve(&source, count as usize)?
+            let promoted = self.promote_standbys(&source, count as usize).await?;
+            let cold = count as usize - promoted.len();
+            (promoted, self.reserve(&source, cold)?)
         };
-        self.create_replicas(&source, reservation, caller).await
+        let mut replication = if reservation.count() == 0 {
+            Replication { source: source.details.id.clone(), group: source.group.name.clone(), ..Default::default() }
+        } else {
+            match self.create_replicas(&source, reservation, caller).await {
+                Ok(made) => made,
+                Err(e) => {
+                    // All or nothing: the standbys go back to the pool.
+                    self.demote(&promoted).await;
+                    return Err(e);
+                }
+            }
+        };
+        replication.replicas.splice(0..0, promoted);
+        Ok(replication)
     }
 
     /// The container the caller named; a 404 here means the caller's container.
@@ -136,7 +151,7 @@ impl Replicator {
     pub(super) fn reserve(&self, source: &Source, count: usize) -> Result<Reservation> {
         let max = source.bounds.max as usize;
         self.inventory()
-            .reserve(&source.group.name, &new_request_id(), count, max, &source.group.naming)
+            .reserve(&source.group.name, &new_request_id(), count, Some(max), &source.group.naming)
             .ok_or_else(|| Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max })
     }
 
@@ -224,7 +239,7 @@ impl Replicator {
     }
 
     /// What the source's image tag points at now (see the planner's image rule).
-    async fn tag_image_id(&self, source: &ContainerDetails) -> Result<Option<String>> {
+    pub(super) async fn tag_image_id(&self, source: &ContainerDetails) -> Result<Option<String>> {
         match source.config.get("Image").and_then(|v| v.as_str()) {
             Some(tag) if !tag.is_empty() && !tag.starts_with("sha256:") => Ok(self.engine().image_id(tag).await?),
             _ => Ok(None),
@@ -247,6 +262,9 @@ impl Replicator {
             let mut extra_labels = naming.labels_for(&name);
             extra_labels.insert(labels::REQUEST.to_owned(), reservation.request().to_owned());
             extra_labels.insert(labels::REQUEST_SIZE.to_owned(), reservation.count().to_string());
+            if reservation.standby() {
+                extra_labels.insert(labels::STANDBY.to_owned(), "true".to_owned());
+            }
             let spec = CloneSpec {
                 name: &name,
                 group: &source.group.name,
@@ -258,6 +276,10 @@ impl Replicator {
             let plan = plan::plan_clone(&source.details, &spec);
             match self.engine().create_container(&plan.create).await {
                 Ok(id) => {
+                    if reservation.standby() {
+                        // Never a member, not even between its start and its pause.
+                        self.inventory().set_warming(&id, true);
+                    }
                     reservation.created(index, &id);
                     self.inventory().observe(summary_of(&id, &plan.create, RunState::Created));
                     return Ok((Replica { id, name }, plan));
@@ -304,7 +326,7 @@ impl Replicator {
 
 /// A request id unique to this process and this instant (labels tell the
 /// replicas of one request apart from those of any other).
-fn new_request_id() -> String {
+pub(super) fn new_request_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{:x}-{:x}-{n:x}", crate::inventory::informer::unix_nanos_now(), std::process::id())

@@ -61,12 +61,22 @@ impl Replicator {
                 .ok_or_else(|| Error::Conflict(format!("group {name} has no live member to clone")))?;
             let details = self.engine().inspect_container(&source.id).await?;
             let source = self.source_from(details).await?;
-            let reservation = self.reserve(&source, target - size)?;
-            let started = std::time::Instant::now();
-            let result = self.create_replicas(&source, reservation, caller).await;
-            let outcome = if result.is_ok() { "created" } else { "failed" };
-            self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
-            created = result?.replicas;
+            created = self.promote_standbys(&source, target - size).await?;
+            let cold = target - size - created.len();
+            if cold > 0 {
+                let reservation = self.reserve(&source, cold)?;
+                let started = std::time::Instant::now();
+                let result = self.create_replicas(&source, reservation, caller).await;
+                let outcome = if result.is_ok() { "created" } else { "failed" };
+                self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
+                match result {
+                    Ok(made) => created.extend(made.replicas),
+                    Err(e) => {
+                        self.demote(&created).await;
+                        return Err(e);
+                    }
+                }
+            }
         } else if target < size {
             let victims: Vec<String> = group.newest_replicas(size - target).iter().map(|m| m.id.clone()).collect();
             if victims.len() < size - target {
@@ -80,8 +90,18 @@ impl Replicator {
             if !self.events().drained(name, &victims, self.settings().drain_timeout).await {
                 info!(group = name, "drain timeout: not every balancer confirmed; stopping anyway");
             }
+            // While the warm pool is short, surplus members are paused into it.
+            let short = (group.warm as usize).saturating_sub(group.standbys.len());
+            let (pooled, retired) = victims.split_at(short.min(victims.len()));
             leaving.stopping();
-            let outcomes = join_all(victims.iter().map(|id| self.retire(id))).await;
+            let paused = join_all(pooled.iter().map(|id| self.pause_into_pool(id))).await;
+            let mut outcomes = join_all(retired.iter().map(|id| self.retire(id))).await;
+            for (id, paused) in pooled.iter().zip(paused) {
+                if let Err(e) = paused {
+                    warn!(container = %id, error = %e, "cannot pause into the warm pool; removing");
+                    outcomes.push(self.retire(id).await);
+                }
+            }
             outcomes.into_iter().collect::<Result<Vec<()>>>()?;
         }
         info!(group = name, from = size, to = target, caller, "group scaled");

@@ -1,0 +1,337 @@
+//! Warm standbys (`replicator.warm=N`): clones created, started, let get
+//! ready, then paused. Unpausing one takes the engine milliseconds, whatever
+//! the app's start-up time, so every scale-up takes standbys first and makes
+//! only the rest cold; a scale-down pauses surplus members back into the
+//! pool while it is short. The keeper ([`Replicator::keep_pools`]) refills
+//! each pool in the background, recycles standbys that no longer match
+//! their original (its tag names another image, or it was recreated), and
+//! removes the standbys of a group that asks for none or is gone.
+//!
+//! A standby is a paused replica of a group that asks for standbys, or a
+//! paused replica labelled `replicator.standby=true` (made for a pool); one
+//! replicator is still warming is one too. After a crash, a paused standby
+//! is adopted as it is, and one caught warming (running) is adopted as a
+//! member: nothing is left that the next start neither uses nor removes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::replicate::Source;
+use super::{Replica, Replicator};
+use crate::error::{Error, Result};
+use crate::group::GroupKind;
+use crate::inventory::{Group, Member, MemberState};
+use crate::labels;
+use crate::model::RunState;
+
+/// How often every pool is looked at even when nothing changed.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+/// Changes closer together than this are looked at together.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+/// Longest a standby may take to become ready before it is removed.
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+impl Replicator {
+    /// Unpauses up to `count` ready standbys of the source's group, after
+    /// checking that `count` new members fit under `max`. The caller holds
+    /// the group's lock. They are members as soon as this returns.
+    pub(super) async fn promote_standbys(&self, source: &Source, count: usize) -> Result<Vec<Replica>> {
+        let group = match self.group(&source.group.name).await {
+            Ok(g) => g,
+            Err(Error::GroupNotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let max = source.bounds.max;
+        if group.size() + count > max as usize {
+            return Err(Error::LimitReached { group: group.name().to_owned(), max });
+        }
+        let fresh = self.fresh_standbys(&group, source).await;
+        let chosen: Vec<&Member> = fresh.into_iter().take(count).collect();
+        let results = join_all(chosen.iter().map(|m| self.unpause(m))).await;
+        let promoted: Vec<Replica> = results.into_iter().flatten().collect();
+        if !promoted.is_empty() {
+            info!(group = %group.name(), count = promoted.len(), "standbys unpaused into members");
+        }
+        Ok(promoted)
+    }
+
+    /// Puts promoted standbys back into the pool after the rest of their request failed.
+    pub(super) async fn demote(&self, replicas: &[Replica]) {
+        for r in replicas {
+            if let Err(e) = self.pause_into_pool(&r.id).await {
+                warn!(container = %r.id, error = %e, "could not pause a standby back; removing it");
+                self.remove_quietly(&r.id).await;
+            }
+        }
+    }
+
+    async fn unpause(&self, m: &Member) -> Option<Replica> {
+        match self.engine().unpause_container(&m.id).await {
+            Ok(()) => {
+                self.set_state(&m.id, RunState::Running);
+                Some(Replica { id: m.id.clone(), name: m.name.clone() })
+            }
+            Err(e) => {
+                warn!(container = %m.id, error = %e, "cannot unpause a standby; it will be recycled");
+                None
+            }
+        }
+    }
+
+    /// Pauses a member (already drained) so that it becomes a standby.
+    pub(super) async fn pause_into_pool(&self, id: &str) -> Result<()> {
+        self.engine().pause_container(id).await?;
+        self.set_state(id, RunState::Paused);
+        Ok(())
+    }
+
+    fn set_state(&self, id: &str, state: RunState) {
+        if let Some(mut c) = self.inventory().container(id) {
+            c.state = state;
+            self.inventory().record(c);
+        }
+    }
+
+    /// Standbys still ready to serve: paused, and cloned from the group's
+    /// current original and image.
+    async fn fresh_standbys<'g>(&self, group: &'g Group, source: &Source) -> Vec<&'g Member> {
+        let image = self.current_image(source).await;
+        group.standbys.iter().filter(|m| m.state == MemberState::Paused && self.matches(m, source, &image)).collect()
+    }
+
+    /// The image the source's tag names now (its own image when it has no tag).
+    async fn current_image(&self, source: &Source) -> String {
+        match self.tag_image_id(&source.details).await {
+            Ok(Some(id)) => id,
+            _ => source.details.image_id.clone(),
+        }
+    }
+
+    fn matches(&self, standby: &Member, source: &Source, image: &str) -> bool {
+        let Some(c) = self.inventory().container(&standby.id) else { return false };
+        let from = c.labels.get(labels::SOURCE).map(String::as_str);
+        c.image_id == image && from == Some(source.group.original_id.as_str())
+    }
+
+    /// Keeps every group's pool at its size until `cancel`: on every change
+    /// of the groups (debounced) and every few seconds.
+    pub async fn keep_pools(self, cancel: CancellationToken) {
+        let mut changes = self.inventory().subscribe();
+        let mut busy: HashSet<String> = HashSet::new();
+        let mut tasks: JoinSet<String> = JoinSet::new();
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                if let Ok(name) = done {
+                    busy.remove(&name);
+                }
+            }
+            if let Ok(groups) = self.groups() {
+                for group in groups.iter().filter(|g| needs_care(g)) {
+                    if !busy.insert(group.name().to_owned()) {
+                        continue;
+                    }
+                    let (this, name) = (self.clone(), group.name().to_owned());
+                    tasks.spawn(async move {
+                        if let Err(e) = this.keep_pool(&name).await {
+                            debug!(group = %name, error = %e, "warm pool not kept this time");
+                        }
+                        name
+                    });
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(LOOK_EVERY) => {}
+                Ok(()) = changes.changed() => tokio::time::sleep(DEBOUNCE).await,
+                Some(Ok(name)) = tasks.join_next() => { busy.remove(&name); }
+                () = cancel.cancelled() => break,
+            }
+        }
+        tasks.shutdown().await;
+    }
+
+    /// One look at one group's pool: recycle, trim, refill.
+    async fn keep_pool(&self, name: &str) -> Result<()> {
+        let warming = {
+            let _locked = self.inner.locks.lock(name).await;
+            let group = self.group(name).await?;
+            let Some(live) = group.clone_source().filter(|m| !m.state.in_flight()) else {
+                // The group is gone but for its standbys: they go with it.
+                self.remove_all(&group.standbys, "its group has no member left").await;
+                return Ok(());
+            };
+            let details = self.engine().inspect_container(&live.id).await?;
+            let source = self.source_from(details).await?;
+            let fresh: HashSet<String> =
+                self.fresh_standbys(&group, &source).await.into_iter().map(|m| m.id.clone()).collect();
+            let starting = group.standbys.iter().filter(|m| m.state != MemberState::Paused).count();
+            let stale: Vec<Member> = group
+                .standbys
+                .iter()
+                .filter(|m| m.state == MemberState::Paused && !fresh.contains(&m.id))
+                .cloned()
+                .collect();
+            self.remove_all(&stale, "it no longer matches its original").await;
+            let wanted = group.warm as usize;
+            let surplus: Vec<Member> = group
+                .standbys
+                .iter()
+                .filter(|m| fresh.contains(&m.id))
+                .skip(wanted.saturating_sub(starting))
+                .cloned()
+                .collect();
+            self.remove_all(&surplus, "the pool is larger than replicator.warm").await;
+            let missing = wanted.saturating_sub(fresh.len() + starting);
+            if missing == 0 {
+                return Ok(());
+            }
+            let reservation = self
+                .inventory()
+                .reserve(name, &super::replicate::new_request_id(), missing, None, &source.group.naming)
+                .ok_or_else(|| Error::Internal("a standby reservation has no limit".into()))?;
+            let made = self.create_replicas(&source, reservation, "warm pool").await?;
+            made.replicas
+        };
+        // Readiness is waited for outside the group's lock: scaling goes on meanwhile.
+        join_all(warming.iter().map(|r| self.settle_and_pause(r))).await;
+        Ok(())
+    }
+
+    /// Waits until a new standby is ready (healthy, or running for
+    /// `--warm-settle` without a healthcheck), then pauses it.
+    async fn settle_and_pause(&self, standby: &Replica) {
+        let id = standby.id.as_str();
+        let ready = self.wait_ready(&[id.to_owned()], READY_WITHIN).await;
+        let has_check = self.inventory().container(id).is_some_and(|c| c.health.is_some());
+        if ready.is_ok() && !has_check {
+            tokio::time::sleep(self.settings().warm_settle).await;
+        }
+        let still_running = self.inventory().container(id).is_some_and(|c| c.state == RunState::Running);
+        let outcome = match (ready, still_running) {
+            (Ok(()), true) => self.pause_into_pool(id).await,
+            (Ok(()), false) => Err(Error::Conflict(format!("standby {} stopped while warming", standby.name))),
+            (Err(e), _) => Err(e),
+        };
+        self.inventory().set_warming(id, false);
+        match outcome {
+            Ok(()) => info!(standby = %standby.name, container = id, "standby ready and paused"),
+            Err(e) => {
+                warn!(standby = %standby.name, error = %e, "standby never got ready; removed");
+                self.remove_quietly(id).await;
+            }
+        }
+    }
+
+    async fn remove_all(&self, standbys: &[Member], why: &str) {
+        for m in standbys {
+            info!(standby = %m.name, container = %m.id, why, "standby removed");
+            self.remove_quietly(&m.id).await;
+        }
+    }
+}
+
+/// Whether a group's pool may need work: it asks for standbys or has some.
+fn needs_care(group: &Group) -> bool {
+    group.kind() != GroupKind::Swarm && group.bounds.is_ok() && (group.warm > 0 || !group.standbys.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+    use crate::engine::{Engine, Op};
+    use crate::inventory::Scope;
+
+    const WARM: [(&str, &str); 3] = [("replicator.enable", "true"), ("replicator.max", "5"), ("replicator.warm", "2")];
+
+    fn web(service: &Replicator) -> Group {
+        service.groups().unwrap().iter().find(|g| g.name() == "web").cloned().unwrap()
+    }
+
+    fn paused_standbys(service: &Replicator) -> usize {
+        web(service).standbys.iter().filter(|m| m.state == MemberState::Paused).count()
+    }
+
+    /// Polls (on tokio's paused clock) until `done`, for at most a virtual minute.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..600 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_warm_group_fills_its_pool_grows_by_unpausing_and_shrinks_into_the_pool() {
+        let engine = Arc::new(FakeEngine::default());
+        engine.add_container("web", &WARM);
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        let cancel = CancellationToken::new();
+        let keeper = tokio::spawn(service.clone().keep_pools(cancel.clone()));
+        until("two paused standbys", || paused_standbys(&service) == 2).await;
+        assert_eq!(web(&service).size(), 1, "standbys are not members");
+
+        let creates = engine.calls(Op::CreateContainer);
+        let grown = service.scale("web", 3, "test", None).await.unwrap();
+        assert_eq!(engine.calls(Op::CreateContainer), creates, "the scale-up created nothing");
+        assert_eq!((grown.running(), engine.calls(Op::UnpauseContainer)), (3, 2));
+        until("the pool refilled", || paused_standbys(&service) == 2).await;
+
+        // The pool is full: the surplus members are removed, not paused.
+        service.scale("web", 1, "test", None).await.unwrap();
+        assert_eq!((web(&service).running(), paused_standbys(&service)), (1, 2));
+        assert_eq!(engine.calls(Op::PauseContainer), 4, "only the four standbys were ever paused");
+        cancel.cancel();
+        keeper.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scale_down_pauses_members_into_a_short_pool() {
+        let engine = Arc::new(FakeEngine::default());
+        engine.add_container("web", &WARM);
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        // No keeper: the pool stays empty until the scale-down fills it.
+        service.scale("web", 4, "test", None).await.unwrap();
+        service.scale("web", 1, "test", None).await.unwrap();
+        let group = web(&service);
+        assert_eq!((group.running(), paused_standbys(&service)), (1, 2), "two paused into the pool, one removed");
+        assert_eq!(engine.calls(Op::RemoveContainer), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn standbys_of_a_recreated_original_are_recycled() {
+        let engine = Arc::new(FakeEngine::default());
+        let first = engine.add_container("web", &WARM);
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        let cancel = CancellationToken::new();
+        let keeper = tokio::spawn(service.clone().keep_pools(cancel.clone()));
+        until("two paused standbys", || paused_standbys(&service) == 2).await;
+        let old: Vec<String> = web(&service).standbys.iter().map(|m| m.id.clone()).collect();
+        engine.remove_silently(&first);
+        service.inventory().forget(&first);
+        let second = engine.add_container("web", &WARM);
+        let informer = crate::inventory::Informer::new(engine.clone(), service.inventory().clone(), Duration::MAX);
+        informer.resync().await.unwrap();
+        until("a fresh pool of the new original", || {
+            let g = web(&service);
+            let ids: Vec<&String> = g.standbys.iter().filter(|m| m.state == MemberState::Paused).map(|m| &m.id).collect();
+            ids.len() == 2 && ids.iter().all(|id| !old.contains(id))
+        })
+        .await;
+        for id in &old {
+            assert!(engine.inspect_container(id).await.is_err(), "stale standby {id} was removed");
+        }
+        let source = |id: &str| service.inventory().container(id).unwrap().labels[labels::SOURCE].clone();
+        assert!(web(&service).standbys.iter().all(|m| source(&m.id) == second));
+        cancel.cancel();
+        keeper.await.unwrap();
+    }
+}
