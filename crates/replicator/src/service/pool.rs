@@ -4,7 +4,7 @@
 //! only the rest cold; a scale-down pauses surplus members back into the
 //! pool while it is short. The keeper ([`Replicator::keep_pools`]) refills
 //! each pool in the background, recycles standbys that no longer match
-//! their original (its tag names another image, or it was recreated), and
+//! their original (it was recreated, as a redeploy from a moved tag does), and
 //! removes the standbys of a group that asks for none or is gone.
 //!
 //! A standby is a paused replica of a group that asks for standbys, or a
@@ -97,25 +97,19 @@ impl Replicator {
         }
     }
 
-    /// Standbys still ready to serve: paused, and cloned from the group's
-    /// current original and image.
+    /// Standbys still ready to serve: paused, and what a clone made now
+    /// would be: cloned from the group's current original, running its
+    /// image. A clone runs the bits its original runs (not whatever its tag
+    /// names later), so a redeploy (the original recreated from a moved
+    /// tag) is what makes standbys stale.
     async fn fresh_standbys<'g>(&self, group: &'g Group, source: &Source) -> Vec<&'g Member> {
-        let image = self.current_image(source).await;
-        group.standbys.iter().filter(|m| m.state == MemberState::Paused && self.matches(m, source, &image)).collect()
+        group.standbys.iter().filter(|m| m.state == MemberState::Paused && self.matches(m, source)).collect()
     }
 
-    /// The image the source's tag names now (its own image when it has no tag).
-    async fn current_image(&self, source: &Source) -> String {
-        match self.tag_image_id(&source.details).await {
-            Ok(Some(id)) => id,
-            _ => source.details.image_id.clone(),
-        }
-    }
-
-    fn matches(&self, standby: &Member, source: &Source, image: &str) -> bool {
+    fn matches(&self, standby: &Member, source: &Source) -> bool {
         let Some(c) = self.inventory().container(&standby.id) else { return false };
         let from = c.labels.get(labels::SOURCE).map(String::as_str);
-        c.image_id == image && from == Some(source.group.original_id.as_str())
+        c.image_id == source.details.image_id && from == Some(source.group.original_id.as_str())
     }
 
     /// Keeps every group's pool at its size until `cancel`: on every change

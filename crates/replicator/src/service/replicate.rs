@@ -239,7 +239,7 @@ impl Replicator {
     }
 
     /// What the source's image tag points at now (see the planner's image rule).
-    pub(super) async fn tag_image_id(&self, source: &ContainerDetails) -> Result<Option<String>> {
+    async fn tag_image_id(&self, source: &ContainerDetails) -> Result<Option<String>> {
         match source.config.get("Image").and_then(|v| v.as_str()) {
             Some(tag) if !tag.is_empty() && !tag.starts_with("sha256:") => Ok(self.engine().image_id(tag).await?),
             _ => Ok(None),

@@ -18,3 +18,4 @@ mod remote;
 mod serving;
 mod swarm;
 mod system;
+mod warm;

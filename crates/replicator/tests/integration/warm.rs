@@ -1,0 +1,146 @@
+//! Warm standbys (`replicator.warm=N`) on the real engine: paused clones a
+//! scale-up unpauses instead of creating, a pool refilled and recycled in
+//! the background, and nothing left behind by a crash.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::{call, docker, docker_try, eventually, image, Scope};
+
+/// `(running members, paused standbys)` as the engine shows them.
+fn counted(scope: &Scope, group: &str) -> (usize, usize) {
+    let replicas = scope.replicas_of(group);
+    let state = |id: &String| docker(&["inspect", "-f", "{{.State.Status}}", id]);
+    let paused = replicas.iter().filter(|id| state(id) == "paused").count();
+    let running = replicas.iter().filter(|id| state(id) == "running").count();
+    (running + 1, paused)
+}
+
+fn standby_ids(group: &Value) -> Vec<String> {
+    let standbys = group["standbys"].as_array().cloned().unwrap_or_default();
+    standbys.iter().filter(|s| s["state"] == "paused").map(|s| s["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Engine events of `action` for the scope's containers since `since` (unix seconds).
+fn events(scope: &Scope, since: &str, action: &str) -> usize {
+    let until = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
+    let filter = format!("label={}", scope.label());
+    let out = docker(&[
+        "events", "--since", since, "--until", &until, "--filter", &filter, "--filter", &format!("event={action}"),
+        "--format", "{{.ID}}",
+    ]);
+    out.lines().count()
+}
+
+fn now() -> String {
+    docker(&["system", "info", "--format", "{{.SystemTime}}"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_group_scales_1_to_3_by_unpausing_refills_its_pool_and_shrinks_into_it() {
+    let scope = Scope::new("warm");
+    scope.web("web", &["--label", "replicator.max=5", "--label", "replicator.warm=2"]);
+    let name = scope.name("web");
+    let server = scope.server(&["--warm-settle", "1s"]);
+    eventually("two paused standbys", Duration::from_secs(60), || (counted(&scope, &name) == (1, 2)).then_some(()));
+    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+    assert_eq!((group["replicas"].as_u64(), group["warm"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(standby_ids(&group).len(), 2, "{group}");
+    assert_eq!(group["members"].as_array().unwrap().len(), 1, "standbys are not members");
+
+    let since = now();
+    let scaled =
+        call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 3}))).await;
+    assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
+    assert_eq!(scaled.json()["replicas"].as_u64(), Some(3));
+    assert_eq!(events(&scope, &since, "create"), 0, "the scale-up created no container");
+    assert_eq!(events(&scope, &since, "unpause"), 2);
+    eventually("the pool refilled", Duration::from_secs(60), || (counted(&scope, &name) == (3, 2)).then_some(()));
+
+    // Below the pool's size, a scale-down pauses instead of removing: empty the pool first.
+    let shrunk =
+        call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 5}))).await;
+    assert_eq!(shrunk.status, StatusCode::OK, "{}", shrunk.text());
+    let since = now();
+    let down = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
+    assert_eq!(down.status, StatusCode::OK, "{}", down.text());
+    let paused_now = events(&scope, &since, "pause");
+    assert!(paused_now >= 2, "members paused into the pool: {paused_now}");
+    eventually("one member and a full pool", Duration::from_secs(60), || {
+        (counted(&scope, &name) == (1, 2)).then_some(())
+    });
+}
+
+/// A redeploy: the tag moves to a new build and the original is recreated
+/// from it. The old standbys run the old bits: they are replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_is_recycled_when_the_original_is_redeployed_from_a_moved_tag() {
+    let scope = Scope::new("warmtag");
+    let tag = format!("replicator-test/warm-{}:1", scope.id);
+    docker(&["tag", image(), &tag]);
+    let run_original = || {
+        scope.run(
+            "web",
+            &["--label", "replicator.enable=true", "--label", "replicator.warm=1", &tag, "httpd", "-f", "-p", "8080"],
+        )
+    };
+    let first = run_original();
+    let name = scope.name("web");
+    let server = scope.server(&["--warm-settle", "1s"]);
+    eventually("a paused standby", Duration::from_secs(60), || (counted(&scope, &name) == (1, 1)).then_some(()));
+    let before = standby_ids(&call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json());
+
+    let builder = scope.run("builder", &[image(), "sh", "-c", "echo v2 > /version && sleep 100000"]);
+    docker(&["commit", &builder, &tag]);
+    let new_image = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
+    docker(&["rm", "-f", &first]);
+    run_original();
+    let mut after = Vec::new();
+    for _ in 0..300 {
+        let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+        after = standby_ids(&group);
+        if after.len() == 1 && after != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(after.len() == 1 && after != before, "recycled: {before:?} -> {after:?}");
+    assert_eq!(docker(&["inspect", "-f", "{{.Image}}", &after[0]]), new_image);
+    assert!(docker_try(&["inspect", &before[0]]).is_err(), "the stale standby is gone");
+    drop(server);
+    let _ = docker_try(&["rmi", "-f", &tag]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_with_standbys_leaves_nothing_the_next_start_does_not_adopt_or_remove() {
+    let scope = Scope::new("warmcrash");
+    let original = scope.web("web", &["--label", "replicator.warm=2"]);
+    let name = scope.name("web");
+    let server = scope.process_server(&["--warm-settle", "1s"]);
+    eventually("two paused standbys", Duration::from_secs(60), || (counted(&scope, &name) == (1, 2)).then_some(()));
+    server.signal("KILL");
+    drop(server);
+
+    let restarted = scope.process_server(&["--warm-settle", "1s"]);
+    let client = restarted.client();
+    let mut group = Value::Null;
+    for _ in 0..150 {
+        match client.get(&format!("/v1/groups/{name}")).await {
+            Ok(r) if r.status == StatusCode::OK => {
+                group = r.json();
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert_eq!(standby_ids(&group).len(), 2, "the standbys are adopted: {group}");
+    assert_eq!(counted(&scope, &name), (1, 2), "none added, none lost");
+
+    // The group goes: its standbys go with it.
+    docker(&["rm", "-f", &original]);
+    eventually("the standbys removed with their group", Duration::from_secs(60), || {
+        scope.replicas_of(&name).is_empty().then_some(())
+    });
+}
