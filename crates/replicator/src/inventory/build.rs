@@ -160,11 +160,9 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
 /// `replicator.warm`: 0 to [`labels::MAX_WARM`] standbys, 0 when absent.
 fn warm_of(labels: &BTreeMap<String, String>) -> Result<u32, String> {
     let Some(raw) = labels.get(labels::WARM) else { return Ok(0) };
-    raw.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| *n <= labels::MAX_WARM)
-        .ok_or_else(|| format!("{}={:?} is not a count from 0 to {}", labels::WARM, crate::quote::clip(raw), labels::MAX_WARM))
+    raw.trim().parse::<u32>().ok().filter(|n| *n <= labels::MAX_WARM).ok_or_else(|| {
+        format!("{}={:?} is not a count from 0 to {}", labels::WARM, crate::quote::clip(raw), labels::MAX_WARM)
+    })
 }
 
 /// Bounds every original agrees to (the strictest), and a note when they disagree.
@@ -456,7 +454,13 @@ mod tests {
     fn replicas_being_made_or_removed_are_counted_from_memory() {
         let intents = [
             Intent { group: "web".into(), name: "web-2".into(), id: None, request: "q".into(), standby: false },
-            Intent { group: "web".into(), name: "web-3".into(), id: Some("r3".into()), request: "q".into(), standby: false },
+            Intent {
+                group: "web".into(),
+                name: "web-3".into(),
+                id: Some("r3".into()),
+                request: "q".into(),
+                standby: false,
+            },
         ];
         let mut created =
             container("r3", "web-3", 3, &[ENABLED, ("replicator.group", "web"), ("replicator.source", "o")]);

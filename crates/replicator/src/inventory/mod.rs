@@ -262,7 +262,9 @@ impl Inventory {
             taken.insert(name.clone());
             let key = state.touch();
             let standby = max.is_none();
-            state.intents.insert(key, Intent { group: group.to_owned(), name, id: None, request: request.to_owned(), standby });
+            state
+                .intents
+                .insert(key, Intent { group: group.to_owned(), name, id: None, request: request.to_owned(), standby });
             keys.push(key);
         }
         let stamp = state.stamp;

@@ -316,7 +316,8 @@ mod tests {
         informer.resync().await.unwrap();
         until("a fresh pool of the new original", || {
             let g = web(&service);
-            let ids: Vec<&String> = g.standbys.iter().filter(|m| m.state == MemberState::Paused).map(|m| &m.id).collect();
+            let ids: Vec<&String> =
+                g.standbys.iter().filter(|m| m.state == MemberState::Paused).map(|m| &m.id).collect();
             ids.len() == 2 && ids.iter().all(|id| !old.contains(id))
         })
         .await;

@@ -28,8 +28,17 @@ fn events(scope: &Scope, since: &str, action: &str) -> usize {
     let until = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
     let filter = format!("label={}", scope.label());
     let out = docker(&[
-        "events", "--since", since, "--until", &until, "--filter", &filter, "--filter", &format!("event={action}"),
-        "--format", "{{.ID}}",
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        &filter,
+        "--filter",
+        &format!("event={action}"),
+        "--format",
+        "{{.ID}}",
     ]);
     out.lines().count()
 }
@@ -51,8 +60,7 @@ async fn a_warm_group_scales_1_to_3_by_unpausing_refills_its_pool_and_shrinks_in
     assert_eq!(group["members"].as_array().unwrap().len(), 1, "standbys are not members");
 
     let since = now();
-    let scaled =
-        call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 3}))).await;
+    let scaled = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 3}))).await;
     assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
     assert_eq!(scaled.json()["replicas"].as_u64(), Some(3));
     assert_eq!(events(&scope, &since, "create"), 0, "the scale-up created no container");
@@ -60,8 +68,7 @@ async fn a_warm_group_scales_1_to_3_by_unpausing_refills_its_pool_and_shrinks_in
     eventually("the pool refilled", Duration::from_secs(60), || (counted(&scope, &name) == (3, 2)).then_some(()));
 
     // Below the pool's size, a scale-down pauses instead of removing: empty the pool first.
-    let shrunk =
-        call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 5}))).await;
+    let shrunk = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 5}))).await;
     assert_eq!(shrunk.status, StatusCode::OK, "{}", shrunk.text());
     let since = now();
     let down = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
