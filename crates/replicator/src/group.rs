@@ -150,7 +150,8 @@ impl Bounds {
     /// when unset), used by listing, replication, scaling and autoscaling alike.
     pub fn from_labels(labels: &BTreeMap<String, String>, default_max: u32) -> Result<Bounds, String> {
         let max = labels::positive_count(labels, labels::MAX, default_max).map_err(|e| e.to_string())?;
-        let min = labels::positive_count(labels, labels::MIN, 1).map_err(|e| e.to_string())?;
+        // 0 lets a plain or compose group sleep (see the service's sleep rules).
+        let min = labels::count_from(labels, labels::MIN, 1, 0).map_err(|e| e.to_string())?;
         if min > max {
             return Err(format!("label {}={min} is above the group's maximum of {max}", labels::MIN));
         }

@@ -14,6 +14,9 @@ pub const GROUP: &str = "replicator.group";
 pub const MAX: &str = "replicator.max";
 /// Lower bound of a group's size when scaling down.
 pub const MIN: &str = "replicator.min";
+/// How a group at zero sleeps: `pause` (default; wakes in milliseconds) or
+/// `stop` (frees its memory; wakes with a cold start).
+pub const SLEEP: &str = "replicator.sleep";
 /// Paused, ready standby clones the group keeps beside its members (0-10).
 pub const WARM: &str = "replicator.warm";
 /// On a clone made for the warm pool: it is a standby until replicator unpauses it.
@@ -87,13 +90,19 @@ pub fn is_true(labels: &BTreeMap<String, String>, key: &str) -> bool {
 /// A count label (1 ..= [`MAX_COUNT`]): `default` when absent, an error
 /// naming the label and what is wrong with it otherwise.
 pub fn positive_count(labels: &BTreeMap<String, String>, key: &str, default: u32) -> Result<u32, LabelError> {
+    count_from(labels, key, default, 1)
+}
+
+/// A count label (`least` ..= [`MAX_COUNT`]): `default` when absent.
+pub fn count_from(labels: &BTreeMap<String, String>, key: &str, default: u32, least: u32) -> Result<u32, LabelError> {
     let Some(v) = labels.get(key) else { return Ok(default) };
     let digits = v.trim();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(LabelError::new(key, v, "is not a positive integer"));
+        let what = if least == 0 { "is not a whole number" } else { "is not a positive integer" };
+        return Err(LabelError::new(key, v, what));
     }
     match digits.parse::<u64>() {
-        Ok(0) => Err(LabelError::new(key, v, "must be at least 1")),
+        Ok(n) if n < u64::from(least) => Err(LabelError::new(key, v, format!("must be at least {least}"))),
         Ok(n) if n <= u64::from(MAX_COUNT) => Ok(n as u32),
         _ => Err(LabelError::new(key, v, format!("is too large (at most {MAX_COUNT})"))),
     }

@@ -32,6 +32,9 @@ pub const COOLDOWN_UP: &str = "replicator.autoscale.cooldown-up";
 pub const COOLDOWN_DOWN: &str = "replicator.autoscale.cooldown-down";
 /// Label that, when true, has decisions reported but never applied.
 pub const DRY_RUN: &str = "replicator.autoscale.dry-run";
+/// Label with the metric value at or below which a group with min 0 goes
+/// to sleep, and above which a sleeping one wakes (default 0).
+pub const ACTIVATION: &str = "replicator.autoscale.activation";
 
 /// Where the per-member values come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,6 +89,8 @@ pub struct Policy {
     pub cooldown_down: Option<Duration>,
     /// Decide and report, never apply.
     pub dry_run: bool,
+    /// At or below it a group whose min is 0 sleeps; above it, it wakes.
+    pub activation: f64,
 }
 
 /// A metric name a container may push: short, plain, like a Prometheus name.
@@ -124,7 +129,12 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         |key: &str, default: u32| crate::labels::positive_count(labels, key, default).map_err(|e| e.to_string());
     // Within the group's own bounds, whatever the autoscale labels say.
     let max = count(MAX, group.max)?.min(group.max);
-    let min = count(MIN, 1)?.max(group.min);
+    // 0 only when asked for, and only for a group whose own min allows it.
+    let min = crate::labels::count_from(labels, MIN, 1, 0).map_err(|e| e.to_string())?;
+    if min == 0 && group.min > 0 {
+        return Err(format!("label {MIN}=0 needs the group's {}=0 (sleeping at zero)", crate::labels::MIN));
+    }
+    let min = min.max(group.min);
     if min > max {
         return Err(format!(
             "autoscale bounds are empty: min {min} is above max {max} (group bounds [{}, {}])",
@@ -135,6 +145,13 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
     let optional_duration =
         |key: &str| labels.get(key).map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}"))).transpose();
     let dry_run = crate::labels::flag(labels, DRY_RUN, false).map_err(|e| e.to_string())?;
+    let activation =
+        match labels.get(ACTIVATION) {
+            None => 0.0,
+            Some(raw) => raw.trim().parse::<f64>().ok().filter(|a| a.is_finite() && *a >= 0.0).ok_or_else(|| {
+                format!("label {ACTIVATION}={:?} is not a number of at least 0", crate::quote::clip(raw))
+            })?,
+        };
     Ok(Some(Policy {
         metric,
         target,
@@ -145,6 +162,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         cooldown_up: optional_duration(COOLDOWN_UP)?,
         cooldown_down: optional_duration(COOLDOWN_DOWN)?,
         dry_run,
+        activation,
     }))
 }
 

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups/{name}", get(show_group))
         .route("/v1/groups/{name}/replicas", put(scale_group))
         .route("/v1/groups/{name}/decisions", get(group_decisions))
+        .route("/v1/groups/{name}/wake", post(wake_group))
         .route("/v1/events", get(stream::events))
         .route("/v1/events/ack", post(stream::ack))
         .route("/v1/nodes/{node}/usage", put(nodes::report))
@@ -57,7 +58,9 @@ fn content_rule(method: &Method, route: &str) -> Rule {
         | (&Method::PUT, "/v1/groups/{name}/replicas" | "/v1/nodes/{node}/usage") => {
             Rule { json_body: true, changes_state: true }
         }
-        (&Method::GET, "/{id}") => Rule { json_body: false, changes_state: true },
+        (&Method::GET, "/{id}") | (&Method::POST, "/v1/groups/{name}/wake") => {
+            Rule { json_body: false, changes_state: true }
+        }
         _ => Rule::default_for(method),
     }
 }
@@ -220,6 +223,19 @@ async fn scale_group(
     let request = scale_request(&body)?;
     let wait = query::ready_wait(request.wait.as_deref(), request.timeout.as_deref())?;
     let group = state.service.scale(name.as_str(), request.replicas, caller(&peer), wait).await?;
+    Ok(Json(GroupView::of(&group, &state.autoscale)))
+}
+
+/// Wakes a sleeping group (`?wait=ready[&timeout=D]`: once its originals are ready).
+async fn wake_group(
+    State(state): State<AppState>,
+    peer: Peer,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<GroupView>, ApiError> {
+    let name = group_name(path)?;
+    let wait = query::parse(raw.as_deref(), &["wait", "timeout"])?.wait()?;
+    let group = state.service.wake(name.as_str(), caller(&peer), wait).await?;
     Ok(Json(GroupView::of(&group, &state.autoscale)))
 }
 

@@ -17,6 +17,8 @@ pub struct GroupView {
     pub kind: GroupKind,
     /// Running members.
     pub replicas: usize,
+    /// At zero: its originals paused or stopped by replicator, woken by the next scale-up.
+    pub asleep: bool,
     /// Fewest members (null while the group's labels are invalid).
     pub min: Option<u32>,
     /// Most members (null while the group's labels are invalid).
@@ -72,6 +74,7 @@ impl GroupView {
             name: group.name().to_owned(),
             kind: group.kind(),
             replicas: group.running(),
+            asleep: group.asleep(),
             min,
             max,
             error,

@@ -178,6 +178,7 @@ impl Autoscaler {
             step_down: policy.step_down,
             cooldown_up: policy.cooldown_up.unwrap_or(Duration::ZERO),
             cooldown_down: policy.cooldown_down.unwrap_or(self.settings.stabilization),
+            activation: policy.activation,
         }
     }
 
@@ -272,9 +273,17 @@ impl Autoscaler {
         let initializing = |m: &&crate::inventory::Member| {
             policy.metric == Metric::Cpu && unix_now() - m.created < self.settings.cpu_initialization.as_secs() as i64
         };
-        let running: Vec<&str> =
+        let mut running: Vec<&str> =
             all_running.clone().filter(|m| m.ready() && !initializing(m)).map(|m| m.id.as_str()).collect();
         let unready = all_running.count() - running.len();
+        if group.asleep() {
+            // What is pushed for (or queried about) a sleeping original may wake it.
+            let sleeping = group.members.iter().filter(|m| m.state == MemberState::Sleeping);
+            running = sleeping.map(|m| m.id.as_str()).collect();
+            if matches!(policy.metric, Metric::Cpu | Metric::Memory) {
+                return Observation { values: Vec::new(), unready: 0, problem: None };
+            }
+        }
         let now = super::now();
         let ok = |values: Vec<Option<f64>>| Observation { values, unready, problem: None };
         match &policy.metric {
@@ -524,6 +533,39 @@ mod tests {
         assert_eq!(handle.agents.usage(&on_m, &Metric::Cpu, Duration::from_secs(15), crate::autoscale::now()), None);
         let stranger = NodeReport { node: "x".into(), hostname: "x".into(), containers: Vec::new() };
         assert!(handle.report(stranger).unwrap_err().to_string().contains("not a node of this swarm"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_group_with_min_0_goes_to_sleep_and_a_pushed_value_wakes_it() {
+        let labels = [
+            ("replicator.enable", "true"),
+            ("replicator.min", "0"),
+            ("replicator.autoscale.min", "0"),
+            ("replicator.autoscale.metric", "rps"),
+            ("replicator.autoscale.target", "10"),
+        ];
+        let (engine, service, handle, autoscaler) = autoscaled(&labels).await;
+        let cancel = CancellationToken::new();
+        let running = tokio::spawn(autoscaler.run(cancel.clone()));
+        let web = || ContainerRef::parse("web").unwrap();
+        let push = |value: f64| MetricSample { container: web(), metric: "rps".into(), value };
+        let mut changes = service.inventory().subscribe();
+        while !service.groups().unwrap()[0].asleep() {
+            handle.push(&[push(0.0)]).await.unwrap();
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+        assert_eq!(engine.calls(Op::PauseContainer), 1, "the original was paused, never removed");
+        assert_eq!(engine.calls(Op::RemoveContainer), 0);
+        handle.push(&[push(3.0)]).await.unwrap();
+        while service.groups().unwrap()[0].asleep() {
+            changes.changed().await.unwrap();
+        }
+        assert_eq!((service.groups().unwrap()[0].running(), engine.calls(Op::UnpauseContainer)), (1, 1));
+        cancel.cancel();
+        running.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,6 +31,8 @@ pub struct Limits {
     pub cooldown_up: Duration,
     /// Least time between two scale-downs.
     pub cooldown_down: Duration,
+    /// With `min` 0: at or below it the group sleeps, above it a sleeping group wakes.
+    pub activation: f64,
 }
 
 impl Limits {
@@ -44,6 +46,7 @@ impl Limits {
             step_down: None,
             cooldown_up: Duration::ZERO,
             cooldown_down: Duration::ZERO,
+            activation: 0.0,
         }
     }
 }
@@ -68,6 +71,11 @@ pub struct Decision {
 pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32, Option<f64>, String) {
     let clamp = |n: u32| n.clamp(limits.min, limits.max.max(limits.min));
     let fresh: Vec<f64> = values.iter().flatten().copied().collect();
+    if limits.min == 0 {
+        if let Some(verdict) = sleep_or_wake(current, values.len(), &fresh, limits) {
+            return verdict;
+        }
+    }
     if fresh.is_empty() || current == 0 {
         let reason = match clamp(current) {
             n if n == current => "no fresh metric value".into(),
@@ -97,6 +105,27 @@ pub fn recommend(current: u32, values: &[Option<f64>], limits: &Limits) -> (u32,
     let desired = clamp(if wanted >= f64::from(u32::MAX) { u32::MAX } else { wanted as u32 });
     let reason = format!("average {} vs target {} over {current} members", fixed(average), plain(limits.target));
     (desired, Some(average), reason)
+}
+
+/// A group allowed to sleep (min 0): asleep (`current` 0), a value above
+/// the activation wakes it to one member; awake, every member measured at
+/// or below the activation puts it to sleep (the stabilization window and
+/// cool-down still apply). `None`: the usual rules decide.
+fn sleep_or_wake(current: u32, measured: usize, fresh: &[f64], limits: &Limits) -> Option<(u32, Option<f64>, String)> {
+    let activation = plain(limits.activation);
+    let highest = fresh.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if current == 0 {
+        return Some(if fresh.is_empty() || highest <= limits.activation {
+            (0, None, format!("asleep: no value above the activation {activation}"))
+        } else {
+            (1, Some(highest), format!("value {} above the activation {activation}: waking", fixed(highest)))
+        });
+    }
+    let all_quiet = !fresh.is_empty() && fresh.len() == measured && highest <= limits.activation;
+    all_quiet.then(|| {
+        let average = fresh.iter().sum::<f64>() / fresh.len() as f64;
+        (0, Some(average), format!("every member at or below the activation {activation}: going to sleep"))
+    })
 }
 
 /// HPA's rule for members that are running but not ready (or, for CPU,
@@ -229,7 +258,37 @@ mod tests {
         step_down: None,
         cooldown_up: Duration::ZERO,
         cooldown_down: Duration::ZERO,
+        activation: 0.0,
     };
+
+    const SLEEPY: Limits = Limits { min: 0, activation: 5.0, ..LIMITS };
+
+    #[test]
+    fn a_sleeping_group_wakes_to_one_member_only_above_the_activation() {
+        assert_eq!(recommend(0, &[Some(5.0)], &SLEEPY).0, 0, "at the activation it sleeps on");
+        assert_eq!(recommend(0, &[], &SLEEPY).0, 0, "no value: asleep");
+        let (to, _, reason) = recommend(0, &[Some(5.5)], &SLEEPY);
+        assert_eq!(to, 1, "{reason}");
+        assert!(reason.contains("waking"), "{reason}");
+    }
+
+    #[test]
+    fn an_awake_group_sleeps_only_when_every_member_is_at_or_below_the_activation() {
+        let (to, _, reason) = recommend(3, &[Some(0.0), Some(5.0), Some(1.0)], &SLEEPY);
+        assert_eq!(to, 0, "{reason}");
+        assert_ne!(recommend(3, &[Some(0.0), Some(6.0), Some(1.0)], &SLEEPY).0, 0, "one member is busy");
+        assert_ne!(recommend(3, &[Some(0.0), None, Some(1.0)], &SLEEPY).0, 0, "a missing value never puts it to sleep");
+        assert_ne!(recommend(3, &all(0.0, 3), &LIMITS).0, 0, "min 1 never sleeps");
+    }
+
+    #[test]
+    fn going_to_sleep_waits_for_the_stabilization_window() {
+        let mut memory = Memory::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(decide(&mut memory, t0, 2, &all(50.0, 2), &SLEEPY).to, 2);
+        assert_eq!(decide(&mut memory, t0 + Duration::from_secs(30), 2, &all(0.0, 2), &SLEEPY).to, 2);
+        assert_eq!(decide(&mut memory, t0 + Duration::from_secs(61), 2, &all(0.0, 2), &SLEEPY).to, 0);
+    }
 
     fn all(v: f64, n: usize) -> Vec<Option<f64>> {
         vec![Some(v); n]

@@ -143,6 +143,33 @@ pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Debug, Args)]
+pub struct WakeArgs {
+    /// Group name.
+    group: String,
+    /// Answer once the woken members are ready.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "60s", requires = "wait")]
+    timeout: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// `replicator wake GROUP`: wakes a sleeping group (nothing to do for one awake).
+pub fn wake(args: WakeArgs) -> anyhow::Result<()> {
+    let group = GroupName::parse(&args.group)?;
+    let mut path = format!("/v1/groups/{}/wake", group.as_str());
+    if args.wait {
+        let timeout: String = form_urlencoded::byte_serialize(args.timeout.as_bytes()).collect();
+        path.push_str(&format!("?wait=ready&timeout={timeout}"));
+    }
+    let g = call(&args.connection, Method::POST, &path, None)?;
+    println!("{}: {} running", g["name"].as_str().unwrap_or_default(), g["replicas"]);
+    Ok(())
+}
+
 pub fn replicate(args: ReplicateArgs) -> anyhow::Result<()> {
     let id = ContainerRef::parse(&args.id)?;
     let mut path = format!("/v1/containers/{}/replicas?count={}", id.as_str(), args.count);

@@ -34,6 +34,8 @@ enum Command {
     Scale(client::ScaleArgs),
     /// Replicate a container (client).
     Replicate(client::ReplicateArgs),
+    /// Wake a group sleeping at zero (client).
+    Wake(client::WakeArgs),
     /// Report this Swarm node's task CPU and memory to the manager's replicator.
     Agent(agent::AgentArgs),
     /// Keep a load balancer's upstream list (nginx or JSON) in step with a group.
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Groups(args) => client::groups(args),
         Command::Scale(args) => client::scale(args),
         Command::Replicate(args) => client::replicate(args),
+        Command::Wake(args) => client::wake(args),
         Command::Upstreams(args) => upstreams::run(args),
         Command::Agent(args) => agent::run(args),
     }

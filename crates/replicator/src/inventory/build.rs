@@ -153,8 +153,22 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
             || inputs.warming.contains(&m.id)
             || (!m.original && m.state == MemberState::Paused && (warm > 0 || labelled))
     };
-    let (standbys, list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
+    let (standbys, mut list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
+    mark_sleeping(&mut list, &bounds);
     Group { identity, bounds, members: list, policy, conflict, service: None, warm, standbys }
+}
+
+/// A group whose min is 0 and whose replicas are all gone sleeps: its
+/// originals, paused or stopped, are asleep rather than members down.
+fn mark_sleeping(list: &mut [Member], bounds: &Result<Bounds, String>) {
+    let may_sleep = bounds.as_ref().is_ok_and(|b| b.min == 0);
+    if !may_sleep || list.iter().any(|m| !m.original && m.state.holds_place()) {
+        return;
+    }
+    let resting = |s: MemberState| matches!(s, MemberState::Paused | MemberState::Exited | MemberState::Created);
+    for m in list.iter_mut().filter(|m| m.original && resting(m.state)) {
+        m.state = MemberState::Sleeping;
+    }
 }
 
 /// `replicator.warm`: 0 to [`labels::MAX_WARM`] standbys, 0 when absent.
@@ -251,7 +265,14 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
     if !scope.selects(&s.labels) || !scope.enabled(&s.labels) {
         return None;
     }
-    let bounds = group::check_group_label(&s.labels).and_then(|()| Bounds::from_labels(&s.labels, scope.default_max));
+    let bounds = group::check_group_label(&s.labels)
+        .and_then(|()| Bounds::from_labels(&s.labels, scope.default_max))
+        .and_then(|b| match b.min {
+            0 => {
+                Err(format!("{}=0 (sleeping at zero) is for plain and compose groups, not Swarm services", labels::MIN))
+            }
+            _ => Ok(b),
+        });
     let policy = policy_of(&s.labels, &bounds);
     let members = service
         .tasks

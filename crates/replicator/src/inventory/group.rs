@@ -31,6 +31,9 @@ pub enum MemberState {
     Stopping,
     /// Stopped, dead, or being removed by the engine.
     Exited,
+    /// An original replicator paused (or stopped) to bring its group to
+    /// zero: holds no place, serves nothing, wakes on the next scale-up.
+    Sleeping,
 }
 
 impl MemberState {
@@ -142,6 +145,11 @@ impl Group {
     /// Members that are running now.
     pub fn running(&self) -> usize {
         self.members.iter().filter(|m| m.state == MemberState::Running).count()
+    }
+
+    /// At zero: every original asleep, no member holding a place.
+    pub fn asleep(&self) -> bool {
+        self.size() == 0 && self.members.iter().any(|m| m.state == MemberState::Sleeping)
     }
 
     /// Members ready to serve.

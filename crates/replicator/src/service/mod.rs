@@ -9,6 +9,7 @@ mod ready;
 mod reconcile;
 mod replicate;
 mod scale;
+mod sleep;
 mod swarm;
 #[cfg(test)]
 mod tests;

@@ -90,7 +90,7 @@ impl Replicator {
         Ok(())
     }
 
-    fn set_state(&self, id: &str, state: RunState) {
+    pub(super) fn set_state(&self, id: &str, state: RunState) {
         if let Some(mut c) = self.inventory().container(id) {
             c.state = state;
             self.inventory().record(c);

@@ -55,7 +55,15 @@ impl Replicator {
         let name = group.name();
         let size = group.size();
         let mut created = Vec::new();
-        if target > size {
+        if target == 0 {
+            self.put_to_sleep(group, caller).await?;
+        } else if target > size {
+            let group = &self.wake_originals(group).await?;
+            let size = group.size();
+            if size >= target {
+                info!(group = name, to = target, caller, "group woken");
+                return Ok(created);
+            }
             let source = group
                 .clone_source()
                 .ok_or_else(|| Error::Conflict(format!("group {name} has no live member to clone")))?;
@@ -95,11 +103,11 @@ impl Replicator {
             let (pooled, retired) = victims.split_at(short.min(victims.len()));
             leaving.stopping();
             let paused = join_all(pooled.iter().map(|id| self.pause_into_pool(id))).await;
-            let mut outcomes = join_all(retired.iter().map(|id| self.retire(id))).await;
+            let mut outcomes = join_all(retired.iter().map(|id| self.retire_replica(id))).await;
             for (id, paused) in pooled.iter().zip(paused) {
                 if let Err(e) = paused {
                     warn!(container = %id, error = %e, "cannot pause into the warm pool; removing");
-                    outcomes.push(self.retire(id).await);
+                    outcomes.push(self.retire_replica(id).await);
                 }
             }
             outcomes.into_iter().collect::<Result<Vec<()>>>()?;
@@ -110,7 +118,7 @@ impl Replicator {
 
     /// Stops with the container's own stop signal, then removes it. A
     /// replica that is already gone is what was wanted, not an error.
-    async fn retire(&self, id: &str) -> Result<()> {
+    pub(super) async fn retire_replica(&self, id: &str) -> Result<()> {
         let timeout = self.settings().stop_timeout.as_secs().min(i32::MAX as u64) as i32;
         match self.engine().stop_container(id, timeout).await {
             Err(e) if !e.is_not_found() => warn!(container = id, error = %e, "stop failed; removing anyway"),

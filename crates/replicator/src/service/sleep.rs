@@ -1,0 +1,123 @@
+//! Scale to zero: a plain or compose group whose `replicator.min` is 0 may
+//! sleep. Going to zero drains every member, removes the replicas and
+//! pauses the originals (`replicator.sleep=pause`, the default: they keep
+//! their memory and wake in milliseconds) or stops them
+//! (`replicator.sleep=stop`: memory freed, a cold start on waking). An
+//! original is never removed. The next scale-up, a wake request, or the
+//! autoscaler seeing the metric above its activation wakes the originals
+//! first.
+
+use futures_util::future::join_all;
+use tracing::info;
+
+use super::Replicator;
+use crate::error::{Error, Result};
+use crate::inventory::{Group, Member, MemberState};
+use crate::labels;
+use crate::model::RunState;
+
+/// How an original sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    Pause,
+    Stop,
+}
+
+impl Replicator {
+    /// Brings the group to zero. The caller holds the group's lock.
+    pub(super) async fn put_to_sleep(&self, group: &Group, caller: &str) -> Result<()> {
+        let name = group.name();
+        let going: Vec<&Member> =
+            group.members.iter().filter(|m| m.state.holds_place() && !m.state.in_flight()).collect();
+        let ids: Vec<String> = going.iter().map(|m| m.id.clone()).collect();
+        let leaving = self.inventory().mark_leaving(&ids, MemberState::Draining);
+        if !self.events().drained(name, &ids, self.settings().drain_timeout).await {
+            info!(group = name, "drain timeout: not every balancer confirmed; going to sleep anyway");
+        }
+        leaving.stopping();
+        let outcomes = join_all(going.iter().map(|m| async move {
+            if m.original {
+                self.sleep_original(m).await
+            } else {
+                self.retire_replica(&m.id).await
+            }
+        }))
+        .await;
+        drop(leaving);
+        outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+        info!(group = name, caller, "group asleep");
+        Ok(())
+    }
+
+    async fn sleep_original(&self, m: &Member) -> Result<()> {
+        match self.sleep_of(&m.id)? {
+            Sleep::Pause => {
+                self.engine().pause_container(&m.id).await?;
+                self.set_state(&m.id, RunState::Paused);
+            }
+            Sleep::Stop => {
+                let timeout = self.settings().stop_timeout.as_secs().min(i32::MAX as u64) as i32;
+                self.engine().stop_container(&m.id, timeout).await?;
+                self.set_state(&m.id, RunState::Exited);
+            }
+        }
+        Ok(())
+    }
+
+    fn sleep_of(&self, id: &str) -> Result<Sleep> {
+        let labels = self.inventory().container(id).map(|c| c.labels).unwrap_or_default();
+        match labels.get(labels::SLEEP).map(|v| v.trim()) {
+            None | Some("pause") => Ok(Sleep::Pause),
+            Some("stop") => Ok(Sleep::Stop),
+            Some(other) => Err(Error::Conflict(format!(
+                "label {}={:?} is neither pause nor stop",
+                labels::SLEEP,
+                crate::quote::clip(other)
+            ))),
+        }
+    }
+
+    /// Wakes a sleeping group's originals (unpaused or started); returns the
+    /// group as it is then. A group that is not asleep is returned as it is.
+    pub(super) async fn wake_originals(&self, group: &Group) -> Result<Group> {
+        if !group.asleep() {
+            return Ok(group.clone());
+        }
+        let sleeping: Vec<&Member> = group.members.iter().filter(|m| m.state == MemberState::Sleeping).collect();
+        for m in &sleeping {
+            let paused = self.inventory().container(&m.id).is_some_and(|c| c.state == RunState::Paused);
+            if paused {
+                self.engine().unpause_container(&m.id).await?;
+            } else {
+                self.engine().start_container(&m.id).await?;
+            }
+            // A started container may have new addresses: read it again.
+            match self.engine().inspect_container(&m.id).await {
+                Ok(details) => self.inventory().record(details.summary()),
+                Err(_) => self.set_state(&m.id, RunState::Running),
+            }
+        }
+        info!(group = %group.name(), originals = sleeping.len(), "group woken");
+        self.group(group.name()).await
+    }
+
+    /// Wakes a sleeping group to one member (its originals), waiting until
+    /// they are ready when asked; a group awake already is left as it is.
+    pub async fn wake(&self, name: &str, caller: &str, ready_within: Option<std::time::Duration>) -> Result<Group> {
+        let group = self.group(name).await?;
+        if !group.asleep() {
+            return Ok(group);
+        }
+        let woken = {
+            let _locked = self.inner.locks.lock(name).await;
+            let group = self.group(name).await?;
+            self.wake_originals(&group).await?
+        };
+        info!(group = name, caller, "wake requested");
+        if let Some(within) = ready_within {
+            let ids: Vec<String> = woken.members.iter().filter(|m| m.original).map(|m| m.id.clone()).collect();
+            self.wait_ready(&ids, within).await?;
+        }
+        self.group(name).await
+    }
+}
