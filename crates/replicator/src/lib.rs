@@ -38,3 +38,4 @@ pub mod service;
 pub mod telemetry;
 pub mod tls;
 pub mod upstreams;
+pub mod wake;

@@ -30,6 +30,8 @@ pub struct Listeners {
     pub api: TcpListener,
     /// Plain HTTP: health, metrics, dashboard.
     pub admin: TcpListener,
+    /// Plain HTTP, for the balancer's host: holds requests for sleeping groups.
+    pub wake: Option<TcpListener>,
 }
 
 /// Everything `run` needs besides the listeners.
@@ -50,6 +52,8 @@ pub struct Config {
     pub resync: Duration,
     /// How often a Swarm manager's services, tasks and nodes are read again.
     pub swarm_poll: Duration,
+    /// How the wake listener holds requests.
+    pub wake: crate::wake::WakeSettings,
     /// The API listener's limits.
     pub server: ServerOptions,
     /// `--rate-limit`, per client address.
@@ -103,6 +107,11 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         admin_options,
         serving.clone().cancelled_owned(),
     ));
+    if let Some(wake) = listeners.wake {
+        let router = crate::wake::router(service.clone(), config.wake);
+        let options = ServerOptions { max_body_bytes: crate::wake::MAX_HELD_BODY, ..config.server.clone() };
+        listeners_tasks.spawn(crate::listener::serve(wake, None, router, options, serving.clone().cancelled_owned()));
+    }
     let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
     let app = api::router(AppState { service, autoscale, rate_limit });
     let telemetry = config.telemetry.clone();

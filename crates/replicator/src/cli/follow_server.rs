@@ -202,6 +202,7 @@ mod tests {
             certs: "c".into(),
             follower: "f".into(),
             once: false,
+            wake: None,
         };
         assert_eq!(members.backends(&out).len(), 1, "only the ready one");
         members.apply("web", &change("draining", record("a", false, "draining")));

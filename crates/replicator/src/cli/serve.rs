@@ -105,6 +105,15 @@ pub struct ServeArgs {
     /// How long a standby without a healthcheck runs before it counts as ready and is paused.
     #[arg(long, env = "REPLICATOR_WARM_SETTLE", default_value = "5s", value_parser = duration::parse)]
     pub warm_settle: Duration,
+    /// Plain-HTTP listener holding requests for sleeping groups (for the balancer's host).
+    #[arg(long, env = "REPLICATOR_WAKE_LISTEN")]
+    pub wake_listen: Option<SocketAddr>,
+    /// Requests the wake listener holds at once; beyond it, 503 with Retry-After.
+    #[arg(long, env = "REPLICATOR_WAKE_QUEUE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub wake_queue: u32,
+    /// Longest a held request waits for its group to wake.
+    #[arg(long, env = "REPLICATOR_WAKE_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
+    pub wake_timeout: Duration,
     /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
     #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
     pub rate_limit: Option<f64>,
@@ -203,11 +212,18 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         dry_run: args.dry_run,
         resync: args.resync_interval,
         swarm_poll: args.swarm_interval,
+        wake: crate::wake::WakeSettings { queue: args.wake_queue as usize, timeout: args.wake_timeout },
         server: server_options(&args),
         rate_limit: args.rate_limit,
         telemetry,
     };
-    Ok((Listeners { api, admin }, config))
+    let wake = match args.wake_listen {
+        Some(addr) => {
+            Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--wake-listen)"))?)
+        }
+        None => None,
+    };
+    Ok((Listeners { api, admin, wake }, config))
 }
 
 /// The bounds of both listeners, from the flags. Raises the open-file

@@ -60,6 +60,15 @@ pub struct UpstreamsArgs {
     /// Write the file once and exit.
     #[arg(long)]
     once: bool,
+    /// replicator's wake listener (`serve --wake-listen`, HOST:PORT): the
+    /// upstream while the group has no ready member, so the first request
+    /// to a sleeping group wakes it instead of failing.
+    #[arg(long, value_parser = parse_wake)]
+    wake: Option<std::net::SocketAddr>,
+}
+
+fn parse_wake(raw: &str) -> Result<std::net::SocketAddr, String> {
+    raw.parse().map_err(|_| format!("{raw:?} is not an address like 127.0.0.1:8081"))
 }
 
 /// Runs `replicator upstreams` to completion.
@@ -120,6 +129,7 @@ pub(super) struct Output {
     pub(super) certs: PathBuf,
     pub(super) follower: String,
     pub(super) once: bool,
+    pub(super) wake: Option<std::net::SocketAddr>,
 }
 
 impl From<&UpstreamsArgs> for Output {
@@ -134,6 +144,7 @@ impl From<&UpstreamsArgs> for Output {
             certs: args.certs.clone(),
             follower: args.follower.clone().unwrap_or_else(unique_follower_name),
             once: args.once,
+            wake: args.wake,
         }
     }
 }
@@ -149,6 +160,18 @@ impl Output {
     /// balancer has what `servers` says (a failed write or reload is
     /// retried at the next change).
     pub(super) async fn apply(&self, servers: &[crate::upstreams::Backend], written: &mut Option<String>) -> bool {
+        let waker;
+        let servers = match (servers.is_empty(), self.wake) {
+            (true, Some(address)) => {
+                waker = [crate::upstreams::Backend {
+                    id: String::new(),
+                    name: "replicator's waker: the group has no ready member".into(),
+                    address: address.to_string(),
+                }];
+                &waker[..]
+            }
+            _ => servers,
+        };
         let text = render(self.format, &self.group, servers);
         if written.as_deref() == Some(text.as_str()) {
             return true;

@@ -16,6 +16,7 @@ mod parity;
 mod podman;
 mod remote;
 mod serving;
+mod sleep;
 mod swarm;
 mod system;
 mod warm;

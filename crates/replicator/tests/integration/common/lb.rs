@@ -38,6 +38,11 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(dir: &Path, port: u16, upstream_file: &Path, upstream: &str) -> Self {
+        Self::start_with(dir, port, upstream_file, upstream, "")
+    }
+
+    /// The same, with `directives` added to the proxying location.
+    pub fn start_with(dir: &Path, port: u16, upstream_file: &Path, upstream: &str, directives: &str) -> Self {
         let config = dir.join("nginx.conf");
         write_file(
             &config,
@@ -47,7 +52,7 @@ impl Nginx {
                  http {{\n  log_format members '$msec $status $request_method $upstream_addr';\n  \
                  access_log {dir}/access.log members;\n  include {upstreams};\n  \
                  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://{upstream};\n      \
-                 proxy_next_upstream error timeout;\n      proxy_connect_timeout 1s;\n    }}\n  }}\n}}\n",
+                 proxy_next_upstream error timeout;\n      proxy_connect_timeout 1s;\n      {directives}\n    }}\n  }}\n}}\n",
                 dir = dir.display(),
                 upstreams = upstream_file.display(),
             ),

@@ -1,0 +1,133 @@
+//! Scale to zero with wake on request, behind a real nginx: the upstream
+//! points at replicator's wake listener while the group sleeps; the first
+//! requests are held, the group woken, and every one answered by the member.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::lb::{upstream_servers, Nginx, Owned};
+use crate::common::{call, docker, eventually, free_port, http_request, image, Scope, Server, BIN};
+
+const SERVE_OK: &str = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+async fn group(server: &Server, name: &str) -> Value {
+    call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
+}
+
+/// `replicator upstreams --server ... --wake ADDR` for `group`, reloading nginx.
+fn follower(server: &Server, group: &str, out: &Path, network: &str, wake: &str, reload: &str) -> Owned {
+    let log = out.with_file_name("follower.log");
+    let child = Command::new(BIN)
+        .args(["upstreams", "--group", group, "--out"])
+        .arg(out)
+        .args(["--port", "8080", "--network", network, "--server", &server.url(), "--certs"])
+        .arg(&server.certs)
+        .args(["--follower", "lb-1", "--wake", wake, "--reload", reload])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("replicator upstreams starts");
+    Owned(child)
+}
+
+/// 51 requests through nginx at once: all must get the member's 200.
+async fn burst(port: u16) -> Vec<(u16, String)> {
+    let requests = (0..51).map(|_| {
+        tokio::task::spawn_blocking(move || http_request(port, "GET", "/", &[], "").unwrap_or((0, String::new())))
+    });
+    futures_util::future::join_all(requests).await.into_iter().map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autoscaler_puts_it_back_to_sleep() {
+    let scope = Scope::new("sleep");
+    let network = scope.network("net");
+    let original = scope.run(
+        "web",
+        &[
+            "--network",
+            &network,
+            "--label",
+            "replicator.enable=true",
+            "--label",
+            "replicator.min=0",
+            "--label",
+            "replicator.autoscale.min=0",
+            "--label",
+            "replicator.autoscale.metric=rps",
+            "--label",
+            "replicator.autoscale.target=10",
+            image(),
+            "sh",
+            "-c",
+            SERVE_OK,
+        ],
+    );
+    let name = scope.name("web");
+    let wake_port = free_port();
+    let wake = format!("127.0.0.1:{wake_port}");
+    let server = scope.server(&[
+        "--wake-listen",
+        &wake,
+        "--autoscale-interval",
+        "1s",
+        "--scale-down-stabilization",
+        "3s",
+        "--metric-ttl",
+        "30s",
+    ]);
+
+    let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
+    assert_eq!(slept.status, StatusCode::OK, "{}", slept.text());
+    let g = slept.json();
+    assert_eq!((g["replicas"].as_u64(), g["asleep"].as_bool()), (Some(0), Some(true)), "{g}");
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", &original]), "paused", "paused, never removed");
+
+    let dir = tempfile::tempdir().unwrap();
+    let upstreams = dir.path().join("upstreams.conf");
+    std::fs::write(&upstreams, format!("upstream {name} {{ server {wake}; }}\n")).unwrap();
+    let headers = format!(
+        "proxy_set_header X-Replicator-Group {name}; proxy_set_header X-Replicator-Port 8080; \
+                           proxy_set_header X-Replicator-Network {network}; proxy_read_timeout 90s;"
+    );
+    let nginx = Nginx::start_with(dir.path(), free_port(), &upstreams, &name, &headers);
+    let _follower = follower(&server, &name, &upstreams, &network, &wake, &nginx.synchronous_reload(""));
+    eventually("the upstream on the waker", Duration::from_secs(30), || {
+        (upstream_servers(&upstreams) == [wake.clone()]).then_some(())
+    });
+
+    let answers = burst(nginx.port).await;
+    let ok = answers.iter().filter(|(status, body)| *status == 200 && body.trim() == "ok").count();
+    assert_eq!(ok, 51, "every held request got the woken member's answer: {answers:?}");
+    assert_eq!(group(&server, &name).await["asleep"], false);
+    eventually("the upstream on the member", Duration::from_secs(30), || {
+        let servers = upstream_servers(&upstreams);
+        (servers.len() == 1 && servers[0].ends_with(":8080")).then_some(())
+    });
+
+    // Idle: every member at or below the activation (0) for the stabilization window.
+    let push = json!({"container": name, "metric": "rps", "value": 0});
+    let mut asleep = false;
+    for _ in 0..100 {
+        assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(push.clone())).await.status, StatusCode::ACCEPTED);
+        if group(&server, &name).await["asleep"] == true {
+            asleep = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(asleep, "the autoscaler put the idle group to sleep: {}", group(&server, &name).await);
+    eventually("the upstream back on the waker", Duration::from_secs(30), || {
+        (upstream_servers(&upstreams) == [wake.clone()]).then_some(())
+    });
+    let later = tokio::task::spawn_blocking(move || http_request(nginx.port, "GET", "/", &[], "")).await.unwrap();
+    assert_eq!(
+        later.map(|(s, b)| (s, b.trim().to_owned())),
+        Some((200, "ok".to_owned())),
+        "a later request wakes it again"
+    );
+}
