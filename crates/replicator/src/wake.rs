@@ -80,22 +80,14 @@ struct Target {
     network: Option<String>,
 }
 
-fn target(headers: &HeaderMap) -> Result<Target, Response> {
+/// The target the balancer named, or why the request names none (a 400).
+fn target(headers: &HeaderMap) -> Result<Target, String> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let missing = |name: &str| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("the balancer sent no {name} header: see replicator's README, Scale to zero"),
-        )
-    };
+    let missing = |name: &str| format!("the balancer sent no {name} header: see replicator's README, Scale to zero");
     let group = text(GROUP_HEADER).ok_or_else(|| missing(GROUP_HEADER))?;
-    let group = GroupName::parse(group).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let group = GroupName::parse(group).map_err(|e| e.to_string())?;
     let port = text(PORT_HEADER).ok_or_else(|| missing(PORT_HEADER))?;
-    let port = port
-        .parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, format!("{PORT_HEADER} is not a port")))?;
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("{PORT_HEADER} is not a port"))?;
     let network = text(NETWORK_HEADER).map(str::to_owned);
     Ok(Target { group, port, network })
 }
@@ -103,7 +95,7 @@ fn target(headers: &HeaderMap) -> Result<Target, Response> {
 async fn hold(State(state): State<WakeState>, request: Request) -> Response {
     let target = match target(request.headers()) {
         Ok(t) => t,
-        Err(refused) => return refused,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
     let Ok(_held) = state.held.clone().try_acquire_owned() else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many requests are waiting for groups to wake");
@@ -181,5 +173,53 @@ async fn forward(
         Err(e) => {
             refuse(StatusCode::BAD_GATEWAY, format!("the woken member did not answer: {}", crate::error::chain(&e)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+    use crate::inventory::Scope;
+
+    async fn send(queue: usize, headers: &[(&str, &str)]) -> Response {
+        let service = Replicator::for_test(Arc::new(FakeEngine::default()), Scope::default()).await;
+        let app = router(service, WakeSettings { queue, timeout: Duration::from_secs(1) });
+        let mut request = http::Request::builder().uri("/anything");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_that_names_no_group_or_port_is_refused_with_the_header_to_set() {
+        let r = send(10, &[]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains(GROUP_HEADER));
+        let r = send(10, &[(GROUP_HEADER, "web"), (PORT_HEADER, "0")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = send(10, &[(GROUP_HEADER, "../x"), (PORT_HEADER, "80")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn beyond_the_queue_a_request_gets_503_with_retry_after() {
+        let r = send(0, &[(GROUP_HEADER, "web"), (PORT_HEADER, "80")]).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    }
+
+    #[tokio::test]
+    async fn a_group_that_does_not_exist_answers_503_with_a_short_text() {
+        let r = send(10, &[(GROUP_HEADER, "nope"), (PORT_HEADER, "80")]).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("could not be woken"), "{body:?}");
     }
 }
