@@ -15,7 +15,7 @@ use crate::autoscale::store::{AutoscaleView, DecisionView, Sample, SERIES_SECOND
 use crate::autoscale::NodeView;
 use crate::html::escape;
 use crate::id::GroupName;
-use crate::inventory::Group;
+use crate::inventory::{Group, MemberState};
 use crate::listener::origin;
 use crate::model::EngineInfo;
 
@@ -208,6 +208,18 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, now: i64) {
         );
     }
     html.push_str("</table>");
+    if g.warm > 0 || !g.standbys.is_empty() {
+        let paused = g.standbys.iter().filter(|m| m.state == MemberState::Paused).count();
+        let _ = write!(html, "<p class=standbys>standbys: {paused} paused of {} wanted", g.warm);
+        let warming = g.standbys.len() - paused;
+        if warming > 0 {
+            let _ = write!(html, ", {warming} warming up");
+        }
+        html.push_str("</p>");
+    }
+    if g.asleep() {
+        html.push_str("<p class=asleep>asleep: the next scale-up or request wakes it</p>");
+    }
     nodes_part(html, &panel.nodes);
     autoscale_part(html, panel.autoscale.as_ref(), &panel.decisions, now);
     html.push_str(&chart(&panel.series, max, now));

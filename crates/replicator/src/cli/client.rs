@@ -91,7 +91,7 @@ fn bound(v: &Value) -> String {
 }
 
 fn groups_table(groups: &[Value]) -> String {
-    let mut rows = vec![["NAME", "KIND", "REPLICAS", "MIN", "MAX", "MEMBERS"].map(String::from).to_vec()];
+    let mut rows = vec![["NAME", "KIND", "REPLICAS", "MIN", "MAX", "STANDBYS", "MEMBERS"].map(String::from).to_vec()];
     for g in groups {
         // A member that is not simply running says what it is doing: web-3(draining).
         let members: Vec<String> = g["members"]
@@ -107,16 +107,23 @@ fn groups_table(groups: &[Value]) -> String {
                 })
             })
             .collect();
+        let standbys = g["standbys"].as_array().map_or(0, |s| s.iter().filter(|m| m["state"] == "paused").count());
+        let warm = g["warm"].as_u64().unwrap_or(0);
+        let replicas = match g["asleep"].as_bool() {
+            Some(true) => format!("{} (asleep)", g["replicas"]),
+            _ => g["replicas"].to_string(),
+        };
         rows.push(vec![
             g["name"].as_str().unwrap_or_default().to_owned(),
             g["kind"].as_str().unwrap_or_default().to_owned(),
-            g["replicas"].to_string(),
+            replicas,
             bound(&g["min"]),
             bound(&g["max"]),
+            if warm == 0 && standbys == 0 { "-".to_owned() } else { format!("{standbys}/{warm}") },
             members.join(","),
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
     rows.iter()
         .map(|r| {
             let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -197,7 +204,14 @@ mod tests {
                              "members": [{"name": "web"}, {"name": "web-2"}]})];
         assert_eq!(
             groups_table(&groups),
-            "NAME  KIND        REPLICAS  MIN  MAX  MEMBERS\nweb   containers  2         1    10   web,web-2\n"
+            "NAME  KIND        REPLICAS  MIN  MAX  STANDBYS  MEMBERS\nweb   containers  2         1    10   -         web,web-2\n"
+        );
+        let warm = [json!({"name": "api", "kind": "compose", "replicas": 0, "asleep": true, "min": 0, "max": 4,
+                           "warm": 2, "standbys": [{"state": "paused"}], "members": [{"name": "api", "state": "sleeping"}]})];
+        assert!(
+            groups_table(&warm).contains("0 (asleep)  0    4    1/2       api(sleeping)"),
+            "{}",
+            groups_table(&warm)
         );
     }
 }
