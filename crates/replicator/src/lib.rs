@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod alerts;
 pub mod api;
 pub mod autoscale;
 pub mod certs;

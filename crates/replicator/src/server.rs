@@ -54,6 +54,8 @@ pub struct Config {
     pub swarm_poll: Duration,
     /// How the wake listener holds requests.
     pub wake: crate::wake::WakeSettings,
+    /// The alert label naming the group an Alertmanager alert scales.
+    pub alert_group_label: String,
     /// The API listener's limits.
     pub server: ServerOptions,
     /// `--rate-limit`, per client address.
@@ -113,7 +115,8 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         listeners_tasks.spawn(crate::listener::serve(wake, None, router, options, serving.clone().cancelled_owned()));
     }
     let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
-    let app = api::router(AppState { service, autoscale, rate_limit });
+    let alerts = api::AlertReceiver::new(&config.alert_group_label);
+    let app = api::router(AppState { service, autoscale, rate_limit, alerts });
     let telemetry = config.telemetry.clone();
     listeners_tasks.spawn(api::serve(
         listeners.api,

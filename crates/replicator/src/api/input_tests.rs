@@ -42,7 +42,12 @@ fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>
             false,
             std::time::Duration::from_secs(15),
         );
-        let app = router(AppState { service, autoscale, rate_limit: None });
+        let app = router(AppState {
+            service,
+            autoscale,
+            rate_limit: None,
+            alerts: super::alertmanager::AlertReceiver::new("replicator_group"),
+        });
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);

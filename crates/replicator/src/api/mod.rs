@@ -1,6 +1,8 @@
 //! The HTTPS API: mutual TLS, routes, and the one mapping from errors to
 //! statuses. Handlers are thin: they validate input and call the service.
 
+mod alertmanager;
+pub use alertmanager::AlertReceiver;
 mod error;
 mod guard;
 mod json;
@@ -36,4 +38,6 @@ pub struct AppState {
     pub autoscale: Arc<AutoscaleHandle>,
     /// `--rate-limit`, when set.
     pub rate_limit: Option<Arc<RateLimiter>>,
+    /// Alertmanager's webhook: the group label, and the alerts acted on.
+    pub alerts: Arc<alertmanager::AlertReceiver>,
 }

@@ -12,7 +12,7 @@ use axum::{middleware, Extension, Json, Router};
 use super::error::{json_errors, ApiError, CompatError};
 use super::guard::{self, Rule};
 use super::views::GroupView;
-use super::{json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
+use super::{alertmanager, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
 use crate::autoscale::store::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::error::Error;
@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/{id}", get(compat_replicate))
         .route("/v1/containers/{id}/replicas", post(replicate))
         .route("/v1/metrics", post(push_metrics))
+        .route("/v1/alertmanager", post(alertmanager::receive))
         .route("/v1/groups", get(list_groups))
         .route("/v1/groups/{name}", get(show_group))
         .route("/v1/groups/{name}/replicas", put(scale_group))
@@ -54,7 +55,7 @@ pub fn router(state: AppState) -> Router {
 /// and the original tool's `GET /{id}`, which replicates.
 fn content_rule(method: &Method, route: &str) -> Rule {
     match (method, route) {
-        (&Method::POST, "/v1/metrics" | "/v1/events/ack")
+        (&Method::POST, "/v1/metrics" | "/v1/events/ack" | "/v1/alertmanager")
         | (&Method::PUT, "/v1/groups/{name}/replicas" | "/v1/nodes/{node}/usage") => {
             Rule { json_body: true, changes_state: true }
         }

@@ -27,6 +27,17 @@ use crate::tls::{self, TlsFiles};
 /// Where `serve` keeps development certificates when given no TLS option.
 const DEFAULT_CERTS: &str = "./certs";
 
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn parse_alert_label(raw: &str) -> Result<String, String> {
+    let mut chars = raw.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && raw.len() <= 128 {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!("{raw:?} is not a Prometheus label name"))
+    }
+}
+
 /// `replicator serve`'s flags, each also read from a `REPLICATOR_*` variable.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -114,6 +125,9 @@ pub struct ServeArgs {
     /// Longest a held request waits for its group to wake.
     #[arg(long, env = "REPLICATOR_WAKE_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
     pub wake_timeout: Duration,
+    /// The alert label naming the group an Alertmanager alert scales (POST /v1/alertmanager).
+    #[arg(long, env = "REPLICATOR_ALERT_GROUP_LABEL", default_value = crate::alerts::DEFAULT_GROUP_LABEL, value_parser = parse_alert_label)]
+    pub alert_group_label: String,
     /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
     #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
     pub rate_limit: Option<f64>,
@@ -213,6 +227,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         resync: args.resync_interval,
         swarm_poll: args.swarm_interval,
         wake: crate::wake::WakeSettings { queue: args.wake_queue as usize, timeout: args.wake_timeout },
+        alert_group_label: args.alert_group_label.clone(),
         server: server_options(&args),
         rate_limit: args.rate_limit,
         telemetry,

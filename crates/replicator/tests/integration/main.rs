@@ -2,6 +2,7 @@
 
 mod common;
 
+mod alerting;
 mod answers;
 mod autoscale;
 mod balancer;

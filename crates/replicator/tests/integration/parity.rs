@@ -1,115 +1,13 @@
 //! Autoscaler parity: a real Prometheus as the metric source, dry-run, and
 //! the decision history.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{call, eventually, free_port, write_file, Scope, Server};
-
-/// A scrape target serving `demo_requests_total`, a counter growing at a rate the test sets.
-struct CounterTarget {
-    port: u16,
-    rate: Arc<Mutex<f64>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl CounterTarget {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let rate = Arc::new(Mutex::new(0.0f64));
-        let state = Arc::new(Mutex::new((0.0f64, Instant::now())));
-        let task_rate = rate.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut conn, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut request = [0u8; 4096];
-                let _ = conn.read(&mut request).await;
-                let count = {
-                    let mut s = state.lock().unwrap();
-                    let now = Instant::now();
-                    s.0 += *task_rate.lock().unwrap() * now.duration_since(s.1).as_secs_f64();
-                    s.1 = now;
-                    s.0
-                };
-                let body = format!("# TYPE demo_requests_total counter\ndemo_requests_total {count}\n");
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(response.as_bytes()).await;
-            }
-        });
-        Self { port, rate, task }
-    }
-
-    fn set_rate(&self, per_second: f64) {
-        *self.rate.lock().unwrap() = per_second;
-    }
-}
-
-impl Drop for CounterTarget {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Debian's Prometheus, on a free loopback port, scraping `target` every second.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(target_port: u16) -> Self {
-        let binary = Path::new("/usr/bin/prometheus");
-        assert!(binary.exists(), "/usr/bin/prometheus is missing: apt-get install prometheus (scripts/prepare does)");
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        write_file(
-            &config,
-            &format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
-            ),
-        );
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts");
-        let prometheus = Self { child, port, _dir: dir };
-        eventually("Prometheus to be ready", Duration::from_secs(60), || {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            use std::io::{Read, Write};
-            write!(stream, "GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).ok()?;
-            answer.starts_with("HTTP/1.1 200").then_some(())
-        });
-        prometheus
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::prom::{CounterTarget, Prometheus};
+use crate::common::{call, eventually, Scope, Server};
 
 async fn group(server: &Server, name: &str) -> Value {
     call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()

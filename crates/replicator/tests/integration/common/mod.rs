@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod engine2;
 pub mod lb;
+pub mod prom;
 pub mod proxy;
 pub mod swarm2;
 pub mod tcp_proxy;
