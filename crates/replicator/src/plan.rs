@@ -47,7 +47,7 @@ const HOST_CONFIG_DROPPED: &[&str] = &["ContainerIDFile"];
 /// Plans a clone of `source`; the caller creates it, connects `connect`, then starts it.
 pub fn plan_clone(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ClonePlan {
     let mut notes = Vec::new();
-    let mut body = clone_config(source, spec);
+    let mut body = clone_config(source, spec, &mut notes);
     let host_config = clone_host_config(&source.host_config, spec.keep_host_ports, &mut notes);
     let network_mode = host_config.get("NetworkMode").and_then(Value::as_str).unwrap_or("default").to_owned();
     body.insert("HostConfig".into(), Value::Object(host_config));
@@ -60,7 +60,7 @@ pub fn plan_clone(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ClonePlan 
     ClonePlan { create: CreateRequest { name: spec.name.to_owned(), body }, connect, notes }
 }
 
-fn clone_config(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ApiObject {
+fn clone_config(source: &ContainerDetails, spec: &CloneSpec<'_>, notes: &mut Vec<String>) -> ApiObject {
     let mut config = source.config.clone();
     for key in CONFIG_DROPPED {
         config.remove(*key);
@@ -70,8 +70,56 @@ fn clone_config(source: &ContainerDetails, spec: &CloneSpec<'_>) -> ApiObject {
     labels.insert(labels::SOURCE.into(), spec.original_id.into());
     labels.insert(labels::GROUP.into(), spec.group.into());
     labels.extend(spec.extra_labels.clone());
+    let exposed: Vec<String> =
+        config.get("ExposedPorts").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let (traefik, note) = traefik_service(&source.labels(), &exposed, &source.name);
+    labels.extend(traefik);
+    notes.extend(note);
     config.insert("Labels".into(), json!(labels));
     config
+}
+
+/// Traefik's Docker provider names a container's implicit service after the
+/// container: a clone of a plain container whose routers name no service
+/// would define the same routers over a service of its own name, and
+/// Traefik refuses routers defined differently by two containers. The clone
+/// gets the original's implicit service spelled out instead (routers pointing
+/// at it, its port), which Traefik merges with the original's into one
+/// service with both servers. Compose containers and containers that name
+/// their services need nothing.
+pub fn traefik_service(
+    source: &BTreeMap<String, String>,
+    exposed: &[String],
+    original_name: &str,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let mut added = BTreeMap::new();
+    let names_services = source.keys().any(|k| k.starts_with("traefik.http.services."));
+    let compose = source.contains_key(labels::COMPOSE_SERVICE);
+    let mut routers: Vec<&str> =
+        source.keys().filter_map(|k| k.strip_prefix("traefik.http.routers.")?.split('.').next()).collect();
+    routers.dedup();
+    let unnamed: Vec<&str> =
+        routers.into_iter().filter(|r| !source.contains_key(&format!("traefik.http.routers.{r}.service"))).collect();
+    if names_services || compose || unnamed.is_empty() {
+        return (added, None);
+    }
+    // Traefik's provider.Normalize: words of letters and digits joined by '-'.
+    let service =
+        original_name.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join("-");
+    let ports: Vec<&str> = exposed.iter().filter_map(|p| p.strip_suffix("/tcp")).collect();
+    let [port] = ports.as_slice() else {
+        let note = format!(
+            "the original's Traefik routers name no service and it exposes {} TCP ports: add \
+             traefik.http.services.{service}.loadbalancer.server.port to it so that Traefik can serve its clones",
+            ports.len()
+        );
+        return (added, Some(note));
+    };
+    for router in unnamed {
+        added.insert(format!("traefik.http.routers.{router}.service"), service.clone());
+    }
+    added.insert(format!("traefik.http.services.{service}.loadbalancer.server.port"), (*port).to_owned());
+    (added, None)
 }
 
 /// The tag keeps `docker ps` readable, but only while it still names the
@@ -194,6 +242,50 @@ fn endpoint_config(a: &NetworkAttachment) -> Value {
 
 #[cfg(test)]
 mod tests {
+
+    fn traefik(labels: &[(&str, &str)], exposed: &[&str], name: &str) -> (BTreeMap<String, String>, Option<String>) {
+        let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let exposed: Vec<String> = exposed.iter().map(|p| p.to_string()).collect();
+        super::traefik_service(&labels, &exposed, name)
+    }
+
+    #[test]
+    fn a_plain_containers_unnamed_traefik_service_is_spelled_out_on_its_clones() {
+        let routers = [("traefik.enable", "true"), ("traefik.http.routers.shop.rule", "Host(`shop`)")];
+        let (added, note) = traefik(&routers, &["8080/tcp"], "my_shop.1");
+        let expected: BTreeMap<String, String> = [
+            ("traefik.http.routers.shop.service", "my-shop-1"),
+            ("traefik.http.services.my-shop-1.loadbalancer.server.port", "8080"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!((added, note), (expected, None));
+    }
+
+    #[test]
+    fn named_services_and_compose_containers_are_left_as_they_are() {
+        let named = [
+            ("traefik.http.routers.shop.rule", "Host(`shop`)"),
+            ("traefik.http.services.shop.loadbalancer.server.port", "80"),
+        ];
+        assert!(traefik(&named, &["80/tcp"], "web").0.is_empty());
+        let pointed =
+            [("traefik.http.routers.shop.rule", "Host(`shop`)"), ("traefik.http.routers.shop.service", "api@file")];
+        assert!(traefik(&pointed, &["80/tcp"], "web").0.is_empty());
+        let compose = [("traefik.http.routers.shop.rule", "Host(`shop`)"), ("com.docker.compose.service", "web")];
+        assert!(traefik(&compose, &["80/tcp"], "p_web_1").0.is_empty());
+        assert!(traefik(&[("traefik.enable", "true")], &["80/tcp"], "web").0.is_empty(), "no router, nothing to fix");
+    }
+
+    #[test]
+    fn without_one_exposed_port_the_clone_is_left_alone_with_a_note_naming_the_label_to_add() {
+        let routers = [("traefik.http.routers.shop.rule", "Host(`shop`)")];
+        let (added, note) = traefik(&routers, &["80/tcp", "443/tcp"], "web");
+        assert!(added.is_empty());
+        assert!(note.unwrap().contains("traefik.http.services.web.loadbalancer.server.port"));
+    }
+
     use super::*;
 
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
