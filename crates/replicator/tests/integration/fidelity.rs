@@ -169,3 +169,37 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
         out.contains(&clone_ip).then_some(())
     });
 }
+
+/// Without Traefik here, what can be checked is what Traefik would read:
+/// the clone's labels name the original's implicit service and its port.
+#[tokio::test]
+async fn a_clone_of_a_container_with_traefik_routers_only_names_the_originals_service() {
+    let scope = Scope::new("traefik");
+    scope.run(
+        "web",
+        &[
+            "--label",
+            "replicator.enable=true",
+            "--label",
+            "traefik.enable=true",
+            "--label",
+            "traefik.http.routers.shop.rule=Host(`shop.example`)",
+            "--expose",
+            "8080",
+            image(),
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+        ],
+    );
+    let name = scope.name("web");
+    let server = scope.server(&[]);
+    let r = crate::common::call(&server, Method::POST, &format!("/v1/containers/{name}/replicas"), None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let clone = r.json()["replicas"][0]["id"].as_str().unwrap().to_owned();
+    let labels = inspect(&clone)["Config"]["Labels"].clone();
+    assert_eq!(labels["traefik.http.routers.shop.service"], Value::String(name.clone()));
+    assert_eq!(labels[format!("traefik.http.services.{name}.loadbalancer.server.port")], "8080");
+    assert_eq!(labels["traefik.http.routers.shop.rule"], "Host(`shop.example`)", "the router itself is unchanged");
+}
