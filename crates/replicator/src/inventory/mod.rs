@@ -428,6 +428,7 @@ fn merge(existing: &ContainerSummary, mine: ContainerSummary) -> ContainerSummar
     ContainerSummary {
         networks: if mine.networks.is_empty() { existing.networks.clone() } else { mine.networks },
         published: if mine.published.is_empty() { existing.published.clone() } else { mine.published },
+        image_id: if mine.image_id.is_empty() { existing.image_id.clone() } else { mine.image_id },
         // The engine's word on health is newer than replicator's guess.
         health: existing.health.or(mine.health),
         state,

@@ -109,7 +109,9 @@ impl Replicator {
     fn matches(&self, standby: &Member, source: &Source) -> bool {
         let Some(c) = self.inventory().container(&standby.id) else { return false };
         let from = c.labels.get(labels::SOURCE).map(String::as_str);
-        c.image_id == source.details.image_id && from == Some(source.group.original_id.as_str())
+        // An image not known yet (a record made before the engine's) is no reason to recycle.
+        let same_image = c.image_id.is_empty() || c.image_id == source.details.image_id;
+        same_image && from == Some(source.group.original_id.as_str())
     }
 
     /// Keeps every group's pool at its size until `cancel`: on every change
@@ -204,11 +206,10 @@ impl Replicator {
         if ready.is_ok() && !has_check {
             tokio::time::sleep(self.settings().warm_settle).await;
         }
-        let still_running = self.inventory().container(id).is_some_and(|c| c.state == RunState::Running);
-        let outcome = match (ready, still_running) {
-            (Ok(()), true) => self.pause_into_pool(id).await,
-            (Ok(()), false) => Err(Error::Conflict(format!("standby {} stopped while warming", standby.name))),
-            (Err(e), _) => Err(e),
+        // The engine refuses to pause a container that stopped meanwhile: that is the check.
+        let outcome = match ready {
+            Ok(()) => self.pause_into_pool(id).await,
+            Err(e) => Err(e),
         };
         self.inventory().set_warming(id, false);
         match outcome {

@@ -12,7 +12,8 @@ use crate::common::{call, docker, docker_try, eventually, image, Scope};
 /// `(running members, paused standbys)` as the engine shows them.
 fn counted(scope: &Scope, group: &str) -> (usize, usize) {
     let replicas = scope.replicas_of(group);
-    let state = |id: &String| docker(&["inspect", "-f", "{{.State.Status}}", id]);
+    // A container removed since the listing counts as neither.
+    let state = |id: &String| docker_try(&["inspect", "-f", "{{.State.Status}}", id]).unwrap_or_default();
     let paused = replicas.iter().filter(|id| state(id) == "paused").count();
     let running = replicas.iter().filter(|id| state(id) == "running").count();
     (running + 1, paused)
