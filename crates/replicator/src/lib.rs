@@ -33,6 +33,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod quote;
+pub mod schedule;
 pub mod selfid;
 pub mod server;
 pub mod service;

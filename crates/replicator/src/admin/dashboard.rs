@@ -360,6 +360,7 @@ mod tests {
             service: None,
             warm: 0,
             standbys: Vec::new(),
+            schedule: None,
         }
     }
 

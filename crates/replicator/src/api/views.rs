@@ -39,6 +39,9 @@ pub struct GroupView {
     /// The autoscaler's settings and last decision, for an autoscaled group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleView>,
+    /// `replicator.schedule`: whether one is active, and the minimum it sets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::ScheduleView>,
     /// For a Swarm group: the nodes holding its tasks, and whether their agents report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeView>>,
@@ -84,6 +87,7 @@ impl GroupView {
             standbys: group.standbys.iter().map(MemberView::of).collect(),
             autoscale: autoscale.view(group),
             nodes: (group.kind() == GroupKind::Swarm).then(|| autoscale.nodes(group)),
+            schedule: group.schedule,
         }
     }
 }

@@ -128,6 +128,9 @@ pub struct ServeArgs {
     /// The alert label naming the group an Alertmanager alert scales (POST /v1/alertmanager).
     #[arg(long, env = "REPLICATOR_ALERT_GROUP_LABEL", default_value = crate::alerts::DEFAULT_GROUP_LABEL, value_parser = parse_alert_label)]
     pub alert_group_label: String,
+    /// The time zone of replicator.schedule expressions (an IANA name).
+    #[arg(long, env = "REPLICATOR_TIMEZONE", default_value = "UTC", value_parser = crate::schedule::parse_timezone)]
+    pub timezone: chrono_tz::Tz,
     /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
     #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
     pub rate_limit: Option<f64>,
@@ -207,7 +210,12 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     let config = Config {
         tls: Arc::new(tls_config),
         engine,
-        scope: Scope { allow_all: args.allow_all, default_max: args.max_replicas, selector: args.selector.clone() },
+        scope: Scope {
+            allow_all: args.allow_all,
+            default_max: args.max_replicas,
+            selector: args.selector.clone(),
+            timezone: args.timezone,
+        },
         settings: Settings {
             keep_host_ports: args.keep_host_ports,
             stop_timeout: args.stop_timeout,

@@ -9,6 +9,7 @@ use crate::group::{self, Bounds, GroupIdentity, GroupKind};
 use crate::labels::{self, Selector};
 use crate::model::{ContainerSummary, ServiceDetails, TaskSummary};
 use crate::policy;
+use crate::schedule::{ScheduleView, Schedules};
 
 /// What this replicator manages, from the command line.
 #[derive(Debug, Clone)]
@@ -19,11 +20,13 @@ pub struct Scope {
     pub default_max: u32,
     /// Manage only what carries this label.
     pub selector: Option<Selector>,
+    /// Where `replicator.schedule` expressions are read (`serve --timezone`).
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Default for Scope {
     fn default() -> Self {
-        Self { allow_all: false, default_max: 10, selector: None }
+        Self { allow_all: false, default_max: 10, selector: None, timezone: chrono_tz::Tz::UTC }
     }
 }
 
@@ -75,6 +78,8 @@ pub struct Inputs<'a> {
     pub leaving: &'a HashMap<String, MemberState>,
     /// Standbys replicator is starting and will pause once ready.
     pub warming: &'a HashSet<String>,
+    /// Now, for the schedules.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// Whether a container's labels can make it a member of a plain or compose group.
@@ -138,7 +143,13 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     let first = rule_holders[0];
     let identity = group::identify(&first.id, &first.name, &first.labels);
     let (bounds, conflict) = rules_of(&rule_holders, scope.default_max);
-    let policy = policy_of(&first.labels, &bounds);
+    let mut policy = policy_of(&first.labels, &bounds);
+    // A group may sleep by its own labels; a schedule raising its minimum wakes it.
+    let may_sleep = bounds.as_ref().is_ok_and(|b| b.min == 0);
+    let (bounds, schedule) = scheduled(&first.labels, bounds, scope.timezone, inputs.now);
+    if let (Ok(b), Some(Ok(p))) = (&bounds, policy.as_mut()) {
+        p.min = p.min.max(b.min).min(p.max);
+    }
     let (warm, bounds) = match (warm_of(&first.labels), bounds) {
         (Ok(warm), bounds) => (warm, bounds),
         (Err(reason), Ok(_)) => (0, Err(reason)),
@@ -154,14 +165,31 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
             || (!m.original && m.state == MemberState::Paused && (warm > 0 || labelled))
     };
     let (standbys, mut list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
-    mark_sleeping(&mut list, &bounds);
-    Group { identity, bounds, members: list, policy, conflict, service: None, warm, standbys }
+    mark_sleeping(&mut list, may_sleep);
+    Group { identity, bounds, members: list, policy, conflict, service: None, warm, standbys, schedule }
+}
+
+/// Bounds with the minimum raised by the schedules active `now`, and what
+/// the group's JSON says of them (`None` without schedules).
+fn scheduled(
+    labels: &BTreeMap<String, String>,
+    bounds: Result<Bounds, String>,
+    timezone: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Result<Bounds, String>, Option<ScheduleView>) {
+    let schedules = match (bounds.is_ok(), Schedules::from_labels(labels)) {
+        (true, Ok(s)) if !s.is_empty() => s,
+        (true, Err(reason)) => return (Err(reason), None),
+        _ => return (bounds, None),
+    };
+    let view = schedules.view(now, timezone);
+    let bounds = bounds.map(|b| Bounds { min: b.min.max(view.min.unwrap_or(0)).min(b.max), ..b });
+    (bounds, Some(view))
 }
 
 /// A group whose min is 0 and whose replicas are all gone sleeps: its
 /// originals, paused or stopped, are asleep rather than members down.
-fn mark_sleeping(list: &mut [Member], bounds: &Result<Bounds, String>) {
-    let may_sleep = bounds.as_ref().is_ok_and(|b| b.min == 0);
+fn mark_sleeping(list: &mut [Member], may_sleep: bool) {
     if !may_sleep || list.iter().any(|m| !m.original && m.state.holds_place()) {
         return;
     }
@@ -308,6 +336,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
         }),
         warm: 0,
         standbys: Vec::new(),
+        schedule: None,
     })
 }
 
@@ -347,6 +376,7 @@ mod tests {
                 intents,
                 leaving: &leaving,
                 warming: &HashSet::new(),
+                now: chrono::Utc::now(),
             },
         )
     }

@@ -129,6 +129,8 @@ pub struct Group {
     /// Clones kept ready and paused beside the members: not members, never
     /// counted or routed to; a scale-up unpauses them first.
     pub standbys: Vec<Member>,
+    /// `replicator.schedule`: whether one is active and the minimum it sets.
+    pub schedule: Option<crate::schedule::ScheduleView>,
 }
 
 impl Group {
@@ -223,6 +225,7 @@ impl Group {
             service: None,
             warm: 0,
             standbys: Vec::new(),
+            schedule: None,
         }
     }
 }

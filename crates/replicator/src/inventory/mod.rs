@@ -60,7 +60,7 @@ struct State {
     unavailable: Option<EngineError>,
     synced: bool,
     stamp: u64,
-    cache: Option<(u64, Arc<Vec<Group>>)>,
+    cache: Option<(u64, i64, Arc<Vec<Group>>)>,
 }
 
 impl State {
@@ -82,8 +82,10 @@ impl State {
     }
 
     fn groups(&mut self, scope: &Scope) -> Arc<Vec<Group>> {
-        if let Some((stamp, groups)) = &self.cache {
-            if *stamp == self.stamp {
+        // Schedules change what the groups are from one minute to the next.
+        let minute = chrono::Utc::now().timestamp() / 60;
+        if let Some((stamp, at, groups)) = &self.cache {
+            if *stamp == self.stamp && *at == minute {
                 return groups.clone();
             }
         }
@@ -94,9 +96,10 @@ impl State {
             intents: &intents,
             leaving: &self.leaving,
             warming: &self.warming,
+            now: chrono::Utc::now(),
         };
         let groups = Arc::new(build::groups(scope, &inputs));
-        self.cache = Some((self.stamp, groups.clone()));
+        self.cache = Some((self.stamp, minute, groups.clone()));
         groups
     }
 }

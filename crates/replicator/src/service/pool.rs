@@ -114,8 +114,9 @@ impl Replicator {
         same_image && from == Some(source.group.original_id.as_str())
     }
 
-    /// Keeps every group's pool at its size until `cancel`: on every change
-    /// of the groups (debounced) and every few seconds.
+    /// Keeps every group's pool at its size, and raises a group below the
+    /// minimum an active `replicator.schedule` sets, until `cancel`: on every
+    /// change of the groups (debounced) and every few seconds.
     pub async fn keep_pools(self, cancel: CancellationToken) {
         let mut changes = self.inventory().subscribe();
         let mut busy: HashSet<String> = HashSet::new();
@@ -127,6 +128,19 @@ impl Replicator {
                 }
             }
             if let Ok(groups) = self.groups() {
+                for group in groups.iter().filter(|g| below_scheduled_min(g)) {
+                    if busy.insert(group.name().to_owned()) {
+                        let (this, name, min) =
+                            (self.clone(), group.name().to_owned(), group.bounds.as_ref().map_or(1, |b| b.min));
+                        tasks.spawn(async move {
+                            match this.scale(&name, min, "schedule", None).await {
+                                Ok(_) => info!(group = %name, min, "raised to its scheduled minimum"),
+                                Err(e) => warn!(group = %name, min, error = %e, "cannot raise the group to its scheduled minimum"),
+                            }
+                            name
+                        });
+                    }
+                }
                 for group in groups.iter().filter(|g| needs_care(g)) {
                     if !busy.insert(group.name().to_owned()) {
                         continue;
@@ -227,6 +241,12 @@ impl Replicator {
             self.remove_quietly(&m.id).await;
         }
     }
+}
+
+/// Whether an active schedule asks for more members than the group has.
+fn below_scheduled_min(group: &Group) -> bool {
+    let active = group.schedule.is_some_and(|s| s.active);
+    active && group.bounds.as_ref().is_ok_and(|b| group.size() < b.min as usize)
 }
 
 /// Whether a group's pool may need work: it asks for standbys or has some.

@@ -16,6 +16,7 @@ mod mtls;
 mod parity;
 mod podman;
 mod remote;
+mod schedules;
 mod serving;
 mod sleep;
 mod swarm;
