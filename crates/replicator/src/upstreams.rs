@@ -26,6 +26,10 @@ pub enum Format {
     Nginx,
     /// `{"group", "servers": [{"id", "name", "address"}]}`.
     Json,
+    /// An haproxy `backend` section (loaded with a second `-f`, reloaded with `-sf`).
+    Haproxy,
+    /// A Caddyfile snippet `(<group>_upstream)` holding a `reverse_proxy` (`import` it in a site block).
+    Caddy,
 }
 
 /// Ready members as `address:port`: their address on `network`, or the
@@ -83,11 +87,40 @@ pub fn upstream_name(group: &str) -> String {
 pub fn render(format: Format, group: &str, backends: &[Backend]) -> String {
     match format {
         Format::Nginx => nginx(group, backends),
+        Format::Haproxy => haproxy(group, backends),
+        Format::Caddy => caddy(group, backends),
         Format::Json => {
             let doc = serde_json::json!({ "group": group, "servers": backends });
             format!("{}\n", serde_json::to_string_pretty(&doc).expect("plain data serializes"))
         }
     }
+}
+
+/// A backend with no server answers 503 by itself: no placeholder needed.
+fn haproxy(group: &str, backends: &[Backend]) -> String {
+    let mut text = format!(
+        "# written by replicator upstreams for group {group}\nbackend {}\n    balance leastconn\n",
+        upstream_name(group)
+    );
+    for (i, b) in backends.iter().enumerate() {
+        text.push_str(&format!("    server m{i} {}  # {}\n", b.address, b.name.replace('\n', " ")));
+    }
+    text
+}
+
+/// Caddy refuses a `reverse_proxy` without upstreams: with no member the
+/// snippet answers 502 itself.
+fn caddy(group: &str, backends: &[Backend]) -> String {
+    let mut text =
+        format!("# written by replicator upstreams for group {group}\n({}_upstream) {{\n", upstream_name(group));
+    if backends.is_empty() {
+        text.push_str("    respond \"no running member\" 502\n");
+    } else {
+        let addresses: Vec<&str> = backends.iter().map(|b| b.address.as_str()).collect();
+        text.push_str(&format!("    reverse_proxy {} {{\n        lb_policy least_conn\n    }}\n", addresses.join(" ")));
+    }
+    text.push_str("}\n");
+    text
 }
 
 fn nginx(group: &str, backends: &[Backend]) -> String {
@@ -168,6 +201,21 @@ mod tests {
     #[test]
     fn an_empty_group_still_makes_a_valid_block() {
         assert!(render(Format::Nginx, "web", &[]).contains("server 127.0.0.1:9 down;"));
+    }
+
+    #[test]
+    fn haproxy_gets_a_backend_and_caddy_a_snippet_even_when_empty() {
+        let h = render(Format::Haproxy, "web", &[backend(2), backend(3)]);
+        assert!(
+            h.contains("backend web\n")
+                && h.contains("server m0 172.18.0.2:80")
+                && h.contains("server m1 172.18.0.3:80"),
+            "{h}"
+        );
+        assert!(!render(Format::Haproxy, "web", &[]).contains("server "), "an empty backend answers 503 itself");
+        let c = render(Format::Caddy, "web", &[backend(2), backend(3)]);
+        assert!(c.contains("(web_upstream) {") && c.contains("reverse_proxy 172.18.0.2:80 172.18.0.3:80 {"), "{c}");
+        assert!(render(Format::Caddy, "web", &[]).contains("respond \"no running member\" 502"));
     }
 
     #[test]

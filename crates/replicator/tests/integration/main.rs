@@ -6,6 +6,7 @@ mod alerting;
 mod answers;
 mod autoscale;
 mod balancer;
+mod balancers;
 mod cluster;
 mod compose;
 mod faults;
