@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::labels;
 
 /// How a group's members are found and scaled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupKind {
     /// Plain containers: the original plus everything labelled `replicator.group`.

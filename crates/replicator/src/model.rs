@@ -80,7 +80,7 @@ impl ContainerDetails {
 }
 
 /// What a container's healthcheck reports (containers without one report nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// Within its start period, or no check has passed yet.

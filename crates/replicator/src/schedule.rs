@@ -31,7 +31,7 @@ pub struct Entry {
 pub struct Schedules(Vec<Entry>);
 
 /// The `schedule` object of a group's JSON.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ScheduleView {
     /// Whether a schedule is active now.
     pub active: bool,

@@ -36,13 +36,13 @@ impl AlertReceiver {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Notification {
     version: String,
     alerts: Vec<AlertBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AlertBody {
     status: String,
@@ -97,6 +97,9 @@ fn parse(body: &[u8]) -> Result<Vec<Alert>, ApiError> {
 
 /// Acts on each alert once; answers what became of each (200 unless the
 /// payload is malformed: Alertmanager retries failed notifications).
+#[utoipa::path(post, path = "/v1/alertmanager", tag = "alertmanager", request_body = Notification,
+    responses((status = 200, description = "What became of each alert", body = Object),
+              (status = 400, description = "Not a version 4 payload", body = super::error::ErrorBody)))]
 pub async fn receive(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let alerts = parse(&body)?;
     let receiver = &state.alerts;

@@ -30,6 +30,8 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
     }
 }
 
+pub use crate::listener::ErrorBody;
+
 /// An error on a /v1 route: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub struct ApiError(pub Error);

@@ -224,3 +224,64 @@ fn every_v1_error_is_json() {
     let (status, text, _) = send(Method::GET, "/", Vec::new());
     assert_eq!((status, text.as_str()), (StatusCode::BAD_REQUEST, "container id missing"), "the original's text stays");
 }
+
+/// The router and the OpenAPI description agree: every documented operation
+/// is routed (neither the fallback's 404 nor a 405), and on every
+/// documented path every other method is refused with 405.
+#[test]
+fn every_route_is_in_the_openapi_description_and_every_description_routed() {
+    let doc = super::routes::description();
+    let text = serde_json::to_value(doc).unwrap();
+    assert_eq!(text["openapi"], "3.1.0");
+    let methods = [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
+    let mut checked = 0;
+    for (path, item) in &doc.paths.paths {
+        let concrete = path.replace("{id}", "web").replace("{name}", "web").replace("{node}", "abc");
+        let documented: Vec<Method> = [
+            (Method::GET, item.get.is_some()),
+            (Method::POST, item.post.is_some()),
+            (Method::PUT, item.put.is_some()),
+            (Method::DELETE, item.delete.is_some()),
+            (Method::PATCH, item.patch.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(m, on)| on.then_some(m))
+        .collect();
+        assert!(!documented.is_empty(), "{path} documents no operation");
+        for method in methods.iter() {
+            let (status, body) = status_only(method.clone(), &concrete);
+            if documented.contains(method) {
+                assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but not routed");
+                assert!(!body.contains("no such route"), "{method} {path} is documented but not routed");
+                checked += 1;
+            } else if path != "/{id}" || *method != Method::GET {
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is routed but not documented");
+            }
+        }
+    }
+    assert!(checked >= 14, "{checked} operations");
+    let (status, body) = status_only(Method::GET, "/v1/openapi.json");
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"/v1/groups/{name}/replicas\""), "the description is served");
+}
+
+/// One request's status, and its body unless it is an event stream (which never ends).
+fn status_only(method: Method, path: &str) -> (StatusCode, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let engine = Arc::new(FakeEngine::default());
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        let events = service.events().clone();
+        let autoscale =
+            AutoscaleHandle::new(Arc::new(service.clone()), events, false, std::time::Duration::from_secs(15));
+        let alerts = super::alertmanager::AlertReceiver::new("replicator_group");
+        let app = router(AppState { service, autoscale, rate_limit: None, alerts });
+        let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let streaming = response.headers().get("content-type").is_some_and(|v| v == "text/event-stream");
+        let body =
+            if streaming { Vec::new() } else { to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec() };
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+}

@@ -22,14 +22,14 @@ pub const MAX_CONTAINERS: usize = 500;
 /// Percent of one core: 1,024 busy cores is past any host's.
 const MAX_CPU: f64 = 102_400.0;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReportBody {
     hostname: String,
     containers: Vec<UsageBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UsageBody {
     id: String,
@@ -38,6 +38,11 @@ struct UsageBody {
 }
 
 /// Keeps the node's report; answers which services the agent should measure.
+#[utoipa::path(put, path = "/v1/nodes/{node}/usage", tag = "swarm", params(("node" = String, Path, description = "Swarm node id")),
+    request_body = ReportBody,
+    responses((status = 200, body = ReportOutcome),
+              (status = 403, description = "A node not in the swarm, or a task on another node", body = super::error::ErrorBody),
+              (status = 409, description = "The engine is no Swarm manager", body = super::error::ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

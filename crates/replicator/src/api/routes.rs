@@ -6,10 +6,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{middleware, Extension, Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::{json_errors, ApiError, CompatError};
+use super::error::{json_errors, ApiError, CompatError, ErrorBody};
 use super::guard::{self, Rule};
 use super::views::GroupView;
 use super::{alertmanager, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
@@ -24,22 +25,54 @@ use crate::service::Replication;
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// The API's description: title and tags; the paths come from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "replicator", description = "Replicates Docker containers and scales groups on demand, over mutual TLS."),
+    tags(
+        (name = "compatibility", description = "The original tool's route"),
+        (name = "containers"), (name = "groups"), (name = "autoscaler"), (name = "events"),
+        (name = "swarm"), (name = "alertmanager"), (name = "description")
+    )
+)]
+struct ApiDoc;
+
+/// Every route, registered once: the router and the OpenAPI description are
+/// both made from these definitions, so neither has a route the other lacks.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(compat_missing_id))
+        .routes(routes!(compat_replicate))
+        .routes(routes!(replicate))
+        .routes(routes!(push_metrics))
+        .routes(routes!(alertmanager::receive))
+        .routes(routes!(list_groups))
+        .routes(routes!(show_group))
+        .routes(routes!(scale_group))
+        .routes(routes!(group_decisions))
+        .routes(routes!(wake_group))
+        .routes(routes!(stream::events))
+        .routes(routes!(stream::ack))
+        .routes(routes!(nodes::report))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI 3.1 description of the whole API.
+pub(super) fn description() -> &'static utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| documented().split_for_parts().1)
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "description",
+    responses((status = 200, description = "This description (OpenAPI 3.1)", body = Object)))]
+async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(description())
+}
+
 /// The API's routes with their layers: content rules, JSON errors, rate limit, request ids.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/", get(compat_missing_id))
-        .route("/{id}", get(compat_replicate))
-        .route("/v1/containers/{id}/replicas", post(replicate))
-        .route("/v1/metrics", post(push_metrics))
-        .route("/v1/alertmanager", post(alertmanager::receive))
-        .route("/v1/groups", get(list_groups))
-        .route("/v1/groups/{name}", get(show_group))
-        .route("/v1/groups/{name}/replicas", put(scale_group))
-        .route("/v1/groups/{name}/decisions", get(group_decisions))
-        .route("/v1/groups/{name}/wake", post(wake_group))
-        .route("/v1/events", get(stream::events))
-        .route("/v1/events/ack", post(stream::ack))
-        .route("/v1/nodes/{node}/usage", put(nodes::report))
+    let (routes, _) = documented().split_for_parts();
+    let routes = routes
         .route_layer(middleware::from_fn_with_state(content_rule as guard::Rules, guard::check))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -90,7 +123,7 @@ fn group_name(path: Result<Path<String>, PathRejection>) -> Result<GroupName, Er
 }
 
 /// The body of `PUT /v1/groups/{name}/replicas`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScaleRequest {
     replicas: u32,
@@ -110,12 +143,21 @@ fn scale_request(body: &[u8]) -> Result<ScaleRequest, ApiError> {
     serde_json::from_value(value).map_err(|e| refuse(complaint(e)))
 }
 
+#[utoipa::path(get, path = "/", tag = "compatibility",
+    responses((status = 400, description = "`container id missing` (text/plain), the original tool's answer", body = String)))]
 async fn compat_missing_id() -> Response {
     (StatusCode::BAD_REQUEST, "container id missing").into_response()
 }
 
 /// The original tool's route: `GET /<id>` answers `done` (with
 /// `?wait=ready[&timeout=D]`, once the replica is ready).
+#[utoipa::path(get, path = "/{id}", tag = "compatibility",
+    params(("id" = String, Path, description = "Container id or name"),
+           ("wait" = Option<String>, Query, description = "`ready`: answer once the replica is ready"),
+           ("timeout" = Option<String>, Query, description = "With `wait`: how long, e.g. 60s")),
+    responses((status = 200, description = "`done` (text/plain)", body = String),
+              (status = 400, description = "`invalid container id`", body = String),
+              (status = 404, description = "`invalid container id`", body = String)))]
 async fn compat_replicate(
     State(state): State<AppState>,
     peer: Peer,
@@ -129,6 +171,15 @@ async fn compat_replicate(
     Ok("done")
 }
 
+#[utoipa::path(post, path = "/v1/containers/{id}/replicas", tag = "containers",
+    params(("id" = String, Path, description = "Container id or name"),
+           ("count" = Option<u32>, Query, description = "Replicas to make, all or nothing (default 1)"),
+           ("wait" = Option<String>, Query, description = "`ready`: answer once they are ready"),
+           ("timeout" = Option<String>, Query, description = "With `wait`: how long")),
+    responses((status = 201, description = "The replicas made", body = Replication), (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+              (status = 404, description = "No such container", body = ErrorBody),
+              (status = 409, description = "The group is full, or its labels are malformed", body = ErrorBody),
+              (status = 504, description = "`wait=ready`: not ready in time; the replicas were removed", body = ErrorBody)))]
 async fn replicate(
     State(state): State<AppState>,
     peer: Peer,
@@ -145,7 +196,7 @@ async fn replicate(
 const MAX_SAMPLES: usize = 1000;
 
 /// One sample of `POST /v1/metrics`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MetricBody {
     container: String,
@@ -183,6 +234,10 @@ fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
         .collect()
 }
 
+#[utoipa::path(post, path = "/v1/metrics", tag = "autoscaler",
+    request_body(content = Vec<MetricBody>, description = "One sample or an array of them"),
+    responses((status = 202, description = "Recorded", body = Object), (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+              (status = 409, description = "The container's group does not autoscale on that metric", body = ErrorBody)))]
 async fn push_metrics(
     State(state): State<AppState>,
     body: Bytes,
@@ -192,11 +247,14 @@ async fn push_metrics(
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "accepted": samples.len() }))))
 }
 
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", responses((status = 200, body = Vec<GroupView>)))]
 async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupView>>, ApiError> {
     let groups = state.service.fresh_groups().await?;
     Ok(Json(groups.iter().map(|g| GroupView::of(g, &state.autoscale)).collect()))
 }
 
+#[utoipa::path(get, path = "/v1/groups/{name}", tag = "groups", params(("name" = String, Path)),
+    responses((status = 200, body = GroupView), (status = 404, description = "No such group", body = ErrorBody)))]
 async fn show_group(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -205,6 +263,9 @@ async fn show_group(
     Ok(Json(GroupView::of(&state.service.group(name.as_str()).await?, &state.autoscale)))
 }
 
+#[utoipa::path(get, path = "/v1/groups/{name}/decisions", tag = "autoscaler", params(("name" = String, Path)),
+    responses((status = 200, description = "Recent decisions, oldest first", body = Vec<DecisionView>),
+              (status = 404, description = "No such group", body = ErrorBody)))]
 async fn group_decisions(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -214,6 +275,11 @@ async fn group_decisions(
     Ok(Json(state.autoscale.history(name.as_str())))
 }
 
+#[utoipa::path(put, path = "/v1/groups/{name}/replicas", tag = "groups", params(("name" = String, Path)),
+    request_body = ScaleRequest,
+    responses((status = 200, description = "The group after the change", body = GroupView), (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+              (status = 409, description = "Outside the group's bounds", body = ErrorBody),
+              (status = 504, description = "`wait`: not ready in time", body = ErrorBody)))]
 async fn scale_group(
     State(state): State<AppState>,
     peer: Peer,
@@ -228,6 +294,10 @@ async fn scale_group(
 }
 
 /// Wakes a sleeping group (`?wait=ready[&timeout=D]`: once its originals are ready).
+#[utoipa::path(post, path = "/v1/groups/{name}/wake", tag = "groups",
+    params(("name" = String, Path), ("wait" = Option<String>, Query), ("timeout" = Option<String>, Query)),
+    responses((status = 200, description = "The group, awake", body = GroupView),
+              (status = 404, description = "No such group", body = ErrorBody)))]
 async fn wake_group(
     State(state): State<AppState>,
     peer: Peer,

@@ -23,6 +23,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The stream: what was missed since `Last-Event-ID` (or a snapshot), then
 /// every event as it happens; `?group=NAME` for one group, `?follower=NAME`
 /// to acknowledge, and be waited for by scale-downs.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(("group" = Option<String>, Query, description = "One group only"),
+           ("follower" = Option<String>, Query, description = "A follower that acknowledges and is waited for"),
+           ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "Server-sent events: snapshot, member, decision", content_type = "text/event-stream", body = String)))]
 pub async fn events(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -71,7 +76,7 @@ fn to_sse(e: &Event) -> SseEvent {
 }
 
 /// The body of `POST /v1/events/ack`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Ack {
     follower: String,
@@ -79,6 +84,8 @@ struct Ack {
 }
 
 /// A follower has acted on every event up to `id` (a balancer: reloaded).
+#[utoipa::path(post, path = "/v1/events/ack", tag = "events", request_body = Ack,
+    responses((status = 202, description = "Acknowledged", body = Object)))]
 pub async fn ack(
     State(state): State<AppState>,
     body: Bytes,

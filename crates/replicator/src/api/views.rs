@@ -9,7 +9,7 @@ use crate::group::GroupKind;
 use crate::inventory::{Group, Health, Member, MemberState};
 
 /// A group as `GET /v1/groups` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct GroupView {
     /// The name the API addresses it by.
     pub name: String,
@@ -48,7 +48,7 @@ pub struct GroupView {
 }
 
 /// A member as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MemberView {
     /// Container id (empty while replicator is still creating it).
     pub id: String,

@@ -140,7 +140,7 @@ impl AgentReports {
 }
 
 /// A node as a Swarm group's JSON shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NodeView {
     /// Swarm's node id.
     pub id: String,

@@ -102,7 +102,7 @@ pub struct AutoscaleHandle {
 }
 
 /// What became of an agent's report.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReportOutcome {
     /// Values kept for containers of autoscaled groups.
     pub accepted: usize,

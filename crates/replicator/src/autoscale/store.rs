@@ -56,7 +56,7 @@ pub const SERIES_SECONDS: i64 = 15 * 60;
 pub type Sample = (i64, u32, Option<f64>);
 
 /// One decision as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DecisionView {
     /// RFC 3339.
     pub at: String,
@@ -75,7 +75,7 @@ pub struct DecisionView {
 }
 
 /// The `autoscale` object of a group.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum AutoscaleView {
     /// The group autoscales under a valid policy.

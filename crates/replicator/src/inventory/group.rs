@@ -10,7 +10,7 @@ use crate::model::{PublishedPort, RunState};
 use crate::policy::Policy;
 
 /// Where a member stands in its life, as replicator counts and routes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberState {
     /// replicator is creating it; the engine may not show it yet.

@@ -85,10 +85,27 @@ impl Default for ServerOptions {
     }
 }
 
+/// The body of every JSON refusal: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: `bad_request`, `not_found`, `limit_reached`...
+    pub code: String,
+    /// For people: names the operation and the object.
+    pub message: String,
+}
+
 /// The error format of every refusal on `/v1`, and of the listeners' own
-/// refusals (408, 413): `{"error": {"code", "message"}}`.
+/// refusals (408, 413).
 pub fn json_refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+    let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.to_owned() } };
+    (status, Json(body)).into_response()
 }
 
 /// Serves `app` on `listener` (over TLS when `tls` is given) until

@@ -24,7 +24,7 @@ const PARALLEL: usize = 16;
 const NAME_RETRIES: usize = 5;
 
 /// The answer to a replication.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Replication {
     /// Full id of the container that was replicated.
     pub source: String,
@@ -38,7 +38,7 @@ pub struct Replication {
 }
 
 /// One replica made.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Replica {
     /// Full container id.
     pub id: String,
