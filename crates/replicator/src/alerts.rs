@@ -71,13 +71,13 @@ pub struct Action {
 }
 
 impl Action {
-    /// The size after the change, within `[min, max]`.
-    pub fn target(&self, size: u32, min: u32, max: u32) -> u32 {
-        let moved = match self.direction {
-            Direction::Up => size.saturating_add(self.step),
-            Direction::Down => size.saturating_sub(self.step),
-        };
-        moved.clamp(min, max.max(min))
+    /// Members to add (positive) or remove (negative); the service keeps the
+    /// result within the group's bounds.
+    pub fn signed_step(&self) -> i64 {
+        match self.direction {
+            Direction::Up => i64::from(self.step),
+            Direction::Down => -i64::from(self.step),
+        }
     }
 }
 
@@ -210,11 +210,10 @@ mod tests {
     }
 
     #[test]
-    fn the_step_stays_within_the_bounds() {
+    fn scale_down_is_a_negative_step() {
         let up = Action { group: "w".into(), direction: Direction::Up, step: 3 };
-        assert_eq!(up.target(4, 1, 5), 5);
-        let down = Action { direction: Direction::Down, ..up };
-        assert_eq!(down.target(2, 1, 5), 1);
+        assert_eq!(up.signed_step(), 3);
+        assert_eq!(Action { direction: Direction::Down, ..up }.signed_step(), -3);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::Serialize;
@@ -58,7 +58,10 @@ impl Schedules {
 
     /// The highest minimum among the schedules active at `now` in `tz`.
     pub fn active_min(&self, now: DateTime<Utc>, tz: Tz) -> Option<u32> {
-        let local = now.with_timezone(&tz);
+        // croner reads a 5-field expression as firing at second 0: the whole
+        // minute is what a schedule means, so its seconds are set aside.
+        let minute = now.duration_trunc(chrono::TimeDelta::minutes(1)).unwrap_or(now);
+        let local = minute.with_timezone(&tz);
         self.0.iter().filter(|e| e.cron.is_time_matching(&local).unwrap_or(false)).map(|e| e.min).max()
     }
 
@@ -113,6 +116,8 @@ mod tests {
         // Weekdays from 09:00 to 17:59.
         let s = schedules("* 9-17 * * 1-5=3").unwrap();
         assert_eq!(s.active_min(at(2026, 11, 26, 9, 0), Tz::UTC), Some(3), "a Thursday at 09:00");
+        let mid_minute = at(2026, 11, 26, 9, 0) + chrono::TimeDelta::milliseconds(37_250);
+        assert_eq!(s.active_min(mid_minute, Tz::UTC), Some(3), "all through the minute, not only at its second 0");
         assert_eq!(s.active_min(at(2026, 11, 26, 17, 59), Tz::UTC), Some(3));
         assert_eq!(s.active_min(at(2026, 11, 26, 18, 0), Tz::UTC), None);
         assert_eq!(s.active_min(at(2026, 11, 28, 10, 0), Tz::UTC), None, "a Saturday");

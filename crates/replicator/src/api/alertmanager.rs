@@ -136,18 +136,12 @@ async fn apply(
     action: &crate::alerts::Action,
     fingerprint: &str,
 ) -> crate::error::Result<(u32, u32)> {
-    let group = state.service.group(&action.group).await?;
-    let bounds = group
-        .bounds
-        .clone()
-        .map_err(|reason| crate::error::Error::InvalidGroup { group: action.group.clone(), reason })?;
-    let size = group.size() as u32;
-    let to = action.target(size, bounds.min, bounds.max);
-    if to != size {
-        state.service.scale(&action.group, to, &format!("alertmanager:{fingerprint}"), None).await?;
-        info!(group = %action.group, from = size, to, fingerprint, "scaled on an alert");
+    let caller = format!("alertmanager:{fingerprint}");
+    let (from, to) = state.service.scale_by(&action.group, action.signed_step(), &caller).await?;
+    if from != to {
+        info!(group = %action.group, from, to, fingerprint, "scaled on an alert");
     }
-    Ok((size, to))
+    Ok((from, to))
 }
 
 #[cfg(test)]

@@ -180,6 +180,13 @@ impl Stabilizer {
         Self { window, history: VecDeque::new() }
     }
 
+    /// Forgets the window's recommendations but `current` at `now`: a group
+    /// just woken must not go back to sleep on what was said while it slept.
+    pub fn restart(&mut self, now: Instant, current: u32) {
+        self.history.clear();
+        self.history.push_back((now, current));
+    }
+
     /// Records `desired` at `now` and returns the count to apply.
     pub fn stabilize(&mut self, now: Instant, current: u32, desired: u32) -> u32 {
         while self.history.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.window) {
@@ -198,6 +205,8 @@ impl Stabilizer {
 #[derive(Debug, Clone)]
 pub struct Memory {
     stabilizer: Stabilizer,
+    /// The size at the previous evaluation: a wake (0, then more) restarts the window.
+    last_size: Option<u32>,
     last_up: Option<Instant>,
     last_down: Option<Instant>,
 }
@@ -205,12 +214,16 @@ pub struct Memory {
 impl Memory {
     /// A group's first memory: no previous change, so no cool-down; `window` is the stabilization window.
     pub fn new(window: Duration) -> Self {
-        Self { stabilizer: Stabilizer::new(window), last_up: None, last_down: None }
+        Self { stabilizer: Stabilizer::new(window), last_size: None, last_up: None, last_down: None }
     }
 }
 
 /// One evaluation: recommend, stabilize, limit the step, respect the cool-downs.
 pub fn decide(memory: &mut Memory, now: Instant, current: u32, values: &[Option<f64>], limits: &Limits) -> Decision {
+    if memory.last_size == Some(0) && current > 0 {
+        memory.stabilizer.restart(now, current);
+    }
+    memory.last_size = Some(current);
     let (desired, average, mut reason) = recommend(current, values, limits);
     let mut to = memory.stabilizer.stabilize(now, current, desired);
     if to != desired {
@@ -279,6 +292,20 @@ mod tests {
         assert_ne!(recommend(3, &[Some(0.0), Some(6.0), Some(1.0)], &SLEEPY).0, 0, "one member is busy");
         assert_ne!(recommend(3, &[Some(0.0), None, Some(1.0)], &SLEEPY).0, 0, "a missing value never puts it to sleep");
         assert_ne!(recommend(3, &all(0.0, 3), &LIMITS).0, 0, "min 1 never sleeps");
+    }
+
+    #[test]
+    fn a_group_woken_from_outside_stays_awake_for_a_whole_window() {
+        let mut memory = Memory::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        for s in 0..10 {
+            assert_eq!(decide(&mut memory, t0 + Duration::from_secs(s), 0, &[Some(0.0)], &SLEEPY).to, 0);
+        }
+        // A request woke it; its value is still 0.
+        let woken = t0 + Duration::from_secs(11);
+        assert_eq!(decide(&mut memory, woken, 1, &[Some(0.0)], &SLEEPY).to, 1, "not asleep again at once");
+        assert_eq!(decide(&mut memory, woken + Duration::from_secs(30), 1, &[Some(0.0)], &SLEEPY).to, 1);
+        assert_eq!(decide(&mut memory, woken + Duration::from_secs(61), 1, &[Some(0.0)], &SLEEPY).to, 0);
     }
 
     #[test]

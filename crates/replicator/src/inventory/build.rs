@@ -160,9 +160,10 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     let standby = |m: &Member| {
         let labelled = members.iter().any(|c| c.id == m.id && c.labels.contains_key(labels::STANDBY));
         let intended = inputs.intents.iter().any(|i| i.standby && i.group == identity.name && i.name == m.name);
-        intended
-            || inputs.warming.contains(&m.id)
-            || (!m.original && m.state == MemberState::Paused && (warm > 0 || labelled))
+        !m.original
+            && (intended
+                || inputs.warming.contains(&m.id)
+                || (m.state == MemberState::Paused && (warm > 0 || labelled)))
     };
     let (standbys, mut list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
     mark_sleeping(&mut list, may_sleep);

@@ -225,14 +225,14 @@ impl Replicator {
             Ok(()) => self.pause_into_pool(id).await,
             Err(e) => Err(e),
         };
-        self.inventory().set_warming(id, false);
-        match outcome {
-            Ok(()) => info!(standby = %standby.name, container = id, "standby ready and paused"),
-            Err(e) => {
-                warn!(standby = %standby.name, error = %e, "standby never got ready; removed");
-                self.remove_quietly(id).await;
-            }
+        if let Err(e) = outcome {
+            warn!(standby = %standby.name, error = %e, "standby never got ready; removed");
+            // Removed while still warming: not a member for a moment, even if the removal fails.
+            self.remove_quietly(id).await;
+        } else {
+            info!(standby = %standby.name, container = id, "standby ready and paused");
         }
+        self.inventory().set_warming(id, false);
     }
 
     async fn remove_all(&self, standbys: &[Member], why: &str) {

@@ -99,7 +99,13 @@ impl Replicator {
             let _admitted = self.inner.locks.lock(&source.group.name).await;
             let promoted = self.promote_standbys(&source, count as usize).await?;
             let cold = count as usize - promoted.len();
-            (promoted, self.reserve(&source, cold)?)
+            match self.reserve(&source, cold) {
+                Ok(reservation) => (promoted, reservation),
+                Err(e) => {
+                    self.demote(&promoted).await;
+                    return Err(e);
+                }
+            }
         };
         let mut replication = if reservation.count() == 0 {
             Replication { source: source.details.id.clone(), group: source.group.name.clone(), ..Default::default() }
@@ -233,6 +239,7 @@ impl Replicator {
     async fn roll_back(&self, source: &Source, made: &[(Replica, ClonePlan)], caller: &str, e: Error) -> Error {
         for (replica, _) in made {
             self.remove_quietly(&replica.id).await;
+            self.inventory().set_warming(&replica.id, false);
         }
         warn!(group = %source.group.name, source = %source.details.id, caller, error = %e, "replication failed");
         e

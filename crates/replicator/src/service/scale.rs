@@ -24,6 +24,28 @@ impl Replicator {
         detached(async move { this.scale_now(&name, replicas, &caller, ready_within).await }).await
     }
 
+    /// Moves group `name` by `step` members (down when negative), within its
+    /// bounds; the size it moves from is read under the group's lock, so two
+    /// moves at once both count. Returns the sizes before and after.
+    pub async fn scale_by(&self, name: &str, step: i64, caller: &str) -> Result<(u32, u32)> {
+        let (this, name, caller) = (self.clone(), name.to_owned(), caller.to_owned());
+        detached(async move {
+            let _locked = this.inner.locks.lock(&name).await;
+            let group = this.group(&name).await?;
+            let bounds = group.bounds.clone().map_err(|reason| Error::InvalidGroup { group: name.clone(), reason })?;
+            let size = group.size() as i64;
+            let to = (size + step).clamp(i64::from(bounds.min), i64::from(bounds.max.max(bounds.min))) as u32;
+            if i64::from(to) != size {
+                match group.kind() {
+                    GroupKind::Swarm => this.scale_service(&group, to, &caller).await?,
+                    _ => drop(this.scale_containers(&group, to as usize, &caller).await?),
+                }
+            }
+            Ok((size as u32, to))
+        })
+        .await
+    }
+
     async fn scale_now(
         &self,
         name: &str,
@@ -72,7 +94,13 @@ impl Replicator {
             created = self.promote_standbys(&source, target - size).await?;
             let cold = target - size - created.len();
             if cold > 0 {
-                let reservation = self.reserve(&source, cold)?;
+                let reservation = match self.reserve(&source, cold) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.demote(&created).await;
+                        return Err(e);
+                    }
+                };
                 let started = std::time::Instant::now();
                 let result = self.create_replicas(&source, reservation, caller).await;
                 let outcome = if result.is_ok() { "created" } else { "failed" };

@@ -27,24 +27,24 @@ impl Replicator {
     /// Brings the group to zero. The caller holds the group's lock.
     pub(super) async fn put_to_sleep(&self, group: &Group, caller: &str) -> Result<()> {
         let name = group.name();
-        let going: Vec<&Member> =
-            group.members.iter().filter(|m| m.state.holds_place() && !m.state.in_flight()).collect();
+        if group.members.iter().any(|m| m.state.in_flight()) {
+            return Err(Error::Conflict(format!("group {name} has replicas being made: it cannot go to sleep now")));
+        }
+        let going: Vec<&Member> = group.members.iter().filter(|m| m.state.holds_place()).collect();
         let ids: Vec<String> = going.iter().map(|m| m.id.clone()).collect();
         let leaving = self.inventory().mark_leaving(&ids, MemberState::Draining);
         if !self.events().drained(name, &ids, self.settings().drain_timeout).await {
             info!(group = name, "drain timeout: not every balancer confirmed; going to sleep anyway");
         }
         leaving.stopping();
-        let outcomes = join_all(going.iter().map(|m| async move {
-            if m.original {
-                self.sleep_original(m).await
-            } else {
-                self.retire_replica(&m.id).await
-            }
-        }))
-        .await;
+        // Replicas first: an original sleeps only once none is left, so a
+        // failure never leaves a paused original counted beside live replicas.
+        let (originals, replicas): (Vec<&Member>, Vec<&Member>) = going.into_iter().partition(|m| m.original);
+        let retired = join_all(replicas.iter().map(|m| self.retire_replica(&m.id))).await;
+        retired.into_iter().collect::<Result<Vec<()>>>()?;
+        let slept = join_all(originals.iter().map(|m| self.sleep_original(m))).await;
         drop(leaving);
-        outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+        slept.into_iter().collect::<Result<Vec<()>>>()?;
         info!(group = name, caller, "group asleep");
         Ok(())
     }
@@ -104,6 +104,12 @@ impl Replicator {
     /// Wakes a sleeping group to one member (its originals), waiting until
     /// they are ready when asked; a group awake already is left as it is.
     pub async fn wake(&self, name: &str, caller: &str, ready_within: Option<std::time::Duration>) -> Result<Group> {
+        // Run to the end even if the caller goes away: half a wake would leave originals paused.
+        let (this, name, caller) = (self.clone(), name.to_owned(), caller.to_owned());
+        super::detached(async move { this.wake_now(&name, &caller, ready_within).await }).await
+    }
+
+    async fn wake_now(&self, name: &str, caller: &str, ready_within: Option<std::time::Duration>) -> Result<Group> {
         let group = self.group(name).await?;
         if !group.asleep() {
             return Ok(group);

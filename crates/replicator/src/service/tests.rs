@@ -349,3 +349,16 @@ async fn a_scale_down_drains_before_it_stops() {
     assert_eq!(w.engine.calls(Op::StopContainer), 1);
     assert_eq!(w.engine.names(), ["web"]);
 }
+
+#[tokio::test]
+async fn a_relative_change_is_read_under_the_lock_and_kept_within_the_bounds() {
+    let engine = Arc::new(FakeEngine::default());
+    engine.add_container("web", &[("replicator.enable", "true"), ("replicator.max", "3")]);
+    let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+    let (a, b) = tokio::join!(service.scale_by("web", 1, "a"), service.scale_by("web", 1, "b"));
+    let mut moves = [a.unwrap(), b.unwrap()];
+    moves.sort();
+    assert_eq!(moves, [(1, 2), (2, 3)], "two steps at once both count");
+    assert_eq!(service.scale_by("web", 10, "c").await.unwrap(), (3, 3), "never above max");
+    assert_eq!(service.scale_by("web", -10, "d").await.unwrap(), (3, 1), "never below min");
+}
