@@ -109,7 +109,8 @@ fn haproxy(group: &str, backends: &[Backend]) -> String {
 }
 
 /// Caddy refuses a `reverse_proxy` without upstreams: with no member the
-/// snippet answers 502 itself.
+/// snippet answers 502 itself. A member removed a moment before the reload
+/// refuses connections: Caddy tries another for up to 2 s.
 fn caddy(group: &str, backends: &[Backend]) -> String {
     let mut text =
         format!("# written by replicator upstreams for group {group}\n({}_upstream) {{\n", upstream_name(group));
@@ -117,7 +118,10 @@ fn caddy(group: &str, backends: &[Backend]) -> String {
         text.push_str("    respond \"no running member\" 502\n");
     } else {
         let addresses: Vec<&str> = backends.iter().map(|b| b.address.as_str()).collect();
-        text.push_str(&format!("    reverse_proxy {} {{\n        lb_policy least_conn\n    }}\n", addresses.join(" ")));
+        text.push_str(&format!(
+            "    reverse_proxy {} {{\n        lb_policy least_conn\n        lb_try_duration 2s\n    }}\n",
+            addresses.join(" ")
+        ));
     }
     text.push_str("}\n");
     text

@@ -174,14 +174,15 @@ async fn a_new_member_gets_requests_and_a_removed_one_none(format: &str) {
     let clone = short(made.json()["replicas"][0]["id"].as_str().unwrap());
     eventually("the new member served", Duration::from_secs(30), || (served_by(port)? == clone).then_some(()));
 
+    let log = upstream.with_file_name("follower.log");
+    let reloads = || std::fs::read_to_string(&log).unwrap_or_default().matches("reloaded").count();
+    let before = reloads();
     let scaled = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 1}))).await;
     assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
-    eventually("the file down to one server", Duration::from_secs(30), || {
+    eventually("the file down to one server, and the balancer reloaded", Duration::from_secs(30), || {
         let text = std::fs::read_to_string(&upstream).ok()?;
-        let servers = text.matches(":8080").count();
-        (servers == 1).then_some(())
+        (text.matches(":8080").count() == 1 && reloads() > before).then_some(())
     });
-    // The reload may still be finishing: give it a moment's worth of requests, then count.
     let deadline = Instant::now() + Duration::from_secs(10);
     while served_by(port).as_deref() != Some(short(&original).as_str()) {
         assert!(Instant::now() < deadline, "the original never answered again");
