@@ -75,24 +75,7 @@ async fn main() {
     let mut made = 0;
     for n in [1usize, 10, 50] {
         while made < n {
-            let name = scope.name(&format!("s{made}"));
-            docker(&[
-                "service",
-                "create",
-                "--detach",
-                "--no-resolve-image",
-                "--name",
-                &name,
-                "--label",
-                &scope.label(),
-                "--container-label",
-                &scope.label(),
-                "--label",
-                "replicator.enable=true",
-                image(),
-                "sleep",
-                "100000",
-            ]);
+            scope.service(&format!("s{made}"), &["--label", "replicator.enable=true", image(), "sleep", "100000"]);
             made += 1;
         }
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());

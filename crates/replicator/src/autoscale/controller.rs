@@ -315,34 +315,32 @@ impl Autoscaler {
         let now = super::now();
         let (agents, ttl) = (&self.shared.agents, self.settings.metric_ttl);
         let local = self.control().local_node();
-        let node_of = |id: &str| group.members.iter().find(|m| m.id == id).and_then(|m| m.node.clone());
-        let mut silent = std::collections::BTreeSet::new();
-        let reads = counted.iter().map(|id| {
-            let reported = agents.usage(id, metric, ttl, now);
-            let node = node_of(id).filter(|n| *n != local);
-            if reported.is_none() {
-                if let Some(node) = &node {
-                    silent.insert(node.clone());
-                }
+        // Each member's agent value, and the other node it runs on when it has none.
+        let reported: Vec<(Option<f64>, Option<String>)> = counted
+            .iter()
+            .map(|id| {
+                let node = group.members.iter().find(|m| m.id == *id).and_then(|m| m.node.clone());
+                (agents.usage(id, metric, ttl, now), node.filter(|n| *n != local))
+            })
+            .collect();
+        let silent: std::collections::BTreeSet<&str> =
+            reported.iter().filter(|(value, _)| value.is_none()).filter_map(|(_, node)| node.as_deref()).collect();
+        if !silent.is_empty() {
+            let names: Vec<&str> = silent.into_iter().collect();
+            let problem = format!("no fresh report from the agent on node {}", names.join(", "));
+            return Observation { values: vec![None; counted.len()], unready, problem: Some(problem) };
+        }
+        let reads = counted.iter().zip(reported).map(|(id, (value, _))| async move {
+            if value.is_some() {
+                return value;
             }
-            async move {
-                if reported.is_some() || node.is_some() {
-                    return reported;
-                }
-                let sample = self.control().stats(id).await.ok()?;
-                match metric {
-                    Metric::Cpu => Some(cpu_percent(&sample)),
-                    _ => memory_percent(&sample),
-                }
+            let sample = self.control().stats(id).await.ok()?;
+            match metric {
+                Metric::Cpu => Some(cpu_percent(&sample)),
+                _ => memory_percent(&sample),
             }
         });
-        let values = join_all(reads.collect::<Vec<_>>()).await;
-        if silent.is_empty() {
-            return Observation { values, unready, problem: None };
-        }
-        let names: Vec<String> = silent.into_iter().collect();
-        let problem = format!("no fresh report from the agent on node {}", names.join(", "));
-        Observation { values: vec![None; values.len()], unready, problem: Some(problem) }
+        Observation { values: join_all(reads).await, unready, problem: None }
     }
 }
 
@@ -361,8 +359,16 @@ mod tests {
     async fn autoscaled(labels: &[(&str, &str)]) -> (Arc<FakeEngine>, Replicator, Arc<AutoscaleHandle>, Autoscaler) {
         let engine = Arc::new(FakeEngine::default());
         engine.add_container("web", labels);
+        let (service, handle, autoscaler) = autoscaler_over(&engine, Duration::from_secs(30)).await;
+        (engine, service, handle, autoscaler)
+    }
+
+    /// The service, the autoscaler's handle and its loop over `engine`.
+    async fn autoscaler_over(
+        engine: &Arc<FakeEngine>,
+        cpu_initialization: Duration,
+    ) -> (Replicator, Arc<AutoscaleHandle>, Autoscaler) {
         let service = Replicator::for_test(engine.clone(), Scope::default()).await;
-        let telemetry = Arc::new(Telemetry::default());
         let handle =
             AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15));
         let settings = AutoscaleSettings {
@@ -370,10 +376,10 @@ mod tests {
             stabilization: Duration::from_secs(60),
             metric_ttl: Duration::from_secs(15),
             prometheus: None,
-            cpu_initialization: Duration::from_secs(30),
+            cpu_initialization,
         };
-        let autoscaler = Autoscaler::new(handle.clone(), telemetry, settings);
-        (engine, service, handle, autoscaler)
+        let autoscaler = Autoscaler::new(handle.clone(), Arc::new(Telemetry::default()), settings);
+        (service, handle, autoscaler)
     }
 
     const LABELS: [(&str, &str); 4] = [
@@ -448,17 +454,7 @@ mod tests {
         engine.set_swarm(crate::model::SwarmRole::Manager);
         engine.set_nodes(&["m", "w"]);
         let service_id = engine.add_service("api", 4, &CPU);
-        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
-        let handle =
-            AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15));
-        let settings = AutoscaleSettings {
-            interval: Duration::from_secs(5),
-            stabilization: Duration::from_secs(60),
-            metric_ttl: Duration::from_secs(15),
-            prometheus: None,
-            cpu_initialization: Duration::ZERO,
-        };
-        let autoscaler = Autoscaler::new(handle.clone(), Arc::new(Telemetry::default()), settings);
+        let (service, handle, autoscaler) = autoscaler_over(&engine, Duration::ZERO).await;
         (engine, service, handle, autoscaler, service_id)
     }
 

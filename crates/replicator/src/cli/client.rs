@@ -30,18 +30,34 @@ pub struct GroupsArgs {
     json: bool,
 }
 
+/// `--wait [--timeout D]`, shared by the commands that make or wake members.
+#[derive(Debug, Args)]
+pub struct Wait {
+    /// Answer once the new (or woken) members are ready: running, and healthy
+    /// if they have a healthcheck. New replicas not ready in time are removed.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "60s", requires = "wait")]
+    timeout: String,
+}
+
+impl Wait {
+    /// `wait=ready&timeout=D` for a query string, when waiting.
+    fn query(&self) -> Option<String> {
+        let timeout: String = form_urlencoded::byte_serialize(self.timeout.as_bytes()).collect();
+        self.wait.then(|| format!("wait=ready&timeout={timeout}"))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
     /// Group name.
     group: String,
     /// Members wanted, the original included.
     replicas: u32,
-    /// Answer once the new members are ready (running, and healthy if they have a healthcheck).
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits before the new members are removed again.
-    #[arg(long, default_value = "60s", requires = "wait")]
-    timeout: String,
+    #[command(flatten)]
+    wait: Wait,
     #[command(flatten)]
     connection: Connection,
 }
@@ -52,12 +68,8 @@ pub struct ReplicateArgs {
     id: String,
     #[arg(long, default_value_t = 1)]
     count: u32,
-    /// Answer once the replicas are ready (running, and healthy if they have a healthcheck).
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits before the replicas are removed again.
-    #[arg(long, default_value = "60s", requires = "wait")]
-    timeout: String,
+    #[command(flatten)]
+    wait: Wait,
     #[command(flatten)]
     connection: Connection,
 }
@@ -134,8 +146,8 @@ fn groups_table(groups: &[Value]) -> String {
 
 pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     let group = GroupName::parse(&args.group)?;
-    let body = match args.wait {
-        true => json!({ "replicas": args.replicas, "wait": "ready", "timeout": args.timeout }),
+    let body = match args.wait.wait {
+        true => json!({ "replicas": args.replicas, "wait": "ready", "timeout": args.wait.timeout }),
         false => json!({ "replicas": args.replicas }),
     };
     let path = format!("/v1/groups/{}/replicas", group.as_str());
@@ -154,12 +166,8 @@ pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
 pub struct WakeArgs {
     /// Group name.
     group: String,
-    /// Answer once the woken members are ready.
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits.
-    #[arg(long, default_value = "60s", requires = "wait")]
-    timeout: String,
+    #[command(flatten)]
+    wait: Wait,
     #[command(flatten)]
     connection: Connection,
 }
@@ -168,9 +176,8 @@ pub struct WakeArgs {
 pub fn wake(args: WakeArgs) -> anyhow::Result<()> {
     let group = GroupName::parse(&args.group)?;
     let mut path = format!("/v1/groups/{}/wake", group.as_str());
-    if args.wait {
-        let timeout: String = form_urlencoded::byte_serialize(args.timeout.as_bytes()).collect();
-        path.push_str(&format!("?wait=ready&timeout={timeout}"));
+    if let Some(query) = args.wait.query() {
+        path.push_str(&format!("?{query}"));
     }
     let g = call(&args.connection, Method::POST, &path, None)?;
     println!("{}: {} running", g["name"].as_str().unwrap_or_default(), g["replicas"]);
@@ -180,9 +187,8 @@ pub fn wake(args: WakeArgs) -> anyhow::Result<()> {
 pub fn replicate(args: ReplicateArgs) -> anyhow::Result<()> {
     let id = ContainerRef::parse(&args.id)?;
     let mut path = format!("/v1/containers/{}/replicas?count={}", id.as_str(), args.count);
-    if args.wait {
-        let timeout: String = form_urlencoded::byte_serialize(args.timeout.as_bytes()).collect();
-        path.push_str(&format!("&wait=ready&timeout={timeout}"));
+    if let Some(query) = args.wait.query() {
+        path.push_str(&format!("&{query}"));
     }
     let r = call(&args.connection, Method::POST, &path, None)?;
     for replica in r["replicas"].as_array().into_iter().flatten() {

@@ -127,31 +127,9 @@ impl Replicator {
                     busy.remove(&name);
                 }
             }
-            if let Ok(groups) = self.groups() {
-                for group in groups.iter().filter(|g| below_scheduled_min(g)) {
-                    if busy.insert(group.name().to_owned()) {
-                        let (this, name, min) =
-                            (self.clone(), group.name().to_owned(), group.bounds.as_ref().map_or(1, |b| b.min));
-                        tasks.spawn(async move {
-                            match this.scale(&name, min, "schedule", None).await {
-                                Ok(_) => info!(group = %name, min, "raised to its scheduled minimum"),
-                                Err(e) => warn!(group = %name, min, error = %e, "cannot raise the group to its scheduled minimum"),
-                            }
-                            name
-                        });
-                    }
-                }
-                for group in groups.iter().filter(|g| needs_care(g)) {
-                    if !busy.insert(group.name().to_owned()) {
-                        continue;
-                    }
-                    let (this, name) = (self.clone(), group.name().to_owned());
-                    tasks.spawn(async move {
-                        if let Err(e) = this.keep_pool(&name).await {
-                            debug!(group = %name, error = %e, "warm pool not kept this time");
-                        }
-                        name
-                    });
+            for (name, raise_to) in self.groups().map(|g| wanting_care(&g)).unwrap_or_default() {
+                if busy.insert(name.clone()) {
+                    tasks.spawn(self.clone().tend(name, raise_to));
                 }
             }
             tokio::select! {
@@ -162,6 +140,22 @@ impl Replicator {
             }
         }
         tasks.shutdown().await;
+    }
+
+    /// Raises the group to `raise_to` (its scheduled minimum), or keeps its pool; returns its name.
+    async fn tend(self, name: String, raise_to: Option<u32>) -> String {
+        match raise_to {
+            Some(min) => match self.scale(&name, min, "schedule", None).await {
+                Ok(_) => info!(group = %name, min, "raised to its scheduled minimum"),
+                Err(e) => warn!(group = %name, min, error = %e, "cannot raise the group to its scheduled minimum"),
+            },
+            None => {
+                if let Err(e) = self.keep_pool(&name).await {
+                    debug!(group = %name, error = %e, "warm pool not kept this time");
+                }
+            }
+        }
+        name
     }
 
     /// One look at one group's pool: recycle, trim, refill.
@@ -243,15 +237,20 @@ impl Replicator {
     }
 }
 
-/// Whether an active schedule asks for more members than the group has.
-fn below_scheduled_min(group: &Group) -> bool {
-    let active = group.schedule.is_some_and(|s| s.active);
-    active && group.bounds.as_ref().is_ok_and(|b| group.size() < b.min as usize)
-}
-
-/// Whether a group's pool may need work: it asks for standbys or has some.
-fn needs_care(group: &Group) -> bool {
-    group.kind() != GroupKind::Swarm && group.bounds.is_ok() && (group.warm > 0 || !group.standbys.is_empty())
+/// The groups the keeper has work for: raising one below the minimum an
+/// active schedule sets (`Some(min)`) comes before its pool (`None`).
+fn wanting_care(groups: &[Group]) -> Vec<(String, Option<u32>)> {
+    let mut work = Vec::new();
+    for g in groups.iter().filter(|g| g.kind() != GroupKind::Swarm) {
+        let Ok(bounds) = &g.bounds else { continue };
+        let scheduled = g.schedule.is_some_and(|s| s.active) && g.size() < bounds.min as usize;
+        if scheduled {
+            work.push((g.name().to_owned(), Some(bounds.min)));
+        } else if g.warm > 0 || !g.standbys.is_empty() {
+            work.push((g.name().to_owned(), None));
+        }
+    }
+    work
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use replicator::client::ApiClient;
 use serde_json::Value;
 
 use crate::common::swarm2::TwoNodeSwarm;
-use crate::common::{docker, docker_try, eventually, free_port, image, images, Scope, BIN, SWARM};
+use crate::common::{certs_for, docker, docker_try, eventually, free_port, image, images, Scope, SWARM};
 
 #[tokio::test]
 async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
@@ -31,39 +31,16 @@ async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
     swarm.load(image());
     assert_ne!(swarm.manager_node_id(), swarm.worker_node_id());
 
-    let service = scope.name("spread");
     let label = scope.label();
-    docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        &service,
-        "--label",
-        &label,
-        "--container-label",
-        &label,
-        "--replicas",
-        "4",
-        image(),
-        "sleep",
-        "100000",
-    ]);
+    let service = scope.service("spread", &["--replicas", "4", image(), "sleep", "100000"]);
     let nodes = eventually("4 running tasks on both nodes", Duration::from_secs(60), || {
-        let tasks = docker(&["service", "ps", "-q", "--filter", "desired-state=running", &service]);
-        let ids: Vec<&str> = tasks.lines().collect();
-        if ids.len() != 4 {
-            return None;
-        }
-        let states = docker(&[&["inspect", "--format", "{{.NodeID}} {{.Status.State}}"], ids.as_slice()].concat());
-        let running: Vec<&str> = states.lines().filter_map(|l| l.strip_suffix(" running")).collect();
-        let nodes: BTreeSet<&str> = running.iter().copied().collect();
-        (running.len() == 4 && nodes.len() == 2).then(|| nodes.into_iter().map(str::to_owned).collect::<Vec<_>>())
+        let running = running_on(&service);
+        let nodes: BTreeSet<String> = running.iter().cloned().collect();
+        (running.len() == 4 && nodes.len() == 2).then_some(nodes)
     });
     let expected: BTreeSet<String> =
         [swarm.manager_node_id().to_owned(), swarm.worker_node_id().to_owned()].into_iter().collect();
-    assert_eq!(nodes.into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(nodes, expected);
     let on_worker = swarm.worker_docker(&["ps", "-q", "--filter", &format!("label={label}")]);
     assert!(!on_worker.is_empty(), "the worker runs some of the service's tasks");
 
@@ -150,13 +127,7 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     for image in [image(), "replicator:local"] {
         swarm.load(image);
     }
-    let certs = tempfile::tempdir().unwrap();
-    let init = std::process::Command::new(BIN)
-        .args(["certs", "init", "--san", "replicator", "--out"])
-        .arg(certs.path())
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let certs = certs_for(&["replicator"]);
     let port = free_port();
     let stack = scope.name("rs");
     let stack_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/stack.yml");
@@ -183,43 +154,34 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     // Busy while /ctl/busy exists: a bind mount both nodes see, as they share this machine's files.
     let ctl = tempfile::tempdir().unwrap();
     std::fs::write(ctl.path().join("busy"), "").unwrap();
-    let service = scope.name("busy");
-    let label = scope.label();
     let mount = format!("type=bind,source={},target=/ctl", ctl.path().display());
-    docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        &service,
-        "--label",
-        &label,
-        "--container-label",
-        &label,
-        "--label",
-        "replicator.enable=true",
-        "--label",
-        "replicator.max=6",
-        "--label",
-        "replicator.min=2",
-        "--label",
-        "replicator.autoscale.metric=cpu",
-        "--label",
-        "replicator.autoscale.target=25",
-        "--label",
-        "replicator.autoscale.min=2",
-        "--replicas",
-        "4",
-        "--stop-grace-period",
-        "1s",
-        "--mount",
-        &mount,
-        image(),
-        "sh",
-        "-c",
-        "while [ -e /ctl/busy ]; do :; done; exec sleep 100000",
-    ]);
+    let service = scope.service(
+        "busy",
+        &[
+            "--label",
+            "replicator.enable=true",
+            "--label",
+            "replicator.max=6",
+            "--label",
+            "replicator.min=2",
+            "--label",
+            "replicator.autoscale.metric=cpu",
+            "--label",
+            "replicator.autoscale.target=25",
+            "--label",
+            "replicator.autoscale.min=2",
+            "--replicas",
+            "4",
+            "--stop-grace-period",
+            "1s",
+            "--mount",
+            &mount,
+            image(),
+            "sh",
+            "-c",
+            "while [ -e /ctl/busy ]; do :; done; exec sleep 100000",
+        ],
+    );
     let (manager, worker) = (swarm.manager_node_id().to_owned(), swarm.worker_node_id().to_owned());
     eventually("busy tasks on both nodes", Duration::from_secs(60), || {
         let on = running_on(&service);

@@ -2,36 +2,18 @@
 //! points at replicator's wake listener while the group sleeps; the first
 //! requests are held, the group woken, and every one answered by the member.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::lb::{upstream_servers, Nginx, Owned};
-use crate::common::{call, docker, eventually, free_port, http_request, image, Scope, Server, BIN};
+use crate::common::lb::{follower_with, upstream_servers, Nginx};
+use crate::common::{call, docker, eventually, free_port, http_request, image, Scope, Server};
 
 const SERVE_OK: &str = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www";
 
 async fn group(server: &Server, name: &str) -> Value {
     call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
-}
-
-/// `replicator upstreams --server ... --wake ADDR` for `group`, reloading nginx.
-fn follower(server: &Server, group: &str, out: &Path, network: &str, wake: &str, reload: &str) -> Owned {
-    let log = out.with_file_name("follower.log");
-    let child = Command::new(BIN)
-        .args(["upstreams", "--group", group, "--out"])
-        .arg(out)
-        .args(["--port", "8080", "--network", network, "--server", &server.url(), "--certs"])
-        .arg(&server.certs)
-        .args(["--follower", "lb-1", "--wake", wake, "--reload", reload])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("replicator upstreams starts");
-    Owned(child)
 }
 
 /// 51 requests through nginx at once: all must get the member's 200.
@@ -95,7 +77,9 @@ async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autos
                            proxy_set_header X-Replicator-Network {network}; proxy_read_timeout 90s;"
     );
     let nginx = Nginx::start_with(dir.path(), free_port(), &upstreams, &name, &headers);
-    let _follower = follower(&server, &name, &upstreams, &network, &wake, &nginx.synchronous_reload(""));
+    let reload = nginx.synchronous_reload("");
+    let extra = ["--wake", wake.as_str()];
+    let _follower = follower_with(&server, &server.url(), &name, "nginx", &upstreams, &network, Some(&reload), &extra);
     eventually("the upstream on the waker", Duration::from_secs(30), || {
         (upstream_servers(&upstreams) == [wake.clone()]).then_some(())
     });

@@ -49,14 +49,9 @@ async fn replicating_a_task_scales_its_service() {
     let _turn = SWARM.write().await;
     let scope = Scope::new("swarm");
     let _swarm = SwarmMode::enter();
-    let service = scope.name("svc");
-    let label = scope.label();
-    let common =
-        ["service", "create", "--detach", "--no-resolve-image", "--label", &label, "--container-label", &label];
-    let mut replicated = common.to_vec();
-    replicated.extend(["--name", &service, "--label", "replicator.enable=true", "--label", "replicator.max=3"]);
-    replicated.extend([image(), "sleep", "100000"]);
-    docker(&replicated);
+    let enabled = ["--label", "replicator.enable=true"];
+    let service =
+        scope.service("svc", &[&enabled[..], &["--label", "replicator.max=3", image(), "sleep", "100000"]].concat());
     let task = eventually("a running task", Duration::from_secs(60), || {
         let filter = format!("label=com.docker.swarm.service.name={service}");
         let ids = docker(&["ps", "-q", "--no-trunc", "--filter", &filter]);
@@ -80,20 +75,7 @@ async fn replicating_a_task_scales_its_service() {
     assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
     assert_eq!(desired_replicas(&service), 1);
 
-    let global = scope.name("global");
-    let mut global_args = common.to_vec();
-    global_args.extend([
-        "--name",
-        &global,
-        "--mode",
-        "global",
-        "--label",
-        "replicator.enable=true",
-        image(),
-        "sleep",
-        "100000",
-    ]);
-    docker(&global_args);
+    let global = scope.service("global", &[&enabled[..], &["--mode", "global", image(), "sleep", "100000"]].concat());
     let global_task = eventually("a global task", Duration::from_secs(60), || {
         let filter = format!("label=com.docker.swarm.service.name={global}");
         docker(&["ps", "-q", "--filter", &filter]).lines().next().map(str::to_owned)

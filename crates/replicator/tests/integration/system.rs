@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use replicator::client::ApiClient;
 
 use crate::common::browser::Browser;
-use crate::common::{docker, eventually, free_port, http_request, images, plain_http, Scope, BIN, SWARM};
+use crate::common::{certs_for, docker, eventually, free_port, http_request, images, plain_http, Scope, SWARM};
 
 fn published(container: &str, port: &str) -> u16 {
     let out = docker(&["port", container, port]);
@@ -31,13 +31,7 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
     images();
     let scope = Scope::new("system");
     let network = scope.network("net");
-    let certs = tempfile::tempdir().unwrap();
-    let init = std::process::Command::new(BIN)
-        .args(["certs", "init", "--san", "replicator", "--out"])
-        .arg(certs.path())
-        .output()
-        .unwrap();
-    assert!(init.status.success());
+    let certs = certs_for(&["replicator"]);
     let ssl = format!("{}:/ssl:ro", certs.path().display());
     let label = scope.label();
 

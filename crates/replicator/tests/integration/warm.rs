@@ -88,6 +88,7 @@ async fn a_standby_is_recycled_when_the_original_is_redeployed_from_a_moved_tag(
     let scope = Scope::new("warmtag");
     let tag = format!("replicator-test/warm-{}:1", scope.id);
     docker(&["tag", image(), &tag]);
+    let _tag = Untag { tag: tag.clone(), label: scope.label() };
     let run_original = || {
         scope.run(
             "web",
@@ -117,8 +118,23 @@ async fn a_standby_is_recycled_when_the_original_is_redeployed_from_a_moved_tag(
     assert!(after.len() == 1 && after != before, "recycled: {before:?} -> {after:?}");
     assert_eq!(docker(&["inspect", "-f", "{{.Image}}", &after[0]]), new_image);
     assert!(docker_try(&["inspect", &before[0]]).is_err(), "the stale standby is gone");
-    drop(server);
-    let _ = docker_try(&["rmi", "-f", &tag]);
+}
+
+/// Removes a tag and the image only it names when the test ends, even on
+/// failure: the scope's containers first, or the image would stay in use.
+struct Untag {
+    tag: String,
+    label: String,
+}
+
+impl Drop for Untag {
+    fn drop(&mut self) {
+        let ids = docker_try(&["ps", "-aq", "--filter", &format!("label={}", self.label)]).unwrap_or_default();
+        for id in ids.lines() {
+            let _ = docker_try(&["rm", "-f", id]);
+        }
+        let _ = docker_try(&["rmi", "-f", &self.tag]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

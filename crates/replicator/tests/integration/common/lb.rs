@@ -131,6 +131,21 @@ pub fn follower(
     network: &str,
     reload: Option<&str>,
 ) -> Owned {
+    follower_with(server, server_url, group, format, out, network, reload, &[])
+}
+
+/// `follower` with `extra` arguments (`--wake ADDR`...).
+#[allow(clippy::too_many_arguments)]
+pub fn follower_with(
+    server: &Server,
+    server_url: &str,
+    group: &str,
+    format: &str,
+    out: &Path,
+    network: &str,
+    reload: Option<&str>,
+    extra: &[&str],
+) -> Owned {
     let log = out.with_file_name("follower.log");
     let mut command = Command::new(BIN);
     command
@@ -142,6 +157,7 @@ pub fn follower(
     if let Some(reload) = reload {
         command.args(["--reload", reload]);
     }
+    command.args(extra);
     Owned(
         command
             .env("REPLICATOR_LOG", "info")

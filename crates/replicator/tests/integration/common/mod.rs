@@ -264,6 +264,19 @@ impl Scope {
         self.docker(&all)
     }
 
+    /// `docker service create` with this scope's label on the service and its
+    /// tasks, a name from `suffix`, and the local image as it is (no registry):
+    /// `args` are the options, then the image and command. Returns the name.
+    pub fn service(&self, suffix: &str, args: &[&str]) -> String {
+        let name = self.name(suffix);
+        let label = self.label();
+        let mut all = vec!["service", "create", "--detach", "--no-resolve-image", "--name", &name];
+        all.extend(["--label", &label, "--container-label", &label]);
+        all.extend_from_slice(args);
+        self.docker(&all);
+        name
+    }
+
     /// A long-running enabled container that serves HTTP on 8080.
     pub fn web(&self, suffix: &str, extra: &[&str]) -> String {
         let mut args = vec!["--label", "replicator.enable=true"];
@@ -318,8 +331,18 @@ impl Drop for Scope {
 
 /// A certificate folder made by `replicator certs init`.
 pub fn certs() -> tempfile::TempDir {
+    certs_for(&[])
+}
+
+/// The same, the server's certificate also valid for each of `sans`.
+pub fn certs_for(sans: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["certs", "init", "--out"]).arg(dir.path()).output().unwrap();
+    let mut command = Command::new(BIN);
+    command.args(["certs", "init", "--out"]).arg(dir.path());
+    for san in sans {
+        command.args(["--san", san]);
+    }
+    let out = command.output().unwrap();
     assert!(out.status.success(), "certs init failed: {}", String::from_utf8_lossy(&out.stderr));
     dir
 }
