@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use http::{Method, StatusCode};
-use replicator::client::ApiClient;
+use replicator::base::telemetry::Telemetry;
+use replicator::cli::remote::ApiClient;
 use replicator::engine::{DockerEngine, Engine, EngineSettings};
-use replicator::group;
 use replicator::model::ListQuery;
-use replicator::plan::{plan_clone, CloneSpec};
-use replicator::telemetry::Telemetry;
+use replicator::rules::bounds;
+use replicator::rules::plan::{plan_clone, CloneSpec};
 use replicator::tls::{client_config, TlsFiles};
 
 use common::{docker, Scope};
@@ -59,7 +59,7 @@ impl Direct {
     async fn clone_once(&self, name: &str) -> Duration {
         let started = Instant::now();
         let details = self.engine.inspect_container(&self.source).await.unwrap();
-        let identity = group::identify(&details.id, &details.name, &details.labels());
+        let identity = bounds::identify(&details.id, &details.name, &details.labels());
         let spec = CloneSpec {
             name,
             group: &identity.name,

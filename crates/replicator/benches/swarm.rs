@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use replicator::base::telemetry::Telemetry;
 use replicator::engine::{DockerEngine, Engine, EngineSettings};
-use replicator::telemetry::Telemetry;
 
 use common::{docker, docker_try, image, Scope};
 

@@ -91,18 +91,3 @@ impl From<EngineError> for Error {
 
 /// The library's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// An error and its causes on one line: hyper says "client error (Connect)",
-/// the reason (refused, TLS...) is further down the chain.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.ends_with(&next) {
-            text = format!("{text}: {next}");
-        }
-        source = s.source();
-    }
-    text
-}

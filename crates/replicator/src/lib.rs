@@ -1,43 +1,35 @@
 //! replicator: replicates Docker containers on demand, over mutual TLS, and
 //! scales the groups they form.
 //!
-//! Data flows one way: [`api`] and [`admin`] → [`service`] (commands) →
-//! [`engine`] (the only code that knows bollard). The [`inventory`] is the
-//! one model of groups and members: the [`inventory::Informer`] feeds it from
-//! the engine, the service records its intents in it, and every reader
-//! (API, dashboard, [`autoscale`], `replicator upstreams`) builds its own
-//! view from it. [`plan`], [`group`] and [`policy`] are pure rules.
-//! [`server::run`] wires it all and owns every background task.
+//! The folders are the architecture, and data flows one way, top to bottom:
+//!
+//! - [`cli`]: the commands; `serve` calls [`server::run`], which wires the
+//!   rest and owns every background task.
+//! - [`http`]: the listeners (mTLS API, admin, wake) and what they share.
+//!   Nothing below it knows HTTP.
+//! - [`autoscale`]: the control loop that turns metrics into group sizes.
+//! - [`service`]: the commands that change the world (replicate, scale,
+//!   sleep, keep standbys) and the event hub balancers follow.
+//! - [`inventory`]: the one model of groups and members: a read-only
+//!   [`inventory::Store`], a [`inventory::Writer`] only the informer holds,
+//!   and the commands' [`inventory::Intents`].
+//! - [`rules`]: pure functions of labels and state (clone plans, bounds,
+//!   policies, schedules, alerts, balancer blocks).
+//! - [`engine`]: the Engine API port and its adapters, the only code that
+//!   knows bollard.
+//! - [`tls`], [`model`], [`error`] and [`base`]: leaves every layer may use.
 
 #![warn(missing_docs)]
 
-pub mod admin;
-pub mod agent;
-pub mod alerts;
-pub mod api;
 pub mod autoscale;
-pub mod certs;
+pub mod base;
 pub mod cli;
-pub mod client;
-pub mod duration;
 pub mod engine;
 pub mod error;
-pub mod events;
-pub mod group;
-pub mod html;
-pub mod id;
+pub mod http;
 pub mod inventory;
-pub mod labels;
-pub mod listener;
 pub mod model;
-pub mod plan;
-pub mod policy;
-pub mod quote;
-pub mod schedule;
-pub mod selfid;
+pub mod rules;
 pub mod server;
 pub mod service;
-pub mod telemetry;
 pub mod tls;
-pub mod upstreams;
-pub mod wake;

@@ -62,9 +62,7 @@ impl ContainerDetails {
 
     /// The same container as a listing would show it.
     pub fn summary(&self) -> ContainerSummary {
-        let created = time::OffsetDateTime::parse(&self.created, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.unix_timestamp())
-            .unwrap_or_default();
+        let created = crate::base::clock::unix_of_rfc3339(&self.created);
         ContainerSummary {
             id: self.id.clone(),
             name: self.name.clone(),

@@ -15,14 +15,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::admin::{self, AdminState};
-use crate::api::{self, AppState, RateLimiter, ServerOptions};
 use crate::autoscale::{AutoscaleHandle, AutoscaleSettings, Autoscaler};
+use crate::base::telemetry::Telemetry;
 use crate::engine::Engine;
-use crate::events::EventHub;
+use crate::http::admin::{self, AdminState};
+use crate::http::api::{self, AppState, RateLimiter, ServerOptions};
 use crate::inventory::{Informer, Inventory, Scope};
+use crate::service::events::EventHub;
 use crate::service::{Replicator, Settings};
-use crate::telemetry::Telemetry;
 
 /// The two listeners, bound by the caller (port 0 in tests).
 pub struct Listeners {
@@ -53,7 +53,7 @@ pub struct Config {
     /// How often a Swarm manager's services, tasks and nodes are read again.
     pub swarm_poll: Duration,
     /// How the wake listener holds requests.
-    pub wake: crate::wake::WakeSettings,
+    pub wake: crate::http::wake::WakeSettings,
     /// The alert label naming the group an Alertmanager alert scales.
     pub alert_group_label: String,
     /// The API listener's limits.
@@ -110,9 +110,15 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         serving.clone().cancelled_owned(),
     ));
     if let Some(wake) = listeners.wake {
-        let router = crate::wake::router(service.clone(), config.wake);
-        let options = ServerOptions { max_body_bytes: crate::wake::MAX_HELD_BODY, ..config.server.clone() };
-        listeners_tasks.spawn(crate::listener::serve(wake, None, router, options, serving.clone().cancelled_owned()));
+        let router = crate::http::wake::router(service.clone(), config.wake);
+        let options = ServerOptions { max_body_bytes: crate::http::wake::MAX_HELD_BODY, ..config.server.clone() };
+        listeners_tasks.spawn(crate::http::listener::serve(
+            wake,
+            None,
+            router,
+            options,
+            serving.clone().cancelled_owned(),
+        ));
     }
     let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
     let alerts = api::AlertReceiver::new(&config.alert_group_label);

@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::inventory::Group;
 use crate::model::NodeSummary;
-use crate::policy::Metric;
+use crate::rules::policy::Metric;
 
 /// One container's usage, as an agent measured it (the way `docker stats` does).
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,8 @@ pub struct NodeReport {
 struct Seen {
     hostname: String,
     at: Instant,
-    wall: SystemTime,
+    /// Unix seconds, for people.
+    wall: i64,
 }
 
 #[derive(Default)]
@@ -63,7 +64,7 @@ const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 impl AgentReports {
     /// Keeps `report` as its node's latest, replacing what the node said before.
-    pub fn record(&self, report: NodeReport, now: Instant) {
+    pub fn record(&self, report: NodeReport, now: Instant, unix: i64) {
         let mut r = self.reports.lock().expect("agent reports lock");
         for gone in r.by_node.remove(&report.node).unwrap_or_default() {
             r.usage.remove(&gone);
@@ -73,7 +74,7 @@ impl AgentReports {
         for usage in report.containers {
             r.usage.insert(usage.container.clone(), (usage, now));
         }
-        let seen = Seen { hostname: report.hostname, at: now, wall: SystemTime::now() };
+        let seen = Seen { hostname: report.hostname, at: now, wall: unix };
         r.nodes.insert(report.node, seen);
     }
 
@@ -108,8 +109,14 @@ impl AgentReports {
 
     /// Every node of the swarm (and any other a task names), with the
     /// group's tasks on it and whether its agent reports.
-    pub fn nodes_of(&self, group: &Group, swarm: &[NodeSummary], local: &str, ttl: Duration) -> Vec<NodeView> {
-        let now = super::now();
+    pub fn nodes_of(
+        &self,
+        group: &Group,
+        swarm: &[NodeSummary],
+        local: &str,
+        ttl: Duration,
+        now: Instant,
+    ) -> Vec<NodeView> {
         let mut tasks: std::collections::BTreeMap<&str, usize> = swarm.iter().map(|n| (n.id.as_str(), 0)).collect();
         for m in group.members.iter().filter(|m| m.state.holds_place()) {
             if let Some(node) = &m.node {
@@ -132,7 +139,7 @@ impl AgentReports {
                     local: id == local,
                     tasks,
                     reporting: seen.is_some_and(|s| now.saturating_duration_since(s.at) <= ttl),
-                    last_report: seen.map(|s| super::store::rfc3339(s.wall)),
+                    last_report: seen.map(|s| crate::base::clock::rfc3339(s.wall)),
                 }
             })
             .collect()
@@ -179,7 +186,7 @@ mod tests {
     fn a_value_counts_until_the_ttl_and_a_node_is_silent_after_it() {
         let reports = AgentReports::default();
         let t0 = Instant::now();
-        reports.record(report("n1", &[("c1", 50.0)]), t0);
+        reports.record(report("n1", &[("c1", 50.0)]), t0, 0);
         assert_eq!(reports.usage("c1", &Metric::Cpu, TTL, t0 + TTL), Some(50.0));
         assert_eq!(reports.usage("c1", &Metric::Memory, TTL, t0), Some(1.0));
         assert!(reports.reporting("n1", TTL, t0 + TTL));
@@ -191,8 +198,8 @@ mod tests {
     fn a_container_the_node_no_longer_reports_has_no_value() {
         let reports = AgentReports::default();
         let t0 = Instant::now();
-        reports.record(report("n1", &[("c1", 50.0), ("c2", 10.0)]), t0);
-        reports.record(report("n1", &[("c2", 20.0)]), t0);
+        reports.record(report("n1", &[("c1", 50.0), ("c2", 10.0)]), t0, 0);
+        reports.record(report("n1", &[("c2", 20.0)]), t0, 0);
         assert_eq!(reports.usage("c1", &Metric::Cpu, TTL, t0), None);
         assert_eq!(reports.usage("c2", &Metric::Cpu, TTL, t0), Some(20.0));
     }

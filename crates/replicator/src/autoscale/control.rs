@@ -14,15 +14,16 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::agents::{AgentReports, NodeReport, NodeView};
-use super::store::{AutoscaleView, Board, DecisionView, MetricStore, Sample};
+use super::board::{AutoscaleView, Board, DecisionView, MetricStore, Sample};
+use crate::base::clock::Clock;
+use crate::base::id::ContainerRef;
+use crate::base::quote::clip;
 use crate::error::{Error, Result};
-use crate::events::EventHub;
-use crate::group::GroupKind;
-use crate::id::ContainerRef;
 use crate::inventory::Group;
 use crate::model::{NodeSummary, StatsSample};
-use crate::policy::{self, Metric};
-use crate::quote::clip;
+use crate::rules::bounds::GroupKind;
+use crate::rules::policy::{self, Metric};
+use crate::service::events::EventHub;
 use crate::service::Replicator;
 
 /// The service as the autoscaler sees it.
@@ -99,6 +100,8 @@ pub struct AutoscaleHandle {
     pub(super) agents: AgentReports,
     /// How long a pushed value or an agent's report counts.
     pub(super) metric_ttl: Duration,
+    /// The one clock of the autoscaler: its windows, ages and timestamps.
+    pub(super) clock: Clock,
 }
 
 /// What became of an agent's report.
@@ -128,7 +131,15 @@ impl AutoscaleHandle {
             dry_run,
             agents: AgentReports::default(),
             metric_ttl,
+            clock: Clock::system(),
         })
+    }
+
+    /// The same handle on another clock (tests: one that follows tokio's paused clock).
+    pub fn with_clock(self: Arc<Self>, clock: Clock) -> Arc<Self> {
+        let mut handle = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("with_clock before the handle is shared"));
+        handle.clock = clock;
+        Arc::new(handle)
     }
 
     /// Keeps an agent's report, or refuses it whole: an agent may report
@@ -172,7 +183,7 @@ impl AutoscaleHandle {
         let accepted = report.containers.len() - ignored.len();
         let mut kept = report;
         kept.containers.retain(|u| !ignored.contains(&u.container));
-        self.agents.record(kept, super::now());
+        self.agents.record(kept, self.clock.now(), self.clock.unix());
         if accepted > 0 {
             self.metrics.wake();
         }
@@ -185,7 +196,7 @@ impl AutoscaleHandle {
             return Vec::new();
         }
         let (swarm, local) = (self.control.swarm_nodes(), self.control.local_node());
-        self.agents.nodes_of(group, &swarm, &local, self.metric_ttl)
+        self.agents.nodes_of(group, &swarm, &local, self.metric_ttl, self.clock.now())
     }
 
     /// Records every sample, or none if any is refused. Any client with a
@@ -201,7 +212,7 @@ impl AutoscaleHandle {
             check_pushed(&sample.container, &group, &sample.metric)?;
             resolved.insert(&sample.container, id);
         }
-        let now = super::now();
+        let now = self.clock.now();
         for sample in samples {
             self.metrics.record(&resolved[&sample.container], &sample.metric, sample.value, now);
         }

@@ -11,14 +11,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::board::DecisionView;
 use super::control::{AutoscaleHandle, GroupControl};
 use super::decide::{decide, hpa_values, Decision, Limits, Memory};
 use super::prometheus::PrometheusClient;
 use super::stats::{cpu_percent, memory_percent};
-use super::store::{rfc3339_now, DecisionView};
+use crate::base::telemetry::{DecisionLabels, GroupLabel, Telemetry};
 use crate::inventory::{Group, MemberState};
-use crate::policy::{Metric, Policy};
-use crate::telemetry::{DecisionLabels, GroupLabel, Telemetry};
+use crate::rules::policy::{Metric, Policy};
 
 /// Pushes closer together than this are acted on together.
 const PUSH_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -38,10 +38,6 @@ pub struct AutoscaleSettings {
     pub prometheus: Option<PrometheusClient>,
     /// CPU of a member younger than this is not counted (start-up spikes).
     pub cpu_initialization: Duration,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The control loop; it owns its memory of each group and the scale tasks it starts.
@@ -116,7 +112,7 @@ impl Autoscaler {
             Ok(groups) => groups,
             Err(e) => return warn!(error = %e, "autoscaler cannot read the groups"),
         };
-        let now = super::now();
+        let now = self.shared.clock.now();
         self.shared.metrics.prune(self.settings.metric_ttl, now);
         self.shared.agents.prune(self.settings.metric_ttl, now);
         // Groups come and go (compose projects, CI runs): forget the ones gone.
@@ -161,8 +157,7 @@ impl Autoscaler {
                 None => self.evaluate(group, policy, &values, observation.problem.as_deref(), now),
             }
         }
-        let unix =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let unix = self.shared.clock.unix();
         for g in groups.iter() {
             let metric = if evaluated.contains(&g.name()) { self.shared.board.latest_value(g.name()) } else { None };
             self.shared.board.sample(g.name(), (unix, g.running() as u32, metric));
@@ -233,7 +228,7 @@ impl Autoscaler {
         telemetry.decisions.get_or_create(&labels).inc();
         let applied = d.to != d.from && !dry_run;
         let view = DecisionView {
-            at: rfc3339_now(),
+            at: self.shared.clock.rfc3339(),
             from: d.from,
             to: d.to,
             reason: d.reason.clone(),
@@ -271,7 +266,8 @@ impl Autoscaler {
     async fn observe(&self, group: &Group, policy: &Policy) -> Observation {
         let all_running = group.members.iter().filter(|m| m.state == MemberState::Running);
         let initializing = |m: &&crate::inventory::Member| {
-            policy.metric == Metric::Cpu && unix_now() - m.created < self.settings.cpu_initialization.as_secs() as i64
+            policy.metric == Metric::Cpu
+                && self.shared.clock.unix() - m.created < self.settings.cpu_initialization.as_secs() as i64
         };
         let mut running: Vec<&str> =
             all_running.clone().filter(|m| m.ready() && !initializing(m)).map(|m| m.id.as_str()).collect();
@@ -284,7 +280,7 @@ impl Autoscaler {
                 return Observation { values: Vec::new(), unready: 0, problem: None };
             }
         }
-        let now = super::now();
+        let now = self.shared.clock.now();
         let ok = |values: Vec<Option<f64>>| Observation { values, unready, problem: None };
         match &policy.metric {
             Metric::Pushed(name) => {
@@ -312,7 +308,7 @@ impl Autoscaler {
     /// without a value: deciding on the nodes that do report would be
     /// deciding on part of the load.
     async fn usage(&self, group: &Group, metric: &Metric, counted: &[&str], unready: usize) -> Observation {
-        let now = super::now();
+        let now = self.shared.clock.now();
         let (agents, ttl) = (&self.shared.agents, self.settings.metric_ttl);
         let local = self.control().local_node();
         // Each member's agent value, and the other node it runs on when it has none.
@@ -347,12 +343,12 @@ impl Autoscaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autoscale::store::AutoscaleView;
+    use crate::autoscale::board::AutoscaleView;
     use crate::autoscale::{MetricSample, NodeReport, ReportOutcome, Usage};
+    use crate::base::id::ContainerRef;
     use crate::engine::fake::FakeEngine;
     use crate::engine::Op;
     use crate::error::Error;
-    use crate::id::ContainerRef;
     use crate::inventory::Scope;
     use crate::service::Replicator;
 
@@ -526,7 +522,7 @@ mod tests {
         };
         let e = handle.report(lie).unwrap_err();
         assert!(matches!(e, Error::Forbidden(_)) && e.to_string().contains("not on node w"), "{e}");
-        assert_eq!(handle.agents.usage(&on_m, &Metric::Cpu, Duration::from_secs(15), crate::autoscale::now()), None);
+        assert_eq!(handle.agents.usage(&on_m, &Metric::Cpu, Duration::from_secs(15), handle.clock.now()), None);
         let stranger = NodeReport { node: "x".into(), hostname: "x".into(), containers: Vec::new() };
         assert!(handle.report(stranger).unwrap_err().to_string().contains("not a node of this swarm"));
     }

@@ -5,18 +5,13 @@
 //! [`GroupControl`] trait, and owns its state (metric store, decisions).
 
 pub mod agents;
+pub mod board;
 pub mod control;
 pub mod controller;
 pub mod decide;
 pub mod prometheus;
 pub mod stats;
-pub mod store;
 
 pub use agents::{NodeReport, NodeView, Usage};
 pub use control::{AutoscaleHandle, GroupControl, MetricSample, ReportOutcome};
 pub use controller::{AutoscaleSettings, Autoscaler};
-
-/// Now, on tokio's clock: tests that pause time see values age and nodes fall silent.
-pub(crate) fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}

@@ -1,4 +1,4 @@
-//! `replicator agent`: runs [`crate::agent::Agent`] on one Swarm node until
+//! `replicator agent`: runs [`crate::cli::usage_report::Agent`] on one Swarm node until
 //! SIGTERM, with the engine found the docker CLI's way.
 
 use std::path::PathBuf;
@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::serve::{init_logging, shutdown_signal, LogFormat};
-use crate::agent::Agent;
-use crate::client::ApiClient;
-use crate::duration;
+use crate::base::duration;
+use crate::base::telemetry::Telemetry;
+use crate::cli::remote::ApiClient;
+use crate::cli::usage_report::Agent;
 use crate::engine::{DockerEngine, EngineSettings};
-use crate::telemetry::Telemetry;
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {

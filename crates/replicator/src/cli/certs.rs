@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::certs::{self, InitOptions};
+use crate::tls::pki::{self, InitOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
@@ -30,7 +30,7 @@ pub struct InitArgs {
 
 pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
     let CertsCommand::Init(args) = cmd;
-    let written = certs::init(&InitOptions { out: args.out, sans: args.sans, days: args.days, force: args.force })?;
+    let written = pki::init(&InitOptions { out: args.out, sans: args.sans, days: args.days, force: args.force })?;
     for path in written {
         println!("wrote {}", path.display());
     }

@@ -8,8 +8,8 @@ use clap::Args;
 use http::Method;
 use serde_json::{json, Value};
 
-use crate::client::{ApiClient, ApiResponse};
-use crate::id::{ContainerRef, GroupName};
+use crate::base::id::{ContainerRef, GroupName};
+use crate::cli::remote::{ApiClient, ApiResponse};
 
 #[derive(Debug, Args)]
 pub struct Connection {

@@ -14,10 +14,10 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use super::upstreams::Output;
-use crate::client::ApiClient;
-use crate::events::MemberRecord;
-use crate::upstreams::{backend, Backend};
+use super::balancer_file::Output;
+use crate::cli::remote::ApiClient;
+use crate::rules::backends::{backend, Backend};
+use crate::service::events::MemberRecord;
 
 /// The pause before reconnecting after the stream ended or failed.
 const RECONNECT: Duration = Duration::from_secs(1);
@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(members.0.len(), 2);
         let out = Output {
             group: "web".into(),
-            format: crate::upstreams::Format::Json,
+            format: crate::rules::backends::Format::Json,
             out: "x".into(),
             port: 80,
             network: Some("net".into()),

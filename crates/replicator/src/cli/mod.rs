@@ -2,11 +2,14 @@
 //! also reads a `REPLICATOR_*` environment variable; flags win.
 
 mod agent;
+mod balancer_file;
 mod certs;
 mod client;
 mod follow_server;
+pub mod remote;
 mod serve;
 mod upstreams;
+pub mod usage_report;
 
 use clap::{Parser, Subcommand};
 

@@ -11,17 +11,17 @@ use tracing::{info, warn};
 
 use tokio::net::TcpListener;
 
-use crate::api::{self, ServerOptions};
 use crate::autoscale::prometheus::PrometheusClient;
 use crate::autoscale::AutoscaleSettings;
-use crate::certs::{self, InitOptions};
-use crate::duration;
+use crate::base::duration;
+use crate::base::telemetry::Telemetry;
 use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings, ErrorKind};
+use crate::http::api::{self, ServerOptions};
+use crate::http::listener;
 use crate::inventory::Scope;
-use crate::listener;
 use crate::server::{self, Config, Listeners};
 use crate::service::Settings;
-use crate::telemetry::Telemetry;
+use crate::tls::pki::{self, InitOptions};
 use crate::tls::{self, TlsFiles};
 
 /// Where `serve` keeps development certificates when given no TLS option.
@@ -78,8 +78,8 @@ pub struct ServeArgs {
     #[arg(long, env = "REPLICATOR_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration::parse)]
     pub shutdown_grace: Duration,
     /// Manage only containers and Swarm services carrying this label (KEY=VALUE); others are left alone.
-    #[arg(long, env = "REPLICATOR_SELECTOR", value_parser = crate::labels::Selector::parse)]
-    pub selector: Option<crate::labels::Selector>,
+    #[arg(long, env = "REPLICATOR_SELECTOR", value_parser = crate::rules::labels::Selector::parse)]
+    pub selector: Option<crate::rules::labels::Selector>,
     /// Prometheus server for groups labelled replicator.autoscale.metric=prometheus (http://HOST:PORT).
     #[arg(long, env = "REPLICATOR_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
@@ -126,10 +126,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REPLICATOR_WAKE_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
     pub wake_timeout: Duration,
     /// The alert label naming the group an Alertmanager alert scales (POST /v1/alertmanager).
-    #[arg(long, env = "REPLICATOR_ALERT_GROUP_LABEL", default_value = crate::alerts::DEFAULT_GROUP_LABEL, value_parser = parse_alert_label)]
+    #[arg(long, env = "REPLICATOR_ALERT_GROUP_LABEL", default_value = crate::rules::alerts::DEFAULT_GROUP_LABEL, value_parser = parse_alert_label)]
     pub alert_group_label: String,
     /// The time zone of replicator.schedule expressions (an IANA name).
-    #[arg(long, env = "REPLICATOR_TIMEZONE", default_value = "UTC", value_parser = crate::schedule::parse_timezone)]
+    #[arg(long, env = "REPLICATOR_TIMEZONE", default_value = "UTC", value_parser = crate::rules::schedule::parse_timezone)]
     pub timezone: chrono_tz::Tz,
     /// Per-client (address) request rate, e.g. 10/s; answered 429 beyond it. Off by default.
     #[arg(long, env = "REPLICATOR_RATE_LIMIT", value_parser = api::parse_rate)]
@@ -206,7 +206,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     let admin = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
-    let self_id = crate::selfid::own_container_id();
+    let self_id = crate::base::selfid::own_container_id();
     let config = Config {
         tls: Arc::new(tls_config),
         engine,
@@ -234,7 +234,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         dry_run: args.dry_run,
         resync: args.resync_interval,
         swarm_poll: args.swarm_interval,
-        wake: crate::wake::WakeSettings { queue: args.wake_queue as usize, timeout: args.wake_timeout },
+        wake: crate::http::wake::WakeSettings { queue: args.wake_queue as usize, timeout: args.wake_timeout },
         alert_group_label: args.alert_group_label.clone(),
         server: server_options(&args),
         rate_limit: args.rate_limit,
@@ -300,8 +300,8 @@ fn server_tls_files(args: &ServeArgs) -> anyhow::Result<TlsFiles> {
         return Ok(files_in(dir));
     }
     let dir = Path::new(DEFAULT_CERTS);
-    if !dir.join(certs::CA_CERT).exists() {
-        certs::init(&InitOptions { out: dir.to_owned(), sans: Vec::new(), days: 365, force: false })
+    if !dir.join(pki::CA_CERT).exists() {
+        pki::init(&InitOptions { out: dir.to_owned(), sans: Vec::new(), days: 365, force: false })
             .context("cannot create development certificates in ./certs")?;
         println!("Created development certificates in {}", dir.display());
     }
@@ -314,12 +314,12 @@ fn server_tls_files(args: &ServeArgs) -> anyhow::Result<TlsFiles> {
 
 /// `server-cert.pem`/`server-key.pem`, or a docker-machine folder's `cert.pem`/`key.pem`.
 fn files_in(dir: &Path) -> TlsFiles {
-    let (cert, key) = if dir.join(certs::SERVER_CERT).exists() || dir.join(certs::SERVER_KEY).exists() {
-        (certs::SERVER_CERT, certs::SERVER_KEY)
+    let (cert, key) = if dir.join(pki::SERVER_CERT).exists() || dir.join(pki::SERVER_KEY).exists() {
+        (pki::SERVER_CERT, pki::SERVER_KEY)
     } else {
-        (certs::CLIENT_CERT, certs::CLIENT_KEY)
+        (pki::CLIENT_CERT, pki::CLIENT_KEY)
     };
-    TlsFiles { cert: dir.join(cert), key: dir.join(key), ca: dir.join(certs::CA_CERT) }
+    TlsFiles { cert: dir.join(cert), key: dir.join(key), ca: dir.join(pki::CA_CERT) }
 }
 
 pub(super) async fn shutdown_signal() {

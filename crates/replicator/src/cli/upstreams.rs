@@ -1,21 +1,22 @@
 //! `replicator upstreams`: keeps a load balancer's list of a group's members
 //! current, following the engine's events (with a periodic resync as a net).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::duration;
+use super::balancer_file::{unique_follower_name, Output};
+use crate::base::duration;
+use crate::base::telemetry::Telemetry;
 use crate::engine::{DockerEngine, EngineSettings};
 use crate::error::Error;
 use crate::inventory::{Informer, Inventory, Scope};
-use crate::telemetry::Telemetry;
-use crate::upstreams::{backends, render, Format};
+use crate::rules::backends::{backends, Format};
 
 /// Changes closer together than this are written together.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -118,20 +119,6 @@ async fn refresh(inventory: &Inventory, args: &UpstreamsArgs, written: &mut Opti
     Output::from(args).apply(&servers, written).await;
 }
 
-/// Where and how the file is written: shared by both ways of following.
-pub(super) struct Output {
-    pub(super) group: String,
-    pub(super) format: Format,
-    pub(super) out: PathBuf,
-    pub(super) port: u16,
-    pub(super) network: Option<String>,
-    pub(super) reload: Option<String>,
-    pub(super) certs: PathBuf,
-    pub(super) follower: String,
-    pub(super) once: bool,
-    pub(super) wake: Option<std::net::SocketAddr>,
-}
-
 impl From<&UpstreamsArgs> for Output {
     fn from(args: &UpstreamsArgs) -> Self {
         Output {
@@ -153,71 +140,4 @@ impl From<UpstreamsArgs> for Output {
     fn from(args: UpstreamsArgs) -> Self {
         Output::from(&args)
     }
-}
-
-impl Output {
-    /// Writes `servers` when the text changed, then reloads; true once the
-    /// balancer has what `servers` says (a failed write or reload is
-    /// retried at the next change).
-    pub(super) async fn apply(&self, servers: &[crate::upstreams::Backend], written: &mut Option<String>) -> bool {
-        let waker;
-        let servers = match (servers.is_empty(), self.wake) {
-            (true, Some(address)) => {
-                waker = [crate::upstreams::Backend {
-                    id: String::new(),
-                    name: "replicator's waker: the group has no ready member".into(),
-                    address: address.to_string(),
-                }];
-                &waker[..]
-            }
-            _ => servers,
-        };
-        let text = render(self.format, &self.group, servers);
-        if written.as_deref() == Some(text.as_str()) {
-            return true;
-        }
-        if let Err(e) = write_atomically(&self.out, &text).await {
-            warn!(error = %format!("{e:#}"), "cannot write the upstreams file");
-            return false;
-        }
-        info!(group = %self.group, servers = servers.len(), out = %self.out.display(), "upstreams written");
-        *written = self.reload(text).await;
-        written.is_some()
-    }
-
-    async fn reload(&self, text: String) -> Option<String> {
-        // Remembered only once the balancer has it: a failed reload is retried
-        // on the next change or resync.
-        match &self.reload {
-            None => Some(text),
-            Some(command) => match tokio::process::Command::new("sh").arg("-c").arg(command).status().await {
-                Ok(status) if status.success() => {
-                    info!(command, "reloaded");
-                    Some(text)
-                }
-                Ok(status) => {
-                    warn!(command, %status, "reload command failed; will retry");
-                    None
-                }
-                Err(e) => {
-                    warn!(command, error = %e, "reload command could not run; will retry");
-                    None
-                }
-            },
-        }
-    }
-}
-
-/// A name no other follower has: each balancer must acknowledge for itself.
-fn unique_follower_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("upstreams-{}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
-}
-
-/// Write beside, then rename: a reader never sees half a file.
-async fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    tokio::fs::write(&tmp, text).await.with_context(|| format!("cannot write {}", tmp.display()))?;
-    tokio::fs::rename(&tmp, path).await.with_context(|| format!("cannot replace {}", path.display()))
 }

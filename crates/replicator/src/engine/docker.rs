@@ -28,13 +28,15 @@ use tokio::sync::RwLock;
 use super::connect::{EngineEndpoint, EngineSettings};
 use super::transport::{RawError, Transport};
 use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
+use crate::base::chain::chain;
+use crate::base::clock;
+use crate::base::telemetry::Telemetry;
 use crate::model::Health;
 use crate::model::{
     labels_of, ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, Endpoint, EngineInfo,
     ListQuery, NetworkAttachment, NodeSummary, PublishedPort, RunState, ServiceDetails, StatsSample, SwarmRole,
     TaskSummary,
 };
-use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsError, TlsFiles};
 
 /// A Docker-compatible engine reached through bollard and raw JSON calls.
@@ -137,7 +139,7 @@ impl DockerEngine {
     /// that are not answers (missing objects, name clashes) are counted in metrics.
     fn count<T>(&self, op: Op, result: &EngineResult<T>) {
         tracing::debug!(op = %op, ok = result.is_ok(), "engine call");
-        self.telemetry.engine_call(op);
+        self.telemetry.engine_call(op.as_str());
         if let Err(e) = result {
             if !matches!(e.kind, ErrorKind::NotFound | ErrorKind::Conflict) {
                 self.telemetry.engine_error(e.kind.name());
@@ -175,7 +177,7 @@ fn map_error(op: Op, object: &str, e: BollardError) -> EngineError {
         | BollardError::SocketNotFoundError(_)
         | BollardError::HyperResponseError { .. }) => {
             let kind = if untrusted_certificate(&e) { ErrorKind::Untrusted } else { ErrorKind::Unavailable };
-            (kind, format!("cannot reach the Docker engine: {}", crate::error::chain(&e)))
+            (kind, format!("cannot reach the Docker engine: {}", chain(&e)))
         }
         e => (ErrorKind::Rejected, e.to_string()),
     };
@@ -325,9 +327,7 @@ fn service_from(v: &Value) -> ServiceDetails {
 }
 
 fn task_from(v: &Value) -> TaskSummary {
-    let created = time::OffsetDateTime::parse(str_at(v, "CreatedAt"), &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp())
-        .unwrap_or_default();
+    let created = clock::unix_of_rfc3339(str_at(v, "CreatedAt"));
     TaskSummary {
         id: str_at(v, "ID").to_owned(),
         service_id: str_at(v, "ServiceID").to_owned(),
@@ -625,7 +625,7 @@ mod tests {
     //! the adapter reads them.
 
     use super::*;
-    use crate::plan::{plan_clone, CloneSpec};
+    use crate::rules::plan::{plan_clone, CloneSpec};
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/docker-20.10/{name}", env!("CARGO_MANIFEST_DIR"));

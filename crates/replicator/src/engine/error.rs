@@ -46,9 +46,10 @@ pub enum Op {
     Events,
 }
 
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Op {
+    /// The operation in words: error messages and the `op` label of metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Op::Ping => "ping",
             Op::Info => "read engine info",
             Op::InspectContainer => "inspect container",
@@ -68,7 +69,13 @@ impl fmt::Display for Op {
             Op::ListNodes => "list swarm nodes",
             Op::Stats => "read stats of container",
             Op::Events => "follow events",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
 use super::{Engine, EngineError, EngineResult, ErrorKind, Op};
+use crate::base::clock;
 use crate::model::{
     ApiObject, ContainerDetails, ContainerEvent, ContainerSummary, CreateRequest, EngineInfo, Health, ListQuery,
     NetworkAttachment, NodeSummary, RunState, ServiceDetails, StatsSample, SwarmRole, TaskSummary,
@@ -261,7 +262,7 @@ impl FakeEngine {
             attributes = c.details.labels();
             attributes.insert("name".into(), c.details.name.clone());
         }
-        let time_nano = crate::inventory::informer::unix_nanos_now();
+        let time_nano = clock::unix_nanos_now();
         let event = ContainerEvent { action: action.into(), id: id.into(), attributes, time_nano };
         s.history.push(event.clone());
         let _ = self.events.send(event);
@@ -349,10 +350,7 @@ impl Engine for FakeEngine {
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
         self.enter(Op::InspectContainer, id).await?;
         let c = self.find(id).ok_or_else(|| missing(Op::InspectContainer, id))?;
-        let created = time::OffsetDateTime::from_unix_timestamp(c.created)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_default();
+        let created = clock::rfc3339(c.created);
         let never_started = c.details.state == RunState::Created;
         Ok(ContainerDetails { created, never_started, ..c.details })
     }

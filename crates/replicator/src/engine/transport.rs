@@ -102,7 +102,7 @@ impl Transport {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(bollard::body_full(bytes))
             .map_err(|e| RawError::Transport(e.to_string()))?;
-        let response = self.send(request).await.map_err(|e| RawError::Transport(crate::error::chain(&e)))?;
+        let response = self.send(request).await.map_err(|e| RawError::Transport(crate::base::chain::chain(&e)))?;
         let status = response.status();
         let body = BoxBody::new(response.into_body())
             .collect()

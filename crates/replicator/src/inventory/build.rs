@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::group::{Group, Member, MemberState, ServiceRef};
-use crate::group::{self, Bounds, GroupIdentity, GroupKind};
-use crate::labels::{self, Selector};
 use crate::model::{ContainerSummary, ServiceDetails, TaskSummary};
-use crate::policy;
-use crate::schedule::{ScheduleView, Schedules};
+use crate::rules::bounds::{self, Bounds, GroupIdentity, GroupKind};
+use crate::rules::labels::{self, Selector};
+use crate::rules::policy;
+use crate::rules::schedule::{ScheduleView, Schedules};
 
 /// What this replicator manages, from the command line.
 #[derive(Debug, Clone)]
@@ -85,10 +85,10 @@ pub struct Inputs<'a> {
 /// Whether a container's labels can make it a member of a plain or compose group.
 pub fn may_be_member(labels: &BTreeMap<String, String>) -> bool {
     !labels.contains_key(labels::SWARM_SERVICE_ID)
-        && !group::is_compose_oneoff(labels)
+        && !bounds::is_compose_oneoff(labels)
         && (labels.contains_key(labels::ENABLE)
             || labels.contains_key(labels::GROUP)
-            || group::compose_service(labels).is_some())
+            || bounds::compose_service(labels).is_some())
 }
 
 /// Every managed group, by name.
@@ -103,7 +103,7 @@ fn container_groups(scope: &Scope, inputs: &Inputs<'_>) -> Vec<Group> {
     let mut buckets: BTreeMap<String, Vec<&ContainerSummary>> = BTreeMap::new();
     for c in inputs.containers.values() {
         if may_be_member(&c.labels) && scope.selects(&c.labels) {
-            let name = group::identify(&c.id, &c.name, &c.labels).name;
+            let name = bounds::identify(&c.id, &c.name, &c.labels).name;
             buckets.entry(name).or_default().push(c);
         }
     }
@@ -141,7 +141,7 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     // Replicas carry copies of the original's labels: they speak for it when it is gone.
     let rule_holders = if originals.is_empty() { members.iter().rev().take(1).copied().collect() } else { originals };
     let first = rule_holders[0];
-    let identity = group::identify(&first.id, &first.name, &first.labels);
+    let identity = bounds::identify(&first.id, &first.name, &first.labels);
     let (bounds, conflict) = rules_of(&rule_holders, scope.default_max);
     let mut policy = policy_of(&first.labels, &bounds);
     // A group may sleep by its own labels; a schedule raising its minimum wakes it.
@@ -204,7 +204,7 @@ fn mark_sleeping(list: &mut [Member], may_sleep: bool) {
 fn warm_of(labels: &BTreeMap<String, String>) -> Result<u32, String> {
     let Some(raw) = labels.get(labels::WARM) else { return Ok(0) };
     raw.trim().parse::<u32>().ok().filter(|n| *n <= labels::MAX_WARM).ok_or_else(|| {
-        format!("{}={:?} is not a count from 0 to {}", labels::WARM, crate::quote::clip(raw), labels::MAX_WARM)
+        format!("{}={:?} is not a count from 0 to {}", labels::WARM, crate::base::quote::clip(raw), labels::MAX_WARM)
     })
 }
 
@@ -212,7 +212,7 @@ fn warm_of(labels: &BTreeMap<String, String>) -> Result<u32, String> {
 fn rules_of(holders: &[&ContainerSummary], default_max: u32) -> (Result<Bounds, String>, Option<String>) {
     let mut all = Vec::new();
     for c in holders {
-        if let Err(reason) = group::check_group_label(&c.labels) {
+        if let Err(reason) = bounds::check_group_label(&c.labels) {
             return (Err(reason), None);
         }
         match Bounds::from_labels(&c.labels, default_max) {
@@ -294,7 +294,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
     if !scope.selects(&s.labels) || !scope.enabled(&s.labels) {
         return None;
     }
-    let bounds = group::check_group_label(&s.labels)
+    let bounds = bounds::check_group_label(&s.labels)
         .and_then(|()| Bounds::from_labels(&s.labels, scope.default_max))
         .and_then(|b| match b.min {
             0 => {
@@ -322,7 +322,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
         name: s.name.clone(),
         kind: GroupKind::Swarm,
         original_id: s.id.clone(),
-        naming: group::Naming::Suffix(s.name.clone()),
+        naming: bounds::Naming::Suffix(s.name.clone()),
     };
     Some(Group {
         identity,
@@ -377,7 +377,7 @@ mod tests {
                 intents,
                 leaving: &leaving,
                 warming: &HashSet::new(),
-                now: chrono::Utc::now(),
+                now: crate::base::clock::utc_now(),
             },
         )
     }

@@ -4,10 +4,10 @@
 
 use serde::Serialize;
 
-use crate::group::{Bounds, GroupIdentity, GroupKind};
 pub use crate::model::Health;
 use crate::model::{PublishedPort, RunState};
-use crate::policy::Policy;
+use crate::rules::bounds::{Bounds, GroupIdentity, GroupKind};
+use crate::rules::policy::Policy;
 
 /// Where a member stands in its life, as replicator counts and routes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -130,7 +130,7 @@ pub struct Group {
     /// counted or routed to; a scale-up unpauses them first.
     pub standbys: Vec<Member>,
     /// `replicator.schedule`: whether one is active and the minimum it sets.
-    pub schedule: Option<crate::schedule::ScheduleView>,
+    pub schedule: Option<crate::rules::schedule::ScheduleView>,
 }
 
 impl Group {
@@ -216,7 +216,7 @@ impl Group {
                 name: name.into(),
                 kind: GroupKind::Containers,
                 original_id: name.into(),
-                naming: crate::group::Naming::Suffix(name.into()),
+                naming: crate::rules::bounds::Naming::Suffix(name.into()),
             },
             bounds: Ok(Bounds { min: 1, max: 10 }),
             members,

@@ -14,8 +14,8 @@ use tracing::{debug, info, warn};
 
 use super::{Inventory, SwarmService};
 use crate::engine::{Engine, EngineResult};
-use crate::labels;
 use crate::model::{ContainerEvent, ContainerSummary, ListQuery, RunState, SwarmRole};
+use crate::rules::labels;
 
 /// The pause before looking again after the engine went away.
 const RETRY: Duration = Duration::from_secs(2);
@@ -290,11 +290,5 @@ async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool
 
 /// The instant events are asked for from, before a listing.
 fn replay_from() -> i64 {
-    unix_nanos_now().saturating_sub(REPLAY.as_nanos() as i64)
-}
-
-/// Now, in the unit of the engine's event timestamps.
-pub fn unix_nanos_now() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
+    crate::base::clock::unix_nanos_now().saturating_sub(REPLAY.as_nanos() as i64)
 }

@@ -25,8 +25,8 @@ pub use informer::Informer;
 
 use crate::engine::{EngineError, ErrorKind, Op};
 use crate::error::{Error, Result};
-use crate::labels;
 use crate::model::{ContainerSummary, EngineInfo, NodeSummary, RunState};
+use crate::rules::labels;
 
 /// The shared model. Cheap to read; every write bumps a generation that
 /// readers can wait on.
@@ -83,7 +83,7 @@ impl State {
 
     fn groups(&mut self, scope: &Scope) -> Arc<Vec<Group>> {
         // Schedules change what the groups are from one minute to the next.
-        let minute = chrono::Utc::now().timestamp() / 60;
+        let minute = crate::base::clock::utc_now().timestamp() / 60;
         if let Some((stamp, at, groups)) = &self.cache {
             if *stamp == self.stamp && *at == minute {
                 return groups.clone();
@@ -96,7 +96,7 @@ impl State {
             intents: &intents,
             leaving: &self.leaving,
             warming: &self.warming,
-            now: chrono::Utc::now(),
+            now: crate::base::clock::utc_now(),
         };
         let groups = Arc::new(build::groups(scope, &inputs));
         self.cache = Some((self.stamp, minute, groups.clone()));
@@ -250,7 +250,7 @@ impl Inventory {
         request: &str,
         count: usize,
         max: Option<usize>,
-        naming: &crate::group::Naming,
+        naming: &crate::rules::bounds::Naming,
     ) -> Option<Reservation> {
         let mut state = self.lock();
         let size = state.groups(&self.scope).iter().find(|g| g.name() == group).map_or(0, Group::size);
@@ -481,7 +481,7 @@ impl Reservation {
     }
 
     /// Swaps the name reserved as `index` (taken meanwhile) for the next free one.
-    pub fn rename(&self, index: usize, naming: &crate::group::Naming) -> String {
+    pub fn rename(&self, index: usize, naming: &crate::rules::bounds::Naming) -> String {
         let key = self.keys.get(index);
         self.inventory.write(|state, _| {
             let name = naming.next_free(&state.names_in_use());

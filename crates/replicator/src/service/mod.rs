@@ -3,6 +3,7 @@
 //! validated input, the engine is a port, and group state is read from the
 //! [`Inventory`], where each command also records its intents.
 
+pub mod events;
 mod locks;
 mod pool;
 mod ready;
@@ -18,12 +19,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::base::id::ContainerRef;
+use crate::base::telemetry::Telemetry;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::events::EventHub;
-use crate::id::ContainerRef;
 use crate::inventory::{Group, Inventory};
-use crate::telemetry::Telemetry;
+use crate::service::events::EventHub;
 
 pub use replicate::{Replica, Replication, MAX_COUNT};
 

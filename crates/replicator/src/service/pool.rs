@@ -24,10 +24,10 @@ use tracing::{debug, info, warn};
 use super::replicate::Source;
 use super::{Replica, Replicator};
 use crate::error::{Error, Result};
-use crate::group::GroupKind;
 use crate::inventory::{Group, Member, MemberState};
-use crate::labels;
 use crate::model::RunState;
+use crate::rules::bounds::GroupKind;
+use crate::rules::labels;
 
 /// How often every pool is looked at even when nothing changed.
 const LOOK_EVERY: Duration = Duration::from_secs(5);

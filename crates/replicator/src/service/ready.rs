@@ -30,7 +30,7 @@ impl Replicator {
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => {
-                    let why = format!("it was not ready within {}", crate::duration::format(within));
+                    let why = format!("it was not ready within {}", crate::base::duration::format(within));
                     return Err(self.not_ready(id, &why).await);
                 }
             }
@@ -45,7 +45,7 @@ impl Replicator {
         Error::NotReady {
             member: name,
             reason: why.to_owned(),
-            health_output: output.map(|o| crate::quote::clip_to(&o, 200)),
+            health_output: output.map(|o| crate::base::quote::clip_to(&o, 200)),
         }
     }
 }

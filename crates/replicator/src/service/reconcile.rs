@@ -71,5 +71,5 @@ impl Replicator {
 
 /// The request a replica belongs to (itself, for replicas made before requests were labelled).
 fn request_of(c: &crate::model::ContainerSummary) -> String {
-    c.labels.get(crate::labels::REQUEST).cloned().unwrap_or_else(|| c.id.clone())
+    c.labels.get(crate::rules::labels::REQUEST).cloned().unwrap_or_else(|| c.id.clone())
 }

@@ -7,13 +7,14 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{detached, Replicator};
+use crate::base::clock;
+use crate::base::id::ContainerRef;
 use crate::error::{Error, Result};
-use crate::group::{self, Bounds, GroupIdentity};
-use crate::id::ContainerRef;
 use crate::inventory::Reservation;
-use crate::labels;
 use crate::model::{labels_of, ContainerDetails, ContainerSummary, CreateRequest, NetworkAttachment, RunState};
-use crate::plan::{self, ClonePlan, CloneSpec};
+use crate::rules::bounds::{self, Bounds, GroupIdentity};
+use crate::rules::labels;
+use crate::rules::plan::{self, ClonePlan, CloneSpec};
 
 /// Most replicas one request may ask for; the group limit usually binds first.
 pub const MAX_COUNT: u32 = 100;
@@ -139,8 +140,8 @@ impl Replicator {
     /// every consumer (the strictest bounds of the group's originals).
     pub(super) async fn source_from(&self, details: ContainerDetails) -> Result<Source> {
         let labels = details.labels();
-        group::check_group_label(&labels).map_err(Error::Conflict)?;
-        let identity = group::identify(&details.id, &details.name, &labels);
+        bounds::check_group_label(&labels).map_err(Error::Conflict)?;
+        let identity = bounds::identify(&details.id, &details.name, &labels);
         // The engine may not have told the inventory about the source yet.
         self.inventory().observe(details.summary());
         let bounds = match self.group(&identity.name).await {
@@ -336,12 +337,11 @@ impl Replicator {
 pub(super) fn new_request_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{:x}-{:x}-{n:x}", crate::inventory::informer::unix_nanos_now(), std::process::id())
+    format!("{:x}-{:x}-{n:x}", clock::unix_nanos_now(), std::process::id())
 }
 
 /// What replicator knows of a container it created, before the engine's events say more.
 fn summary_of(id: &str, request: &CreateRequest, state: RunState) -> ContainerSummary {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64);
     // A clone with a healthcheck (its own or its image's, both copied from
     // the source's inspect) is not ready until the engine says healthy.
     let checked =
@@ -355,7 +355,7 @@ fn summary_of(id: &str, request: &CreateRequest, state: RunState) -> ContainerSu
         name: request.name.clone(),
         state,
         labels: labels_of(&request.body),
-        created: now.unwrap_or_default(),
+        created: clock::unix_now(),
         health,
         ..Default::default()
     }

@@ -6,8 +6,8 @@ use tracing::{info, warn};
 
 use super::{detached, Replica, Replicator};
 use crate::error::{Error, Result};
-use crate::group::{Bounds, GroupKind};
 use crate::inventory::{Group, MemberState};
+use crate::rules::bounds::{Bounds, GroupKind};
 
 impl Replicator {
     /// Brings group `name` to `replicas` members, original included.

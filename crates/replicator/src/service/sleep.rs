@@ -13,8 +13,8 @@ use tracing::info;
 use super::Replicator;
 use crate::error::{Error, Result};
 use crate::inventory::{Group, Member, MemberState};
-use crate::labels;
 use crate::model::RunState;
+use crate::rules::labels;
 
 /// How an original sleeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Replicator {
             Some(other) => Err(Error::Conflict(format!(
                 "label {}={:?} is neither pause nor stop",
                 labels::SLEEP,
-                crate::quote::clip(other)
+                crate::base::quote::clip(other)
             ))),
         }
     }

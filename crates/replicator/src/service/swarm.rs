@@ -6,9 +6,9 @@ use tracing::info;
 
 use super::{Replication, Replicator};
 use crate::error::{Error, Result};
-use crate::group::Bounds;
 use crate::inventory::{informer, Group};
-use crate::labels;
+use crate::rules::bounds::Bounds;
+use crate::rules::labels;
 
 /// Updates retried after "update out of sequence".
 const VERSION_RETRIES: usize = 5;
@@ -30,7 +30,7 @@ impl Replicator {
             return Err(Error::NotEnabled(format!("{container_id} (service {})", service.name)));
         }
         let invalid = |reason| Error::InvalidGroup { group: service.name.clone(), reason };
-        crate::group::check_group_label(&service.labels).map_err(invalid)?;
+        crate::rules::bounds::check_group_label(&service.labels).map_err(invalid)?;
         let bounds = Bounds::from_labels(&service.labels, self.inventory().scope().default_max).map_err(invalid)?;
         let _locked = self.inner.locks.lock(&service.name).await;
         let (from, to) = self

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Replicator;
+use crate::base::id::ContainerRef;
 use crate::engine::fake::FakeEngine;
 use crate::engine::{ErrorKind, Op};
 use crate::error::Error;
-use crate::id::ContainerRef;
 use crate::inventory::{Informer, MemberState, Scope};
 use crate::model::{RunState, SwarmRole};
 

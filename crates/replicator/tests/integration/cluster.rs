@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use replicator::client::ApiClient;
+use replicator::cli::remote::ApiClient;
 use serde_json::Value;
 
 use crate::common::swarm2::TwoNodeSwarm;

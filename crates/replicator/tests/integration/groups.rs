@@ -264,7 +264,7 @@ async fn labels_replicator_cannot_honour_are_refused_by_name_and_listed_with_the
     let server = scope.server(&[]);
     let replicate = |suffix: &str| format!("/v1/containers/{}/replicas", scope.name(suffix));
     let message =
-        |r: &replicator::client::ApiResponse| r.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+        |r: &replicator::cli::remote::ApiResponse| r.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
 
     let r = call(&server, Method::POST, &replicate("spaces"), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());

@@ -1,6 +1,6 @@
 //! Mutual TLS: no certificate, or one from another CA, never gets an HTTP answer.
 
-use replicator::client::{anonymous_config, ApiClient};
+use replicator::cli::remote::{anonymous_config, ApiClient};
 use replicator::tls::{client_config, TlsFiles};
 
 use crate::common::{certs, Server};

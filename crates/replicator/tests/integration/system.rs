@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use replicator::client::ApiClient;
+use replicator::cli::remote::ApiClient;
 
 use crate::common::browser::Browser;
 use crate::common::{certs_for, docker, eventually, free_port, http_request, images, plain_http, Scope, SWARM};

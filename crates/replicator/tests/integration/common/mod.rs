@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use replicator::client::ApiClient;
+use replicator::cli::remote::ApiClient;
 use serde_json::Value;
 
 pub const IMAGE: &str = "replicator-test/busybox:1";
@@ -643,7 +643,7 @@ pub async fn call(
     method: http::Method,
     path: &str,
     body: Option<Value>,
-) -> replicator::client::ApiResponse {
+) -> replicator::cli::remote::ApiResponse {
     server.client().request(method, path, body.as_ref()).await.expect("the server answers")
 }
 

@@ -1,0 +1,11 @@
+//! Leaves: small helpers every layer may use. Nothing here imports a module
+//! of this crate outside `base`, so they can never close a circle.
+
+pub mod chain;
+pub mod clock;
+pub mod duration;
+pub mod html;
+pub mod id;
+pub mod quote;
+pub mod selfid;
+pub mod telemetry;

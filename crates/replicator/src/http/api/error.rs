@@ -1,0 +1,115 @@
+//! Errors to HTTP: the status of every library error is decided here and
+//! nowhere else; /v1 routes answer JSON, the compatibility route short text.
+
+use axum::body::to_bytes;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::base::quote::clip;
+use crate::error::Error;
+use crate::http::listener::json_refusal;
+
+/// The status and the machine-readable code for an error.
+pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
+    match e {
+        Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        Error::NotEnabled(_) => (StatusCode::FORBIDDEN, "not_enabled"),
+        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::ContainerNotFound(_) | Error::GroupNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Error::LimitReached { .. } => (StatusCode::CONFLICT, "limit_reached"),
+        Error::OutOfBounds { .. } => (StatusCode::CONFLICT, "out_of_bounds"),
+        Error::InvalidGroup { .. } => (StatusCode::CONFLICT, "invalid_group"),
+        Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        Error::NotReady { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_ready"),
+        Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::Engine(e) if e.is_unreachable() => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
+        Error::Engine(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
+        Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+pub use crate::http::listener::ErrorBody;
+
+/// An error on a /v1 route: `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self(Error::BadRequest(message.into()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = status_of(&self.0);
+        json_refusal(status, code, &self.0.to_string())
+    }
+}
+
+/// The machine-readable code of a status that axum or a layer answered with.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// Every error on /v1 in the JSON format, including the ones axum answers
+/// by itself in plain text (405, a body over the limit, a body that failed
+/// to arrive): their text becomes the message, clipped.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let v1 = req.uri().path().starts_with("/v1/");
+    let response = next.run(req).await;
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json");
+    if !v1 || is_json || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => parts.status.canonical_reason().unwrap_or("error").to_owned(),
+        text => clip(text),
+    };
+    let json = json_refusal(parts.status, code_of(parts.status), &message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, json.into_body())
+}
+
+/// An error on the compatibility route: same status, short text body. The
+/// original tool's two answers are kept word for word.
+pub struct CompatError(pub Error);
+
+impl IntoResponse for CompatError {
+    fn into_response(self) -> Response {
+        let (status, _) = status_of(&self.0);
+        let text = match &self.0 {
+            Error::ContainerNotFound(_) => "invalid container id".to_owned(),
+            Error::BadRequest(m) => m.clone(),
+            Error::LimitReached { max, .. } => format!("replica limit reached ({max})"),
+            Error::NotEnabled(_) => "container not enabled for replication (label replicator.enable=true)".to_owned(),
+            Error::Engine(e) if e.is_unreachable() => "engine unavailable".to_owned(),
+            other => other.to_string(),
+        };
+        (status, text).into_response()
+    }
+}

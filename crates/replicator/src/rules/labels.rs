@@ -1,0 +1,191 @@
+//! The label names replicator reads and writes, and the one syntax for each
+//! kind of value: one place, so the docs, the planner, the group rules and
+//! the autoscaler cannot drift apart.
+
+use std::collections::BTreeMap;
+
+/// Opt-in: only containers carrying `replicator.enable=true` are replicated.
+pub const ENABLE: &str = "replicator.enable";
+/// Full id of the original container a replica was cloned from.
+pub const SOURCE: &str = "replicator.source";
+/// The group a container belongs to.
+pub const GROUP: &str = "replicator.group";
+/// Upper bound of a group's size, the original included.
+pub const MAX: &str = "replicator.max";
+/// Lower bound of a group's size when scaling down.
+pub const MIN: &str = "replicator.min";
+/// How a group at zero sleeps: `pause` (default; wakes in milliseconds) or
+/// `stop` (frees its memory; wakes with a cold start).
+pub const SLEEP: &str = "replicator.sleep";
+/// Paused, ready standby clones the group keeps beside its members (0-10).
+pub const WARM: &str = "replicator.warm";
+/// On a clone made for the warm pool: it is a standby until replicator unpauses it.
+pub const STANDBY: &str = "replicator.standby";
+/// Most standbys a group may ask for.
+pub const MAX_WARM: u32 = 10;
+/// The replication request a replica was made by: a request that did not
+/// finish (replicator died) is undone whole by the reconcile pass.
+pub const REQUEST: &str = "replicator.request";
+/// How many replicas that request asked for (for people reading labels).
+pub const REQUEST_SIZE: &str = "replicator.request-size";
+
+/// Compose's project of a container.
+pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+/// Compose's service of a container.
+pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+/// Compose's number of a container within its service.
+pub const COMPOSE_NUMBER: &str = "com.docker.compose.container-number";
+/// Set by `docker-compose run`: never a group member.
+pub const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
+/// The Swarm service a task container belongs to.
+pub const SWARM_SERVICE_ID: &str = "com.docker.swarm.service.id";
+/// The name of that service.
+pub const SWARM_SERVICE_NAME: &str = "com.docker.swarm.service.name";
+
+/// Largest count a label may hold: far above any sane group, far below overflow.
+pub const MAX_COUNT: u32 = 1_000_000;
+
+/// A label value replicator cannot use, with the label named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("label {key}={value:?} {problem}")]
+pub struct LabelError {
+    /// The label's name.
+    pub key: String,
+    /// A short prefix of its value.
+    pub value: String,
+    /// What is wrong, for the operator.
+    pub problem: String,
+}
+
+impl LabelError {
+    /// Names the label and at most a short prefix of its value.
+    pub fn new(key: &str, value: &str, problem: impl Into<String>) -> Self {
+        Self { key: key.to_owned(), value: crate::base::quote::clip(value), problem: problem.into() }
+    }
+}
+
+/// Booleans as docker and Traefik read them (Go's `strconv.ParseBool`):
+/// `1 t T TRUE true True` and `0 f F FALSE false False`.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A boolean label: `default` when absent, an error naming it when malformed.
+pub fn flag(labels: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, LabelError> {
+    match labels.get(key) {
+        None => Ok(default),
+        Some(v) => parse_bool(v).ok_or_else(|| LabelError::new(key, v, "is not a boolean (true or false)")),
+    }
+}
+
+/// Whether the label is present and true; a malformed value is not true.
+pub fn is_true(labels: &BTreeMap<String, String>, key: &str) -> bool {
+    labels.get(key).and_then(|v| parse_bool(v)) == Some(true)
+}
+
+/// A count label (1 ..= [`MAX_COUNT`]): `default` when absent, an error
+/// naming the label and what is wrong with it otherwise.
+pub fn positive_count(labels: &BTreeMap<String, String>, key: &str, default: u32) -> Result<u32, LabelError> {
+    count_from(labels, key, default, 1)
+}
+
+/// A count label (`least` ..= [`MAX_COUNT`]): `default` when absent.
+pub fn count_from(labels: &BTreeMap<String, String>, key: &str, default: u32, least: u32) -> Result<u32, LabelError> {
+    let Some(v) = labels.get(key) else { return Ok(default) };
+    let digits = v.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let what = if least == 0 { "is not a whole number" } else { "is not a positive integer" };
+        return Err(LabelError::new(key, v, what));
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if n < u64::from(least) => Err(LabelError::new(key, v, format!("must be at least {least}"))),
+        Ok(n) if n <= u64::from(MAX_COUNT) => Ok(n as u32),
+        _ => Err(LabelError::new(key, v, format!("is too large (at most {MAX_COUNT})"))),
+    }
+}
+
+/// `serve --selector KEY=VALUE`: the label a container (or Swarm service) must
+/// carry for this replicator to manage it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    /// The label's name.
+    pub key: String,
+    /// The value it must have.
+    pub value: String,
+}
+
+impl Selector {
+    /// `KEY=VALUE`, the key not empty.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => Ok(Self { key: key.trim().into(), value: value.into() }),
+            _ => Err(format!("{text:?} is not KEY=VALUE")),
+        }
+    }
+
+    /// Whether a container or service with these labels is ours to manage.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get(&self.key) == Some(&self.value)
+    }
+
+    /// The engine's label filter for it.
+    pub fn filter(&self) -> String {
+        format!("{}={}", self.key, self.value)
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn booleans_follow_go_parse_bool() {
+        for yes in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(yes), Some(true), "{yes}");
+        }
+        for no in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(no), Some(false), "{no}");
+        }
+        for neither in ["yes", "on", "tRUE", " true", "", "2"] {
+            assert_eq!(parse_bool(neither), None, "{neither:?}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_flag_is_an_error_naming_the_label() {
+        let l = labels(&[("replicator.enable", "yes")]);
+        assert!(!is_true(&l, ENABLE));
+        assert_eq!(
+            flag(&l, ENABLE, false).unwrap_err().to_string(),
+            "label replicator.enable=\"yes\" is not a boolean (true or false)"
+        );
+        assert_eq!(flag(&labels(&[]), ENABLE, true), Ok(true));
+    }
+
+    #[test]
+    fn counts_say_what_is_wrong() {
+        let count = |v: &str| positive_count(&labels(&[("replicator.max", v)]), MAX, 10);
+        assert_eq!(count("3"), Ok(3));
+        assert_eq!(count(" 3 "), Ok(3));
+        assert!(count("0").unwrap_err().problem.contains("at least 1"));
+        assert!(count("-1").unwrap_err().problem.contains("not a positive integer"));
+        assert!(count("lots").unwrap_err().problem.contains("not a positive integer"));
+        assert!(count("99999999999").unwrap_err().problem.contains("too large"));
+        assert!(count(&"9".repeat(300)).unwrap_err().to_string().len() < 150, "the value is not echoed whole");
+        assert_eq!(positive_count(&labels(&[]), MAX, 10), Ok(10));
+    }
+}

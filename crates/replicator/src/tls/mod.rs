@@ -1,0 +1,138 @@
+//! PEM files into rustls configurations, with errors that name the file.
+//!
+//! One crypto provider (ring) for the whole process; every config is built
+//! with it explicitly so no code path depends on a process-wide default.
+
+pub mod pki;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// A TLS file or setting that cannot be used, with the file named.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} {}: {error}", path.display())]
+    /// The file could not be read.
+    Read {
+        /// What the file is for, as the message names it (`client CA`, `server key`...).
+        what: &'static str,
+        /// The file as configured.
+        path: PathBuf,
+        /// Why the read failed.
+        error: std::io::Error,
+    },
+    #[error("{what} {} is not a PEM file with {expected}", path.display())]
+    /// The file holds no PEM block of the kind expected.
+    Parse {
+        /// What the file is for, as the message names it.
+        what: &'static str,
+        /// The file as configured.
+        path: PathBuf,
+        /// What it should have held (`a certificate`, `a private key`).
+        expected: &'static str,
+    },
+    #[error("{what} {}: {reason}", path.display())]
+    /// The file parsed, but rustls refused what it holds.
+    Invalid {
+        /// What the file is for, as the message names it.
+        what: &'static str,
+        /// The file as configured.
+        path: PathBuf,
+        /// rustls's reason.
+        reason: String,
+    },
+}
+
+/// The one crypto provider (ring) every config is built with; no process-wide default is installed.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|error| TlsError::Read { what, path: path.to_owned(), error })
+}
+
+/// Every certificate in a PEM file, in order; a file without one is an error.
+/// `what` names the file in errors.
+pub fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(what, path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().ok().filter(|c| !c.is_empty());
+    certs.ok_or_else(|| TlsError::Parse { what, path: path.to_owned(), expected: "a certificate" })
+}
+
+/// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1); `what` names the file in errors.
+pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(what, path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::Parse {
+        what,
+        path: path.to_owned(),
+        expected: "a private key",
+    })
+}
+
+fn roots(what: &'static str, ca: &Path) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in load_certs(what, ca)? {
+        store.add(cert).map_err(|e| TlsError::Invalid { what, path: ca.to_owned(), reason: e.to_string() })?;
+    }
+    Ok(store)
+}
+
+/// Paths of a certificate, its key, and the CA that vouches for the other side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// This side's certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key of `cert` (PEM).
+    pub key: PathBuf,
+    /// The only CA trusted to sign the other side's certificate (PEM).
+    pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    /// The docker CLI's client layout: `ca.pem`, `cert.pem`, `key.pem`.
+    pub fn client_in(dir: &Path) -> Self {
+        Self { cert: dir.join("cert.pem"), key: dir.join("key.pem"), ca: dir.join("ca.pem") }
+    }
+}
+
+/// A server that requires a client certificate signed by `files.ca`.
+pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    let roots = Arc::new(roots("client CA", &files.ca)?);
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+        .build()
+        .map_err(|e| TlsError::Invalid { what: "client CA", path: files.ca.clone(), reason: e.to_string() })?;
+    let certs = load_certs("server certificate", &files.cert)?;
+    let key = load_key("server key", &files.key)?;
+    ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Invalid { what: "server key", path: files.key.clone(), reason: e.to_string() })
+}
+
+/// A client that trusts only `files.ca` and presents `files.cert`.
+pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
+    let roots = roots("CA certificate", &files.ca)?;
+    let certs = load_certs("client certificate", &files.cert)?;
+    let key = load_key("client key", &files.key)?;
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| TlsError::Invalid { what: "client key", path: files.key.clone(), reason: e.to_string() })
+}
+
+/// The subject common name of a DER certificate.
+pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
+    Some(cn)
+}
