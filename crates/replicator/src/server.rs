@@ -66,20 +66,19 @@ pub struct Config {
 
 /// Serves until `shutdown` resolves, then stops every task and waits for it.
 pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Output = ()>) {
-    let inventory = Inventory::new(config.scope.clone());
-    let informer =
-        Informer::new(config.engine.clone(), inventory.clone(), config.resync).with_swarm_poll(config.swarm_poll);
+    let Inventory { writer, store, intents } = Inventory::new(config.scope.clone());
+    let informer = Informer::new(config.engine.clone(), writer, config.resync).with_swarm_poll(config.swarm_poll);
     // One look before answering anything, so the first requests see the groups.
     if let Err(e) = informer.resync().await {
         warn!(error = %e, "cannot list the engine yet; will keep trying");
-        inventory.set_unavailable(e);
-    } else if let Some(engine) = inventory.engine() {
+        informer.unavailable(e);
+    } else if let Some(engine) = store.engine() {
         info!(engine = %engine.kind, version = %engine.version, api = %engine.api_version, swarm = ?engine.swarm, "engine");
     }
     let events = Arc::new(EventHub::default());
     let service = Replicator::new(
         config.engine.clone(),
-        inventory.clone(),
+        (store.clone(), intents),
         events.clone(),
         config.settings,
         config.telemetry.clone(),
@@ -96,7 +95,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         (CancellationToken::new(), CancellationToken::new(), CancellationToken::new());
     let mut background_tasks = JoinSet::new();
     background_tasks.spawn(informer.run(background.clone()));
-    background_tasks.spawn(events.clone().follow(inventory, background.clone()));
+    background_tasks.spawn(events.clone().follow(store, background.clone()));
     background_tasks.spawn(service.clone().keep_reconciling(background.clone()));
     background_tasks.spawn(service.clone().keep_pools(background.clone()));
     let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));

@@ -501,7 +501,8 @@ mod tests {
     async fn a_service_rolling_out_an_update_is_not_scaled() {
         let (engine, service, handle, mut autoscaler, id) = two_node_service().await;
         engine.set_update_state(&id, Some("updating"));
-        let informer = crate::inventory::Informer::new(engine.clone(), service.inventory().clone(), Duration::MAX);
+        let informer =
+            crate::inventory::Informer::new(engine.clone(), service.inventory().writer_for_test(), Duration::MAX);
         informer.resync().await.unwrap();
         report_node(&service, &handle, "m", 100.0);
         report_node(&service, &handle, "w", 100.0);

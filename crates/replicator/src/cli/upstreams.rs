@@ -15,7 +15,7 @@ use crate::base::duration;
 use crate::base::telemetry::Telemetry;
 use crate::engine::{DockerEngine, EngineSettings};
 use crate::error::Error;
-use crate::inventory::{Informer, Inventory, Scope};
+use crate::inventory::{Informer, Inventory, Scope, Store};
 use crate::rules::backends::{backends, Format};
 
 /// Changes closer together than this are written together.
@@ -89,8 +89,8 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
         EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), Duration::from_secs(30))?;
     let engine = Arc::new(DockerEngine::new(settings, Arc::new(Telemetry::default()))?);
     // Every member counts here, whether or not it opted in to replication.
-    let inventory = Inventory::new(Scope { allow_all: true, ..Scope::default() });
-    let informer = Informer::new(engine, inventory.clone(), args.resync);
+    let Inventory { writer, store: inventory, .. } = Inventory::new(Scope { allow_all: true, ..Scope::default() });
+    let informer = Informer::new(engine, writer, args.resync);
     let mut written = tokio::fs::read_to_string(&args.out).await.ok();
     if args.once {
         informer.resync().await.context("cannot list the engine")?;
@@ -110,7 +110,7 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
 }
 
 /// Renders the group; writes and reloads only when the text changed.
-async fn refresh(inventory: &Inventory, args: &UpstreamsArgs, written: &mut Option<String>) {
+async fn refresh(inventory: &Store, args: &UpstreamsArgs, written: &mut Option<String>) {
     let servers = match inventory.group(&args.group) {
         Ok(group) => backends(&group, args.port, args.network.as_deref()),
         Err(Error::GroupNotFound(_)) => Vec::new(),

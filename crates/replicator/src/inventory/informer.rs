@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Inventory, SwarmService};
+use super::{SwarmService, Writer};
 use crate::engine::{Engine, EngineResult};
 use crate::model::{ContainerEvent, ContainerSummary, ListQuery, RunState, SwarmRole};
 use crate::rules::labels;
@@ -28,10 +28,10 @@ const REPLAY: Duration = Duration::from_secs(3);
 /// The default of [`Informer::with_swarm_poll`].
 pub const SWARM_POLL: Duration = Duration::from_secs(5);
 
-/// Feeds an [`Inventory`] from an engine.
+/// Feeds an inventory from an engine, through its [`Writer`].
 pub struct Informer {
     engine: Arc<dyn Engine>,
-    inventory: Arc<Inventory>,
+    writer: Writer,
     resync: Duration,
     /// How often a manager re-reads its services, tasks and nodes: tasks on
     /// other nodes send this engine no events.
@@ -43,8 +43,14 @@ pub struct Informer {
 
 impl Informer {
     /// An informer that re-lists every `resync`.
-    pub fn new(engine: Arc<dyn Engine>, inventory: Arc<Inventory>, resync: Duration) -> Self {
-        Self { engine, inventory, resync, swarm_poll: SWARM_POLL, listed_since: std::sync::Mutex::new(None) }
+    pub fn new(engine: Arc<dyn Engine>, writer: Writer, resync: Duration) -> Self {
+        Self { engine, writer, resync, swarm_poll: SWARM_POLL, listed_since: std::sync::Mutex::new(None) }
+    }
+
+    /// Records that the engine cannot be listed (the first listing failed
+    /// before the loop runs): readers get the reason until it can.
+    pub fn unavailable(&self, reason: crate::engine::EngineError) {
+        self.writer.set_unavailable(reason);
     }
 
     /// Re-reads Swarm services, tasks and nodes every `every` on a manager.
@@ -75,10 +81,10 @@ impl Informer {
                         warn!(error = %e, "cannot list the engine; retrying");
                         logged_down = true;
                     }
-                    self.inventory.set_unavailable(e);
+                    self.writer.set_unavailable(e);
                     tokio::select! {
                         () = tokio::time::sleep(RETRY) => {}
-                        () = self.inventory.resync_wanted() => {}
+                        () = self.writer.resync_wanted() => {}
                         () = cancel.cancelled() => return,
                     }
                     continue;
@@ -104,15 +110,15 @@ impl Informer {
 
     async fn list(&self) -> EngineResult<()> {
         let info = self.engine.info().await?;
-        let began = self.inventory.listing_started();
+        let began = self.writer.listing_started();
         let listing = self.engine.list_containers(&ListQuery { all: true, ..Default::default() }).await?;
-        self.inventory.replace(began, listing);
+        self.writer.replace(began, listing);
         let manager = info.swarm == SwarmRole::Manager;
-        self.inventory.set_engine(info);
+        self.writer.set_engine(info);
         if manager {
             self.poll_swarm().await
         } else {
-            self.inventory.replace_services(Vec::new(), Vec::new());
+            self.writer.replace_services(Vec::new(), Vec::new());
             Ok(())
         }
     }
@@ -120,12 +126,12 @@ impl Informer {
     /// Reads the services, their tasks and the nodes again (managers only).
     async fn poll_swarm(&self) -> EngineResult<()> {
         let (services, nodes) = tokio::try_join!(self.services(), self.engine.list_nodes())?;
-        self.inventory.replace_services(services, nodes);
+        self.writer.replace_services(services, nodes);
         Ok(())
     }
 
     async fn services(&self) -> EngineResult<Vec<SwarmService>> {
-        let scope = self.inventory.scope();
+        let scope = self.writer.scope();
         let mut filter: Vec<String> = scope.selector.iter().map(|s| s.filter()).collect();
         if !scope.allow_all {
             filter.push(format!("{}=true", labels::ENABLE));
@@ -149,7 +155,7 @@ impl Informer {
         let mut swarm_at = Instant::now() + self.swarm_poll;
         let mut rechecks: Vec<(Instant, String)> = Vec::new();
         loop {
-            let manager = self.inventory.engine().is_some_and(|e| e.swarm == SwarmRole::Manager);
+            let manager = self.writer.engine().is_some_and(|e| e.swarm == SwarmRole::Manager);
             let due = if manager { resync_at.min(swarm_at) } else { resync_at };
             let next_look = rechecks.iter().map(|(at, _)| *at).min().map_or(due, |at| at.min(due));
             tokio::select! {
@@ -193,13 +199,13 @@ impl Informer {
         let action = event.action.as_str();
         let relevant = self.relevant(event);
         match action {
-            "destroy" => self.inventory.forget(&event.id),
+            "destroy" => self.writer.forget(&event.id),
             "rename" if !relevant => {
                 if let Some(name) = event.attributes.get("name") {
-                    self.inventory.rename(&event.id, name);
+                    self.writer.rename(&event.id, name);
                 }
             }
-            "create" if !relevant => self.inventory.record(ContainerSummary {
+            "create" if !relevant => self.writer.record(ContainerSummary {
                 id: event.id.clone(),
                 name: event.attributes.get("name").cloned().unwrap_or_default(),
                 state: RunState::Created,
@@ -222,7 +228,7 @@ impl Informer {
     /// Whether the container matters beyond its name.
     fn relevant(&self, event: &ContainerEvent) -> bool {
         let a = &event.attributes;
-        self.inventory.scope().allow_all
+        self.writer.scope().allow_all
             || super::may_be_member(a)
             || a.contains_key(labels::SOURCE)
             || a.contains_key(labels::SWARM_SERVICE_ID)
@@ -233,11 +239,11 @@ impl Informer {
         match self.engine.inspect_container(id).await {
             Ok(details) => {
                 let state = details.state;
-                self.inventory.record(details.summary());
+                self.writer.record(details.summary());
                 Some(state)
             }
             Err(e) if e.is_not_found() => {
-                self.inventory.forget(id);
+                self.writer.forget(id);
                 None
             }
             Err(e) => {
@@ -249,15 +255,15 @@ impl Informer {
 
     /// Reads one Swarm service and its tasks again.
     pub async fn refresh_service(&self, id: &str) {
-        let Some(info) = self.inventory.engine() else { return };
+        let Some(info) = self.writer.engine() else { return };
         if info.swarm != SwarmRole::Manager {
             return;
         }
         match read_service(self.engine.as_ref(), id).await {
             Ok(service) => {
-                let scope = self.inventory.scope();
+                let scope = self.writer.scope();
                 if scope.selects(&service.details.labels) && scope.enabled(&service.details.labels) {
-                    self.inventory.update_service(service);
+                    self.writer.update_service(service);
                 }
             }
             Err(e) => debug!(service = id, error = %e, "cannot read a service after an event"),

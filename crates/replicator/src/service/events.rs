@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::inventory::{Group, Health, Inventory, Member, MemberState};
+use crate::inventory::{Group, Health, Member, MemberState, Store};
 use crate::model::PublishedPort;
 
 /// Events kept for clients that reconnect.
@@ -294,7 +294,7 @@ impl EventHub {
     }
 
     /// Feeds the hub from the inventory until `cancel`.
-    pub async fn follow(self: Arc<Self>, inventory: Arc<Inventory>, cancel: CancellationToken) {
+    pub async fn follow(self: Arc<Self>, inventory: Store, cancel: CancellationToken) {
         let mut changes = inventory.subscribe();
         loop {
             if let Ok(groups) = inventory.groups() {

@@ -23,7 +23,7 @@ use crate::base::id::ContainerRef;
 use crate::base::telemetry::Telemetry;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::inventory::{Group, Inventory};
+use crate::inventory::{Group, Intents, Store};
 use crate::service::events::EventHub;
 
 pub use replicate::{Replica, Replication, MAX_COUNT};
@@ -66,7 +66,8 @@ pub struct Replicator {
 
 struct Inner {
     engine: Arc<dyn Engine>,
-    inventory: Arc<Inventory>,
+    store: Store,
+    intents: Intents,
     events: Arc<EventHub>,
     settings: Settings,
     locks: locks::GroupLocks,
@@ -74,27 +75,28 @@ struct Inner {
 }
 
 impl Replicator {
-    /// A service acting on `engine`, reading and recording group state in
-    /// `inventory`, and waiting on the followers of `events` before it stops
-    /// a draining member.
+    /// A service acting on `engine`, reading group state from `store` and
+    /// recording what it does in `intents`, and waiting on the followers of
+    /// `events` before it stops a draining member.
     pub fn new(
         engine: Arc<dyn Engine>,
-        inventory: Arc<Inventory>,
+        (store, intents): (Store, Intents),
         events: Arc<EventHub>,
         settings: Settings,
         telemetry: Arc<Telemetry>,
     ) -> Self {
-        let inner = Inner { engine, inventory, events, settings, locks: locks::GroupLocks::default(), telemetry };
+        let locks = locks::GroupLocks::default();
+        let inner = Inner { engine, store, intents, events, settings, locks, telemetry };
         Self { inner: Arc::new(inner) }
     }
 
     /// A service over `engine`, its inventory listed once, for unit tests.
     #[cfg(test)]
     pub(crate) async fn for_test(engine: Arc<crate::engine::fake::FakeEngine>, scope: crate::inventory::Scope) -> Self {
-        let inventory = Inventory::new(scope);
-        let informer = crate::inventory::Informer::new(engine.clone(), inventory.clone(), Duration::from_secs(3600));
+        let crate::inventory::Inventory { writer, store, intents } = crate::inventory::Inventory::new(scope);
+        let informer = crate::inventory::Informer::new(engine.clone(), writer, Duration::from_secs(3600));
         informer.resync().await.expect("the fake engine lists");
-        Self::new(engine, inventory, Default::default(), Settings::default(), Arc::new(Telemetry::default()))
+        Self::new(engine, (store, intents), Default::default(), Settings::default(), Arc::new(Telemetry::default()))
     }
 
     /// replicator's own event stream.
@@ -112,9 +114,14 @@ impl Replicator {
         self.inner.engine.as_ref()
     }
 
-    /// The model of groups and members this service reads and writes.
-    pub fn inventory(&self) -> &Arc<Inventory> {
-        &self.inner.inventory
+    /// The model of groups and members, as this service reads it.
+    pub fn inventory(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Where this service records what it is doing.
+    pub fn intents(&self) -> &Intents {
+        &self.inner.intents
     }
 
     /// The command-line switches it was made with.
@@ -146,7 +153,7 @@ impl Replicator {
             Some(c) => c.id,
             None => {
                 let details = self.inspect_target(target).await?;
-                self.inventory().observe(details.summary());
+                self.intents().observe(details.summary());
                 details.id
             }
         };

@@ -91,10 +91,7 @@ impl Replicator {
     }
 
     pub(super) fn set_state(&self, id: &str, state: RunState) {
-        if let Some(mut c) = self.inventory().container(id) {
-            c.state = state;
-            self.inventory().record(c);
-        }
+        self.intents().state_changed(id, state);
     }
 
     /// Standbys still ready to serve: paused, and what a clone made now
@@ -194,7 +191,7 @@ impl Replicator {
                 return Ok(());
             }
             let reservation = self
-                .inventory()
+                .intents()
                 .reserve(name, &super::replicate::new_request_id(), missing, None, &source.group.naming)
                 .ok_or_else(|| Error::Internal("a standby reservation has no limit".into()))?;
             let made = self.create_replicas(&source, reservation, "warm pool").await?;
@@ -226,7 +223,7 @@ impl Replicator {
         } else {
             info!(standby = %standby.name, container = id, "standby ready and paused");
         }
-        self.inventory().set_warming(id, false);
+        self.intents().set_warming(id, false);
     }
 
     async fn remove_all(&self, standbys: &[Member], why: &str) {
@@ -330,9 +327,10 @@ mod tests {
         until("two paused standbys", || paused_standbys(&service) == 2).await;
         let old: Vec<String> = web(&service).standbys.iter().map(|m| m.id.clone()).collect();
         engine.remove_silently(&first);
-        service.inventory().forget(&first);
+        service.intents().removed(&first);
         let second = engine.add_container("web", &WARM);
-        let informer = crate::inventory::Informer::new(engine.clone(), service.inventory().clone(), Duration::MAX);
+        let informer =
+            crate::inventory::Informer::new(engine.clone(), service.inventory().writer_for_test(), Duration::MAX);
         informer.resync().await.unwrap();
         until("a fresh pool of the new original", || {
             let g = web(&service);

@@ -44,7 +44,7 @@ impl Replicator {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
-            self.inventory().forget(&c.id);
+            self.intents().removed(&c.id);
             info!(container = %c.id, name = %c.name, request = %request_of(c), "removed a replica of a request that never finished");
             removed += 1;
         }

@@ -143,7 +143,7 @@ impl Replicator {
         bounds::check_group_label(&labels).map_err(Error::Conflict)?;
         let identity = bounds::identify(&details.id, &details.name, &labels);
         // The engine may not have told the inventory about the source yet.
-        self.inventory().observe(details.summary());
+        self.intents().observe(details.summary());
         let bounds = match self.group(&identity.name).await {
             Ok(g) => g.bounds.map_err(|reason| Error::InvalidGroup { group: identity.name.clone(), reason })?,
             Err(Error::GroupNotFound(_)) => Bounds::from_labels(&labels, self.inventory().scope().default_max)
@@ -157,7 +157,7 @@ impl Replicator {
     /// holds the group's lock.
     pub(super) fn reserve(&self, source: &Source, count: usize) -> Result<Reservation> {
         let max = source.bounds.max as usize;
-        self.inventory()
+        self.intents()
             .reserve(&source.group.name, &new_request_id(), count, Some(max), &source.group.naming)
             .ok_or_else(|| Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max })
     }
@@ -228,8 +228,8 @@ impl Replicator {
         // Its addresses exist only now: a member must not be announced ready
         // to the balancers before they can route to it.
         match self.engine().inspect_container(&replica.id).await {
-            Ok(details) => self.inventory().record(details.summary()),
-            Err(_) => self.inventory().observe(summary_of(&replica.id, &plan.create, RunState::Running)),
+            Ok(details) => self.intents().inspected(details.summary()),
+            Err(_) => self.intents().observe(summary_of(&replica.id, &plan.create, RunState::Running)),
         }
         info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
               name = %replica.name, caller, "replica started");
@@ -240,7 +240,7 @@ impl Replicator {
     async fn roll_back(&self, source: &Source, made: &[(Replica, ClonePlan)], caller: &str, e: Error) -> Error {
         for (replica, _) in made {
             self.remove_quietly(&replica.id).await;
-            self.inventory().set_warming(&replica.id, false);
+            self.intents().set_warming(&replica.id, false);
         }
         warn!(group = %source.group.name, source = %source.details.id, caller, error = %e, "replication failed");
         e
@@ -286,10 +286,10 @@ impl Replicator {
                 Ok(id) => {
                     if reservation.standby() {
                         // Never a member, not even between its start and its pause.
-                        self.inventory().set_warming(&id, true);
+                        self.intents().set_warming(&id, true);
                     }
                     reservation.created(index, &id);
-                    self.inventory().observe(summary_of(&id, &plan.create, RunState::Created));
+                    self.intents().observe(summary_of(&id, &plan.create, RunState::Created));
                     return Ok((Replica { id, name }, plan));
                 }
                 Err(e) if e.is_conflict() && retries < NAME_RETRIES => {
@@ -325,8 +325,8 @@ impl Replicator {
     /// Rollback must not hide the error that caused it; a failed removal is logged.
     pub(super) async fn remove_quietly(&self, id: &str) {
         match self.engine().remove_container(id).await {
-            Ok(()) => self.inventory().forget(id),
-            Err(e) if e.is_not_found() => self.inventory().forget(id),
+            Ok(()) => self.intents().removed(id),
+            Err(e) if e.is_not_found() => self.intents().removed(id),
             Err(e) => warn!(container = %id, error = %e, "could not remove a container during rollback"),
         }
     }

@@ -121,7 +121,7 @@ impl Replicator {
                     size - victims.len()
                 )));
             }
-            let leaving = self.inventory().mark_leaving(&victims, MemberState::Draining);
+            let leaving = self.intents().mark_leaving(&victims, MemberState::Draining);
             // Out of every balancer first: no request reaches a member being stopped.
             if !self.events().drained(name, &victims, self.settings().drain_timeout).await {
                 info!(group = name, "drain timeout: not every balancer confirmed; stopping anyway");
@@ -157,7 +157,7 @@ impl Replicator {
             Err(e) if e.is_not_found() => info!(container = id, "replica already gone"),
             Err(e) => return Err(e.into()),
         }
-        self.inventory().forget(id);
+        self.intents().removed(id);
         Ok(())
     }
 }

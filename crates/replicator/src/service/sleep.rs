@@ -32,7 +32,7 @@ impl Replicator {
         }
         let going: Vec<&Member> = group.members.iter().filter(|m| m.state.holds_place()).collect();
         let ids: Vec<String> = going.iter().map(|m| m.id.clone()).collect();
-        let leaving = self.inventory().mark_leaving(&ids, MemberState::Draining);
+        let leaving = self.intents().mark_leaving(&ids, MemberState::Draining);
         if !self.events().drained(name, &ids, self.settings().drain_timeout).await {
             info!(group = name, "drain timeout: not every balancer confirmed; going to sleep anyway");
         }
@@ -93,7 +93,7 @@ impl Replicator {
             }
             // A started container may have new addresses: read it again.
             match self.engine().inspect_container(&m.id).await {
-                Ok(details) => self.inventory().record(details.summary()),
+                Ok(details) => self.intents().inspected(details.summary()),
                 Err(_) => self.set_state(&m.id, RunState::Running),
             }
         }

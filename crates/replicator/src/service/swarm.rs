@@ -84,7 +84,7 @@ impl Replicator {
             }
         };
         if let Ok(service) = informer::read_service(self.engine(), service_id).await {
-            self.inventory().update_service(service);
+            self.intents().service_updated(service);
         }
         Ok(changed)
     }

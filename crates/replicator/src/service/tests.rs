@@ -24,7 +24,7 @@ struct World {
 async fn world(scope: Scope) -> World {
     let engine = Arc::new(FakeEngine::default());
     let service = Replicator::for_test(engine.clone(), scope).await;
-    let informer = Informer::new(engine.clone(), service.inventory().clone(), Duration::from_secs(3600));
+    let informer = Informer::new(engine.clone(), service.inventory().writer_for_test(), Duration::from_secs(3600));
     World { engine, service, informer }
 }
 
@@ -200,7 +200,7 @@ async fn a_missed_event_is_repaired_by_the_next_listing() {
 async fn the_informer_follows_events_and_resumes_after_a_cut() {
     let w = world(Scope::default()).await;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let informer = Informer::new(w.engine.clone(), w.service.inventory().clone(), Duration::from_secs(3600));
+    let informer = Informer::new(w.engine.clone(), w.service.inventory().writer_for_test(), Duration::from_secs(3600));
     let running = tokio::spawn(informer.run(cancel.clone()));
     let mut changes = w.service.inventory().subscribe();
     let web = w.engine.add_container("web", &[ENABLED]);
@@ -260,7 +260,7 @@ async fn reconcile_undoes_a_request_cut_off_between_its_starts_and_keeps_finishe
 async fn informed_world() -> (World, tokio_util::sync::CancellationToken) {
     let w = world(Scope::default()).await;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let informer = Informer::new(w.engine.clone(), w.service.inventory().clone(), Duration::from_secs(3600));
+    let informer = Informer::new(w.engine.clone(), w.service.inventory().writer_for_test(), Duration::from_secs(3600));
     tokio::spawn(informer.run(cancel.clone()));
     (w, cancel)
 }

@@ -1,0 +1,212 @@
+//! The commands' side of the inventory: what replicator is doing that the
+//! engine does not show yet. A replica being created holds its place and
+//! name from the moment it is admitted ([`Reservation`]); a member being
+//! removed stops counting at once ([`Leaving`]); a standby being warmed is
+//! not a member. Both guards give back what they hold when dropped, so an
+//! error or a panic half-way leaves no phantom behind. A command also
+//! records what it just did to a container, without waiting for the event.
+
+use std::sync::Arc;
+
+use super::build::{Intent, SwarmService};
+use super::group::{Group, MemberState};
+use super::state::{merge, Shared};
+use crate::model::{ContainerSummary, RunState};
+use crate::rules::bounds::Naming;
+
+/// Records the commands' intents; clones share the inventory.
+#[derive(Clone)]
+pub struct Intents {
+    shared: Arc<Shared>,
+}
+
+impl Intents {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Reserves `count` places and names for the replicas of `request` in
+    /// `group`, if the group's size (members holding a place, and replicas
+    /// already being made) stays within `max` (`None`: standbys, which come
+    /// on top of the members). Checked and reserved under one lock: exact
+    /// under concurrency.
+    pub fn reserve(
+        &self,
+        group: &str,
+        request: &str,
+        count: usize,
+        max: Option<usize>,
+        naming: &Naming,
+    ) -> Option<Reservation> {
+        let mut state = self.shared.lock();
+        let size = state.groups(&self.shared.scope).iter().find(|g| g.name() == group).map_or(0, Group::size);
+        if max.is_some_and(|max| size + count > max) {
+            return None;
+        }
+        let mut taken = state.names_in_use();
+        let standby = max.is_none();
+        let mut keys = Vec::new();
+        for _ in 0..count {
+            let name = naming.next_free(&taken);
+            taken.insert(name.clone());
+            let key = state.touch();
+            let intent = Intent { group: group.to_owned(), name, id: None, request: request.to_owned(), standby };
+            state.intents.insert(key, intent);
+            keys.push(key);
+        }
+        let stamp = state.stamp();
+        drop(state);
+        self.shared.announce(stamp);
+        Some(Reservation { shared: self.shared.clone(), keys, request: request.to_owned(), count, standby })
+    }
+
+    /// Marks members as leaving (`Draining`, then `Stopping`): they stop
+    /// counting, and leave the balancers, at once.
+    pub fn mark_leaving(&self, ids: &[String], how: MemberState) -> Leaving {
+        set_leaving(&self.shared, ids, how);
+        Leaving { shared: self.shared.clone(), ids: ids.to_vec() }
+    }
+
+    /// Marks a standby as warming (started, to be paused once ready) or not.
+    pub fn set_warming(&self, id: &str, warming: bool) {
+        self.shared.write(|state, _| {
+            if warming {
+                state.warming.insert(id.to_owned());
+            } else {
+                state.warming.remove(id);
+            }
+        });
+    }
+
+    /// Records a container as replicator just made it. A fresher record of
+    /// the same container from the informer is kept.
+    pub fn observe(&self, container: ContainerSummary) {
+        self.shared.write(|state, stamp| {
+            let record = match state.containers.remove(&container.id) {
+                Some(existing) => merge(&existing, container),
+                None => container,
+            };
+            state.put(record, stamp);
+        });
+    }
+
+    /// Records a container as an inspect replicator just made shows it: as
+    /// fresh as anything the informer holds.
+    pub fn inspected(&self, container: ContainerSummary) {
+        self.shared.write(|state, stamp| state.put(container, stamp));
+    }
+
+    /// Records a state change the engine just accepted (a pause, an unpause).
+    pub fn state_changed(&self, id: &str, to: RunState) {
+        self.shared.write(|state, stamp| {
+            if let Some(mut c) = state.containers.remove(id) {
+                c.state = to;
+                state.put(c, stamp);
+            }
+        });
+    }
+
+    /// Records that replicator removed a container.
+    pub fn removed(&self, id: &str) {
+        self.shared.write(|state, stamp| state.remove(id, stamp));
+    }
+
+    /// Records a Swarm service as replicator just updated it.
+    pub fn service_updated(&self, service: SwarmService) {
+        self.shared.write(|state, _| {
+            state.services.insert(service.details.id.clone(), service);
+        });
+    }
+}
+
+fn set_leaving(shared: &Shared, ids: &[String], how: MemberState) {
+    shared.write(|state, _| state.leaving.extend(ids.iter().map(|id| (id.clone(), how))));
+}
+
+/// Places held in a group for replicas being created; given back on drop.
+pub struct Reservation {
+    shared: Arc<Shared>,
+    keys: Vec<u64>,
+    request: String,
+    count: usize,
+    standby: bool,
+}
+
+impl Reservation {
+    /// Whether the places are for standbys of the warm pool.
+    pub fn standby(&self) -> bool {
+        self.standby
+    }
+
+    /// The request the replicas are made for, as their labels name it.
+    pub fn request(&self) -> &str {
+        &self.request
+    }
+
+    /// How many replicas the request makes.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The reserved names, in order.
+    pub fn names(&self) -> Vec<String> {
+        let state = self.shared.lock();
+        self.keys.iter().filter_map(|k| state.intents.get(k)).map(|i| i.name.clone()).collect()
+    }
+
+    /// Records the id the engine gave the replica reserved as `index`.
+    pub fn created(&self, index: usize, id: &str) {
+        let key = self.keys.get(index);
+        self.shared.write(|state, _| {
+            if let Some(intent) = key.and_then(|k| state.intents.get_mut(k)) {
+                intent.id = Some(id.to_owned());
+            }
+        });
+    }
+
+    /// Swaps the name reserved as `index` (taken meanwhile) for the next free one.
+    pub fn rename(&self, index: usize, naming: &Naming) -> String {
+        let key = self.keys.get(index);
+        self.shared.write(|state, _| {
+            let name = naming.next_free(&state.names_in_use());
+            if let Some(intent) = key.and_then(|k| state.intents.get_mut(k)) {
+                intent.name = name.clone();
+            }
+            name
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.shared.write(|state, _| {
+            for key in &self.keys {
+                state.intents.remove(key);
+            }
+        });
+    }
+}
+
+/// Members marked as leaving; unmarked on drop (by then they are gone, or
+/// their removal failed and they count again).
+pub struct Leaving {
+    shared: Arc<Shared>,
+    ids: Vec<String>,
+}
+
+impl Leaving {
+    /// Moves the members on from draining to stopping.
+    pub fn stopping(&self) {
+        set_leaving(&self.shared, &self.ids, MemberState::Stopping);
+    }
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.shared.write(|state, _| {
+            for id in &self.ids {
+                state.leaving.remove(id);
+            }
+        });
+    }
+}
