@@ -2,12 +2,11 @@
 //! reads each autoscaled group's metric, decides, records, and applies the
 //! decision through the service's own `scale` (unless in dry-run).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -17,6 +16,7 @@ use super::decide::{decide, hpa_values, Decision, Limits, Memory};
 use super::prometheus::PrometheusClient;
 use super::stats::{cpu_percent, memory_percent};
 use crate::base::telemetry::{DecisionLabels, GroupLabel, Telemetry};
+use crate::base::worker::{Pace, Worker};
 use crate::inventory::{Group, MemberState};
 use crate::rules::policy::{Metric, Policy};
 
@@ -46,9 +46,9 @@ pub struct Autoscaler {
     telemetry: Arc<Telemetry>,
     settings: AutoscaleSettings,
     memories: HashMap<String, Memory>,
-    /// Groups whose change is under way: not re-decided until it is done.
-    applying: HashSet<String>,
-    tasks: JoinSet<String>,
+    /// The scale changes under way, one per group: a group is not
+    /// re-decided until its change is done.
+    worker: Worker,
     /// What was last logged per group and topic, so a steady state is logged once.
     logged: HashMap<(String, &'static str), String>,
 }
@@ -65,15 +65,9 @@ struct Observation {
 impl Autoscaler {
     /// A loop over the groups `shared` controls.
     pub fn new(shared: Arc<AutoscaleHandle>, telemetry: Arc<Telemetry>, settings: AutoscaleSettings) -> Self {
-        Self {
-            shared,
-            telemetry,
-            settings,
-            memories: HashMap::new(),
-            applying: HashSet::new(),
-            tasks: JoinSet::new(),
-            logged: HashMap::new(),
-        }
+        let pace = Pace { every: settings.interval, debounce: CHANGE_DEBOUNCE };
+        let worker = Worker::new("autoscaler", pace, shared.control.changes(), telemetry.clone());
+        Self { shared, telemetry, settings, memories: HashMap::new(), worker, logged: HashMap::new() }
     }
 
     fn control(&self) -> &dyn GroupControl {
@@ -83,31 +77,19 @@ impl Autoscaler {
     /// Evaluates every interval, on pushed values and on group changes,
     /// until `cancel`; then waits for the scale changes it started.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut changes = self.control().changes();
         loop {
             self.tick().await;
             let shared = self.shared.clone();
-            tokio::select! {
-                () = tokio::time::sleep(self.settings.interval) => {}
-                () = shared.metrics.pushed() => tokio::time::sleep(PUSH_DEBOUNCE).await,
-                Ok(()) = changes.changed() => tokio::time::sleep(CHANGE_DEBOUNCE).await,
-                () = cancel.cancelled() => break,
+            if self.worker.next_round(shared.metrics.pushed(), PUSH_DEBOUNCE, &cancel).await.is_none() {
+                break;
             }
         }
-        while let Some(done) = self.tasks.join_next().await {
-            if let Err(e) = done {
-                warn!(error = %e, "an autoscaler change failed to finish");
-            }
-        }
+        self.worker.finish().await;
     }
 
     /// One evaluation of every autoscaled group.
     pub async fn tick(&mut self) {
-        while let Some(done) = self.tasks.try_join_next() {
-            if let Ok(group) = done {
-                self.applying.remove(&group);
-            }
-        }
+        self.worker.reap();
         let groups = match self.control().groups() {
             Ok(groups) => groups,
             Err(e) => return warn!(error = %e, "autoscaler cannot read the groups"),
@@ -128,7 +110,7 @@ impl Autoscaler {
         let mut active = Vec::new();
         for g in groups.iter() {
             match &g.policy {
-                Some(Ok(p)) if !self.applying.contains(g.name()) => active.push((g, p)),
+                Some(Ok(p)) if !self.worker.is_busy(g.name()) => active.push((g, p)),
                 Some(Err(reason)) => self.log_change(
                     g.name(),
                     "labels",
@@ -206,12 +188,10 @@ impl Autoscaler {
             return;
         }
         let (shared, name, to) = (self.shared.clone(), group.name().to_owned(), d.to);
-        self.applying.insert(name.clone());
-        self.tasks.spawn(async move {
+        self.worker.start(&name.clone(), async move {
             if let Err(e) = shared.control.scale(&name, to).await {
                 warn!(group = %name, to, error = %e, "autoscaler could not apply its decision");
             }
-            name
         });
     }
 
@@ -473,7 +453,7 @@ mod tests {
         assert_eq!((outcome.accepted, outcome.services.clone()), (2, vec![id.clone()]));
         report_node(&service, &handle, "m", 100.0);
         autoscaler.tick().await;
-        while autoscaler.tasks.join_next().await.is_some() {}
+        autoscaler.worker.finish().await;
         assert_eq!(engine.service_replicas(&id), Some(6), "4 tasks at twice the target ask for 8, capped at max 6");
     }
 

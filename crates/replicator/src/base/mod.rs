@@ -9,3 +9,4 @@ pub mod id;
 pub mod quote;
 pub mod selfid;
 pub mod telemetry;
+pub mod worker;

@@ -56,6 +56,13 @@ pub struct HandshakeReason {
     pub reason: String,
 }
 
+/// Which control loop a job belongs to.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    /// `autoscaler` or `keeper`.
+    pub worker: String,
+}
+
 type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
 
 /// Every series replicator exports, in one registry.
@@ -77,6 +84,8 @@ pub struct Telemetry {
     pub engine_calls: Family<OpLabel, Counter>,
     /// Refused TLS handshakes on the API listener, by reason.
     pub tls_handshake_failures: Family<HandshakeReason, Counter>,
+    /// Per-group jobs of a control loop that panicked.
+    pub job_panics: Family<WorkerLabel, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -110,6 +119,12 @@ impl Default for Telemetry {
             "Refused TLS handshakes on the API listener, by reason",
             tls_handshake_failures.clone(),
         );
+        let job_panics = Family::default();
+        registry.register(
+            "job_panics",
+            "Per-group jobs of a control loop that panicked (their group is handled again next round)",
+            job_panics.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             replications,
@@ -120,6 +135,7 @@ impl Default for Telemetry {
             engine_errors,
             engine_calls,
             tls_handshake_failures,
+            job_panics,
         }
     }
 }

@@ -46,6 +46,8 @@ struct State {
     calls: HashMap<String, usize>,
     failures: VecDeque<Failure>,
     delays: HashMap<String, Duration>,
+    /// Calls that panic, a bug stand-in: by operation, how many more.
+    panics: HashMap<String, usize>,
     swarm: SwarmRole,
     /// The swarm's nodes; tasks are placed on them in turn (the first is this engine's).
     nodes: Vec<NodeSummary>,
@@ -114,6 +116,11 @@ impl FakeEngine {
     pub fn fail_after(&self, op: Op, skip: usize, kind: ErrorKind, times: usize) {
         let message = format!("injected {}", kind.name());
         self.lock().failures.push_back(Failure { op, kind, message, skip, times });
+    }
+
+    /// Makes the next `times` calls of `op` panic, as a bug in a caller's path would.
+    pub fn panic_on(&self, op: Op, times: usize) {
+        self.lock().panics.insert(op.to_string(), times);
     }
 
     /// Makes every call of `op` take `delay` first.
@@ -270,11 +277,13 @@ impl FakeEngine {
 
     /// Counts the call, waits its delay, and fails it if a failure is due.
     async fn enter(&self, op: Op, object: &str) -> EngineResult<()> {
-        let delay = {
+        let (delay, panics) = {
             let mut s = self.lock();
             *s.calls.entry(op.to_string()).or_default() += 1;
-            s.delays.get(&op.to_string()).copied()
+            let panics = s.panics.get_mut(&op.to_string()).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
+            (s.delays.get(&op.to_string()).copied(), panics)
         };
+        assert!(!panics, "injected panic in {op} {object}");
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }

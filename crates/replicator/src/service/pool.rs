@@ -17,12 +17,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::replicate::Source;
 use super::{Replica, Replicator};
+use crate::base::worker::{Pace, Worker};
 use crate::error::{Error, Result};
 use crate::inventory::{Group, Member, MemberState};
 use crate::model::RunState;
@@ -115,32 +115,22 @@ impl Replicator {
     /// minimum an active `replicator.schedule` sets, until `cancel`: on every
     /// change of the groups (debounced) and every few seconds.
     pub async fn keep_pools(self, cancel: CancellationToken) {
-        let mut changes = self.inventory().subscribe();
-        let mut busy: HashSet<String> = HashSet::new();
-        let mut tasks: JoinSet<String> = JoinSet::new();
+        let pace = Pace { every: LOOK_EVERY, debounce: DEBOUNCE };
+        let mut worker = Worker::new("keeper", pace, self.inventory().subscribe(), self.inner.telemetry.clone());
         loop {
-            while let Some(done) = tasks.try_join_next() {
-                if let Ok(name) = done {
-                    busy.remove(&name);
-                }
-            }
             for (name, raise_to) in self.groups().map(|g| wanting_care(&g)).unwrap_or_default() {
-                if busy.insert(name.clone()) {
-                    tasks.spawn(self.clone().tend(name, raise_to));
-                }
+                worker.start(&name, self.clone().tend(name.clone(), raise_to));
             }
-            tokio::select! {
-                () = tokio::time::sleep(LOOK_EVERY) => {}
-                Ok(()) = changes.changed() => tokio::time::sleep(DEBOUNCE).await,
-                Some(Ok(name)) = tasks.join_next() => { busy.remove(&name); }
-                () = cancel.cancelled() => break,
+            if worker.next_round(std::future::pending(), Duration::ZERO, &cancel).await.is_none() {
+                break;
             }
         }
-        tasks.shutdown().await;
+        // A pool half-filled is filled at the next start.
+        worker.abort().await;
     }
 
-    /// Raises the group to `raise_to` (its scheduled minimum), or keeps its pool; returns its name.
-    async fn tend(self, name: String, raise_to: Option<u32>) -> String {
+    /// Raises the group to `raise_to` (its scheduled minimum), or keeps its pool.
+    async fn tend(self, name: String, raise_to: Option<u32>) {
         match raise_to {
             Some(min) => match self.scale(&name, min, "schedule", None).await {
                 Ok(_) => info!(group = %name, min, "raised to its scheduled minimum"),
@@ -152,7 +142,6 @@ impl Replicator {
                 }
             }
         }
-        name
     }
 
     /// One look at one group's pool: recycle, trim, refill.
@@ -300,6 +289,21 @@ mod tests {
         service.scale("web", 1, "test", None).await.unwrap();
         assert_eq!((web(&service).running(), paused_standbys(&service)), (1, 2));
         assert_eq!(engine.calls(Op::PauseContainer), 4, "only the four standbys were ever paused");
+        cancel.cancel();
+        keeper.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keeper_job_that_panics_is_counted_and_its_group_is_kept_next_round() {
+        let engine = Arc::new(FakeEngine::default());
+        engine.add_container("web", &WARM);
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        engine.panic_on(Op::InspectContainer, 1);
+        let cancel = CancellationToken::new();
+        let keeper = tokio::spawn(service.clone().keep_pools(cancel.clone()));
+        until("two paused standbys", || paused_standbys(&service) == 2).await;
+        let label = crate::base::telemetry::WorkerLabel { worker: "keeper".into() };
+        assert_eq!(service.telemetry().job_panics.get_or_create(&label).get(), 1, "the first job panicked");
         cancel.cancel();
         keeper.await.unwrap();
     }
