@@ -38,6 +38,20 @@ pub struct Replication {
     pub notes: Vec<String>,
 }
 
+/// New members admitted to a group: standbys already unpaused, and the
+/// places reserved for those still to be created.
+pub(super) struct Admission {
+    promoted: Vec<Replica>,
+    reservation: Reservation,
+}
+
+impl Admission {
+    /// How many replicas are to be created cold.
+    pub(super) fn cold(&self) -> usize {
+        self.reservation.count()
+    }
+}
+
 /// One replica made.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Replica {
@@ -96,25 +110,39 @@ impl Replicator {
             return Err(Error::NotEnabled(target.to_string()));
         }
         let source = self.source_from(details).await?;
-        let (promoted, reservation) = {
+        let admission = {
+            // Only admission is under the group's lock: the reservation holds
+            // the places while the clones are made.
             let _admitted = self.inner.locks.lock(&source.group.name).await;
-            let promoted = self.promote_standbys(&source, count as usize).await?;
-            let cold = count as usize - promoted.len();
-            match self.reserve(&source, cold) {
-                Ok(reservation) => (promoted, reservation),
-                Err(e) => {
-                    self.demote(&promoted).await;
-                    return Err(e);
-                }
-            }
+            self.admit(&source, count as usize).await?
         };
+        self.grow(&source, admission, caller).await
+    }
+
+    /// The first half of every scale-up: takes up to `count` ready standbys
+    /// and reserves places for the rest, or refuses at the limit with the
+    /// standbys paused back. The caller holds the group's lock.
+    pub(super) async fn admit(&self, source: &Source, count: usize) -> Result<Admission> {
+        let promoted = self.promote_standbys(source, count).await?;
+        match self.reserve(source, count - promoted.len()) {
+            Ok(reservation) => Ok(Admission { promoted, reservation }),
+            Err(e) => {
+                self.demote(&promoted).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The second half: creates the reserved replicas cold; all or nothing,
+    /// so on failure the promoted standbys go back to the pool.
+    pub(super) async fn grow(&self, source: &Source, admission: Admission, caller: &str) -> Result<Replication> {
+        let Admission { promoted, reservation } = admission;
         let mut replication = if reservation.count() == 0 {
             Replication { source: source.details.id.clone(), group: source.group.name.clone(), ..Default::default() }
         } else {
-            match self.create_replicas(&source, reservation, caller).await {
+            match self.create_replicas(source, reservation, caller).await {
                 Ok(made) => made,
                 Err(e) => {
-                    // All or nothing: the standbys go back to the pool.
                     self.demote(&promoted).await;
                     return Err(e);
                 }

@@ -91,28 +91,16 @@ impl Replicator {
                 .ok_or_else(|| Error::Conflict(format!("group {name} has no live member to clone")))?;
             let details = self.engine().inspect_container(&source.id).await?;
             let source = self.source_from(details).await?;
-            created = self.promote_standbys(&source, target - size).await?;
-            let cold = target - size - created.len();
-            if cold > 0 {
-                let reservation = match self.reserve(&source, cold) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.demote(&created).await;
-                        return Err(e);
-                    }
-                };
-                let started = std::time::Instant::now();
-                let result = self.create_replicas(&source, reservation, caller).await;
+            let admission = self.admit(&source, target - size).await?;
+            // Only replicas made cold count as replications; standbys were made before.
+            let cold = admission.cold() > 0;
+            let started = std::time::Instant::now();
+            let result = self.grow(&source, admission, caller).await;
+            if cold {
                 let outcome = if result.is_ok() { "created" } else { "failed" };
                 self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
-                match result {
-                    Ok(made) => created.extend(made.replicas),
-                    Err(e) => {
-                        self.demote(&created).await;
-                        return Err(e);
-                    }
-                }
             }
+            created = result?.replicas;
         } else if target < size {
             let victims: Vec<String> = group.newest_replicas(size - target).iter().map(|m| m.id.clone()).collect();
             if victims.len() < size - target {
