@@ -16,7 +16,7 @@ use crate::base::telemetry::Telemetry;
 use crate::engine::{DockerEngine, EngineSettings};
 use crate::error::Error;
 use crate::inventory::{Informer, Inventory, Scope, Store};
-use crate::rules::backends::{backends, Format};
+use crate::rules::backends::Format;
 
 /// Changes closer together than this are written together.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -112,7 +112,7 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
 /// Renders the group; writes and reloads only when the text changed.
 async fn refresh(inventory: &Store, args: &UpstreamsArgs, written: &mut Option<String>) {
     let servers = match inventory.group(&args.group) {
-        Ok(group) => backends(&group, args.port, args.network.as_deref()),
+        Ok(group) => group.backends(args.port, args.network.as_deref()),
         Err(Error::GroupNotFound(_)) => Vec::new(),
         Err(e) => return warn!(group = %args.group, error = %e, "cannot read the group; keeping the current file"),
     };

@@ -129,7 +129,7 @@ async fn awake_member(service: &Replicator, target: &Target) -> crate::error::Re
     }
     loop {
         let group = service.group(name).await?;
-        let ready = crate::rules::backends::backends(&group, target.port, target.network.as_deref());
+        let ready = group.backends(target.port, target.network.as_deref());
         if let Some(first) = ready.into_iter().next() {
             return Ok(first.address);
         }

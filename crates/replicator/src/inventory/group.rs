@@ -6,6 +6,7 @@ use serde::Serialize;
 
 pub use crate::model::Health;
 use crate::model::{PublishedPort, RunState};
+use crate::rules::backends::{backend, Backend};
 use crate::rules::bounds::{Bounds, GroupIdentity, GroupKind};
 use crate::rules::policy::Policy;
 
@@ -134,6 +135,17 @@ pub struct Group {
 }
 
 impl Group {
+    /// Ready members as balancer backends for `port`: their address on
+    /// `network`, or the host port they publish when no network is given.
+    /// A member that is not ready (starting, unhealthy, draining) gets no requests.
+    pub fn backends(&self, port: u16, network: Option<&str>) -> Vec<Backend> {
+        self.members
+            .iter()
+            .filter(|m| m.ready())
+            .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, port, network))
+            .collect()
+    }
+
     /// The name the API addresses it by.
     pub fn name(&self) -> &str {
         &self.identity.name

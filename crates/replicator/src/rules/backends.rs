@@ -1,11 +1,11 @@
-//! Load-balancer upstreams, pure: a group's running members and their
-//! addresses in, an nginx `upstream` block or a JSON document out.
+//! Load-balancer upstreams, pure: members' addresses in, an nginx
+//! `upstream` block, an haproxy backend, a Caddy snippet or a JSON document
+//! out. Which members count is the group's business ([`crate::inventory::Group::backends`]).
 
 use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use crate::inventory::Group;
 use crate::model::PublishedPort;
 
 /// One member a balancer should send traffic to.
@@ -32,19 +32,8 @@ pub enum Format {
     Caddy,
 }
 
-/// Ready members as `address:port`: their address on `network`, or the
-/// host port they publish for `port` when no network is given. A member
-/// that is not ready (starting, unhealthy, draining) gets no requests.
-pub fn backends(group: &Group, port: u16, network: Option<&str>) -> Vec<Backend> {
-    group
-        .members
-        .iter()
-        .filter(|m| m.ready())
-        .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, port, network))
-        .collect()
-}
-
-/// One member's backend, if it has an address for `port`.
+/// One member's backend, if it has an address for `port`: its address on
+/// `network`, or the host port it publishes for `port` when no network is given.
 pub fn backend(
     id: &str,
     name: &str,
@@ -146,22 +135,18 @@ fn nginx(group: &str, backends: &[Backend]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{Member, MemberState};
 
-    fn address_of(m: &Member, port: u16, network: Option<&str>) -> Option<String> {
-        super::backend(&m.id, &m.name, &m.networks, &m.published, port, network).map(|b| b.address)
+    /// A member's networks and published ports.
+    type Addresses = (BTreeMap<String, String>, Vec<PublishedPort>);
+
+    fn address_of(m: &Addresses, port: u16, network: Option<&str>) -> Option<String> {
+        super::backend("id", "web-2", &m.0, &m.1, port, network).map(|b| b.address)
     }
 
-    fn member(networks: &[(&str, &str)], published: &[(u16, &str, &str, u16)]) -> Member {
-        Member {
-            id: "id".into(),
-            name: "web-2".into(),
-            state: MemberState::Running,
-            health: None,
-            original: false,
-            created: 0,
-            networks: networks.iter().map(|(n, ip)| (n.to_string(), ip.to_string())).collect(),
-            published: published
+    fn member(networks: &[(&str, &str)], published: &[(u16, &str, &str, u16)]) -> Addresses {
+        (
+            networks.iter().map(|(n, ip)| (n.to_string(), ip.to_string())).collect(),
+            published
                 .iter()
                 .map(|(c, proto, ip, h)| PublishedPort {
                     container_port: *c,
@@ -170,8 +155,7 @@ mod tests {
                     host_port: *h,
                 })
                 .collect(),
-            node: None,
-        }
+        )
     }
 
     #[test]
