@@ -5,7 +5,7 @@
 
 pub mod connect;
 pub mod docker;
-mod error;
+mod failure;
 #[cfg(test)]
 pub mod fake;
 pub mod normalize;
@@ -21,7 +21,7 @@ use crate::model::{
 
 pub use connect::{EngineEndpoint, EngineSettings};
 pub use docker::DockerEngine;
-pub use error::{EngineError, ErrorKind, Op};
+pub use failure::{EngineError, ErrorKind, Op};
 
 /// The result of one engine call.
 pub type EngineResult<T> = Result<T, EngineError>;

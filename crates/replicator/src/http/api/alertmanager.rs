@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use super::error::ApiError;
+use super::status::ApiError;
 use super::{json, AppState};
 use crate::base::quote::clip_to;
 use crate::rules::alerts::{Alert, AlertStatus, Seen};
@@ -99,7 +99,7 @@ fn parse(body: &[u8]) -> Result<Vec<Alert>, ApiError> {
 /// payload is malformed: Alertmanager retries failed notifications).
 #[utoipa::path(post, path = "/v1/alertmanager", tag = "alertmanager", request_body = Notification,
     responses((status = 200, description = "What became of each alert", body = Object),
-              (status = 400, description = "Not a version 4 payload", body = super::error::ErrorBody)))]
+              (status = 400, description = "Not a version 4 payload", body = super::status::ErrorBody)))]
 pub async fn receive(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let alerts = parse(&body)?;
     let receiver = &state.alerts;

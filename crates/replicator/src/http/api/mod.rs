@@ -3,7 +3,6 @@
 
 mod alertmanager;
 pub use alertmanager::AlertReceiver;
-mod error;
 mod guard;
 mod json;
 mod limit;
@@ -11,6 +10,7 @@ mod listen;
 mod nodes;
 mod query;
 mod routes;
+mod status;
 mod stream;
 mod trace;
 pub mod views;
@@ -24,10 +24,10 @@ use crate::autoscale::AutoscaleHandle;
 use crate::service::Replicator;
 
 pub use crate::http::listener::{PeerIdentity, ServerOptions};
-pub use error::status_of;
 pub use limit::{parse_rate, RateLimiter};
 pub use listen::serve;
 pub use routes::{router, MAX_BODY};
+pub use status::status_of;
 
 /// Everything a handler needs, in one place.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::status::ApiError;
 use super::{json, AppState};
 use crate::autoscale::{NodeReport, ReportOutcome, Usage};
 use crate::base::quote::{clip, clip_to};
@@ -41,8 +41,8 @@ struct UsageBody {
 #[utoipa::path(put, path = "/v1/nodes/{node}/usage", tag = "swarm", params(("node" = String, Path, description = "Swarm node id")),
     request_body = ReportBody,
     responses((status = 200, body = ReportOutcome),
-              (status = 403, description = "A node not in the swarm, or a task on another node", body = super::error::ErrorBody),
-              (status = 409, description = "The engine is no Swarm manager", body = super::error::ErrorBody)))]
+              (status = 403, description = "A node not in the swarm, or a task on another node", body = super::status::ErrorBody),
+              (status = 409, description = "The engine is no Swarm manager", body = super::status::ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

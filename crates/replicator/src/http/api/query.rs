@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::error::ApiError;
+use super::status::ApiError;
 use crate::base::quote::clip;
 
 /// How long `wait=ready` waits when no `timeout` is given.

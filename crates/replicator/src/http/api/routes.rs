@@ -10,8 +10,8 @@ use axum::{middleware, Extension, Json, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{json_errors, ApiError, CompatError, ErrorBody};
 use super::guard::{self, Rule};
+use super::status::{json_errors, ApiError, CompatError, ErrorBody};
 use super::views::GroupView;
 use super::{alertmanager, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
 use crate::autoscale::board::DecisionView;

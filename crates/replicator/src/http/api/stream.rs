@@ -11,7 +11,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::json;
 
-use super::error::ApiError;
+use super::status::ApiError;
 use super::{json, query, AppState};
 use crate::base::id::GroupName;
 use crate::base::quote::clip;
