@@ -276,6 +276,14 @@ impl FakeEngine {
     }
 
     /// Counts the call, waits its delay, and fails it if a failure is due.
+    /// A call that moves a container to `to`, announced as `action`.
+    async fn transition(&self, op: Op, id: &str, to: RunState, action: &str) -> EngineResult<()> {
+        self.enter(op, id).await?;
+        let found = self.find(id).ok_or_else(|| missing(op, id))?;
+        self.set_state(&found.details.id, to, action);
+        Ok(())
+    }
+
     async fn enter(&self, op: Op, object: &str) -> EngineResult<()> {
         let (delay, panics) = {
             let mut s = self.lock();
@@ -406,31 +414,19 @@ impl Engine for FakeEngine {
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
-        self.enter(Op::StartContainer, id).await?;
-        let found = self.find(id).ok_or_else(|| missing(Op::StartContainer, id))?;
-        self.set_state(&found.details.id, RunState::Running, "start");
-        Ok(())
+        self.transition(Op::StartContainer, id, RunState::Running, "start").await
     }
 
     async fn pause_container(&self, id: &str) -> EngineResult<()> {
-        self.enter(Op::PauseContainer, id).await?;
-        let found = self.find(id).ok_or_else(|| missing(Op::PauseContainer, id))?;
-        self.set_state(&found.details.id, RunState::Paused, "pause");
-        Ok(())
+        self.transition(Op::PauseContainer, id, RunState::Paused, "pause").await
     }
 
     async fn unpause_container(&self, id: &str) -> EngineResult<()> {
-        self.enter(Op::UnpauseContainer, id).await?;
-        let found = self.find(id).ok_or_else(|| missing(Op::UnpauseContainer, id))?;
-        self.set_state(&found.details.id, RunState::Running, "unpause");
-        Ok(())
+        self.transition(Op::UnpauseContainer, id, RunState::Running, "unpause").await
     }
 
     async fn stop_container(&self, id: &str, _: i32) -> EngineResult<()> {
-        self.enter(Op::StopContainer, id).await?;
-        let found = self.find(id).ok_or_else(|| missing(Op::StopContainer, id))?;
-        self.set_state(&found.details.id, RunState::Exited, "die");
-        Ok(())
+        self.transition(Op::StopContainer, id, RunState::Exited, "die").await
     }
 
     async fn remove_container(&self, id: &str) -> EngineResult<()> {

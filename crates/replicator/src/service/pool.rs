@@ -258,6 +258,20 @@ mod tests {
         web(service).standbys.iter().filter(|m| m.state == MemberState::Paused).count()
     }
 
+    /// A fake engine with a group `web` asking for standbys, and a service over it.
+    async fn warm_web() -> (Arc<FakeEngine>, Replicator) {
+        let engine = Arc::new(FakeEngine::default());
+        engine.add_container("web", &WARM);
+        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        (engine, service)
+    }
+
+    /// The keeper, running until the token is cancelled.
+    fn keep(service: &Replicator) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let cancel = CancellationToken::new();
+        (cancel.clone(), tokio::spawn(service.clone().keep_pools(cancel)))
+    }
+
     /// Polls (on tokio's paused clock) until `done`, for at most a virtual minute.
     async fn until(what: &str, mut done: impl FnMut() -> bool) {
         for _ in 0..600 {
@@ -271,11 +285,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_warm_group_fills_its_pool_grows_by_unpausing_and_shrinks_into_the_pool() {
-        let engine = Arc::new(FakeEngine::default());
-        engine.add_container("web", &WARM);
-        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
-        let cancel = CancellationToken::new();
-        let keeper = tokio::spawn(service.clone().keep_pools(cancel.clone()));
+        let (engine, service) = warm_web().await;
+        let (cancel, keeper) = keep(&service);
         until("two paused standbys", || paused_standbys(&service) == 2).await;
         assert_eq!(web(&service).size(), 1, "standbys are not members");
 
@@ -295,12 +306,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_keeper_job_that_panics_is_counted_and_its_group_is_kept_next_round() {
-        let engine = Arc::new(FakeEngine::default());
-        engine.add_container("web", &WARM);
-        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        let (engine, service) = warm_web().await;
         engine.panic_on(Op::InspectContainer, 1);
-        let cancel = CancellationToken::new();
-        let keeper = tokio::spawn(service.clone().keep_pools(cancel.clone()));
+        let (cancel, keeper) = keep(&service);
         until("two paused standbys", || paused_standbys(&service) == 2).await;
         let label = crate::base::telemetry::WorkerLabel { worker: "keeper".into() };
         assert_eq!(service.telemetry().job_panics.get_or_create(&label).get(), 1, "the first job panicked");
@@ -310,9 +318,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_scale_down_pauses_members_into_a_short_pool() {
-        let engine = Arc::new(FakeEngine::default());
-        engine.add_container("web", &WARM);
-        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        let (engine, service) = warm_web().await;
         // No keeper: the pool stays empty until the scale-down fills it.
         service.scale("web", 4, "test", None).await.unwrap();
         service.scale("web", 1, "test", None).await.unwrap();
@@ -326,8 +332,7 @@ mod tests {
         let engine = Arc::new(FakeEngine::default());
         let first = engine.add_container("web", &WARM);
         let service = Replicator::for_test(engine.clone(), Scope::default()).await;
-        let cancel = CancellationToken::new();
-        let keeper = tokio::spawn(service.clone().keep_pools(cancel.clone()));
+        let (cancel, keeper) = keep(&service);
         until("two paused standbys", || paused_standbys(&service) == 2).await;
         let old: Vec<String> = web(&service).standbys.iter().map(|m| m.id.clone()).collect();
         engine.remove_silently(&first);

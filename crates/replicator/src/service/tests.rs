@@ -33,6 +33,29 @@ impl World {
         self.informer.resync().await.unwrap();
     }
 
+    /// Starts `replicate web` for `count` clones waiting for them to be
+    /// ready, and returns the request with the id of its last clone once
+    /// every clone runs.
+    async fn replicate_waiting_ready(
+        &self,
+        count: u32,
+    ) -> (tokio::task::JoinHandle<Result<super::Replication, Error>>, String) {
+        let service = self.service.clone();
+        let request = tokio::spawn(async move {
+            service.replicate(&World::target("web"), count, "test", Some(Duration::from_secs(10))).await
+        });
+        let (last, running) = (format!("web-{}", count + 1), count as usize + 1);
+        let mut changes = self.service.inventory().subscribe();
+        loop {
+            if let Some(id) =
+                self.engine.id_of(&last).filter(|_| self.engine.names_in(RunState::Running).len() == running)
+            {
+                return (request, id);
+            }
+            changes.changed().await.unwrap();
+        }
+    }
+
     fn target(name: &str) -> ContainerRef {
         ContainerRef::parse(name).unwrap()
     }
@@ -270,17 +293,7 @@ async fn wait_ready_answers_once_a_late_healthcheck_passes() {
     let (w, _informing) = informed_world().await;
     w.engine.add_checked_container("web", &[ENABLED]);
     w.resync().await;
-    let service = w.service.clone();
-    let request = tokio::spawn(async move {
-        service.replicate(&World::target("web"), 1, "test", Some(Duration::from_secs(10))).await
-    });
-    let mut changes = w.service.inventory().subscribe();
-    let clone = loop {
-        if let Some(id) = w.engine.id_of("web-2").filter(|_| w.engine.names_in(RunState::Running).len() == 2) {
-            break id;
-        }
-        changes.changed().await.unwrap();
-    };
+    let (request, clone) = w.replicate_waiting_ready(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!request.is_finished(), "no answer while the clone's healthcheck is starting");
     w.engine.set_health(&clone, crate::model::Health::Healthy, "ok");
@@ -294,17 +307,7 @@ async fn wait_ready_fails_with_the_health_output_and_removes_the_request() {
     let (w, _informing) = informed_world().await;
     w.engine.add_checked_container("web", &[ENABLED]);
     w.resync().await;
-    let service = w.service.clone();
-    let request = tokio::spawn(async move {
-        service.replicate(&World::target("web"), 2, "test", Some(Duration::from_secs(10))).await
-    });
-    let mut changes = w.service.inventory().subscribe();
-    let clone = loop {
-        if let Some(id) = w.engine.id_of("web-3").filter(|_| w.engine.names_in(RunState::Running).len() == 3) {
-            break id;
-        }
-        changes.changed().await.unwrap();
-    };
+    let (request, clone) = w.replicate_waiting_ready(2).await;
     w.engine.set_health(&clone, crate::model::Health::Unhealthy, "curl: (7) connection refused");
     let e = request.await.unwrap().unwrap_err();
     assert!(matches!(&e, Error::NotReady { member, .. } if member == "web-3"), "{e}");

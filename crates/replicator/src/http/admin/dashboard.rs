@@ -327,36 +327,19 @@ pub fn chart(series: &[Sample], max_size: u32, now: i64) -> String {
 mod tests {
     use super::*;
     use crate::inventory::{Member, MemberState};
-    use crate::rules::bounds::{Bounds, GroupIdentity, GroupKind, Naming};
+    use crate::rules::bounds::Bounds;
 
     fn group(name: &str) -> Group {
         let member = |id: &str, original| Member {
-            id: id.into(),
             name: if original { "<b>web</b>".into() } else { format!("{id}-2") },
-            state: MemberState::Running,
-            health: None,
             original,
             created: 1_767_225_600,
-            networks: Default::default(),
-            published: Vec::new(),
-            node: None,
+            ..Member::for_test(id, MemberState::Running)
         };
-        Group {
-            identity: GroupIdentity {
-                name: name.into(),
-                kind: GroupKind::Containers,
-                original_id: "abc".into(),
-                naming: Naming::Suffix(name.into()),
-            },
-            bounds: Ok(Bounds { min: 1, max: 2 }),
-            members: vec![member("abc", true), member("def", false)],
-            policy: None,
-            conflict: None,
-            service: None,
-            warm: 0,
-            standbys: Vec::new(),
-            schedule: None,
-        }
+        let mut g = Group::for_test(name, vec![member("abc", true), member("def", false)]);
+        g.identity.original_id = "abc".into();
+        g.bounds = Ok(Bounds { min: 1, max: 2 });
+        g
     }
 
     fn panel(g: &Group) -> GroupPanel<'_> {
