@@ -28,7 +28,11 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod inventory;
+#[cfg(test)]
+mod layering_tests;
 pub mod model;
+#[cfg(test)]
+mod reference_tests;
 pub mod rules;
 pub mod server;
 pub mod service;

@@ -28,6 +28,14 @@ async fn world(scope: Scope) -> World {
     World { engine, service, informer }
 }
 
+/// A world with one enabled container `web`, listed.
+async fn web_world() -> World {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED]);
+    w.resync().await;
+    w
+}
+
 impl World {
     async fn resync(&self) {
         self.informer.resync().await.unwrap();
@@ -72,9 +80,7 @@ impl World {
 
 #[tokio::test]
 async fn a_replication_is_admitted_from_memory_without_listing_the_engine() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     let listings = w.engine.calls(Op::ListContainers);
     let r = w.replicate("web", 2).await.unwrap();
     assert_eq!(r.replicas.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["web-2", "web-3"]);
@@ -103,9 +109,7 @@ async fn the_limit_holds_exactly_under_twenty_concurrent_requests() {
 
 #[tokio::test]
 async fn a_name_taken_meanwhile_is_retried_under_the_next_free_one() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     // Someone else takes web-2 without the inventory knowing yet.
     w.engine.add_container("web-2", &[]);
     let r = w.replicate("web", 1).await.unwrap();
@@ -114,9 +118,7 @@ async fn a_name_taken_meanwhile_is_retried_under_the_next_free_one() {
 
 #[tokio::test]
 async fn a_failed_start_rolls_back_every_clone_of_the_request() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     w.engine.fail_after(Op::StartContainer, 1, ErrorKind::Rejected, 1);
     let e = w.replicate("web", 3).await.unwrap_err();
     assert!(matches!(&e, Error::Engine(e) if e.op == Op::StartContainer), "{e}");
@@ -126,9 +128,7 @@ async fn a_failed_start_rolls_back_every_clone_of_the_request() {
 
 #[tokio::test]
 async fn a_refused_create_late_in_a_request_leaves_nothing() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     w.engine.fail_after(Op::CreateContainer, 2, ErrorKind::Rejected, 1);
     let e = w.replicate("web", 3).await.unwrap_err();
     assert!(matches!(&e, Error::Engine(e) if e.op == Op::CreateContainer), "{e}");
@@ -163,9 +163,7 @@ async fn a_group_label_the_api_cannot_address_is_refused_by_name() {
 
 #[tokio::test]
 async fn scaling_down_removes_the_newest_replicas_and_a_vanished_one_is_no_error() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     let r = w.replicate("web", 3).await.unwrap();
     // The newest replica disappears behind the inventory's back.
     w.engine.remove_silently(&r.replicas[2].id);
@@ -191,9 +189,7 @@ async fn a_stale_swarm_version_is_retried() {
 
 #[tokio::test]
 async fn reconcile_removes_only_replicas_that_were_never_started() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     w.engine.fail(Op::StartContainer, ErrorKind::Unavailable, 1);
     w.engine.fail(Op::RemoveContainer, ErrorKind::Unavailable, 1);
     // The start and the rollback both fail: a created clone is left, as after a crash.
@@ -209,9 +205,7 @@ async fn reconcile_removes_only_replicas_that_were_never_started() {
 
 #[tokio::test]
 async fn a_missed_event_is_repaired_by_the_next_listing() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     let r = w.replicate("web", 1).await.unwrap();
     w.engine.remove_silently(&r.replicas[0].id);
     assert_eq!(w.service.group("web").await.unwrap().members.len(), 2, "not seen yet");
@@ -327,9 +321,7 @@ async fn wait_ready_gives_up_at_the_timeout() {
 
 #[tokio::test]
 async fn a_scale_down_drains_before_it_stops() {
-    let w = world(Scope::default()).await;
-    w.engine.add_container("web", &[ENABLED]);
-    w.resync().await;
+    let w = web_world().await;
     w.replicate("web", 1).await.unwrap();
     let hub = w.service.events().clone();
     hub.observe(&w.service.groups().unwrap());
