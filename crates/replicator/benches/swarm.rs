@@ -6,29 +6,16 @@
 //! run (and leaves it), creates N services of one task each, and prints a
 //! Markdown table; docs/performance.md keeps the published one.
 
-#[path = "../tests/integration/common/mod.rs"]
-#[allow(unused_imports)]
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use replicator::base::telemetry::Telemetry;
-use replicator::engine::{DockerEngine, Engine, EngineSettings};
+use replicator::engine::{DockerEngine, Engine};
 
-use common::{docker, docker_try, image, Scope};
+use common::{docker, docker_try, image, median, ms, Scope};
 
 const ROUNDS: usize = 21;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
 
 /// Leaves the swarm it joined, and the bridge joining made, even on a panic.
 struct Joined;
@@ -67,8 +54,7 @@ async fn main() {
     docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
     let _joined = Joined;
     let scope = Scope::new("swarm-bench");
-    let settings = EngineSettings::resolve(None, |k| std::env::var(k).ok(), Duration::from_secs(30)).unwrap();
-    let engine = DockerEngine::new(settings, Arc::new(Telemetry::default())).unwrap();
+    let engine = common::engine();
     let filter = vec!["replicator.enable=true".to_owned(), scope.label()];
     println!("| services | replicator's poll (3 calls) | per service (1 + N calls) | ratio |");
     println!("|---|---|---|---|");

@@ -6,8 +6,6 @@
 //! `cargo bench --bench warm` (needs the engine, as the tests do); prints a
 //! Markdown table; docs/performance.md keeps the published one.
 
-#[path = "../tests/integration/common/mod.rs"]
-#[allow(unused_imports)]
 mod common;
 
 use std::io::{Read, Write};
@@ -15,20 +13,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
+use replicator::cli::remote::ApiClient;
 use serde_json::json;
 
-use common::{docker, eventually, image, Scope, Server};
+use common::{docker, eventually, image, median, ms_with, Scope, Server};
 
 const ROUNDS: usize = 7;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
 
 /// Whether something answers HTTP at `addr` (any status).
 fn answers(addr: SocketAddr) -> bool {
@@ -41,16 +31,19 @@ fn answers(addr: SocketAddr) -> bool {
     s.read_exact(&mut first).is_ok() && &first == b"HTTP/"
 }
 
+/// `PUT /v1/groups/{group}/replicas`: the group as it then is.
+async fn scale(client: &ApiClient, group: &str, replicas: u32) -> serde_json::Value {
+    let path = format!("/v1/groups/{group}/replicas");
+    let r = client.request(Method::PUT, &path, Some(&json!({ "replicas": replicas }))).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()
+}
+
 /// Scales `group` from 1 to 2 and times until the new member answers on its address.
 async fn time_to_serve(server: &Server, group: &str) -> Duration {
     let started = Instant::now();
     let client = server.client();
-    let r = client
-        .request(Method::PUT, &format!("/v1/groups/{group}/replicas"), Some(&json!({"replicas": 2})))
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let member = r.json()["members"]
+    let member = scale(&client, group, 2).await["members"]
         .as_array()
         .unwrap()
         .iter()
@@ -65,11 +58,7 @@ async fn time_to_serve(server: &Server, group: &str) -> Duration {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed();
-    let r = client
-        .request(Method::PUT, &format!("/v1/groups/{group}/replicas"), Some(&json!({"replicas": 1})))
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    scale(&client, group, 1).await;
     elapsed
 }
 
@@ -102,6 +91,11 @@ async fn main() {
         }
         let (w, c) = (median(warm_times), median(cold_times));
         let goal = if suffix == "slow" { "≤ 0.10" } else { "" };
-        println!("| {app} | {} | {} | **{:.2}** | {goal} |", ms(w), ms(c), w.as_secs_f64() / c.as_secs_f64());
+        println!(
+            "| {app} | {} | {} | **{:.2}** | {goal} |",
+            ms_with(w, 0),
+            ms_with(c, 0),
+            w.as_secs_f64() / c.as_secs_f64()
+        );
     }
 }

@@ -3,24 +3,19 @@
 //! TLS, and the group grows by the alert's step, once however often the
 //! alert is repeated.
 
-use std::time::{Duration, Instant};
-
-use http::Method;
-use serde_json::Value;
+use std::time::Duration;
 
 use crate::common::prom::{Alertmanager, CounterTarget, Prometheus};
-use crate::common::{call, Scope, Server};
+use crate::common::{eventually_async, group, Scope, Server};
 
 async fn replicas(server: &Server, name: &str) -> u64 {
-    let g: Value = call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
-    g["replicas"].as_u64().unwrap_or(0)
+    group(server, name).await["replicas"].as_u64().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_alert_grows_its_group_once_however_often_alertmanager_repeats_it() {
     let scope = Scope::new("alerting");
-    scope.web("web", &["--label", "replicator.max=5"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=5"]);
     let server = scope.server(&[]);
     let target = CounterTarget::start().await;
     let webhook = format!("{}/v1/alertmanager", server.url());
@@ -34,21 +29,20 @@ async fn a_firing_alert_grows_its_group_once_however_often_alertmanager_repeats_
     assert_eq!(replicas(&server, &name).await, 1);
 
     target.set_rate(100.0);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while replicas(&server, &name).await != 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the alert never grew the group (notifications: {})",
-            alertmanager.notifications()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_async("the alert to grow the group to 3", Duration::from_secs(90), async || {
+        let replicas = replicas(&server, &name).await;
+        let notifications = alertmanager.notifications();
+        (replicas == 3).then_some(()).ok_or_else(|| format!("{replicas} replicas after {notifications} notifications"))
+    })
+    .await;
     // Alertmanager repeats the firing alert every 2 s: the group stays where the first made it.
     let sent = alertmanager.notifications();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while alertmanager.notifications() < sent + 3 {
-        assert!(Instant::now() < deadline, "Alertmanager repeated nothing");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_async("Alertmanager to repeat the alert 3 times", Duration::from_secs(60), async || {
+        let notifications = alertmanager.notifications();
+        (notifications >= sent + 3)
+            .then_some(())
+            .ok_or_else(|| format!("{} repeats", notifications.saturating_sub(sent)))
+    })
+    .await;
     assert_eq!(replicas(&server, &name).await, 3, "a repeated notification acts once");
 }

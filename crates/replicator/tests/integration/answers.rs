@@ -35,9 +35,8 @@ pub(crate) async fn compatibility_route(engine: Engine) {
 #[tokio::test]
 async fn v1_replicate_answers_201_with_the_replicas() {
     let scope = Scope::new("v1");
-    let source = scope.web("web", &[]);
+    let (source, name) = scope.web_group(&[]);
     let server = scope.process_server(&[]);
-    let name = scope.name("web");
 
     let r =
         server.client().request(Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None).await.unwrap();
@@ -61,9 +60,8 @@ async fn v1_replicate_answers_201_with_the_replicas() {
 #[tokio::test]
 async fn a_replica_of_a_replica_joins_the_original_group() {
     let scope = Scope::new("chain");
-    let source = scope.web("web", &[]);
+    let (source, name) = scope.web_group(&[]);
     let server = scope.server(&[]);
-    let name = scope.name("web");
     let client = server.client();
     let first = client.request(Method::POST, &format!("/v1/containers/{name}/replicas"), None).await.unwrap().json();
     let clone = first["replicas"][0]["name"].as_str().unwrap().to_owned();
@@ -144,8 +142,7 @@ async fn containers_must_opt_in_unless_allow_all() {
 #[tokio::test]
 async fn the_limit_counts_the_original_and_answers_409() {
     let scope = Scope::new("limit");
-    scope.web("web", &["--label", "replicator.max=2"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=2"]);
     let server = scope.server(&[]);
     let client = server.client();
     let path = format!("/v1/containers/{name}/replicas");
@@ -165,8 +162,7 @@ async fn a_clone_that_cannot_start_is_rolled_back_with_the_engines_message() {
     let scope = Scope::new("rollback");
     let port = crate::common::free_port();
     let publish = format!("127.0.0.1:{port}:8080");
-    scope.web("web", &["-p", &publish]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["-p", &publish]);
     let server = scope.server(&["--keep-host-ports"]);
 
     let r =
@@ -197,8 +193,7 @@ async fn an_unreachable_engine_is_503_never_404() {
 #[tokio::test]
 async fn a_replicator_manages_only_what_its_selector_picks() {
     let scope = Scope::new("selector");
-    scope.web("web", &[]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&[]);
     let other = Server::start_selecting("replicator-test=someone-else", &[]);
     let r = other.client().request(Method::POST, &format!("/v1/containers/{name}/replicas"), None).await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);

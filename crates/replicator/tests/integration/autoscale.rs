@@ -5,29 +5,10 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{call, eventually, image, Engine, Scope, Server};
-
-async fn group(server: &Server, name: &str) -> Value {
-    call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
-}
-
-fn running(group: &Value) -> Vec<String> {
-    let members = group["members"].as_array().cloned().unwrap_or_default();
-    members.iter().filter(|m| m["state"] == "running").map(|m| m["id"].as_str().unwrap().to_owned()).collect()
-}
-
-/// Polls the group (from a blocking poller) until `want` members run.
-async fn wait_for_size(server: &Server, name: &str, want: usize, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let g = group(server, name).await;
-        if g["replicas"].as_u64() == Some(want as u64) && running(&g).len() == want {
-            return g;
-        }
-        assert!(Instant::now() < deadline, "group {name} did not reach {want} members: {g}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::common::{
+    autoscaled_on_load, call, eventually, group, image, labels, members_in, wait_for_size, Engine, Scope,
+    QUICK_AUTOSCALER,
+};
 
 #[tokio::test]
 async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_after_the_window() {
@@ -37,26 +18,8 @@ async fn a_pushed_load_grows_the_group_to_its_max_and_idleness_brings_it_back_af
 /// Pushed load grows the group to its autoscale max; idleness brings it back: on any engine.
 pub(crate) async fn pushed_load_up_and_down(engine: Engine) {
     let scope = Scope::on(engine, "autopush");
-    let labels = [
-        "--label",
-        "replicator.max=5",
-        "--label",
-        "replicator.autoscale.metric=load",
-        "--label",
-        "replicator.autoscale.target=10",
-        "--label",
-        "replicator.autoscale.max=3",
-    ];
-    let original = scope.web("web", &labels);
-    let name = scope.name("web");
-    let server = scope.process_server(&[
-        "--autoscale-interval",
-        "1s",
-        "--scale-down-stabilization",
-        "3s",
-        "--metric-ttl",
-        "60s",
-    ]);
+    let (original, name) = scope.web_group(&autoscaled_on_load(&["replicator.max=5", "replicator.autoscale.max=3"]));
+    let server = scope.process_server(&[&QUICK_AUTOSCALER[..], &["--metric-ttl", "60s"]].concat());
 
     let started = Instant::now();
     let push = json!({ "container": name, "metric": "load", "value": 100 });
@@ -69,11 +32,13 @@ pub(crate) async fn pushed_load_up_and_down(engine: Engine) {
     assert_eq!((autoscale["min"].as_u64(), autoscale["max"].as_u64()), (Some(1), Some(3)));
     assert!(autoscale["last_decision"]["reason"].is_string(), "{autoscale}");
 
-    let idle: Vec<Value> =
-        running(&grown).iter().map(|id| json!({ "container": id, "metric": "load", "value": 0 })).collect();
+    let idle: Vec<Value> = members_in(&grown, "running")
+        .iter()
+        .map(|id| json!({ "container": id, "metric": "load", "value": 0 }))
+        .collect();
     assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(Value::Array(idle))).await.status, StatusCode::ACCEPTED);
     let shrunk = wait_for_size(&server, &name, 1, Duration::from_secs(30)).await;
-    assert_eq!(running(&shrunk), [original.as_str()], "the original survives");
+    assert_eq!(members_in(&shrunk, "running"), [original.as_str()], "the original survives");
     assert_eq!(scope.inspect(&original)["State"]["Running"], true);
 
     let logs = server.logs();
@@ -95,9 +60,9 @@ pub(crate) async fn pushed_load_up_and_down(engine: Engine) {
 #[tokio::test]
 async fn metric_pushes_are_checked_and_malformed_policies_are_reported() {
     let scope = Scope::new("autocheck");
-    scope.web("scaled", &["--label", "replicator.autoscale.metric=rps", "--label", "replicator.autoscale.target=5"]);
+    scope.web("scaled", &labels(&["replicator.autoscale.metric=rps", "replicator.autoscale.target=5"]));
     scope.web("plain", &[]);
-    scope.web("broken", &["--label", "replicator.autoscale.metric=rps", "--label", "replicator.autoscale.target=lots"]);
+    scope.web("broken", &labels(&["replicator.autoscale.metric=rps", "replicator.autoscale.target=lots"]));
     let server = scope.server(&[]);
     let push = |container: String, metric: &str, value: Value| json!({ "container": container, "metric": metric, "value": value });
     let cases = [
@@ -129,20 +94,13 @@ async fn metric_pushes_are_checked_and_malformed_policies_are_reported() {
 #[tokio::test]
 async fn a_busy_container_grows_its_group_from_the_engines_cpu_stats() {
     let scope = Scope::new("autocpu");
-    let labels = [
-        "--label",
+    let mut args = labels(&[
         "replicator.enable=true",
-        "--label",
         "replicator.max=2",
-        "--label",
         "replicator.autoscale.metric=cpu",
-        "--label",
         "replicator.autoscale.target=10",
-        "--cpus",
-        "0.5",
-    ];
-    let mut args = labels.to_vec();
-    args.extend([image(), "sh", "-c", "while :; do :; done"]);
+    ]);
+    args.extend(["--cpus", "0.5", image(), "sh", "-c", "while :; do :; done"]);
     scope.run("busy", &args);
     let name = scope.name("busy");
     // The container's first CPU samples are ignored for the initialization period.

@@ -1,14 +1,13 @@
 //! `replicator upstreams` behind a real nginx (Debian's): traffic reaches a new
 //! replica within 2 s of its start and stops reaching a removed one.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::lb::{Nginx, Owned as Follower};
-use crate::common::{call, eventually, free_port, image, inspect, plain_http, write_file, Scope, BIN};
+use crate::common::lb::{Nginx, Upstreams};
+use crate::common::{call, eventually, free_port, image, inspect, plain_http, write_file, Scope};
 
 /// One request through nginx: the hostname of the member that answered.
 fn through(port: u16) -> Option<String> {
@@ -30,24 +29,10 @@ async fn nginx_follows_the_group_through_the_generated_upstreams() {
     let upstream_file = dir.path().join("upstream.conf");
     let port = free_port();
     // nginx needs the file before it starts: write it once, then follow.
-    let once = Command::new(BIN)
-        .args(["upstreams", "--group", &name, "--out"])
-        .arg(&upstream_file)
-        .args(["--port", "8080", "--network", &network, "--once"])
-        .output()
-        .unwrap();
-    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    Upstreams::new(&name, &upstream_file).network(&network).once();
     let nginx = Nginx::start(dir.path(), port, &upstream_file, &name);
-    let _follower = Follower(
-        Command::new(BIN)
-            .args(["upstreams", "--group", &name, "--format", "nginx", "--out"])
-            .arg(&upstream_file)
-            .args(["--port", "8080", "--network", &network, "--reload", &nginx.synchronous_reload("")])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("follower.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let reload = nginx.synchronous_reload("");
+    let _follower = Upstreams::new(&name, &upstream_file).format("nginx").network(&network).reload(&reload).follow();
     eventually("nginx to reach the original", Duration::from_secs(10), || {
         (through(port)? == source_host).then_some(())
     });
@@ -88,15 +73,9 @@ async fn nginx_follows_the_group_through_the_generated_upstreams() {
         (0..10).all(|_| fast_to_source()).then_some(())
     });
     assert_eq!(inspect(&source)["State"]["Running"], true);
-    let json = Command::new(BIN)
-        .args(["upstreams", "--group", &name, "--format", "json", "--out"])
-        .arg(dir.path().join("upstream.json"))
-        .args(["--port", "8080", "--network", &network, "--once"])
-        .status()
-        .unwrap();
-    assert!(json.success());
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("upstream.json")).unwrap()).unwrap();
+    let json = dir.path().join("upstream.json");
+    Upstreams::new(&name, &json).format("json").network(&network).once();
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(doc["servers"].as_array().unwrap().len(), 1);
 }
 
@@ -108,17 +87,9 @@ fn a_failed_reload_is_retried_without_waiting_for_another_change() {
     let (ready, reloads) = (dir.path().join("ready"), dir.path().join("reloads"));
     // Fails until `ready` exists, like an nginx that is not up yet.
     let reload = format!("test -e '{}' && echo reloaded >> '{}'", ready.display(), reloads.display());
-    let _follower = Follower(
-        Command::new(BIN)
-            .args(["upstreams", "--group", &scope.name("web"), "--format", "json", "--out"])
-            .arg(dir.path().join("upstream.json"))
-            .args(["--resync", "1s", "--reload", &reload])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("the first write", Duration::from_secs(10), || dir.path().join("upstream.json").exists().then_some(()));
+    let (name, out) = (scope.name("web"), dir.path().join("upstream.json"));
+    let _follower = Upstreams::new(&name, &out).format("json").reload(&reload).extra(&["--resync", "1s"]).follow();
+    eventually("the first write", Duration::from_secs(10), || out.exists().then_some(()));
     assert!(!reloads.exists(), "the reload failed so far");
     write_file(&ready, "");
     eventually("the reload to be tried again", Duration::from_secs(5), || reloads.exists().then_some(()));

@@ -3,14 +3,14 @@
 //! none.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::lb::Owned;
-use crate::common::{call, eventually, free_port, image, plain_http, write_file, Scope, BIN};
+use crate::common::lb::Upstreams;
+use crate::common::{call, eventually, eventually_async, free_port, image, plain_http, write_in, Owned, Scope};
 
 /// Serves its own hostname (its short container id) on 8080.
 const SERVE_HOSTNAME: &str = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
@@ -29,9 +29,9 @@ struct Haproxy {
 
 impl Haproxy {
     fn start(dir: &Path, port: u16, upstream: &Path, backend: &str) -> Self {
-        let main = dir.join("haproxy.cfg");
-        write_file(
-            &main,
+        let main = write_in(
+            dir,
+            "haproxy.cfg",
             &format!(
                 "global\n    maxconn 256\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    \
                  timeout server 10s\n    retries 3\n    option redispatch\n\n\
@@ -74,15 +74,15 @@ impl Drop for Haproxy {
 struct Caddy {
     config: PathBuf,
     admin: u16,
-    child: Child,
+    _child: Owned,
 }
 
 impl Caddy {
     fn start(dir: &Path, port: u16, upstream: &Path, snippet: &str) -> Self {
-        let config = dir.join("Caddyfile");
         let admin = free_port();
-        write_file(
-            &config,
+        let config = write_in(
+            dir,
+            "Caddyfile",
             &format!(
                 "{{\n    admin 127.0.0.1:{admin}\n    auto_https off\n}}\n\n\
                  import {}\n\nhttp://:{port} {{\n    bind 127.0.0.1\n    import {snippet}\n}}\n",
@@ -98,7 +98,7 @@ impl Caddy {
             .stderr(std::fs::File::create(dir.join("caddy.log")).unwrap())
             .spawn()
             .expect("caddy runs (apt-get install caddy; scripts/prepare does)");
-        Self { config, admin, child }
+        Self { config, admin, _child: Owned(child) }
     }
 }
 
@@ -110,34 +110,6 @@ impl Balancer for Caddy {
             self.admin
         )
     }
-}
-
-impl Drop for Caddy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `replicator upstreams` against the engine, rewriting `out` and reloading.
-fn follower(group: &str, format: &str, out: &Path, network: &str, reload: Option<&str>, once: bool) -> Option<Owned> {
-    let mut command = Command::new(BIN);
-    command.args(["upstreams", "--group", group, "--format", format, "--out"]).arg(out).args([
-        "--port",
-        "8080",
-        "--network",
-        network,
-    ]);
-    if let Some(reload) = reload {
-        command.args(["--reload", reload]);
-    }
-    if once {
-        let done = command.arg("--once").output().unwrap();
-        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
-        return None;
-    }
-    let log = std::fs::File::create(out.with_file_name("follower.log")).unwrap();
-    Some(Owned(command.stdout(Stdio::null()).stderr(log).spawn().expect("replicator upstreams starts")))
 }
 
 /// The member that answered one request through the balancer.
@@ -158,13 +130,14 @@ async fn a_new_member_gets_requests_and_a_removed_one_none(format: &str) {
     let server = scope.server(&[]);
     let dir = tempfile::tempdir().unwrap();
     let upstream = dir.path().join(format!("upstream.{format}"));
-    follower(&name, format, &upstream, &network, None, true);
+    Upstreams::new(&name, &upstream).format(format).network(&network).once();
     let port = free_port();
     let balancer: Box<dyn Balancer> = match format {
         "haproxy" => Box::new(Haproxy::start(dir.path(), port, &upstream, &name)),
         _ => Box::new(Caddy::start(dir.path(), port, &upstream, &format!("{name}_upstream"))),
     };
-    let _follower = follower(&name, format, &upstream, &network, Some(&balancer.reload()), false);
+    let reload = balancer.reload();
+    let _follower = Upstreams::new(&name, &upstream).format(format).network(&network).reload(&reload).follow();
     eventually("the original served through the balancer", Duration::from_secs(30), || {
         (served_by(port)? == short(&original)).then_some(())
     });
@@ -183,10 +156,11 @@ async fn a_new_member_gets_requests_and_a_removed_one_none(format: &str) {
         let text = std::fs::read_to_string(&upstream).ok()?;
         (text.matches(":8080").count() == 1 && reloads() > before).then_some(())
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served_by(port).as_deref() != Some(short(&original).as_str()) {
-        assert!(Instant::now() < deadline, "the original never answered again");
-    }
+    eventually_async("the original to answer again", Duration::from_secs(10), async || match served_by(port) {
+        Some(member) if member == short(&original) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
     let answers: Vec<Option<String>> = (0..20).map(|_| served_by(port)).collect();
     assert!(
         answers.iter().all(|a| a.as_deref() == Some(short(&original).as_str())),

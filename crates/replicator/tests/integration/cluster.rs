@@ -2,6 +2,7 @@
 //! second dockerd in a network namespace as worker.
 
 use std::collections::BTreeSet;
+use std::fmt::{self, Display};
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,7 +10,10 @@ use replicator::cli::remote::ApiClient;
 use serde_json::Value;
 
 use crate::common::swarm2::TwoNodeSwarm;
-use crate::common::{certs_for, docker, docker_try, eventually, free_port, image, images, Scope, SWARM};
+use crate::common::{
+    certs_for, docker, docker_try, eventually, eventually_async, free_port, image, images, try_group, Look, Scope,
+    SWARM,
+};
 
 #[tokio::test]
 async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
@@ -28,7 +32,7 @@ async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
         assert_eq!(ours.len(), 1, "one namespace of this run: {listed}");
         ours[0].clone()
     };
-    swarm.load(image());
+    swarm.worker.load(image());
     assert_ne!(swarm.manager_node_id(), swarm.worker_node_id());
 
     let label = scope.label();
@@ -41,7 +45,7 @@ async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
     let expected: BTreeSet<String> =
         [swarm.manager_node_id().to_owned(), swarm.worker_node_id().to_owned()].into_iter().collect();
     assert_eq!(nodes, expected);
-    let on_worker = swarm.worker_docker(&["ps", "-q", "--filter", &format!("label={label}")]);
+    let on_worker = swarm.worker.docker(&["ps", "-q", "--filter", &format!("label={label}")]);
     assert!(!on_worker.is_empty(), "the worker runs some of the service's tasks");
 
     drop(swarm);
@@ -55,32 +59,33 @@ async fn a_two_node_swarm_spreads_a_service_over_both_nodes_and_tears_down() {
     assert!(docker_try(&["network", "inspect", "ingress"]).is_err(), "the swarm's ingress network is gone");
 }
 
-/// Polls `probe` every 200 ms until it gives a value, failing the test after
-/// `timeout` with the stack's replicator log.
-async fn until<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        if std::time::Instant::now() > deadline {
-            let services = docker(&["service", "ls", "--format", "{{.Name}}"]);
-            let server = services.lines().find(|s| s.ends_with("_replicator")).unwrap_or_default();
-            let logs = std::process::Command::new("docker").args(["service", "logs", "--tail", "40", server]).output();
-            let logs =
-                logs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr));
-            panic!("timed out waiting for {what}; replicator's log:\n{}", logs.unwrap_or_default());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// A probe's last state, followed (once shown) by the stack's replicator log.
+struct WithStackLog<S>(S);
+
+impl<S: Display> Display for WithStackLog<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Shown in a failing test's message: nothing here may panic.
+        let services = docker_try(&["service", "ls", "--format", "{{.Name}}"]).unwrap_or_default();
+        let server = services.lines().find(|s| s.ends_with("_replicator")).unwrap_or_default();
+        let logs = std::process::Command::new("docker").args(["service", "logs", "--tail", "40", server]).output();
+        let logs = logs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr));
+        write!(f, "{}; replicator's log:\n{}", self.0, logs.unwrap_or_default())
     }
+}
+
+/// `eventually_async`, failing the test with the stack's replicator log.
+async fn until<L: Look>(what: &str, timeout: Duration, mut probe: impl AsyncFnMut() -> L) -> L::Value {
+    eventually_async(what, timeout, async || probe().await.seen().map_err(WithStackLog)).await
 }
 
 fn desired(service: &str) -> u64 {
     docker(&["service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", service]).parse().unwrap()
+}
+
+/// Whether the service asks for `want` replicas; if not, how many it does.
+fn desired_is(service: &str, want: u64) -> Result<(), String> {
+    let desired = desired(service);
+    (desired == want).then_some(()).ok_or_else(|| format!("{desired} replicas desired"))
 }
 
 /// Node ids of the service's running tasks.
@@ -93,12 +98,6 @@ fn running_on(service: &str) -> Vec<String> {
     let states = docker_try(&[&["inspect", "--format", "{{.NodeID}} {{.Status.State}}"], ids.as_slice()].concat())
         .unwrap_or_default();
     states.lines().filter_map(|l| l.strip_suffix(" running")).map(str::to_owned).collect()
-}
-
-/// The group's JSON, once replicator answers for it.
-async fn group(client: &ApiClient, name: &str) -> Option<Value> {
-    let r = client.get(&format!("/v1/groups/{name}")).await.ok()?;
-    (r.status == http::StatusCode::OK).then(|| r.json())
 }
 
 /// `(node id, state, reporting)` of each node the group lists.
@@ -125,7 +124,7 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     let scope = Scope::new("stack");
     let mut swarm = TwoNodeSwarm::start();
     for image in [image(), "replicator:local"] {
-        swarm.load(image);
+        swarm.worker.load(image);
     }
     let certs = certs_for(&["replicator"]);
     let port = free_port();
@@ -144,8 +143,10 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
         .unwrap();
     assert!(deploy.status.success(), "stack deploy: {}", String::from_utf8_lossy(&deploy.stderr));
     let client = ApiClient::new(&format!("https://127.0.0.1:{port}"), certs.path()).unwrap();
-    until("the stack's replicator to answer", Duration::from_secs(90), || async {
-        client.get("/v1/groups").await.ok().filter(|r| r.status == http::StatusCode::OK)
+    until("the stack's replicator to answer", Duration::from_secs(90), async || match client.get("/v1/groups").await {
+        Ok(r) if r.status == http::StatusCode::OK => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status)),
+        Err(e) => Err(e.to_string()),
     })
     .await;
     let agents = format!("{stack}_agent");
@@ -189,38 +190,34 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     });
 
     // Four tasks burning two cores: about 50 % each against a target of 25.
-    until("the busy service to grow to its max", Duration::from_secs(120), || async {
-        (desired(&service) == 6).then_some(())
-    })
-    .await;
-    let seen = until("both nodes' agents reporting", Duration::from_secs(30), || async {
-        let g = group(&client, &service).await?;
-        let n = nodes(&g);
-        n.iter().all(|(_, _, reporting)| *reporting).then_some(n)
+    until("the busy service to grow to its max", Duration::from_secs(120), async || desired_is(&service, 6)).await;
+    let seen = until("both nodes' agents reporting", Duration::from_secs(30), async || {
+        let n = nodes(&try_group(&client, &service).await?);
+        if n.iter().all(|(_, _, reporting)| *reporting) {
+            Ok(n)
+        } else {
+            Err(format!("nodes {n:?}"))
+        }
     })
     .await;
     let ids: BTreeSet<&str> = seen.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(ids, [manager.as_str(), worker.as_str()].into_iter().collect());
 
     std::fs::remove_file(ctl.path().join("busy")).unwrap();
-    until("the idle service to shrink to its min", Duration::from_secs(120), || async {
-        (desired(&service) == 2).then_some(())
-    })
-    .await;
+    until("the idle service to shrink to its min", Duration::from_secs(120), async || desired_is(&service, 2)).await;
     eventually("two tasks running", Duration::from_secs(60), || (running_on(&service).len() == 2).then_some(()));
 
     // The worker goes away. Swarm reschedules its tasks; replicator must
     // neither scale on the manager's half of the data nor follow the dip.
     swarm.stop_worker();
     let mut counts = BTreeSet::new();
-    until("the worker down and its agent silent", Duration::from_secs(60), || {
+    until("the worker down and its agent silent", Duration::from_secs(60), async || {
         counts.insert(desired(&service));
-        async {
-            let g = group(&client, &service).await?;
-            nodes(&g)
-                .into_iter()
-                .any(|(id, state, reporting)| id == worker && state == "down" && !reporting)
-                .then_some(())
+        let n = nodes(&try_group(&client, &service).await?);
+        if n.iter().any(|(id, state, reporting)| *id == worker && state == "down" && !reporting) {
+            Ok(())
+        } else {
+            Err(format!("nodes {n:?}"))
         }
     })
     .await;

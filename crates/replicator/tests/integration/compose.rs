@@ -2,7 +2,7 @@
 
 use http::{Method, StatusCode};
 
-use crate::common::{call, image, inspect, write_file, Scope};
+use crate::common::{call, group, image, inspect, write_file, Scope};
 
 fn compose(dir: &std::path::Path, project: &str, args: &[&str]) -> String {
     let out = std::process::Command::new("docker-compose")
@@ -46,7 +46,7 @@ async fn compose_sees_the_replica_as_one_more_container_of_its_service() {
 
     let ps = compose(dir.path(), &project, &["ps", "-q"]);
     assert_eq!(ps.lines().count(), 2, "docker-compose ps lists the replica: {ps}");
-    let group = call(&server, Method::GET, &format!("/v1/groups/{project}_web"), None).await.json();
+    let group = group(&server, &format!("{project}_web")).await;
     assert_eq!(group["kind"], "compose");
     assert_eq!(group["replicas"], 2);
 

@@ -8,7 +8,36 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 
 use crate::common::proxy::EngineProxy;
-use crate::common::{call, docker, eventually, image, inspect, Scope, Server};
+use crate::common::{call, docker, eventually, eventually_async, group, image, inspect, Scope, Server};
+
+/// A web group (its original labelled `labels`) for a replicator that
+/// reaches the engine through a proxy the test controls.
+struct BehindAProxy {
+    scope: Scope,
+    /// The original's id.
+    source: String,
+    /// The group's name.
+    name: String,
+    proxy: EngineProxy,
+}
+
+impl BehindAProxy {
+    fn new(test: &str, labels: &[&str]) -> Self {
+        let scope = Scope::new(test);
+        let (source, name) = scope.web_group(labels);
+        Self { scope, source, name, proxy: EngineProxy::start() }
+    }
+
+    /// A replicator in this process, behind the proxy.
+    fn server(&self, args: &[&str]) -> Server {
+        self.scope.server_via(&self.proxy.docker_host(), args)
+    }
+
+    /// A `replicator serve` process, behind the proxy.
+    fn process_server(&self, args: &[&str]) -> Server {
+        self.scope.process_server_via(&self.proxy.docker_host(), args)
+    }
+}
 
 fn group_size_metric(server: &Server, group: &str) -> Option<u64> {
     let (_, metrics) = server.admin_get("/metrics");
@@ -18,11 +47,9 @@ fn group_size_metric(server: &Server, group: &str) -> Option<u64> {
 
 #[tokio::test]
 async fn a_slow_engine_is_cut_off_by_the_engine_timeout_and_the_clone_rolled_back() {
-    let scope = Scope::new("slowengine");
-    scope.web("web", &[]);
-    let name = scope.name("web");
-    let proxy = EngineProxy::start();
-    let server = scope.server_via(&proxy.docker_host(), &["--engine-timeout", "1s"]);
+    let setup = BehindAProxy::new("slowengine", &[]);
+    let (scope, name, proxy) = (&setup.scope, &setup.name, &setup.proxy);
+    let server = setup.server(&["--engine-timeout", "1s"]);
     proxy.delay_starts(Duration::from_secs(4));
 
     let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas"), None).await;
@@ -41,11 +68,9 @@ async fn a_slow_engine_is_cut_off_by_the_engine_timeout_and_the_clone_rolled_bac
 // Requests run on worker threads while the test blocks on the docker CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_does_not_leave_a_half_made_clone() {
-    let scope = Scope::new("disconnect");
-    scope.web("web", &[]);
-    let name = scope.name("web");
-    let proxy = EngineProxy::start();
-    let server = scope.server_via(&proxy.docker_host(), &[]);
+    let setup = BehindAProxy::new("disconnect", &[]);
+    let (scope, name, proxy) = (&setup.scope, &setup.name, &setup.proxy);
+    let server = setup.server(&[]);
     proxy.delay_starts(Duration::from_secs(2));
 
     let client = server.client();
@@ -53,7 +78,7 @@ async fn a_client_that_disconnects_does_not_leave_a_half_made_clone() {
     let gave_up = tokio::time::timeout(Duration::from_millis(500), client.request(Method::POST, &path, None)).await;
     assert!(gave_up.is_err(), "the client went away before the answer");
     let clone = eventually("the replication to complete anyway", Duration::from_secs(20), || {
-        let replicas = scope.replicas_of(&name);
+        let replicas = scope.replicas_of(name);
         let running = replicas.iter().any(|id| inspect(id)["State"]["Running"] == true);
         (replicas.len() == 1 && running).then(|| replicas[0].clone())
     });
@@ -64,13 +89,11 @@ async fn a_client_that_disconnects_does_not_leave_a_half_made_clone() {
 // Requests run on worker threads while the test blocks on the docker CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_a_restart_removes_clones_that_were_never_started_and_nothing_else() {
-    let scope = Scope::new("kill9");
-    scope.web("web", &["--label", "replicator.max=10"]);
-    let name = scope.name("web");
+    let setup = BehindAProxy::new("kill9", &["--label", "replicator.max=10"]);
+    let (scope, name) = (&setup.scope, &setup.name);
     let bystander = docker(&["create", "--label", &scope.label(), image(), "sleep", "1"]);
-    let proxy = EngineProxy::start();
-    let mut server = scope.process_server_via(&proxy.docker_host(), &[]);
-    proxy.delay_starts(Duration::from_secs(3600));
+    let mut server = setup.process_server(&[]);
+    setup.proxy.delay_starts(Duration::from_secs(3600));
 
     let client = server.client();
     let burst: Vec<_> = (0..3)
@@ -84,7 +107,7 @@ async fn after_kill_9_a_restart_removes_clones_that_were_never_started_and_nothi
     });
     server.signal("KILL");
     assert!(server.wait_exit(Duration::from_secs(5)).is_some());
-    drop(proxy); // the held-back starts never reach the engine
+    drop(setup.proxy); // the held-back starts never reach the engine
     for request in burst {
         assert!(request.await.unwrap().is_err(), "killed mid-request: no answer");
     }
@@ -93,7 +116,7 @@ async fn after_kill_9_a_restart_removes_clones_that_were_never_started_and_nothi
     eventually("the reconcile pass", Duration::from_secs(20), || {
         (scope.containers_in("created") == [bystander.clone()]).then_some(())
     });
-    let group = call(&restarted, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+    let group = group(&restarted, name).await;
     assert_eq!(group["replicas"], 1);
     assert_eq!(group["members"].as_array().unwrap().len(), 1, "{group}");
     assert_eq!(
@@ -108,13 +131,11 @@ async fn after_kill_9_a_restart_removes_clones_that_were_never_started_and_nothi
 async fn a_count_5_request_cut_by_kill_9_at_any_point_leaves_nothing_after_the_restart() {
     // Killed after all five clones were created and 0, 2 or 4 of them started.
     for started in [0usize, 2, 4] {
-        let scope = Scope::new(&format!("kill9-request-{started}"));
-        let source = scope.web("web", &["--label", "replicator.max=10"]);
-        let name = scope.name("web");
-        let proxy = EngineProxy::start();
-        let mut server = scope.process_server_via(&proxy.docker_host(), &[]);
-        proxy.delay_starts(Duration::from_secs(3600));
-        proxy.pass_starts(started);
+        let setup = BehindAProxy::new(&format!("kill9-request-{started}"), &["--label", "replicator.max=10"]);
+        let (scope, source, name) = (&setup.scope, &setup.source, &setup.name);
+        let mut server = setup.process_server(&[]);
+        setup.proxy.delay_starts(Duration::from_secs(3600));
+        setup.proxy.pass_starts(started);
         let (client, path) = (server.client(), format!("/v1/containers/{name}/replicas?count=5"));
         let request = tokio::spawn(async move { client.request(Method::POST, &path, None).await });
         eventually("the clones to be created and some started", Duration::from_secs(30), || {
@@ -124,14 +145,14 @@ async fn a_count_5_request_cut_by_kill_9_at_any_point_leaves_nothing_after_the_r
         });
         server.signal("KILL");
         assert!(server.wait_exit(Duration::from_secs(5)).is_some());
-        drop(proxy);
+        drop(setup.proxy);
         assert!(request.await.unwrap().is_err(), "killed mid-request: no answer");
 
         let restarted = scope.server(&[]);
         eventually("the reconcile pass to undo the whole request", Duration::from_secs(20), || {
             (scope.containers() == [source.clone()]).then_some(())
         });
-        let group = call(&restarted, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+        let group = group(&restarted, name).await;
         assert_eq!(
             (group["replicas"].as_u64(), group["members"].as_array().map(Vec::len)),
             (Some(1), Some(1)),
@@ -143,12 +164,10 @@ async fn a_count_5_request_cut_by_kill_9_at_any_point_leaves_nothing_after_the_r
 // Requests run on worker threads while the test blocks on the docker CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_accepting_finishes_the_replication_in_flight_and_exits_0() {
-    let scope = Scope::new("sigterm");
-    scope.web("web", &[]);
-    let name = scope.name("web");
-    let proxy = EngineProxy::start();
-    let mut server = scope.process_server_via(&proxy.docker_host(), &["--shutdown-grace", "30s"]);
-    proxy.delay_starts(Duration::from_secs(2));
+    let setup = BehindAProxy::new("sigterm", &[]);
+    let (scope, name) = (&setup.scope, &setup.name);
+    let mut server = setup.process_server(&["--shutdown-grace", "30s"]);
+    setup.proxy.delay_starts(Duration::from_secs(2));
 
     let (client, path) = (server.client(), format!("/v1/containers/{name}/replicas"));
     let in_flight = tokio::spawn(async move { client.request(Method::POST, &path, None).await });
@@ -168,25 +187,23 @@ async fn sigterm_stops_accepting_finishes_the_replication_in_flight_and_exits_0(
 
 #[tokio::test]
 async fn events_reflect_members_that_die_and_the_stream_resumes_after_a_cut() {
-    let scope = Scope::new("events");
-    scope.web("web", &["--label", "replicator.max=5"]);
-    let name = scope.name("web");
-    let proxy = EngineProxy::start();
+    let setup = BehindAProxy::new("events", &["--label", "replicator.max=5"]);
+    let (name, proxy) = (&setup.name, &setup.proxy);
     // The autoscaler's own tick is an hour away: only events can refresh the gauge.
-    let server = scope.server_via(&proxy.docker_host(), &["--autoscale-interval", "1h"]);
+    let server = setup.server(&["--autoscale-interval", "1h"]);
     let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas?count=2"), None).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let replicas: Vec<String> =
         r.json()["replicas"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     eventually("the gauge to count 3", Duration::from_secs(10), || {
-        (group_size_metric(&server, &name) == Some(3)).then_some(())
+        (group_size_metric(&server, name) == Some(3)).then_some(())
     });
 
     docker(&["kill", &replicas[0]]);
     eventually("the gauge to drop to 2", Duration::from_secs(5), || {
-        (group_size_metric(&server, &name) == Some(2)).then_some(())
+        (group_size_metric(&server, name) == Some(2)).then_some(())
     });
-    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+    let group = group(&server, name).await;
     let killed =
         group["members"].as_array().unwrap().iter().find(|m| m["id"] == replicas[0].as_str()).cloned().unwrap();
     assert_eq!(killed["state"], "exited");
@@ -194,7 +211,7 @@ async fn events_reflect_members_that_die_and_the_stream_resumes_after_a_cut() {
     proxy.cut();
     docker(&["kill", &replicas[1]]);
     eventually("the gauge to drop to 1 after the stream resumed", Duration::from_secs(10), || {
-        (group_size_metric(&server, &name) == Some(1)).then_some(())
+        (group_size_metric(&server, name) == Some(1)).then_some(())
     });
 }
 
@@ -254,6 +271,10 @@ async fn a_greedy_client_gets_429_and_then_service_again() {
     if limited.status == StatusCode::TOO_MANY_REQUESTS {
         assert_eq!(limited.json()["error"]["code"], "rate_limited");
     }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(client.get("/v1/groups").await.unwrap().status, StatusCode::OK);
+    // The bucket refills at 2 a second; a refused request takes nothing from it.
+    eventually_async("service again once the bucket refilled", Duration::from_secs(5), async || {
+        let status = client.get("/v1/groups").await.unwrap().status;
+        (status == StatusCode::OK).then_some(()).ok_or(status)
+    })
+    .await;
 }

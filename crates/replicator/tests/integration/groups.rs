@@ -6,7 +6,10 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{call, cli, docker, docker_try, eventually, image, inspect, Engine, Scope};
+use crate::common::{
+    call, cli, docker, docker_try, eventually, eventually_async, group, image, inspect, members_in, ready_if, Engine,
+    Scope,
+};
 
 fn member_names(group: &Value) -> Vec<String> {
     group["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_owned()).collect()
@@ -41,7 +44,7 @@ async fn scale_down_stops_the_newest_replicas_gracefully_and_keeps_the_original(
     let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas?count=3"), None).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 
-    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+    let group = group(&server, &name).await;
     assert_eq!(group["kind"], "containers");
     assert_eq!(group["replicas"], 4);
     assert_eq!((group["min"].as_u64(), group["max"].as_u64()), (Some(1), Some(5)));
@@ -76,8 +79,7 @@ async fn scale_down_stops_the_newest_replicas_gracefully_and_keeps_the_original(
 #[tokio::test]
 async fn scale_requests_outside_the_bounds_or_malformed_change_nothing() {
     let scope = Scope::new("bounds");
-    scope.web("web", &["--label", "replicator.min=2", "--label", "replicator.max=3"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.min=2", "--label", "replicator.max=3"]);
     let server = scope.server(&[]);
     let path = format!("/v1/groups/{name}/replicas");
     for n in [1, 4] {
@@ -108,8 +110,7 @@ async fn scale_requests_outside_the_bounds_or_malformed_change_nothing() {
 #[tokio::test]
 async fn twenty_simultaneous_replications_fill_exactly_the_room_left() {
     let scope = Scope::new("race");
-    scope.web("web", &["--label", "replicator.max=5"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=5"]);
     let server = scope.server(&[]);
     let client = server.client();
     let requests = (0..20).map(|_| {
@@ -132,8 +133,7 @@ async fn twenty_simultaneous_replications_fill_exactly_the_room_left() {
 #[tokio::test]
 async fn concurrent_scale_requests_never_overshoot_or_undershoot() {
     let scope = Scope::new("scalerace");
-    scope.web("web", &["--label", "replicator.max=6"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=6"]);
     let server = scope.server(&["--stop-timeout", "1s"]);
     let client = server.client();
     let targets = [5u64, 2, 6, 3, 4, 1];
@@ -148,7 +148,7 @@ async fn concurrent_scale_requests_never_overshoot_or_undershoot() {
         let size = r.json()["replicas"].as_u64().unwrap();
         assert!(targets.contains(&size), "each answer shows a size someone asked for: {size}");
     }
-    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+    let group = group(&server, &name).await;
     let final_size = group["replicas"].as_u64().unwrap();
     assert!(targets.contains(&final_size));
     let running = scope.containers().iter().filter(|id| inspect(id)["State"]["Running"] == true).count() as u64;
@@ -195,8 +195,7 @@ async fn the_cli_client_lists_scales_and_replicates() {
 /// Replicate two, list, scale back to the source alone, refuse beyond max: on any engine.
 pub(crate) async fn cli_lists_scales_and_replicates(engine: Engine) {
     let scope = Scope::on(engine, "cli");
-    scope.web("web", &["--label", "replicator.max=4"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=4"]);
     let server = scope.server(&[]);
 
     let out = cli(&server, &["replicate", &name, "--count", "2"]);
@@ -230,8 +229,7 @@ fn engine_calls(server: &crate::common::Server, op: &str) -> u64 {
 #[tokio::test]
 async fn listing_groups_and_replicating_never_list_the_engine() {
     let scope = Scope::new("nolisting");
-    scope.web("web", &["--label", "replicator.max=5"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=5"]);
     // Re-listing only on its own schedule, far away: every listing counted here would be on a request's path.
     let server = scope.server(&["--resync-interval", "1h", "--autoscale-interval", "1h"]);
     assert_eq!(call(&server, Method::GET, "/v1/groups", None).await.status, StatusCode::OK);
@@ -275,7 +273,7 @@ async fn labels_replicator_cannot_honour_are_refused_by_name_and_listed_with_the
         assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_group")));
         assert!(message(&r).contains("replicator.max") && message(&r).contains(problem), "{}", r.text());
         let name = scope.name(suffix);
-        let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+        let group = group(&server, &name).await;
         assert_eq!((group["min"].is_null(), group["max"].is_null()), (true, true), "{group}");
         assert!(group["error"].as_str().unwrap().contains(problem), "{group}");
         let put =
@@ -287,7 +285,7 @@ async fn labels_replicator_cannot_honour_are_refused_by_name_and_listed_with_the
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(message(&r).contains("not a boolean"), "{}", r.text());
 
-    let group = call(&server, Method::GET, &format!("/v1/groups/{pair}"), None).await.json();
+    let group = group(&server, &pair).await;
     assert_eq!(group["max"], 2, "the strictest bound of disagreeing originals: {group}");
     assert!(group["conflict"].as_str().unwrap().contains("disagree"), "{group}");
     let r = call(&server, Method::POST, &replicate("loose"), None).await;
@@ -303,29 +301,17 @@ async fn a_member_killed_outside_replicator_is_seen_from_the_events() {
 /// The inventory follows the engine's events: a member killed by hand shows as exited at once.
 pub(crate) async fn killed_member_seen_from_events(engine: Engine) {
     let scope = Scope::on(engine, "killed");
-    scope.web("web", &[]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&[]);
     // Re-listing an hour away: only events can tell.
     let server = scope.server(&["--resync-interval", "1h"]);
     let r = call(&server, Method::POST, &format!("/v1/containers/{name}/replicas"), None).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let replica = r.json()["replicas"][0]["id"].as_str().unwrap().to_owned();
     scope.docker(&["kill", &replica]);
-    let client = server.client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let group = client.get(&format!("/v1/groups/{name}")).await.unwrap().json();
-        let state = group["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["id"] == replica.as_str())
-            .map(|m| m["state"].clone());
-        if state == Some(json!("exited")) {
-            assert_eq!(group["replicas"], 1, "{group}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the killed member is still listed as {state:?}: {group}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let group = eventually_async("the killed member listed as exited", Duration::from_secs(10), async || {
+        let g = group(&server, &name).await;
+        ready_if(members_in(&g, "exited").contains(&replica), g)
+    })
+    .await;
+    assert_eq!(group["replicas"], 1, "{group}");
 }

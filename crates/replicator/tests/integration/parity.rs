@@ -1,28 +1,35 @@
 //! Autoscaler parity: a real Prometheus as the metric source, dry-run, and
 //! the decision history.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::common::prom::{CounterTarget, Prometheus};
-use crate::common::{call, eventually, Scope, Server};
+use crate::common::{
+    autoscaled_on_load, call, eventually, eventually_async, group, labels, wait_for_size, Scope, Server,
+    QUICK_AUTOSCALER,
+};
 
-async fn group(server: &Server, name: &str) -> Value {
-    call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
+/// How many decisions the API keeps for a group (replicator's `autoscale::board::HISTORY`).
+const HISTORY: usize = 100;
+
+/// `GET /v1/groups/{name}/decisions`: the group's decision history, oldest first.
+async fn decisions(server: &Server, name: &str) -> Vec<Value> {
+    let r = call(server, Method::GET, &format!("/v1/groups/{name}/decisions"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json().as_array().cloned().expect("the history is a list")
 }
 
-async fn wait_for_size(server: &Server, name: &str, want: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let g = group(server, name).await;
-        if g["replicas"].as_u64() == Some(want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "group {name} did not reach {want}: {g}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A group autoscaled on `load` (up to 5) in dry-run, and the replicator
+/// `server` starts, pushed a load that asks for all 5: the group's name, the server.
+async fn dry_run_group_under_load(scope: &Scope, server: impl FnOnce(&Scope) -> Server) -> (String, Server) {
+    let (_, name) = scope.web_group(&autoscaled_on_load(&["replicator.max=5", "replicator.autoscale.dry-run=true"]));
+    let server = server(scope);
+    let push = json!({ "container": name, "metric": "load", "value": 100 });
+    assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(push)).await.status, StatusCode::ACCEPTED);
+    (name, server)
 }
 
 #[tokio::test]
@@ -32,21 +39,16 @@ async fn a_prometheus_query_scales_the_group_up_and_back_down() {
     let scope = Scope::new("promql");
     scope.web(
         "web",
-        &[
-            "--label",
+        &labels(&[
             "replicator.max=3",
-            "--label",
             "replicator.autoscale.metric=prometheus",
-            "--label",
             "replicator.autoscale.query=sum(rate(demo_requests_total[5s]))",
-            "--label",
             "replicator.autoscale.target=10",
-        ],
+        ]),
     );
     let name = scope.name("web");
     let url = format!("http://127.0.0.1:{}", prometheus.port);
-    let server =
-        scope.server(&["--prometheus-url", &url, "--autoscale-interval", "1s", "--scale-down-stabilization", "3s"]);
+    let server = scope.server(&[&["--prometheus-url", &url][..], &QUICK_AUTOSCALER].concat());
 
     target.set_rate(100.0);
     wait_for_size(&server, &name, 3, Duration::from_secs(60)).await;
@@ -57,44 +59,27 @@ async fn a_prometheus_query_scales_the_group_up_and_back_down() {
     target.set_rate(0.0);
     wait_for_size(&server, &name, 1, Duration::from_secs(60)).await;
 
-    let history = call(&server, Method::GET, &format!("/v1/groups/{name}/decisions"), None).await.json();
-    let history = history.as_array().unwrap();
-    let up = history.iter().find(|d| d["from"] == 1 && d["to"] == 3).expect("a scale-up decision");
-    assert_eq!((up["applied"].as_bool(), up["dry_run"].as_bool()), (Some(true), Some(false)));
-    assert!(up["value"].as_f64().unwrap() > 10.0, "{up}");
-    assert!(history.iter().any(|d| d["from"] == 3 && d["to"] == 1), "{history:?}");
-    assert!(history.len() <= 100);
+    // The autoscaler evaluated the group every second all along; the
+    // history keeps only the decisions that changed its size, oldest first.
+    let history = decisions(&server, &name).await;
+    let up = history.iter().position(|d| d["from"] == 1 && d["to"] == 3).expect("a scale-up decision");
+    assert_eq!((history[up]["applied"].as_bool(), history[up]["dry_run"].as_bool()), (Some(true), Some(false)));
+    assert!(history[up]["value"].as_f64().unwrap() > 10.0, "{}", history[up]);
+    let down = history.iter().position(|d| d["from"] == 3 && d["to"] == 1);
+    assert!(down.is_some_and(|down| down > up), "the scale-down after the scale-up: {history:?}");
+    assert!(history.iter().all(|d| d["from"] != d["to"]), "only changes are kept: {history:?}");
 }
 
 #[tokio::test]
 async fn dry_run_decides_and_reports_but_changes_nothing() {
     let scope = Scope::new("dryrun");
-    let labels = [
-        "--label",
-        "replicator.max=5",
-        "--label",
-        "replicator.autoscale.metric=load",
-        "--label",
-        "replicator.autoscale.target=10",
-        "--label",
-        "replicator.autoscale.dry-run=true",
-    ];
-    scope.web("web", &labels);
-    let name = scope.name("web");
-    let server = scope.process_server(&["--autoscale-interval", "1s"]);
-    let push = json!({ "container": name, "metric": "load", "value": 100 });
-    assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(push)).await.status, StatusCode::ACCEPTED);
+    let (name, server) =
+        dry_run_group_under_load(&scope, |scope| scope.process_server(&["--autoscale-interval", "1s"])).await;
 
-    let path = format!("/v1/groups/{name}/decisions");
-    let mut decision = Value::Null;
-    for _ in 0..100 {
-        let history = call(&server, Method::GET, &path, None).await.json();
-        if let Some(d) = history.as_array().and_then(|h| h.last()) {
-            decision = d.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let decision = eventually_async("a decision in the history", Duration::from_secs(10), async || {
+        decisions(&server, &name).await.last().cloned().ok_or("an empty history")
+    })
+    .await;
     assert_eq!((decision["from"].as_u64(), decision["to"].as_u64()), (Some(1), Some(5)), "{decision}");
     assert_eq!((decision["dry_run"].as_bool(), decision["applied"].as_bool()), (Some(true), Some(false)));
     eventually("the dry-run decision in the log", Duration::from_secs(5), || {
@@ -115,4 +100,41 @@ async fn dry_run_decides_and_reports_but_changes_nothing() {
     assert_eq!(group(&global, &name).await["autoscale"]["dry_run"], true);
     let unknown = call(&server, Method::GET, "/v1/groups/no-such-group-here/decisions", None).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+/// In dry-run the group never reaches the size a decision asks for, so
+/// every evaluation is a change and goes into the history: evaluating every
+/// 50 ms fills it within seconds, and it then keeps the latest `HISTORY`.
+#[tokio::test]
+async fn the_decision_history_keeps_the_latest_decisions_up_to_its_bound() {
+    let scope = Scope::new("history");
+    let (name, server) = dry_run_group_under_load(&scope, |scope| {
+        scope.server(&["--autoscale-interval", "50ms", "--metric-ttl", "60s"])
+    })
+    .await;
+
+    let full = eventually_async(&format!("{HISTORY} decisions in the history"), Duration::from_secs(60), async || {
+        let history = decisions(&server, &name).await;
+        assert!(history.len() <= HISTORY, "more than {HISTORY} decisions kept: {}", history.len());
+        if history.len() == HISTORY {
+            Ok(history)
+        } else {
+            Err(format!("{} decisions", history.len()))
+        }
+    })
+    .await;
+    let oldest = full[0]["at"].as_str().unwrap().to_owned();
+    // More decisions than the bound since: the oldest went, the count stayed.
+    eventually_async("the oldest decisions to give way to new ones", Duration::from_secs(30), async || {
+        let history = decisions(&server, &name).await;
+        assert_eq!(history.len(), HISTORY, "the bound holds after more decisions than it");
+        let first = history[0]["at"].as_str().unwrap().to_owned();
+        if first > oldest {
+            Ok(())
+        } else {
+            Err(format!("the oldest still from {first}"))
+        }
+    })
+    .await;
+    assert_eq!(scope.containers().len(), 1, "nothing was created");
 }

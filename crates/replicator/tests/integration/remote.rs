@@ -15,7 +15,7 @@ fn serve_once(engine: &SecondEngine, api_certs: &std::path::Path, cert_path: &st
     let out = Command::new("timeout")
         .args(["30", BIN, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--certs"])
         .arg(api_certs)
-        .envs(engine.env())
+        .envs(engine.cli.env())
         .env("DOCKER_CERT_PATH", cert_path)
         .output()
         .unwrap();
@@ -49,9 +49,9 @@ async fn a_tls_engine_through_the_docker_variables_even_when_it_comes_up_late() 
     assert_eq!((compat.status, compat.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "engine unavailable"));
 
     let engine = SecondEngine::start(port, certs.path());
-    engine.load(image());
+    engine.cli.load(image());
     let name = scope.name("web");
-    let source = engine.docker(&[
+    let source = engine.cli.docker(&[
         "run",
         "-d",
         "--network",
@@ -76,7 +76,7 @@ async fn a_tls_engine_through_the_docker_variables_even_when_it_comes_up_late() 
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["source"], source.as_str());
     let clone = r.json()["replicas"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(engine.docker(&["inspect", "-f", "{{.State.Running}}", &clone]), "true");
+    assert_eq!(engine.cli.docker(&["inspect", "-f", "{{.State.Running}}", &clone]), "true");
     assert!(docker_try(&["inspect", &clone]).is_err(), "the clone is on the remote engine, not the local one");
 
     // Bad client files: a clear startup error naming the file, never a panic.

@@ -11,9 +11,12 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use crate::common::lb::{first_upstreams, follower, upstream_servers, Nginx, Wrk};
+use crate::common::lb::{upstream_servers, Nginx, Upstreams, Wrk};
 use crate::common::tcp_proxy::TcpProxy;
-use crate::common::{call, docker, docker_try, eventually, free_port, image, inspect, write_file, Scope, Server};
+use crate::common::{
+    autoscaled_on_load, call, docker, docker_try, eventually, eventually_async, free_port, group, image, inspect,
+    ready_if, write_in, Owned, Scope, Server, QUICK_AUTOSCALER,
+};
 
 /// The members' document root, bind-mounted read-only at /www in every
 /// member (a clone keeps its original's binds): `/` answers at once,
@@ -22,23 +25,16 @@ use crate::common::{call, docker, docker_try, eventually, free_port, image, insp
 fn www(dir: &Path) -> PathBuf {
     let www = dir.join("www");
     std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
-    write_file(&www.join("index.html"), "ok\n");
+    write_in(&www, "index.html", "ok\n");
     let scripts = [
         ("slow", "#!/bin/sh\nsleep 0.2\necho 'Content-Type: text/plain'\necho\necho slow\n"),
         ("hit", "#!/bin/sh\necho hit >> /log/$(hostname)\necho 'Content-Type: text/plain'\necho\nhostname\n"),
     ];
     for (name, text) in scripts {
-        let path = www.join("cgi-bin").join(name);
-        write_file(&path, text);
+        let path = write_in(&www.join("cgi-bin"), name, text);
         std::process::Command::new("chmod").arg("755").arg(&path).status().unwrap();
     }
     www
-}
-
-async fn group(server: &Server, name: &str) -> Value {
-    let r = call(server, Method::GET, &format!("/v1/groups/{name}"), None).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()
 }
 
 fn member_ids(group: &Value) -> Vec<String> {
@@ -107,7 +103,7 @@ const HTTP_HEALTH: [&str; 8] = [
 struct Served {
     gets: Option<Wrk>,
     posts: Option<Wrk>,
-    _follower: crate::common::lb::Owned,
+    _follower: Owned,
     nginx: Nginx,
     server: Server,
     name: String,
@@ -137,10 +133,10 @@ impl Served {
         scale(&server, &name, size).await;
 
         let upstream_file = dir.path().join("upstream.conf");
-        first_upstreams(&name, &upstream_file, &network);
+        Upstreams::new(&name, &upstream_file).network(&network).once();
         let nginx = Nginx::start(dir.path(), free_port(), &upstream_file, &name);
         let reload = nginx.synchronous_reload("");
-        let follower = follower(&server, &server.url(), &name, "nginx", &upstream_file, &network, Some(&reload));
+        let follower = Upstreams::nginx_following(&server, &name, &upstream_file, &network, &reload).follow();
         eventually("nginx to answer through the group", Duration::from_secs(10), || {
             crate::common::plain_http(nginx.port, "GET", "/").filter(|(s, _)| *s == 200)
         });
@@ -205,28 +201,8 @@ async fn no_request_is_lost_while_the_group_scales_2_6_2_6_2_behind_nginx() {
 #[tokio::test]
 async fn no_request_is_lost_while_the_autoscaler_grows_and_shrinks_the_group_behind_nginx() {
     let scope = Scope::new("autoloss");
-    let labels = [
-        "--label",
-        "replicator.max=6",
-        "--label",
-        "replicator.autoscale.metric=load",
-        "--label",
-        "replicator.autoscale.target=10",
-        "--label",
-        "replicator.autoscale.min=2",
-        "--label",
-        "replicator.autoscale.max=6",
-    ];
-    let server_args = [
-        "--stop-timeout",
-        "1s",
-        "--autoscale-interval",
-        "1s",
-        "--scale-down-stabilization",
-        "3s",
-        "--metric-ttl",
-        "60s",
-    ];
+    let labels = autoscaled_on_load(&["replicator.max=6", "replicator.autoscale.min=2", "replicator.autoscale.max=6"]);
+    let server_args = [&["--stop-timeout", "1s", "--metric-ttl", "60s"][..], &QUICK_AUTOSCALER].concat();
     let mut served = Served::start(&scope, &labels, &server_args, 2).await;
     let name = served.name.clone();
     let started = Instant::now();
@@ -243,11 +219,11 @@ async fn no_request_is_lost_while_the_autoscaler_grows_and_shrinks_the_group_beh
         served.wait_for_traffic(size, from);
         eprintln!("load {load}: {size} members in nginx after {:?}", pushed.elapsed());
         // Members still draining are listed until they are stopped.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while member_ids(&group(&served.server, &name).await).len() != size {
-            assert!(Instant::now() < deadline, "{}", group(&served.server, &name).await);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually_async(&format!("{size} members listed"), Duration::from_secs(20), async || {
+            let g = group(&served.server, &name).await;
+            ready_if(member_ids(&g).len() == size, g)
+        })
+        .await;
     }
     eprintln!("load and autoscaling took {:?}", started.elapsed());
     served.assert_nothing_lost();
@@ -421,22 +397,15 @@ async fn draining_takes_a_member_out_of_nginx_before_its_stop_signal() {
     scale(&server, &name, 3).await;
 
     let upstream_file = dir.path().join("upstream.conf");
-    first_upstreams(&name, &upstream_file, &network);
+    Upstreams::new(&name, &upstream_file).network(&network).once();
     let nginx = Nginx::start(dir.path(), free_port(), &upstream_file, &name);
     let mark = format!(
         "servers=$(grep -o 'server [0-9.:]*' {file} | tr '\\n' ' ')\nat=$(date +%s.%N)\nfor f in {logs}/*; do echo \"reload $at $servers\" >> \"$f\"; done",
         file = upstream_file.display(),
         logs = logs.display()
     );
-    let _follower = follower(
-        &server,
-        &server.url(),
-        &name,
-        "nginx",
-        &upstream_file,
-        &network,
-        Some(&nginx.synchronous_reload(&mark)),
-    );
+    let reload = nginx.synchronous_reload(&mark);
+    let _follower = Upstreams::nginx_following(&server, &name, &upstream_file, &network, &reload).follow();
     let load = Wrk::start(dir.path(), "hits", &format!("http://127.0.0.1:{}/cgi-bin/hit", nginx.port), 2, None);
     wait_for_traffic_to_every_member(&nginx, &upstream_file, 3, 0);
 
@@ -501,8 +470,7 @@ fn json_servers(file: &Path) -> Vec<String> {
 async fn a_follower_cut_off_mid_stream_resumes_and_misses_no_member_created_or_removed_meanwhile() {
     let scope = Scope::new("cutoff");
     let network = scope.network("lb");
-    let original = scope.web("web", &["--network", &network]);
-    let name = scope.name("web");
+    let (original, name) = scope.web_group(&["--network", &network]);
     let server = scope.server(&["--stop-timeout", "1s", "--drain-timeout", "5s"]);
     scale(&server, &name, 2).await;
     let first_replica = member_ids(&group(&server, &name).await).into_iter().find(|id| *id != original).unwrap();
@@ -512,8 +480,9 @@ async fn a_follower_cut_off_mid_stream_resumes_and_misses_no_member_created_or_r
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("upstream.json");
     let log = dir.path().join("follower.log");
+    let through_proxy = format!("https://localhost:{}", proxy.port);
     let _follower =
-        follower(&server, &format!("https://localhost:{}", proxy.port), &name, "json", &out, &network, None);
+        Upstreams::new(&name, &out).format("json").network(&network).server(&server, through_proxy).follow();
     let listed = |want: &[&String]| {
         let mut servers = json_servers(&out);
         servers.sort();
@@ -595,8 +564,7 @@ impl EventReader {
 #[tokio::test]
 async fn the_event_stream_resumes_after_last_event_id_with_what_was_missed_and_no_snapshot() {
     let scope = Scope::new("resume");
-    let original = scope.web("web", &[]);
-    let name = scope.name("web");
+    let (original, name) = scope.web_group(&[]);
     let server = scope.server(&[]);
     let path = format!("/v1/events?group={name}");
     let soon = || tokio::time::Instant::now() + Duration::from_secs(10);

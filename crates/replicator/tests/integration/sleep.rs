@@ -5,16 +5,15 @@
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::common::lb::{follower_with, upstream_servers, Nginx};
-use crate::common::{call, docker, eventually, free_port, http_request, image, Scope, Server};
+use crate::common::lb::{upstream_servers, Nginx, Upstreams};
+use crate::common::{
+    call, docker, eventually, eventually_async, free_port, group, http_request, image, labels, ready_if, Scope,
+    QUICK_AUTOSCALER,
+};
 
 const SERVE_OK: &str = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www";
-
-async fn group(server: &Server, name: &str) -> Value {
-    call(server, Method::GET, &format!("/v1/groups/{name}"), None).await.json()
-}
 
 /// 51 requests through nginx at once: all must get the member's 200.
 async fn burst(port: u16) -> Vec<(u16, String)> {
@@ -28,40 +27,19 @@ async fn burst(port: u16) -> Vec<(u16, String)> {
 async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autoscaler_puts_it_back_to_sleep() {
     let scope = Scope::new("sleep");
     let network = scope.network("net");
-    let original = scope.run(
-        "web",
-        &[
-            "--network",
-            &network,
-            "--label",
-            "replicator.enable=true",
-            "--label",
-            "replicator.min=0",
-            "--label",
-            "replicator.autoscale.min=0",
-            "--label",
-            "replicator.autoscale.metric=rps",
-            "--label",
-            "replicator.autoscale.target=10",
-            image(),
-            "sh",
-            "-c",
-            SERVE_OK,
-        ],
-    );
+    let mut args = labels(&[
+        "replicator.enable=true",
+        "replicator.min=0",
+        "replicator.autoscale.min=0",
+        "replicator.autoscale.metric=rps",
+        "replicator.autoscale.target=10",
+    ]);
+    args.extend(["--network", &network, image(), "sh", "-c", SERVE_OK]);
+    let original = scope.run("web", &args);
     let name = scope.name("web");
     let wake_port = free_port();
     let wake = format!("127.0.0.1:{wake_port}");
-    let server = scope.server(&[
-        "--wake-listen",
-        &wake,
-        "--autoscale-interval",
-        "1s",
-        "--scale-down-stabilization",
-        "3s",
-        "--metric-ttl",
-        "30s",
-    ]);
+    let server = scope.server(&[&["--wake-listen", &wake, "--metric-ttl", "30s"][..], &QUICK_AUTOSCALER].concat());
 
     let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
     assert_eq!(slept.status, StatusCode::OK, "{}", slept.text());
@@ -79,7 +57,7 @@ async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autos
     let nginx = Nginx::start_with(dir.path(), free_port(), &upstreams, &name, &headers);
     let reload = nginx.synchronous_reload("");
     let extra = ["--wake", wake.as_str()];
-    let _follower = follower_with(&server, &server.url(), &name, "nginx", &upstreams, &network, Some(&reload), &extra);
+    let _follower = Upstreams::nginx_following(&server, &name, &upstreams, &network, &reload).extra(&extra).follow();
     eventually("the upstream on the waker", Duration::from_secs(30), || {
         (upstream_servers(&upstreams) == [wake.clone()]).then_some(())
     });
@@ -95,16 +73,12 @@ async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autos
 
     // Idle: every member at or below the activation (0) for the stabilization window.
     let push = json!({"container": name, "metric": "rps", "value": 0});
-    let mut asleep = false;
-    for _ in 0..100 {
+    eventually_async("the autoscaler to put the idle group to sleep", Duration::from_secs(30), async || {
         assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(push.clone())).await.status, StatusCode::ACCEPTED);
-        if group(&server, &name).await["asleep"] == true {
-            asleep = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    assert!(asleep, "the autoscaler put the idle group to sleep: {}", group(&server, &name).await);
+        let g = group(&server, &name).await;
+        ready_if(g["asleep"] == true, g)
+    })
+    .await;
     eventually("the upstream back on the waker", Duration::from_secs(30), || {
         (upstream_servers(&upstreams) == [wake.clone()]).then_some(())
     });

@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{call, docker, docker_try, eventually, image, Scope, SWARM};
+use crate::common::{call, docker, docker_try, eventually, group, image, Scope, SWARM};
 
 /// Joins a single-node swarm for the test, and leaves it afterwards only if
 /// the engine was not in one before, removing the bridge network that
@@ -68,7 +68,7 @@ async fn replicating_a_task_scales_its_service() {
     assert_eq!(over.status, StatusCode::CONFLICT, "{}", over.text());
     assert_eq!(desired_replicas(&service), 2);
 
-    let group = call(&server, Method::GET, &format!("/v1/groups/{service}"), None).await.json();
+    let group = group(&server, &service).await;
     assert_eq!((group["kind"].as_str(), group["max"].as_u64()), (Some("swarm"), Some(3)));
     let scaled =
         call(&server, Method::PUT, &format!("/v1/groups/{service}/replicas"), Some(json!({"replicas": 1}))).await;

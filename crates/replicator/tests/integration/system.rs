@@ -9,7 +9,9 @@ use http::{Method, StatusCode};
 use replicator::cli::remote::ApiClient;
 
 use crate::common::browser::Browser;
-use crate::common::{certs_for, docker, eventually, free_port, http_request, images, plain_http, Scope, SWARM};
+use crate::common::{
+    certs_for, docker, eventually, eventually_async, free_port, http_request, images, plain_http, Scope, SWARM,
+};
 
 fn published(container: &str, port: &str) -> u16 {
     let out = docker(&["port", container, port]);
@@ -64,15 +66,11 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
     );
     let api = format!("https://localhost:{}", published(&replicator, "8443"));
     let client = ApiClient::new(&api, certs.path()).unwrap();
-    let mut ready = None;
-    for _ in 0..100 {
-        if let Ok(r) = client.get("/v1/groups").await {
-            ready = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(ready.expect("replicator's container answers").status, StatusCode::OK);
+    let ready = eventually_async("replicator's container to answer", Duration::from_secs(10), async || {
+        client.get("/v1/groups").await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(ready.status, StatusCode::OK);
 
     // It finds its own container id and refuses to replicate itself.
     let itself = client.request(Method::POST, &format!("/v1/containers/{replicator}/replicas"), None).await.unwrap();

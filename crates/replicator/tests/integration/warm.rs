@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{call, docker, docker_try, eventually, image, Scope};
+use crate::common::{call, docker, docker_try, eventually, eventually_async, group, image, try_group, Scope};
 
 /// `(running members, paused standbys)` as the engine shows them.
 fn counted(scope: &Scope, group: &str) -> (usize, usize) {
@@ -51,11 +51,10 @@ fn now() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_group_scales_1_to_3_by_unpausing_refills_its_pool_and_shrinks_into_it() {
     let scope = Scope::new("warm");
-    scope.web("web", &["--label", "replicator.max=5", "--label", "replicator.warm=2"]);
-    let name = scope.name("web");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=5", "--label", "replicator.warm=2"]);
     let server = scope.server(&["--warm-settle", "1s"]);
     eventually("two paused standbys", Duration::from_secs(60), || (counted(&scope, &name) == (1, 2)).then_some(()));
-    let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
+    let group = group(&server, &name).await;
     assert_eq!((group["replicas"].as_u64(), group["warm"].as_u64()), (Some(1), Some(2)));
     assert_eq!(standby_ids(&group).len(), 2, "{group}");
     assert_eq!(group["members"].as_array().unwrap().len(), 1, "standbys are not members");
@@ -99,23 +98,22 @@ async fn a_standby_is_recycled_when_the_original_is_redeployed_from_a_moved_tag(
     let name = scope.name("web");
     let server = scope.server(&["--warm-settle", "1s"]);
     eventually("a paused standby", Duration::from_secs(60), || (counted(&scope, &name) == (1, 1)).then_some(()));
-    let before = standby_ids(&call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json());
+    let before = standby_ids(&group(&server, &name).await);
 
     let builder = scope.run("builder", &[image(), "sh", "-c", "echo v2 > /version && sleep 100000"]);
     docker(&["commit", &builder, &tag]);
     let new_image = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
     docker(&["rm", "-f", &first]);
     run_original();
-    let mut after = Vec::new();
-    for _ in 0..300 {
-        let group = call(&server, Method::GET, &format!("/v1/groups/{name}"), None).await.json();
-        after = standby_ids(&group);
+    let after = eventually_async("the stale standby replaced", Duration::from_secs(60), async || {
+        let after = standby_ids(&group(&server, &name).await);
         if after.len() == 1 && after != before {
-            break;
+            Ok(after)
+        } else {
+            Err(format!("{before:?} -> {after:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(after.len() == 1 && after != before, "recycled: {before:?} -> {after:?}");
+    })
+    .await;
     assert_eq!(docker(&["inspect", "-f", "{{.Image}}", &after[0]]), new_image);
     assert!(docker_try(&["inspect", &before[0]]).is_err(), "the stale standby is gone");
 }
@@ -140,8 +138,7 @@ impl Drop for Untag {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_with_standbys_leaves_nothing_the_next_start_does_not_adopt_or_remove() {
     let scope = Scope::new("warmcrash");
-    let original = scope.web("web", &["--label", "replicator.warm=2"]);
-    let name = scope.name("web");
+    let (original, name) = scope.web_group(&["--label", "replicator.warm=2"]);
     let server = scope.process_server(&["--warm-settle", "1s"]);
     eventually("two paused standbys", Duration::from_secs(60), || (counted(&scope, &name) == (1, 2)).then_some(()));
     server.signal("KILL");
@@ -149,16 +146,10 @@ async fn a_crash_with_standbys_leaves_nothing_the_next_start_does_not_adopt_or_r
 
     let restarted = scope.process_server(&["--warm-settle", "1s"]);
     let client = restarted.client();
-    let mut group = Value::Null;
-    for _ in 0..150 {
-        match client.get(&format!("/v1/groups/{name}")).await {
-            Ok(r) if r.status == StatusCode::OK => {
-                group = r.json();
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    let group = eventually_async("the restarted replicator to show the group", Duration::from_secs(30), async || {
+        try_group(&client, &name).await
+    })
+    .await;
     assert_eq!(standby_ids(&group).len(), 2, "the standbys are adopted: {group}");
     assert_eq!(counted(&scope, &name), (1, 2), "none added, none lost");
 

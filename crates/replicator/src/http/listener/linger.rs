@@ -100,17 +100,32 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// An answer sent before the request body was read, as a 413 is.
+    const ANSWER: &[u8] = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n";
+
     #[tokio::test]
     async fn a_closing_connection_reads_what_the_client_still_sends() {
+        // The pipe holds 64 bytes each way: the answer fits, the body does not.
         let (server, mut client) = tokio::io::duplex(64);
         let unread = Arc::new(AtomicBool::new(true));
         let mut server = Lingering::new(server, unread);
-        let closing = tokio::spawn(async move { server.shutdown().await });
-        // More than the pipe holds: only a lingering reader lets it all through.
-        client.write_all(&[b'x'; 10_000]).await.unwrap();
-        let mut rest = Vec::new();
-        client.read_to_end(&mut rest).await.unwrap();
-        drop(client);
-        closing.await.unwrap().unwrap();
+        let closing = tokio::spawn(async move {
+            server.write_all(ANSWER).await?;
+            server.shutdown().await?;
+            Ok::<_, io::Error>(server.drained)
+        });
+        let exchange = async {
+            // More than the pipe holds: only a lingering reader lets it all through.
+            client.write_all(&[b'x'; 10_000]).await.unwrap();
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            drop(client);
+            (answer, closing.await.unwrap().unwrap())
+        };
+        // A server that stopped reading would leave the client stuck writing.
+        let (answer, drained) =
+            tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("the body went through");
+        assert_eq!(String::from_utf8_lossy(&answer), String::from_utf8_lossy(ANSWER), "the answer, then the end");
+        assert_eq!(drained, 10_000, "the whole body was read and discarded");
     }
 }

@@ -2,18 +2,18 @@
 //! page, run a line of JavaScript, wait for a condition, take a screenshot.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{eventually, free_port, plain_http};
+use super::{eventually, free_port, plain_http, poll_until_async, Owned};
 
 pub struct Browser {
-    child: Child,
+    _child: Owned,
     port: u16,
     _profile: tempfile::TempDir,
 }
@@ -37,7 +37,7 @@ impl Browser {
             .spawn()
             .expect("chromium runs (apt-get install chromium; scripts/prepare does)");
         eventually("chromium's DevTools endpoint", Duration::from_secs(30), || http(port, "GET", "/json/version"));
-        Self { child, port, _profile: profile }
+        Self { _child: Owned(child), port, _profile: profile }
     }
 
     pub async fn open(&self, url: &str) -> Page {
@@ -49,13 +49,6 @@ impl Browser {
         let mut page = Page { socket, next: 0 };
         page.navigate(url).await;
         page
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -110,17 +103,15 @@ impl Page {
     /// Polls a JavaScript condition until it holds. A document replaced
     /// meanwhile (a refresh, a form's redirect) only means another look.
     pub async fn wait_for(&mut self, condition: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let last = self.try_eval(&format!("Boolean({condition})")).await;
-            if last == Ok(Value::Bool(true)) {
-                return;
-            }
-            if Instant::now() >= deadline {
-                let text = self.try_eval("document.body ? document.body.innerText : ''").await;
-                panic!("waited in vain for {condition} (last: {last:?}); the page says: {text:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let check = format!("Boolean({condition})");
+        let held = poll_until_async(within, async || match self.try_eval(&check).await {
+            Ok(Value::Bool(true)) => Ok(()),
+            last => Err(format!("{last:?}")),
+        })
+        .await;
+        if let Err(last) = held {
+            let text = self.try_eval("document.body ? document.body.innerText : ''").await;
+            panic!("waited in vain for {condition} (last: {last}); the page says: {text:?}");
         }
     }
 

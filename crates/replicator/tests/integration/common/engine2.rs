@@ -6,24 +6,27 @@
 //! engine. Its `tcp://127.0.0.1:2376` inside the namespace is brought to
 //! `127.0.0.1:<port>` on the host through a unix socket both sides can see.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UnixStream};
+use tokio::net::UnixStream;
 
-use super::{docker, eventually};
+use super::relay::Relay;
+use super::{docker, eventually, poll_until, DockerCli};
 
 pub struct SecondEngine {
     pub port: u16,
-    certs: PathBuf,
+    /// The docker CLI pointed at this engine the way the original tool was:
+    /// through `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`.
+    pub cli: DockerCli,
     namespace: String,
     dir: tempfile::TempDir,
     dockerd: Child,
     socat: Child,
-    forwarder: Option<std::thread::JoinHandle<()>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Brings the engine's socket to the host's `port`.
+    _forwarder: Relay,
 }
 
 fn run(program: &str, args: &[&str]) {
@@ -69,110 +72,44 @@ impl SecondEngine {
             .stderr(Stdio::null())
             .spawn()
             .expect("socat starts (apt-get install socat; scripts/prepare does)");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let forwarder = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("the engine's port is free");
-                ready_tx.send(()).unwrap();
-                let accept = async {
-                    while let Ok((mut client, _)) = listener.accept().await {
-                        let socket = socket.clone();
-                        tokio::spawn(async move {
-                            if let Ok(mut engine) = UnixStream::connect(&socket).await {
-                                let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
-                            }
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = stopped => {}
-                    () = accept => {}
+        let forwarder = Relay::start(port, move |mut client| {
+            let socket = socket.clone();
+            Some(async move {
+                if let Ok(mut engine) = UnixStream::connect(&socket).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
                 }
-            });
+            })
         });
-        ready_rx.recv().unwrap();
-        let engine = Self {
-            port,
-            certs: certs.to_owned(),
-            namespace,
-            dir,
-            dockerd,
-            socat,
-            forwarder: Some(forwarder),
-            stop: Some(stop),
-        };
+        let env = vec![
+            ("DOCKER_HOST", format!("tcp://127.0.0.1:{port}")),
+            ("DOCKER_TLS_VERIFY", "1".to_owned()),
+            ("DOCKER_CERT_PATH", certs.display().to_string()),
+        ];
+        let cli = DockerCli::new("the second engine", env);
+        let engine = Self { port, cli, namespace, dir, dockerd, socat, _forwarder: forwarder };
         eventually("the second engine to answer over TLS", Duration::from_secs(90), || {
-            engine.docker_try(&["info"]).ok()
+            engine.cli.docker_try(&["info"]).ok()
         });
         engine
-    }
-
-    /// The docker CLI pointed at this engine the way the original tool was: through the environment.
-    pub fn env(&self) -> [(&'static str, String); 3] {
-        [
-            ("DOCKER_HOST", format!("tcp://127.0.0.1:{}", self.port)),
-            ("DOCKER_TLS_VERIFY", "1".to_owned()),
-            ("DOCKER_CERT_PATH", self.certs.display().to_string()),
-        ]
-    }
-
-    pub fn docker_try(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("docker").args(args).envs(self.env()).output().unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
-    }
-
-    pub fn docker(&self, args: &[&str]) -> String {
-        self.docker_try(args).unwrap_or_else(|e| panic!("second engine: docker {args:?}: {e}"))
-    }
-
-    /// Copies an image of the main engine into this one (no registry).
-    pub fn load(&self, image: &str) {
-        let mut save = Command::new("docker").args(["save", image]).stdout(Stdio::piped()).spawn().unwrap();
-        let status = Command::new("docker")
-            .arg("load")
-            .envs(self.env())
-            .stdin(save.stdout.take().unwrap())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(save.wait().unwrap().success(), "docker save {image}");
-        assert!(status.success(), "docker load into the second engine");
     }
 }
 
 impl Drop for SecondEngine {
     fn drop(&mut self) {
-        if let Ok(ids) = self.docker_try(&["ps", "-aq"]) {
+        if let Ok(ids) = self.cli.docker_try(&["ps", "-aq"]) {
             for id in ids.lines() {
-                let _ = self.docker_try(&["rm", "-f", id]);
+                let _ = self.cli.docker_try(&["rm", "-f", id]);
             }
         }
         let pidfile = self.dir.path().join("docker.pid");
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {
             let _ = Command::new("kill").arg(pid.trim()).status();
-            for _ in 0..150 {
-                if !pidfile.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let _ = poll_until(Duration::from_secs(15), || (!pidfile.exists()).then_some(()));
         }
         let _ = self.dockerd.kill();
         let _ = self.dockerd.wait();
         let _ = self.socat.kill();
         let _ = self.socat.wait();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(f) = self.forwarder.take() {
-            let _ = f.join();
-        }
         let _ = Command::new("ip").args(["netns", "del", &self.namespace]).status();
     }
 }

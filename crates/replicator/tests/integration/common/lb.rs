@@ -4,26 +4,10 @@
 //! Every process started here is killed on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{eventually, write_file, Server, BIN};
-
-/// A child process killed (and reaped) on drop.
-pub struct Owned(pub Child);
-
-impl Owned {
-    pub fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use super::{eventually, write_in, Owned, Server, BIN};
 
 /// An nginx master (one worker) on 127.0.0.1:port proxying `/` to the
 /// upstream `upstream` that `upstream_file` defines, with the settings that
@@ -43,9 +27,9 @@ impl Nginx {
 
     /// The same, with `directives` added to the proxying location.
     pub fn start_with(dir: &Path, port: u16, upstream_file: &Path, upstream: &str, directives: &str) -> Self {
-        let config = dir.join("nginx.conf");
-        write_file(
-            &config,
+        let config = write_in(
+            dir,
+            "nginx.conf",
             &format!(
                 "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
                  events {{ worker_connections 1024; }}\n\
@@ -70,9 +54,9 @@ impl Nginx {
     /// the file can still be sent requests. Acknowledging before that would
     /// let replicator stop a member nginx still uses. `then` runs last.
     pub fn synchronous_reload(&self, then: &str) -> String {
-        let script = self.dir.join("reload.sh");
-        write_file(
-            &script,
+        let script = write_in(
+            &self.dir,
+            "reload.sh",
             &format!(
                 "#!/bin/sh\nset -e\nmaster=$(cat {dir}/nginx.pid)\nold=$(pgrep -P \"$master\" || true)\n\
                  nginx -c {config} -s reload\n\
@@ -108,64 +92,94 @@ pub fn upstream_servers(file: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `replicator upstreams --once` against the engine, so nginx has a file to start with.
-pub fn first_upstreams(group: &str, out: &Path, network: &str) {
-    let once = Command::new(BIN)
-        .args(["upstreams", "--group", group, "--out"])
-        .arg(out)
-        .args(["--port", "8080", "--network", network, "--once"])
-        .output()
-        .unwrap();
-    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+/// The spec of a `replicator upstreams` run writing `group`'s members to
+/// `out`: [`Upstreams::new`], what differs from it, then `once` or `follow`.
+pub struct Upstreams<'a> {
+    group: &'a str,
+    out: &'a Path,
+    /// `--format` (`None`: the command's default, nginx).
+    format: Option<&'a str>,
+    /// The members' port 8080 on this network (`--port`, `--network`).
+    network: Option<&'a str>,
+    /// Follow this server, reached at this URL, as follower `lb-1` (instead of the engine).
+    server: Option<(&'a Server, String)>,
+    /// `--reload`: the command run after each write.
+    reload: Option<&'a str>,
+    /// Anything else (`--wake ADDR`, `--resync 1s`...).
+    extra: &'a [&'a str],
 }
 
-/// `replicator upstreams --server URL` (follower `lb-1`) following `group`
-/// through `server_url` (the server's own, or a proxy in front of it),
-/// logging to `follower.log` beside `out`.
-pub fn follower(
-    server: &Server,
-    server_url: &str,
-    group: &str,
-    format: &str,
-    out: &Path,
-    network: &str,
-    reload: Option<&str>,
-) -> Owned {
-    follower_with(server, server_url, group, format, out, network, reload, &[])
-}
-
-/// `follower` with `extra` arguments (`--wake ADDR`...).
-#[allow(clippy::too_many_arguments)]
-pub fn follower_with(
-    server: &Server,
-    server_url: &str,
-    group: &str,
-    format: &str,
-    out: &Path,
-    network: &str,
-    reload: Option<&str>,
-    extra: &[&str],
-) -> Owned {
-    let log = out.with_file_name("follower.log");
-    let mut command = Command::new(BIN);
-    command
-        .args(["upstreams", "--group", group, "--format", format, "--out"])
-        .arg(out)
-        .args(["--port", "8080", "--network", network, "--server", server_url, "--certs"])
-        .arg(&server.certs)
-        .args(["--follower", "lb-1"]);
-    if let Some(reload) = reload {
-        command.args(["--reload", reload]);
+impl<'a> Upstreams<'a> {
+    /// `group`, from the engine, to `out`, in the default format, reloading nothing.
+    pub fn new(group: &'a str, out: &'a Path) -> Self {
+        Self { group, out, format: None, network: None, server: None, reload: None, extra: &[] }
     }
-    command.args(extra);
-    Owned(
+
+    /// An nginx file of `group`'s members on `network` that follows `server`
+    /// (at its own URL) and reloads nginx with `reload`.
+    pub fn nginx_following(
+        server: &'a Server,
+        group: &'a str,
+        out: &'a Path,
+        network: &'a str,
+        reload: &'a str,
+    ) -> Self {
+        Self::new(group, out).format("nginx").network(network).server(server, server.url()).reload(reload)
+    }
+
+    pub fn format(self, format: &'a str) -> Self {
+        Self { format: Some(format), ..self }
+    }
+
+    /// The members' port 8080 on `network`.
+    pub fn network(self, network: &'a str) -> Self {
+        Self { network: Some(network), ..self }
+    }
+
+    /// Follows `server` through `url` (the server's own, or a proxy's in front of it).
+    pub fn server(self, server: &'a Server, url: String) -> Self {
+        Self { server: Some((server, url)), ..self }
+    }
+
+    pub fn reload(self, command: &'a str) -> Self {
+        Self { reload: Some(command), ..self }
+    }
+
+    pub fn extra(self, args: &'a [&'a str]) -> Self {
+        Self { extra: args, ..self }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command.args(["upstreams", "--group", self.group]);
+        if let Some(format) = self.format {
+            command.args(["--format", format]);
+        }
+        command.arg("--out").arg(self.out);
+        if let Some(network) = self.network {
+            command.args(["--port", "8080", "--network", network]);
+        }
+        if let Some((server, url)) = &self.server {
+            command.args(["--server", url, "--certs"]).arg(&server.certs).args(["--follower", "lb-1"]);
+        }
+        if let Some(reload) = self.reload {
+            command.args(["--reload", reload]);
+        }
+        command.args(self.extra).env("REPLICATOR_LOG", "info");
         command
-            .env("REPLICATOR_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("replicator upstreams starts"),
-    )
+    }
+
+    /// `--once`: writes the file (a balancer needs one to start) and returns.
+    pub fn once(&self) {
+        let done = self.command().arg("--once").output().unwrap();
+        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    }
+
+    /// Follows in the background, logging to `follower.log` beside `out`; killed on drop.
+    pub fn follow(&self) -> Owned {
+        let log = std::fs::File::create(self.out.with_file_name("follower.log")).unwrap();
+        Owned(self.command().stdout(Stdio::null()).stderr(log).spawn().expect("replicator upstreams starts"))
+    }
 }
 
 /// A wrk run in the background; `finish` interrupts it (wrk then prints its
@@ -193,9 +207,7 @@ impl Wrk {
         let mut command = Command::new("wrk");
         command.args(["-t1", &format!("-c{connections}"), "-d120s", "--timeout", "5s", "-H", "Connection: close"]);
         if let Some(lua) = script {
-            let path = dir.join(format!("{label}.lua"));
-            write_file(&path, lua);
-            command.arg("-s").arg(path);
+            command.arg("-s").arg(write_in(dir, &format!("{label}.lua"), lua));
         }
         let child = command
             .arg(url)

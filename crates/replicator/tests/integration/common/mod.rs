@@ -9,16 +9,21 @@ pub mod engine2;
 pub mod lb;
 pub mod prom;
 pub mod proxy;
+pub mod relay;
 pub mod swarm2;
 pub mod tcp_proxy;
+pub mod wait;
+
+pub use wait::{eventually, eventually_async, poll_until, poll_until_async, ready_if, Look};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use http::{Method, StatusCode};
 use replicator::cli::remote::ApiClient;
 use serde_json::Value;
 
@@ -47,30 +52,14 @@ impl Engine {
         }
     }
 
-    /// Runs the docker CLI against this engine; `Err(stderr)` when it fails.
-    pub fn docker_try(self, args: &[&str]) -> Result<String, String> {
-        let mut command = Command::new("docker");
-        if let Some(host) = self.docker_host() {
-            command.env("DOCKER_HOST", host);
+    /// The docker CLI against this engine.
+    pub fn cli(self) -> DockerCli {
+        match self {
+            Engine::Docker => DockerCli::machine(),
+            Engine::Podman => {
+                DockerCli::new("Podman (scripts/prepare serves it)", vec![("DOCKER_HOST", PODMAN_HOST.into())])
+            }
         }
-        let out = command.args(args).output().expect("the docker CLI runs");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
-    }
-
-    /// The same, failing the test when the CLI fails.
-    pub fn docker(self, args: &[&str]) -> String {
-        self.docker_try(args).unwrap_or_else(|e| panic!("docker {args:?} on {self:?} failed: {e}"))
-    }
-
-    /// `docker inspect` of one object.
-    pub fn inspect(self, id: &str) -> Value {
-        let text = self.docker(&["inspect", id]);
-        let mut list: Vec<Value> = serde_json::from_str(&text).expect("docker inspect prints JSON");
-        list.remove(0)
     }
 
     /// Makes sure the test image is in this engine's store (Podman gets a
@@ -80,30 +69,18 @@ impl Engine {
         image();
         if self == Engine::Podman {
             COPIED.get_or_init(|| {
-                if self.docker_try(&["image", "inspect", IMAGE]).is_ok() {
-                    return;
+                let podman = self.cli();
+                if podman.docker_try(&["image", "inspect", IMAGE]).is_err() {
+                    podman.load(IMAGE);
                 }
-                let mut save = Command::new("docker").args(["save", IMAGE]).stdout(Stdio::piped()).spawn().unwrap();
-                let status = Command::new("docker")
-                    .env("DOCKER_HOST", PODMAN_HOST)
-                    .args(["load"])
-                    .stdin(save.stdout.take().unwrap())
-                    .stdout(Stdio::null())
-                    .status()
-                    .expect("the docker CLI runs");
-                assert!(
-                    save.wait().unwrap().success() && status.success(),
-                    "copying the test image into Podman failed (scripts/prepare starts its service)"
-                );
             });
         }
         IMAGE
     }
 }
 
-/// Runs the docker CLI; `Err(stderr)` when it fails.
-pub fn docker_try(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker").args(args).output().expect("the docker CLI runs");
+/// A finished command's trimmed stdout, or `Err(its stderr)` when it failed.
+pub fn stdout_or_stderr(out: Output) -> Result<String, String> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
@@ -111,14 +88,74 @@ pub fn docker_try(args: &[&str]) -> Result<String, String> {
     }
 }
 
-pub fn docker(args: &[&str]) -> String {
-    docker_try(args).unwrap_or_else(|e| panic!("docker {args:?} failed: {e}"))
+/// The docker CLI pointed at one engine by its environment (none: the
+/// machine's engine): every docker command of the harness runs here.
+pub struct DockerCli {
+    /// The engine, for messages.
+    name: String,
+    env: Vec<(&'static str, String)>,
 }
 
+impl DockerCli {
+    /// The machine's engine, at the CLI's default.
+    pub fn machine() -> Self {
+        Self::new("the machine's engine", Vec::new())
+    }
+
+    /// The engine `env` (`DOCKER_HOST`...) points at, called `name`.
+    pub fn new(name: &str, env: Vec<(&'static str, String)>) -> Self {
+        Self { name: name.to_owned(), env }
+    }
+
+    /// The environment that points the docker CLI at this engine.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        self.env.clone()
+    }
+
+    /// Runs the docker CLI; `Err(stderr)` when it fails.
+    pub fn docker_try(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("docker").envs(self.env()).args(args).output().expect("the docker CLI runs");
+        stdout_or_stderr(out)
+    }
+
+    /// The same, failing the test when the CLI fails.
+    pub fn docker(&self, args: &[&str]) -> String {
+        self.docker_try(args).unwrap_or_else(|e| panic!("docker {args:?} on {} failed: {e}", self.name))
+    }
+
+    /// `docker inspect` of one object.
+    pub fn inspect(&self, id: &str) -> Value {
+        let text = self.docker(&["inspect", id]);
+        let mut list: Vec<Value> = serde_json::from_str(&text).expect("docker inspect prints JSON");
+        list.remove(0)
+    }
+
+    /// Copies `image` from the machine's engine into this one: `docker save
+    /// | docker load`, no registry.
+    pub fn load(&self, image: &str) {
+        let mut save = Command::new("docker");
+        save.args(["save", image]);
+        let mut load = Command::new("docker");
+        load.envs(self.env()).arg("load");
+        let (saved, loaded) = pipe(save, load);
+        assert!(saved.success(), "docker save {image}");
+        assert!(loaded.success(), "docker load of {image} into {}", self.name);
+    }
+}
+
+/// Runs the docker CLI against the machine's engine; `Err(stderr)` when it fails.
+pub fn docker_try(args: &[&str]) -> Result<String, String> {
+    DockerCli::machine().docker_try(args)
+}
+
+/// The same, failing the test when the CLI fails.
+pub fn docker(args: &[&str]) -> String {
+    DockerCli::machine().docker(args)
+}
+
+/// `docker inspect` of one object on the machine's engine.
 pub fn inspect(id: &str) -> Value {
-    let text = docker(&["inspect", id]);
-    let mut list: Vec<Value> = serde_json::from_str(&text).expect("docker inspect prints JSON");
-    list.remove(0)
+    DockerCli::machine().inspect(id)
 }
 
 /// The test image: busybox (shell, httpd, nslookup...) in an imported rootfs.
@@ -145,18 +182,26 @@ pub fn image() -> &'static str {
         )
         .unwrap();
         std::fs::write(root.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-        let mut tar =
-            Command::new("tar").arg("-C").arg(root.path()).args(["-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
-        let status = Command::new("docker")
-            .args(["import", "--change", "CMD [\"sh\"]", "--change", "ENV PATH=/bin", "-", IMAGE])
-            .stdin(tar.stdout.take().unwrap())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(tar.wait().unwrap().success(), "tar of the test image's root failed");
-        assert!(status.success(), "docker import of the test image failed");
+        let mut tar = Command::new("tar");
+        tar.arg("-C").arg(root.path()).args(["-c", "."]);
+        let mut import = Command::new("docker");
+        import.args(["import", "--change", "CMD [\"sh\"]", "--change", "ENV PATH=/bin", "-", IMAGE]);
+        let (tarred, imported) = pipe(tar, import);
+        assert!(tarred.success(), "tar of the test image's root failed");
+        assert!(imported.success(), "docker import of the test image failed");
     });
     IMAGE
+}
+
+/// Runs `from | into` (what `into` prints is dropped): both exit statuses.
+fn pipe(mut from: Command, mut into: Command) -> (ExitStatus, ExitStatus) {
+    let mut source = from.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{from:?}: {e}"));
+    let status = into
+        .stdin(source.stdout.take().unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{into:?}: {e}"));
+    (source.wait().unwrap(), status)
 }
 
 /// `scripts/build-images` (replicator:local and replicator-demo:local), once per test run.
@@ -174,6 +219,7 @@ pub struct Scope {
     pub id: String,
     /// The engine this scope's containers live on.
     pub engine: Engine,
+    cli: DockerCli,
 }
 
 impl Scope {
@@ -186,24 +232,22 @@ impl Scope {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         engine.image();
         let id = format!("{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        Self { id, engine }
+        Self { id, engine, cli: engine.cli() }
     }
 
     /// The docker CLI against this scope's engine.
     pub fn docker(&self, args: &[&str]) -> String {
-        self.engine.docker(args)
+        self.cli.docker(args)
     }
 
     /// `docker inspect` on this scope's engine.
     pub fn inspect(&self, id: &str) -> Value {
-        self.engine.inspect(id)
+        self.cli.inspect(id)
     }
 
     /// `args` with `--docker-host` for this scope's engine first.
     fn with_engine<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
-        let mut all: Vec<&str> = self.engine.docker_host().map(|h| vec!["--docker-host", h]).unwrap_or_default();
-        all.extend_from_slice(args);
-        all
+        via(self.engine.docker_host(), args)
     }
 
     pub fn label(&self) -> String {
@@ -218,9 +262,7 @@ impl Scope {
 
     /// The same, reaching the engine through `docker_host`.
     pub fn server_via(&self, docker_host: &str, args: &[&str]) -> Server {
-        let mut all = vec!["--docker-host", docker_host];
-        all.extend_from_slice(args);
-        Server::start_selecting(&self.label(), &all)
+        Server::start_selecting(&self.label(), &via(Some(docker_host), args))
     }
 
     /// A `replicator serve` process, for tests that read its logs, signal it or kill it.
@@ -230,9 +272,7 @@ impl Scope {
 
     /// The same, reaching the engine through `docker_host`.
     pub fn process_server_via(&self, docker_host: &str, args: &[&str]) -> Server {
-        let mut all = vec!["--docker-host", docker_host];
-        all.extend_from_slice(args);
-        Server::process_selecting(&self.label(), &all)
+        Server::process_selecting(&self.label(), &via(Some(docker_host), args))
     }
 
     /// Full ids of this scope's containers, in any state, that also pass `filter`.
@@ -285,6 +325,12 @@ impl Scope {
         self.run(suffix, &args)
     }
 
+    /// The container most tests start from: `web("web", extra)`. Its id,
+    /// and the name of its group (named after it).
+    pub fn web_group(&self, extra: &[&str]) -> (String, String) {
+        (self.web("web", extra), self.name("web"))
+    }
+
     pub fn network(&self, suffix: &str) -> String {
         let name = self.name(suffix);
         self.docker(&["network", "create", "--label", &self.label(), &name]);
@@ -308,22 +354,29 @@ impl Scope {
     }
 }
 
+/// A server's `args` with `--docker-host docker_host` first, when there is one.
+fn via<'a>(docker_host: Option<&'a str>, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all: Vec<&str> = docker_host.map(|h| vec!["--docker-host", h]).unwrap_or_default();
+    all.extend_from_slice(args);
+    all
+}
+
 impl Drop for Scope {
     fn drop(&mut self) {
         let filter = format!("label={}", self.label());
-        let ids = self.engine.docker_try(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
+        let ids = self.cli.docker_try(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
         let ids: Vec<&str> = ids.lines().collect();
         if !ids.is_empty() {
-            let _ = self.engine.docker_try(&[&["rm", "-f", "-v"], ids.as_slice()].concat());
+            let _ = self.cli.docker_try(&[&["rm", "-f", "-v"], ids.as_slice()].concat());
         }
-        let services = self.engine.docker_try(&["service", "ls", "-q", "--filter", &filter]).unwrap_or_default();
+        let services = self.cli.docker_try(&["service", "ls", "-q", "--filter", &filter]).unwrap_or_default();
         for service in services.lines() {
-            let _ = self.engine.docker_try(&["service", "rm", service]);
+            let _ = self.cli.docker_try(&["service", "rm", service]);
         }
         for kind in ["network", "volume"] {
-            let list = self.engine.docker_try(&[kind, "ls", "-q", "--filter", &filter]).unwrap_or_default();
+            let list = self.cli.docker_try(&[kind, "ls", "-q", "--filter", &filter]).unwrap_or_default();
             for item in list.lines() {
-                let _ = self.engine.docker_try(&[kind, "rm", item]);
+                let _ = self.cli.docker_try(&[kind, "rm", item]);
             }
         }
     }
@@ -350,7 +403,7 @@ pub fn certs_for(sans: &[&str]) -> tempfile::TempDir {
 /// A running replicator: in this process (stopped on drop) or a
 /// `replicator serve` process (killed on drop).
 pub struct Server {
-    child: Option<Child>,
+    child: Option<Owned>,
     in_process: Option<InProcess>,
     pub port: u16,
     pub admin_port: u16,
@@ -489,7 +542,8 @@ impl Server {
                 admin_port = p;
             }
         }
-        Self { child: Some(child), in_process: None, port, admin_port, certs: certs.to_owned(), _certs_dir: None, logs }
+        let child = Some(Owned(child));
+        Self { child, in_process: None, port, admin_port, certs: certs.to_owned(), _certs_dir: None, logs }
     }
 
     pub fn url(&self) -> String {
@@ -518,18 +572,9 @@ impl Server {
     }
 
     /// Waits for the process to exit; `None` if it is still running after `within`.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        let child = self.child.as_mut().expect("a process server");
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let child = &mut self.child.as_mut().expect("a process server").0;
+        poll_until(within, || child.try_wait().unwrap()).ok()
     }
 
     /// A GET on the plain-HTTP admin listener: (status, body).
@@ -538,12 +583,19 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+/// A child process killed (and reaped) on drop.
+pub struct Owned(pub Child);
+
+impl Owned {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Owned {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -561,18 +613,6 @@ impl Drop for InProcess {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// Polls `probe` until it returns `Some`, or fails the test after `timeout`.
-pub fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -637,15 +677,66 @@ pub fn write_file(path: &Path, text: &str) {
     std::fs::File::create(path).unwrap().write_all(text.as_bytes()).unwrap();
 }
 
+/// Writes `text` to the file `name` in `dir`: its path.
+pub fn write_in(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    write_file(&path, text);
+    path
+}
+
 /// A JSON request through the server's client.
 pub async fn call(
     server: &Server,
-    method: http::Method,
+    method: Method,
     path: &str,
     body: Option<Value>,
 ) -> replicator::cli::remote::ApiResponse {
     server.client().request(method, path, body.as_ref()).await.expect("the server answers")
 }
+
+/// `GET /v1/groups/{name}` through `client`: the group, or what came instead.
+pub async fn try_group(client: &ApiClient, name: &str) -> Result<Value, String> {
+    match client.get(&format!("/v1/groups/{name}")).await {
+        Ok(r) if r.status == StatusCode::OK => Ok(r.json()),
+        Ok(r) => Err(format!("HTTP {}: {}", r.status, r.text())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `GET /v1/groups/{name}`: the group, failing the test on any other answer.
+pub async fn group(server: &Server, name: &str) -> Value {
+    try_group(&server.client(), name).await.unwrap_or_else(|e| panic!("GET /v1/groups/{name}: {e}"))
+}
+
+/// Ids of a group's members in `state` (`running`...).
+pub fn members_in(group: &Value, state: &str) -> Vec<String> {
+    let members = group["members"].as_array().cloned().unwrap_or_default();
+    members.iter().filter(|m| m["state"] == state).map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Waits until the group counts `want` replicas, all running: the group then.
+pub async fn wait_for_size(server: &Server, name: &str, want: usize, within: Duration) -> Value {
+    eventually_async(&format!("group {name} to reach {want} running members"), within, async || {
+        let g = group(server, name).await;
+        ready_if(g["replicas"].as_u64() == Some(want as u64) && members_in(&g, "running").len() == want, g)
+    })
+    .await
+}
+
+/// `docker run`'s options for `labels`: `--label` before each.
+pub fn labels<'a>(labels: &[&'a str]) -> Vec<&'a str> {
+    labels.iter().flat_map(|label| ["--label", label]).collect()
+}
+
+/// `docker run` options for an original autoscaled on the pushed `load`
+/// metric (10 a member), with `more` labels (bounds, dry-run...).
+pub fn autoscaled_on_load<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    labels(&[&["replicator.autoscale.metric=load", "replicator.autoscale.target=10"][..], more].concat())
+}
+
+/// `serve` options for an autoscaler that reacts within seconds: it
+/// evaluates every second and scales down after 3 s of lower recommendations.
+pub const QUICK_AUTOSCALER: [&str; 4] = ["--autoscale-interval", "1s", "--scale-down-stabilization", "3s"];
 
 /// Runs the replicator binary as a client of `server`.
 pub fn cli(server: &Server, args: &[&str]) -> std::process::Output {

@@ -2,13 +2,13 @@
 //! target whose counter grows at a rate the test sets.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{eventually, free_port, write_file};
+use super::{eventually, free_port, write_in, Owned};
 
 /// A scrape target serving `demo_requests_total`, a counter growing at a rate the test sets.
 pub struct CounterTarget {
@@ -60,11 +60,52 @@ impl Drop for CounterTarget {
     }
 }
 
+/// One of Debian's Prometheus programs on a free loopback port, its files
+/// in a folder of its own; killed on drop.
+struct Daemon {
+    _child: Owned,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Runs `/usr/bin/{program}` (Debian's package of that name) with
+    /// `config` written to `config_file` in `dir` and `storage` (its
+    /// data-folder flag), plus `extra` flags, logging to `{program}.log`;
+    /// waits until it is ready.
+    fn start(
+        program: &str,
+        dir: tempfile::TempDir,
+        config_file: &str,
+        config: &str,
+        storage: &str,
+        extra: &[&str],
+    ) -> Self {
+        let binary = Path::new("/usr/bin").join(program);
+        assert!(binary.exists(), "{} is missing: apt-get install {program} (scripts/prepare does)", binary.display());
+        let config_path = write_in(dir.path(), config_file, config);
+        let port = free_port();
+        let child = Command::new(&binary)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("{storage}={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(format!("{program}.log"))).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} starts: {e}"));
+        let daemon = Self { _child: Owned(child), port, _dir: dir };
+        eventually(&format!("{program} to be ready"), Duration::from_secs(60), || {
+            super::plain_http(port, "GET", "/-/ready").filter(|(status, _)| *status == 200).map(drop)
+        });
+        daemon
+    }
+}
+
 /// Debian's Prometheus, on a free loopback port, scraping `target` every second.
 pub struct Prometheus {
-    child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    _daemon: Daemon,
 }
 
 impl Prometheus {
@@ -75,99 +116,52 @@ impl Prometheus {
     /// The same, evaluating `rules` (a rule file's text) every second and
     /// sending alerts to the Alertmanager on `alertmanager_port`.
     pub fn start_alerting(target_port: u16, alerting: Option<(&str, u16)>) -> Self {
-        let binary = Path::new("/usr/bin/prometheus");
-        assert!(binary.exists(), "/usr/bin/prometheus is missing: apt-get install prometheus (scripts/prepare does)");
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        let mut text = format!(
+        let mut config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
         );
         if let Some((rules, alertmanager_port)) = alerting {
-            let rules_file = dir.path().join("rules.yml");
-            write_file(&rules_file, rules);
-            text.push_str(&format!(
+            let rules_file = write_in(dir.path(), "rules.yml", rules);
+            config.push_str(&format!(
                 "rule_files: ['{}']\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\n",
                 rules_file.display()
             ));
         }
-        write_file(&config, &text);
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Without it the first alert waits a minute for an Alertmanager to be discovered.
-            .arg("--rules.alert.resend-delay=1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts");
-        let prometheus = Self { child, port, _dir: dir };
-        eventually("Prometheus to be ready", Duration::from_secs(60), || {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            use std::io::{Read, Write};
-            write!(stream, "GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).ok()?;
-            answer.starts_with("HTTP/1.1 200").then_some(())
-        });
-        prometheus
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Without the resend delay the first alert waits a minute for an Alertmanager to be discovered.
+        let extra = ["--rules.alert.resend-delay=1s"];
+        let daemon = Daemon::start("prometheus", dir, "prometheus.yml", &config, "--storage.tsdb.path", &extra);
+        Self { port: daemon.port, _daemon: daemon }
     }
 }
 
 /// Debian's Alertmanager on a free loopback port, sending every alert to
 /// replicator's webhook over mutual TLS, repeating a firing one every 2 s.
 pub struct Alertmanager {
-    child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    _daemon: Daemon,
 }
 
 impl Alertmanager {
     pub fn start(webhook: &str, certs: &Path) -> Self {
-        let binary = Path::new("/usr/bin/prometheus-alertmanager");
-        assert!(
-            binary.exists(),
-            "{} is missing: apt-get install prometheus-alertmanager (scripts/prepare does)",
-            binary.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
         let cert = |name: &str| certs.join(name).display().to_string();
-        write_file(
-            &config,
-            &format!(
-                "route:\n  receiver: replicator\n  group_by: ['alertname']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 2s\n\
-                 receivers:\n  - name: replicator\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n\
-                 \x20       http_config:\n          tls_config:\n            ca_file: '{}'\n            cert_file: '{}'\n            key_file: '{}'\n",
-                cert("ca.pem"),
-                cert("cert.pem"),
-                cert("key.pem"),
-            ),
+        let config = format!(
+            "route:\n  receiver: replicator\n  group_by: ['alertname']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 2s\n\
+             receivers:\n  - name: replicator\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n\
+             \x20       http_config:\n          tls_config:\n            ca_file: '{}'\n            cert_file: '{}'\n            key_file: '{}'\n",
+            cert("ca.pem"),
+            cert("cert.pem"),
+            cert("key.pem"),
         );
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("alertmanager.log")).unwrap())
-            .spawn()
-            .expect("alertmanager starts");
-        let alertmanager = Self { child, port, _dir: dir };
-        eventually("Alertmanager to be ready", Duration::from_secs(60), || {
-            super::plain_http(port, "GET", "/-/ready").filter(|(status, _)| *status == 200).map(drop)
-        });
-        alertmanager
+        let daemon = Daemon::start(
+            "prometheus-alertmanager",
+            tempfile::tempdir().unwrap(),
+            "alertmanager.yml",
+            &config,
+            "--storage.path",
+            &["--cluster.listen-address="],
+        );
+        Self { port: daemon.port, _daemon: daemon }
     }
 
     /// Webhook notifications sent so far (Alertmanager's own counter).
@@ -178,12 +172,5 @@ impl Alertmanager {
             .filter(|l| l.starts_with("alertmanager_notifications_total{") && l.contains("integration=\"webhook\""))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixStream};
-use tokio::task::JoinHandle;
+use tokio::net::UnixStream;
+
+use super::relay::Relay;
 
 #[derive(Default)]
 struct Control {
@@ -16,48 +17,26 @@ struct Control {
     free_starts: usize,
     /// Held-back starts handed on to the engine so far.
     released_starts: usize,
-    connections: Vec<JoinHandle<()>>,
 }
 
 pub struct EngineProxy {
     pub port: u16,
     control: Arc<Mutex<Control>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    relay: Relay,
 }
 
 impl EngineProxy {
     pub fn start() -> Self {
         let control = Arc::new(Mutex::new(Control::default()));
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shared = control.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                let accept = async {
-                    while let Ok((client, _)) = listener.accept().await {
-                        let inner = shared.clone();
-                        let task = tokio::spawn(async move {
-                            let Ok(engine) = UnixStream::connect("/var/run/docker.sock").await else { return };
-                            pump(client, engine, inner).await;
-                        });
-                        shared.lock().unwrap().connections.push(task);
-                    }
-                };
-                tokio::select! {
-                    _ = stopped => {}
-                    () = accept => {}
-                }
-                for task in shared.lock().unwrap().connections.drain(..) {
-                    task.abort();
-                }
-            });
+        let relay = Relay::start(0, move |client| {
+            let control = shared.clone();
+            Some(async move {
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock").await else { return };
+                pump(client, engine, control).await;
+            })
         });
-        let port = port_rx.recv().unwrap();
-        Self { port, control, stop: Some(stop), thread: Some(thread) }
+        Self { port: relay.port, control, relay }
     }
 
     /// `DOCKER_HOST` for a replicator behind this proxy.
@@ -82,21 +61,7 @@ impl EngineProxy {
 
     /// Closes every open connection (streams in progress included).
     pub fn cut(&self) {
-        for task in self.control.lock().unwrap().connections.drain(..) {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for EngineProxy {
-    fn drop(&mut self) {
-        self.cut();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.relay.cut();
     }
 }
 

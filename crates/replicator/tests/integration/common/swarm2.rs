@@ -22,9 +22,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{docker, docker_try, eventually};
+use super::{docker, docker_try, eventually, poll_until, stdout_or_stderr, DockerCli};
 
 /// The manager's address (the host end of the veth pair).
 pub const MANAGER_ADDR: &str = "10.79.0.1";
@@ -35,6 +35,8 @@ const PREFIX: &str = "rs2-";
 const TASK_FILTER: &str = "label=com.docker.swarm.task.id";
 
 pub struct TwoNodeSwarm {
+    /// The docker CLI against the worker's engine.
+    pub worker: DockerCli,
     namespace: String,
     dir: tempfile::TempDir,
     dockerd: Option<Child>,
@@ -46,12 +48,7 @@ pub struct TwoNodeSwarm {
 
 /// Runs a command; `Err(stderr)` when it fails.
 fn run_try(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-    }
+    stdout_or_stderr(Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?)
 }
 
 fn run(program: &str, args: &[&str]) -> String {
@@ -76,11 +73,7 @@ fn owner(name: &str) -> Option<u32> {
 /// Sends `signal` to `pid` and waits up to `within` for it to be gone.
 fn stop_pid(pid: u32, signal: &str, within: Duration) -> bool {
     let _ = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status();
-    let deadline = Instant::now() + within;
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    !alive(pid)
+    poll_until(within, || (!alive(pid)).then_some(())).is_ok()
 }
 
 /// Unmounts everything mounted under `dir`, deepest first. The worker's dockerd
@@ -157,21 +150,23 @@ impl TwoNodeSwarm {
         let made_gwbridge = docker_try(&["network", "inspect", GWBRIDGE]).is_err();
         let dir =
             tempfile::Builder::new().prefix(&format!("{PREFIX}{}-", std::process::id())).tempdir_in("/tmp").unwrap();
-        let mut swarm =
-            Self { namespace, dir, dockerd: None, made_gwbridge, manager_id: String::new(), worker_id: String::new() };
+        let socket = format!("unix://{}", dir.path().join("docker.sock").display());
+        let worker = DockerCli::new("the worker", vec![("DOCKER_HOST", socket)]);
+        let (manager_id, worker_id) = (String::new(), String::new());
+        let mut swarm = Self { worker, namespace, dir, dockerd: None, made_gwbridge, manager_id, worker_id };
         // From here on, a failure drops `swarm`, which undoes whatever was done.
         swarm.network();
         swarm.start_worker();
         docker(&["swarm", "init", "--advertise-addr", MANAGER_ADDR]);
         let token = docker(&["swarm", "join-token", "-q", "worker"]);
         let manager_join = format!("{MANAGER_ADDR}:2377");
-        swarm.worker_docker(&["swarm", "join", "--advertise-addr", WORKER_ADDR, "--token", &token, &manager_join]);
+        swarm.worker.docker(&["swarm", "join", "--advertise-addr", WORKER_ADDR, "--token", &token, &manager_join]);
         eventually("both swarm nodes to be Ready", Duration::from_secs(60), || {
             let nodes = docker(&["node", "ls", "--format", "{{.Status}}"]);
             (nodes.lines().filter(|s| *s == "Ready").count() == 2).then_some(())
         });
         swarm.manager_id = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
-        swarm.worker_id = swarm.worker_docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+        swarm.worker_id = swarm.worker.docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
         swarm
     }
 
@@ -235,52 +230,16 @@ impl TwoNodeSwarm {
             .spawn()
             .expect("dockerd starts");
         self.dockerd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.worker_docker_try(&["version", "--format", "{{.Server.Version}}"]).is_err() {
+        let answered = poll_until(Duration::from_secs(60), || {
             if let Some(status) = self.dockerd.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.dockerd = None;
                 panic!("the worker's dockerd exited ({status}):\n{}", self.dockerd_log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "the worker's dockerd did not answer within 60 s:\n{}",
-                self.dockerd_log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            self.worker.docker_try(&["version", "--format", "{{.Server.Version}}"])
+        });
+        if let Err(last) = answered {
+            panic!("the worker's dockerd did not answer within 60 s ({last}):\n{}", self.dockerd_log());
         }
-    }
-
-    /// `DOCKER_HOST` for the worker's engine.
-    pub fn worker_host(&self) -> String {
-        format!("unix://{}", self.path("docker.sock").display())
-    }
-
-    /// The docker CLI against the worker's engine; `Err(stderr)` when it fails.
-    pub fn worker_docker_try(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("docker").env("DOCKER_HOST", self.worker_host()).args(args).output().unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
-    }
-
-    pub fn worker_docker(&self, args: &[&str]) -> String {
-        self.worker_docker_try(args).unwrap_or_else(|e| panic!("worker: docker {args:?} failed: {e}"))
-    }
-
-    /// Copies an image of the host engine into the worker's (no registry).
-    pub fn load(&self, image: &str) {
-        let mut save = Command::new("docker").args(["save", image]).stdout(Stdio::piped()).spawn().unwrap();
-        let status = Command::new("docker")
-            .arg("load")
-            .env("DOCKER_HOST", self.worker_host())
-            .stdin(save.stdout.take().unwrap())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(save.wait().unwrap().success(), "docker save {image}");
-        assert!(status.success(), "docker load of {image} into the worker");
     }
 
     pub fn manager_node_id(&self) -> &str {
@@ -307,17 +266,10 @@ impl TwoNodeSwarm {
             .and_then(|p| p.trim().parse::<u32>().ok())
             .unwrap_or_else(|| child.id());
         let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the worker's dockerd did not exit within 60 s of SIGTERM:\n{}", self.dockerd_log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if poll_until(Duration::from_secs(60), || child.try_wait().ok().flatten()).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the worker's dockerd did not exit within 60 s of SIGTERM:\n{}", self.dockerd_log());
         }
         unmount_under(self.dir.path());
     }
@@ -334,13 +286,8 @@ impl TwoNodeSwarm {
 
     /// Polls `done` for up to `within`; a teardown goes on (with a note) when it never is.
     fn settle(&self, what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + within;
-        while !done() {
-            if Instant::now() > deadline {
-                eprintln!("two-node swarm teardown: gave up waiting for {what}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if poll_until(within, || done().then_some(())).is_err() {
+            eprintln!("two-node swarm teardown: gave up waiting for {what}");
         }
     }
 
@@ -361,12 +308,12 @@ impl TwoNodeSwarm {
             });
             if self.dockerd.is_some() {
                 self.settle("the worker's task containers to go", Duration::from_secs(30), || {
-                    no_tasks(self.worker_docker_try(&["ps", "-aq", "--filter", TASK_FILTER]))
+                    no_tasks(self.worker.docker_try(&["ps", "-aq", "--filter", TASK_FILTER]))
                 });
             }
         }
         if self.dockerd.is_some() {
-            let _ = self.worker_docker_try(&["swarm", "leave", "--force"]);
+            let _ = self.worker.docker_try(&["swarm", "leave", "--force"]);
         }
         if manager_active {
             if let Err(e) = docker_try(&["swarm", "leave", "--force"]) {
