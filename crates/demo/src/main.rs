@@ -16,8 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use http::Method;
-use replicator::client::ApiClient;
-use replicator::html::escape;
+use replicator::base::html::escape;
+use replicator::cli::remote::ApiClient;
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
