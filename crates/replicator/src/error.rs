@@ -3,6 +3,7 @@
 //! (`api::error`).
 
 use crate::engine::EngineError;
+use crate::rules::access::Denied;
 
 /// Every way a command can fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +62,9 @@ pub enum Error {
         /// The last healthcheck's output, when it has one.
         health_output: Option<String>,
     },
+    /// The caller's identity lacks the permission the request needs.
+    #[error("{0}")]
+    Denied(Denied),
     /// The client sends more than `--rate-limit` allows.
     #[error("rate limit exceeded: {0}")]
     RateLimited(String),
@@ -80,6 +84,12 @@ fn engine_message(e: &EngineError) -> String {
         format!("engine unavailable: {e}")
     } else {
         format!("the Docker engine refused the request: {e}")
+    }
+}
+
+impl From<Denied> for Error {
+    fn from(e: Denied) -> Self {
+        Error::Denied(e)
     }
 }
 

@@ -291,6 +291,7 @@ async fn api_routes() -> BTreeSet<(String, String)> {
         autoscale,
         rate_limit: None,
         alerts: crate::http::api::AlertReceiver::new(crate::rules::alerts::DEFAULT_GROUP_LABEL),
+        unbound: Default::default(),
     });
     let (status, body) = send(app, "GET", "/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -311,7 +312,11 @@ async fn api_routes() -> BTreeSet<(String, String)> {
 /// not a 405), and the wake listener takes any method on any path.
 async fn check_unlisted_routers() {
     let (service, autoscale) = service().await;
-    let admin = crate::http::admin::router(crate::http::admin::AdminState { service: service.clone(), autoscale });
+    let admin = crate::http::admin::router(crate::http::admin::AdminState {
+        service: service.clone(),
+        autoscale,
+        unbound: Default::default(),
+    });
     for (method, path) in ADMIN_ROUTES {
         let concrete = path.replace("{name}", "web");
         let (status, body) = send(admin.clone(), method, &concrete).await;
@@ -414,6 +419,10 @@ fn populated() -> crate::base::telemetry::Telemetry {
     telemetry.group_desired.get_or_create(&GroupLabel { group: "web".into() }).set(1);
     telemetry.decisions.get_or_create(&DecisionLabels { group: "web".into(), direction: "up".into() }).inc();
     telemetry.job_panics.get_or_create(&WorkerLabel { worker: "keeper".into() }).inc();
+    telemetry
+        .access_denied
+        .get_or_create(&crate::base::telemetry::DeniedLabels { route: "/v1/metrics".into(), identity: "app".into() })
+        .inc();
     telemetry
 }
 

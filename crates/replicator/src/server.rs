@@ -9,7 +9,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -21,8 +20,10 @@ use crate::engine::Engine;
 use crate::http::admin::{self, AdminState};
 use crate::http::api::{self, AppState, RateLimiter, ServerOptions};
 use crate::inventory::{Informer, Inventory, Scope};
+use crate::rules::access::UnboundPolicy;
 use crate::service::events::EventHub;
 use crate::service::{Replicator, Settings};
+use crate::tls::ServerTls;
 
 /// The two listeners, bound by the caller (port 0 in tests).
 pub struct Listeners {
@@ -36,8 +37,10 @@ pub struct Listeners {
 
 /// Everything `run` needs besides the listeners.
 pub struct Config {
-    /// The API's TLS configuration (client certificates required).
-    pub tls: Arc<ServerConfig>,
+    /// The API's TLS configuration (client certificates required), reloadable.
+    pub tls: Arc<ServerTls>,
+    /// What a client certificate without a replicator identity may do.
+    pub unbound: UnboundPolicy,
     /// The engine to act on.
     pub engine: Arc<dyn Engine>,
     /// What this replicator manages.
@@ -75,6 +78,9 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     } else if let Some(engine) = store.engine() {
         info!(engine = %engine.kind, version = %engine.version, api = %engine.api_version, swarm = ?engine.swarm, "engine");
     }
+    if let Some(warning) = config.unbound.warning() {
+        warn!("{warning}");
+    }
     let events = Arc::new(EventHub::default());
     let service = Replicator::new(
         config.engine.clone(),
@@ -100,7 +106,8 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     background_tasks.spawn(service.clone().keep_pools(background.clone()));
     let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
     let mut listeners_tasks = JoinSet::new();
-    let admin_router = admin::router(AdminState { service: service.clone(), autoscale: autoscale.clone() });
+    let admin_router =
+        admin::router(AdminState { service: service.clone(), autoscale: autoscale.clone(), unbound: config.unbound });
     let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };
     listeners_tasks.spawn(admin::serve(
         listeners.admin,
@@ -121,7 +128,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     }
     let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
     let alerts = api::AlertReceiver::new(&config.alert_group_label);
-    let app = api::router(AppState { service, autoscale, rate_limit, alerts });
+    let app = api::router(AppState { service, autoscale, rate_limit, alerts, unbound: config.unbound });
     let telemetry = config.telemetry.clone();
     listeners_tasks.spawn(api::serve(
         listeners.api,

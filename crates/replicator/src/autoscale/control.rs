@@ -21,6 +21,7 @@ use crate::base::quote::clip;
 use crate::error::{Error, Result};
 use crate::inventory::Group;
 use crate::model::{NodeSummary, StatsSample};
+use crate::rules::access::{Identity, Permission};
 use crate::rules::bounds::GroupKind;
 use crate::rules::policy::{self, Metric};
 use crate::service::events::EventHub;
@@ -202,13 +203,15 @@ impl AutoscaleHandle {
     /// Records every sample, or none if any is refused. Any client with a
     /// valid certificate may report for any container (the original tool's
     /// trust model): a value is only accepted for a group that autoscales on it.
-    pub async fn push(&self, samples: &[MetricSample]) -> Result<()> {
+    pub async fn push(&self, samples: &[MetricSample], identity: &Identity) -> Result<()> {
         let mut resolved: HashMap<&ContainerRef, String> = HashMap::new();
         for sample in samples {
             if resolved.contains_key(&sample.container) {
                 continue;
             }
             let (id, group) = self.control.locate(&sample.container).await?;
+            let action = format!("push metrics for container {}", sample.container);
+            identity.check_for(Permission::PushMetrics, group.name(), &action)?;
             check_pushed(&sample.container, &group, &sample.metric)?;
             resolved.insert(&sample.container, id);
         }

@@ -330,6 +330,7 @@ mod tests {
     use crate::engine::Op;
     use crate::error::Error;
     use crate::inventory::Scope;
+    use crate::rules::access::Identity;
     use crate::service::Replicator;
 
     async fn autoscaled(labels: &[(&str, &str)]) -> (Arc<FakeEngine>, Replicator, Arc<AutoscaleHandle>, Autoscaler) {
@@ -376,10 +377,13 @@ mod tests {
     async fn pushed_load_grows_the_group_and_missing_values_never_shrink_it() {
         let (_engine, service, handle, autoscaler) = autoscaled(&LABELS).await;
         let cancel = CancellationToken::new();
-        let mut stream = service.events().subscribe("", None, None);
+        let mut stream = service.events().subscribe("", None, None, "test").unwrap();
         let running = tokio::spawn(autoscaler.run(cancel.clone()));
         let web = ContainerRef::parse("web").unwrap();
-        handle.push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }]).await.unwrap();
+        handle
+            .push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }], &Identity::Operator)
+            .await
+            .unwrap();
         running_reaches(&service, 4).await;
         let decisions = handle.history("web");
         assert_eq!((decisions[0].from, decisions[0].to), (1, 4));
@@ -406,7 +410,10 @@ mod tests {
         let cancel = CancellationToken::new();
         let running = tokio::spawn(autoscaler.run(cancel.clone()));
         let web = ContainerRef::parse("web").unwrap();
-        handle.push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }]).await.unwrap();
+        handle
+            .push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }], &Identity::Operator)
+            .await
+            .unwrap();
         let mut changes = service.inventory().subscribe();
         while engine.calls(Op::StartContainer) == 0 {
             changes.changed().await.unwrap();
@@ -524,7 +531,7 @@ mod tests {
         let push = |value: f64| MetricSample { container: web(), metric: "rps".into(), value };
         let mut changes = service.inventory().subscribe();
         while !service.groups().unwrap()[0].asleep() {
-            handle.push(&[push(0.0)]).await.unwrap();
+            handle.push(&[push(0.0)], &Identity::Operator).await.unwrap();
             tokio::select! {
                 _ = changes.changed() => {}
                 () = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -532,7 +539,7 @@ mod tests {
         }
         assert_eq!(engine.calls(Op::PauseContainer), 1, "the original was paused, never removed");
         assert_eq!(engine.calls(Op::RemoveContainer), 0);
-        handle.push(&[push(3.0)]).await.unwrap();
+        handle.push(&[push(3.0)], &Identity::Operator).await.unwrap();
         while service.groups().unwrap()[0].asleep() {
             changes.changed().await.unwrap();
         }
@@ -545,8 +552,10 @@ mod tests {
     async fn a_value_pushed_for_another_metric_is_refused() {
         let (_engine, _service, handle, _autoscaler) = autoscaled(&LABELS).await;
         let web = ContainerRef::parse("web").unwrap();
-        let e =
-            handle.push(&[MetricSample { container: web, metric: "cpu_load".into(), value: 1.0 }]).await.unwrap_err();
+        let e = handle
+            .push(&[MetricSample { container: web, metric: "cpu_load".into(), value: 1.0 }], &Identity::Operator)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("not on a pushed \"cpu_load\""), "{e}");
     }
 }

@@ -63,6 +63,15 @@ pub struct WorkerLabel {
     pub worker: String,
 }
 
+/// A refused request: its route, and the kind of identity that asked.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeniedLabels {
+    /// The route's template (`/v1/groups/{name}/replicas`).
+    pub route: String,
+    /// `operator`, `app`, `balancer`, `agent`, `alertmanager`, `unbound` or `invalid`.
+    pub identity: String,
+}
+
 type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
 
 /// Every series replicator exports, in one registry.
@@ -86,6 +95,8 @@ pub struct Telemetry {
     pub tls_handshake_failures: Family<HandshakeReason, Counter>,
     /// Per-group jobs of a control loop that panicked.
     pub job_panics: Family<WorkerLabel, Counter>,
+    /// Requests refused for want of a permission, by route and kind of identity.
+    pub access_denied: Family<DeniedLabels, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -125,6 +136,12 @@ impl Default for Telemetry {
             "Per-group jobs of a control loop that panicked (their group is handled again next round)",
             job_panics.clone(),
         );
+        let access_denied = Family::default();
+        registry.register(
+            "access_denied",
+            "API requests refused for want of a permission, by route and kind of identity",
+            access_denied.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             replications,
@@ -136,6 +153,7 @@ impl Default for Telemetry {
             engine_calls,
             tls_handshake_failures,
             job_panics,
+            access_denied,
         }
     }
 }

@@ -19,10 +19,11 @@ use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings, ErrorK
 use crate::http::api::{self, ServerOptions};
 use crate::http::listener;
 use crate::inventory::Scope;
+use crate::rules::access::UnboundPolicy;
 use crate::server::{self, Config, Listeners};
 use crate::service::Settings;
 use crate::tls::pki::{self, InitOptions};
-use crate::tls::{self, TlsFiles};
+use crate::tls::{ServerTls, TlsFiles};
 
 /// Where `serve` keeps development certificates when given no TLS option.
 const DEFAULT_CERTS: &str = "./certs";
@@ -56,6 +57,12 @@ pub struct ServeArgs {
     /// CA that signs the client certificates (PEM).
     #[arg(long, env = "REPLICATOR_CLIENT_CA", requires_all = ["tls_cert", "tls_key"])]
     pub client_ca: Option<PathBuf>,
+    /// Certificate revocation list (PEM) of the client CA: a listed client certificate is refused. Re-read on SIGHUP and when it changes.
+    #[arg(long, env = "REPLICATOR_CRL")]
+    pub crl: Option<PathBuf>,
+    /// What a client certificate without a replicator identity (urn:replicator:... URI) may do: operator (everything, as before identities), read, or refuse.
+    #[arg(long, env = "REPLICATOR_UNBOUND_CLIENTS", value_enum, default_value_t = UnboundPolicy::Operator)]
+    pub unbound_clients: UnboundPolicy,
     /// Replicate any container, not only those labelled replicator.enable=true.
     #[arg(long, env = "REPLICATOR_ALLOW_ALL")]
     pub allow_all: bool,
@@ -182,15 +189,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(addr = %listeners.admin.local_addr()?, "admin listening");
     let self_id = config.settings.self_id.clone();
     info!(addr = %listeners.api.local_addr()?, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
+    let reloading = tokio::spawn(keep_tls_current(config.tls.clone()));
     server::run(listeners, config, shutdown_signal()).await;
+    reloading.abort();
     Ok(())
+}
+
+/// How often the certificate files are looked at for a change.
+const TLS_LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// Reloads the server pair, the client CA and the revocation list on
+/// SIGHUP, and when one of the files changes: new handshakes get the new
+/// configuration, connections already made keep theirs.
+async fn keep_tls_current(tls: Arc<ServerTls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return warn!("cannot watch SIGHUP; certificates are reloaded when their files change");
+    };
+    loop {
+        let why = tokio::select! {
+            _ = hangups.recv() => "SIGHUP",
+            () = tokio::time::sleep(TLS_LOOK_EVERY) => if tls.changed_on_disk() { "a file changed" } else { continue },
+        };
+        match tls.reload() {
+            Ok(()) => info!(why, "TLS configuration reloaded"),
+            Err(e) => warn!(why, error = %e, "TLS configuration not reloaded; the running one stays"),
+        }
+    }
 }
 
 /// Everything `serve` does before serving: certificates, engine, listeners
 /// bound, configuration resolved. Tests call it to run replicator in-process.
 pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     let tls_files = server_tls_files(&args)?;
-    let tls_config = tls::server_config(&tls_files)?;
+    let tls = Arc::new(ServerTls::load(tls_files, args.crl.clone())?);
     let engine_settings =
         EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), args.engine_timeout)?;
     let prometheus = args
@@ -208,7 +240,8 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
     let self_id = crate::base::selfid::own_container_id();
     let config = Config {
-        tls: Arc::new(tls_config),
+        tls,
+        unbound: args.unbound_clients,
         engine,
         scope: Scope {
             allow_all: args.allow_all,

@@ -3,6 +3,7 @@
 //! decides a shape goes through here, so the API, the inventory, the service
 //! and the autoscaler cannot disagree.
 
+pub mod access;
 pub mod alerts;
 pub mod backends;
 pub mod bounds;

@@ -75,6 +75,8 @@ impl MemberRecord {
 /// A connected follower.
 struct Follower {
     name: String,
+    /// The identity that registered the name: only it may acknowledge as it.
+    owner: String,
     /// `None`: every group.
     group: Option<String>,
     acked: u64,
@@ -222,10 +224,20 @@ impl EventHub {
         self.publish(vec![event]);
     }
 
-    /// Registers a follower and hands it what it missed since `last_id`
-    /// (or a snapshot), then the live events.
-    pub fn subscribe(self: &Arc<Self>, name: &str, group: Option<&str>, last_id: Option<u64>) -> Subscription {
+    /// Registers a follower for `owner` (an identity) and hands it what it
+    /// missed since `last_id` (or a snapshot), then the live events. A name
+    /// another identity follows as is refused with that identity.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        name: &str,
+        group: Option<&str>,
+        last_id: Option<u64>,
+        owner: &str,
+    ) -> Result<Subscription, String> {
         let mut state = self.lock();
+        if let Some(other) = state.followers.values().find(|f| !name.is_empty() && f.name == name && f.owner != owner) {
+            return Err(other.owner.clone());
+        }
         let live = self.live.subscribe();
         let oldest = state.kept.front().map_or(state.next_id + 1, |e| e.id);
         let backlog = match last_id {
@@ -241,20 +253,30 @@ impl EventHub {
         // observer (a script, curl) never holds up a scale-down.
         if !name.is_empty() {
             let acked = backlog.first().map_or(state.next_id, |e| e.id.saturating_sub(1));
-            state.followers.insert(key, Follower { name: name.to_owned(), group: group.map(str::to_owned), acked });
+            let follower =
+                Follower { name: name.to_owned(), owner: owner.to_owned(), group: group.map(str::to_owned), acked };
+            state.followers.insert(key, follower);
         }
         drop(state);
-        Subscription { backlog, live, follower: FollowerGuard { hub: self.clone(), key } }
+        Ok(Subscription { backlog, live, follower: FollowerGuard { hub: self.clone(), key } })
     }
 
-    /// A follower has acted on every event up to `id`.
-    pub fn ack(&self, follower: &str, id: u64) {
+    /// Follower `follower` (registered by `owner`) has acted on every event
+    /// up to `id`, capped at the latest event: no follower can promise to
+    /// have seen the future. Returns the id kept, or the identity that
+    /// registered the name when it is not `owner`.
+    pub fn ack(&self, follower: &str, id: u64, owner: &str) -> Result<u64, String> {
         let mut state = self.lock();
+        if let Some(other) = state.followers.values().find(|f| f.name == follower && f.owner != owner) {
+            return Err(other.owner.clone());
+        }
+        let id = id.min(state.next_id);
         for f in state.followers.values_mut().filter(|f| f.name == follower) {
             f.acked = f.acked.max(id);
         }
         drop(state);
         self.progress.send_modify(|_| {});
+        Ok(id)
     }
 
     /// Waits until every follower of `group` has acknowledged the events
@@ -368,12 +390,12 @@ mod tests {
     #[test]
     fn member_changes_become_numbered_events() {
         let hub = Arc::new(EventHub::default());
-        let start = hub.subscribe("t", None, None);
+        let start = hub.subscribe("t", None, None, "test").unwrap();
         hub.observe(&[group(vec![member("a", MemberState::Running, Some(Health::Starting))])]);
         hub.observe(&[group(vec![member("a", MemberState::Running, Some(Health::Healthy))])]);
         hub.observe(&[group(vec![member("a", MemberState::Draining, Some(Health::Healthy))])]);
         hub.observe(&[group(vec![])]);
-        let all = hub.subscribe("late", None, Some(start.backlog[0].id)).backlog;
+        let all = hub.subscribe("late", None, Some(start.backlog[0].id), "test").unwrap().backlog;
         assert_eq!(
             changes(&all),
             [
@@ -393,11 +415,11 @@ mod tests {
             let state = if i % 2 == 0 { MemberState::Running } else { MemberState::Paused };
             hub.observe(&[group(vec![member("a", state, None)])]);
         }
-        let behind = hub.subscribe("t", Some("web"), Some(1)).backlog;
+        let behind = hub.subscribe("t", Some("web"), Some(1), "test").unwrap().backlog;
         assert_eq!(behind.len(), 1);
         assert_eq!(behind[0].kind, "snapshot");
         assert_eq!(behind[0].data["groups"][0]["members"][0]["id"], "a");
-        let current = hub.subscribe("t", Some("web"), Some(behind[0].id)).backlog;
+        let current = hub.subscribe("t", Some("web"), Some(behind[0].id), "test").unwrap().backlog;
         assert!(current.is_empty(), "up to date: nothing to replay");
     }
 
@@ -405,8 +427,8 @@ mod tests {
     async fn draining_waits_for_every_follower_of_the_group_or_the_timeout() {
         let hub = Arc::new(EventHub::default());
         assert!(hub.drained("web", &["a".into()], Duration::from_secs(10)).await, "nobody follows: drained at once");
-        let follower = hub.subscribe("nginx", Some("web"), None);
-        let _other_group = hub.subscribe("other", Some("api"), None);
+        let follower = hub.subscribe("nginx", Some("web"), None, "test").unwrap();
+        let _other_group = hub.subscribe("other", Some("api"), None, "test").unwrap();
         hub.observe(&[group(vec![member("a", MemberState::Running, None)])]);
         hub.observe(&[group(vec![member("a", MemberState::Draining, None)])]);
         let announced = hub.lock().draining["a"].1;
@@ -416,10 +438,10 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!waiting.is_finished(), "not before the follower acknowledged");
-        hub.ack("nginx", announced);
+        hub.ack("nginx", announced, "test").unwrap();
         assert!(waiting.await.unwrap(), "acknowledged");
         drop(follower);
-        let _slow = hub.subscribe("slow", None, None);
+        let _slow = hub.subscribe("slow", None, None, "test").unwrap();
         hub.observe(&[group(vec![member("b", MemberState::Running, None)])]);
         hub.observe(&[group(vec![member("b", MemberState::Draining, None)])]);
         assert!(

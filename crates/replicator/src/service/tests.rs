@@ -325,7 +325,7 @@ async fn a_scale_down_drains_before_it_stops() {
     w.replicate("web", 1).await.unwrap();
     let hub = w.service.events().clone();
     hub.observe(&w.service.groups().unwrap());
-    let _follower = hub.subscribe("nginx", Some("web"), None);
+    let _follower = hub.subscribe("nginx", Some("web"), None, "test").unwrap();
     let service = w.service.clone();
     let scaling = tokio::spawn(async move { service.scale("web", 1, "test", None).await });
     let mut changes = w.service.inventory().subscribe();
@@ -339,7 +339,7 @@ async fn a_scale_down_drains_before_it_stops() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.engine.calls(Op::StopContainer), 0, "no stop before the balancer let the member go");
-    hub.ack("nginx", u64::MAX);
+    hub.ack("nginx", u64::MAX, "test").unwrap();
     scaling.await.unwrap().unwrap();
     assert_eq!(w.engine.calls(Op::StopContainer), 1);
     assert_eq!(w.engine.names(), ["web"]);

@@ -4,6 +4,9 @@
 //! with it explicitly so no code path depends on a process-wide default.
 
 pub mod pki;
+mod reload;
+
+pub use reload::ServerTls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 /// A TLS file or setting that cannot be used, with the file named.
 #[derive(Debug, thiserror::Error)]
@@ -101,12 +104,27 @@ impl TlsFiles {
     }
 }
 
-/// A server that requires a client certificate signed by `files.ca`.
-pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+/// A server that requires a client certificate signed by `files.ca` and
+/// not revoked by `crl` (a PEM file of revocation lists), when one is given.
+pub fn server_config(files: &TlsFiles, crl: Option<&Path>) -> Result<ServerConfig, TlsError> {
     let roots = Arc::new(roots("client CA", &files.ca)?);
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
-        .build()
-        .map_err(|e| TlsError::Invalid { what: "client CA", path: files.ca.clone(), reason: e.to_string() })?;
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
+    if let Some(path) = crl {
+        let pem = read("revocation list", path)?;
+        let lists = CertificateRevocationListDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().ok();
+        let lists = lists.filter(|l| !l.is_empty()).ok_or_else(|| TlsError::Parse {
+            what: "revocation list",
+            path: path.to_owned(),
+            expected: "a certificate revocation list",
+        })?;
+        // Only the client's own certificate is checked: the CA is ours.
+        verifier = verifier.with_crls(lists).only_check_end_entity_revocation();
+    }
+    let verifier = verifier.build().map_err(|e| TlsError::Invalid {
+        what: "client CA",
+        path: files.ca.clone(),
+        reason: e.to_string(),
+    })?;
     let certs = load_certs("server certificate", &files.cert)?;
     let key = load_key("server key", &files.key)?;
     ServerConfig::builder_with_provider(provider())
@@ -128,6 +146,21 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
         .map_err(|e| TlsError::Invalid { what: "client key", path: files.key.clone(), reason: e.to_string() })
+}
+
+/// The URI subject alternative names of a DER certificate (where replicator
+/// writes identities), in order.
+pub fn uri_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else { return Vec::new() };
+    let Ok(Some(san)) = parsed.subject_alternative_name() else { return Vec::new() };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The subject common name of a DER certificate.

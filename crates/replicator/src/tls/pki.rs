@@ -182,8 +182,11 @@ mod tests {
             assert_eq!(mode, if secret { 0o600 } else { 0o644 }, "{file}");
         }
         // The pairs load as a server and a client of one another.
-        tls::server_config(&TlsFiles { cert: dir.join(SERVER_CERT), key: dir.join(SERVER_KEY), ca: dir.join(CA_CERT) })
-            .unwrap();
+        tls::server_config(
+            &TlsFiles { cert: dir.join(SERVER_CERT), key: dir.join(SERVER_KEY), ca: dir.join(CA_CERT) },
+            None,
+        )
+        .unwrap();
         tls::client_config(&TlsFiles::client_in(&dir)).unwrap();
         let client = tls::load_certs("c", &dir.join(CLIENT_CERT)).unwrap();
         assert_eq!(tls::common_name(&client[0]).as_deref(), Some("replicator client"));

@@ -54,7 +54,8 @@ pub async fn page(State(state): State<AdminState>) -> Response {
                     nodes: state.autoscale.nodes(g),
                 })
                 .collect();
-            Html(render(&panels, state.service.inventory().engine().as_ref(), now)).into_response()
+            let engine = state.service.inventory().engine();
+            Html(render(&panels, engine.as_ref(), state.unbound.warning(), now)).into_response()
         }
         Err(e) => {
             let body = format!(
@@ -138,8 +139,11 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222;backgro
     .muted{color:#777}svg{background:#fff;border:1px solid #eee}";
 
 /// The whole page; `engine` says what the engine is, as last probed.
-pub fn render(panels: &[GroupPanel<'_>], engine: Option<&EngineInfo>, now: i64) -> String {
+pub fn render(panels: &[GroupPanel<'_>], engine: Option<&EngineInfo>, warning: Option<&str>, now: i64) -> String {
     let mut html = head();
+    if let Some(warning) = warning {
+        let _ = write!(html, "<p class=error>{}</p>", escape(warning));
+    }
     if let Some(e) = engine {
         let swarm = serde_json::to_value(e.swarm).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = write!(
@@ -349,7 +353,7 @@ mod tests {
     #[test]
     fn the_page_escapes_names_and_disables_buttons_at_the_bounds() {
         let g = group("web");
-        let html = render(&[panel(&g)], None, 1_767_225_660);
+        let html = render(&[panel(&g)], None, None, 1_767_225_660);
         assert!(html.contains("&lt;b&gt;web&lt;/b&gt;") && !html.contains("<b>web</b>"));
         assert!(html.contains("value=1><button title=\"scale to 1\">−"), "scale down allowed");
         assert!(html.contains("value=3><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
@@ -374,7 +378,7 @@ mod tests {
     fn a_group_with_malformed_labels_shows_why_and_offers_no_button() {
         let mut g = group("web");
         g.bounds = Err("label replicator.max=\"-1\" is not a positive integer".into());
-        let html = render(&[panel(&g)], None, 1_767_225_660);
+        let html = render(&[panel(&g)], None, None, 1_767_225_660);
         assert!(html.contains("refuses changes: label replicator.max"), "{html}");
         assert_eq!(html.matches(" disabled>").count(), 2, "both buttons disabled");
     }

@@ -30,6 +30,8 @@ pub struct AdminState {
     pub service: Replicator,
     /// The autoscaler's settings, decisions and charts.
     pub autoscale: Arc<AutoscaleHandle>,
+    /// What certificates without an identity may do (a warning on the page).
+    pub unbound: crate::rules::access::UnboundPolicy,
 }
 
 /// The admin routes.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,6 +17,7 @@ use tracing::{info, warn};
 use super::status::ApiError;
 use super::{json, AppState};
 use crate::base::quote::clip_to;
+use crate::rules::access::{Identity, Permission};
 use crate::rules::alerts::{Alert, AlertStatus, Seen};
 
 /// Most alerts one notification may carry.
@@ -100,9 +102,20 @@ fn parse(body: &[u8]) -> Result<Vec<Alert>, ApiError> {
 #[utoipa::path(post, path = "/v1/alertmanager", tag = "alertmanager", request_body = Notification,
     responses((status = 200, description = "What became of each alert", body = Object),
               (status = 400, description = "Not a version 4 payload", body = super::status::ErrorBody)))]
-pub async fn receive(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn receive(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let alerts = parse(&body)?;
     let receiver = &state.alerts;
+    // An Alertmanager limited to some groups moves none unless it may move all it names.
+    for alert in &alerts {
+        if let Ok(Some(action)) = alert.action(&receiver.group_label) {
+            let what = format!("scale group {} on an alert", action.group);
+            identity.check_for(Permission::ReceiveAlerts, &action.group, &what).map_err(|d| ApiError(d.into()))?;
+        }
+    }
     let mut outcomes = Vec::with_capacity(alerts.len());
     for alert in &alerts {
         let outcome = match alert.action(&receiver.group_label) {

@@ -47,6 +47,7 @@ fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>
             autoscale,
             rate_limit: None,
             alerts: super::alertmanager::AlertReceiver::new("replicator_group"),
+            unbound: Default::default(),
         });
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
@@ -275,7 +276,7 @@ fn status_only(method: Method, path: &str) -> (StatusCode, String) {
         let autoscale =
             AutoscaleHandle::new(Arc::new(service.clone()), events, false, std::time::Duration::from_secs(15));
         let alerts = super::alertmanager::AlertReceiver::new("replicator_group");
-        let app = router(AppState { service, autoscale, rate_limit: None, alerts });
+        let app = router(AppState { service, autoscale, rate_limit: None, alerts, unbound: Default::default() });
         let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();
         let status = response.status();

@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::tls::ServerTls;
 use axum::Router;
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
 
 use crate::base::telemetry::Telemetry;
@@ -16,7 +16,7 @@ use crate::http::listener::{self, ServerOptions, Tls};
 /// refused handshakes are counted in `telemetry`.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: Arc<ServerTls>,
     app: Router,
     options: ServerOptions,
     telemetry: Arc<Telemetry>,

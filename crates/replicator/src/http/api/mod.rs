@@ -1,6 +1,7 @@
 //! The HTTPS API: mutual TLS, routes, and the one mapping from errors to
 //! statuses. Handlers are thin: they validate input and call the service.
 
+mod access;
 mod alertmanager;
 pub use alertmanager::AlertReceiver;
 mod guard;
@@ -21,6 +22,7 @@ mod input_tests;
 use std::sync::Arc;
 
 use crate::autoscale::AutoscaleHandle;
+use crate::rules::access::UnboundPolicy;
 use crate::service::Replicator;
 
 pub use crate::http::listener::{PeerIdentity, ServerOptions};
@@ -40,4 +42,6 @@ pub struct AppState {
     pub rate_limit: Option<Arc<RateLimiter>>,
     /// Alertmanager's webhook: the group label, and the alerts acted on.
     pub alerts: Arc<alertmanager::AlertReceiver>,
+    /// What a client certificate without a replicator identity may do.
+    pub unbound: UnboundPolicy,
 }

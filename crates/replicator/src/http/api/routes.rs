@@ -13,12 +13,13 @@ use utoipa_axum::routes;
 use super::guard::{self, Rule};
 use super::status::{json_errors, ApiError, CompatError, ErrorBody};
 use super::views::GroupView;
-use super::{alertmanager, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
+use super::{access, alertmanager, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
 use crate::autoscale::board::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::base::id::{ContainerRef, GroupName};
 use crate::base::quote::{clip, clip_to};
 use crate::error::Error;
+use crate::rules::access::{Identity, Permission};
 use crate::rules::policy::valid_metric_name;
 use crate::service::Replication;
 
@@ -60,7 +61,11 @@ fn documented() -> OpenApiRouter<AppState> {
 /// The OpenAPI 3.1 description of the whole API.
 pub(super) fn description() -> &'static utoipa::openapi::OpenApi {
     static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| documented().split_for_parts().1)
+    DOC.get_or_init(|| {
+        let mut doc = documented().split_for_parts().1;
+        access::describe(&mut doc);
+        doc
+    })
 }
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "description",
@@ -74,6 +79,10 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = documented().split_for_parts();
     let routes = routes
         .route_layer(middleware::from_fn_with_state(content_rule as guard::Rules, guard::check))
+        .route_layer(middleware::from_fn_with_state(
+            access::Gate { unbound: state.unbound, service: state.service.clone() },
+            access::check,
+        ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(json_errors));
@@ -161,12 +170,14 @@ async fn compat_missing_id() -> Response {
 async fn compat_replicate(
     State(state): State<AppState>,
     peer: Peer,
+    Extension(identity): Extension<Identity>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<&'static str, CompatError> {
     let id = container_ref(path).map_err(|_| CompatError(Error::BadRequest("invalid container id".into())))?;
     let wait =
         query::parse(raw.as_deref(), &["wait", "timeout"]).and_then(|q| q.wait()).map_err(|e| CompatError(e.0))?;
+    may_replicate(&state, &identity, &id).await.map_err(CompatError)?;
     state.service.replicate(&id, 1, caller(&peer), wait).await.map_err(CompatError)?;
     Ok("done")
 }
@@ -183,13 +194,25 @@ async fn compat_replicate(
 async fn replicate(
     State(state): State<AppState>,
     peer: Peer,
+    Extension(identity): Extension<Identity>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<(StatusCode, Json<Replication>), ApiError> {
     let id = container_ref(path)?;
     let query = query::parse(query.as_deref(), &["count", "wait", "timeout"])?;
+    may_replicate(&state, &identity, &id).await?;
     let replication = state.service.replicate(&id, query.count()?, caller(&peer), query.wait()?).await?;
     Ok((StatusCode::CREATED, Json(replication)))
+}
+
+/// An identity bound to a group may replicate only that group's containers.
+async fn may_replicate(state: &AppState, identity: &Identity, target: &ContainerRef) -> Result<(), Error> {
+    if identity.sees_every_group() {
+        return Ok(());
+    }
+    let (_, group) = state.service.locate(target).await?;
+    let action = format!("replicate container {target}");
+    Ok(identity.check_for(Permission::Replicate, group.name(), &action)?)
 }
 
 /// Most samples one push may carry.
@@ -240,17 +263,23 @@ fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
               (status = 409, description = "The container's group does not autoscale on that metric", body = ErrorBody)))]
 async fn push_metrics(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let samples = metric_samples(&body)?;
-    state.autoscale.push(&samples).await?;
+    state.autoscale.push(&samples, &identity).await?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "accepted": samples.len() }))))
 }
 
 #[utoipa::path(get, path = "/v1/groups", tag = "groups", responses((status = 200, body = Vec<GroupView>)))]
-async fn list_groups(State(state): State<AppState>) -> Result<Json<Vec<GroupView>>, ApiError> {
+async fn list_groups(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+) -> Result<Json<Vec<GroupView>>, ApiError> {
     let groups = state.service.fresh_groups().await?;
-    Ok(Json(groups.iter().map(|g| GroupView::of(g, &state.autoscale)).collect()))
+    // An app reads its own group only.
+    let visible = groups.iter().filter(|g| identity.may(Permission::ReadGroups, g.name()));
+    Ok(Json(visible.map(|g| GroupView::of(g, &state.autoscale)).collect()))
 }
 
 #[utoipa::path(get, path = "/v1/groups/{name}", tag = "groups", params(("name" = String, Path)),

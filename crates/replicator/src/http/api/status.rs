@@ -17,6 +17,7 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         Error::NotEnabled(_) => (StatusCode::FORBIDDEN, "not_enabled"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::Denied(_) => (StatusCode::FORBIDDEN, "denied"),
         Error::ContainerNotFound(_) | Error::GroupNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::LimitReached { .. } => (StatusCode::CONFLICT, "limit_reached"),
         Error::OutOfBounds { .. } => (StatusCode::CONFLICT, "out_of_bounds"),
@@ -50,6 +51,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Error::Denied(denied) = &self.0 {
+            return super::access::denied_response(denied, true);
+        }
         let (status, code) = status_of(&self.0);
         json_refusal(status, code, &self.0.to_string())
     }
@@ -101,6 +105,9 @@ pub struct CompatError(pub Error);
 
 impl IntoResponse for CompatError {
     fn into_response(self) -> Response {
+        if let Error::Denied(denied) = &self.0 {
+            return super::access::denied_response(denied, false);
+        }
         let (status, _) = status_of(&self.0);
         let text = match &self.0 {
             Error::ContainerNotFound(_) => "invalid container id".to_owned(),

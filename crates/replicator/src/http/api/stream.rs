@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::Extension;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::json;
 
@@ -15,6 +16,7 @@ use super::status::ApiError;
 use super::{json, query, AppState};
 use crate::base::id::GroupName;
 use crate::base::quote::clip;
+use crate::rules::access::{Denied, Identity, Permission};
 use crate::service::events::Event;
 
 /// Comments sent while nothing happens, so proxies keep the stream open.
@@ -30,6 +32,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
     responses((status = 200, description = "Server-sent events: snapshot, member, decision", content_type = "text/event-stream", body = String)))]
 pub async fn events(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -50,7 +53,12 @@ pub async fn events(
     };
     let hub = state.service.events().clone();
     let group_name = group.as_ref().map(|g| g.as_str().to_owned());
-    let subscription = hub.subscribe(&follower, group_name.as_deref(), last_id);
+    if !follower.is_empty() {
+        identity.check_for(Permission::Acknowledge, &follower, &format!("follow as {follower}")).map_err(denied)?;
+    }
+    let subscription = hub
+        .subscribe(&follower, group_name.as_deref(), last_id, &identity.to_string())
+        .map_err(|owner| taken(&identity, &follower, &owner))?;
     let guard = subscription.follower;
     let backlog = stream::iter(subscription.backlog);
     let wanted = group_name.clone();
@@ -88,6 +96,7 @@ struct Ack {
     responses((status = 202, description = "Acknowledged", body = Object)))]
 pub async fn ack(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
     let refuse =
@@ -98,6 +107,27 @@ pub async fn ack(
     }
     let ack: Ack = serde_json::from_value(value).map_err(|e| refuse(clip(&e.to_string())))?;
     GroupName::parse(&ack.follower).map_err(|_| refuse(format!("follower {:?} is not a name", clip(&ack.follower))))?;
-    state.service.events().ack(&ack.follower, ack.id);
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "acked": ack.id }))))
+    let action = format!("acknowledge as {}", ack.follower);
+    identity.check_for(Permission::Acknowledge, &ack.follower, &action).map_err(denied)?;
+    let kept = state
+        .service
+        .events()
+        .ack(&ack.follower, ack.id, &identity.to_string())
+        .map_err(|owner| taken(&identity, &ack.follower, &owner))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "acked": kept }))))
+}
+
+fn denied(d: Denied) -> ApiError {
+    ApiError(d.into())
+}
+
+/// A follower name is its registering identity's: anyone else is refused.
+fn taken(identity: &Identity, follower: &str, owner: &str) -> ApiError {
+    denied(Denied {
+        permission: Permission::Acknowledge,
+        identity: identity.to_string(),
+        kind: identity.kind(),
+        action: format!("act as follower {follower}, which {owner} follows as"),
+        scope: Some(follower.to_owned()),
+    })
 }

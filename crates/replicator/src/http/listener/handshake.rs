@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
+use super::PeerIdentity;
 use crate::base::telemetry::Telemetry;
-use crate::tls::common_name;
+use crate::tls::{common_name, uri_names, ServerTls};
 
 /// How often refused handshakes are summed up at info.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
@@ -23,29 +23,36 @@ pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 /// What a TLS listener needs besides its socket.
 #[derive(Clone)]
 pub struct Tls {
-    acceptor: TlsAcceptor,
+    /// Read at every handshake: a reload serves new connections at once.
+    config: Arc<ServerTls>,
     /// Where refused handshakes are counted.
     pub refusals: Arc<HandshakeRefusals>,
 }
 
 impl Tls {
     /// A TLS listener with `config`, counting refusals in `telemetry`.
-    pub fn new(config: Arc<ServerConfig>, telemetry: Arc<Telemetry>) -> Self {
-        Self { acceptor: TlsAcceptor::from(config), refusals: Arc::new(HandshakeRefusals::new(telemetry)) }
+    pub fn new(config: Arc<ServerTls>, telemetry: Arc<Telemetry>) -> Self {
+        Self { config, refusals: Arc::new(HandshakeRefusals::new(telemetry)) }
     }
 
-    /// The handshake within `timeout`: the stream and the client's common
-    /// name, or `None` (counted and logged) when it failed.
+    /// The handshake within `timeout`: the stream and the client as its
+    /// certificate names it, or `None` (counted and logged) when it failed.
     pub async fn handshake(
         &self,
         tcp: TcpStream,
         remote: SocketAddr,
         timeout: Duration,
-    ) -> Option<(TlsStream<TcpStream>, String)> {
-        match tokio::time::timeout(timeout, self.acceptor.accept(tcp)).await {
+    ) -> Option<(TlsStream<TcpStream>, PeerIdentity)> {
+        let acceptor = TlsAcceptor::from(self.config.current());
+        match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
             Ok(Ok(stream)) => {
-                let name = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(common_name);
-                Some((stream, name.unwrap_or_default()))
+                let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let peer = PeerIdentity {
+                    common_name: leaf.and_then(common_name).unwrap_or_default(),
+                    uris: leaf.map(uri_names).unwrap_or_default(),
+                    addr: Some(remote),
+                };
+                Some((stream, peer))
             }
             Ok(Err(e)) => {
                 self.refusals.record(remote, reason_of(&e), &e);

@@ -43,6 +43,8 @@ pub use limits::{default_max_connections, leaves_reserve, raise_fd_limit};
 pub struct PeerIdentity {
     /// Subject common name of the client certificate (empty on plain HTTP).
     pub common_name: String,
+    /// The certificate's URI subject alternative names (where identities are written).
+    pub uris: Vec<String>,
     /// The client's address, for logs and per-client rate limits.
     pub addr: Option<SocketAddr>,
 }
@@ -99,13 +101,26 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people: names the operation and the object.
     pub message: String,
+    /// On a refusal for want of a permission (403 `denied`): the permission needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+    /// On such a refusal: the caller's identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// The error format of every refusal on `/v1`, and of the listeners' own
 /// refusals (408, 413).
 pub fn json_refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.to_owned() } };
-    (status, Json(body)).into_response()
+    refusal(
+        status,
+        ErrorDetail { code: code.to_owned(), message: message.to_owned(), permission: None, identity: None },
+    )
+}
+
+/// A refusal in the error format, with every detail given.
+pub fn refusal(status: StatusCode, detail: ErrorDetail) -> Response {
+    (status, Json(ErrorBody { error: detail })).into_response()
 }
 
 /// Serves `app` on `listener` (over TLS when `tls` is given) until
@@ -178,13 +193,12 @@ impl Connection {
     async fn run(self, tcp: TcpStream, tls: Option<Tls>, _slot: OwnedSemaphorePermit) {
         let remote = self.remote;
         match tls {
-            None => self.http(tcp, PeerIdentity { common_name: String::new(), addr: Some(remote) }).await,
+            None => self.http(tcp, PeerIdentity { addr: Some(remote), ..PeerIdentity::default() }).await,
             Some(tls) => {
-                let Some((stream, common_name)) = tls.handshake(tcp, remote, self.options.handshake_timeout).await
-                else {
+                let Some((stream, peer)) = tls.handshake(tcp, remote, self.options.handshake_timeout).await else {
                     return;
                 };
-                self.http(stream, PeerIdentity { common_name, addr: Some(remote) }).await
+                self.http(stream, peer).await
             }
         }
     }
