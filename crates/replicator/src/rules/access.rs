@@ -24,7 +24,7 @@ use std::fmt;
 use crate::base::id::GroupName;
 
 /// The URI scheme and namespace of every replicator identity.
-pub const URI_PREFIX: &str = "urn:replicator:";
+pub const URI_PREFIX: &str = crate::tls::IDENTITY_URI_PREFIX;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,6 +3,7 @@
 //! One crypto provider (ring) for the whole process; every config is built
 //! with it explicitly so no code path depends on a process-wide default.
 
+pub mod authority;
 pub mod pki;
 mod reload;
 
@@ -50,6 +51,10 @@ pub enum TlsError {
         reason: String,
     },
 }
+
+/// Where replicator writes an identity in a certificate: a URI subject
+/// alternative name starting with this (the rules are `rules::access`).
+pub const IDENTITY_URI_PREFIX: &str = "urn:replicator:";
 
 /// The one crypto provider (ring) every config is built with; no process-wide default is installed.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{Days, NaiveDate};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -60,6 +60,9 @@ pub enum CertsError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The CA folder, a bundle or a revocation list cannot be used.
+    #[error("{0}")]
+    BadBundle(String),
     /// rcgen could not build a key or a certificate.
     #[error("cannot generate certificates: {0}")]
     Generate(#[from] rcgen::Error),
@@ -87,51 +90,79 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, CertsError> {
         .collect()
 }
 
-fn generate(opts: &InitOptions) -> Result<Vec<(&'static str, String, bool)>, CertsError> {
-    let today = crate::base::clock::utc_now().date_naive();
-    // A day of slack for clocks a little behind ours (rcgen takes whole dates).
-    let from = today - Days::new(1);
-    let until = today + Days::new(u64::from(opts.days));
-    // Midnight UTC of a date, as rcgen takes it.
-    let date = |d: NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
-    let validity = |p: &mut CertificateParams| {
-        p.not_before = date(from);
-        p.not_after = date(until);
-    };
+/// Midnight UTC of a chrono date, as rcgen takes dates (a macro: rcgen's
+/// date type belongs to a date crate this one does not use).
+macro_rules! midnight {
+    ($date:expr) => {{
+        let d: chrono::NaiveDate = $date;
+        rcgen::date_time_ymd(
+            chrono::Datelike::year(&d),
+            chrono::Datelike::month(&d) as u8,
+            chrono::Datelike::day(&d) as u8,
+        )
+    }};
+}
+pub(super) use midnight;
 
+/// Today, UTC.
+pub(super) fn today() -> NaiveDate {
+    crate::base::clock::utc_now().date_naive()
+}
+
+/// Sets a certificate's validity: from yesterday (a day of slack for
+/// clocks a little behind ours; rcgen takes whole dates) for `days`.
+pub(super) fn set_validity(p: &mut CertificateParams, days: u32) {
+    p.not_before = midnight!(today() - Days::new(1));
+    p.not_after = midnight!(today() + Days::new(u64::from(days)));
+}
+
+/// A client certificate's parameters: `common_name`, the URI names that
+/// carry its identity, client authentication only.
+pub(super) fn client_params(common_name: &str, uris: &[String], days: u32) -> Result<CertificateParams, CertsError> {
+    let mut client = CertificateParams::new(Vec::<String>::new())?;
+    client.distinguished_name.push(DnType::CommonName, common_name);
+    for uri in uris {
+        let uri = rcgen::string::Ia5String::try_from(uri.as_str()).map_err(|_| CertsError::BadSan(uri.clone()))?;
+        client.subject_alt_names.push(rcgen::SanType::URI(uri));
+    }
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    client.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    set_validity(&mut client, days);
+    Ok(client)
+}
+
+/// A server certificate's parameters for `sans` (DNS names and addresses).
+pub(super) fn server_params(sans: &[String], days: u32) -> Result<CertificateParams, CertsError> {
+    for san in sans {
+        if san.is_empty() || !san.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*')) {
+            return Err(CertsError::BadSan(san.clone()));
+        }
+    }
+    let mut server = CertificateParams::new(sans.to_vec()).map_err(|_| CertsError::BadSan(sans.join(",")))?;
+    server.distinguished_name.push(DnType::CommonName, "replicator server");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    set_validity(&mut server, days);
+    Ok(server)
+}
+
+fn generate(opts: &InitOptions) -> Result<Vec<(&'static str, String, bool)>, CertsError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.distinguished_name.push(DnType::CommonName, "replicator development CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages =
         vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    validity(&mut ca_params);
+    set_validity(&mut ca_params, opts.days);
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
 
-    let mut sans: Vec<String> = DEFAULT_SANS.iter().map(|s| s.to_string()).collect();
-    for san in &opts.sans {
-        if san.is_empty() || !san.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*')) {
-            return Err(CertsError::BadSan(san.clone()));
-        }
-        if !sans.contains(san) {
-            sans.push(san.clone());
-        }
-    }
     let server_key = KeyPair::generate()?;
-    let mut server = CertificateParams::new(sans.clone()).map_err(|_| CertsError::BadSan(sans.join(",")))?;
-    server.distinguished_name.push(DnType::CommonName, "replicator server");
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    validity(&mut server);
-    let server_cert = server.signed_by(&server_key, &ca)?;
+    let server_cert = server_params(&server_sans(&opts.sans), opts.days)?.signed_by(&server_key, &ca)?;
 
+    // The development client is the operator: it may do everything.
+    let operator = vec![format!("{}operator", super::IDENTITY_URI_PREFIX)];
     let client_key = KeyPair::generate()?;
-    let mut client = CertificateParams::new(Vec::<String>::new())?;
-    client.distinguished_name.push(DnType::CommonName, "replicator client");
-    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    client.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    validity(&mut client);
-    let client_cert = client.signed_by(&client_key, &ca)?;
+    let client_cert = client_params("replicator client", &operator, opts.days)?.signed_by(&client_key, &ca)?;
 
     Ok(vec![
         (CA_CERT, ca.pem(), false),
@@ -143,8 +174,19 @@ fn generate(opts: &InitOptions) -> Result<Vec<(&'static str, String, bool)>, Cer
     ])
 }
 
+/// [`DEFAULT_SANS`] and every extra one, once each.
+pub(super) fn server_sans(extra: &[String]) -> Vec<String> {
+    let mut sans: Vec<String> = DEFAULT_SANS.iter().map(|s| s.to_string()).collect();
+    for san in extra {
+        if !sans.contains(san) {
+            sans.push(san.clone());
+        }
+    }
+    sans
+}
+
 /// Keys are created 0600 from the first byte, never chmod-ed after the fact.
-fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), CertsError> {
+pub(super) fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), CertsError> {
     let err = |source| CertsError::Write { path: path.to_owned(), source };
     let _ = std::fs::remove_file(path); // --force: a fresh file gets the right mode
     let mut file = std::fs::OpenOptions::new()
