@@ -291,12 +291,17 @@ impl Autoscaler {
         let now = self.shared.clock.now();
         let (agents, ttl) = (&self.shared.agents, self.settings.metric_ttl);
         let local = self.control().local_node();
-        // Each member's agent value, and the other node it runs on when it has none.
+        // Each member's agent value, and the other node it runs on when it has
+        // none. A member on this engine's node (or on no known node) is read
+        // from this engine: no report replaces what replicator measures itself.
         let reported: Vec<(Option<f64>, Option<String>)> = counted
             .iter()
             .map(|id| {
                 let node = group.members.iter().find(|m| m.id == *id).and_then(|m| m.node.clone());
-                (agents.usage(id, metric, ttl, now), node.filter(|n| *n != local))
+                match node.filter(|n| *n != local) {
+                    Some(other) => (agents.usage(id, metric, ttl, now), Some(other)),
+                    None => (None, None),
+                }
             })
             .collect();
         let silent: std::collections::BTreeSet<&str> =
@@ -458,7 +463,9 @@ mod tests {
         let (engine, service, handle, mut autoscaler, id) = two_node_service().await;
         let outcome = report_node(&service, &handle, "w", 100.0);
         assert_eq!((outcome.accepted, outcome.services.clone()), (2, vec![id.clone()]));
-        report_node(&service, &handle, "m", 100.0);
+        // The manager's own tasks are read from its own engine, whatever an agent says of them.
+        engine.set_cpu_percent(100);
+        report_node(&service, &handle, "m", 0.0);
         autoscaler.tick().await;
         autoscaler.worker.finish().await;
         assert_eq!(engine.service_replicas(&id), Some(6), "4 tasks at twice the target ask for 8, capped at max 6");

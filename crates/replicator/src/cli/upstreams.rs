@@ -16,6 +16,7 @@ use crate::base::telemetry::Telemetry;
 use crate::engine::{DockerEngine, EngineSettings};
 use crate::error::Error;
 use crate::inventory::{Informer, Inventory, Scope, Store};
+use crate::rules::access::{Identity, UnboundPolicy};
 use crate::rules::backends::Format;
 
 /// Changes closer together than this are written together.
@@ -52,6 +53,7 @@ pub struct UpstreamsArgs {
     #[arg(long, env = "REPLICATOR_CERTS", default_value = "./certs")]
     certs: PathBuf,
     /// This follower's name in acknowledgements, unique per balancer (default:
+    /// the name a balancer certificate is bound to, else
     /// upstreams-<pid>-<start time>, unique even for PID 1 in many containers).
     #[arg(long)]
     follower: Option<String>,
@@ -109,6 +111,17 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
     informing.await.context("the informer failed")
 }
 
+/// The name a balancer certificate in `certs` binds its holder to: it may
+/// acknowledge as that name only.
+fn balancer_name(certs: &std::path::Path) -> Option<String> {
+    let cert = crate::tls::load_certs("client certificate", &crate::tls::TlsFiles::client_in(certs).cert).ok()?;
+    let uris = crate::tls::uri_names(cert.first()?);
+    match Identity::from_uris(uris.iter().map(String::as_str), UnboundPolicy::Refuse) {
+        Ok(Identity::Balancer { name }) => Some(name),
+        _ => None,
+    }
+}
+
 /// Renders the group; writes and reloads only when the text changed.
 async fn refresh(inventory: &Store, args: &UpstreamsArgs, written: &mut Option<String>) {
     let servers = match inventory.group(&args.group) {
@@ -129,7 +142,7 @@ impl From<&UpstreamsArgs> for Output {
             network: args.network.clone(),
             reload: args.reload.clone(),
             certs: args.certs.clone(),
-            follower: args.follower.clone().unwrap_or_else(unique_follower_name),
+            follower: args.follower.clone().or_else(|| balancer_name(&args.certs)).unwrap_or_else(unique_follower_name),
             once: args.once,
             wake: args.wake,
         }

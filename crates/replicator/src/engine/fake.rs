@@ -46,6 +46,8 @@ struct State {
     calls: HashMap<String, usize>,
     failures: VecDeque<Failure>,
     delays: HashMap<String, Duration>,
+    /// What every container's stats read (idle unless a test says otherwise).
+    stats: StatsSample,
     /// Calls that panic, a bug stand-in: by operation, how many more.
     panics: HashMap<String, usize>,
     swarm: SwarmRole,
@@ -116,6 +118,11 @@ impl FakeEngine {
     pub fn fail_after(&self, op: Op, skip: usize, kind: ErrorKind, times: usize) {
         let message = format!("injected {}", kind.name());
         self.lock().failures.push_back(Failure { op, kind, message, skip, times });
+    }
+
+    /// Makes every container's stats read `percent` of one core.
+    pub fn set_cpu_percent(&self, percent: u64) {
+        self.lock().stats = StatsSample { cpu_total: percent, system: 100, online_cpus: 1, ..StatsSample::default() };
     }
 
     /// Makes the next `times` calls of `op` panic, as a bug in a caller's path would.
@@ -494,7 +501,7 @@ impl Engine for FakeEngine {
 
     async fn stats(&self, id: &str) -> EngineResult<StatsSample> {
         self.enter(Op::Stats, id).await?;
-        Ok(StatsSample::default())
+        Ok(self.lock().stats.clone())
     }
 
     async fn container_events(

@@ -35,12 +35,13 @@ impl Replicator {
             let bounds = group.bounds.clone().map_err(|reason| Error::InvalidGroup { group: name.clone(), reason })?;
             let size = group.size() as i64;
             let to = (size + step).clamp(i64::from(bounds.min), i64::from(bounds.max.max(bounds.min))) as u32;
-            if i64::from(to) != size {
-                match group.kind() {
-                    GroupKind::Swarm => this.scale_service(&group, to, &caller).await?,
-                    _ => drop(this.scale_containers(&group, to as usize, &caller).await?),
-                }
-            }
+            let change = match (i64::from(to) != size, group.kind()) {
+                (false, _) => Change::None,
+                (true, GroupKind::Swarm) => this.scale_service(&group, to, &caller).await.map(|()| Change::None)?,
+                (true, _) => this.scale_containers(&group, to as usize, &caller).await?,
+            };
+            drop(_locked);
+            this.complete(change).await?;
             Ok((size as u32, to))
         })
         .await
@@ -55,36 +56,40 @@ impl Replicator {
     ) -> Result<Group> {
         let group = self.group(name).await?;
         check_target(&group, target)?;
-        let created = {
+        let change = {
             // Held for the change itself: two scale requests never interleave;
-            // waiting for readiness happens after, without holding the group.
+            // waiting for balancers and readiness happens after, without
+            // holding the group, so a scale-up never waits on a drain.
             let _locked = self.inner.locks.lock(name).await;
             let group = self.group(name).await?;
             check_target(&group, target)?;
             match group.kind() {
-                GroupKind::Swarm => self.scale_service(&group, target, caller).await.map(|()| Vec::new())?,
+                GroupKind::Swarm => self.scale_service(&group, target, caller).await.map(|()| Change::None)?,
                 _ => self.scale_containers(&group, target as usize, caller).await?,
             }
         };
+        let created = self.complete(change).await?;
         if let (Some(within), false) = (ready_within, created.is_empty()) {
             self.all_ready_or_none(&created, within).await?;
         }
         self.group(name).await
     }
 
-    /// Creates or removes members; returns the replicas it created.
-    async fn scale_containers(&self, group: &Group, target: usize, caller: &str) -> Result<Vec<Replica>> {
+    /// Creates members, or marks the ones to remove; the caller holds the
+    /// group's lock, and completes the change once it has let go of it.
+    async fn scale_containers(&self, group: &Group, target: usize, caller: &str) -> Result<Change> {
         let name = group.name();
         let size = group.size();
-        let mut created = Vec::new();
         if target == 0 {
             self.put_to_sleep(group, caller).await?;
-        } else if target > size {
+            return Ok(Change::None);
+        }
+        if target > size {
             let group = &self.wake_originals(group).await?;
             let size = group.size();
             if size >= target {
                 info!(group = name, to = target, caller, "group woken");
-                return Ok(created);
+                return Ok(Change::None);
             }
             let source = group
                 .clone_source()
@@ -100,36 +105,55 @@ impl Replicator {
                 let outcome = if result.is_ok() { "created" } else { "failed" };
                 self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
             }
-            created = result?.replicas;
-        } else if target < size {
-            let victims: Vec<String> = group.newest_replicas(size - target).iter().map(|m| m.id.clone()).collect();
-            if victims.len() < size - target {
-                return Err(Error::Conflict(format!(
-                    "group {name} cannot go below {} members: only replicas created by replicator are removed",
-                    size - victims.len()
-                )));
-            }
-            let leaving = self.intents().mark_leaving(&victims, MemberState::Draining);
-            // Out of every balancer first: no request reaches a member being stopped.
-            if !self.events().drained(name, &victims, self.settings().drain_timeout).await {
-                info!(group = name, "drain timeout: not every balancer confirmed; stopping anyway");
-            }
-            // While the warm pool is short, surplus members are paused into it.
-            let short = (group.warm as usize).saturating_sub(group.standbys.len());
-            let (pooled, retired) = victims.split_at(short.min(victims.len()));
-            leaving.stopping();
-            let paused = join_all(pooled.iter().map(|id| self.pause_into_pool(id))).await;
-            let mut outcomes = join_all(retired.iter().map(|id| self.retire_replica(id))).await;
-            for (id, paused) in pooled.iter().zip(paused) {
-                if let Err(e) = paused {
-                    warn!(container = %id, error = %e, "cannot pause into the warm pool; removing");
-                    outcomes.push(self.retire_replica(id).await);
-                }
-            }
-            outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+            info!(group = name, from = size, to = target, caller, "group scaled");
+            return Ok(Change::Grown(result?.replicas));
         }
-        info!(group = name, from = size, to = target, caller, "group scaled");
-        Ok(created)
+        if target == size {
+            return Ok(Change::None);
+        }
+        let victims: Vec<String> = group.newest_replicas(size - target).iter().map(|m| m.id.clone()).collect();
+        if victims.len() < size - target {
+            return Err(Error::Conflict(format!(
+                "group {name} cannot go below {} members: only replicas created by replicator are removed",
+                size - victims.len()
+            )));
+        }
+        // They stop counting, and leave the balancers, at once.
+        let leaving = self.intents().mark_leaving(&victims, MemberState::Draining);
+        // While the warm pool is short, surplus members are paused into it.
+        let pooled = (group.warm as usize).saturating_sub(group.standbys.len()).min(victims.len());
+        info!(group = name, from = size, to = target, caller, "group scaling down");
+        Ok(Change::Shrinking(Shrink { group: name.to_owned(), victims, pooled, leaving }))
+    }
+
+    /// The part of a change that waits, done without the group's lock: a
+    /// shrink waits for the balancers to let its members go (up to
+    /// `--drain-timeout`), then pauses or removes them. Returns the replicas
+    /// a growth created.
+    async fn complete(&self, change: Change) -> Result<Vec<Replica>> {
+        let shrink = match change {
+            Change::None => return Ok(Vec::new()),
+            Change::Grown(created) => return Ok(created),
+            Change::Shrinking(shrink) => shrink,
+        };
+        let Shrink { group, victims, pooled, leaving } = shrink;
+        // Out of every balancer first: no request reaches a member being stopped.
+        if !self.events().drained(&group, &victims, self.settings().drain_timeout).await {
+            info!(group, "drain timeout: not every balancer confirmed; stopping anyway");
+        }
+        let (pooled, retired) = victims.split_at(pooled);
+        leaving.stopping();
+        let paused = join_all(pooled.iter().map(|id| self.pause_into_pool(id))).await;
+        let mut outcomes = join_all(retired.iter().map(|id| self.retire_replica(id))).await;
+        for (id, paused) in pooled.iter().zip(paused) {
+            if let Err(e) = paused {
+                warn!(container = %id, error = %e, "cannot pause into the warm pool; removing");
+                outcomes.push(self.retire_replica(id).await);
+            }
+        }
+        outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+        info!(group, removed = victims.len(), "group scaled down");
+        Ok(Vec::new())
     }
 
     /// Stops with the container's own stop signal, then removes it. A
@@ -148,6 +172,26 @@ impl Replicator {
         self.intents().removed(id);
         Ok(())
     }
+}
+
+/// What a scale change did under the group's lock, and what is left to do.
+enum Change {
+    /// Nothing left (no change, a Swarm service updated, a group put to sleep or woken).
+    None,
+    /// Replicas created (and started).
+    Grown(Vec<Replica>),
+    /// Members marked leaving, to drain and remove.
+    Shrinking(Shrink),
+}
+
+/// Members on their way out of a group.
+struct Shrink {
+    group: String,
+    victims: Vec<String>,
+    /// How many of the victims (the first) are paused into the warm pool.
+    pooled: usize,
+    /// Their marks; dropped once they are gone (or failed to go).
+    leaving: crate::inventory::Leaving,
 }
 
 /// The group's bounds, if they allow `target`.

@@ -357,3 +357,48 @@ async fn a_relative_change_is_read_under_the_lock_and_kept_within_the_bounds() {
     assert_eq!(service.scale_by("web", 10, "c").await.unwrap(), (3, 3), "never above max");
     assert_eq!(service.scale_by("web", -10, "d").await.unwrap(), (3, 1), "never below min");
 }
+
+#[tokio::test]
+async fn a_scale_down_waiting_on_a_silent_balancer_does_not_hold_up_a_scale_up() {
+    let w = web_world().await;
+    w.replicate("web", 1).await.unwrap();
+    let hub = w.service.events().clone();
+    hub.observe(&w.service.groups().unwrap());
+    let _silent = hub.subscribe("nginx", Some("web"), None, "test").unwrap();
+    let service = w.service.clone();
+    let shrinking = tokio::spawn(async move { service.scale("web", 1, "test", None).await });
+    let mut changes = w.service.inventory().subscribe();
+    loop {
+        let groups = w.service.groups().unwrap();
+        hub.observe(&groups);
+        if groups[0].members.iter().any(|m| m.state == MemberState::Draining) {
+            break;
+        }
+        changes.changed().await.unwrap();
+    }
+    // The drain waits up to --drain-timeout (10 s here); the scale-up must not.
+    let grown = tokio::time::timeout(Duration::from_secs(5), w.service.scale("web", 2, "test", None))
+        .await
+        .expect("the scale-up did not wait for the drain")
+        .unwrap();
+    assert_eq!(grown.running(), 2, "the original and the new replica; the leaving one does not count");
+    assert!(!shrinking.is_finished(), "the scale-down still waits for the balancer");
+    assert_eq!(w.engine.calls(Op::StopContainer), 0);
+    hub.ack("nginx", u64::MAX, "test").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), shrinking)
+        .await
+        .expect("released by the acknowledgement")
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.engine.calls(Op::StopContainer), 1);
+}
+
+#[test]
+fn an_acknowledgement_is_capped_at_the_latest_event_and_belongs_to_its_follower() {
+    let hub = std::sync::Arc::new(super::events::EventHub::default());
+    let _nginx = hub.subscribe("nginx-1", None, None, "balancer:nginx-1").unwrap();
+    let latest = hub.ack("nginx-1", u64::MAX, "balancer:nginx-1").unwrap();
+    assert!(latest < u64::MAX, "capped at the latest event id");
+    assert_eq!(hub.ack("nginx-1", 1, "operator").unwrap_err(), "balancer:nginx-1");
+    assert!(hub.subscribe("nginx-1", None, None, "operator").is_err(), "the name is taken by its identity");
+}
