@@ -501,7 +501,7 @@ impl Engine for FakeEngine {
 
     async fn stats(&self, id: &str) -> EngineResult<StatsSample> {
         self.enter(Op::Stats, id).await?;
-        Ok(self.lock().stats.clone())
+        Ok(self.lock().stats)
     }
 
     async fn container_events(
