@@ -2,6 +2,7 @@
 
 mod common;
 
+mod access;
 mod alerting;
 mod answers;
 mod autoscale;

@@ -181,6 +181,33 @@ fn scripts_demo_starts_the_whole_system_and_down_removes_it() {
     assert!(printed.contains(&format!("http://127.0.0.1:{web}/")), "{printed}");
     assert!(printed.contains(&format!("http://127.0.0.1:{dashboard}/")), "{printed}");
 
+    // Least privilege: each app mounts its group's bundle and no other private
+    // key; replicator mounts a server bundle, never the CA's key.
+    let mounts_of = |container: &str| -> Vec<std::path::PathBuf> {
+        let listed = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}\n{{end}}", container]);
+        listed.lines().filter(|l| !l.is_empty() && !l.ends_with("docker.sock")).map(Into::into).collect()
+    };
+    let files_in = |dir: &Path| -> Vec<String> {
+        let mut files: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        files.sort();
+        files
+    };
+    for n in 1..=2 {
+        let mounts = mounts_of(&format!("{name}-app-{n}"));
+        assert_eq!(mounts.len(), 1, "one bundle mounted: {mounts:?}");
+        assert_eq!(files_in(&mounts[0]), ["ca.pem", "cert.pem", "key.pem"], "the app's own pair, no other key");
+        let cert = replicator::tls::load_certs("app certificate", &mounts[0].join("cert.pem")).unwrap();
+        assert_eq!(replicator::tls::uri_names(&cert[0]), [format!("urn:replicator:app:{name}")]);
+    }
+    let server = mounts_of(&format!("{name}-replicator"));
+    assert_eq!(server.len(), 1, "{server:?}");
+    assert_eq!(
+        files_in(&server[0]),
+        ["ca.pem", "server-cert.pem", "server-key.pem"],
+        "no CA key in the server's bundle"
+    );
+
     // nginx spreads requests over both demo apps.
     let apps: Vec<String> =
         (1..=2).map(|n| docker(&["inspect", "-f", "{{.Config.Hostname}}", &format!("{name}-app-{n}")])).collect();
