@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// Certificate revocation list (PEM) of the client CA: a listed client certificate is refused. Re-read on SIGHUP and when it changes.
     #[arg(long, env = "REPLICATOR_CRL")]
     pub crl: Option<PathBuf>,
+    /// The swarm's root CA (on a manager, /var/lib/docker/swarm/certificates/swarm-root-ca.crt): agents that present their node's Swarm certificate are that node's agent.
+    #[arg(long, env = "REPLICATOR_SWARM_CA")]
+    pub swarm_ca: Option<PathBuf>,
     /// What a client certificate without a replicator identity (urn:replicator:... URI) may do: operator (everything, as before identities), read, or refuse.
     #[arg(long, env = "REPLICATOR_UNBOUND_CLIENTS", value_enum, default_value_t = UnboundPolicy::Operator)]
     pub unbound_clients: UnboundPolicy,
@@ -222,7 +225,7 @@ async fn keep_tls_current(tls: Arc<ServerTls>) {
 /// bound, configuration resolved. Tests call it to run replicator in-process.
 pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     let tls_files = server_tls_files(&args)?;
-    let tls = Arc::new(ServerTls::load(tls_files, args.crl.clone())?);
+    let tls = Arc::new(ServerTls::load(tls_files, args.crl.clone(), args.swarm_ca.clone())?);
     let engine_settings =
         EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), args.engine_timeout)?;
     let prometheus = args

@@ -278,7 +278,7 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(listed(&crl).unwrap().len(), 2, "the second revocation kept the first");
         let files = TlsFiles { cert: server.join(SERVER_CERT), key: server.join(SERVER_KEY), ca: server.join(CA_CERT) };
-        tls::server_config(&files, Some(&crl)).unwrap();
+        tls::server_config(&files, Some(&crl), None).unwrap();
         assert!(
             matches!(subject_of(&server).unwrap(), Subject::Server { sans } if sans.contains(&"replicator".to_owned()))
         );

@@ -75,12 +75,20 @@ pub fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<
 
 /// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1); `what` names the file in errors.
 pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(what, path)?;
+    let pem = without_pem_headers(&read(what, path)?);
     PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::Parse {
         what,
         path: path.to_owned(),
         expected: "a private key",
     })
+}
+
+/// PEM as RFC 7468 has it: Swarm writes its node key with headers
+/// (`kek-version: 0`) inside the block, which strict parsers refuse.
+fn without_pem_headers(pem: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(pem);
+    let kept: Vec<&str> = text.lines().filter(|l| l.starts_with("-----") || !l.contains(": ")).collect();
+    (kept.join("\n") + "\n").into_bytes()
 }
 
 fn roots(what: &'static str, ca: &Path) -> Result<RootCertStore, TlsError> {
@@ -109,10 +117,17 @@ impl TlsFiles {
     }
 }
 
-/// A server that requires a client certificate signed by `files.ca` and
-/// not revoked by `crl` (a PEM file of revocation lists), when one is given.
-pub fn server_config(files: &TlsFiles, crl: Option<&Path>) -> Result<ServerConfig, TlsError> {
-    let roots = Arc::new(roots("client CA", &files.ca)?);
+/// A server that requires a client certificate signed by `files.ca` (or,
+/// for agents, by the swarm's root CA `swarm_ca`) and not revoked by `crl`
+/// (a PEM file of revocation lists), when one is given.
+pub fn server_config(files: &TlsFiles, crl: Option<&Path>, swarm_ca: Option<&Path>) -> Result<ServerConfig, TlsError> {
+    let mut roots = roots("client CA", &files.ca)?;
+    if let Some(swarm) = swarm_ca {
+        for cert in load_certs("swarm root CA", swarm)? {
+            roots.add(cert).map_err(|e| TlsError::Invalid { what: "swarm root CA", path: swarm.to_owned(), reason: e.to_string() })?;
+        }
+    }
+    let roots = Arc::new(roots);
     let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
     if let Some(path) = crl {
         let pem = read("revocation list", path)?;
@@ -166,6 +181,30 @@ pub fn uri_names(cert: &CertificateDer<'_>) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The node a Swarm node certificate names (its common name), when the
+/// certificate was issued by the CA whose subject is `swarm_ca_subject`
+/// (raw DER) for a manager or a worker.
+pub fn swarm_node(cert: &CertificateDer<'_>, swarm_ca_subject: &[u8]) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    if parsed.issuer().as_raw() != swarm_ca_subject {
+        return None;
+    }
+    let role = parsed.subject().iter_organizational_unit().next()?.as_str().ok()?;
+    if !matches!(role, "swarm-manager" | "swarm-worker") {
+        return None;
+    }
+    let node = parsed.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
+    Some(node)
+}
+
+/// The raw subject of the first certificate in a PEM file.
+pub fn subject_of(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    let certs = load_certs(what, path)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref())
+        .map_err(|e| TlsError::Invalid { what, path: path.to_owned(), reason: e.to_string() })?;
+    Ok(parsed.subject().as_raw().to_vec())
 }
 
 /// The subject common name of a DER certificate.

@@ -227,6 +227,7 @@ mod tests {
         tls::server_config(
             &TlsFiles { cert: dir.join(SERVER_CERT), key: dir.join(SERVER_KEY), ca: dir.join(CA_CERT) },
             None,
+            None,
         )
         .unwrap();
         tls::client_config(&TlsFiles::client_in(&dir)).unwrap();

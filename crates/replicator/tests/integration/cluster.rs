@@ -113,7 +113,7 @@ fn nodes(group: &Value) -> Vec<(String, String, bool)> {
 }
 
 /// deploy/stack.yml on a two-node swarm: the server on the manager, an agent
-/// on each node. A CPU-busy service with tasks on both nodes grows to its max
+/// on each node proving its node with the node's own Swarm certificate. A CPU-busy service with tasks on both nodes grows to its max
 /// from the agents' reports, shrinks to its min once idle, and when the
 /// worker's engine stops, the service keeps its count (Swarm reschedules)
 /// while replicator shows the worker's agent silent.
@@ -202,6 +202,24 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     .await;
     let ids: BTreeSet<&str> = seen.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(ids, [manager.as_str(), worker.as_str()].into_iter().collect());
+
+    // Each agent proved its node with its node's Swarm certificate; a
+    // certificate bound to the worker may not speak for the manager.
+    let bundles = tempfile::tempdir().unwrap();
+    let agent_of_worker = bundles.path().join("worker");
+    let issued = std::process::Command::new(crate::common::BIN)
+        .args(["certs", "issue", "--identity", &format!("agent:{worker}"), "--ca"])
+        .arg(certs.path())
+        .arg("--out")
+        .arg(&agent_of_worker)
+        .output()
+        .unwrap();
+    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+    let impostor = ApiClient::new(&format!("https://127.0.0.1:{port}"), &agent_of_worker).unwrap();
+    let report = serde_json::json!({ "hostname": "worker", "containers": [] });
+    let refused = impostor.request(http::Method::PUT, &format!("/v1/nodes/{manager}/usage"), Some(&report)).await.unwrap();
+    assert_eq!(refused.status, http::StatusCode::FORBIDDEN, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["permission"], "report-usage");
 
     std::fs::remove_file(ctl.path().join("busy")).unwrap();
     until("the idle service to shrink to its min", Duration::from_secs(120), async || desired_is(&service, 2)).await;

@@ -77,6 +77,10 @@ pub struct Refused(pub Denied);
 
 /// The caller's identity, as its certificate names it.
 pub fn identity_of(peer: Option<&PeerIdentity>, policy: UnboundPolicy) -> Result<Identity, String> {
+    // A node certificate from the swarm's own CA proves its node, and nothing more.
+    if let Some(node) = peer.and_then(|p| p.swarm_node.clone()) {
+        return Ok(Identity::Agent { node });
+    }
     let uris = peer.map(|p| p.uris.as_slice()).unwrap_or_default();
     Identity::from_uris(uris.iter().map(String::as_str), policy)
 }

@@ -50,6 +50,7 @@ impl Tls {
                 let peer = PeerIdentity {
                     common_name: leaf.and_then(common_name).unwrap_or_default(),
                     uris: leaf.map(uri_names).unwrap_or_default(),
+                    swarm_node: leaf.and_then(|c| self.config.swarm_node_of(c)),
                     addr: Some(remote),
                 };
                 Some((stream, peer))

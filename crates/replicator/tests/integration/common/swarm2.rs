@@ -206,18 +206,25 @@ impl TwoNodeSwarm {
     /// The worker's dockerd (its own config file: the host's daemon.json
     /// names a data root and storage driver of its own); waits for it to answer.
     ///
-    /// It also gets a mount namespace with its own `/run`, as a real node
-    /// has: a task that mounts `/var/run/docker.sock` (replicator's agent)
-    /// must reach the worker's engine, not the manager's. It answers there
+    /// It also gets a mount namespace with its own `/run` and its own
+    /// `/var/lib/docker/swarm`, as a real node has: a task that mounts
+    /// `/var/run/docker.sock` or the node's Swarm certificates (replicator's
+    /// agent) must reach the worker's, not the manager's. It answers there
     /// and, for the test, on a socket in its folder.
     fn start_worker(&mut self) {
+        /// The worker's own `/run` and Swarm folder, then its dockerd.
+        const WORKER_MOUNTS: &str = r#"mount -t tmpfs tmpfs /run \
+            && mkdir -p "$WORKER_SWARM_DIR" /var/lib/docker/swarm \
+            && mount --bind "$WORKER_SWARM_DIR" /var/lib/docker/swarm \
+            && exec dockerd -H unix:///run/docker.sock "$@""#;
         let d = |name: &str| self.path(name).display().to_string();
         std::fs::write(self.path("daemon.json"), "{}").unwrap();
         let log = std::fs::File::create(self.path("dockerd.log")).unwrap();
         let child = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/{}", self.namespace))
             .args(["unshare", "--mount", "--propagation", "private", "--"])
-            .args(["sh", "-c", r#"mount -t tmpfs tmpfs /run && exec dockerd -H unix:///run/docker.sock "$@""#, "sh"])
+            .args(["sh", "-c", WORKER_MOUNTS, "sh"])
+            .env("WORKER_SWARM_DIR", d("data/swarm"))
             .arg(format!("--config-file={}", d("daemon.json")))
             .arg(format!("--data-root={}", d("data")))
             .arg(format!("--exec-root={}", d("exec")))
