@@ -13,10 +13,10 @@ use tracing::info;
 use super::serve::{init_logging, shutdown_signal, LogFormat};
 use crate::base::duration;
 use crate::base::telemetry::Telemetry;
-use crate::tls::TlsFiles;
 use crate::cli::remote::ApiClient;
 use crate::cli::usage_report::Agent;
 use crate::engine::{DockerEngine, EngineSettings};
+use crate::tls::TlsFiles;
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {

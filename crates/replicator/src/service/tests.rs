@@ -64,6 +64,33 @@ impl World {
         }
     }
 
+    /// `web` with one replica, a follower `nginx` of it that has not
+    /// acknowledged anything, and a scale-down to 1 under way: returned
+    /// once its member drains (the hub announced it).
+    async fn scale_down_draining(
+        &self,
+    ) -> (
+        Arc<super::events::EventHub>,
+        super::events::Subscription,
+        tokio::task::JoinHandle<Result<crate::inventory::Group, Error>>,
+    ) {
+        self.replicate("web", 1).await.unwrap();
+        let hub = self.service.events().clone();
+        hub.observe(&self.service.groups().unwrap());
+        let follower = hub.subscribe("nginx", Some("web"), None, "test").unwrap();
+        let service = self.service.clone();
+        let scaling = tokio::spawn(async move { service.scale("web", 1, "test", None).await });
+        let mut changes = self.service.inventory().subscribe();
+        loop {
+            let groups = self.service.groups().unwrap();
+            hub.observe(&groups);
+            if groups[0].members.iter().any(|m| m.state == MemberState::Draining) {
+                return (hub, follower, scaling);
+            }
+            changes.changed().await.unwrap();
+        }
+    }
+
     fn target(name: &str) -> ContainerRef {
         ContainerRef::parse(name).unwrap()
     }
@@ -322,21 +349,7 @@ async fn wait_ready_gives_up_at_the_timeout() {
 #[tokio::test]
 async fn a_scale_down_drains_before_it_stops() {
     let w = web_world().await;
-    w.replicate("web", 1).await.unwrap();
-    let hub = w.service.events().clone();
-    hub.observe(&w.service.groups().unwrap());
-    let _follower = hub.subscribe("nginx", Some("web"), None, "test").unwrap();
-    let service = w.service.clone();
-    let scaling = tokio::spawn(async move { service.scale("web", 1, "test", None).await });
-    let mut changes = w.service.inventory().subscribe();
-    loop {
-        let groups = w.service.groups().unwrap();
-        hub.observe(&groups);
-        if groups[0].members.iter().any(|m| m.state == MemberState::Draining) {
-            break;
-        }
-        changes.changed().await.unwrap();
-    }
+    let (hub, _follower, scaling) = w.scale_down_draining().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.engine.calls(Op::StopContainer), 0, "no stop before the balancer let the member go");
     hub.ack("nginx", u64::MAX, "test").unwrap();
@@ -361,21 +374,7 @@ async fn a_relative_change_is_read_under_the_lock_and_kept_within_the_bounds() {
 #[tokio::test]
 async fn a_scale_down_waiting_on_a_silent_balancer_does_not_hold_up_a_scale_up() {
     let w = web_world().await;
-    w.replicate("web", 1).await.unwrap();
-    let hub = w.service.events().clone();
-    hub.observe(&w.service.groups().unwrap());
-    let _silent = hub.subscribe("nginx", Some("web"), None, "test").unwrap();
-    let service = w.service.clone();
-    let shrinking = tokio::spawn(async move { service.scale("web", 1, "test", None).await });
-    let mut changes = w.service.inventory().subscribe();
-    loop {
-        let groups = w.service.groups().unwrap();
-        hub.observe(&groups);
-        if groups[0].members.iter().any(|m| m.state == MemberState::Draining) {
-            break;
-        }
-        changes.changed().await.unwrap();
-    }
+    let (hub, _silent, shrinking) = w.scale_down_draining().await;
     // The drain waits up to --drain-timeout (10 s here); the scale-up must not.
     let grown = tokio::time::timeout(Duration::from_secs(5), w.service.scale("web", 2, "test", None))
         .await

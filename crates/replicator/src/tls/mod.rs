@@ -124,7 +124,11 @@ pub fn server_config(files: &TlsFiles, crl: Option<&Path>, swarm_ca: Option<&Pat
     let mut roots = roots("client CA", &files.ca)?;
     if let Some(swarm) = swarm_ca {
         for cert in load_certs("swarm root CA", swarm)? {
-            roots.add(cert).map_err(|e| TlsError::Invalid { what: "swarm root CA", path: swarm.to_owned(), reason: e.to_string() })?;
+            roots.add(cert).map_err(|e| TlsError::Invalid {
+                what: "swarm root CA",
+                path: swarm.to_owned(),
+                reason: e.to_string(),
+            })?;
         }
     }
     let roots = Arc::new(roots);
@@ -202,8 +206,11 @@ pub fn swarm_node(cert: &CertificateDer<'_>, swarm_ca_subject: &[u8]) -> Option<
 /// The raw subject of the first certificate in a PEM file.
 pub fn subject_of(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     let certs = load_certs(what, path)?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref())
-        .map_err(|e| TlsError::Invalid { what, path: path.to_owned(), reason: e.to_string() })?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref()).map_err(|e| TlsError::Invalid {
+        what,
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     Ok(parsed.subject().as_raw().to_vec())
 }
 

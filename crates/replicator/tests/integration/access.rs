@@ -9,20 +9,11 @@ use http::{Method, StatusCode};
 use replicator::cli::remote::{ApiClient, ApiResponse};
 use serde_json::{json, Value};
 
-use crate::common::{eventually_async, group, members_in, Scope, Server, BIN};
+use crate::common::{eventually_async, group, issue_bundle, members_in, Scope, Server, BIN};
 
 /// A bundle for `identity`, issued by the server's CA (the folder `certs init` wrote).
 fn bundle(server: &Server, identity: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(identity.replace([':', ','], "-"));
-    let made = std::process::Command::new(BIN)
-        .args(["certs", "issue", "--identity", identity, "--ca"])
-        .arg(&server.certs)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "certs issue {identity}: {}", String::from_utf8_lossy(&made.stderr));
-    out
+    issue_bundle(&server.certs, identity, dir)
 }
 
 fn client(server: &Server, bundle: &Path) -> ApiClient {
@@ -213,18 +204,7 @@ async fn a_revoked_certificate_is_refused_after_sighup_while_the_others_keep_wor
     scope.web_group(&[]);
     let certs = crate::common::certs();
     let dir = tempfile::tempdir().unwrap();
-    let issue = |identity: &str| {
-        let out = dir.path().join(identity.replace(':', "-"));
-        let made = std::process::Command::new(BIN)
-            .args(["certs", "issue", "--identity", identity, "--ca"])
-            .arg(certs.path())
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-        out
-    };
+    let issue = |identity: &str| issue_bundle(certs.path(), identity, dir.path());
     let (leaked, kept, spare) = (issue("balancer:leaked"), issue("balancer:kept"), issue("balancer:spare"));
     let crl = dir.path().join("crl.pem");
     let revoke = |bundle: &Path| {

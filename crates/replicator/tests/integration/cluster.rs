@@ -206,18 +206,11 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     // Each agent proved its node with its node's Swarm certificate; a
     // certificate bound to the worker may not speak for the manager.
     let bundles = tempfile::tempdir().unwrap();
-    let agent_of_worker = bundles.path().join("worker");
-    let issued = std::process::Command::new(crate::common::BIN)
-        .args(["certs", "issue", "--identity", &format!("agent:{worker}"), "--ca"])
-        .arg(certs.path())
-        .arg("--out")
-        .arg(&agent_of_worker)
-        .output()
-        .unwrap();
-    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+    let agent_of_worker = crate::common::issue_bundle(certs.path(), &format!("agent:{worker}"), bundles.path());
     let impostor = ApiClient::new(&format!("https://127.0.0.1:{port}"), &agent_of_worker).unwrap();
     let report = serde_json::json!({ "hostname": "worker", "containers": [] });
-    let refused = impostor.request(http::Method::PUT, &format!("/v1/nodes/{manager}/usage"), Some(&report)).await.unwrap();
+    let refused =
+        impostor.request(http::Method::PUT, &format!("/v1/nodes/{manager}/usage"), Some(&report)).await.unwrap();
     assert_eq!(refused.status, http::StatusCode::FORBIDDEN, "{}", refused.text());
     assert_eq!(refused.json()["error"]["permission"], "report-usage");
 

@@ -400,6 +400,21 @@ pub fn certs_for(sans: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// A bundle for `identity` (`app:web`...) issued by the CA in `ca` with
+/// `replicator certs issue`, written in a folder of `dir`.
+pub fn issue_bundle(ca: &Path, identity: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(identity.replace([':', ','], "-"));
+    let made = Command::new(BIN)
+        .args(["certs", "issue", "--identity", identity, "--ca"])
+        .arg(ca)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "certs issue {identity}: {}", String::from_utf8_lossy(&made.stderr));
+    out
+}
+
 /// A running replicator: in this process (stopped on drop) or a
 /// `replicator serve` process (killed on drop).
 pub struct Server {
