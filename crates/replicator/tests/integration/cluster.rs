@@ -135,6 +135,8 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
         .arg(&stack_file)
         .arg(&stack)
         .env("REPLICATOR_CERTS", certs.path())
+        // Other tests run meanwhile on this engine: the stack's replicator leaves their containers alone.
+        .env("REPLICATOR_SELECTOR", scope.label())
         .env("REPLICATOR_PORT", port.to_string())
         .env("REPLICATOR_AUTOSCALE_INTERVAL", "2s")
         .env("REPLICATOR_SCALE_DOWN_STABILIZATION", "10s")
