@@ -18,10 +18,11 @@ ENTRYPOINT ["/replicator-demo"]
 
 # Last, so a plain `docker build .` gives replicator. Certificates go in /ssl
 # (ca.pem and cert.pem/key.pem, or server-cert.pem/server-key.pem); mount the
-# engine's socket or set DOCKER_HOST. Publish 9090 (dashboard, metrics, no
-# client certificate) on a trusted interface only.
+# engine's socket or set DOCKER_HOST. 9090 (dashboard, health, metrics, no
+# client certificate) only shows unless serve is given --dashboard-actions.
 FROM scratch AS replicator
 COPY --from=build /out/replicator /replicator
 EXPOSE 8443 9090
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s CMD ["/replicator", "healthcheck"]
 ENTRYPOINT ["/replicator"]
 CMD ["serve", "--certs", "/ssl", "--metrics-listen", "0.0.0.0:9090"]

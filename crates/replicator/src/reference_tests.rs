@@ -313,6 +313,7 @@ async fn api_routes() -> BTreeSet<(String, String)> {
 async fn check_unlisted_routers() {
     let (service, autoscale) = service().await;
     let admin = crate::http::admin::router(crate::http::admin::AdminState {
+        actions: None,
         service: service.clone(),
         autoscale,
         unbound: Default::default(),

@@ -41,6 +41,8 @@ pub struct Config {
     pub tls: Arc<ServerTls>,
     /// What a client certificate without a replicator identity may do.
     pub unbound: UnboundPolicy,
+    /// The dashboard's form token when its buttons may act; `None`: it only shows.
+    pub dashboard_actions: Option<Arc<str>>,
     /// The engine to act on.
     pub engine: Arc<dyn Engine>,
     /// What this replicator manages.
@@ -106,8 +108,12 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     background_tasks.spawn(service.clone().keep_pools(background.clone()));
     let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
     let mut listeners_tasks = JoinSet::new();
-    let admin_router =
-        admin::router(AdminState { service: service.clone(), autoscale: autoscale.clone(), unbound: config.unbound });
+    let admin_router = admin::router(AdminState {
+        service: service.clone(),
+        autoscale: autoscale.clone(),
+        unbound: config.unbound,
+        actions: config.dashboard_actions.clone(),
+    });
     let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };
     listeners_tasks.spawn(admin::serve(
         listeners.admin,

@@ -6,6 +6,7 @@ mod balancer_file;
 mod certs;
 mod client;
 mod follow_server;
+mod healthcheck;
 pub mod remote;
 mod serve;
 mod upstreams;
@@ -43,6 +44,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Keep a load balancer's upstream list (nginx or JSON) in step with a group.
     Upstreams(upstreams::UpstreamsArgs),
+    /// Exit 0 when a replicator's admin listener says it is healthy (the image's HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// `replicator serve ARGS...` parsed as the command line would be (for
@@ -66,5 +69,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wake(args) => client::wake(args),
         Command::Upstreams(args) => upstreams::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Healthcheck(args) => healthcheck::run(args),
     }
 }

@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// Certificate revocation list (PEM) of the client CA: a listed client certificate is refused. Re-read on SIGHUP and when it changes.
     #[arg(long, env = "REPLICATOR_CRL")]
     pub crl: Option<PathBuf>,
+    /// Let the dashboard's buttons scale groups (off: the admin listener only shows). They act only from the page itself (its token, same origin).
+    #[arg(long, env = "REPLICATOR_DASHBOARD_ACTIONS")]
+    pub dashboard_actions: bool,
     /// The swarm's root CA (on a manager, /var/lib/docker/swarm/certificates/swarm-root-ca.crt): agents that present their node's Swarm certificate are that node's agent.
     #[arg(long, env = "REPLICATOR_SWARM_CA")]
     pub swarm_ca: Option<PathBuf>,
@@ -245,6 +248,11 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     let config = Config {
         tls,
         unbound: args.unbound_clients,
+        dashboard_actions: if args.dashboard_actions {
+            Some(crate::http::admin::new_action_token().context("cannot make the dashboard's token")?)
+        } else {
+            None
+        },
         engine,
         scope: Scope {
             allow_all: args.allow_all,

@@ -168,10 +168,18 @@ async fn hardening_garbage_handshakes_are_counted_and_summed_up_not_logged_each(
 #[test]
 fn hardening_dashboard_refusals_are_pages_and_follow_the_cross_site_rule() {
     let scope = Scope::new("dashrefuse");
-    let server = scope.server(&[]);
     let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let only_shows = scope.server(&[]);
     let (status, page) =
-        http_request(server.admin_port, "POST", "/groups/web/scale", &[form], "replicas=lots").unwrap();
+        http_request(only_shows.admin_port, "POST", "/groups/web/scale", &[form], "replicas=1").unwrap();
+    assert_eq!(status, 403, "the dashboard only shows unless serve --dashboard-actions: {page}");
+    assert!(page.contains("--dashboard-actions"), "{page}");
+
+    let server = scope.server(&["--dashboard-actions"]);
+    let origin = format!("http://127.0.0.1:{}", server.admin_port);
+    let same_origin = ("Origin", origin.as_str());
+    let (status, page) =
+        http_request(server.admin_port, "POST", "/groups/web/scale", &[form, same_origin], "replicas=lots").unwrap();
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("<p class=error>"), "the dashboard's own page: {page}");
 
@@ -179,4 +187,19 @@ fn hardening_dashboard_refusals_are_pages_and_follow_the_cross_site_rule() {
     let (status, page) =
         http_request(server.admin_port, "POST", "/groups/web/scale", &[form, cross], "replicas=1").unwrap();
     assert_eq!(status, 403, "{page}");
+}
+
+#[test]
+fn hardening_healthcheck_passes_with_the_server_and_fails_without_it() {
+    let scope = Scope::new("healthcheck");
+    let server = scope.server(&[]);
+    let url = format!("http://127.0.0.1:{}/healthz", server.admin_port);
+    let check =
+        || std::process::Command::new(crate::common::BIN).args(["healthcheck", "--url", &url]).output().unwrap();
+    let passed = check();
+    assert!(passed.status.success(), "{}", String::from_utf8_lossy(&passed.stderr));
+    drop(server);
+    let failed = check();
+    assert!(!failed.status.success(), "no server, no health");
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("127.0.0.1"), "the error names the URL");
 }

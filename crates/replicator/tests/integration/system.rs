@@ -62,6 +62,7 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
             "0.0.0.0:9090",
             "--selector",
             &label,
+            "--dashboard-actions",
         ],
     );
     let api = format!("https://localhost:{}", published(&replicator, "8443"));
@@ -133,7 +134,26 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
     )
     .expect("the dashboard answers");
     assert_eq!(forged.0, 403, "{}", forged.1);
+    // Nor can a script that sets a same-origin header but never saw the page's token.
+    let dashboard_port = published(&replicator, "9090");
+    let origin = format!("http://127.0.0.1:{dashboard_port}");
+    let tokenless = http_request(
+        dashboard_port,
+        "POST",
+        &format!("/groups/{}/scale", scope.name("demo")),
+        &[("Origin", origin.as_str()), ("Content-Type", "application/x-www-form-urlencoded")],
+        "replicas=1",
+    )
+    .expect("the dashboard answers");
+    assert_eq!(tokenless.0, 403, "{}", tokenless.1);
+    assert!(tokenless.1.contains("token"), "{}", tokenless.1);
     assert_eq!(scope.replicas_of(&scope.name("demo")).len(), 2, "nothing changed");
+    // The image's health check runs the binary's own subcommand.
+    let healthy = eventually("the image's health check to pass", Duration::from_secs(60), || {
+        let state = docker(&["inspect", "-f", "{{.State.Health.Status}}", &replicator]);
+        (state == "healthy").then_some(state)
+    });
+    assert_eq!(healthy, "healthy");
 }
 
 /// `scripts/demo` under a name and ports of its own; `down` on drop.
@@ -207,6 +227,30 @@ fn scripts_demo_starts_the_whole_system_and_down_removes_it() {
         ["ca.pem", "server-cert.pem", "server-key.pem"],
         "no CA key in the server's bundle"
     );
+
+    // From another container on the demo's network, with no certificate, a
+    // POST to the admin listener changes nothing: the dashboard only shows.
+    let before = docker(&["ps", "-q", "--filter", &format!("label=replicator.group={name}")]).lines().count();
+    let url = format!("http://replicator:9090/groups/{name}/scale");
+    let forged = crate::common::docker_try(&[
+        "run",
+        "--rm",
+        "--network",
+        &name,
+        crate::common::image(),
+        "wget",
+        "-q",
+        "-O-",
+        "--header",
+        "Host: 127.0.0.1",
+        "--post-data",
+        "replicas=4",
+        &url,
+    ]);
+    assert!(forged.is_err(), "the admin listener acted for a stranger: {forged:?}");
+    assert!(forged.unwrap_err().contains("403"), "refused as forbidden");
+    let after = docker(&["ps", "-q", "--filter", &format!("label=replicator.group={name}")]).lines().count();
+    assert_eq!(after, before, "nothing changed");
 
     // nginx spreads requests over both demo apps.
     let apps: Vec<String> =

@@ -55,7 +55,9 @@ pub async fn page(State(state): State<AdminState>) -> Response {
                 })
                 .collect();
             let engine = state.service.inventory().engine();
-            Html(render(&panels, engine.as_ref(), state.unbound.warning(), now)).into_response()
+            let page =
+                Page { engine: engine.as_ref(), warning: state.unbound.warning(), token: state.actions.as_deref() };
+            Html(render(&panels, &page, now)).into_response()
         }
         Err(e) => {
             let body = format!(
@@ -68,10 +70,22 @@ pub async fn page(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// What the page needs besides the groups.
+pub struct Page<'a> {
+    /// What the engine is, as last probed.
+    pub engine: Option<&'a EngineInfo>,
+    /// A warning for everyone who opens the page.
+    pub warning: Option<&'a str>,
+    /// The forms' token, when the dashboard may act.
+    pub token: Option<&'a str>,
+}
+
 /// The body of a +/− button.
 #[derive(serde::Deserialize)]
 pub struct ScaleForm {
     replicas: u32,
+    /// The page's token: only a form of this page's carries it.
+    token: Option<String>,
 }
 
 /// The buttons' target: a form POST, answered with a redirect to the page.
@@ -81,6 +95,12 @@ pub async fn scale(
     Path(name): Path<String>,
     form: Result<Form<ScaleForm>, FormRejection>,
 ) -> Response {
+    let Some(token) = state.actions.as_deref() else {
+        return failure(
+            StatusCode::FORBIDDEN,
+            "the dashboard only shows: its actions are off (serve --dashboard-actions)",
+        );
+    };
     if let Some(why) = post_refused(&headers) {
         return failure(StatusCode::FORBIDDEN, &why);
     }
@@ -90,6 +110,9 @@ pub async fn scale(
     let Ok(Form(form)) = form else {
         return failure(StatusCode::BAD_REQUEST, "expected a form with replicas=<number>");
     };
+    if form.token.as_deref() != Some(token) {
+        return failure(StatusCode::FORBIDDEN, "the form does not carry this page's token: reload the dashboard");
+    }
     match state.service.scale(group.as_str(), form.replicas, "dashboard", None).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => failure(crate::http::api::status_of(&e).0, &e.to_string()),
@@ -112,7 +135,13 @@ fn post_refused(headers: &HeaderMap) -> Option<String> {
     if !host.is_some_and(is_local_name) {
         return Some("the dashboard acts only when reached by IP address or as localhost".into());
     }
-    origin::cross_site(headers, "http").map(|why| format!("cross-site request refused: {why}"))
+    if let Some(why) = origin::cross_site(headers, "http") {
+        return Some(format!("cross-site request refused: {why}"));
+    }
+    // A program may omit both headers; the page's own form never does.
+    let same_origin = headers.contains_key(header::ORIGIN)
+        || headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"));
+    (!same_origin).then(|| "only the dashboard's own page may act: no Origin or Sec-Fetch-Site".to_owned())
 }
 
 /// `127.0.0.1:9090`, `[::1]:9090`, `localhost:9090`: names no DNS can rebind.
@@ -139,12 +168,12 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222;backgro
     .muted{color:#777}svg{background:#fff;border:1px solid #eee}";
 
 /// The whole page; `engine` says what the engine is, as last probed.
-pub fn render(panels: &[GroupPanel<'_>], engine: Option<&EngineInfo>, warning: Option<&str>, now: i64) -> String {
+pub fn render(panels: &[GroupPanel<'_>], page: &Page<'_>, now: i64) -> String {
     let mut html = head();
-    if let Some(warning) = warning {
+    if let Some(warning) = page.warning {
         let _ = write!(html, "<p class=error>{}</p>", escape(warning));
     }
-    if let Some(e) = engine {
+    if let Some(e) = page.engine {
         let swarm = serde_json::to_value(e.swarm).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = write!(
             html,
@@ -161,13 +190,13 @@ pub fn render(panels: &[GroupPanel<'_>], engine: Option<&EngineInfo>, warning: O
         );
     }
     for panel in panels {
-        group_section(&mut html, panel, now);
+        group_section(&mut html, panel, page.token, now);
     }
     let _ = write!(html, "<p class=muted>Refreshes every {REFRESH} s.</p></body></html>");
     html
 }
 
-fn group_section(html: &mut String, panel: &GroupPanel<'_>, now: i64) {
+fn group_section(html: &mut String, panel: &GroupPanel<'_>, token: Option<&str>, now: i64) {
     let g = panel.group;
     let name = escape(g.name());
     let kind = serde_json::to_value(g.kind()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -186,12 +215,14 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, now: i64) {
             let _ = write!(html, "<span class=error>refuses changes: {}</span> ", escape(reason));
         }
     }
-    for (label, to) in [("−", running.saturating_sub(1)), ("+", running + 1)] {
+    // Buttons only where the dashboard may act; each form carries the page's token.
+    for (label, to) in token.map_or(Vec::new(), |_| vec![("−", running.saturating_sub(1)), ("+", running + 1)]) {
         let disabled = if (to as u32) < min || (to as u32) > max || to == running { " disabled" } else { "" };
+        let token = escape(token.unwrap_or_default());
         let _ = write!(
             html,
             "<form method=post action=\"/groups/{name}/scale\"><input type=hidden name=replicas value={to}>\
-             <button title=\"scale to {to}\"{disabled}>{label}</button></form>"
+             <input type=hidden name=token value=\"{token}\"><button title=\"scale to {to}\"{disabled}>{label}</button></form>"
         );
     }
     html.push_str("</p><table><tr><th>member</th><th>state</th><th>age</th><th></th></tr>");
@@ -353,7 +384,7 @@ mod tests {
     #[test]
     fn the_page_escapes_names_and_disables_buttons_at_the_bounds() {
         let g = group("web");
-        let html = render(&[panel(&g)], None, None, 1_767_225_660);
+        let html = render(&[panel(&g)], &Page { engine: None, warning: None, token: Some("t0k") }, 1_767_225_660);
         assert!(html.contains("&lt;b&gt;web&lt;/b&gt;") && !html.contains("<b>web</b>"));
         assert!(html.contains("value=1><button title=\"scale to 1\">−"), "scale down allowed");
         assert!(html.contains("value=3><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
@@ -378,7 +409,7 @@ mod tests {
     fn a_group_with_malformed_labels_shows_why_and_offers_no_button() {
         let mut g = group("web");
         g.bounds = Err("label replicator.max=\"-1\" is not a positive integer".into());
-        let html = render(&[panel(&g)], None, None, 1_767_225_660);
+        let html = render(&[panel(&g)], &Page { engine: None, warning: None, token: Some("t0k") }, 1_767_225_660);
         assert!(html.contains("refuses changes: label replicator.max"), "{html}");
         assert_eq!(html.matches(" disabled>").count(), 2, "both buttons disabled");
     }

@@ -32,6 +32,18 @@ pub struct AdminState {
     pub autoscale: Arc<AutoscaleHandle>,
     /// What certificates without an identity may do (a warning on the page).
     pub unbound: crate::rules::access::UnboundPolicy,
+    /// The page's token when the dashboard may act (`serve --dashboard-actions`);
+    /// `None`: the page only shows.
+    pub actions: Option<Arc<str>>,
+}
+
+/// A fresh token for the dashboard's forms: random, per process, so a page
+/// elsewhere cannot know it.
+pub fn new_action_token() -> std::io::Result<Arc<str>> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into())
 }
 
 /// The admin routes.
