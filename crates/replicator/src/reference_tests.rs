@@ -420,6 +420,7 @@ fn populated() -> crate::base::telemetry::Telemetry {
     telemetry.group_desired.get_or_create(&GroupLabel { group: "web".into() }).set(1);
     telemetry.decisions.get_or_create(&DecisionLabels { group: "web".into(), direction: "up".into() }).inc();
     telemetry.job_panics.get_or_create(&WorkerLabel { worker: "keeper".into() }).inc();
+    telemetry.ceiling_refusals.get_or_create(&crate::base::telemetry::CeilingLabel { ceiling: "rate".into() }).inc();
     telemetry
         .access_denied
         .get_or_create(&crate::base::telemetry::DeniedLabels { route: "/v1/metrics".into(), identity: "app".into() })

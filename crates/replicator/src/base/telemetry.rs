@@ -72,6 +72,13 @@ pub struct DeniedLabels {
     pub identity: String,
 }
 
+/// Which ceiling refused a creation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CeilingLabel {
+    /// `containers` (`--max-containers`) or `rate` (`--max-creations-per-minute`).
+    pub ceiling: String,
+}
+
 type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
 
 /// Every series replicator exports, in one registry.
@@ -97,6 +104,8 @@ pub struct Telemetry {
     pub job_panics: Family<WorkerLabel, Counter>,
     /// Requests refused for want of a permission, by route and kind of identity.
     pub access_denied: Family<DeniedLabels, Counter>,
+    /// Creations refused by a ceiling.
+    pub ceiling_refusals: Family<CeilingLabel, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -142,6 +151,12 @@ impl Default for Telemetry {
             "API requests refused for want of a permission, by route and kind of identity",
             access_denied.clone(),
         );
+        let ceiling_refusals = Family::default();
+        registry.register(
+            "ceiling_refusals",
+            "Creations refused by serve --max-containers or --max-creations-per-minute",
+            ceiling_refusals.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             replications,
@@ -154,6 +169,7 @@ impl Default for Telemetry {
             tls_handshake_failures,
             job_panics,
             access_denied,
+            ceiling_refusals,
         }
     }
 }

@@ -72,9 +72,15 @@ pub struct ServeArgs {
     /// Replicate any container, not only those labelled replicator.enable=true.
     #[arg(long, env = "REPLICATOR_ALLOW_ALL")]
     pub allow_all: bool,
-    /// Largest group size (original included) when the original has no replicator.max label.
+    /// Largest group size (original included): the maximum when the original has no replicator.max label, and a ceiling no label can raise.
     #[arg(long, env = "REPLICATOR_MAX_REPLICAS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_replicas: u32,
+    /// Most containers replicator may have made at once (replicas and standbys, in its scope); beyond it a request is refused (409).
+    #[arg(long, env = "REPLICATOR_MAX_CONTAINERS", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_containers: u32,
+    /// Most containers replicator may create a minute; beyond it a request is refused (429) with the wait.
+    #[arg(long, env = "REPLICATOR_MAX_CREATIONS_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_creations_per_minute: u32,
     /// Keep fixed host ports on clones (they will fail to start if the port is taken).
     #[arg(long, env = "REPLICATOR_KEEP_HOST_PORTS")]
     pub keep_host_ports: bool,
@@ -267,6 +273,8 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             engine_timeout: args.engine_timeout,
             drain_timeout: args.drain_timeout,
             warm_settle: args.warm_settle,
+            max_containers: args.max_containers as usize,
+            max_creations_per_minute: args.max_creations_per_minute,
         },
         autoscale: AutoscaleSettings {
             interval: args.autoscale_interval,

@@ -16,7 +16,8 @@ use crate::rules::schedule::{ScheduleView, Schedules};
 pub struct Scope {
     /// Treat every container as opted in (`serve --allow-all`).
     pub allow_all: bool,
-    /// Group size limit when the original carries no `replicator.max`.
+    /// `serve --max-replicas`: the largest group, the maximum when the
+    /// original carries no `replicator.max`, and a ceiling that label cannot raise.
     pub default_max: u32,
     /// Manage only what carries this label.
     pub selector: Option<Selector>,

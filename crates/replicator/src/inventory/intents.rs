@@ -14,6 +14,27 @@ use super::state::{merge, Shared};
 use crate::model::{ContainerSummary, RunState};
 use crate::rules::bounds::Naming;
 
+/// What a reservation must stay within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The group's maximum; `None` for standbys (on top of the members).
+    pub group: Option<usize>,
+    /// Every container replicator made, in its scope (`serve --max-containers`).
+    pub total: usize,
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The group would pass its maximum.
+    Group,
+    /// replicator would pass `--max-containers`; it has made `made`.
+    Total {
+        /// Containers replicator made (and replicas being made) now.
+        made: usize,
+    },
+}
+
 /// Records the commands' intents; clones share the inventory.
 #[derive(Clone)]
 pub struct Intents {
@@ -27,21 +48,27 @@ impl Intents {
 
     /// Reserves `count` places and names for the replicas of `request` in
     /// `group`, if the group's size (members holding a place, and replicas
-    /// already being made) stays within `max` (`None`: standbys, which come
-    /// on top of the members). Checked and reserved under one lock: exact
+    /// already being made) stays within `limits.group` (`None`: standbys,
+    /// which come on top of the members) and every container replicator made
+    /// within `limits.total`. Checked and reserved under one lock: exact
     /// under concurrency.
     pub fn reserve(
         &self,
         group: &str,
         request: &str,
         count: usize,
-        max: Option<usize>,
+        limits: Limits,
         naming: &Naming,
-    ) -> Option<Reservation> {
+    ) -> Result<Reservation, Full> {
+        let max = limits.group;
         let mut state = self.shared.lock();
         let size = state.groups(&self.shared.scope).iter().find(|g| g.name() == group).map_or(0, Group::size);
         if max.is_some_and(|max| size + count > max) {
-            return None;
+            return Err(Full::Group);
+        }
+        let made = state.made_by_replicator(&self.shared.scope);
+        if made + count > limits.total {
+            return Err(Full::Total { made });
         }
         let mut taken = state.names_in_use();
         let standby = max.is_none();
@@ -57,7 +84,7 @@ impl Intents {
         let stamp = state.stamp();
         drop(state);
         self.shared.announce(stamp);
-        Some(Reservation { shared: self.shared.clone(), keys, request: request.to_owned(), count, standby })
+        Ok(Reservation { shared: self.shared.clone(), keys, request: request.to_owned(), count, standby })
     }
 
     /// Marks members as leaving (`Draining`, then `Stopping`): they stop

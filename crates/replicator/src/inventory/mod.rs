@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub use build::{may_be_member, Intent, Scope, SwarmService};
 pub use group::{Group, Health, Member, MemberState, ServiceRef};
 pub use informer::Informer;
-pub use intents::{Intents, Leaving, Reservation};
+pub use intents::{Full, Intents, Leaving, Limits, Reservation};
 pub use store::Store;
 pub use writer::Writer;
 

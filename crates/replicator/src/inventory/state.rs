@@ -59,6 +59,17 @@ impl State {
         self.containers.insert(container.id.clone(), container);
     }
 
+    /// Containers replicator made (replicas and standbys) in `scope`, and
+    /// those it is making: what `--max-containers` bounds.
+    pub(super) fn made_by_replicator(&self, scope: &Scope) -> usize {
+        let made = self
+            .containers
+            .values()
+            .filter(|c| c.labels.contains_key(crate::rules::labels::SOURCE) && scope.selects(&c.labels))
+            .count();
+        made + self.intents.values().filter(|i| i.id.is_none()).count()
+    }
+
     /// Drops a container's record, leaving a tombstone until the next listing.
     pub(super) fn remove(&mut self, id: &str, stamp: u64) {
         self.containers.remove(id);

@@ -146,10 +146,18 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// The one reading of `replicator.min` / `replicator.max` (`default_max`
-    /// when unset), used by listing, replication, scaling and autoscaling alike.
-    pub fn from_labels(labels: &BTreeMap<String, String>, default_max: u32) -> Result<Bounds, String> {
-        let max = labels::positive_count(labels, labels::MAX, default_max).map_err(|e| e.to_string())?;
+    /// The one reading of `replicator.min` / `replicator.max`, used by
+    /// listing, replication, scaling and autoscaling alike. `ceiling`
+    /// (`serve --max-replicas`) is the maximum when the label is unset, and
+    /// a label may lower it, never raise it.
+    pub fn from_labels(labels: &BTreeMap<String, String>, ceiling: u32) -> Result<Bounds, String> {
+        let max = labels::positive_count(labels, labels::MAX, ceiling).map_err(|e| e.to_string())?;
+        if max > ceiling {
+            return Err(format!(
+                "label {}={max} is above the ceiling serve --max-replicas sets ({ceiling})",
+                labels::MAX
+            ));
+        }
         // 0 lets a plain or compose group sleep (see the service's sleep rules).
         let min = labels::count_from(labels, labels::MIN, 1, 0).map_err(|e| e.to_string())?;
         if min > max {
@@ -264,6 +272,15 @@ mod tests {
         let inverted: BTreeMap<_, _> =
             [("replicator.max".into(), "2".into()), ("replicator.min".into(), "3".into())].into();
         assert!(Bounds::from_labels(&inverted, 10).is_err());
+    }
+
+    #[test]
+    fn a_label_may_lower_the_ceiling_never_raise_it() {
+        let at = |max: &str| BTreeMap::from([(labels::MAX.to_owned(), max.to_owned())]);
+        assert_eq!(Bounds::from_labels(&at("4"), 10), Ok(Bounds { min: 1, max: 4 }));
+        assert_eq!(Bounds::from_labels(&at("10"), 10), Ok(Bounds { min: 1, max: 10 }));
+        let above = Bounds::from_labels(&at("1000000"), 10).unwrap_err();
+        assert!(above.contains("replicator.max=1000000") && above.contains("--max-replicas"), "{above}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! validated input, the engine is a port, and group state is read from the
 //! [`Inventory`], where each command also records its intents.
 
+mod ceilings;
 pub mod events;
 mod locks;
 mod pool;
@@ -43,6 +44,10 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// How long a standby without a healthcheck runs before it counts as ready and is paused.
     pub warm_settle: Duration,
+    /// Most containers replicator may have made at once (replicas and standbys).
+    pub max_containers: usize,
+    /// Most containers replicator may create a minute.
+    pub max_creations_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -54,6 +59,8 @@ impl Default for Settings {
             engine_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             warm_settle: Duration::from_secs(5),
+            max_containers: 500,
+            max_creations_per_minute: 600,
         }
     }
 }
@@ -72,6 +79,7 @@ struct Inner {
     settings: Settings,
     locks: locks::GroupLocks,
     telemetry: Arc<Telemetry>,
+    creations: ceilings::CreationRate,
 }
 
 impl Replicator {
@@ -86,7 +94,8 @@ impl Replicator {
         telemetry: Arc<Telemetry>,
     ) -> Self {
         let locks = locks::GroupLocks::default();
-        let inner = Inner { engine, store, intents, events, settings, locks, telemetry };
+        let creations = ceilings::CreationRate::new(settings.max_creations_per_minute);
+        let inner = Inner { engine, store, intents, events, settings, locks, telemetry, creations };
         Self { inner: Arc::new(inner) }
     }
 

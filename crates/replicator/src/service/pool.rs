@@ -175,14 +175,15 @@ impl Replicator {
                 .cloned()
                 .collect();
             self.remove_all(&surplus, "the pool is larger than replicator.warm").await;
-            let missing = wanted.saturating_sub(fresh.len() + starting);
+            // Standbys count against the ceiling too: members and standbys within --max-replicas.
+            let ceiling = self.inventory().scope().default_max as usize;
+            let room = ceiling.saturating_sub(group.size() + fresh.len() + starting);
+            let missing = wanted.saturating_sub(fresh.len() + starting).min(room);
             if missing == 0 {
                 return Ok(());
             }
-            let reservation = self
-                .intents()
-                .reserve(name, &super::replicate::new_request_id(), missing, None, &source.group.naming)
-                .ok_or_else(|| Error::Internal("a standby reservation has no limit".into()))?;
+            let request = super::replicate::new_request_id();
+            let reservation = self.reserve_within_ceilings(&source, &request, missing, true)?;
             let made = self.create_replicas(&source, reservation, "warm pool").await?;
             made.replicas
         };

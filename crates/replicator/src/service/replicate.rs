@@ -184,10 +184,7 @@ impl Replicator {
     /// Reserves `count` places and names, or refuses at the limit. The caller
     /// holds the group's lock.
     pub(super) fn reserve(&self, source: &Source, count: usize) -> Result<Reservation> {
-        let max = source.bounds.max as usize;
-        self.intents()
-            .reserve(&source.group.name, &new_request_id(), count, Some(max), &source.group.naming)
-            .ok_or_else(|| Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max })
+        self.reserve_within_ceilings(source, &new_request_id(), count, false)
     }
 
     /// Creates one replica per reserved name, all or nothing: every clone

@@ -8,6 +8,7 @@ mod answers;
 mod autoscale;
 mod balancer;
 mod balancers;
+mod ceilings;
 mod cluster;
 mod compose;
 mod faults;

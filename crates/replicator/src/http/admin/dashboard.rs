@@ -386,10 +386,12 @@ mod tests {
         let g = group("web");
         let html = render(&[panel(&g)], &Page { engine: None, warning: None, token: Some("t0k") }, 1_767_225_660);
         assert!(html.contains("&lt;b&gt;web&lt;/b&gt;") && !html.contains("<b>web</b>"));
-        assert!(html.contains("value=1><button title=\"scale to 1\">−"), "scale down allowed");
-        assert!(html.contains("value=3><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
+        assert!(html.contains("value=\"t0k\"><button title=\"scale to 1\">−"), "scale down allowed, with the token");
+        assert!(html.contains("value=\"t0k\"><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
         assert!(html.contains("60 s"), "the member's age");
         assert!(html.contains("http-equiv=refresh"));
+        let shows = render(&[panel(&g)], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        assert!(!shows.contains("<button"), "no button where the dashboard may not act");
     }
 
     fn post_allowed(origin: Option<&str>, host: Option<&str>, fetch_site: Option<&str>) -> bool {
@@ -419,7 +421,7 @@ mod tests {
         assert!(post_allowed(Some("http://127.0.0.1:9090"), Some("127.0.0.1:9090"), Some("same-origin")));
         assert!(post_allowed(Some("http://localhost:9090"), Some("localhost:9090"), None));
         assert!(post_allowed(Some("http://[::1]:9090"), Some("[::1]:9090"), None));
-        assert!(post_allowed(None, Some("127.0.0.1:9090"), None), "curl and scripts send no Origin");
+        assert!(!post_allowed(None, Some("127.0.0.1:9090"), None), "only the page itself: it sends an Origin");
         assert!(!post_allowed(Some("http://evil.example"), Some("127.0.0.1:9090"), None), "another site");
         assert!(!post_allowed(Some("https://127.0.0.1:9090"), Some("127.0.0.1:9090"), None), "another scheme");
         assert!(!post_allowed(Some("http://rebound.example:9090"), Some("rebound.example:9090"), None), "rebinding");
