@@ -15,7 +15,7 @@ use super::control::{AutoscaleHandle, GroupControl};
 use super::decide::{decide, hpa_values, Decision, Limits, Memory};
 use super::prometheus::PrometheusClient;
 use super::stats::{cpu_percent, memory_percent};
-use crate::base::telemetry::{DecisionLabels, GroupLabel, Telemetry};
+use crate::base::telemetry::Telemetry;
 use crate::base::worker::{Pace, Worker};
 use crate::inventory::{Group, MemberState};
 use crate::rules::policy::{Metric, Policy};
@@ -102,9 +102,9 @@ impl Autoscaler {
         self.memories.retain(|name, _| present.contains(name.as_str()));
         self.logged.retain(|(name, _), _| present.contains(name.as_str()));
         self.shared.board.retain(&present);
+        self.telemetry.prune_groups(&present, now);
         for g in groups.iter() {
-            let size = self.telemetry.group_size.get_or_create(&GroupLabel { group: g.name().to_owned() });
-            size.set(g.running() as i64);
+            self.telemetry.group_size(g.name(), g.running() as i64);
             debug!(group = %g.name(), running = g.running(), "group observed");
         }
         let mut active = Vec::new();
@@ -198,14 +198,13 @@ impl Autoscaler {
     /// Board, metrics and log for one decision.
     fn report(&mut self, group: &str, d: &Decision, dry_run: bool) {
         let telemetry = &self.telemetry;
-        telemetry.group_desired.get_or_create(&GroupLabel { group: group.to_owned() }).set(i64::from(d.desired));
+        telemetry.group_desired(group, i64::from(d.desired));
         let direction = match d.to.cmp(&d.from) {
             std::cmp::Ordering::Greater => "up",
             std::cmp::Ordering::Less => "down",
             std::cmp::Ordering::Equal => "none",
         };
-        let labels = DecisionLabels { group: group.to_owned(), direction: direction.into() };
-        telemetry.decisions.get_or_create(&labels).inc();
+        telemetry.decision(group, direction);
         let applied = d.to != d.from && !dry_run;
         let view = DecisionView {
             at: self.shared.clock.rfc3339(),

@@ -37,12 +37,21 @@ impl PrometheusClient {
         let request = http::Request::get(&uri).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
         let call = async {
             let response = self.client.request(request).await.map_err(|e| format!("Prometheus unreachable: {e}"))?;
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            // An instant query's answer is a few hundred bytes: a larger one is not read whole.
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER);
+            let body = limited
+                .collect()
+                .await
+                .map_err(|e| format!("Prometheus's answer was not read (at most {MAX_ANSWER} bytes): {e}"))?
+                .to_bytes();
             parse_response(&body)
         };
         tokio::time::timeout(self.timeout, call).await.map_err(|_| "Prometheus did not answer in time".to_owned())?
     }
 }
+
+/// Largest answer of Prometheus read.
+const MAX_ANSWER: usize = 1024 * 1024;
 
 /// The value of a `/api/v1/query` answer with exactly one sample.
 pub fn parse_response(body: &[u8]) -> Result<f64, String> {

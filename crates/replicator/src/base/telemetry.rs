@@ -1,20 +1,56 @@
 //! Prometheus metrics: one registry, written by the service, the engine
 //! adapter and the autoscaler, read by the admin listener's `/metrics`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// A label value from outside (a group's name), escaped as OpenMetrics
+/// asks: the library writes values as they are, so a `"` or a newline could
+/// otherwise end the value and forge a line of `/metrics`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LabelText(String);
+
+impl From<&str> for LabelText {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
+impl From<String> for LabelText {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Labels of a replication: its group and how it ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupOutcome {
     /// The group.
-    pub group: String,
+    pub group: LabelText,
     /// `created`, `limit`, `refused` or `failed`.
     pub outcome: String,
 }
@@ -23,14 +59,14 @@ pub struct GroupOutcome {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupLabel {
     /// The group.
-    pub group: String,
+    pub group: LabelText,
 }
 
 /// Labels of an autoscaler decision.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     /// The group.
-    pub group: String,
+    pub group: LabelText,
     /// `up`, `down` or `none`.
     pub direction: String,
 }
@@ -79,11 +115,28 @@ pub struct CeilingLabel {
     pub ceiling: String,
 }
 
+/// How long a vanished group's counters and histograms stay by default.
+pub const SERIES_GRACE: Duration = Duration::from_secs(300);
+/// Every value of a replication's `outcome` label.
+const OUTCOMES: [&str; 4] = ["created", "limit", "refused", "failed"];
+/// Every value of a decision's `direction` label.
+const DIRECTIONS: [&str; 3] = ["up", "down", "none"];
+
 type HistogramFamily = Family<GroupOutcome, Histogram, fn() -> Histogram>;
+
+/// Which groups have series, and since when the ones gone are gone.
+#[derive(Default)]
+struct GroupSeries {
+    seen: HashSet<String>,
+    gone: HashMap<String, Instant>,
+    /// How long a vanished group's counters and histograms stay for a last scrape.
+    grace: Option<Duration>,
+}
 
 /// Every series replicator exports, in one registry.
 pub struct Telemetry {
     registry: Mutex<Registry>,
+    groups: Mutex<GroupSeries>,
     /// Replication requests by group and outcome.
     pub replications: Family<GroupOutcome, Counter>,
     /// Time to answer a replication request.
@@ -159,6 +212,7 @@ impl Default for Telemetry {
         );
         Self {
             registry: Mutex::new(registry),
+            groups: Mutex::default(),
             replications,
             replication_seconds,
             group_size,
@@ -185,9 +239,75 @@ impl Telemetry {
 
     /// Counts one replication request and its duration.
     pub fn replication(&self, group: &str, outcome: &str, seconds: f64) {
-        let labels = GroupOutcome { group: group.to_owned(), outcome: outcome.to_owned() };
+        let labels = GroupOutcome { group: group.into(), outcome: outcome.to_owned() };
+        self.seen(group);
         self.replications.get_or_create(&labels).inc();
         self.replication_seconds.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Sets a group's running size.
+    pub fn group_size(&self, group: &str, size: i64) {
+        self.seen(group);
+        self.group_size.get_or_create(&GroupLabel { group: group.into() }).set(size);
+    }
+
+    /// Sets the size the autoscaler wants for a group.
+    pub fn group_desired(&self, group: &str, size: i64) {
+        self.seen(group);
+        self.group_desired.get_or_create(&GroupLabel { group: group.into() }).set(size);
+    }
+
+    /// Counts one autoscaler decision (`up`, `down` or `none`).
+    pub fn decision(&self, group: &str, direction: &str) {
+        self.seen(group);
+        self.decisions.get_or_create(&DecisionLabels { group: group.into(), direction: direction.to_owned() }).inc();
+    }
+
+    /// How long a vanished group's counters and histograms are kept (for a
+    /// last scrape) before they go; gauges go at once. Default 5 minutes.
+    pub fn set_series_grace(&self, grace: Duration) {
+        self.groups().grace = Some(grace);
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, GroupSeries> {
+        self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn seen(&self, group: &str) {
+        let mut groups = self.groups();
+        groups.gone.remove(group);
+        if !groups.seen.contains(group) {
+            groups.seen.insert(group.to_owned());
+        }
+    }
+
+    /// Drops the series of groups no longer `present`: their gauges at once
+    /// (a dashboard must not show members that are gone), their counters
+    /// and histograms once the grace has passed. Memory levels off however
+    /// many groups come and go.
+    pub fn prune_groups(&self, present: &HashSet<&str>, now: Instant) {
+        let mut groups = self.groups();
+        let grace = groups.grace.unwrap_or(SERIES_GRACE);
+        let vanished: Vec<String> = groups.seen.iter().filter(|g| !present.contains(g.as_str())).cloned().collect();
+        for group in vanished {
+            let label = GroupLabel { group: group.as_str().into() };
+            self.group_size.remove(&label);
+            self.group_desired.remove(&label);
+            let since = *groups.gone.entry(group.clone()).or_insert(now);
+            if now.saturating_duration_since(since) >= grace {
+                for outcome in OUTCOMES {
+                    let labels = GroupOutcome { group: group.as_str().into(), outcome: outcome.to_owned() };
+                    self.replications.remove(&labels);
+                    self.replication_seconds.remove(&labels);
+                }
+                for direction in DIRECTIONS {
+                    self.decisions
+                        .remove(&DecisionLabels { group: group.as_str().into(), direction: direction.to_owned() });
+                }
+                groups.gone.remove(&group);
+                groups.seen.remove(&group);
+            }
+        }
     }
 
     /// Counts one failed engine call.
@@ -203,5 +323,40 @@ impl Telemetry {
     /// One refused TLS handshake; `reason` is one of the listener's fixed reasons.
     pub fn tls_handshake_failure(&self, reason: &'static str) {
         self.tls_handshake_failures.get_or_create(&HandshakeReason { reason: reason.to_owned() }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_value_cannot_forge_a_line() {
+        let telemetry = Telemetry::default();
+        telemetry.group_size("web\"} 1\nreplicator_group_size{group=\"x", 2);
+        let text = telemetry.encode();
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("replicator_group_size{")).collect();
+        assert_eq!(lines.len(), 1, "one series, one line: {text}");
+        assert!(lines[0].contains(r#"group="web\"} 1\nreplicator_group_size{group=\"x""#), "{}", lines[0]);
+    }
+
+    #[test]
+    fn a_vanished_group_loses_its_gauges_at_once_and_its_counters_after_the_grace() {
+        let telemetry = Telemetry::default();
+        telemetry.set_series_grace(Duration::from_secs(60));
+        telemetry.group_size("gone", 2);
+        telemetry.decision("gone", "up");
+        telemetry.replication("gone", "created", 0.2);
+        telemetry.group_size("kept", 1);
+        let t0 = Instant::now();
+        let present = HashSet::from(["kept"]);
+        telemetry.prune_groups(&present, t0);
+        let text = telemetry.encode();
+        assert!(!text.contains("replicator_group_size{group=\"gone\"}"), "{text}");
+        assert!(text.contains("replicator_replications_total{group=\"gone\""), "counters stay for a last scrape");
+        telemetry.prune_groups(&present, t0 + Duration::from_secs(61));
+        let text = telemetry.encode();
+        assert!(!text.contains("\"gone\""), "nothing of the group is left: {text}");
+        assert!(text.contains("replicator_group_size{group=\"kept\"} 1"), "{text}");
     }
 }

@@ -84,9 +84,28 @@ pub(super) fn unique_follower_name() -> String {
 }
 
 /// Write beside, then rename: a reader never sees half a file.
+/// The temporary file is created exclusively under a name nobody can
+/// guess: nothing already there (a symlink planted to redirect the write)
+/// is followed or overwritten.
 async fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
     let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    tokio::fs::write(&tmp, text).await.with_context(|| format!("cannot write {}", tmp.display()))?;
+    let unique = format!("{:x}{:x}", std::process::id(), crate::base::clock::unix_nanos_now());
+    let tmp = path.with_file_name(format!(".{name}.{unique}.tmp"));
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)
+        .await
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let written = async {
+        file.write_all(text.as_bytes()).await?;
+        file.flush().await
+    };
+    if let Err(e) = written.await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+    }
     tokio::fs::rename(&tmp, path).await.with_context(|| format!("cannot replace {}", path.display()))
 }

@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Most containers replicator may create a minute; beyond it a request is refused (429) with the wait.
     #[arg(long, env = "REPLICATOR_MAX_CREATIONS_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_creations_per_minute: u32,
+    /// How long a vanished group's counters and histograms stay in /metrics (for a last scrape); its gauges go at once.
+    #[arg(long, env = "REPLICATOR_SERIES_GRACE", default_value = "5m", value_parser = duration::parse)]
+    pub series_grace: Duration,
     /// Keep fixed host ports on clones (they will fail to start if the port is taken).
     #[arg(long, env = "REPLICATOR_KEEP_HOST_PORTS")]
     pub keep_host_ports: bool,
@@ -244,6 +247,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let telemetry = Arc::new(Telemetry::default());
+    telemetry.set_series_grace(args.series_grace);
     let engine = Arc::new(DockerEngine::new(engine_settings.clone(), telemetry.clone())?);
     check_engine(engine.as_ref(), &engine_settings).await?;
     let api = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;

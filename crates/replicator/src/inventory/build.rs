@@ -104,8 +104,11 @@ fn container_groups(scope: &Scope, inputs: &Inputs<'_>) -> Vec<Group> {
     let mut buckets: BTreeMap<String, Vec<&ContainerSummary>> = BTreeMap::new();
     for c in inputs.containers.values() {
         if may_be_member(&c.labels) && scope.selects(&c.labels) {
-            let name = bounds::identify(&c.id, &c.name, &c.labels).name;
-            buckets.entry(name).or_default().push(c);
+            let identity = bounds::identify(&c.id, &c.name, &c.labels);
+            // A name outside the one rule is no group: it reaches no log, metric or lock.
+            if crate::base::id::GroupName::parse(&identity.name).is_ok() {
+                buckets.entry(identity.name).or_default().push(c);
+            }
         }
     }
     buckets
@@ -472,13 +475,12 @@ mod tests {
     }
 
     #[test]
-    fn a_group_label_the_api_cannot_address_is_listed_with_the_reason() {
-        let g =
-            build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED, ("replicator.group", "a/b")])], &[], &[]);
-        assert!(
-            g[0].bounds.as_ref().unwrap_err().contains("cannot")
-                || g[0].bounds.as_ref().unwrap_err().contains("not a group name")
-        );
+    fn a_group_name_outside_the_one_rule_is_no_group_however_it_was_derived() {
+        let label = container("o", "web", 1, &[ENABLED, ("replicator.group", "a/b")]);
+        let compose = [("com.docker.compose.project", "shop\"\nx"), ("com.docker.compose.service", "web")];
+        let forged = container("c", "shop-web-1", 1, &[ENABLED, compose[0], compose[1]]);
+        let g = build(&Scope::default(), vec![label, forged], &[], &[]);
+        assert!(g.is_empty(), "no log, metric or lock ever sees such a name: {g:?}");
     }
 
     #[test]

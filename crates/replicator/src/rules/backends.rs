@@ -88,21 +88,31 @@ pub fn render(format: Format, group: &str, backends: &[Backend]) -> String {
 /// A backend with no server answers 503 by itself: no placeholder needed.
 fn haproxy(group: &str, backends: &[Backend]) -> String {
     let mut text = format!(
-        "# written by replicator upstreams for group {group}\nbackend {}\n    balance leastconn\n",
+        "# written by replicator upstreams for group {}\nbackend {}\n    balance leastconn\n",
+        comment(group),
         upstream_name(group)
     );
     for (i, b) in backends.iter().enumerate() {
-        text.push_str(&format!("    server m{i} {}  # {}\n", b.address, b.name.replace('\n', " ")));
+        text.push_str(&format!("    server m{i} {}  # {}\n", b.address, comment(&b.name)));
     }
     text
+}
+
+/// Text for a comment line of any format: printable ASCII only, so a name
+/// that arrived over the wire cannot end the comment and write configuration.
+fn comment(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
 }
 
 /// Caddy refuses a `reverse_proxy` without upstreams: with no member the
 /// snippet answers 502 itself. A member removed a moment before the reload
 /// refuses connections: Caddy tries another for up to 2 s.
 fn caddy(group: &str, backends: &[Backend]) -> String {
-    let mut text =
-        format!("# written by replicator upstreams for group {group}\n({}_upstream) {{\n", upstream_name(group));
+    let mut text = format!(
+        "# written by replicator upstreams for group {}\n({}_upstream) {{\n",
+        comment(group),
+        upstream_name(group)
+    );
     if backends.is_empty() {
         text.push_str("    respond \"no running member\" 502\n");
     } else {
@@ -118,11 +128,12 @@ fn caddy(group: &str, backends: &[Backend]) -> String {
 
 fn nginx(group: &str, backends: &[Backend]) -> String {
     let mut text = format!(
-        "# written by replicator upstreams for group {group}\nupstream {} {{\n    least_conn;\n",
+        "# written by replicator upstreams for group {}\nupstream {} {{\n    least_conn;\n",
+        comment(group),
         upstream_name(group)
     );
     for b in backends {
-        text.push_str(&format!("    server {};  # {}\n", b.address, b.name));
+        text.push_str(&format!("    server {};  # {}\n", b.address, comment(&b.name)));
     }
     if backends.is_empty() {
         // nginx refuses an empty upstream; this one answers 502 until a member runs.
@@ -184,6 +195,16 @@ mod tests {
             "# written by replicator upstreams for group shop web\nupstream shop_web {\n    least_conn;\n    \
              server 172.18.0.2:80;  # web-2\n    server 172.18.0.3:80;  # web-3\n}\n"
         );
+    }
+
+    #[test]
+    fn a_name_cannot_end_its_comment_in_any_format() {
+        let sly = Backend { id: "x".into(), name: "web-2\nserver 6.6.6.6:80;".into(), address: "172.18.0.2:80".into() };
+        for format in [Format::Nginx, Format::Haproxy, Format::Caddy] {
+            let text = render(format, "web\nbad", std::slice::from_ref(&sly));
+            assert!(!text.lines().any(|l| l.trim_start().starts_with("server 6.6.6.6")), "{text}");
+            assert!(!text.lines().any(|l| l == "bad"), "{text}");
+        }
     }
 
     #[test]

@@ -175,6 +175,29 @@ impl Bounds {
     }
 }
 
+/// Whether a group's name, however it was derived (a `replicator.group`
+/// label, a compose project and service, a Swarm service, a container's
+/// name), obeys the one rule of names ([`crate::base::id::GroupName`]): a
+/// name that does not never reaches a log, a metric, a file or a lock; its
+/// containers are no group, and asking to replicate one is refused naming it.
+pub fn check_group_name(identity: &GroupIdentity, labels: &BTreeMap<String, String>) -> Result<(), String> {
+    check_group_label(labels)?;
+    if crate::base::id::GroupName::parse(&identity.name).is_ok() {
+        return Ok(());
+    }
+    let from = match identity.kind {
+        GroupKind::Compose => "its compose project and service",
+        GroupKind::Swarm => "its Swarm service",
+        GroupKind::Containers => "the container's name",
+    };
+    Err(format!(
+        "the group name {:?}, from {from}, is not a name replicator can use: letters, digits, '_', '.' and '-' \
+         (at most {} characters, starting with a letter or digit)",
+        crate::base::quote::clip(&identity.name),
+        crate::base::id::MAX_LEN
+    ))
+}
+
 /// Why a `replicator.group` label cannot name a group: the API must be able
 /// to address every group it lists (`/v1/groups/{name}`).
 pub fn check_group_label(labels: &BTreeMap<String, String>) -> Result<(), String> {

@@ -168,8 +168,8 @@ impl Replicator {
     /// every consumer (the strictest bounds of the group's originals).
     pub(super) async fn source_from(&self, details: ContainerDetails) -> Result<Source> {
         let labels = details.labels();
-        bounds::check_group_label(&labels).map_err(Error::Conflict)?;
         let identity = bounds::identify(&details.id, &details.name, &labels);
+        bounds::check_group_name(&identity, &labels).map_err(Error::Conflict)?;
         // The engine may not have told the inventory about the source yet.
         self.intents().observe(details.summary());
         let bounds = match self.group(&identity.name).await {

@@ -30,6 +30,8 @@ impl Replicator {
     pub async fn scale_by(&self, name: &str, step: i64, caller: &str) -> Result<(u32, u32)> {
         let (this, name, caller) = (self.clone(), name.to_owned(), caller.to_owned());
         detached(async move {
+            // A name no group bears takes no lock (Alertmanager may name anything).
+            this.group(&name).await?;
             let _locked = this.inner.locks.lock(&name).await;
             let group = this.group(&name).await?;
             let bounds = group.bounds.clone().map_err(|reason| Error::InvalidGroup { group: name.clone(), reason })?;
