@@ -324,7 +324,13 @@ async fn check_unlisted_routers() {
         let unrouted = status == StatusCode::METHOD_NOT_ALLOWED || (status == StatusCode::NOT_FOUND && body.is_empty());
         assert!(!unrouted, "ADMIN_ROUTES lists {method} {path}, which the admin router does not route ({status})");
     }
-    let settings = crate::http::wake::WakeSettings { queue: 10, timeout: std::time::Duration::from_secs(1) };
+    let second = std::time::Duration::from_secs(1);
+    let settings = crate::http::wake::WakeSettings {
+        queue: 10,
+        timeout: second,
+        forward_timeout: second,
+        max_held_bytes: 1 << 20,
+    };
     let wake = crate::http::wake::router(service, settings);
     for (method, path) in [("GET", "/"), ("DELETE", "/any/path"), ("PATCH", "/x?y=z")] {
         let (status, body) = send(wake.clone(), method, path).await;

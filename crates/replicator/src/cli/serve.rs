@@ -144,6 +144,12 @@ pub struct ServeArgs {
     /// Requests the wake listener holds at once; beyond it, 503 with Retry-After.
     #[arg(long, env = "REPLICATOR_WAKE_QUEUE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub wake_queue: u32,
+    /// Longest a woken member may take to answer a request the wake listener forwards (then 504).
+    #[arg(long, env = "REPLICATOR_WAKE_FORWARD_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
+    pub wake_forward_timeout: Duration,
+    /// Request bodies the wake listener holds at once, in bytes (beyond it, 503 with Retry-After).
+    #[arg(long, env = "REPLICATOR_WAKE_MAX_HELD_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u32).range(1..=(1 << 30)))]
+    pub wake_max_held_bytes: u32,
     /// Longest a held request waits for its group to wake.
     #[arg(long, env = "REPLICATOR_WAKE_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
     pub wake_timeout: Duration,
@@ -290,7 +296,12 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         dry_run: args.dry_run,
         resync: args.resync_interval,
         swarm_poll: args.swarm_interval,
-        wake: crate::http::wake::WakeSettings { queue: args.wake_queue as usize, timeout: args.wake_timeout },
+        wake: crate::http::wake::WakeSettings {
+            queue: args.wake_queue as usize,
+            timeout: args.wake_timeout,
+            forward_timeout: args.wake_forward_timeout,
+            max_held_bytes: args.wake_max_held_bytes as usize,
+        },
         alert_group_label: args.alert_group_label.clone(),
         server: server_options(&args),
         rate_limit: args.rate_limit,
@@ -309,12 +320,13 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
 /// limit first: the default connection cap is derived from it.
 fn server_options(args: &ServeArgs) -> ServerOptions {
     let nofile = listener::raise_fd_limit();
+    let listeners = if args.wake_listen.is_some() { 3 } else { 2 };
     let max_connections =
-        args.max_connections.map_or_else(|| listener::default_max_connections(nofile), |n| n as usize);
-    if !listener::leaves_reserve(max_connections, nofile) {
+        args.max_connections.map_or_else(|| listener::default_max_connections(nofile, listeners), |n| n as usize);
+    if !listener::leaves_reserve(max_connections, nofile, listeners) {
         warn!(
             max_connections,
-            nofile, "two listeners this full could leave the engine client without file descriptors"
+            nofile, listeners, "listeners this full could leave the engine client without file descriptors"
         );
     }
     info!(max_connections, nofile, "connection cap per listener");

@@ -159,6 +159,11 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         (Err(reason), Ok(_)) => (0, Err(reason)),
         (Err(_), bounds) => (0, bounds),
     };
+    let (wake, bounds) = match (labels::wake_route(&first.labels), bounds) {
+        (Ok(wake), bounds) => (wake, bounds),
+        (Err(e), Ok(_)) => (None, Err(e.to_string())),
+        (Err(_), bounds) => (None, bounds),
+    };
     let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving)).collect();
     add_intents(&mut list, &identity, inputs);
     let standby = |m: &Member| {
@@ -171,7 +176,7 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     };
     let (standbys, mut list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
     mark_sleeping(&mut list, may_sleep);
-    Group { identity, bounds, members: list, policy, conflict, service: None, warm, standbys, schedule }
+    Group { identity, bounds, members: list, policy, conflict, service: None, warm, standbys, schedule, wake }
 }
 
 /// Bounds with the minimum raised by the schedules active `now`, and what
@@ -342,6 +347,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
         warm: 0,
         standbys: Vec::new(),
         schedule: None,
+        wake: None,
     })
 }
 

@@ -132,6 +132,9 @@ pub struct Group {
     pub standbys: Vec<Member>,
     /// `replicator.schedule`: whether one is active and the minimum it sets.
     pub schedule: Option<crate::rules::schedule::ScheduleView>,
+    /// Where the wake listener sends the group's requests (`replicator.wake.port`);
+    /// `None`: the group did not opt in, and the wake listener refuses its requests.
+    pub wake: Option<crate::rules::labels::WakeRoute>,
 }
 
 impl Group {
@@ -238,6 +241,7 @@ impl Group {
             warm: 0,
             standbys: Vec::new(),
             schedule: None,
+            wake: None,
         }
     }
 }

@@ -19,6 +19,12 @@ pub const MIN: &str = "replicator.min";
 pub const SLEEP: &str = "replicator.sleep";
 /// Paused, ready standby clones the group keeps beside its members (0-10).
 pub const WARM: &str = "replicator.warm";
+/// The members' port that requests held by the wake listener go to: the
+/// group opts in to wake on request with it.
+pub const WAKE_PORT: &str = "replicator.wake.port";
+/// The network whose address the wake listener forwards to (else the host
+/// port the member publishes for `replicator.wake.port`).
+pub const WAKE_NETWORK: &str = "replicator.wake.network";
 /// On a clone made for the warm pool: it is a standby until replicator unpauses it.
 pub const STANDBY: &str = "replicator.standby";
 /// Most standbys a group may ask for.
@@ -44,6 +50,38 @@ pub const SWARM_SERVICE_NAME: &str = "com.docker.swarm.service.name";
 
 /// Largest count a label may hold: far above any sane group, far below overflow.
 pub const MAX_COUNT: u32 = 1_000_000;
+
+/// Where the wake listener sends a group's requests, from its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WakeRoute {
+    /// The members' port.
+    pub port: u16,
+    /// The network whose address to use; `None`: the published host port.
+    pub network: Option<String>,
+}
+
+/// `replicator.wake.port` (and `.network`): `None` when the group did not
+/// opt in to wake on request.
+pub fn wake_route(labels: &BTreeMap<String, String>) -> Result<Option<WakeRoute>, LabelError> {
+    let Some(port) = labels.get(WAKE_PORT) else {
+        return match labels.get(WAKE_NETWORK) {
+            Some(n) => Err(LabelError::new(WAKE_NETWORK, n, format!("needs {WAKE_PORT}"))),
+            None => Ok(None),
+        };
+    };
+    let port = port
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| LabelError::new(WAKE_PORT, port, "is not a port from 1 to 65535"))?;
+    let network = match labels.get(WAKE_NETWORK) {
+        Some(n) if crate::base::id::GroupName::parse(n).is_ok() => Some(n.clone()),
+        Some(n) => return Err(LabelError::new(WAKE_NETWORK, n, "is not a network name")),
+        None => None,
+    };
+    Ok(Some(WakeRoute { port, network }))
+}
 
 /// A label value replicator cannot use, with the label named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -33,8 +33,10 @@ async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autos
         "replicator.autoscale.min=0",
         "replicator.autoscale.metric=rps",
         "replicator.autoscale.target=10",
+        "replicator.wake.port=8080",
     ]);
-    args.extend(["--network", &network, image(), "sh", "-c", SERVE_OK]);
+    let wake_network = format!("replicator.wake.network={network}");
+    args.extend(["--label", &wake_network, "--network", &network, image(), "sh", "-c", SERVE_OK]);
     let original = scope.run("web", &args);
     let name = scope.name("web");
     let wake_port = free_port();
@@ -50,9 +52,10 @@ async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autos
     let dir = tempfile::tempdir().unwrap();
     let upstreams = dir.path().join("upstreams.conf");
     std::fs::write(&upstreams, format!("upstream {name} {{ server {wake}; }}\n")).unwrap();
+    // The snippet of the README: the group only, and no client-supplied X-Replicator-* passes.
     let headers = format!(
-        "proxy_set_header X-Replicator-Group {name}; proxy_set_header X-Replicator-Port 8080; \
-                           proxy_set_header X-Replicator-Network {network}; proxy_read_timeout 90s;"
+        "proxy_set_header X-Replicator-Group {name}; proxy_set_header X-Replicator-Port \"\"; \
+         proxy_set_header X-Replicator-Network \"\"; proxy_read_timeout 90s;"
     );
     let nginx = Nginx::start_with(dir.path(), free_port(), &upstreams, &name, &headers);
     let reload = nginx.synchronous_reload("");
@@ -88,4 +91,61 @@ async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autos
         Some((200, "ok".to_owned())),
         "a later request wakes it again"
     );
+}
+
+/// The wake listener acts only for groups that opted in, only toward the
+/// port they named, tells the member who asked, and gives up on a member
+/// that never answers.
+#[tokio::test]
+async fn the_wake_listener_wakes_only_groups_that_opted_in_and_forwards_within_its_timeout() {
+    let scope = Scope::new("wakeonly");
+    let network = scope.network("net");
+    let asleep = |suffix: &str, extra: &[&str], script: &str| {
+        let mut args = labels(&["replicator.enable=true", "replicator.min=0"]);
+        args.extend_from_slice(extra);
+        args.extend(["--network", &network, image(), "sh", "-c", script]);
+        scope.run(suffix, &args)
+    };
+    // Accepts and records a request, and never answers it.
+    let records = "sleep 100000 | nc -l -p 8080 >> /requests";
+    let wake_network = format!("replicator.wake.network={network}");
+    let opted = asleep("opted", &["--label", "replicator.wake.port=8080", "--label", &wake_network], records);
+    let closed = asleep("closed", &[], SERVE_OK);
+    let wake_port = free_port();
+    let wake = format!("127.0.0.1:{wake_port}");
+    let server = scope.server(&["--wake-listen", &wake, "--wake-forward-timeout", "2s"]);
+    for name in [scope.name("opted"), scope.name("closed")] {
+        let r = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let paused = |id: &str| docker(&["inspect", "-f", "{{.State.Status}}", id]) == "paused";
+    assert!(paused(&opted) && paused(&closed));
+
+    let closed_group = scope.name("closed");
+    let refused = http_request(wake_port, "GET", "/", &[("X-Replicator-Group", closed_group.as_str())], "").unwrap();
+    assert_eq!(refused.0, 403, "{}", refused.1);
+    let opted_group = scope.name("opted");
+    let elsewhere = [("X-Replicator-Group", opted_group.as_str()), ("X-Replicator-Port", "22")];
+    let refused = http_request(wake_port, "GET", "/", &elsewhere, "").unwrap();
+    assert_eq!(refused.0, 403, "a port the group did not name: {}", refused.1);
+    assert!(paused(&opted) && paused(&closed), "nothing was woken");
+
+    let started = std::time::Instant::now();
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        let held = [("X-Replicator-Group", opted_group.as_str()), ("X-Forwarded-For", "203.0.113.7")];
+        http_request(wake_port, "GET", "/x", &held, "").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 504, "the member never answers: {text}");
+    assert!(started.elapsed() < Duration::from_secs(30), "within the forward timeout: {:?}", started.elapsed());
+    assert!(!paused(&opted), "the group that opted in woke");
+    assert!(paused(&closed), "the other stayed asleep");
+    let seen = eventually("the member to record the request", Duration::from_secs(10), || {
+        let seen = docker(&["exec", &opted, "cat", "/requests"]).to_lowercase();
+        seen.contains("get /x").then_some(seen)
+    });
+    assert!(seen.contains("x-forwarded-for: 203.0.113.7, 127.0.0.1"), "{seen}");
+    assert!(seen.contains("forwarded: for=127.0.0.1"), "{seen}");
+    assert!(!seen.contains("x-replicator-"), "{seen}");
 }

@@ -1,8 +1,8 @@
 //! File descriptors: the listeners, the engine client and the process's
 //! own files share one `RLIMIT_NOFILE`. The soft limit is raised to the hard
 //! one at start (as servers commonly do), and the default connection cap
-//! leaves a reserve, so that both listeners together can never starve the
-//! engine client.
+//! leaves a reserve, so that every listener together (API, admin, and the
+//! wake listener when there is one) can never starve the engine client.
 
 use tracing::warn;
 
@@ -24,16 +24,16 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
-/// The default `--max-connections` of each listener for a soft limit of
-/// `nofile`: what is left after the reserve, shared by the two listeners.
-pub fn default_max_connections(nofile: u64) -> usize {
+/// The default `--max-connections` of each of `listeners` for a soft limit
+/// of `nofile`: what is left after the reserve, shared by the listeners.
+pub fn default_max_connections(nofile: u64, listeners: u64) -> usize {
     let reserve = (nofile / 4).max(MIN_RESERVE);
-    usize::try_from(nofile.saturating_sub(reserve) / 2).unwrap_or(usize::MAX).max(1)
+    usize::try_from(nofile.saturating_sub(reserve) / listeners.max(1)).unwrap_or(usize::MAX).max(1)
 }
 
-/// Whether two listeners capped at `max_connections` each leave the reserve free.
-pub fn leaves_reserve(max_connections: usize, nofile: u64) -> bool {
-    (max_connections as u64).saturating_mul(2).saturating_add(MIN_RESERVE) <= nofile
+/// Whether `listeners` capped at `max_connections` each leave the reserve free.
+pub fn leaves_reserve(max_connections: usize, nofile: u64, listeners: u64) -> bool {
+    (max_connections as u64).saturating_mul(listeners).saturating_add(MIN_RESERVE) <= nofile
 }
 
 #[cfg(test)]
@@ -41,14 +41,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_listeners_together_leave_the_reserve() {
-        assert_eq!(default_max_connections(256), 64);
-        assert_eq!(default_max_connections(1024), 384);
-        assert_eq!(default_max_connections(100), 1, "a tiny limit still serves");
+    fn every_listener_together_leaves_the_reserve() {
+        assert_eq!(default_max_connections(256, 2), 64);
+        assert_eq!(default_max_connections(1024, 2), 384);
+        assert_eq!(default_max_connections(1024, 3), 256, "the wake listener takes its share");
+        assert_eq!(default_max_connections(100, 2), 1, "a tiny limit still serves");
         for nofile in [256, 1024, 20_000, 1 << 20] {
-            let cap = default_max_connections(nofile);
-            assert!(leaves_reserve(cap, nofile), "{nofile}");
+            for listeners in [2, 3] {
+                let cap = default_max_connections(nofile, listeners);
+                assert!(leaves_reserve(cap, nofile, listeners), "{nofile} {listeners}");
+            }
         }
-        assert!(!leaves_reserve(500, 1024));
+        assert!(!leaves_reserve(500, 1024, 2));
+        assert!(!leaves_reserve(384, 1024, 3), "two listeners' share is too much for three");
     }
 }
