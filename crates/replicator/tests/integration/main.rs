@@ -15,6 +15,7 @@ mod faults;
 mod fidelity;
 mod groups;
 mod hardening;
+mod lifetimes;
 mod mtls;
 mod parity;
 mod podman;
