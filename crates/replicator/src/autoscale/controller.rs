@@ -396,7 +396,7 @@ mod tests {
             announced.push(event);
         }
         assert!(
-            announced.iter().any(|e| e.kind == "decision" && e.data["to"] == 4),
+            announced.iter().any(|e| e.kind == "decision" && e.json()["to"] == 4),
             "the decision is on the event stream"
         );
         // Members report nothing for longer than the stabilization window: no

@@ -34,8 +34,16 @@ pub struct Event {
     pub kind: &'static str,
     /// The group it concerns (empty for a snapshot of every group).
     pub group: String,
-    /// The event's body.
-    pub data: Value,
+    /// The event's body, as JSON text: kept compact for the replay ring
+    /// (thousands of events) and serialized once for every follower.
+    pub data: Box<str>,
+}
+
+impl Event {
+    /// The body as a JSON value (for readers that look inside).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
 }
 
 /// A member as the stream shows it: enough for a balancer to route to it.
@@ -97,7 +105,7 @@ struct State {
 impl State {
     fn push(&mut self, kind: &'static str, group: &str, data: Value) -> Arc<Event> {
         self.next_id += 1;
-        let event = Arc::new(Event { id: self.next_id, kind, group: group.to_owned(), data });
+        let event = Arc::new(Event { id: self.next_id, kind, group: group.to_owned(), data: data.to_string().into() });
         if self.kept.len() == KEPT {
             self.kept.pop_front();
         }
@@ -359,7 +367,7 @@ fn snapshot(state: &State, group: Option<&str>) -> Arc<Event> {
         id: state.next_id,
         kind: "snapshot",
         group: group.unwrap_or_default().to_owned(),
-        data: json!({ "groups": groups }),
+        data: json!({ "groups": groups }).to_string().into(),
     })
 }
 
@@ -380,8 +388,8 @@ mod tests {
             .iter()
             .map(|e| {
                 (
-                    e.data["change"].as_str().unwrap_or(e.kind).to_owned(),
-                    e.data["member"]["id"].as_str().unwrap_or("").to_owned(),
+                    e.json()["change"].as_str().unwrap_or(e.kind).to_owned(),
+                    e.json()["member"]["id"].as_str().unwrap_or("").to_owned(),
                 )
             })
             .collect()
@@ -418,7 +426,7 @@ mod tests {
         let behind = hub.subscribe("t", Some("web"), Some(1), "test").unwrap().backlog;
         assert_eq!(behind.len(), 1);
         assert_eq!(behind[0].kind, "snapshot");
-        assert_eq!(behind[0].data["groups"][0]["members"][0]["id"], "a");
+        assert_eq!(behind[0].json()["groups"][0]["members"][0]["id"], "a");
         let current = hub.subscribe("t", Some("web"), Some(behind[0].id), "test").unwrap().backlog;
         assert!(current.is_empty(), "up to date: nothing to replay");
     }

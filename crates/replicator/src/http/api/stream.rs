@@ -80,7 +80,7 @@ pub async fn events(
 }
 
 fn to_sse(e: &Event) -> SseEvent {
-    SseEvent::default().id(e.id.to_string()).event(e.kind).data(e.data.to_string())
+    SseEvent::default().id(e.id.to_string()).event(e.kind).data(&*e.data)
 }
 
 /// The body of `POST /v1/events/ack`.
