@@ -377,17 +377,22 @@ mod tests {
         }
     }
 
+    /// `web` pushes `value` for `rps`, as an operator would.
+    async fn push_rps(handle: &AutoscaleHandle, value: f64) {
+        let web = ContainerRef::parse("web").unwrap();
+        handle
+            .push(&[MetricSample { container: web, metric: "rps".into(), value }], &Identity::Operator)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn pushed_load_grows_the_group_and_missing_values_never_shrink_it() {
         let (_engine, service, handle, autoscaler) = autoscaled(&LABELS).await;
         let cancel = CancellationToken::new();
         let mut stream = service.events().subscribe("", None, None, "test").unwrap();
         let running = tokio::spawn(autoscaler.run(cancel.clone()));
-        let web = ContainerRef::parse("web").unwrap();
-        handle
-            .push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }], &Identity::Operator)
-            .await
-            .unwrap();
+        push_rps(&handle, 40.0).await;
         running_reaches(&service, 4).await;
         let decisions = handle.history("web");
         assert_eq!((decisions[0].from, decisions[0].to), (1, 4));
@@ -413,11 +418,7 @@ mod tests {
         engine.delay(Op::StartContainer, Duration::from_secs(3));
         let cancel = CancellationToken::new();
         let running = tokio::spawn(autoscaler.run(cancel.clone()));
-        let web = ContainerRef::parse("web").unwrap();
-        handle
-            .push(&[MetricSample { container: web, metric: "rps".into(), value: 40.0 }], &Identity::Operator)
-            .await
-            .unwrap();
+        push_rps(&handle, 40.0).await;
         let mut changes = service.inventory().subscribe();
         while engine.calls(Op::StartContainer) == 0 {
             changes.changed().await.unwrap();

@@ -247,14 +247,17 @@ impl Telemetry {
 
     /// Sets a group's running size.
     pub fn group_size(&self, group: &str, size: i64) {
-        self.seen(group);
-        self.group_size.get_or_create(&GroupLabel { group: group.into() }).set(size);
+        self.set_group_gauge(&self.group_size, group, size);
     }
 
     /// Sets the size the autoscaler wants for a group.
     pub fn group_desired(&self, group: &str, size: i64) {
+        self.set_group_gauge(&self.group_desired, group, size);
+    }
+
+    fn set_group_gauge(&self, family: &Family<GroupLabel, Gauge>, group: &str, value: i64) {
         self.seen(group);
-        self.group_desired.get_or_create(&GroupLabel { group: group.into() }).set(size);
+        family.get_or_create(&GroupLabel { group: group.into() }).set(value);
     }
 
     /// Counts one autoscaler decision (`up`, `down` or `none`).

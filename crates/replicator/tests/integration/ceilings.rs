@@ -36,11 +36,16 @@ async fn labels_and_schedules_never_take_a_group_past_max_replicas() {
     assert!(scope.replicas_of(&greedy).is_empty(), "the group above the ceiling made nothing");
 }
 
+/// A group `web` and a server with one ceiling lowered.
+fn ceiling(scope: &Scope, flags: &[&str]) -> (String, crate::common::Server) {
+    let (_, name) = scope.web_group(&[]);
+    (name, scope.server(flags))
+}
+
 #[tokio::test]
 async fn max_containers_refuses_the_request_that_would_exceed_it() {
     let scope = Scope::new("maxcontainers");
-    let (_, name) = scope.web_group(&[]);
-    let server = scope.server(&["--max-containers", "2"]);
+    let (name, server) = ceiling(&scope, &["--max-containers", "2"]);
     let replicate = |count: u32| format!("/v1/containers/{name}/replicas?count={count}");
     let over = call(&server, Method::POST, &replicate(3), None).await;
     assert_eq!(over.status, StatusCode::CONFLICT, "{}", over.text());
@@ -58,8 +63,7 @@ async fn max_containers_refuses_the_request_that_would_exceed_it() {
 #[tokio::test]
 async fn the_creation_rate_refuses_with_the_wait_once_spent() {
     let scope = Scope::new("creationrate");
-    let (_, name) = scope.web_group(&[]);
-    let server = scope.server(&["--max-creations-per-minute", "2"]);
+    let (name, server) = ceiling(&scope, &["--max-creations-per-minute", "2"]);
     let replicate = |count: u32| format!("/v1/containers/{name}/replicas?count={count}");
     let first = call(&server, Method::POST, &replicate(2), None).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());

@@ -1,8 +1,8 @@
 //! The HTTPS API: mutual TLS, routes, and the one mapping from errors to
 //! statuses. Handlers are thin: they validate input and call the service.
 
-mod access;
 mod alertmanager;
+mod gate;
 pub use alertmanager::AlertReceiver;
 mod guard;
 mod json;

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::guard::{self, Rule};
 use super::status::{json_errors, ApiError, CompatError, ErrorBody};
 use super::views::GroupView;
-use super::{access, alertmanager, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
+use super::{alertmanager, gate, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
 use crate::autoscale::board::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::base::id::{ContainerRef, GroupName};
@@ -63,7 +63,7 @@ pub(super) fn description() -> &'static utoipa::openapi::OpenApi {
     static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = documented().split_for_parts().1;
-        access::describe(&mut doc);
+        gate::describe(&mut doc);
         doc
     })
 }
@@ -80,8 +80,8 @@ pub fn router(state: AppState) -> Router {
     let routes = routes
         .route_layer(middleware::from_fn_with_state(content_rule as guard::Rules, guard::check))
         .route_layer(middleware::from_fn_with_state(
-            access::Gate { unbound: state.unbound, service: state.service.clone() },
-            access::check,
+            gate::Gate { unbound: state.unbound, service: state.service.clone() },
+            gate::check,
         ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -52,7 +52,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Error::Denied(denied) = &self.0 {
-            return super::access::denied_response(denied, true);
+            return super::gate::denied_response(denied, true);
         }
         let (status, code) = status_of(&self.0);
         json_refusal(status, code, &self.0.to_string())
@@ -106,7 +106,7 @@ pub struct CompatError(pub Error);
 impl IntoResponse for CompatError {
     fn into_response(self) -> Response {
         if let Error::Denied(denied) = &self.0 {
-            return super::access::denied_response(denied, false);
+            return super::gate::denied_response(denied, false);
         }
         let (status, _) = status_of(&self.0);
         let text = match &self.0 {
