@@ -765,5 +765,7 @@ pub fn cli(server: &Server, args: &[&str]) -> std::process::Output {
 
 /// Swarm mode changes the whole engine: its tests take turns (`write`).
 /// Joining and leaving a swarm also upsets the engine's embedded DNS for a
-/// moment, so tests whose containers find each other by name hold `read`.
+/// moment, so tests whose containers find each other by name hold `read`;
+/// so does a test that loads the engine for minutes, while the Swarm tests
+/// autoscale on the CPU their tasks get.
 pub static SWARM: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
