@@ -350,8 +350,11 @@ mod tests {
         cpu_initialization: Duration,
     ) -> (Replicator, Arc<AutoscaleHandle>, Autoscaler) {
         let service = Replicator::for_test(engine.clone(), Scope::default()).await;
+        // One clock for windows, ages and timestamps, moved by the tests' paused time.
+        let clock = crate::base::clock::Clock::following_tokio(crate::base::clock::unix_now());
         let handle =
-            AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15));
+            AutoscaleHandle::new(Arc::new(service.clone()), service.events().clone(), false, Duration::from_secs(15))
+                .with_clock(clock);
         let settings = AutoscaleSettings {
             interval: Duration::from_secs(5),
             stabilization: Duration::from_secs(60),

@@ -20,11 +20,6 @@ impl Writer {
         Self { shared }
     }
 
-    /// A reader of what this writer writes.
-    pub fn store(&self) -> super::Store {
-        super::Store::new(self.shared.clone())
-    }
-
     /// What the inventory manages (the informer skips the rest).
     pub fn scope(&self) -> &Scope {
         &self.shared.scope
