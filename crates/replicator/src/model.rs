@@ -183,7 +183,8 @@ impl RunState {
             "paused" => Self::Paused,
             "restarting" => Self::Restarting,
             "removing" => Self::Removing,
-            "exited" => Self::Exited,
+            // Podman says "stopped" where Docker says "exited".
+            "exited" | "stopped" => Self::Exited,
             "dead" => Self::Dead,
             _ => Self::Unknown,
         }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{EndpointSettings, NetworkConnectRequest};
 use bollard::query_parameters::{
-    EventsOptions, ListContainersOptions, ListServicesOptions, ListTasksOptions, StatsOptions, StopContainerOptions,
+    EventsOptions, ListServicesOptions, ListTasksOptions, StatsOptions, StopContainerOptions,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::stream::BoxStream;
@@ -426,11 +426,17 @@ impl Engine for DockerEngine {
         if let Some(id) = &query.id {
             filters.insert("id".to_owned(), vec![id.clone()]);
         }
-        let options = ListContainersOptions { all: query.all, filters: Some(filters), ..Default::default() };
-        let list = self
-            .call(Op::ListContainers, "", Duration::ZERO, |d| async move { d.list_containers(Some(options)).await })
-            .await?;
-        Ok(list.iter().map(|c| summary_from(&to_json(c))).collect())
+        // Raw JSON, not bollard's model: one container in a state the model
+        // does not know (Podman's "stopped") must not fail the whole listing.
+        let filters = serde_json::to_string(&filters).unwrap_or_default();
+        let path = format!("/containers/json?all={}&filters={}", query.all, encode(&filters));
+        let list = self.raw(Op::ListContainers, "", Method::GET, &path, None).await?;
+        match list.as_array() {
+            Some(items) => Ok(items.iter().map(summary_from).collect()),
+            None => {
+                Err(EngineError::new(Op::ListContainers, "", ErrorKind::Rejected, "the listing is not a JSON array"))
+            }
+        }
     }
 
     async fn create_container(&self, request: &CreateRequest) -> EngineResult<String> {
@@ -716,5 +722,11 @@ mod tests {
         );
         assert_eq!(events[0].attributes["replicator.group"], "web");
         assert_eq!(events[0].attributes["name"], "fixture-ev");
+    }
+
+    #[test]
+    fn a_state_podman_names_stopped_reads_as_exited() {
+        let listed = serde_json::json!({ "Id": "abc", "Names": ["/web"], "State": "stopped", "Labels": {} });
+        assert_eq!(summary_from(&listed).state, RunState::Exited);
     }
 }
