@@ -113,15 +113,18 @@ async fn groups_come_and_go(scope: &Scope, server: &Server, from: usize, count: 
             let (client, label) = (client.clone(), scope.label());
             let name = scope.name(&format!("g{n}"));
             async move {
-                let args = ["create", "--name", &name, "--label", &label, "--label", "replicator.enable=true"];
-                let original =
-                    crate::common::docker(&[&args[..], &[crate::common::image(), "sleep", "100000"]].concat());
+                // The docker CLI blocks: off the runtime, or the client's handshakes starve.
+                let create = move || {
+                    let args = ["create", "--name", &name, "--label", &label, "--label", "replicator.enable=true"];
+                    crate::common::docker(&[&args[..], &[crate::common::image(), "sleep", "100000"]].concat())
+                };
+                let original = tokio::task::spawn_blocking(create).await.unwrap();
                 let r = client.request(Method::POST, &format!("/v1/containers/{original}/replicas"), None).await;
                 let r = r.unwrap();
                 assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
                 let clone = r.json()["replicas"][0]["id"].as_str().unwrap().to_owned();
-                crate::common::docker(&["rm", "-f", &original, &clone]);
-                name
+                let remove = move || crate::common::docker(&["rm", "-f", &original, &clone]);
+                tokio::task::spawn_blocking(remove).await.unwrap();
             }
         });
         futures_util::future::join_all(done).await;
