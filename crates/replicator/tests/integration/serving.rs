@@ -218,8 +218,9 @@ async fn no_request_is_lost_while_the_autoscaler_grows_and_shrinks_the_group_beh
         let pushed = Instant::now();
         served.wait_for_traffic(size, from);
         eprintln!("load {load}: {size} members in nginx after {:?}", pushed.elapsed());
-        // Members still draining are listed until they are stopped.
-        eventually_async(&format!("{size} members listed"), Duration::from_secs(20), async || {
+        // Members still draining are listed until they are stopped: up to the
+        // drain timeout (10 s), the stop timeout and the removal, on a busy engine.
+        eventually_async(&format!("{size} members listed"), Duration::from_secs(60), async || {
             let g = group(&served.server, &name).await;
             ready_if(member_ids(&g).len() == size, g)
         })
