@@ -146,7 +146,7 @@ async fn a_thousand_groups_that_come_and_go_leave_no_series_and_no_memory_behind
     let quick = ["--autoscale-interval", "1s", "--series-grace", "2s"];
     let server = scope.process_server(&[&unbounded[..], &quick[..]].concat());
     let prefix = scope.name("g");
-    groups_come_and_go(&scope, &server, 0, 50, 6).await;
+    groups_come_and_go(&scope, &server, 0, 50, 3).await;
     let settle = |what: &'static str| {
         let server = &server;
         let prefix = prefix.clone();
@@ -164,7 +164,7 @@ async fn a_thousand_groups_that_come_and_go_leave_no_series_and_no_memory_behind
     };
     settle("the first 50 groups' series to go").await;
     let levelled = rss_kib(&server);
-    groups_come_and_go(&scope, &server, 50, 950, 6).await;
+    groups_come_and_go(&scope, &server, 50, 950, 3).await;
     settle("every group's series to go after the grace").await;
     let after = rss_kib(&server);
     // Stated margin: 4 MiB. The event stream's replay ring (4,096 events of a
