@@ -200,9 +200,9 @@ impl AutoscaleHandle {
         self.agents.nodes_of(group, &swarm, &local, self.metric_ttl, self.clock.now())
     }
 
-    /// Records every sample, or none if any is refused. Any client with a
-    /// valid certificate may report for any container (the original tool's
-    /// trust model): a value is only accepted for a group that autoscales on it.
+    /// Records every sample, or none if any is refused: `identity` must be
+    /// allowed to push for each sample's group (an app only for its own), and
+    /// a value is only accepted for a group that autoscales on it.
     pub async fn push(&self, samples: &[MetricSample], identity: &Identity) -> Result<()> {
         let mut resolved: HashMap<&ContainerRef, String> = HashMap::new();
         for sample in samples {
