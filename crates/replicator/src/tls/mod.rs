@@ -187,20 +187,28 @@ pub fn uri_names(cert: &CertificateDer<'_>) -> Vec<String> {
         .collect()
 }
 
-/// The node a Swarm node certificate names (its common name), when the
-/// certificate was issued by the CA whose subject is `swarm_ca_subject`
-/// (raw DER) for a manager or a worker.
-pub fn swarm_node(cert: &CertificateDer<'_>, swarm_ca_subject: &[u8]) -> Option<String> {
+/// For a certificate the CA whose subject is `swarm_ca_subject` (raw DER)
+/// issued: the node it names (its common name) when it is a manager's or a
+/// worker's, else why not. `None` for any other certificate. A certificate
+/// of the swarm's CA is never anything but a node's, so that one that is not
+/// cannot pass for a certificate without an identity.
+pub fn swarm_node(cert: &CertificateDer<'_>, swarm_ca_subject: &[u8]) -> Option<Result<String, String>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     if parsed.issuer().as_raw() != swarm_ca_subject {
         return None;
     }
-    let role = parsed.subject().iter_organizational_unit().next()?.as_str().ok()?;
-    if !matches!(role, "swarm-manager" | "swarm-worker") {
-        return None;
-    }
-    let node = parsed.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
-    Some(node)
+    let text = |attr: Option<&x509_parser::x509::AttributeTypeAndValue<'_>>| {
+        attr.and_then(|a| a.as_str().ok()).map(str::to_owned)
+    };
+    let role = text(parsed.subject().iter_organizational_unit().next());
+    let node = text(parsed.subject().iter_common_name().next());
+    Some(match (role.as_deref(), node) {
+        (Some("swarm-manager" | "swarm-worker"), Some(node)) if !node.is_empty() => Ok(node),
+        _ => {
+            Err("a certificate of the swarm's CA that is no node's (OU swarm-manager or swarm-worker, CN its id)"
+                .into())
+        }
+    })
 }
 
 /// The raw subject of the first certificate in a PEM file.

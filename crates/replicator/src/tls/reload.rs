@@ -45,7 +45,7 @@ impl ServerTls {
     }
 
     /// The Swarm node a client certificate proves, when the swarm's root CA issued it.
-    pub fn swarm_node_of(&self, cert: &rustls_pki_types::CertificateDer<'_>) -> Option<String> {
+    pub fn swarm_node_of(&self, cert: &rustls_pki_types::CertificateDer<'_>) -> Option<Result<String, String>> {
         let subject = self.lock().swarm_subject.clone()?;
         super::swarm_node(cert, &subject)
     }

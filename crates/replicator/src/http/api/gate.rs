@@ -79,7 +79,7 @@ pub struct Refused(pub Denied);
 pub fn identity_of(peer: Option<&PeerIdentity>, policy: UnboundPolicy) -> Result<Identity, String> {
     // A node certificate from the swarm's own CA proves its node, and nothing more.
     if let Some(node) = peer.and_then(|p| p.swarm_node.clone()) {
-        return Ok(Identity::Agent { node });
+        return node.map(|node| Identity::Agent { node });
     }
     let uris = peer.map(|p| p.uris.as_slice()).unwrap_or_default();
     Identity::from_uris(uris.iter().map(String::as_str), policy)
@@ -211,6 +211,19 @@ pub fn who_may(permission: Permission, bound: Bound) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_of_the_swarms_ca_is_an_agent_of_its_node_or_nothing() {
+        let peer = |swarm_node| PeerIdentity {
+            uris: vec!["urn:replicator:operator".into()],
+            swarm_node: Some(swarm_node),
+            ..PeerIdentity::default()
+        };
+        let node = identity_of(Some(&peer(Ok("n1".into()))), UnboundPolicy::Operator);
+        assert_eq!(node, Ok(Identity::Agent { node: "n1".into() }), "its URIs give it nothing more");
+        let none = identity_of(Some(&peer(Err("no node".into()))), UnboundPolicy::Operator);
+        assert!(none.is_err(), "never a certificate without an identity, under any policy");
+    }
 
     #[test]
     fn a_path_binding_is_the_segment_under_the_template() {

@@ -45,8 +45,8 @@ pub struct PeerIdentity {
     pub common_name: String,
     /// The certificate's URI subject alternative names (where identities are written).
     pub uris: Vec<String>,
-    /// The Swarm node a node certificate from the swarm's root CA names.
-    pub swarm_node: Option<String>,
+    /// For a certificate of the swarm's root CA: the node it names, or why it names none.
+    pub swarm_node: Option<Result<String, String>>,
     /// The client's address, for logs and per-client rate limits.
     pub addr: Option<SocketAddr>,
 }
