@@ -38,6 +38,8 @@ pub struct ContainerDetails {
     pub health: Option<Health>,
     /// The last healthcheck's output, to say why a member is not ready.
     pub health_output: Option<String>,
+    /// The last run's exit code (0 while it runs or never ran).
+    pub exit_code: Option<i64>,
     /// Never started since it was created (`State.StartedAt` is the zero
     /// time): what reconcile removes. A container Podman reset to "created"
     /// after a reboot has started before, and stays.

@@ -106,6 +106,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     background_tasks.spawn(events.clone().follow(store, background.clone()));
     background_tasks.spawn(service.clone().keep_reconciling(background.clone()));
     background_tasks.spawn(service.clone().keep_pools(background.clone()));
+    background_tasks.spawn(service.clone().keep_probing(background.clone()));
     let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
     let mut listeners_tasks = JoinSet::new();
     let admin_router = admin::router(AdminState {

@@ -231,6 +231,7 @@ pub fn details_from(inspect: &Value) -> ContainerDetails {
             .and_then(Value::as_array)
             .and_then(|log| log.last())
             .map(|entry| str_at(entry, "Output").trim().to_owned()),
+        exit_code: inspect.pointer("/State/ExitCode").and_then(Value::as_i64),
         never_started: inspect
             .pointer("/State/StartedAt")
             .and_then(Value::as_str)

@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::group::{Group, Member, MemberState, ServiceRef};
-use crate::model::{ContainerSummary, ServiceDetails, TaskSummary};
+use crate::model::{ContainerSummary, Health, ServiceDetails, TaskSummary};
 use crate::rules::bounds::{self, Bounds, GroupIdentity, GroupKind};
 use crate::rules::labels::{self, Selector};
 use crate::rules::policy;
+use crate::rules::probe::ProbeSpec;
 use crate::rules::schedule::{ScheduleView, Schedules};
 
 /// What this replicator manages, from the command line.
@@ -79,6 +80,8 @@ pub struct Inputs<'a> {
     pub leaving: &'a HashMap<String, MemberState>,
     /// Standbys replicator is starting and will pause once ready.
     pub warming: &'a HashSet<String>,
+    /// What replicator's own readiness probes found.
+    pub probes: &'a HashMap<String, super::state::ProbeStatus>,
     /// Now, for the schedules.
     pub now: chrono::DateTime<chrono::Utc>,
 }
@@ -164,7 +167,21 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         (Err(e), Ok(_)) => (None, Err(e.to_string())),
         (Err(_), bounds) => (None, bounds),
     };
-    let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving)).collect();
+    let (probe, bounds) = match (ProbeSpec::from_labels(&first.labels), bounds) {
+        (Ok(probe), bounds) => (probe, bounds),
+        (Err(e), Ok(_)) => (None, Err(e.to_string())),
+        (Err(_), bounds) => (None, bounds),
+    };
+    let (sleep_after, bounds) = match (labels::sleep_after(&first.labels), bounds) {
+        (Ok(Some(_)), Ok(_)) if !may_sleep => {
+            (None, Err(format!("label {} needs {}=0: only a group that may sleep can", labels::SLEEP_AFTER, labels::MIN)))
+        }
+        (Ok(after), bounds) => (after, bounds),
+        (Err(e), Ok(_)) => (None, Err(e.to_string())),
+        (Err(_), bounds) => (None, bounds),
+    };
+    let probed = probe.is_some().then_some(inputs.probes);
+    let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving, probed)).collect();
     add_intents(&mut list, &identity, inputs);
     let standby = |m: &Member| {
         let labelled = members.iter().any(|c| c.id == m.id && c.labels.contains_key(labels::STANDBY));
@@ -176,7 +193,20 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     };
     let (standbys, mut list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
     mark_sleeping(&mut list, may_sleep);
-    Group { identity, bounds, members: list, policy, conflict, service: None, warm, standbys, schedule, wake }
+    Group {
+        identity,
+        bounds,
+        members: list,
+        policy,
+        conflict,
+        service: None,
+        warm,
+        standbys,
+        schedule,
+        wake,
+        probe,
+        sleep_after,
+    }
 }
 
 /// Bounds with the minimum raised by the schedules active `now`, and what
@@ -258,7 +288,13 @@ fn policy_of(
     }
 }
 
-fn member_of(c: &ContainerSummary, leaving: &HashMap<String, MemberState>) -> Member {
+/// `probes`: the group's probe results, when it declares a probe (a member
+/// not probed yet is starting by it).
+fn member_of(
+    c: &ContainerSummary,
+    leaving: &HashMap<String, MemberState>,
+    probes: Option<&HashMap<String, super::state::ProbeStatus>>,
+) -> Member {
     let state = match (MemberState::from_engine(c.state), leaving.get(&c.id)) {
         (MemberState::Exited, _) => MemberState::Exited,
         (_, Some(leaving)) => *leaving,
@@ -269,6 +305,7 @@ fn member_of(c: &ContainerSummary, leaving: &HashMap<String, MemberState>) -> Me
         name: c.name.clone(),
         state,
         health: c.health,
+        probe: probes.map(|p| p.get(&c.id).map_or(Health::Starting, |s| s.health)),
         original: is_original(c),
         created: c.created,
         networks: c.networks.clone(),
@@ -288,6 +325,7 @@ fn add_intents(list: &mut Vec<Member>, identity: &GroupIdentity, inputs: &Inputs
                 name: intent.name.clone(),
                 state: if intent.id.is_some() { MemberState::Starting } else { MemberState::Creating },
                 health: None,
+                probe: None,
                 original: false,
                 created: i64::MAX,
                 networks: BTreeMap::new(),
@@ -320,6 +358,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
             name: format!("{}.{}.{}", s.name, t.slot.unwrap_or_default(), t.id),
             state: task_state(&t.state),
             health: None,
+            probe: None,
             original: false,
             created: t.created,
             networks: BTreeMap::new(),
@@ -348,6 +387,8 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
         standbys: Vec::new(),
         schedule: None,
         wake: None,
+        probe: None,
+        sleep_after: None,
     })
 }
 
@@ -387,6 +428,7 @@ mod tests {
                 intents,
                 leaving: &leaving,
                 warming: &HashSet::new(),
+                probes: &HashMap::new(),
                 now: crate::base::clock::utc_now(),
             },
         )
@@ -487,6 +529,31 @@ mod tests {
         let forged = container("c", "shop-web-1", 1, &[ENABLED, compose[0], compose[1]]);
         let g = build(&Scope::default(), vec![label, forged], &[], &[]);
         assert!(g.is_empty(), "no log, metric or lock ever sees such a name: {g:?}");
+    }
+
+    #[test]
+    fn a_group_with_a_probe_has_members_starting_by_it_until_probed() {
+        let probed = [ENABLED, ("replicator.ready", "tcp:80")];
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &probed)], &[], &[]);
+        assert_eq!(g[0].probe.as_ref().map(|p| p.port), Some(80));
+        assert_eq!(g[0].members[0].probe, Some(Health::Starting));
+        assert!(!g[0].members[0].ready(), "running is not enough once a probe is declared");
+        let plain = build(&Scope::default(), vec![container("o", "web", 1, &[ENABLED])], &[], &[]);
+        assert_eq!(plain[0].members[0].probe, None);
+        assert!(plain[0].members[0].ready());
+    }
+
+    #[test]
+    fn a_malformed_probe_or_quiet_period_makes_the_group_refuse_with_the_reason() {
+        let bad_probe = [ENABLED, ("replicator.ready", "tcp:none")];
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &bad_probe)], &[], &[]);
+        assert!(g[0].bounds.as_ref().unwrap_err().contains("replicator.ready"));
+        let awake_only = [ENABLED, ("replicator.sleep.after", "1m")];
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &awake_only)], &[], &[]);
+        assert!(g[0].bounds.as_ref().unwrap_err().contains("replicator.min=0"), "{:?}", g[0].bounds);
+        let sleepy = [ENABLED, ("replicator.min", "0"), ("replicator.sleep.after", "1m")];
+        let g = build(&Scope::default(), vec![container("o", "web", 1, &sleepy)], &[], &[]);
+        assert_eq!(g[0].sleep_after, Some(std::time::Duration::from_secs(60)));
     }
 
     #[test]

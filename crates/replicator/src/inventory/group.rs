@@ -79,6 +79,9 @@ pub struct Member {
     pub state: MemberState,
     /// The engine's health report, when the container has a healthcheck.
     pub health: Option<Health>,
+    /// What replicator's own probe found, when the group declares one
+    /// (`replicator.ready`).
+    pub probe: Option<Health>,
     /// Not made by replicator: never chosen by a scale-down.
     pub original: bool,
     /// Unix seconds.
@@ -92,10 +95,22 @@ pub struct Member {
 }
 
 impl Member {
-    /// Ready to serve: running and, if it has a healthcheck, reported healthy.
-    /// Only ready members are routed to and counted by the autoscaler.
+    /// Ready to serve: running and, if it has a healthcheck, reported
+    /// healthy, and if its group declares a probe, passing it (both when
+    /// both exist). Only ready members are routed to and counted by the autoscaler.
     pub fn ready(&self) -> bool {
-        self.state.serves() && self.health.is_none_or(|h| h == Health::Healthy)
+        self.state.serves() && self.checks_pass()
+    }
+
+    /// Whether its healthcheck and probe pass (those it has), whatever its state.
+    pub fn checks_pass(&self) -> bool {
+        let passes = |h: Option<Health>| h.is_none_or(|h| h == Health::Healthy);
+        passes(self.health) && passes(self.probe)
+    }
+
+    /// Whether anything tells when it is ready beyond running: a healthcheck or a probe.
+    pub fn is_checked(&self) -> bool {
+        self.health.is_some() || self.probe.is_some()
     }
 }
 
@@ -135,6 +150,11 @@ pub struct Group {
     /// Where the wake listener sends the group's requests (`replicator.wake.port`);
     /// `None`: the group did not opt in, and the wake listener refuses its requests.
     pub wake: Option<crate::rules::labels::WakeRoute>,
+    /// The readiness probe replicator runs on its members (`replicator.ready`).
+    pub probe: Option<crate::rules::probe::ProbeSpec>,
+    /// The quiet period after which it sleeps when no request reached it
+    /// (`replicator.sleep.after`).
+    pub sleep_after: Option<std::time::Duration>,
 }
 
 impl Group {
@@ -213,6 +233,7 @@ impl Member {
             name: name.into(),
             state,
             health: None,
+            probe: None,
             original: false,
             created: 0,
             networks: Default::default(),
@@ -242,6 +263,8 @@ impl Group {
             standbys: Vec::new(),
             schedule: None,
             wake: None,
+            probe: None,
+            sleep_after: None,
         }
     }
 }

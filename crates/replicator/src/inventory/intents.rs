@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::build::{Intent, SwarmService};
 use super::group::{Group, MemberState};
-use super::state::{merge, Shared};
+use super::state::{merge, ProbeStatus, Shared};
 use crate::model::{ContainerSummary, RunState};
 use crate::rules::bounds::Naming;
 
@@ -136,6 +136,26 @@ impl Intents {
     /// Records that replicator removed a container.
     pub fn removed(&self, id: &str) {
         self.shared.write(|state, stamp| state.remove(id, stamp));
+    }
+
+    /// Records what replicator's own probe found of a running container.
+    /// Readers are woken only when its readiness changes, not at every probe.
+    pub fn probed(&self, id: &str, status: ProbeStatus) {
+        let mut state = self.shared.lock();
+        let running = state.containers.get(id).is_some_and(|c| c.state == RunState::Running);
+        let same = state.probes.get(id).is_some_and(|known| known.health == status.health);
+        match (running, same) {
+            (false, _) => {}
+            (true, true) => {
+                state.probes.insert(id.to_owned(), status);
+            }
+            (true, false) => {
+                state.probes.insert(id.to_owned(), status);
+                let stamp = state.touch();
+                drop(state);
+                self.shared.announce(stamp);
+            }
+        }
     }
 
     /// Records a Swarm service as replicator just updated it.

@@ -9,7 +9,17 @@ use tokio::sync::{watch, Notify};
 use super::build::{self, Intent, Scope, SwarmService};
 use super::group::{Group, MemberState};
 use crate::engine::EngineError;
-use crate::model::{ContainerSummary, EngineInfo, NodeSummary, RunState};
+use crate::model::{ContainerSummary, EngineInfo, Health, NodeSummary, RunState};
+
+/// A member's readiness by replicator's own probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeStatus {
+    /// `Starting` until it first passes, `Healthy` while it passes,
+    /// `Unhealthy` once it fails after having passed.
+    pub health: Health,
+    /// Why the last probe failed, to say why a member is not ready.
+    pub last_failure: Option<String>,
+}
 
 /// The shared model. Cheap to read; every write bumps a generation that
 /// readers can wait on.
@@ -38,6 +48,8 @@ pub(super) struct State {
     pub(super) leaving: HashMap<String, MemberState>,
     /// Standbys being started, to be paused once ready.
     pub(super) warming: HashSet<String>,
+    /// What replicator's own readiness probes found, by container id.
+    pub(super) probes: HashMap<String, ProbeStatus>,
     pub(super) engine: Option<EngineInfo>,
     /// Why the last listing failed, while it does.
     pub(super) unavailable: Option<EngineError>,
@@ -55,6 +67,10 @@ impl State {
     /// Sets a container's record, stamped by the write that set it.
     pub(super) fn put(&mut self, container: ContainerSummary, stamp: u64) {
         self.removed.remove(&container.id);
+        // A container that stopped starts its probes over when it runs again.
+        if !matches!(container.state, RunState::Running | RunState::Paused) {
+            self.probes.remove(&container.id);
+        }
         self.stamps.insert(container.id.clone(), stamp);
         self.containers.insert(container.id.clone(), container);
     }
@@ -74,6 +90,7 @@ impl State {
     pub(super) fn remove(&mut self, id: &str, stamp: u64) {
         self.containers.remove(id);
         self.stamps.remove(id);
+        self.probes.remove(id);
         self.removed.insert(id.to_owned(), stamp);
     }
 
@@ -102,6 +119,7 @@ impl State {
             intents: &intents,
             leaving: &self.leaving,
             warming: &self.warming,
+            probes: &self.probes,
             now,
         };
         let groups = std::sync::Arc::new(build::groups(scope, &inputs));

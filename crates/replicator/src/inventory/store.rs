@@ -82,6 +82,18 @@ impl Store {
         groups.iter().find(|g| g.name() == name).cloned().ok_or_else(|| Error::GroupNotFound(name.to_owned()))
     }
 
+    /// A member (or standby) of a managed group, by full container id.
+    pub fn member(&self, id: &str) -> Option<super::Member> {
+        let groups = self.groups().ok()?;
+        let mut all = groups.iter().flat_map(|g| g.members.iter().chain(&g.standbys));
+        all.find(|m| m.id == id).cloned()
+    }
+
+    /// Why replicator's probe of a container last failed, if it did.
+    pub fn probe_failure(&self, id: &str) -> Option<String> {
+        self.shared.lock().probes.get(id).and_then(|p| p.last_failure.clone())
+    }
+
     /// The swarm's nodes as last listed (empty off a Swarm manager).
     pub fn nodes(&self) -> Vec<NodeSummary> {
         self.shared.lock().nodes.clone()

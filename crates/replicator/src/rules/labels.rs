@@ -25,6 +25,14 @@ pub const WAKE_PORT: &str = "replicator.wake.port";
 /// The network whose address the wake listener forwards to (else the host
 /// port the member publishes for `replicator.wake.port`).
 pub const WAKE_NETWORK: &str = "replicator.wake.network";
+/// Requests the wake listener neither wakes the group for nor counts as
+/// activity: health checks (`/healthz,agent=kube-probe`).
+pub const WAKE_IGNORE: &str = "replicator.wake.ignore";
+/// A readiness probe replicator runs (see [`crate::rules::probe`]).
+pub const READY: &str = "replicator.ready";
+/// The quiet period after which a group no request reached goes to sleep
+/// (Sablier's session duration); needs `replicator.min=0`.
+pub const SLEEP_AFTER: &str = "replicator.sleep.after";
 /// On a clone made for the warm pool: it is a standby until replicator unpauses it.
 pub const STANDBY: &str = "replicator.standby";
 /// Most standbys a group may ask for.
@@ -58,15 +66,67 @@ pub struct WakeRoute {
     pub port: u16,
     /// The network whose address to use; `None`: the published host port.
     pub network: Option<String>,
+    /// Requests that neither wake the group nor keep it awake.
+    pub ignore: Vec<Ignore>,
+}
+
+/// A request the wake listener does not take for the group's own traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignore {
+    /// Its path starts with this.
+    Path(String),
+    /// Its `User-Agent` contains this.
+    Agent(String),
+}
+
+impl WakeRoute {
+    /// Whether a request with this path and user agent is a health check to ignore.
+    pub fn ignores(&self, path: &str, agent: Option<&str>) -> bool {
+        self.ignore.iter().any(|rule| match rule {
+            Ignore::Path(prefix) => path.starts_with(prefix.as_str()),
+            Ignore::Agent(text) => agent.is_some_and(|a| a.contains(text.as_str())),
+        })
+    }
+}
+
+/// `replicator.wake.ignore`: comma-separated path prefixes (`/healthz`) and
+/// user-agent substrings (`agent=kube-probe`).
+fn ignore_rules(labels: &BTreeMap<String, String>) -> Result<Vec<Ignore>, LabelError> {
+    let Some(raw) = labels.get(WAKE_IGNORE) else { return Ok(Vec::new()) };
+    let wrong = |problem: &str| LabelError::new(WAKE_IGNORE, raw, problem);
+    raw.split(',')
+        .map(str::trim)
+        .map(|entry| match entry.strip_prefix("agent=") {
+            Some(text) if !text.is_empty() && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) => {
+                Ok(Ignore::Agent(text.to_owned()))
+            }
+            Some(_) => Err(wrong("has an empty or unprintable agent=")),
+            None if entry.starts_with('/') && entry.bytes().all(|b| b.is_ascii_graphic()) => {
+                Ok(Ignore::Path(entry.to_owned()))
+            }
+            None => Err(wrong("holds an entry that is neither a path (/healthz) nor agent=TEXT")),
+        })
+        .collect()
+}
+
+/// `replicator.sleep.after`: the quiet period, `None` when absent.
+pub fn sleep_after(labels: &BTreeMap<String, String>) -> Result<Option<std::time::Duration>, LabelError> {
+    let Some(raw) = labels.get(SLEEP_AFTER) else { return Ok(None) };
+    let quiet = crate::base::duration::parse_positive(raw).map_err(|e| LabelError::new(SLEEP_AFTER, raw, e))?;
+    if quiet < std::time::Duration::from_secs(1) {
+        return Err(LabelError::new(SLEEP_AFTER, raw, "must be at least 1s"));
+    }
+    Ok(Some(quiet))
 }
 
 /// `replicator.wake.port` (and `.network`): `None` when the group did not
 /// opt in to wake on request.
 pub fn wake_route(labels: &BTreeMap<String, String>) -> Result<Option<WakeRoute>, LabelError> {
     let Some(port) = labels.get(WAKE_PORT) else {
-        return match labels.get(WAKE_NETWORK) {
-            Some(n) => Err(LabelError::new(WAKE_NETWORK, n, format!("needs {WAKE_PORT}"))),
-            None => Ok(None),
+        return match (labels.get(WAKE_NETWORK), labels.get(WAKE_IGNORE)) {
+            (Some(n), _) => Err(LabelError::new(WAKE_NETWORK, n, format!("needs {WAKE_PORT}"))),
+            (_, Some(i)) => Err(LabelError::new(WAKE_IGNORE, i, format!("needs {WAKE_PORT}"))),
+            (None, None) => Ok(None),
         };
     };
     let port = port
@@ -80,7 +140,7 @@ pub fn wake_route(labels: &BTreeMap<String, String>) -> Result<Option<WakeRoute>
         Some(n) => return Err(LabelError::new(WAKE_NETWORK, n, "is not a network name")),
         None => None,
     };
-    Ok(Some(WakeRoute { port, network }))
+    Ok(Some(WakeRoute { port, network, ignore: ignore_rules(labels)? }))
 }
 
 /// A label value replicator cannot use, with the label named.
@@ -212,6 +272,29 @@ mod tests {
             "label replicator.enable=\"yes\" is not a boolean (true or false)"
         );
         assert_eq!(flag(&labels(&[]), ENABLE, true), Ok(true));
+    }
+
+    #[test]
+    fn health_checks_are_told_apart_by_path_prefix_or_agent() {
+        let l = labels(&[(WAKE_PORT, "80"), (WAKE_IGNORE, "/healthz, agent=kube-probe")]);
+        let route = wake_route(&l).unwrap().unwrap();
+        assert!(route.ignores("/healthz/deep", None));
+        assert!(route.ignores("/", Some("kube-probe/1.29")));
+        assert!(!route.ignores("/api", Some("curl/8")));
+        for bad in ["healthz", "/a b", "agent=", ""] {
+            let l = labels(&[(WAKE_PORT, "80"), (WAKE_IGNORE, bad)]);
+            assert!(wake_route(&l).unwrap_err().to_string().contains(WAKE_IGNORE), "{bad:?}");
+        }
+        assert!(wake_route(&labels(&[(WAKE_IGNORE, "/h")])).unwrap_err().problem.contains("needs"));
+    }
+
+    #[test]
+    fn a_quiet_period_is_a_duration_of_at_least_a_second() {
+        assert_eq!(sleep_after(&labels(&[(SLEEP_AFTER, "30s")])), Ok(Some(std::time::Duration::from_secs(30))));
+        assert_eq!(sleep_after(&labels(&[])), Ok(None));
+        for bad in ["0s", "500ms", "soon", "-1s"] {
+            assert!(sleep_after(&labels(&[(SLEEP_AFTER, bad)])).is_err(), "{bad}");
+        }
     }
 
     #[test]

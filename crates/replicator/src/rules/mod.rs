@@ -10,4 +10,5 @@ pub mod bounds;
 pub mod labels;
 pub mod plan;
 pub mod policy;
+pub mod probe;
 pub mod schedule;

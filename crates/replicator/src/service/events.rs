@@ -55,10 +55,14 @@ pub struct MemberRecord {
     pub name: String,
     /// Lifecycle state.
     pub state: MemberState,
-    /// Running and, if it has a healthcheck, healthy.
+    /// Running and, if it has a healthcheck, healthy, and passing the
+    /// group's probe if it declares one.
     pub ready: bool,
     /// The engine's health report, when the container has a healthcheck.
     pub health: Option<Health>,
+    /// What replicator's own probe found, when the group declares one.
+    #[serde(default)]
+    pub probe: Option<Health>,
     /// Address on each network.
     pub networks: BTreeMap<String, String>,
     /// Ports published on the host.
@@ -74,6 +78,7 @@ impl MemberRecord {
             state: m.state,
             ready: m.ready(),
             health: m.health,
+            probe: m.probe,
             networks: m.networks.clone(),
             published,
         }

@@ -7,6 +7,7 @@ mod ceilings;
 pub mod events;
 mod locks;
 mod pool;
+mod probe;
 mod ready;
 mod reconcile;
 mod replicate;

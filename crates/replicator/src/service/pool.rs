@@ -192,12 +192,12 @@ impl Replicator {
         Ok(())
     }
 
-    /// Waits until a new standby is ready (healthy, or running for
-    /// `--warm-settle` without a healthcheck), then pauses it.
+    /// Waits until a new standby is ready (healthy and passing its group's
+    /// probe, or running for `--warm-settle` when it has neither), then pauses it.
     async fn settle_and_pause(&self, standby: &Replica) {
         let id = standby.id.as_str();
         let ready = self.wait_ready(&[id.to_owned()], READY_WITHIN).await;
-        let has_check = self.inventory().container(id).is_some_and(|c| c.health.is_some());
+        let has_check = self.inventory().member(id).is_some_and(|m| m.is_checked());
         if ready.is_ok() && !has_check {
             tokio::time::sleep(self.settings().warm_settle).await;
         }

@@ -56,10 +56,13 @@ pub struct MemberView {
     pub name: String,
     /// Lifecycle state.
     pub state: MemberState,
-    /// Running and, if it has a healthcheck, healthy: routed to and counted.
+    /// Running and, if it has a healthcheck, healthy, and if its group
+    /// declares a probe (`replicator.ready`), passing it: routed to and counted.
     pub ready: bool,
     /// The engine's health report; `null` without a healthcheck.
     pub health: Option<Health>,
+    /// What replicator's own probe found; `null` when the group declares none.
+    pub probe: Option<Health>,
     /// Not made by replicator.
     pub original: bool,
     /// RFC 3339.
@@ -100,6 +103,7 @@ impl MemberView {
             state: m.state,
             ready: m.ready(),
             health: m.health,
+            probe: m.probe,
             original: m.original,
             created: crate::base::clock::rfc3339(m.created),
         }
