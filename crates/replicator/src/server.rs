@@ -107,6 +107,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     background_tasks.spawn(service.clone().keep_reconciling(background.clone()));
     background_tasks.spawn(service.clone().keep_pools(background.clone()));
     background_tasks.spawn(service.clone().keep_probing(background.clone()));
+    background_tasks.spawn(service.clone().keep_idle_groups_asleep(background.clone()));
     let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
     let mut listeners_tasks = JoinSet::new();
     let admin_router = admin::router(AdminState {

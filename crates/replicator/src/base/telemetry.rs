@@ -115,6 +115,23 @@ pub struct CeilingLabel {
     pub ceiling: String,
 }
 
+/// A phase of new capacity, and how the capacity came.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// `cold`, `standby`, `wake-from-pause` or `wake-from-stop`.
+    pub how: String,
+    /// `create`, `start` or `ready` (running → ready); for a request held by
+    /// the wake listener, `held` (arrival → forwarded) or `first_byte`.
+    pub phase: String,
+}
+
+/// What happened to a request at the wake listener.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WakeEvent {
+    /// `held`, `forwarded`, `shed`, `timed_out`, `ignored` or `activity`.
+    pub event: String,
+}
+
 /// How long a vanished group's counters and histograms stay by default.
 pub const SERIES_GRACE: Duration = Duration::from_secs(300);
 /// Every value of a replication's `outcome` label.
@@ -159,6 +176,10 @@ pub struct Telemetry {
     pub access_denied: Family<DeniedLabels, Counter>,
     /// Creations refused by a ceiling.
     pub ceiling_refusals: Family<CeilingLabel, Counter>,
+    /// Each phase of new capacity, by how it came.
+    pub capacity_phases: Family<PhaseLabels, Histogram, fn() -> Histogram>,
+    /// Requests at the wake listener, by what happened to them.
+    pub wake_requests: Family<WakeEvent, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -210,8 +231,25 @@ impl Default for Telemetry {
             "Creations refused by serve --max-containers or --max-creations-per-minute",
             ceiling_refusals.clone(),
         );
+        let capacity_phases: Family<PhaseLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_buckets);
+        registry.register(
+            "capacity_phase_duration_seconds",
+            "Each phase of new capacity (create, start, ready; held and first_byte for a request the wake listener \
+             held), by how it came (cold, standby, wake-from-pause, wake-from-stop)",
+            capacity_phases.clone(),
+        );
+        let wake_requests = Family::default();
+        registry.register(
+            "wake_requests",
+            "Requests at the wake listener: held, forwarded, shed (queue full), timed_out, ignored (health checks), \
+             activity (mirrored reports)",
+            wake_requests.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            capacity_phases,
+            wake_requests,
             groups: Mutex::default(),
             replications,
             replication_seconds,
@@ -235,6 +273,17 @@ impl Telemetry {
         let registry = self.registry.lock().expect("registry lock");
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("writing to a String cannot fail");
         text
+    }
+
+    /// Records how long one phase of new capacity took.
+    pub fn capacity_phase(&self, how: &str, phase: &str, took: Duration) {
+        let labels = PhaseLabels { how: how.to_owned(), phase: phase.to_owned() };
+        self.capacity_phases.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    /// Counts one request at the wake listener.
+    pub fn wake_request(&self, event: &str) {
+        self.wake_requests.get_or_create(&WakeEvent { event: event.to_owned() }).inc();
     }
 
     /// Counts one replication request and its duration.

@@ -3,8 +3,10 @@
 //! validated input, the engine is a port, and group state is read from the
 //! [`Inventory`], where each command also records its intents.
 
+mod capacity;
 mod ceilings;
 pub mod events;
+mod idle;
 mod locks;
 mod pool;
 mod probe;
@@ -28,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::inventory::{Group, Intents, Store};
 use crate::service::events::EventHub;
 
+pub use capacity::{ColdStart, How};
 pub use replicate::{Replica, Replication, MAX_COUNT};
 
 /// Policy switches from the command line.
@@ -81,6 +84,8 @@ struct Inner {
     locks: locks::GroupLocks,
     telemetry: Arc<Telemetry>,
     creations: ceilings::CreationRate,
+    capacity: capacity::CapacityLog,
+    activity: idle::Activity,
 }
 
 impl Replicator {
@@ -96,7 +101,9 @@ impl Replicator {
     ) -> Self {
         let locks = locks::GroupLocks::default();
         let creations = ceilings::CreationRate::new(settings.max_creations_per_minute);
-        let inner = Inner { engine, store, intents, events, settings, locks, telemetry, creations };
+        let (capacity, activity) = (capacity::CapacityLog::default(), idle::Activity::default());
+        let inner =
+            Inner { engine, store, intents, events, settings, locks, telemetry, creations, capacity, activity };
         Self { inner: Arc::new(inner) }
     }
 

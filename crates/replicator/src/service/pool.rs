@@ -20,6 +20,7 @@ use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::capacity::{How, Phase};
 use super::replicate::Source;
 use super::{Replica, Replicator};
 use crate::base::worker::{Pace, Worker};
@@ -52,7 +53,7 @@ impl Replicator {
         }
         let fresh = self.fresh_standbys(&group, source).await;
         let chosen: Vec<&Member> = fresh.into_iter().take(count).collect();
-        let results = join_all(chosen.iter().map(|m| self.unpause(m))).await;
+        let results = join_all(chosen.iter().map(|m| self.unpause(group.name(), m))).await;
         let promoted: Vec<Replica> = results.into_iter().flatten().collect();
         if !promoted.is_empty() {
             info!(group = %group.name(), count = promoted.len(), "standbys unpaused into members");
@@ -70,10 +71,14 @@ impl Replicator {
         }
     }
 
-    async fn unpause(&self, m: &Member) -> Option<Replica> {
+    async fn unpause(&self, group: &str, m: &Member) -> Option<Replica> {
+        self.capacity_began(group, &m.id, &m.name, How::Standby);
+        let began = tokio::time::Instant::now();
         match self.engine().unpause_container(&m.id).await {
             Ok(()) => {
                 self.set_state(&m.id, RunState::Running);
+                self.capacity_phase(&m.id, Phase::Start, began.elapsed());
+                self.watch_until_ready(&m.id);
                 Some(Replica { id: m.id.clone(), name: m.name.clone() })
             }
             Err(e) => {

@@ -6,6 +6,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::capacity::{How, Phase};
 use super::{detached, Replicator};
 use crate::base::clock;
 use crate::base::id::ContainerRef;
@@ -249,13 +250,16 @@ impl Replicator {
 
     /// Connects and starts one created clone.
     async fn start_one(&self, source: &Source, replica: &Replica, plan: &ClonePlan, caller: &str) -> Result<()> {
+        let began = tokio::time::Instant::now();
         self.connect_and_start(&replica.id, &plan.connect).await?;
+        self.capacity_phase(&replica.id, Phase::Start, began.elapsed());
         // Its addresses exist only now: a member must not be announced ready
         // to the balancers before they can route to it.
         match self.engine().inspect_container(&replica.id).await {
             Ok(details) => self.intents().inspected(details.summary()),
             Err(_) => self.intents().observe(summary_of(&replica.id, &plan.create, RunState::Running)),
         }
+        self.watch_until_ready(&replica.id);
         info!(group = %source.group.name, source = %source.details.id, replica = %replica.id,
               name = %replica.name, caller, "replica started");
         Ok(())
@@ -307,11 +311,15 @@ impl Replicator {
                 extra_labels,
             };
             let plan = plan::plan_clone(&source.details, &spec);
+            let began = tokio::time::Instant::now();
             match self.engine().create_container(&plan.create).await {
                 Ok(id) => {
                     if reservation.standby() {
                         // Never a member, not even between its start and its pause.
                         self.intents().set_warming(&id, true);
+                    } else {
+                        self.capacity_began(&source.group.name, &id, &name, How::Cold);
+                        self.capacity_phase(&id, Phase::Create, began.elapsed());
                     }
                     reservation.created(index, &id);
                     self.intents().observe(summary_of(&id, &plan.create, RunState::Created));

@@ -10,6 +10,7 @@
 use futures_util::future::join_all;
 use tracing::info;
 
+use super::capacity::{How, Phase};
 use super::Replicator;
 use crate::error::{Error, Result};
 use crate::inventory::{Group, Member, MemberState};
@@ -86,17 +87,24 @@ impl Replicator {
         let sleeping: Vec<&Member> = group.members.iter().filter(|m| m.state == MemberState::Sleeping).collect();
         for m in &sleeping {
             let paused = self.inventory().container(&m.id).is_some_and(|c| c.state == RunState::Paused);
+            let how = if paused { How::WakeFromPause } else { How::WakeFromStop };
+            self.capacity_began(group.name(), &m.id, &m.name, how);
+            let began = tokio::time::Instant::now();
             if paused {
                 self.engine().unpause_container(&m.id).await?;
             } else {
                 self.engine().start_container(&m.id).await?;
             }
+            self.capacity_phase(&m.id, Phase::Start, began.elapsed());
             // A started container may have new addresses: read it again.
             match self.engine().inspect_container(&m.id).await {
                 Ok(details) => self.intents().inspected(details.summary()),
                 Err(_) => self.set_state(&m.id, RunState::Running),
             }
+            self.watch_until_ready(&m.id);
         }
+        // Woken is as good as a request: the quiet period starts now.
+        self.saw_request(group.name());
         info!(group = %group.name(), originals = sleeping.len(), "group woken");
         self.group(group.name()).await
     }

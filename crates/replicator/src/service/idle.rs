@@ -1,0 +1,121 @@
+//! Going back to sleep when requests stop, with no metric from the app
+//! (`replicator.sleep.after`, Sablier's session duration): the balancer
+//! tells replicator of each request (a mirrored copy to the wake listener,
+//! see the README), and a group no request reached for its quiet period is
+//! put to sleep as any scale to zero does it (drained, replicas removed,
+//! originals paused or stopped).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Replicator;
+
+/// How often groups are looked at for their quiet periods.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// When each group last saw a request (or woke, or was first seen).
+#[derive(Default)]
+pub(super) struct Activity {
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl Activity {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn touch(&self, group: &str) {
+        self.lock().insert(group.to_owned(), Instant::now());
+    }
+
+    /// How long the group has been quiet; its first sight counts as activity.
+    fn quiet_for(&self, group: &str) -> Duration {
+        self.lock().entry(group.to_owned()).or_insert_with(Instant::now).elapsed()
+    }
+}
+
+impl Replicator {
+    /// A request to `group` went by (held by the wake listener, or reported
+    /// by the balancer's mirror): its quiet period starts again.
+    pub fn saw_request(&self, group: &str) {
+        self.inner.activity.touch(group);
+    }
+
+    /// Puts groups to sleep once their quiet period passes, until `cancel`.
+    /// Also forgets what it and the cold-start log keep of groups that are gone.
+    pub async fn keep_idle_groups_asleep(self, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(LOOK_EVERY) => {}
+                () = cancel.cancelled() => return,
+            }
+            self.sleep_idle_groups().await;
+        }
+    }
+
+    async fn sleep_idle_groups(&self) {
+        let Ok(groups) = self.inventory().groups() else { return };
+        let present: HashSet<&str> = groups.iter().map(|g| g.name()).collect();
+        self.inner.activity.lock().retain(|g, _| present.contains(g.as_str()));
+        self.inner.capacity.retain_groups(&present);
+        for group in groups.iter() {
+            let Some(quiet) = group.sleep_after else { continue };
+            let awake = !group.asleep() && group.size() > 0 && !group.members.iter().any(|m| m.state.in_flight());
+            if !awake || self.inner.activity.quiet_for(group.name()) < quiet {
+                continue;
+            }
+            let name = group.name();
+            info!(group = name, quiet = %crate::base::duration::format(quiet), "no request in the quiet period; going to sleep");
+            // Whatever happens, the next try is a whole quiet period away.
+            self.inner.activity.touch(name);
+            if let Err(e) = self.scale(name, 0, "idle", None).await {
+                warn!(group = name, error = %e, "cannot put the idle group to sleep");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+    use crate::inventory::Scope;
+
+    async fn sleepy() -> Replicator {
+        let engine = Arc::new(FakeEngine::default());
+        let labels = [("replicator.enable", "true"), ("replicator.min", "0"), ("replicator.sleep.after", "10s")];
+        engine.add_container("web", &labels);
+        Replicator::for_test(engine, Scope::default()).await
+    }
+
+    async fn after(service: &Replicator, wait: Duration) -> bool {
+        tokio::time::advance(wait).await;
+        service.sleep_idle_groups().await;
+        service.group("web").await.unwrap().asleep()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_no_request_reached_for_its_quiet_period_goes_to_sleep() {
+        let service = sleepy().await;
+        assert!(!after(&service, Duration::ZERO).await, "first sight starts the quiet period");
+        assert!(!after(&service, Duration::from_secs(9)).await);
+        assert!(after(&service, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_keep_a_group_awake() {
+        let service = sleepy().await;
+        for _ in 0..5 {
+            service.saw_request("web");
+            assert!(!after(&service, Duration::from_secs(6)).await);
+        }
+        assert!(after(&service, Duration::from_secs(11)).await, "then quiet: asleep");
+    }
+}
