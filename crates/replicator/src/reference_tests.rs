@@ -426,6 +426,8 @@ fn populated() -> crate::base::telemetry::Telemetry {
     telemetry.group_desired.get_or_create(&GroupLabel { group: "web".into() }).set(1);
     telemetry.decisions.get_or_create(&DecisionLabels { group: "web".into(), direction: "up".into() }).inc();
     telemetry.job_panics.get_or_create(&WorkerLabel { worker: "keeper".into() }).inc();
+    telemetry.capacity_phase("cold", "ready", std::time::Duration::from_millis(300));
+    telemetry.wake_request("held");
     telemetry.ceiling_refusals.get_or_create(&crate::base::telemetry::CeilingLabel { ceiling: "rate".into() }).inc();
     telemetry
         .access_denied

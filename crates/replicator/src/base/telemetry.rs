@@ -235,15 +235,13 @@ impl Default for Telemetry {
             Family::new_with_constructor(latency_buckets);
         registry.register(
             "capacity_phase_duration_seconds",
-            "Each phase of new capacity (create, start, ready; held and first_byte for a request the wake listener \
-             held), by how it came (cold, standby, wake-from-pause, wake-from-stop)",
+            "Each phase of new capacity, by how it came",
             capacity_phases.clone(),
         );
         let wake_requests = Family::default();
         registry.register(
             "wake_requests",
-            "Requests at the wake listener: held, forwarded, shed (queue full), timed_out, ignored (health checks), \
-             activity (mirrored reports)",
+            "Requests at the wake listener, by what happened to them",
             wake_requests.clone(),
         );
         Self {

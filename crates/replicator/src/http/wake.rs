@@ -5,6 +5,15 @@
 //! and its answer sent back; the follower meanwhile rewrites the upstream to
 //! the member, so only the first requests take this path.
 //!
+//! A member that is ready by every check it has may still refuse the
+//! connection (an app without a healthcheck or probe listens a moment after
+//! it runs): the request, whose body is held whole, is sent again with
+//! backoff until `--wake-timeout`, so a starting member never costs a 502.
+//! The balancer may also mirror every request the group serves
+//! (`X-Replicator-Activity`): those only restart the group's quiet period
+//! (`replicator.sleep.after`). Health checks (`replicator.wake.ignore`)
+//! neither wake a group nor keep it awake.
+//!
 //! A request names only its group (`X-Replicator-Group`, set by the
 //! balancer). Where it goes is the group's own choice, in labels on its
 //! original (`replicator.wake.port`, optionally `replicator.wake.network`):
@@ -26,17 +35,25 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use crate::base::id::GroupName;
 use crate::base::quote::clip;
 use crate::error::Error;
 use crate::http::listener::PeerIdentity;
-use crate::rules::labels::WakeRoute;
-use crate::service::Replicator;
+use crate::inventory::MemberState;
+use crate::rules::labels::{self, WakeRoute};
+use crate::service::{How, Replicator};
 
 /// The header naming the group a request is for.
 pub const GROUP_HEADER: &str = "x-replicator-group";
+/// The header of a mirrored copy of a request: the group it was for.
+pub const ACTIVITY_HEADER: &str = "x-replicator-activity";
+/// The first pause before a refused connection is tried again; it doubles
+/// up to [`LAST_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const LAST_BACKOFF: Duration = Duration::from_millis(500);
 /// Largest request body held while a group wakes.
 pub const MAX_HELD_BODY: usize = 1024 * 1024;
 
@@ -83,11 +100,11 @@ fn refuse(status: StatusCode, text: impl Into<String>) -> Response {
     response
 }
 
-/// The group the balancer named, or why the request names none (a 400).
-fn group_of(headers: &HeaderMap) -> Result<GroupName, String> {
-    let named = headers.get(GROUP_HEADER).and_then(|v| v.to_str().ok()).map(str::trim);
-    let named = named
-        .ok_or_else(|| format!("the balancer sent no {GROUP_HEADER} header: see replicator's README, Scale to zero"))?;
+/// The group the balancer named in `header`, or why the request names none (a 400).
+fn group_of(headers: &HeaderMap, header: &str) -> Result<GroupName, String> {
+    let named = headers.get(header).and_then(|v| v.to_str().ok()).map(str::trim);
+    let named =
+        named.ok_or_else(|| format!("the balancer sent no {header} header: see replicator's README, Scale to zero"))?;
     GroupName::parse(named).map_err(|e| e.to_string())
 }
 
@@ -124,7 +141,11 @@ async fn route_of(service: &Replicator, group: &GroupName) -> Result<WakeRoute, 
 }
 
 async fn hold(State(state): State<WakeState>, request: Request) -> Response {
-    let group = match group_of(request.headers()) {
+    let arrived = Instant::now();
+    if request.headers().contains_key(ACTIVITY_HEADER) {
+        return activity(&state, request.headers(), request.uri().path()).await;
+    }
+    let group = match group_of(request.headers(), GROUP_HEADER) {
         Ok(g) => g,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
@@ -135,7 +156,21 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
     if let Some(why) = picks_elsewhere(request.headers(), &route) {
         return refuse(StatusCode::FORBIDDEN, format!("group {}: {why}", group.as_str()));
     }
+    let name = group.as_str();
+    let health_check = route.ignores(request.uri().path(), user_agent(request.headers()));
+    if health_check {
+        state.service.telemetry().wake_request("ignored");
+        if state.service.group(name).await.is_ok_and(|g| g.asleep()) {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("group {name} is asleep, and health checks ({}) do not wake it", labels::WAKE_IGNORE),
+            );
+        }
+    } else {
+        state.service.saw_request(name);
+    }
     let Ok(_held) = state.held.clone().try_acquire_owned() else {
+        state.service.telemetry().wake_request("shed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many requests are waiting for groups to wake");
     };
     // The budget is taken for what the body may be, before a byte of it is read.
@@ -145,40 +180,126 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, "a held request's body may be at most 1 MiB");
     }
     let Ok(_bytes) = state.bytes.clone().try_acquire_many_owned(budget.max(1) as u32) else {
+        state.service.telemetry().wake_request("shed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many bytes are held for groups to wake");
     };
+    state.service.telemetry().wake_request("held");
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, budget).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "a held request's body may be at most 1 MiB"),
     };
-    let name = group.as_str();
-    let address = match tokio::time::timeout(state.settings.timeout, awake_member(&state.service, name, &route)).await {
-        Ok(Ok(address)) => address,
-        Ok(Err(e)) => {
-            warn!(group = name, error = %e, "cannot wake the group for a held request");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, format!("group {name} could not be woken: {e}"));
-        }
-        Err(_) => return refuse(StatusCode::SERVICE_UNAVAILABLE, format!("group {name} did not wake in time")),
+    let held = Held { parts, body, arrived, deadline: arrived + state.settings.timeout };
+    deliver(&state, name, &route, &held).await
+}
+
+/// `X-Replicator-Activity: GROUP`: the balancer's mirrored copy of a
+/// request the group served. It restarts the group's quiet period (unless
+/// it is a health check) and is answered at once; it never wakes anything.
+async fn activity(state: &WakeState, headers: &HeaderMap, path: &str) -> Response {
+    let group = match group_of(headers, ACTIVITY_HEADER) {
+        Ok(g) => g,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
-    let peer = parts.extensions.get::<PeerIdentity>().and_then(|p| p.addr).map(|a| a.ip().to_string());
-    match tokio::time::timeout(state.settings.forward_timeout, forward(&state.client, parts, body, &address, peer))
-        .await
-    {
-        Ok(answer) => answer,
-        Err(_) => refuse(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("the woken member of {name} did not answer within {:?}", state.settings.forward_timeout),
-        ),
+    let route = match route_of(&state.service, &group).await {
+        Ok(route) => route,
+        Err(refusal) => return refusal,
+    };
+    if route.ignores(path, user_agent(headers)) {
+        state.service.telemetry().wake_request("ignored");
+    } else {
+        state.service.saw_request(group.as_str());
+        state.service.telemetry().wake_request("activity");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
+}
+
+/// A request held whole, with when it came and how long it may wait.
+struct Held {
+    parts: http::request::Parts,
+    body: Bytes,
+    arrived: Instant,
+    deadline: Instant,
+}
+
+/// Wakes the group if it sleeps, waits for a ready member and forwards the
+/// request to it; a refused connection (a member that became ready before
+/// its app listens) is tried again, with backoff, until the deadline.
+async fn deliver(state: &WakeState, name: &str, route: &WakeRoute, held: &Held) -> Response {
+    let mut backoff = FIRST_BACKOFF;
+    let mut how = None;
+    loop {
+        let awake = tokio::time::timeout_at(held.deadline, awake_member(&state.service, name, route, &mut how)).await;
+        let address = match awake {
+            Ok(Ok(address)) => address,
+            Ok(Err(e)) => {
+                warn!(group = name, error = %e, "cannot wake the group for a held request");
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, format!("group {name} could not be woken: {e}"));
+            }
+            Err(_) => {
+                state.service.telemetry().wake_request("timed_out");
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, format!("group {name} did not wake in time"));
+            }
+        };
+        let peer = held.parts.extensions.get::<PeerIdentity>().and_then(|p| p.addr).map(|a| a.ip().to_string());
+        let sent = Instant::now();
+        let attempt =
+            tokio::time::timeout(state.settings.forward_timeout, forward(&state.client, held, &address, peer));
+        match attempt.await {
+            Ok(Ok(answer)) => {
+                let telemetry = state.service.telemetry();
+                let how = how.unwrap_or("awake");
+                telemetry.capacity_phase(how, "held", sent - held.arrived);
+                telemetry.capacity_phase(how, "first_byte", sent.elapsed());
+                telemetry.wake_request("forwarded");
+                return answer;
+            }
+            Ok(Err(Failed::Refused(why))) if Instant::now() + backoff < held.deadline => {
+                debug!(group = name, member = %address, reason = %why, "the member refused the connection; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(LAST_BACKOFF);
+            }
+            Ok(Err(Failed::Refused(why))) => {
+                state.service.telemetry().wake_request("timed_out");
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the woken member of {name} did not accept a connection before the wake timeout: {why}"),
+                );
+            }
+            Ok(Err(Failed::Other(why))) => {
+                return refuse(StatusCode::BAD_GATEWAY, format!("the woken member did not answer: {why}"))
+            }
+            Err(_) => {
+                return refuse(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("the woken member of {name} did not answer within {:?}", state.settings.forward_timeout),
+                )
+            }
+        }
     }
 }
 
 /// Wakes the group if it sleeps and waits until one of its members is
-/// ready; its address for the group's wake port.
-async fn awake_member(service: &Replicator, name: &str, route: &WakeRoute) -> crate::error::Result<String> {
+/// ready; its address for the group's wake port. `how` learns how the
+/// capacity came when this request had to wait for it.
+async fn awake_member(
+    service: &Replicator,
+    name: &str,
+    route: &WakeRoute,
+    how: &mut Option<&'static str>,
+) -> crate::error::Result<String> {
     let mut changes = service.inventory().subscribe();
     let group = service.group(name).await?;
     if group.asleep() {
+        let paused =
+            group.members.iter().filter(|m| m.state == MemberState::Sleeping).any(|m| {
+                service.inventory().container(&m.id).is_some_and(|c| c.state == crate::model::RunState::Paused)
+            });
+        *how = Some(if paused { How::WakeFromPause.as_str() } else { How::WakeFromStop.as_str() });
         info!(group = name, "request held; waking the group");
         service.wake(name, "waker", None).await?;
     }
@@ -188,6 +309,7 @@ async fn awake_member(service: &Replicator, name: &str, route: &WakeRoute) -> cr
         if let Some(first) = ready.into_iter().next() {
             return Ok(first.address);
         }
+        how.get_or_insert(How::Cold.as_str());
         if changes.changed().await.is_err() {
             return Err(Error::Internal("the inventory stopped".into()));
         }
@@ -202,15 +324,21 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     ) || name.as_str().starts_with("x-replicator-")
 }
 
+/// Why a forward failed: a refused connection may be tried again (nothing reached the member).
+enum Failed {
+    Refused(String),
+    Other(String),
+}
+
 async fn forward(
     client: &Client<HttpConnector, Full<Bytes>>,
-    parts: http::request::Parts,
-    body: Bytes,
+    held: &Held,
     to: &str,
     peer: Option<String>,
-) -> Response {
+) -> Result<Response, Failed> {
+    let parts = &held.parts;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = http::Request::builder().method(parts.method).uri(format!("http://{to}{path}"));
+    let mut request = http::Request::builder().method(parts.method.clone()).uri(format!("http://{to}{path}"));
     let mut forwarded_for = None;
     for (name, value) in parts.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
         match (name.as_str(), &peer) {
@@ -231,8 +359,8 @@ async fn forward(
             },
         );
     }
-    let Ok(request) = request.body(Full::new(body)) else {
-        return refuse(StatusCode::BAD_REQUEST, "the held request cannot be forwarded");
+    let Ok(request) = request.body(Full::new(held.body.clone())) else {
+        return Ok(refuse(StatusCode::BAD_REQUEST, "the held request cannot be forwarded"));
     };
     match client.request(request).await {
         Ok(answer) => {
@@ -241,12 +369,10 @@ async fn forward(
             for name in drop {
                 parts.headers.remove(name);
             }
-            Response::from_parts(parts, Body::new(body))
+            Ok(Response::from_parts(parts, Body::new(body)))
         }
-        Err(e) => refuse(
-            StatusCode::BAD_GATEWAY,
-            format!("the woken member did not answer: {}", crate::base::chain::chain(&e)),
-        ),
+        Err(e) if e.is_connect() => Err(Failed::Refused(crate::base::chain::chain(&e))),
+        Err(e) => Err(Failed::Other(crate::base::chain::chain(&e))),
     }
 }
 
@@ -303,6 +429,57 @@ mod tests {
         let r = send(SETTINGS, &[(GROUP_HEADER, "api"), ("x-replicator-port", "22")]).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "a port the group did not name");
         assert!(text(r).await.contains("port 8080 only"));
+    }
+
+    /// A group `api` that opted in, ignores `/healthz`, and sleeps.
+    async fn asleep() -> (Replicator, Router) {
+        let engine = Arc::new(FakeEngine::default());
+        let labels = [
+            ("replicator.enable", "true"),
+            ("replicator.min", "0"),
+            ("replicator.wake.port", "8080"),
+            ("replicator.wake.ignore", "/healthz,agent=probe"),
+        ];
+        engine.add_container("api", &labels);
+        let service = Replicator::for_test(engine, Scope::default()).await;
+        service.scale("api", 0, "test", None).await.unwrap();
+        assert!(service.group("api").await.unwrap().asleep());
+        (service.clone(), router(service, SETTINGS))
+    }
+
+    async fn call(app: &Router, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = http::Request::builder().uri(path);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_mirrored_request_is_answered_at_once_and_wakes_nothing() {
+        let (service, app) = asleep().await;
+        let r = call(&app, "/page", &[(ACTIVITY_HEADER, "api")]).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert!(service.group("api").await.unwrap().asleep());
+        let counted = service.telemetry().encode();
+        assert!(counted.contains("replicator_wake_requests_total{event=\"activity\"} 1"), "{counted}");
+        let r = call(&app, "/page", &[(ACTIVITY_HEADER, "nope")]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "only groups that exist and opted in");
+    }
+
+    #[tokio::test]
+    async fn a_health_check_neither_wakes_a_sleeping_group_nor_counts_as_activity() {
+        let (service, app) = asleep().await;
+        let r = call(&app, "/healthz", &[(GROUP_HEADER, "api")]).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(text(r).await.contains("do not wake it"));
+        let r = call(&app, "/", &[(GROUP_HEADER, "api"), ("user-agent", "probe/1")]).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(service.group("api").await.unwrap().asleep());
+        call(&app, "/healthz", &[(ACTIVITY_HEADER, "api")]).await;
+        let counted = service.telemetry().encode();
+        assert!(counted.contains("replicator_wake_requests_total{event=\"ignored\"} 3"), "{counted}");
+        assert!(!counted.contains("event=\"activity\""), "{counted}");
     }
 
     #[tokio::test]

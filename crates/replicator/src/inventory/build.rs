@@ -173,9 +173,10 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         (Err(_), bounds) => (None, bounds),
     };
     let (sleep_after, bounds) = match (labels::sleep_after(&first.labels), bounds) {
-        (Ok(Some(_)), Ok(_)) if !may_sleep => {
-            (None, Err(format!("label {} needs {}=0: only a group that may sleep can", labels::SLEEP_AFTER, labels::MIN)))
-        }
+        (Ok(Some(_)), Ok(_)) if !may_sleep => (
+            None,
+            Err(format!("label {} needs {}=0: only a group that may sleep can", labels::SLEEP_AFTER, labels::MIN)),
+        ),
         (Ok(after), bounds) => (after, bounds),
         (Err(e), Ok(_)) => (None, Err(e.to_string())),
         (Err(_), bounds) => (None, bounds),

@@ -55,7 +55,10 @@ pub struct ProbeSpec {
 impl ProbeSpec {
     /// The probe a group declares; `None` when it declares none.
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Option<Self>, LabelError> {
-        labels.get(READY).map(|raw| Self::parse(raw).map_err(|problem| LabelError::new(READY, raw, problem))).transpose()
+        labels
+            .get(READY)
+            .map(|raw| Self::parse(raw).map_err(|problem| LabelError::new(READY, raw, problem)))
+            .transpose()
     }
 
     /// `tcp:PORT` or `http:PORT/PATH`, then `,key=value` settings.
@@ -83,8 +86,13 @@ impl ProbeSpec {
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let duration = |v: &str| {
-            crate::base::duration::parse_positive(v)
-                .and_then(|d| if d > LONGEST { Err(format!("{key} may be at most 1h")) } else { Ok(d) })
+            crate::base::duration::parse_positive(v).and_then(|d| {
+                if d > LONGEST {
+                    Err(format!("{key} may be at most 1h"))
+                } else {
+                    Ok(d)
+                }
+            })
         };
         let count = |v: &str| {
             v.parse::<u32>()
@@ -199,8 +207,9 @@ mod tests {
 
     #[test]
     fn an_http_probe_names_a_path_and_settings() {
-        let spec = ProbeSpec::parse("http:8080/healthz?full=1,period=500ms,timeout=200ms,successes=2,failures=5,network=web")
-            .unwrap();
+        let spec =
+            ProbeSpec::parse("http:8080/healthz?full=1,period=500ms,timeout=200ms,successes=2,failures=5,network=web")
+                .unwrap();
         assert_eq!(spec.check, Check::Http { path: "/healthz?full=1".into() });
         assert_eq!(spec.period, Duration::from_millis(500));
         assert_eq!(spec.timeout, Duration::from_millis(200));

@@ -102,8 +102,7 @@ impl Replicator {
         let locks = locks::GroupLocks::default();
         let creations = ceilings::CreationRate::new(settings.max_creations_per_minute);
         let (capacity, activity) = (capacity::CapacityLog::default(), idle::Activity::default());
-        let inner =
-            Inner { engine, store, intents, events, settings, locks, telemetry, creations, capacity, activity };
+        let inner = Inner { engine, store, intents, events, settings, locks, telemetry, creations, capacity, activity };
         Self { inner: Arc::new(inner) }
     }
 

@@ -123,7 +123,10 @@ impl Replicator {
             None if c.networks.contains_key("host") => Some("127.0.0.1".to_owned()),
             None => c.networks.values().find(|ip| !ip.is_empty()).cloned(),
         }?;
-        format!("{ip}:{}", target.spec.port).parse().ok().or_else(|| format!("[{ip}]:{}", target.spec.port).parse().ok())
+        format!("{ip}:{}", target.spec.port)
+            .parse()
+            .ok()
+            .or_else(|| format!("[{ip}]:{}", target.spec.port).parse().ok())
     }
 }
 

@@ -48,7 +48,8 @@ impl Replicator {
         // Set once all are ready, when one of them has nothing that tells its readiness.
         let mut watched_until: Option<Instant> = None;
         loop {
-            let members: Vec<(&String, Option<Member>)> = ids.iter().map(|id| (id, self.inventory().member(id))).collect();
+            let members: Vec<(&String, Option<Member>)> =
+                ids.iter().map(|id| (id, self.inventory().member(id))).collect();
             let mut waiting_for = None;
             for (id, m) in &members {
                 match verdict(m.as_ref()) {
@@ -61,7 +62,9 @@ impl Replicator {
                 (Some(_), _) => deadline,
                 (None, Some(until)) if Instant::now() >= until => return Ok(()),
                 (None, Some(until)) => until.min(deadline),
-                (None, None) if members.iter().all(|(_, m)| m.as_ref().is_some_and(Member::is_checked)) => return Ok(()),
+                (None, None) if members.iter().all(|(_, m)| m.as_ref().is_some_and(Member::is_checked)) => {
+                    return Ok(())
+                }
                 (None, None) => *watched_until.insert(Instant::now() + MONITOR),
             };
             match tokio::time::timeout_at(wake_at, changes.changed()).await {
