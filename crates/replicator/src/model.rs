@@ -40,6 +40,8 @@ pub struct ContainerDetails {
     pub health_output: Option<String>,
     /// The last run's exit code (0 while it runs or never ran).
     pub exit_code: Option<i64>,
+    /// When its last run ended (unix seconds); `None` while it never ended.
+    pub finished_at: Option<i64>,
     /// Never started since it was created (`State.StartedAt` is the zero
     /// time): what reconcile removes. A container Podman reset to "created"
     /// after a reboot has started before, and stays.

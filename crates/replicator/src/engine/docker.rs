@@ -232,6 +232,11 @@ pub fn details_from(inspect: &Value) -> ContainerDetails {
             .and_then(|log| log.last())
             .map(|entry| str_at(entry, "Output").trim().to_owned()),
         exit_code: inspect.pointer("/State/ExitCode").and_then(Value::as_i64),
+        finished_at: inspect
+            .pointer("/State/FinishedAt")
+            .and_then(Value::as_str)
+            .filter(|at| !at.is_empty() && !at.starts_with("0001-01-01"))
+            .map(crate::base::clock::unix_of_rfc3339),
         never_started: inspect
             .pointer("/State/StartedAt")
             .and_then(Value::as_str)

@@ -160,8 +160,18 @@ impl FakeEngine {
     pub fn set_state(&self, id: &str, state: RunState, action: &str) {
         if let Some(c) = self.lock().containers.get_mut(id) {
             c.details.state = state;
+            if !state.is_live() {
+                c.details.finished_at = Some(clock::unix_now());
+            }
         }
         self.emit(action, id);
+    }
+
+    /// Moves back when a stopped container's last run ended.
+    pub fn set_finished_at(&self, id: &str, unix: i64) {
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.details.finished_at = Some(unix);
+        }
     }
 
     /// Sets a container's health report, with the engine's `health_status` event.

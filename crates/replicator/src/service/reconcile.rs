@@ -1,6 +1,7 @@
-//! Removing the debris of replications that were cut off (replicator killed
-//! between create and start): found in the inventory, confirmed by an
-//! inspect, removed.
+//! Removing debris: replications that were cut off (replicator killed
+//! between create and start), and replicas that exited on their own and
+//! have been kept [`EXITED_KEPT`] for their logs. Found in the inventory,
+//! confirmed by an inspect, removed.
 
 use std::time::Duration;
 
@@ -12,7 +13,10 @@ use crate::error::Result;
 use crate::model::RunState;
 
 /// How often the reconcile pass runs once it has succeeded.
-const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+/// How long a replica that exited on its own is kept (holding no place in
+/// its group) so that its logs and exit code can be read.
+pub const EXITED_KEPT: Duration = Duration::from_secs(300);
 /// How long to wait before retrying when the engine is away.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -51,10 +55,41 @@ impl Replicator {
         Ok(removed)
     }
 
+    /// Removes replicas that exited on their own more than [`EXITED_KEPT`]
+    /// ago. They hold no place from the moment they exit; an original is
+    /// never removed.
+    pub async fn remove_exited_replicas(&self) -> Result<usize> {
+        let groups = self.inventory().groups()?;
+        let exited = groups.iter().flat_map(|g| g.members.iter()).filter(|m| {
+            !m.original && m.state == crate::inventory::MemberState::Exited && !m.id.is_empty() && is_local_member(m)
+        });
+        let kept_since = crate::base::clock::unix_now() - EXITED_KEPT.as_secs() as i64;
+        let mut removed = 0;
+        for m in exited {
+            match self.engine().inspect_container(&m.id).await {
+                Ok(d) if !d.state.is_live() && d.finished_at.is_some_and(|at| at <= kept_since) => {}
+                Ok(_) => continue,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            }
+            match self.engine().remove_container(&m.id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.intents().removed(&m.id);
+            info!(container = %m.id, name = %m.name, "removed a replica that exited on its own");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Runs the reconcile pass now (as soon as the engine answers) and then periodically, until `cancel`.
     pub async fn keep_reconciling(self, cancel: CancellationToken) {
         loop {
-            let wait = match self.reconcile().await {
+            let passes =
+                async { Ok::<_, crate::error::Error>(self.reconcile().await? + self.remove_exited_replicas().await?) };
+            let wait = match passes.await {
                 Ok(_) => RECONCILE_EVERY,
                 Err(e) => {
                     debug!(error = %e, "reconcile pass failed; retrying");
@@ -67,6 +102,11 @@ impl Replicator {
             }
         }
     }
+}
+
+/// A container of this engine (a Swarm task's member is the orchestrator's to remove).
+fn is_local_member(m: &crate::inventory::Member) -> bool {
+    m.node.is_none()
 }
 
 /// The request a replica belongs to (itself, for replicas made before requests were labelled).

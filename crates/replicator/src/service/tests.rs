@@ -231,6 +231,39 @@ async fn reconcile_removes_only_replicas_that_were_never_started() {
 }
 
 #[tokio::test]
+async fn a_replica_that_exited_holds_no_place_and_is_removed_once_kept_for_its_logs() {
+    let w = web_world().await;
+    let made = w.replicate("web", 2).await.unwrap();
+    let (old, recent) = (&made.replicas[0].id, &made.replicas[1].id);
+    w.engine.set_state(old, RunState::Exited, "die");
+    w.engine.set_state(recent, RunState::Exited, "die");
+    let original = w.engine.id_of("web").unwrap();
+    w.engine.set_state(&original, RunState::Exited, "die");
+    let long_ago = crate::base::clock::unix_now() - super::reconcile::EXITED_KEPT.as_secs() as i64 - 1;
+    w.engine.set_finished_at(old, long_ago);
+    w.engine.set_finished_at(&original, long_ago);
+    w.resync().await;
+    let g = w.service.group("web").await.unwrap();
+    assert_eq!(g.size(), 0, "exited members hold no place");
+    assert_eq!(g.members.iter().filter(|m| m.state == MemberState::Exited).count(), 3, "shown as exited");
+    assert_eq!(w.service.remove_exited_replicas().await.unwrap(), 1);
+    let mut left = w.engine.names();
+    left.sort();
+    assert_eq!(left, ["web", "web-3"], "the original is never removed; a recent exit is kept");
+}
+
+#[tokio::test]
+async fn wait_ready_fails_for_a_replica_that_exits_at_once_naming_it_and_its_exit_code() {
+    let w = web_world().await;
+    let (request, last) = w.replicate_waiting_ready(1).await;
+    w.engine.set_state(&last, RunState::Exited, "die");
+    w.resync().await;
+    let e = request.await.unwrap().unwrap_err().to_string();
+    assert!(e.contains("web-2") && e.contains("it exited"), "{e}");
+    assert_eq!(w.engine.names(), ["web"], "the request's clones are removed");
+}
+
+#[tokio::test]
 async fn a_missed_event_is_repaired_by_the_next_listing() {
     let w = web_world().await;
     let r = w.replicate("web", 1).await.unwrap();

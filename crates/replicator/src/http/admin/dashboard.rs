@@ -19,6 +19,7 @@ use crate::base::id::GroupName;
 use crate::http::listener::origin;
 use crate::inventory::{Group, MemberState};
 use crate::model::EngineInfo;
+use crate::service::{ColdStart, How};
 
 /// Seconds between automatic refreshes.
 const REFRESH: u32 = 5;
@@ -37,6 +38,8 @@ pub struct GroupPanel<'a> {
     pub decisions: Vec<DecisionView>,
     /// A Swarm group's nodes and whether their agents report.
     pub nodes: Vec<NodeView>,
+    /// Its last new members' ways to ready, oldest first.
+    pub cold_starts: Vec<ColdStart>,
 }
 
 /// The page itself.
@@ -52,6 +55,7 @@ pub async fn page(State(state): State<AdminState>) -> Response {
                     series: state.autoscale.series(g.name()),
                     decisions: state.autoscale.history(g.name()),
                     nodes: state.autoscale.nodes(g),
+                    cold_starts: state.service.cold_starts(g.name()),
                 })
                 .collect();
             let engine = state.service.inventory().engine();
@@ -232,9 +236,10 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, token: Option<&str>,
     for m in &g.members {
         let age = if m.created == i64::MAX { String::new() } else { human_age(now - m.created) };
         let state = serde_json::to_value(m.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let waiting = if m.state.serves() && !m.ready() { " (not ready)" } else { "" };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td class={state}>{state}</td><td>{age}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class={state}>{state}{waiting}</td><td>{age}</td><td>{}</td></tr>",
             escape(&m.name),
             if m.original { "original" } else { "" }
         );
@@ -253,9 +258,52 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, token: Option<&str>,
         html.push_str("<p class=asleep>asleep: the next scale-up or request wakes it</p>");
     }
     nodes_part(html, &panel.nodes);
+    cold_start_part(html, &panel.cold_starts, now);
     autoscale_part(html, panel.autoscale.as_ref(), &panel.decisions, now);
     html.push_str(&chart(&panel.series, max, now));
     html.push_str("</section>");
+}
+
+/// The last cold starts as a small timeline: one bar per new member, its
+/// phases (create, start, running → ready) side by side at a common scale.
+fn cold_start_part(html: &mut String, starts: &[ColdStart], now: i64) {
+    if starts.is_empty() {
+        return;
+    }
+    let total = |c: &ColdStart| c.create.unwrap_or(0.0) + c.start.unwrap_or(0.0) + c.ready.unwrap_or(0.0);
+    let longest = starts.iter().map(total).fold(0.001_f64, f64::max);
+    html.push_str("<table class=coldstarts><tr><th>new capacity</th><th>how</th><th>when</th><th>phases</th></tr>");
+    for c in starts {
+        let how = c.how.as_str();
+        let _ =
+            write!(html, "<tr><td>{}</td><td>{how}</td><td>{} ago</td><td>", escape(&c.member), human_age(now - c.at));
+        for (phase, took, colour) in
+            [("create", c.create, "#8ab4f8"), ("start", c.start, "#f4b400"), ("ready", c.ready, "#1a7f37")]
+        {
+            if let Some(seconds) = took {
+                let width = (seconds / longest * 240.0).max(2.0);
+                let _ = write!(
+                    html,
+                    "<span title=\"{phase} {ms:.0} ms\" style=\"display:inline-block;height:.8em;width:{width:.0}px;\
+                     background:{colour}\"></span>",
+                    ms = seconds * 1000.0
+                );
+            }
+        }
+        let ms = |t: Option<f64>| t.map_or("–".to_owned(), |s| format!("{:.0} ms", s * 1000.0));
+        let _ = write!(
+            html,
+            " <span class=muted>create {} · start {} · ready {}</span>",
+            ms(c.create),
+            ms(c.start),
+            ms(c.ready)
+        );
+        if let Some(why) = &c.failed {
+            let _ = write!(html, " <span class=error>{}</span>", escape(why));
+        }
+        html.push_str("</td></tr>");
+    }
+    html.push_str("</table>");
 }
 
 /// One line per node of a Swarm group: its tasks, and whether its agent reports.
@@ -378,7 +426,36 @@ mod tests {
     }
 
     fn panel(g: &Group) -> GroupPanel<'_> {
-        GroupPanel { group: g, autoscale: None, series: Vec::new(), decisions: Vec::new(), nodes: Vec::new() }
+        GroupPanel {
+            group: g,
+            autoscale: None,
+            series: Vec::new(),
+            decisions: Vec::new(),
+            nodes: Vec::new(),
+            cold_starts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_last_cold_starts_show_as_a_timeline_of_their_phases() {
+        let g = group("web");
+        let start = |member: &str, how, ready| ColdStart {
+            id: member.into(),
+            member: member.into(),
+            how,
+            at: 1_767_225_600,
+            create: (how == How::Cold).then_some(0.04),
+            start: Some(0.2),
+            ready,
+            failed: None,
+        };
+        let mut p = panel(&g);
+        p.cold_starts = vec![start("web-2", How::Cold, Some(1.2)), start("web", How::WakeFromStop, None)];
+        let html = render(&[p], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        assert!(html.contains("<td>web-2</td><td>cold</td><td>60 s ago</td>"), "{html}");
+        assert!(html.contains("create 40 ms · start 200 ms · ready 1200 ms"));
+        assert!(html.contains("<td>wake-from-stop</td>") && html.contains("create – · start 200 ms · ready –"));
+        assert!(html.contains("title=\"ready 1200 ms\""), "a bar per phase");
     }
 
     #[test]
