@@ -52,10 +52,10 @@ impl Replicator {
                 keep
             });
             for (id, target) in wanted {
-                if !probing.contains_key(&id) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = probing.entry(id) {
                     let stop = cancel.child_token();
-                    tokio::spawn(self.clone().probe_member(id.clone(), target.clone(), stop.clone()));
-                    probing.insert(id, (target, stop));
+                    tokio::spawn(self.clone().probe_member(slot.key().clone(), target.clone(), stop.clone()));
+                    slot.insert((target, stop));
                 }
             }
             tokio::select! {

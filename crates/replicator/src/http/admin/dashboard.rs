@@ -19,7 +19,7 @@ use crate::base::id::GroupName;
 use crate::http::listener::origin;
 use crate::inventory::{Group, MemberState};
 use crate::model::EngineInfo;
-use crate::service::{ColdStart, How};
+use crate::service::ColdStart;
 
 /// Seconds between automatic refreshes.
 const REFRESH: u32 = 5;
@@ -409,6 +409,7 @@ pub fn chart(series: &[Sample], max_size: u32, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::How;
     use crate::inventory::{Member, MemberState};
     use crate::rules::bounds::Bounds;
 
