@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::inventory::{Informer, Inventory, Scope, Store};
 use crate::rules::access::{Identity, UnboundPolicy};
 use crate::rules::backends::Format;
+use crate::service::Prober;
 
 /// Changes closer together than this are written together.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -91,17 +92,21 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
         EngineSettings::resolve(args.docker_host.as_deref(), |k| std::env::var(k).ok(), Duration::from_secs(30))?;
     let engine = Arc::new(DockerEngine::new(settings, Arc::new(Telemetry::default()))?);
     // Every member counts here, whether or not it opted in to replication.
-    let Inventory { writer, store: inventory, .. } = Inventory::new(Scope { allow_all: true, ..Scope::default() });
+    let Inventory { writer, store: inventory, intents } = Inventory::new(Scope { allow_all: true, ..Scope::default() });
     let informer = Informer::new(engine, writer, args.resync);
+    // Members of a group with a readiness probe are ready only once probed, here as in serve.
+    let prober = Prober::new(inventory.clone(), intents);
     let mut written = tokio::fs::read_to_string(&args.out).await.ok();
     if args.once {
         informer.resync().await.context("cannot list the engine")?;
+        prober.probe_all_once().await;
         refresh(&inventory, &args, &mut written).await;
         return Ok(());
     }
     let mut changes = inventory.subscribe();
     let cancel = CancellationToken::new();
     let informing = tokio::spawn(informer.run(cancel.clone()));
+    tokio::spawn(prober.run(cancel.clone()));
     while changes.changed().await.is_ok() {
         tokio::time::sleep(DEBOUNCE).await;
         changes.borrow_and_update();

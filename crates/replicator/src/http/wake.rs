@@ -309,7 +309,11 @@ async fn awake_member(
         if let Some(first) = ready.into_iter().next() {
             return Ok(first.address);
         }
-        how.get_or_insert(How::Cold.as_str());
+        // Capacity on its way: named as it came (a wake, a standby, a cold clone).
+        if how.is_none() {
+            let coming = service.cold_starts(name).into_iter().rev().find(|c| c.ready.is_none() && c.failed.is_none());
+            *how = Some(coming.map_or(How::Cold, |c| c.how).as_str());
+        }
         if changes.changed().await.is_err() {
             return Err(Error::Internal("the inventory stopped".into()));
         }

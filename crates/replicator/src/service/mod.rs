@@ -31,6 +31,7 @@ use crate::inventory::{Group, Intents, Store};
 use crate::service::events::EventHub;
 
 pub use capacity::{ColdStart, How};
+pub use probe::Prober;
 pub use replicate::{Replica, Replication, MAX_COUNT};
 
 /// Policy switches from the command line.

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::Replicator;
-use crate::inventory::{Health, ProbeStatus};
+use crate::inventory::{Health, Intents, ProbeStatus, Store};
 use crate::model::RunState;
 use crate::rules::probe::{passes, Check, ProbeSpec, Tally};
 
@@ -40,10 +40,31 @@ impl Replicator {
     /// Probes every running member of every group that declares a probe,
     /// until `cancel`.
     pub async fn keep_probing(self, cancel: CancellationToken) {
-        let mut changes = self.inventory().subscribe();
+        Prober::new(self.inventory().clone(), self.intents().clone()).run(cancel).await;
+    }
+}
+
+/// Runs the probes over an inventory: `serve`'s, or the one `replicator
+/// upstreams` keeps when it follows the engine itself.
+#[derive(Clone)]
+pub struct Prober {
+    store: Store,
+    intents: Intents,
+}
+
+impl Prober {
+    /// A prober reading members from `store` and writing what it finds to `intents`.
+    pub fn new(store: Store, intents: Intents) -> Self {
+        Self { store, intents }
+    }
+
+    /// Probes every running member of every group that declares a probe,
+    /// until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut changes = self.store.subscribe();
         let mut probing: HashMap<String, (Target, CancellationToken)> = HashMap::new();
         loop {
-            let wanted = self.probe_targets();
+            let wanted = self.targets();
             probing.retain(|id, (target, stop)| {
                 let keep = wanted.get(id) == Some(target);
                 if !keep {
@@ -66,15 +87,26 @@ impl Replicator {
         }
     }
 
+    /// Probes every target once (`replicator upstreams --once`).
+    pub async fn probe_all_once(&self) {
+        let targets = self.targets();
+        let probes = targets.iter().map(|(id, target)| async move {
+            let mut tally = Tally::default();
+            tally.add(&target.spec, self.probe(id, target).await);
+            self.record(id, &tally);
+        });
+        futures_util::future::join_all(probes).await;
+    }
+
     /// Running members (and standbys) of groups with a probe.
-    fn probe_targets(&self) -> HashMap<String, Target> {
-        let Ok(groups) = self.inventory().groups() else { return HashMap::new() };
+    fn targets(&self) -> HashMap<String, Target> {
+        let Ok(groups) = self.store.groups() else { return HashMap::new() };
         let mut targets = HashMap::new();
         for group in groups.iter() {
             let Some(spec) = &group.probe else { continue };
             let network = spec.network.clone().or_else(|| group.wake.as_ref().and_then(|w| w.network.clone()));
             for m in group.members.iter().chain(&group.standbys) {
-                let running = self.inventory().container(&m.id).is_some_and(|c| c.state == RunState::Running);
+                let running = self.store.container(&m.id).is_some_and(|c| c.state == RunState::Running);
                 if running {
                     targets.insert(m.id.clone(), Target { spec: spec.clone(), network: network.clone() });
                 }
@@ -86,27 +118,16 @@ impl Replicator {
     async fn probe_member(self, id: String, target: Target, stop: CancellationToken) {
         // A member unpaused keeps what its probe found before the pause.
         let mut tally = Tally::default();
-        if self.inventory().member(&id).and_then(|m| m.probe) == Some(Health::Healthy) {
+        if self.store.member(&id).and_then(|m| m.probe) == Some(Health::Healthy) {
             (tally.ready, tally.was_ready) = (true, true);
         }
         loop {
-            let outcome = match self.probe_address(&id, &target) {
-                Some(address) => probe_once(address, &target.spec).await,
-                None => Err(match &target.network {
-                    Some(n) => format!("it has no address on network {n}"),
-                    None => "it has no network address".to_owned(),
-                }),
-            };
+            let outcome = self.probe(&id, &target).await;
             if let Err(why) = &outcome {
                 debug!(container = %id, reason = %why, "probe failed");
             }
             tally.add(&target.spec, outcome);
-            let health = match (tally.ready, tally.was_ready) {
-                (true, _) => Health::Healthy,
-                (false, true) => Health::Unhealthy,
-                (false, false) => Health::Starting,
-            };
-            self.intents().probed(&id, ProbeStatus { health, last_failure: tally.last_failure.clone() });
+            self.record(&id, &tally);
             tokio::select! {
                 () = tokio::time::sleep(tally.next_in(&target.spec)) => {}
                 () = stop.cancelled() => return,
@@ -114,10 +135,29 @@ impl Replicator {
         }
     }
 
+    async fn probe(&self, id: &str, target: &Target) -> Result<(), String> {
+        match self.address(id, target) {
+            Some(address) => probe_once(address, &target.spec).await,
+            None => Err(match &target.network {
+                Some(n) => format!("it has no address on network {n}"),
+                None => "it has no network address".to_owned(),
+            }),
+        }
+    }
+
+    fn record(&self, id: &str, tally: &Tally) {
+        let health = match (tally.ready, tally.was_ready) {
+            (true, _) => Health::Healthy,
+            (false, true) => Health::Unhealthy,
+            (false, false) => Health::Starting,
+        };
+        self.intents.probed(id, ProbeStatus { health, last_failure: tally.last_failure.clone() });
+    }
+
     /// The member's address for the probe's port on the chosen network; on
     /// the host's loopback for a member on the host's network.
-    fn probe_address(&self, id: &str, target: &Target) -> Option<SocketAddr> {
-        let c = self.inventory().container(id)?;
+    fn address(&self, id: &str, target: &Target) -> Option<SocketAddr> {
+        let c = self.store.container(id)?;
         let ip = match &target.network {
             Some(n) => c.networks.get(n).filter(|ip| !ip.is_empty()).cloned(),
             None if c.networks.contains_key("host") => Some("127.0.0.1".to_owned()),

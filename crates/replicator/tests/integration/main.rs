@@ -10,6 +10,7 @@ mod balancer;
 mod balancers;
 mod ceilings;
 mod cluster;
+mod coldpath;
 mod compose;
 mod faults;
 mod fidelity;

@@ -409,9 +409,9 @@ pub fn chart(series: &[Sample], max_size: u32, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::How;
     use crate::inventory::{Member, MemberState};
     use crate::rules::bounds::Bounds;
+    use crate::service::How;
 
     fn group(name: &str) -> Group {
         let member = |id: &str, original| Member {

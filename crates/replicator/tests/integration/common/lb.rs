@@ -27,6 +27,18 @@ impl Nginx {
 
     /// The same, with `directives` added to the proxying location.
     pub fn start_with(dir: &Path, port: u16, upstream_file: &Path, upstream: &str, directives: &str) -> Self {
+        Self::start_with_locations(dir, port, upstream_file, upstream, directives, "")
+    }
+
+    /// The same, with more `locations` in the server block.
+    pub fn start_with_locations(
+        dir: &Path,
+        port: u16,
+        upstream_file: &Path,
+        upstream: &str,
+        directives: &str,
+        locations: &str,
+    ) -> Self {
         let config = write_in(
             dir,
             "nginx.conf",
@@ -36,7 +48,7 @@ impl Nginx {
                  http {{\n  log_format members '$msec $status $request_method $upstream_addr';\n  \
                  access_log {dir}/access.log members;\n  include {upstreams};\n  \
                  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://{upstream};\n      \
-                 proxy_next_upstream error timeout;\n      proxy_connect_timeout 1s;\n      {directives}\n    }}\n  }}\n}}\n",
+                 proxy_next_upstream error timeout;\n      proxy_connect_timeout 1s;\n      {directives}\n    }}\n    {locations}\n  }}\n}}\n",
                 dir = dir.display(),
                 upstreams = upstream_file.display(),
             ),
