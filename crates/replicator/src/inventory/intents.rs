@@ -143,7 +143,9 @@ impl Intents {
     pub fn probed(&self, id: &str, status: ProbeStatus) {
         let mut state = self.shared.lock();
         let running = state.containers.get(id).is_some_and(|c| c.state == RunState::Running);
-        let same = state.probes.get(id).is_some_and(|known| known.health == status.health);
+        // A member not probed yet is starting by its probe already.
+        let known = state.probes.get(id).map_or(crate::model::Health::Starting, |known| known.health);
+        let same = known == status.health;
         match (running, same) {
             (false, _) => {}
             (true, true) => {
@@ -255,5 +257,51 @@ impl Drop for Leaving {
                 state.leaving.remove(id);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Health, Inventory, Scope};
+
+    fn running(id: &str, labels: &[(&str, &str)]) -> ContainerSummary {
+        ContainerSummary {
+            id: id.into(),
+            name: id.into(),
+            state: RunState::Running,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_probe_result_makes_the_member_ready_and_wakes_readers_only_when_readiness_changes() {
+        let Inventory { writer, store, intents } = Inventory::new(Scope::default());
+        writer.replace(
+            writer.listing_started(),
+            vec![running("web", &[("replicator.enable", "true"), ("replicator.ready", "tcp:80")])],
+        );
+        assert_eq!(store.member("web").unwrap().probe, Some(Health::Starting));
+        let mut changes = store.subscribe();
+        changes.borrow_and_update();
+        let status = |health, why: Option<&str>| ProbeStatus { health, last_failure: why.map(str::to_owned) };
+        intents.probed("web", status(Health::Starting, Some("refused")));
+        assert!(!changes.has_changed().unwrap(), "still starting: nothing to tell");
+        assert_eq!(store.probe_failure("web").as_deref(), Some("refused"), "but the reason is kept");
+        intents.probed("web", status(Health::Healthy, None));
+        assert!(changes.has_changed().unwrap());
+        assert!(store.member("web").unwrap().ready());
+        writer.record(ContainerSummary {
+            state: RunState::Exited,
+            ..running("web", &[("replicator.enable", "true"), ("replicator.ready", "tcp:80")])
+        });
+        assert_eq!(store.probe_failure("web"), None, "a stopped container starts its probes over");
+        intents.probed("web", status(Health::Healthy, None));
+        assert_ne!(
+            store.member("web").unwrap().probe,
+            Some(Health::Healthy),
+            "a result for a container not running is dropped"
+        );
     }
 }

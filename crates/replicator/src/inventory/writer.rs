@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::build::{Scope, SwarmService};
 use super::state::Shared;
 use crate::engine::EngineError;
-use crate::model::{ContainerSummary, EngineInfo, NodeSummary};
+use crate::model::{ContainerSummary, EngineInfo, NodeSummary, RunState};
 
 /// Writes the engine's truth; one per inventory, held by its informer.
 pub struct Writer {
@@ -63,6 +63,10 @@ impl Writer {
             }
             state.containers = containers;
             state.stamps = stamps;
+            // A probe's finding lasts while its container runs (or is paused).
+            let running = |c: &ContainerSummary| matches!(c.state, RunState::Running | RunState::Paused);
+            let containers = &state.containers;
+            state.probes.retain(|id, _| containers.get(id).is_some_and(running));
             state.removed.retain(|_, at| *at > began);
             state.synced = true;
             state.unavailable = None;
