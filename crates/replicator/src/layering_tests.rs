@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["inventory"],
     &["service"],
     &["autoscale"],
-    &["http"],
+    &["http", "front"],
     &["server"],
     &["cli"],
 ];

@@ -6,7 +6,7 @@
 //! - [`cli`]: the commands; `serve` calls [`server::run`], which wires the
 //!   rest and owns every background task.
 //! - [`http`]: the listeners (mTLS API, admin, wake) and what they share.
-//!   Nothing below it knows HTTP.
+//!   Nothing below it knows HTTP. [`front`], its peer: the TCP fronts.
 //! - [`autoscale`]: the control loop that turns metrics into group sizes.
 //! - [`service`]: the commands that change the world (replicate, scale,
 //!   sleep, keep standbys) and the event hub balancers follow.
@@ -26,6 +26,7 @@ pub mod base;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod front;
 pub mod http;
 pub mod inventory;
 #[cfg(test)]

@@ -428,6 +428,9 @@ fn populated() -> crate::base::telemetry::Telemetry {
     telemetry.job_panics.get_or_create(&WorkerLabel { worker: "keeper".into() }).inc();
     telemetry.capacity_phase("cold", "ready", std::time::Duration::from_millis(300));
     telemetry.wake_request("held");
+    telemetry.front_event("web", "accepted");
+    telemetry.front_bytes("web", 10, 20);
+    telemetry.front_open("web", "web-2", 1);
     telemetry.ceiling_refusals.get_or_create(&crate::base::telemetry::CeilingLabel { ceiling: "rate".into() }).inc();
     telemetry
         .access_denied

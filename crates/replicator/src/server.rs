@@ -59,6 +59,8 @@ pub struct Config {
     pub swarm_poll: Duration,
     /// How the wake listener holds requests.
     pub wake: crate::http::wake::WakeSettings,
+    /// How the TCP fronts listen and hold; `None`: no fronts (`--front-ports` not set).
+    pub front: Option<crate::front::FrontSettings>,
     /// The alert label naming the group an Alertmanager alert scales.
     pub alert_group_label: String,
     /// The API listener's limits.
@@ -108,6 +110,9 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     background_tasks.spawn(service.clone().keep_pools(background.clone()));
     background_tasks.spawn(service.clone().keep_probing(background.clone()));
     background_tasks.spawn(service.clone().keep_idle_groups_asleep(background.clone()));
+    if let Some(front) = config.front {
+        background_tasks.spawn(crate::front::run(service.clone(), front, background.clone()));
+    }
     let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
     let mut listeners_tasks = JoinSet::new();
     let admin_router = admin::router(AdminState {

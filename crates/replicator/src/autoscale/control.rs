@@ -44,10 +44,16 @@ pub trait GroupControl: Send + Sync + 'static {
     fn swarm_nodes(&self) -> Vec<NodeSummary>;
     /// The Swarm node id of replicator's own engine (empty off a swarm).
     fn local_node(&self) -> String;
+    /// A member's open connections through the front, averaged since the last call.
+    fn connections(&self, member: &str) -> f64;
 }
 
 #[async_trait]
 impl GroupControl for Replicator {
+    fn connections(&self, member: &str) -> f64 {
+        self.connections().average(member)
+    }
+
     fn groups(&self) -> Result<Arc<Vec<Group>>> {
         Replicator::groups(self)
     }

@@ -38,6 +38,8 @@ pub struct AutoscaleSettings {
     pub prometheus: Option<PrometheusClient>,
     /// CPU of a member younger than this is not counted (start-up spikes).
     pub cpu_initialization: Duration,
+    /// Burst mode's window (`serve --burst-window`); zero turns it off.
+    pub burst_window: Duration,
 }
 
 /// The control loop; it owns its memory of each group and the scale tasks it starts.
@@ -156,6 +158,7 @@ impl Autoscaler {
             cooldown_up: policy.cooldown_up.unwrap_or(Duration::ZERO),
             cooldown_down: policy.cooldown_down.unwrap_or(self.settings.stabilization),
             activation: policy.activation,
+            burst_window: if policy.burst { self.settings.burst_window } else { Duration::ZERO },
         }
     }
 
@@ -255,7 +258,7 @@ impl Autoscaler {
             // What is pushed for (or queried about) a sleeping original may wake it.
             let sleeping = group.members.iter().filter(|m| m.state == MemberState::Sleeping);
             running = sleeping.map(|m| m.id.as_str()).collect();
-            if matches!(policy.metric, Metric::Cpu | Metric::Memory) {
+            if matches!(policy.metric, Metric::Cpu | Metric::Memory | Metric::Connections) {
                 return Observation { values: Vec::new(), unready: 0, problem: None };
             }
         }
@@ -278,6 +281,7 @@ impl Autoscaler {
                 }
             }
             Metric::Cpu | Metric::Memory => self.usage(group, &policy.metric, &running, unready).await,
+            Metric::Connections => ok(running.iter().map(|id| Some(self.control().connections(id))).collect()),
         }
     }
 
@@ -361,6 +365,7 @@ mod tests {
             metric_ttl: Duration::from_secs(15),
             prometheus: None,
             cpu_initialization,
+            burst_window: Duration::ZERO,
         };
         let autoscaler = Autoscaler::new(handle.clone(), Arc::new(Telemetry::default()), settings);
         (service, handle, autoscaler)

@@ -33,6 +33,10 @@ pub struct Limits {
     pub cooldown_down: Duration,
     /// With `min` 0: at or below it the group sleeps, above it a sleeping group wakes.
     pub activation: f64,
+    /// Burst mode's window (zero: off): a recommendation of at least twice
+    /// the current size scales up at once, past step and cool-down, and no
+    /// scale-down happens until a whole window passes without one.
+    pub burst_window: Duration,
 }
 
 impl Limits {
@@ -47,6 +51,7 @@ impl Limits {
             cooldown_up: Duration::ZERO,
             cooldown_down: Duration::ZERO,
             activation: 0.0,
+            burst_window: Duration::ZERO,
         }
     }
 }
@@ -209,13 +214,38 @@ pub struct Memory {
     last_size: Option<u32>,
     last_up: Option<Instant>,
     last_down: Option<Instant>,
+    /// The last time a recommendation was at least twice the size (burst mode).
+    last_burst: Option<Instant>,
 }
 
 impl Memory {
     /// A group's first memory: no previous change, so no cool-down; `window` is the stabilization window.
     pub fn new(window: Duration) -> Self {
-        Self { stabilizer: Stabilizer::new(window), last_size: None, last_up: None, last_down: None }
+        Self { stabilizer: Stabilizer::new(window), last_size: None, last_up: None, last_down: None, last_burst: None }
     }
+}
+
+/// Burst mode (Knative's panic mode): while a recommendation of at least
+/// twice the size was seen within the window, grow at once to what is
+/// recommended and never shrink. `None`: not bursting, the usual rules decide.
+fn burst(memory: &mut Memory, now: Instant, current: u32, desired: u32, limits: &Limits) -> Option<(u32, String)> {
+    if limits.burst_window.is_zero() || current == 0 {
+        return None;
+    }
+    if desired >= current.saturating_mul(2) {
+        memory.last_burst = Some(now);
+    }
+    let since = memory.last_burst?;
+    if now.saturating_duration_since(since) >= limits.burst_window {
+        memory.last_burst = None;
+        return None;
+    }
+    let window = crate::base::duration::format(limits.burst_window);
+    Some(if desired > current {
+        (desired, format!("burst: {desired} wanted, at least twice {current}; scaling up at once"))
+    } else {
+        (current, format!("burst: no scale-down until {window} pass without one"))
+    })
 }
 
 /// One evaluation: recommend, stabilize, limit the step, respect the cool-downs.
@@ -225,6 +255,13 @@ pub fn decide(memory: &mut Memory, now: Instant, current: u32, values: &[Option<
     }
     memory.last_size = Some(current);
     let (desired, average, mut reason) = recommend(current, values, limits);
+    if let Some((to, why)) = burst(memory, now, current, desired, limits) {
+        memory.stabilizer.stabilize(now, current, desired);
+        if to > current {
+            memory.last_up = Some(now);
+        }
+        return Decision { from: current, to, desired, average, reason: format!("{reason}; {why}") };
+    }
     let mut to = memory.stabilizer.stabilize(now, current, desired);
     if to != desired {
         reason = format!("{reason}; holding at {to} for the stabilization window");
@@ -272,9 +309,41 @@ mod tests {
         cooldown_up: Duration::ZERO,
         cooldown_down: Duration::ZERO,
         activation: 0.0,
+        burst_window: Duration::ZERO,
     };
 
     const SLEEPY: Limits = Limits { min: 0, activation: 5.0, ..LIMITS };
+
+    const BURSTY: Limits = Limits {
+        step_up: Some(1),
+        cooldown_up: Duration::from_secs(60),
+        burst_window: Duration::from_secs(6),
+        ..LIMITS
+    };
+
+    #[test]
+    fn a_burst_of_twice_the_size_grows_at_once_past_step_and_cool_down() {
+        let mut memory = Memory::new(Duration::ZERO);
+        let t0 = Instant::now();
+        // Four times the target on 2 members: 8 wanted, 4 times the size.
+        let d = decide(&mut memory, t0, 2, &all(200.0, 2), &BURSTY);
+        assert_eq!(d.to, 8, "{}", d.reason);
+        assert!(d.reason.contains("burst"), "{}", d.reason);
+        let calm = Limits { burst_window: Duration::ZERO, ..BURSTY };
+        let d = decide(&mut Memory::new(Duration::ZERO), t0, 2, &all(200.0, 2), &calm);
+        assert_eq!(d.to, 3, "without burst mode: one step");
+    }
+
+    #[test]
+    fn no_scale_down_until_the_burst_window_has_been_calm() {
+        let mut memory = Memory::new(Duration::ZERO);
+        let t0 = Instant::now();
+        decide(&mut memory, t0, 2, &all(200.0, 2), &BURSTY);
+        let quiet = decide(&mut memory, t0 + Duration::from_secs(3), 8, &all(1.0, 8), &BURSTY);
+        assert_eq!(quiet.to, 8, "still bursting: {}", quiet.reason);
+        let later = decide(&mut memory, t0 + Duration::from_secs(7), 8, &all(1.0, 8), &BURSTY);
+        assert!(later.to < 8, "calm for a whole window: {}", later.reason);
+    }
 
     #[test]
     fn a_sleeping_group_wakes_to_one_member_only_above_the_activation() {

@@ -132,6 +132,36 @@ pub struct WakeEvent {
     pub event: String,
 }
 
+/// A member of a group with a front.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberLabels {
+    /// The group.
+    pub group: LabelText,
+    /// The member's container name.
+    pub member: LabelText,
+}
+
+/// What happened to connections at a group's front.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrontEvent {
+    /// The group.
+    pub group: LabelText,
+    /// `accepted`, `held` or `refused`.
+    pub event: String,
+}
+
+/// Bytes through a group's front, one way.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrontBytes {
+    /// The group.
+    pub group: LabelText,
+    /// `in` (client to member) or `out` (member to client).
+    pub direction: String,
+}
+
+/// Every value of a front event's `event` label.
+const FRONT_EVENTS: [&str; 3] = ["accepted", "held", "refused"];
+
 /// How long a vanished group's counters and histograms stay by default.
 pub const SERIES_GRACE: Duration = Duration::from_secs(300);
 /// Every value of a replication's `outcome` label.
@@ -180,6 +210,12 @@ pub struct Telemetry {
     pub capacity_phases: Family<PhaseLabels, Histogram, fn() -> Histogram>,
     /// Requests at the wake listener, by what happened to them.
     pub wake_requests: Family<WakeEvent, Counter>,
+    /// Open connections through the front, per member.
+    pub front_open: Family<MemberLabels, Gauge>,
+    /// Connections at each group's front, by what happened to them.
+    pub front_events: Family<FrontEvent, Counter>,
+    /// Bytes through each group's front, by direction.
+    pub front_bytes: Family<FrontBytes, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -244,8 +280,25 @@ impl Default for Telemetry {
             "Requests at the wake listener, by what happened to them",
             wake_requests.clone(),
         );
+        let front_open = Family::default();
+        registry.register(
+            "front_open_connections",
+            "Open connections through the front, per member",
+            front_open.clone(),
+        );
+        let front_events = Family::default();
+        registry.register(
+            "front_connections",
+            "Connections at each group's front, by what happened to them",
+            front_events.clone(),
+        );
+        let front_bytes = Family::default();
+        registry.register("front_bytes", "Bytes through each group's front, by direction", front_bytes.clone());
         Self {
             registry: Mutex::new(registry),
+            front_open,
+            front_events,
+            front_bytes,
             capacity_phases,
             wake_requests,
             groups: Mutex::default(),
@@ -354,9 +407,41 @@ impl Telemetry {
                     self.decisions
                         .remove(&DecisionLabels { group: group.as_str().into(), direction: direction.to_owned() });
                 }
+                for event in FRONT_EVENTS {
+                    self.front_events.remove(&FrontEvent { group: group.as_str().into(), event: event.to_owned() });
+                }
+                for direction in ["in", "out"] {
+                    self.front_bytes
+                        .remove(&FrontBytes { group: group.as_str().into(), direction: direction.to_owned() });
+                }
                 groups.gone.remove(&group);
                 groups.seen.remove(&group);
             }
+        }
+    }
+
+    /// Counts one connection event at a group's front.
+    pub fn front_event(&self, group: &str, event: &str) {
+        self.seen(group);
+        self.front_events.get_or_create(&FrontEvent { group: group.into(), event: event.to_owned() }).inc();
+    }
+
+    /// Counts bytes through a group's front.
+    pub fn front_bytes(&self, group: &str, inbound: u64, outbound: u64) {
+        for (direction, n) in [("in", inbound), ("out", outbound)] {
+            self.front_bytes
+                .get_or_create(&FrontBytes { group: group.into(), direction: direction.to_owned() })
+                .inc_by(n);
+        }
+    }
+
+    /// Sets a member's open connections through the front; its series goes at zero.
+    pub fn front_open(&self, group: &str, member: &str, open: u64) {
+        let labels = MemberLabels { group: group.into(), member: member.into() };
+        if open == 0 {
+            self.front_open.remove(&labels);
+        } else {
+            self.front_open.get_or_create(&labels).set(open as i64);
         }
     }
 

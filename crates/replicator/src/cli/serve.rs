@@ -150,6 +150,19 @@ pub struct ServeArgs {
     /// Request bodies the wake listener holds at once, in bytes (beyond it, 503 with Retry-After).
     #[arg(long, env = "REPLICATOR_WAKE_MAX_HELD_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u32).range(1..=(1 << 30)))]
     pub wake_max_held_bytes: u32,
+    /// Burst mode's window: a recommendation of at least twice a group's size scales it up at once, and it
+    /// does not scale down until this long passes without one (0s: off; replicator.autoscale.burst=false opts a group out).
+    #[arg(long, env = "REPLICATOR_BURST_WINDOW", default_value = "6s", value_parser = duration::parse)]
+    pub burst_window: Duration,
+    /// The ports groups may claim for a TCP front (replicator.front.port), e.g. 7000-7999; no fronts without it.
+    #[arg(long, env = "REPLICATOR_FRONT_PORTS", value_parser = crate::rules::front::PortRange::parse)]
+    pub front_ports: Option<crate::rules::front::PortRange>,
+    /// The address every TCP front listens on.
+    #[arg(long, env = "REPLICATOR_FRONT_ADDRESS", default_value = "0.0.0.0")]
+    pub front_address: std::net::IpAddr,
+    /// Connections a front holds per group while it has no ready member; beyond it, closed at once.
+    #[arg(long, env = "REPLICATOR_FRONT_HOLD", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub front_hold: u32,
     /// Longest a held request waits for its group to wake.
     #[arg(long, env = "REPLICATOR_WAKE_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
     pub wake_timeout: Duration,
@@ -275,6 +288,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             default_max: args.max_replicas,
             selector: args.selector.clone(),
             timezone: args.timezone,
+            front_ports: args.front_ports,
         },
         settings: Settings {
             keep_host_ports: args.keep_host_ports,
@@ -292,6 +306,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
             prometheus,
             cpu_initialization: args.cpu_initialization_period,
+            burst_window: args.burst_window,
         },
         dry_run: args.dry_run,
         resync: args.resync_interval,
@@ -302,6 +317,11 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             forward_timeout: args.wake_forward_timeout,
             max_held_bytes: args.wake_max_held_bytes as usize,
         },
+        front: args.front_ports.map(|_| crate::front::FrontSettings {
+            address: args.front_address,
+            hold: args.front_hold as usize,
+            timeout: args.wake_timeout,
+        }),
         alert_group_label: args.alert_group_label.clone(),
         server: server_options(&args),
         rate_limit: args.rate_limit,

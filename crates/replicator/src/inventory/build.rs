@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::group::{Group, Member, MemberState, ServiceRef};
 use crate::model::{ContainerSummary, Health, ServiceDetails, TaskSummary};
 use crate::rules::bounds::{self, Bounds, GroupIdentity, GroupKind};
+use crate::rules::front::{self, FrontSpec, PortRange};
 use crate::rules::labels::{self, Selector};
 use crate::rules::policy;
 use crate::rules::probe::ProbeSpec;
@@ -24,11 +25,13 @@ pub struct Scope {
     pub selector: Option<Selector>,
     /// Where `replicator.schedule` expressions are read (`serve --timezone`).
     pub timezone: chrono_tz::Tz,
+    /// The ports a group's front may claim (`serve --front-ports`); `None`: no fronts.
+    pub front_ports: Option<PortRange>,
 }
 
 impl Default for Scope {
     fn default() -> Self {
-        Self { allow_all: false, default_max: 10, selector: None, timezone: chrono_tz::Tz::UTC }
+        Self { allow_all: false, default_max: 10, selector: None, timezone: chrono_tz::Tz::UTC, front_ports: None }
     }
 }
 
@@ -100,7 +103,23 @@ pub fn groups(scope: &Scope, inputs: &Inputs<'_>) -> Vec<Group> {
     let mut groups = container_groups(scope, inputs);
     groups.extend(inputs.services.values().filter_map(|s| swarm_group(scope, s)));
     groups.sort_by(|a, b| a.name().cmp(b.name()));
+    void_front_claims(&mut groups, scope.front_ports);
     groups
+}
+
+/// A front claiming a port outside `--front-ports`, or one another group
+/// claims, makes its group refuse with the reason, like any malformed label.
+fn void_front_claims(groups: &mut [Group], range: Option<PortRange>) {
+    let claims: Vec<(&str, u16)> = groups.iter().filter_map(|g| Some((g.name(), g.front.as_ref()?.listen))).collect();
+    let void = front::void_claims(&claims, range);
+    for g in groups.iter_mut() {
+        if let Some(reason) = void.get(g.name()) {
+            g.front = None;
+            if g.bounds.is_ok() {
+                g.bounds = Err(reason.clone());
+            }
+        }
+    }
 }
 
 fn container_groups(scope: &Scope, inputs: &Inputs<'_>) -> Vec<Group> {
@@ -181,6 +200,11 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         (Err(e), Ok(_)) => (None, Err(e.to_string())),
         (Err(_), bounds) => (None, bounds),
     };
+    let (front, bounds) = match (FrontSpec::from_labels(&first.labels), bounds) {
+        (Ok(front), bounds) => (front, bounds),
+        (Err(e), Ok(_)) => (None, Err(e.to_string())),
+        (Err(_), bounds) => (None, bounds),
+    };
     let probed = probe.is_some().then_some(inputs.probes);
     let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving, probed)).collect();
     add_intents(&mut list, &identity, inputs);
@@ -207,6 +231,7 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         wake,
         probe,
         sleep_after,
+        front,
     }
 }
 
@@ -390,6 +415,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
         wake: None,
         probe: None,
         sleep_after: None,
+        front: None,
     })
 }
 

@@ -155,6 +155,8 @@ pub struct Group {
     /// The quiet period after which it sleeps when no request reached it
     /// (`replicator.sleep.after`).
     pub sleep_after: Option<std::time::Duration>,
+    /// The TCP front replicator opens for it (`replicator.front.port`).
+    pub front: Option<crate::rules::front::FrontSpec>,
 }
 
 impl Group {
@@ -265,6 +267,7 @@ impl Group {
             wake: None,
             probe: None,
             sleep_after: None,
+            front: None,
         }
     }
 }

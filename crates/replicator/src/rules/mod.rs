@@ -7,6 +7,7 @@ pub mod access;
 pub mod alerts;
 pub mod backends;
 pub mod bounds;
+pub mod front;
 pub mod labels;
 pub mod plan;
 pub mod policy;

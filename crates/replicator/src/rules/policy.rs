@@ -32,6 +32,8 @@ pub const COOLDOWN_UP: &str = "replicator.autoscale.cooldown-up";
 pub const COOLDOWN_DOWN: &str = "replicator.autoscale.cooldown-down";
 /// Label that, when true, has decisions reported but never applied.
 pub const DRY_RUN: &str = "replicator.autoscale.dry-run";
+/// Label that, when false, keeps the group out of burst mode (`serve --burst-window`).
+pub const BURST: &str = "replicator.autoscale.burst";
 /// Label with the metric value at or below which a group with min 0 goes
 /// to sleep, and above which a sleeping one wakes (default 0).
 pub const ACTIVATION: &str = "replicator.autoscale.activation";
@@ -48,6 +50,9 @@ pub enum Metric {
     Pushed(String),
     /// A PromQL query returning the group's total (divided by the running members).
     Prometheus(String),
+    /// Open connections through the group's TCP front, per member, averaged
+    /// over the autoscaler's interval.
+    Connections,
 }
 
 impl From<Metric> for String {
@@ -64,6 +69,7 @@ impl Metric {
             Metric::Memory => "memory",
             Metric::Pushed(n) => n,
             Metric::Prometheus(_) => "prometheus",
+            Metric::Connections => "connections",
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct Policy {
     pub dry_run: bool,
     /// At or below it a group whose min is 0 sleeps; above it, it wakes.
     pub activation: f64,
+    /// Whether burst mode applies to the group (default true).
+    pub burst: bool,
 }
 
 /// A metric name a container may push: short, plain, like a Prometheus name.
@@ -109,6 +117,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
     let metric = match metric {
         "cpu" => Metric::Cpu,
         "memory" => Metric::Memory,
+        "connections" => Metric::Connections,
         "prometheus" => match labels.get(QUERY).map(|q| q.trim()).filter(|q| !q.is_empty()) {
             Some(query) => Metric::Prometheus(query.to_owned()),
             None => return Err(format!("label {QUERY} is required with {METRIC}=prometheus")),
@@ -116,7 +125,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         name if valid_metric_name(name) => Metric::Pushed(name.to_owned()),
         other => {
             return Err(format!(
-                "label {METRIC}={:?} is not cpu, memory or a metric name",
+                "label {METRIC}={:?} is not cpu, memory, connections, prometheus or a metric name",
                 crate::base::quote::clip(other)
             ))
         }
@@ -148,6 +157,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
     let optional_duration =
         |key: &str| labels.get(key).map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}"))).transpose();
     let dry_run = crate::rules::labels::flag(labels, DRY_RUN, false).map_err(|e| e.to_string())?;
+    let burst = crate::rules::labels::flag(labels, BURST, true).map_err(|e| e.to_string())?;
     let activation = match labels.get(ACTIVATION) {
         None => 0.0,
         Some(raw) => raw.trim().parse::<f64>().ok().filter(|a| a.is_finite() && *a >= 0.0).ok_or_else(|| {
@@ -165,6 +175,7 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
         cooldown_down: optional_duration(COOLDOWN_DOWN)?,
         dry_run,
         activation,
+        burst,
     }))
 }
 

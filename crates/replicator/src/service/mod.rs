@@ -5,6 +5,7 @@
 
 mod capacity;
 mod ceilings;
+pub mod connections;
 pub mod events;
 mod idle;
 mod locks;
@@ -87,6 +88,7 @@ struct Inner {
     creations: ceilings::CreationRate,
     capacity: capacity::CapacityLog,
     activity: idle::Activity,
+    connections: Arc<connections::Connections>,
 }
 
 impl Replicator {
@@ -103,7 +105,20 @@ impl Replicator {
         let locks = locks::GroupLocks::default();
         let creations = ceilings::CreationRate::new(settings.max_creations_per_minute);
         let (capacity, activity) = (capacity::CapacityLog::default(), idle::Activity::default());
-        let inner = Inner { engine, store, intents, events, settings, locks, telemetry, creations, capacity, activity };
+        let connections = Arc::default();
+        let inner = Inner {
+            engine,
+            store,
+            intents,
+            events,
+            settings,
+            locks,
+            telemetry,
+            creations,
+            capacity,
+            activity,
+            connections,
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -139,6 +154,20 @@ impl Replicator {
     /// Where this service records what it is doing.
     pub fn intents(&self) -> &Intents {
         &self.inner.intents
+    }
+
+    /// Open connections per member, as the TCP front counts them.
+    pub fn connections(&self) -> &Arc<connections::Connections> {
+        &self.inner.connections
+    }
+
+    /// Waits until balancers let `members` go and their connections through
+    /// the front end, both within the drain timeout; whether both happened.
+    async fn drain(&self, group: &str, members: &[String]) -> bool {
+        let within = self.settings().drain_timeout;
+        let (balancers, connections) =
+            tokio::join!(self.events().drained(group, members, within), self.connections().closed(members, within));
+        balancers && connections
     }
 
     /// The command-line switches it was made with.

@@ -113,7 +113,10 @@ impl Replicator {
         if target == size {
             return Ok(Change::None);
         }
-        let victims: Vec<String> = group.newest_replicas(size - target).iter().map(|m| m.id.clone()).collect();
+        // Fewest open connections first; among equals, the newest (the order newest_replicas gives).
+        let mut candidates = group.newest_replicas(usize::MAX);
+        candidates.sort_by_key(|m| self.connections().open_to(&m.id));
+        let victims: Vec<String> = candidates.iter().take(size - target).map(|m| m.id.clone()).collect();
         if victims.len() < size - target {
             return Err(Error::Conflict(format!(
                 "group {name} cannot go below {} members: only replicas created by replicator are removed",
@@ -140,8 +143,8 @@ impl Replicator {
         };
         let Shrink { group, victims, pooled, leaving } = shrink;
         // Out of every balancer first: no request reaches a member being stopped.
-        if !self.events().drained(&group, &victims, self.settings().drain_timeout).await {
-            info!(group, "drain timeout: not every balancer confirmed; stopping anyway");
+        if !self.drain(&group, &victims).await {
+            info!(group, "drain timeout: not every balancer confirmed or connection closed; stopping anyway");
         }
         let (pooled, retired) = victims.split_at(pooled);
         leaving.stopping();

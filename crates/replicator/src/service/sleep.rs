@@ -34,8 +34,11 @@ impl Replicator {
         let going: Vec<&Member> = group.members.iter().filter(|m| m.state.holds_place()).collect();
         let ids: Vec<String> = going.iter().map(|m| m.id.clone()).collect();
         let leaving = self.intents().mark_leaving(&ids, MemberState::Draining);
-        if !self.events().drained(name, &ids, self.settings().drain_timeout).await {
-            info!(group = name, "drain timeout: not every balancer confirmed; going to sleep anyway");
+        if !self.drain(name, &ids).await {
+            info!(
+                group = name,
+                "drain timeout: not every balancer confirmed or connection closed; going to sleep anyway"
+            );
         }
         leaving.stopping();
         // Replicas first: an original sleeps only once none is left, so a

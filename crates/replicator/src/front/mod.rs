@@ -1,0 +1,207 @@
+//! replicator's own TCP front: for every group whose original claims a
+//! port (`replicator.front.port`, within `serve --front-ports`), a listener
+//! on `--front-address` that splices each connection to the ready member
+//! with the fewest open connections, for any protocol.
+//!
+//! A connection that finds no ready member is held (at most `--front-hold`
+//! per group; beyond, closed at once), the group woken if it sleeps, and the
+//! connection made once a member is ready; a refused connect (an app that
+//! listens a moment after it runs) is tried again until `--wake-timeout`.
+//! Nothing the client sent is lost meanwhile: it waits in the kernel's
+//! buffer until the member takes it. A member leaving gets no new
+//! connection; its scale-down waits for the open ones (see
+//! `service::connections`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::inventory::Group;
+use crate::rules::backends::backend;
+use crate::rules::front::{proxy_v2_header, FrontSpec};
+use crate::service::Replicator;
+
+/// How often listeners that could not be opened are tried again.
+const RETRY_BIND: Duration = Duration::from_secs(5);
+/// The first pause before a refused connect is tried again; doubles up to [`LAST_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const LAST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// How the fronts listen and hold.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontSettings {
+    /// Where every front listens (`--front-address`).
+    pub address: IpAddr,
+    /// Connections held per group while it has no ready member (`--front-hold`).
+    pub hold: usize,
+    /// Longest a held connection waits for a ready member (`--wake-timeout`).
+    pub timeout: Duration,
+}
+
+/// One open front: its group and the token that closes it.
+struct Door {
+    group: String,
+    close: CancellationToken,
+}
+
+/// Opens and closes the fronts as groups claim ports, until `cancel`.
+pub async fn run(service: Replicator, settings: FrontSettings, cancel: CancellationToken) {
+    let mut changes = service.inventory().subscribe();
+    let mut doors: HashMap<u16, Door> = HashMap::new();
+    loop {
+        let wanted: HashMap<u16, String> = match service.inventory().groups() {
+            Ok(groups) => groups.iter().filter_map(|g| Some((g.front.as_ref()?.listen, g.name().to_owned()))).collect(),
+            Err(_) => doors.iter().map(|(port, door)| (*port, door.group.clone())).collect(),
+        };
+        doors.retain(|port, door| {
+            let keep = wanted.get(port) == Some(&door.group);
+            if !keep {
+                info!(port, group = %door.group, "front closed");
+                door.close.cancel();
+            }
+            keep
+        });
+        for (port, group) in wanted {
+            if doors.contains_key(&port) {
+                continue;
+            }
+            match TcpListener::bind((settings.address, port)).await {
+                Ok(listener) => {
+                    info!(port, group, "front open");
+                    let close = cancel.child_token();
+                    let front = Front {
+                        service: service.clone(),
+                        group: group.clone(),
+                        settings,
+                        held: Arc::new(Semaphore::new(settings.hold)),
+                    };
+                    tokio::spawn(Arc::new(front).serve(listener, close.clone()));
+                    doors.insert(port, Door { group, close });
+                }
+                Err(e) => warn!(port, group, error = %e, "cannot open the group's front; trying again"),
+            }
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(RETRY_BIND) => {}
+            () = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// One group's front.
+struct Front {
+    service: Replicator,
+    group: String,
+    settings: FrontSettings,
+    held: Arc<Semaphore>,
+}
+
+impl Front {
+    async fn serve(self: Arc<Self>, listener: TcpListener, close: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = close.cancelled() => return,
+            };
+            match accepted {
+                Ok((client, peer)) => {
+                    self.service.telemetry().front_event(&self.group, "accepted");
+                    tokio::spawn(self.clone().connect(client, peer));
+                }
+                Err(e) => {
+                    debug!(group = %self.group, error = %e, "accept failed");
+                    // Out of descriptors, most likely: give connections a moment to end.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Finds (or waits for) a ready member, connects and splices.
+    async fn connect(self: Arc<Self>, mut client: TcpStream, peer: SocketAddr) {
+        let _ = client.set_nodelay(true);
+        let deadline = Instant::now() + self.settings.timeout;
+        let Some((member, spec, upstream)) = self.reach_member(deadline).await else {
+            self.service.telemetry().front_event(&self.group, "refused");
+            return;
+        };
+        let connections = self.service.connections();
+        let open = connections.opened(&member.0);
+        self.service.telemetry().front_open(&self.group, &member.1, connections.open_to(&member.0));
+        let mut upstream = upstream;
+        let _ = upstream.set_nodelay(true);
+        if spec.proxy_protocol {
+            let local = client.local_addr().unwrap_or(peer);
+            if upstream.write_all(&proxy_v2_header(peer, local)).await.is_err() {
+                return;
+            }
+        }
+        let (inbound, outbound) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await.unwrap_or((0, 0));
+        self.service.telemetry().front_bytes(&self.group, inbound, outbound);
+        drop(open);
+        self.service.telemetry().front_open(&self.group, &member.1, connections.open_to(&member.0));
+    }
+
+    /// A connection to a ready member, holding the client while the group
+    /// has none (waking it if it sleeps); `None` once the deadline passes,
+    /// the hold is full, or the group has no front anymore.
+    async fn reach_member(&self, deadline: Instant) -> Option<((String, String), FrontSpec, TcpStream)> {
+        let mut changes = self.service.inventory().subscribe();
+        let mut held = None;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let group = self.service.group(&self.group).await.ok()?;
+            let spec = group.front.clone()?;
+            if let Some((id, name, address)) = self.least_busy(&group, &spec) {
+                match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
+                    Ok(Ok(upstream)) => return Some(((id, name), spec, upstream)),
+                    Ok(Err(e)) if Instant::now() + backoff < deadline => {
+                        debug!(group = %self.group, member = %name, error = %e, "member refused; trying again");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(LAST_BACKOFF);
+                        continue;
+                    }
+                    _ => return None,
+                }
+            }
+            if held.is_none() {
+                held = Some(self.held.clone().try_acquire_owned().ok()?);
+                self.service.telemetry().front_event(&self.group, "held");
+            }
+            if group.asleep() {
+                info!(group = %self.group, "connection held; waking the group");
+                if let Err(e) = self.service.wake(&self.group, "front", None).await {
+                    warn!(group = %self.group, error = %e, "cannot wake the group for a held connection");
+                    return None;
+                }
+                continue;
+            }
+            if !matches!(tokio::time::timeout_at(deadline, changes.changed()).await, Ok(Ok(()))) {
+                return None;
+            }
+        }
+    }
+
+    /// The ready member with the fewest open connections: its id, name and address.
+    fn least_busy(&self, group: &Group, spec: &FrontSpec) -> Option<(String, String, SocketAddr)> {
+        let connections = self.service.connections();
+        group
+            .members
+            .iter()
+            .filter(|m| m.ready())
+            .filter_map(|m| {
+                let b = backend(&m.id, &m.name, &m.networks, &m.published, spec.target, spec.network.as_deref())?;
+                Some((m.id.clone(), m.name.clone(), b.address.parse::<SocketAddr>().ok()?))
+            })
+            .min_by_key(|(id, _, _)| connections.open_to(id))
+    }
+}
