@@ -14,6 +14,7 @@ mod coldpath;
 mod compose;
 mod faults;
 mod fidelity;
+mod front;
 mod groups;
 mod hardening;
 mod lifetimes;

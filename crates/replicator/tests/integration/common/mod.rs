@@ -9,6 +9,7 @@ pub mod engine2;
 pub mod lb;
 pub mod prom;
 pub mod proxy;
+pub mod redis;
 pub mod relay;
 pub mod swarm2;
 pub mod tcp_proxy;
