@@ -264,3 +264,53 @@ async fn a_claim_outside_front_ports_or_of_a_port_claimed_twice_is_refused_by_na
     let r = call(&server, Method::PUT, &format!("/v1/groups/{stray}/replicas"), Some(json!({"replicas": 2}))).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "the group refuses changes: {}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_front_hold_are_closed_at_once_while_the_held_one_waits_for_a_ready_member() {
+    use std::io::{Read, Write};
+    let scope = Scope::new("fronthold");
+    let port = free_port();
+    let network = scope.network("net");
+    let front = format!("replicator.front.port={port}");
+    let on = format!("replicator.front.network={network}");
+    // Ready (by its probe) only once /tmp/go exists.
+    let serve =
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo held > /tmp/index.html; exec httpd -f -p 8080 -h /tmp";
+    let mut args = labels(&["replicator.enable=true", "replicator.front.target=8080", "replicator.ready=tcp:8080"]);
+    args.extend(["--label", &front, "--label", &on, "--network", &network, crate::common::image(), "sh", "-c", serve]);
+    let original = scope.run("web", &args);
+    let server = front_server(&scope, &port.to_string(), &["--front-hold", "1"]);
+    let name = scope.name("web");
+    eventually_async("the member running, not ready", Duration::from_secs(30), async || {
+        let g = group(&server, &name).await;
+        ready_if(g["members"][0]["state"] == "running" && g["members"][0]["ready"] == false, g)
+    })
+    .await;
+    let metrics = || server.admin_get("/metrics").1;
+    let front_count = |text: &str, event: &str| {
+        let series = format!("replicator_front_connections_total{{group=\"{name}\",event=\"{event}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|n| n.trim().parse::<u64>().ok())
+    };
+
+    let mut held =
+        eventually("the front open", Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).ok());
+    held.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    eventually("the first connection held", Duration::from_secs(10), || {
+        (front_count(&metrics(), "held") == Some(1)).then_some(())
+    });
+    let mut beyond = connect(port);
+    let mut nothing = Vec::new();
+    let closed = beyond.read_to_end(&mut nothing);
+    assert!(closed.as_ref().map_or(true, |n| *n == 0), "closed at once, answered nothing: {closed:?}");
+    eventually("the second refused", Duration::from_secs(10), || {
+        (front_count(&metrics(), "refused") == Some(1)).then_some(())
+    });
+
+    scope.docker(&["exec", &original, "touch", "/tmp/go"]);
+    let mut answer = String::new();
+    held.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.") && answer.contains("held"),
+        "the held request reached the member whole: {answer}"
+    );
+}

@@ -40,6 +40,8 @@ pub struct GroupPanel<'a> {
     pub nodes: Vec<NodeView>,
     /// Its last new members' ways to ready, oldest first.
     pub cold_starts: Vec<ColdStart>,
+    /// Open connections through its TCP front, by member id (`None`: it has no front).
+    pub connections: Option<std::collections::HashMap<String, u64>>,
 }
 
 /// The page itself.
@@ -56,6 +58,10 @@ pub async fn page(State(state): State<AdminState>) -> Response {
                     decisions: state.autoscale.history(g.name()),
                     nodes: state.autoscale.nodes(g),
                     cold_starts: state.service.cold_starts(g.name()),
+                    connections: g.front.as_ref().map(|_| {
+                        let board = state.service.connections();
+                        g.members.iter().map(|m| (m.id.clone(), board.open_to(&m.id))).collect()
+                    }),
                 })
                 .collect();
             let engine = state.service.inventory().engine();
@@ -229,7 +235,9 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, token: Option<&str>,
              <input type=hidden name=token value=\"{token}\"><button title=\"scale to {to}\"{disabled}>{label}</button></form>"
         );
     }
-    html.push_str("</p><table><tr><th>member</th><th>state</th><th>age</th><th></th></tr>");
+    let front = panel.connections.as_ref();
+    let heading = if front.is_some() { "<th>connections</th>" } else { "" };
+    let _ = write!(html, "</p><table><tr><th>member</th><th>state</th><th>age</th>{heading}<th></th></tr>");
     if let Some(conflict) = &g.conflict {
         let _ = write!(html, "<p class=muted>{}</p>", escape(conflict));
     }
@@ -237,9 +245,10 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, token: Option<&str>,
         let age = if m.created == i64::MAX { String::new() } else { human_age(now - m.created) };
         let state = serde_json::to_value(m.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let waiting = if m.state.serves() && !m.ready() { " (not ready)" } else { "" };
+        let open = front.map_or(String::new(), |c| format!("<td class=open>{}</td>", c.get(&m.id).unwrap_or(&0)));
         let _ = write!(
             html,
-            "<tr><td>{}</td><td class={state}>{state}{waiting}</td><td>{age}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class={state}>{state}{waiting}</td><td>{age}</td>{open}<td>{}</td></tr>",
             escape(&m.name),
             if m.original { "original" } else { "" }
         );
@@ -434,7 +443,20 @@ mod tests {
             decisions: Vec::new(),
             nodes: Vec::new(),
             cold_starts: Vec::new(),
+            connections: None,
         }
+    }
+
+    #[test]
+    fn a_group_with_a_front_shows_each_members_open_connections() {
+        let g = group("web");
+        let mut p = panel(&g);
+        p.connections = Some([("abc".to_owned(), 3)].into());
+        let html = render(&[p], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        assert!(html.contains("<th>connections</th>"));
+        assert!(html.contains("<td class=open>3</td>") && html.contains("<td class=open>0</td>"), "{html}");
+        let plain = render(&[panel(&g)], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        assert!(!plain.contains("connections"));
     }
 
     #[test]
