@@ -99,10 +99,12 @@ impl Replicator {
                 self.engine().start_container(&m.id).await?;
             }
             self.capacity_phase(&m.id, Phase::Start, began.elapsed());
-            // A started container may have new addresses: read it again.
-            match self.engine().inspect_container(&m.id).await {
-                Ok(details) => self.intents().inspected(details.summary()),
-                Err(_) => self.set_state(&m.id, RunState::Running),
+            // A started container may have new addresses: read it again. An
+            // unpaused one kept its own, and one engine call less is a faster wake.
+            let inspected = if paused { None } else { self.engine().inspect_container(&m.id).await.ok() };
+            match inspected {
+                Some(details) => self.intents().inspected(details.summary()),
+                None => self.set_state(&m.id, RunState::Running),
             }
             self.watch_until_ready(&m.id);
         }
