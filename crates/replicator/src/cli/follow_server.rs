@@ -1,8 +1,9 @@
-//! `replicator upstreams --server URL`: the balancer file follows
+//! `replicator upstreams --server URL`: the balancer files follow
 //! replicator's own event stream (`GET /v1/events`) rather than the engine,
-//! so a member leaves the file as soon as it starts draining; each event is
-//! acknowledged once the file and the reload reflect it, which is what a
-//! scale-down waits for before it stops the member.
+//! so a member leaves its file as soon as it starts draining; events are
+//! acknowledged once the files and the reload reflect them, which is what a
+//! scale-down waits for before it stops the member. A burst of events
+//! (within `--debounce` of each other) makes one write and one reload.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use super::balancer_file::Output;
+use super::balancer_file::{Output, Written};
 use crate::cli::remote::ApiClient;
 use crate::rules::backends::{backend, Backend};
 use crate::service::events::MemberRecord;
@@ -34,44 +35,53 @@ struct SseEvent {
     data: String,
 }
 
-/// The group's members as the stream last described them.
+/// The followed groups' members as the stream last described them.
 #[derive(Default)]
-struct Members(BTreeMap<String, MemberRecord>);
+struct Members(BTreeMap<String, BTreeMap<String, MemberRecord>>);
 
 impl Members {
     /// Applies one event; the snapshot replaces everything.
-    fn apply(&mut self, group: &str, event: &SseEvent) {
+    fn apply(&mut self, out: &Output, event: &SseEvent) {
         let Ok(data) = serde_json::from_str::<Value>(&event.data) else { return };
+        let followed = |v: &Value| v.as_str().filter(|g| out.follows(g)).map(str::to_owned);
         match event.kind.as_str() {
             "snapshot" => {
                 self.0.clear();
                 let groups = data["groups"].as_array().cloned().unwrap_or_default();
-                for g in groups.iter().filter(|g| g["name"] == group) {
+                for g in &groups {
+                    let Some(name) = followed(&g["name"]) else { continue };
+                    let members = self.0.entry(name).or_default();
                     for m in g["members"].as_array().into_iter().flatten() {
                         if let Ok(record) = serde_json::from_value::<MemberRecord>(m.clone()) {
-                            self.0.insert(record.id.clone(), record);
+                            members.insert(record.id.clone(), record);
                         }
                     }
                 }
             }
-            "member" if data["group"] == group => {
+            "member" => {
+                let Some(group) = followed(&data["group"]) else { return };
                 let Ok(record) = serde_json::from_value::<MemberRecord>(data["member"].clone()) else { return };
+                let members = self.0.entry(group).or_default();
                 if data["change"] == "removed" {
-                    self.0.remove(&record.id);
+                    members.remove(&record.id);
                 } else {
-                    self.0.insert(record.id.clone(), record);
+                    members.insert(record.id.clone(), record);
                 }
             }
             _ => {}
         }
     }
 
-    fn backends(&self, out: &Output) -> Vec<Backend> {
-        self.0
-            .values()
-            .filter(|m| m.ready)
-            .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, out.port, out.network.as_deref()))
-            .collect()
+    /// Every followed group's ready members, as backends.
+    fn backends(&self, out: &Output) -> BTreeMap<String, Vec<Backend>> {
+        let ready = |members: &BTreeMap<String, MemberRecord>| {
+            members
+                .values()
+                .filter(|m| m.ready)
+                .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, out.port, out.network.as_deref()))
+                .collect()
+        };
+        self.0.iter().map(|(group, members)| (group.clone(), ready(members))).collect()
     }
 }
 
@@ -79,7 +89,7 @@ impl Members {
 pub async fn run(server: &str, out: Output) -> anyhow::Result<()> {
     let client = ApiClient::new(server, &out.certs).context("cannot load the client certificates")?;
     let mut members = Members::default();
-    let mut written = tokio::fs::read_to_string(&out.out).await.ok();
+    let mut written = Written::new();
     let mut last_id: Option<u64> = None;
     loop {
         match follow_once(&client, &out, &mut members, &mut written, &mut last_id).await {
@@ -96,10 +106,15 @@ async fn follow_once(
     client: &ApiClient,
     out: &Output,
     members: &mut Members,
-    written: &mut Option<String>,
+    written: &mut Written,
     last_id: &mut Option<u64>,
 ) -> anyhow::Result<()> {
-    let path = format!("/v1/events?group={}&follower={}", out.group, out.follower);
+    // One group by its exact name: the server sends only its events.
+    let only = match out.groups.as_slice() {
+        [one] if !one.contains(['*', '?']) => format!("group={one}&"),
+        _ => String::new(),
+    };
+    let path = format!("/v1/events?{only}follower={}", out.follower);
     let headers: Vec<(&str, String)> = last_id.iter().map(|id| ("last-event-id", id.to_string())).collect();
     let response = client.stream(&path, &headers).await?;
     anyhow::ensure!(response.status().is_success(), "the server answered {}", response.status());
@@ -111,10 +126,22 @@ async fn follow_once(
         buffer.extend_from_slice(&data);
         let mut acted_on = None;
         while let Some(event) = next_event(&mut buffer) {
-            members.apply(&out.group, &event);
+            members.apply(out, &event);
             acted_on = event.id.or(acted_on);
         }
-        let Some(id) = acted_on else { continue };
+        let Some(mut id) = acted_on else { continue };
+        // More of the same burst: taken in before the files are written.
+        let latest = tokio::time::Instant::now() + out.debounce * 10;
+        while !out.once {
+            let quiet = latest.min(tokio::time::Instant::now() + out.debounce);
+            let Ok(Some(frame)) = tokio::time::timeout_at(quiet, body.frame()).await else { break };
+            let Ok(data) = frame?.into_data() else { continue };
+            buffer.extend_from_slice(&data);
+            while let Some(event) = next_event(&mut buffer) {
+                members.apply(out, &event);
+                id = event.id.unwrap_or(id);
+            }
+        }
         *last_id = Some(id);
         if out.apply(&members.backends(out), written).await {
             acknowledge(client, &out.follower, id).await;
@@ -182,18 +209,8 @@ mod tests {
             json!({"id": id, "name": id, "state": state, "ready": ready, "health": null,
                    "networks": {"net": format!("10.0.0.{}", id.len())}, "published": []})
         };
-        let mut members = Members::default();
-        let snapshot = json!({"groups": [{"name": "web", "members": [record("a", true, "running")]}, {"name": "api", "members": [record("zz", true, "running")]}]});
-        members.apply("web", &SseEvent { id: Some(1), kind: "snapshot".into(), data: snapshot.to_string() });
-        let change = |c: &str, r: Value| SseEvent {
-            id: None,
-            kind: "member".into(),
-            data: json!({"group": "web", "change": c, "member": r}).to_string(),
-        };
-        members.apply("web", &change("created", record("bb", false, "running")));
-        assert_eq!(members.0.len(), 2);
         let out = Output {
-            group: "web".into(),
+            groups: vec!["web".into()],
             format: crate::rules::backends::Format::Json,
             out: "x".into(),
             port: 80,
@@ -203,11 +220,23 @@ mod tests {
             follower: "f".into(),
             once: false,
             wake: None,
+            debounce: Duration::ZERO,
         };
-        assert_eq!(members.backends(&out).len(), 1, "only the ready one");
-        members.apply("web", &change("draining", record("a", false, "draining")));
-        assert!(members.backends(&out).is_empty(), "a draining member is out");
-        members.apply("web", &change("removed", record("a", false, "draining")));
-        assert_eq!(members.0.len(), 1);
+        let mut members = Members::default();
+        let snapshot = json!({"groups": [{"name": "web", "members": [record("a", true, "running")]}, {"name": "api", "members": [record("zz", true, "running")]}]});
+        members.apply(&out, &SseEvent { id: Some(1), kind: "snapshot".into(), data: snapshot.to_string() });
+        let change = |c: &str, r: Value| SseEvent {
+            id: None,
+            kind: "member".into(),
+            data: json!({"group": "web", "change": c, "member": r}).to_string(),
+        };
+        members.apply(&out, &change("created", record("bb", false, "running")));
+        assert_eq!(members.0.len(), 1, "the group not followed is left out");
+        assert_eq!(members.0["web"].len(), 2);
+        assert_eq!(members.backends(&out)["web"].len(), 1, "only the ready one");
+        members.apply(&out, &change("draining", record("a", false, "draining")));
+        assert!(members.backends(&out)["web"].is_empty(), "a draining member is out");
+        members.apply(&out, &change("removed", record("a", false, "draining")));
+        assert_eq!(members.0["web"].len(), 1);
     }
 }

@@ -1,5 +1,8 @@
-//! `replicator upstreams`: keeps a load balancer's list of a group's members
-//! current, following the engine's events (with a periodic resync as a net).
+//! `replicator upstreams`: keeps a load balancer's lists of groups' members
+//! current, following the engine's events (with a periodic resync as a net)
+//! or a replicator's event stream. One follower serves any number of
+//! groups: one file each (`--out` with `{group}`) or one file with every
+//! block, and one reload per burst of changes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,29 +13,33 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::balancer_file::{unique_follower_name, Output};
+use super::balancer_file::{unique_follower_name, Output, Written};
 use crate::base::duration;
 use crate::base::telemetry::Telemetry;
 use crate::engine::{DockerEngine, EngineSettings};
-use crate::error::Error;
 use crate::inventory::{Informer, Inventory, Scope, Store};
 use crate::rules::access::{Identity, UnboundPolicy};
 use crate::rules::backends::Format;
 use crate::service::Prober;
 
-/// Changes closer together than this are written together.
-const DEBOUNCE: Duration = Duration::from_millis(50);
-
 #[derive(Debug, Args)]
 pub struct UpstreamsArgs {
-    /// The group whose running members are the upstream servers.
-    #[arg(long)]
-    group: String,
+    /// A group whose ready members are the upstream servers; repeat it for
+    /// several, or give a pattern (`web-*`; `*` any characters, `?` one).
+    #[arg(long = "group", required_unless_present = "all_groups", value_parser = parse_pattern)]
+    groups: Vec<String>,
+    /// Follow every group (as --group '*').
+    #[arg(long, conflicts_with = "groups")]
+    all_groups: bool,
     #[arg(long, value_enum, default_value_t = Format::Nginx)]
     format: Format,
-    /// File to (re)write; replaced atomically.
+    /// File to (re)write, replaced atomically: one file with every group's
+    /// block, or a path with {group} for one file per group.
     #[arg(long)]
     out: PathBuf,
+    /// Changes closer together than this are written, and reloaded, together.
+    #[arg(long, default_value = "200ms", value_parser = duration::parse)]
+    debounce: Duration,
     /// The members' port (on NET, or the host port they publish for it).
     #[arg(long, default_value_t = 80)]
     port: u16,
@@ -71,6 +78,16 @@ pub struct UpstreamsArgs {
     wake: Option<std::net::SocketAddr>,
 }
 
+/// A group name, or a pattern of one (`*`, `?` besides the name's characters).
+fn parse_pattern(raw: &str) -> Result<String, String> {
+    let name = raw.replace(['*', '?'], "x");
+    match crate::base::id::GroupName::parse(&name) {
+        Ok(_) => Ok(raw.to_owned()),
+        Err(_) if raw.chars().all(|c| c == '*') => Ok(raw.to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_wake(raw: &str) -> Result<std::net::SocketAddr, String> {
     raw.parse().map_err(|_| format!("{raw:?} is not an address like 127.0.0.1:8081"))
 }
@@ -96,11 +113,12 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
     let informer = Informer::new(engine, writer, args.resync);
     // Members of a group with a readiness probe are ready only once probed, here as in serve.
     let prober = Prober::new(inventory.clone(), intents);
-    let mut written = tokio::fs::read_to_string(&args.out).await.ok();
+    let output = Output::from(&args);
+    let mut written = Written::new();
     if args.once {
         informer.resync().await.context("cannot list the engine")?;
         prober.probe_all_once().await;
-        refresh(&inventory, &args, &mut written).await;
+        refresh(&inventory, &output, &mut written).await;
         return Ok(());
     }
     let mut changes = inventory.subscribe();
@@ -108,9 +126,8 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
     let informing = tokio::spawn(informer.run(cancel.clone()));
     tokio::spawn(prober.run(cancel.clone()));
     while changes.changed().await.is_ok() {
-        tokio::time::sleep(DEBOUNCE).await;
-        changes.borrow_and_update();
-        refresh(&inventory, &args, &mut written).await;
+        settle(&mut changes, output.debounce).await;
+        refresh(&inventory, &output, &mut written).await;
     }
     cancel.cancel();
     informing.await.context("the informer failed")
@@ -127,20 +144,34 @@ fn balancer_name(certs: &std::path::Path) -> Option<String> {
     }
 }
 
-/// Renders the group; writes and reloads only when the text changed.
-async fn refresh(inventory: &Store, args: &UpstreamsArgs, written: &mut Option<String>) {
-    let servers = match inventory.group(&args.group) {
-        Ok(group) => group.backends(args.port, args.network.as_deref()),
-        Err(Error::GroupNotFound(_)) => Vec::new(),
-        Err(e) => return warn!(group = %args.group, error = %e, "cannot read the group; keeping the current file"),
+/// Waits until the inventory has been quiet for `debounce` (at most ten
+/// times that in all), so a burst of changes makes one write and one reload.
+async fn settle(changes: &mut tokio::sync::watch::Receiver<u64>, debounce: Duration) {
+    let latest = tokio::time::Instant::now() + debounce * 10;
+    changes.borrow_and_update();
+    while let Ok(Ok(())) = tokio::time::timeout_at(latest.min(tokio::time::Instant::now() + debounce), changes.changed()).await {
+        changes.borrow_and_update();
+    }
+}
+
+/// Renders the followed groups; writes and reloads only what changed.
+async fn refresh(inventory: &Store, output: &Output, written: &mut Written) {
+    let groups = match inventory.groups() {
+        Ok(groups) => groups,
+        Err(e) => return warn!(error = %e, "cannot read the groups; keeping the current files"),
     };
-    Output::from(args).apply(&servers, written).await;
+    let members = groups
+        .iter()
+        .filter(|g| output.follows(g.name()))
+        .map(|g| (g.name().to_owned(), g.backends(output.port, output.network.as_deref())))
+        .collect();
+    output.apply(&members, written).await;
 }
 
 impl From<&UpstreamsArgs> for Output {
     fn from(args: &UpstreamsArgs) -> Self {
         Output {
-            group: args.group.clone(),
+            groups: if args.all_groups { vec!["*".to_owned()] } else { args.groups.clone() },
             format: args.format,
             out: args.out.clone(),
             port: args.port,
@@ -150,6 +181,7 @@ impl From<&UpstreamsArgs> for Output {
             follower: args.follower.clone().or_else(|| balancer_name(&args.certs)).unwrap_or_else(unique_follower_name),
             once: args.once,
             wake: args.wake,
+            debounce: args.debounce,
         }
     }
 }

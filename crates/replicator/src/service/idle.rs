@@ -66,6 +66,11 @@ impl Replicator {
         for group in groups.iter() {
             let Some(quiet) = group.sleep_after else { continue };
             let awake = !group.asleep() && group.size() > 0 && !group.members.iter().any(|m| m.state.in_flight());
+            // A connection open through the group's front is activity for as long as it lasts.
+            if group.members.iter().any(|m| self.connections().open_to(&m.id) > 0) {
+                self.inner.activity.touch(group.name());
+                continue;
+            }
             if !awake || self.inner.activity.quiet_for(group.name()) < quiet {
                 continue;
             }
