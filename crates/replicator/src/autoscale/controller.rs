@@ -219,7 +219,10 @@ impl Autoscaler {
             applied,
         };
         if d.to != d.from {
-            self.shared.events.decision(group, serde_json::to_value(&view).unwrap_or_default());
+            // The group named in the event too: a client following every group tells them apart.
+            let mut data = serde_json::to_value(&view).unwrap_or_default();
+            data["group"] = group.into();
+            self.shared.events.decision(group, data);
         }
         self.shared.board.record(group, d.desired, view);
         let log =

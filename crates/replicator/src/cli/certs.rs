@@ -62,6 +62,13 @@ pub struct IssueArgs {
     /// Overwrite an existing bundle.
     #[arg(long)]
     force: bool,
+    /// Make this client bundle the per-user default of the client commands
+    /// and `docker replicator` (written to ~/.config/replicator/client.toml).
+    #[arg(long, conflicts_with = "server")]
+    make_default: bool,
+    /// With --make-default: replicator's URL to keep beside it.
+    #[arg(long = "default-server", value_name = "URL", requires = "make_default")]
+    default_server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -93,8 +100,15 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot renew the bundle in {}", args.out.display()))?,
             };
             let force = args.force || args.renew;
+            let out = args.out.clone();
             let opts = IssueOptions { ca_dir: args.ca, out: args.out, subject, days: args.days, force };
             print_written(authority::issue(&opts)?);
+            if args.make_default {
+                let certs = Some(std::path::absolute(&out).unwrap_or(out));
+                let file =
+                    super::user_config::save(super::user_config::UserConfig { server: args.default_server, certs })?;
+                println!("the client commands now default to this bundle ({})", file.display());
+            }
         }
         CertsCommand::Revoke(args) => {
             let serial = authority::revoke(&args.ca, &args.crl, &args.cert, args.days)?;

@@ -1,5 +1,8 @@
 //! Client subcommands for people who would rather not write curl:
-//! `groups`, `scale GROUP N`, `replicate ID [--count N]`.
+//! `groups`, `scale GROUP N`, `replicate ID [--count N]`, `wake GROUP`.
+//! Where replicator answers and which certificates to use: flags, else
+//! `REPLICATOR_SERVER`/`REPLICATOR_CERTS`, else the per-user defaults
+//! ([`super::user_config`]), else `https://localhost:8443` and `./certs`.
 
 use std::path::PathBuf;
 
@@ -13,21 +16,48 @@ use crate::cli::remote::{ApiClient, ApiResponse};
 
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// replicator's URL.
-    #[arg(long, env = "REPLICATOR_SERVER", default_value = "https://localhost:8443")]
-    server: String,
-    /// Folder with ca.pem, cert.pem and key.pem.
-    #[arg(long, env = "REPLICATOR_CERTS", default_value = "./certs")]
-    certs: PathBuf,
+    /// replicator's URL (default: the per-user client.toml's, else https://localhost:8443).
+    #[arg(long, env = "REPLICATOR_SERVER")]
+    server: Option<String>,
+    /// Folder with ca.pem, cert.pem and key.pem (default: the per-user client.toml's, else ./certs).
+    #[arg(long, env = "REPLICATOR_CERTS")]
+    certs: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The server and bundle to use: given, else the per-user defaults, else the built-in ones.
+    pub(super) fn resolve(&self) -> anyhow::Result<(String, PathBuf)> {
+        let defaults = if self.server.is_some() && self.certs.is_some() {
+            super::user_config::UserConfig::default()
+        } else {
+            super::user_config::load()?
+        };
+        let server = self.server.clone().or(defaults.server).unwrap_or_else(|| "https://localhost:8443".to_owned());
+        let certs = self.certs.clone().or(defaults.certs).unwrap_or_else(|| PathBuf::from("./certs"));
+        Ok((server, certs))
+    }
+
+    /// A client for the resolved server and bundle.
+    pub(super) fn client(&self) -> anyhow::Result<ApiClient> {
+        let (server, certs) = self.resolve()?;
+        ApiClient::new(&server, &certs).with_context(|| format!("cannot use the certificates in {}", certs.display()))
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct GroupsArgs {
     #[command(flatten)]
     connection: Connection,
-    /// Print the API's JSON instead of a table.
+    /// Print the API's JSON instead of a table (as --format json).
     #[arg(long)]
     json: bool,
+    /// Only the groups' names, one a line.
+    #[arg(short, long)]
+    quiet: bool,
+    /// `table` (default), `json`, or a template such as '{{.Name}} {{.Replicas}}'
+    /// (fields: Name, Kind, Replicas, Min, Max, Asleep).
+    #[arg(long)]
+    format: Option<String>,
 }
 
 /// `--wait [--timeout D]`, shared by the commands that make or wake members.
@@ -76,9 +106,18 @@ pub struct ReplicateArgs {
 
 fn call(connection: &Connection, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let client = ApiClient::new(&connection.server, &connection.certs)
-        .with_context(|| format!("cannot use the certificates in {}", connection.certs.display()))?;
-    let response: ApiResponse = runtime.block_on(client.request(method, path, body.as_ref()))?;
+    let client = connection.client()?;
+    runtime.block_on(answer_of(&client, method, path, body))
+}
+
+/// One request: the JSON answer, or an error with the server's message.
+pub(super) async fn answer_of(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let response: ApiResponse = client.request(method, path, body.as_ref()).await?;
     let value = response.json();
     if !response.status.is_success() {
         let message = value["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| response.text());
@@ -89,12 +128,37 @@ fn call(connection: &Connection, method: Method, path: &str, body: Option<Value>
 
 pub fn groups(args: GroupsArgs) -> anyhow::Result<()> {
     let groups = call(&args.connection, Method::GET, "/v1/groups", None)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&groups)?);
-        return Ok(());
+    let list = groups.as_array().map(Vec::as_slice).unwrap_or_default();
+    match (args.quiet, args.json, args.format.as_deref()) {
+        (true, ..) => list.iter().for_each(|g| println!("{}", g["name"].as_str().unwrap_or_default())),
+        (_, true, _) | (_, _, Some("json")) => println!("{}", serde_json::to_string_pretty(&groups)?),
+        (_, _, None | Some("table")) => print!("{}", groups_table(list)),
+        (_, _, Some(template)) => list.iter().for_each(|g| println!("{}", fill(template, g))),
     }
-    print!("{}", groups_table(groups.as_array().map(Vec::as_slice).unwrap_or_default()));
     Ok(())
+}
+
+/// A `--format` template filled with one group's fields (`{{.Name}}`...), as docker's.
+fn fill(template: &str, g: &Value) -> String {
+    let field = |name: &str| match name {
+        "Name" => g["name"].as_str().unwrap_or_default().to_owned(),
+        "Kind" => g["kind"].as_str().unwrap_or_default().to_owned(),
+        "Replicas" => g["replicas"].to_string(),
+        "Min" => bound(&g["min"]),
+        "Max" => bound(&g["max"]),
+        "Asleep" => g["asleep"].as_bool().unwrap_or(false).to_string(),
+        other => format!("<no field {other}>"),
+    };
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else { break };
+        out.push_str(&field(rest[start + 2..start + end].trim().trim_start_matches('.')));
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out.replace("\\t", "\t")
 }
 
 /// A bound as a number, `-` while the group's labels make it invalid.
@@ -151,7 +215,8 @@ pub fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         false => json!({ "replicas": args.replicas }),
     };
     let path = format!("/v1/groups/{}/replicas", group.as_str());
-    let g = call(&args.connection, Method::PUT, &path, Some(body))?;
+    let watch = args.wait.wait.then(|| super::watch::Watched::Group(group.as_str().to_owned()));
+    let g = super::watch::call_showing_progress(&args.connection, watch, Method::PUT, &path, Some(body))?;
     println!(
         "{}: {} running (min {}, max {})",
         g["name"].as_str().unwrap_or_default(),
@@ -179,7 +244,8 @@ pub fn wake(args: WakeArgs) -> anyhow::Result<()> {
     if let Some(query) = args.wait.query() {
         path.push_str(&format!("?{query}"));
     }
-    let g = call(&args.connection, Method::POST, &path, None)?;
+    let watch = args.wait.wait.then(|| super::watch::Watched::Group(group.as_str().to_owned()));
+    let g = super::watch::call_showing_progress(&args.connection, watch, Method::POST, &path, None)?;
     println!("{}: {} running", g["name"].as_str().unwrap_or_default(), g["replicas"]);
     Ok(())
 }
@@ -190,7 +256,8 @@ pub fn replicate(args: ReplicateArgs) -> anyhow::Result<()> {
     if let Some(query) = args.wait.query() {
         path.push_str(&format!("&{query}"));
     }
-    let r = call(&args.connection, Method::POST, &path, None)?;
+    let watch = args.wait.wait.then_some(super::watch::Watched::NewMembers);
+    let r = super::watch::call_showing_progress(&args.connection, watch, Method::POST, &path, None)?;
     for replica in r["replicas"].as_array().into_iter().flatten() {
         println!("{} {}", replica["id"].as_str().unwrap_or_default(), replica["name"].as_str().unwrap_or_default());
     }
@@ -203,6 +270,15 @@ pub fn replicate(args: ReplicateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_format_template_takes_the_groups_fields() {
+        let g = json!({"name": "web", "kind": "containers", "replicas": 2, "min": 1, "max": null, "asleep": false});
+        assert_eq!(
+            fill("{{.Name}}\\t{{ .Replicas }} [{{.Min}},{{.Max}}] {{.Nope}}", &g),
+            "web\t2 [1,-] <no field Nope>"
+        );
+    }
 
     #[test]
     fn the_table_aligns_columns() {

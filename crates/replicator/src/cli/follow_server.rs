@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::Method;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::balancer_file::{Output, Written};
+use super::sse::{next_event, SseEvent};
 use crate::cli::remote::ApiClient;
 use crate::rules::backends::{backend, Backend};
 use crate::service::events::MemberRecord;
@@ -26,14 +27,6 @@ const RECONNECT: Duration = Duration::from_secs(1);
 const SILENCE: Duration = Duration::from_secs(45);
 /// Longest an acknowledgement may take.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One parsed server-sent event.
-#[derive(Debug, Default, PartialEq)]
-struct SseEvent {
-    id: Option<u64>,
-    kind: String,
-    data: String,
-}
 
 /// The followed groups' members as the stream last described them.
 #[derive(Default)]
@@ -163,45 +156,9 @@ async fn acknowledge(client: &ApiClient, follower: &str, id: u64) {
     }
 }
 
-/// Takes one complete event (up to a blank line) off the front of `buffer`.
-fn next_event(buffer: &mut BytesMut) -> Option<SseEvent> {
-    let text = std::str::from_utf8(buffer).ok()?;
-    let end = text.find("\n\n")?;
-    let mut event = SseEvent::default();
-    for line in text[..end].lines() {
-        let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
-        match field {
-            "id" => event.id = value.parse().ok(),
-            "event" => event.kind = value.to_owned(),
-            "data" => {
-                if !event.data.is_empty() {
-                    event.data.push('\n');
-                }
-                event.data.push_str(value);
-            }
-            _ => {}
-        }
-    }
-    buffer.advance(end + 2);
-    Some(event)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn events_are_cut_at_blank_lines_and_comments_ignored() {
-        let mut buffer =
-            BytesMut::from(&b": keep-alive\n\nid: 7\nevent: member\ndata: {\"a\":1}\n\nid: 8\nevent: dec"[..]);
-        assert_eq!(next_event(&mut buffer), Some(SseEvent::default()), "a comment alone");
-        assert_eq!(
-            next_event(&mut buffer),
-            Some(SseEvent { id: Some(7), kind: "member".into(), data: "{\"a\":1}".into() })
-        );
-        assert_eq!(next_event(&mut buffer), None, "the rest has not arrived yet");
-        assert_eq!(&buffer[..], b"id: 8\nevent: dec");
-    }
 
     #[test]
     fn members_follow_snapshot_and_changes_and_only_ready_ones_are_served() {
