@@ -42,7 +42,6 @@ pub const ROUTES: &[(&str, &str, Permission, Bound)] = &[
     ("GET", "/v1/groups", Permission::ReadGroups, Bound::Handler),
     ("GET", "/v1/groups/{name}", Permission::ReadGroups, Bound::Group),
     ("PUT", "/v1/groups/{name}/replicas", Permission::Scale, Bound::Group),
-    ("POST", "/v1/groups/{name}/replicas", Permission::Scale, Bound::Group),
     ("GET", "/v1/groups/{name}/decisions", Permission::ReadGroups, Bound::Group),
     ("POST", "/v1/groups/{name}/wake", Permission::Scale, Bound::Group),
     ("GET", "/v1/events", Permission::FollowEvents, Bound::Handler),
@@ -50,6 +49,14 @@ pub const ROUTES: &[(&str, &str, Permission, Bound)] = &[
     ("PUT", "/v1/nodes/{node}/usage", Permission::ReportUsage, Bound::Node),
     ("GET", "/v1/openapi.json", Permission::Describe, Bound::Nothing),
 ];
+
+/// Whether `method` on `route` (a matched template) is an operation: a
+/// row of [`ROUTES`], or `HEAD` on a `GET` row (the router answers it with
+/// the `GET` handler). Anything else on a known path is the router's 405.
+pub fn is_operation(method: &Method, route: &str) -> bool {
+    let method = if method == Method::HEAD { &Method::GET } else { method };
+    ROUTES.iter().any(|(m, path, ..)| *m == method.as_str() && *path == route)
+}
 
 /// The permission a route needs; a route not listed (a wrong method on a
 /// known path, an unknown path) needs only to be a client at all.
@@ -248,7 +255,18 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ROUTES.len(), 15);
+        for (method, path, ..) in ROUTES {
+            let item = doc.paths.paths.get(*path).unwrap_or_else(|| panic!("{path} is not described"));
+            let described = match *method {
+                "GET" => item.get.is_some(),
+                "PUT" => item.put.is_some(),
+                "POST" => item.post.is_some(),
+                "DELETE" => item.delete.is_some(),
+                _ => false,
+            };
+            assert!(described, "access::ROUTES has {method} {path}, which is neither described nor routed");
+        }
+        assert_eq!(ROUTES.len(), 14);
     }
 
     #[test]

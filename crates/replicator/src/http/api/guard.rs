@@ -3,6 +3,8 @@
 //! request bodies must be `application/json` (415 otherwise), routes that
 //! take no body refuse one (400), and state-changing requests a browser marks
 //! cross-site are refused (403; the rule is [`crate::http::listener::origin`]).
+//! A method the path does not route has no rule: the router answers it 405
+//! (with `Allow`), whatever its body.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -28,13 +30,17 @@ impl Rule {
     }
 }
 
-/// The rule of a route, given its method and matched path (`/v1/groups/{name}`).
-pub type Rules = fn(&Method, &str) -> Rule;
+/// The rule of a route, given its method and matched path (`/v1/groups/{name}`);
+/// `None` when that method is not routed there.
+pub type Rules = fn(&Method, &str) -> Option<Rule>;
 
 /// The middleware: refuses what the route's rule does not allow, before any handler runs.
 pub async fn check(State(rules): State<Rules>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or(req.uri().path(), MatchedPath::as_str);
-    let rule = rules(req.method(), route);
+    let Some(rule) = rules(req.method(), route) else {
+        // Not an operation: the router's 405 comes before any content rule.
+        return next.run(req).await;
+    };
     match refusal(rule, req.headers()) {
         None => next.run(req).await,
         Some((status, code, message)) if req.uri().path().starts_with("/v1/") => json_refusal(status, code, &message),

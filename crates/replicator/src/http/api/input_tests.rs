@@ -31,6 +31,17 @@ fn send(method: Method, path: &str, body: Vec<u8>) -> (StatusCode, String, usize
 
 /// `send` with the given headers only.
 fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, String, usize) {
+    let (status, _, text, calls) = exchange(method, path, headers, body);
+    (status, text, calls)
+}
+
+/// `send_with`, with the response's headers too.
+fn exchange(
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, axum::http::HeaderMap, String, usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let engine = Arc::new(FakeEngine::default());
@@ -56,9 +67,9 @@ fn send_with(method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>
         let length = body.len().to_string();
         let request = request.header("content-length", length).body(Body::from(body)).unwrap();
         let response = app.oneshot(request).await.unwrap();
-        let status = response.status();
+        let (status, headers) = (response.status(), response.headers().clone());
         let text = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, String::from_utf8_lossy(&text).into_owned(), engine.total_calls() - before)
+        (status, headers, String::from_utf8_lossy(&text).into_owned(), engine.total_calls() - before)
     })
 }
 
@@ -224,6 +235,45 @@ fn every_v1_error_is_json() {
     assert_eq!((status, error_code(&text).as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
     let (status, text, _) = send(Method::GET, "/", Vec::new());
     assert_eq!((status, text.as_str()), (StatusCode::BAD_REQUEST, "container id missing"), "the original's text stays");
+}
+
+/// A method a path does not route is 405 with `Allow`, whatever its body
+/// and its content type: the content rules are those of the path's
+/// operations, and a wrong method has none.
+#[test]
+fn a_wrong_method_is_405_with_allow_whatever_its_body() {
+    let trace = Method::from_bytes(b"TRACE").unwrap();
+    for (method, path, allow) in [
+        (trace.clone(), "/v1/metrics", "POST"),
+        (trace, "/v1/groups/web/replicas", "PUT"),
+        (Method::DELETE, "/v1/alertmanager", "POST"),
+        (Method::PATCH, "/v1/nodes/abc/usage", "PUT"),
+        (Method::POST, "/v1/groups/web/replicas", "PUT"),
+        (Method::POST, "/v1/groups", "GET,HEAD"),
+        (Method::PUT, "/v1/groups/web/wake", "POST"),
+        (Method::POST, "/web", "GET,HEAD"),
+    ] {
+        for (headers, body) in [
+            (&[("content-type", "application/json")][..], br#"{"replicas": 1}"#.to_vec()),
+            (&[("content-type", "text/plain")][..], b"x".to_vec()),
+            (&[][..], b"{}".to_vec()),
+            (&[][..], Vec::new()),
+        ] {
+            let (status, response, text, calls) = exchange(method.clone(), path, headers, body.clone());
+            let what = format!("{method} {path} {headers:?} {}", String::from_utf8_lossy(&body));
+            assert_eq!((status, calls), (StatusCode::METHOD_NOT_ALLOWED, 0), "{what}: {text}");
+            assert_eq!(response.get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{what}");
+            if path.starts_with("/v1/") {
+                assert_eq!(error_code(&text), "method_not_allowed", "{what}");
+            }
+        }
+    }
+    // The routed methods keep their content rules.
+    let json = [("content-type", "application/json")];
+    let (status, text, _) = send_with(Method::GET, "/v1/groups", &json, b"{}".to_vec());
+    assert_eq!((status, error_code(&text).as_str()), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (status, _, _) = send_with(Method::POST, "/v1/metrics", &[("content-type", "text/plain")], SAMPLE.into());
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 /// The router and the OpenAPI description agree: every documented operation

@@ -93,10 +93,14 @@ pub fn router(state: AppState) -> Router {
     routes.layer(middleware::from_fn(trace::trace_requests)).with_state(state)
 }
 
-/// What each route accepts (see `guard`): the two routes with a JSON body,
-/// and the original tool's `GET /{id}`, which replicates.
-fn content_rule(method: &Method, route: &str) -> Rule {
-    match (method, route) {
+/// What each route accepts (see `guard`): the routes with a JSON body, and
+/// the original tool's `GET /{id}`, which replicates. A method the path does
+/// not route has no rule: the router answers it 405, whatever its body.
+pub(super) fn content_rule(method: &Method, route: &str) -> Option<Rule> {
+    if !gate::is_operation(method, route) {
+        return None;
+    }
+    Some(match (method, route) {
         (&Method::POST, "/v1/metrics" | "/v1/events/ack" | "/v1/alertmanager")
         | (&Method::PUT, "/v1/groups/{name}/replicas" | "/v1/nodes/{node}/usage") => {
             Rule { json_body: true, changes_state: true }
@@ -105,7 +109,7 @@ fn content_rule(method: &Method, route: &str) -> Rule {
             Rule { json_body: false, changes_state: true }
         }
         _ => Rule::default_for(method),
-    }
+    })
 }
 
 /// A body parser's complaint, which may quote the body: never more than a prefix of it.
