@@ -5,6 +5,7 @@ mod agent;
 mod balancer_file;
 mod certs;
 mod client;
+mod config_file;
 mod follow_server;
 mod healthcheck;
 pub mod remote;
@@ -28,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTPS API (mutual TLS) against the local or configured engine.
-    Serve(Box<ServeArgs>),
+    Serve(config_file::Serve),
     /// Certificates for development and for the docker CLI layout.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -53,7 +54,7 @@ enum Command {
 pub fn parse_serve<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<ServeArgs, clap::Error> {
     let argv = ["replicator", "serve"].into_iter().chain(args);
     match Cli::try_parse_from(argv)?.command {
-        Command::Serve(args) => Ok(*args),
+        Command::Serve(args) => Ok(*args.0),
         _ => unreachable!("the argument list starts with serve"),
     }
 }
@@ -61,7 +62,7 @@ pub fn parse_serve<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<ServeA
 /// Runs the parsed command line; the exit code is the caller's business.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(*args),
+        Command::Serve(args) => serve::run(*args.0),
         Command::Certs(cmd) => certs::run(cmd),
         Command::Groups(args) => client::groups(args),
         Command::Scale(args) => client::scale(args),

@@ -42,6 +42,9 @@ fn parse_alert_label(raw: &str) -> Result<String, String> {
 /// `replicator serve`'s flags, each also read from a `REPLICATOR_*` variable.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of these flags under their long names (max-replicas = 20, dashboard-actions = true); flags and environment variables win over it.
+    #[arg(long, env = "REPLICATOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address of the HTTPS API.
     #[arg(long, env = "REPLICATOR_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
