@@ -6,6 +6,7 @@ mod balancer_file;
 mod certs;
 mod client;
 mod config_file;
+mod docs;
 mod follow_server;
 mod healthcheck;
 pub mod remote;
@@ -47,6 +48,12 @@ enum Command {
     Upstreams(upstreams::UpstreamsArgs),
     /// Exit 0 when a replicator's admin listener says it is healthy (the image's HEALTHCHECK).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page replicator(1), or write every command's page with --out.
+    Man(docs::ManArgs),
+    /// Install the man pages and the bash, zsh and fish completions under a prefix.
+    InstallDocs(docs::InstallDocsArgs),
 }
 
 /// `replicator serve ARGS...` parsed as the command line would be (for
@@ -71,5 +78,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upstreams(args) => upstreams::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Healthcheck(args) => healthcheck::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
+        Command::InstallDocs(args) => docs::install_docs(args),
     }
 }
