@@ -225,7 +225,8 @@ mod tests {
 
     #[test]
     fn one_file_holds_every_block_and_json_a_list_of_groups() {
-        let members = BTreeMap::from([("a".to_owned(), member("10.0.0.1:80")), ("b".to_owned(), member("10.0.0.2:80"))]);
+        let members =
+            BTreeMap::from([("a".to_owned(), member("10.0.0.1:80")), ("b".to_owned(), member("10.0.0.2:80"))]);
         let nginx = output(&["*"], "/x/all.conf", Format::Nginx).files(&members);
         let text = &nginx[&PathBuf::from("/x/all.conf")];
         assert!(text.contains("upstream a {") && text.contains("upstream b {"));

@@ -9,10 +9,14 @@ mod config_file;
 mod docs;
 mod follow_server;
 mod healthcheck;
+pub mod plugin;
 pub mod remote;
 mod serve;
+mod sse;
 mod upstreams;
 pub mod usage_report;
+mod user_config;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +46,12 @@ enum Command {
     Replicate(client::ReplicateArgs),
     /// Wake a group sleeping at zero (client).
     Wake(client::WakeArgs),
+    /// Follow what replicator does: member changes and decisions (client).
+    Events(watch::EventsArgs),
+    /// One group in detail: members with readiness, standbys, schedule, last decisions (client).
+    Group(watch::GroupArgs),
+    /// Install this binary as the docker CLI plugin `docker replicator`.
+    InstallPlugin(plugin::InstallPluginArgs),
     /// Report this Swarm node's task CPU and memory to the manager's replicator.
     Agent(agent::AgentArgs),
     /// Keep a load balancer's upstream list (nginx or JSON) in step with a group.
@@ -75,6 +85,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scale(args) => client::scale(args),
         Command::Replicate(args) => client::replicate(args),
         Command::Wake(args) => client::wake(args),
+        Command::Events(args) => watch::events(args),
+        Command::Group(args) => watch::group(args),
+        Command::InstallPlugin(args) => plugin::install(args),
         Command::Upstreams(args) => upstreams::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Healthcheck(args) => healthcheck::run(args),

@@ -149,7 +149,9 @@ fn balancer_name(certs: &std::path::Path) -> Option<String> {
 async fn settle(changes: &mut tokio::sync::watch::Receiver<u64>, debounce: Duration) {
     let latest = tokio::time::Instant::now() + debounce * 10;
     changes.borrow_and_update();
-    while let Ok(Ok(())) = tokio::time::timeout_at(latest.min(tokio::time::Instant::now() + debounce), changes.changed()).await {
+    while let Ok(Ok(())) =
+        tokio::time::timeout_at(latest.min(tokio::time::Instant::now() + debounce), changes.changed()).await
+    {
         changes.borrow_and_update();
     }
 }
