@@ -125,7 +125,10 @@ async fn follow_once(
         let Some(mut id) = acted_on else { continue };
         // More of the same burst: taken in before the files are written.
         let latest = tokio::time::Instant::now() + out.debounce * 10;
-        while !out.once {
+        loop {
+            if out.once {
+                break;
+            }
             let quiet = latest.min(tokio::time::Instant::now() + out.debounce);
             let Ok(Some(frame)) = tokio::time::timeout_at(quiet, body.frame()).await else { break };
             let Ok(data) = frame?.into_data() else { continue };

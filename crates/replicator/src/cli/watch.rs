@@ -53,7 +53,7 @@ pub(super) fn call_showing_progress(
             result = &mut request => result,
             () = showing => request.await,
         };
-        progress.finish();
+        progress.finish(result.is_ok());
         result
     })
 }
@@ -132,23 +132,43 @@ struct Progress {
     started: Instant,
     lines: BTreeMap<String, String>,
     drawn: usize,
+    /// Members shown, and those of them ready.
+    shown: HashSet<String>,
+    ready: HashSet<String>,
 }
 
 impl Progress {
     fn new(terminal: bool) -> Self {
-        Self { terminal, started: Instant::now(), lines: BTreeMap::new(), drawn: 0 }
+        Self {
+            terminal,
+            started: Instant::now(),
+            lines: BTreeMap::new(),
+            drawn: 0,
+            shown: HashSet::new(),
+            ready: HashSet::new(),
+        }
     }
 
     /// A member changed: its line now, redrawn or printed.
     fn update(&mut self, member: &Value, change: &str) {
         let name = member["name"].as_str().unwrap_or_default().to_owned();
         let line = format!("{name}  {}  {:.1}s", describe(member, change), self.started.elapsed().as_secs_f64());
+        self.shown.insert(name.clone());
+        if member["ready"] == true {
+            self.ready.insert(name.clone());
+        } else {
+            self.ready.remove(&name);
+        }
+        self.draw(&name, line);
+    }
+
+    fn draw(&mut self, name: &str, line: String) {
         let mut err = std::io::stderr().lock();
         if !self.terminal {
             let _ = writeln!(err, "{line}");
             return;
         }
-        self.lines.insert(name, line);
+        self.lines.insert(name.to_owned(), line);
         // Back up over what was drawn, and draw every member again.
         if self.drawn > 0 {
             let _ = write!(err, "\x1b[{}A", self.drawn);
@@ -159,9 +179,17 @@ impl Progress {
         self.drawn = self.lines.len();
     }
 
-    fn finish(&mut self) {
-        if !self.terminal && !self.lines.is_empty() {
-            let _ = writeln!(std::io::stderr(), "done in {:.1}s", self.started.elapsed().as_secs_f64());
+    /// The wait ended: when it succeeded, every member shown is ready (the
+    /// server said so), even if its last event has not arrived yet.
+    fn finish(&mut self, ready: bool) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let waiting: Vec<String> =
+            self.shown.iter().filter(|name| ready && !self.ready.contains(*name)).cloned().collect();
+        for name in waiting {
+            self.draw(&name, format!("{name}  ready  {elapsed:.1}s"));
+        }
+        if !self.shown.is_empty() {
+            let _ = writeln!(std::io::stderr(), "done in {elapsed:.1}s");
         }
     }
 }

@@ -19,6 +19,7 @@ mod groups;
 mod hardening;
 mod lifetimes;
 mod mtls;
+mod operator;
 mod parity;
 mod podman;
 mod remote;
