@@ -176,35 +176,19 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     if let (Ok(b), Some(Ok(p))) = (&bounds, policy.as_mut()) {
         p.min = p.min.max(b.min).min(p.max);
     }
-    let (warm, bounds) = match (warm_of(&first.labels), bounds) {
-        (Ok(warm), bounds) => (warm, bounds),
-        (Err(reason), Ok(_)) => (0, Err(reason)),
-        (Err(_), bounds) => (0, bounds),
-    };
-    let (wake, bounds) = match (labels::wake_route(&first.labels), bounds) {
-        (Ok(wake), bounds) => (wake, bounds),
-        (Err(e), Ok(_)) => (None, Err(e.to_string())),
-        (Err(_), bounds) => (None, bounds),
-    };
-    let (probe, bounds) = match (ProbeSpec::from_labels(&first.labels), bounds) {
-        (Ok(probe), bounds) => (probe, bounds),
-        (Err(e), Ok(_)) => (None, Err(e.to_string())),
-        (Err(_), bounds) => (None, bounds),
-    };
-    let (sleep_after, bounds) = match (labels::sleep_after(&first.labels), bounds) {
-        (Ok(Some(_)), Ok(_)) if !may_sleep => (
-            None,
-            Err(format!("label {} needs {}=0: only a group that may sleep can", labels::SLEEP_AFTER, labels::MIN)),
-        ),
-        (Ok(after), bounds) => (after, bounds),
-        (Err(e), Ok(_)) => (None, Err(e.to_string())),
-        (Err(_), bounds) => (None, bounds),
-    };
-    let (front, bounds) = match (FrontSpec::from_labels(&first.labels), bounds) {
-        (Ok(front), bounds) => (front, bounds),
-        (Err(e), Ok(_)) => (None, Err(e.to_string())),
-        (Err(_), bounds) => (None, bounds),
-    };
+    // Each rule below either reads or makes the group refuse with the first reason.
+    let labels = &first.labels;
+    let (warm, bounds) = also_valid(warm_of(labels), bounds);
+    let (wake, bounds) = also_valid(labels::wake_route(labels).map_err(|e| e.to_string()), bounds);
+    let (probe, bounds) = also_valid(ProbeSpec::from_labels(labels).map_err(|e| e.to_string()), bounds);
+    let (front, bounds) = also_valid(FrontSpec::from_labels(labels).map_err(|e| e.to_string()), bounds);
+    let sleep_after = labels::sleep_after(labels).map_err(|e| e.to_string()).and_then(|after| match after {
+        Some(_) if !may_sleep => {
+            Err(format!("label {} needs {}=0: only a group that may sleep can", labels::SLEEP_AFTER, labels::MIN))
+        }
+        after => Ok(after),
+    });
+    let (sleep_after, bounds) = also_valid(sleep_after, bounds);
     let probed = probe.is_some().then_some(inputs.probes);
     let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving, probed)).collect();
     add_intents(&mut list, &identity, inputs);
@@ -232,6 +216,16 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         probe,
         sleep_after,
         front,
+    }
+}
+
+/// A rule read from the labels, and the bounds: a malformed rule (the
+/// first one) makes the group refuse with its reason, and counts as absent.
+fn also_valid<T: Default>(rule: Result<T, String>, bounds: Result<Bounds, String>) -> (T, Result<Bounds, String>) {
+    match (rule, bounds) {
+        (Ok(rule), bounds) => (rule, bounds),
+        (Err(reason), Ok(_)) => (T::default(), Err(reason)),
+        (Err(_), bounds) => (T::default(), bounds),
     }
 }
 
