@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::BytesMut;
 use clap::Args;
 use http::Method;
@@ -126,6 +125,11 @@ async fn each_event(
     Ok(last)
 }
 
+/// The server refused the stream: asking again would not help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
 /// The members shown while a command waits, and how they are drawn.
 struct Progress {
     terminal: bool,
@@ -235,7 +239,12 @@ pub fn events(args: EventsArgs) -> anyhow::Result<()> {
         let mut last = None;
         loop {
             let print = |event: &SseEvent| println!("{}", if args.json { json_line(event) } else { text_line(event) });
-            last = each_event(&client, &path, last, print).await.context("cannot follow the event stream")?;
+            match each_event(&client, &path, last, print).await {
+                Ok(resume) => last = resume,
+                Err(e) if e.is::<Refused>() => return Err(e.context("cannot follow the event stream")),
+                // A cut or an unreachable server: try again, as the followers do.
+                Err(e) => eprintln!("replicator events: {e:#}; following again"),
+            }
             tokio::time::sleep(RECONNECT).await;
         }
     })
