@@ -20,8 +20,9 @@ use crate::base::quote::clip_to;
 use crate::rules::access::{Identity, Permission};
 use crate::rules::alerts::{Alert, AlertStatus, Seen};
 
-/// Most alerts one notification may carry.
-const MAX_ALERTS: usize = 1000;
+/// Most alerts one notification may carry: as many as a body of at most
+/// `MAX_BODY` (64 KiB) can hold and more (a minimal alert takes 70 bytes).
+const MAX_ALERTS: usize = 500;
 
 /// The receiver's state: which label names the group, and the alerts acted on.
 pub struct AlertReceiver {
@@ -38,23 +39,54 @@ impl AlertReceiver {
     }
 }
 
+/// Alertmanager's webhook payload; the fields not described here
+/// (`receiver`, `groupLabels`...) are ignored.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Notification {
+    /// The payload's version: `4`.
+    #[schema(schema_with = version_schema)]
     version: String,
+    /// The alerts, at most 500.
+    #[schema(schema_with = alerts_schema)]
     alerts: Vec<AlertBody>,
 }
 
+/// One alert; its fields not described here (`endsAt`, `generatorURL`...)
+/// are ignored.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AlertBody {
+    /// `firing` or `resolved`.
+    #[schema(schema_with = status_schema)]
     status: String,
+    /// The alert's labels: the group's label names the group to scale.
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// The alert's annotations: `replicator_action`, `replicator_step`... (labels may carry them too).
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    /// When it started firing (RFC 3339).
+    #[schema(format = DateTime)]
     starts_at: String,
+    /// Alertmanager's fingerprint: 1 to 64 hex digits.
     #[serde(default)]
+    #[schema(required = true, pattern = "^[0-9A-Fa-f]{1,64}$")]
     fingerprint: String,
+}
+
+fn version_schema() -> impl Into<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>> {
+    utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String).enum_values(Some(["4"]))
+}
+
+fn status_schema() -> impl Into<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["firing", "resolved"]))
+}
+
+fn alerts_schema() -> impl Into<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>> {
+    use utoipa::PartialSchema;
+    utoipa::openapi::schema::ArrayBuilder::new().items(AlertBody::schema()).max_items(Some(MAX_ALERTS))
 }
 
 fn parse(body: &[u8]) -> Result<Vec<Alert>, ApiError> {
@@ -100,8 +132,9 @@ fn parse(body: &[u8]) -> Result<Vec<Alert>, ApiError> {
 /// Acts on each alert once; answers what became of each (200 unless the
 /// payload is malformed: Alertmanager retries failed notifications).
 #[utoipa::path(post, path = "/v1/alertmanager", tag = "alertmanager", request_body = Notification,
-    responses((status = 200, description = "What became of each alert", body = Object),
-              (status = 400, description = "Not a version 4 payload", body = super::status::ErrorBody)))]
+    responses((status = 200, description = "What became of each alert: `{\"alerts\": [{\"fingerprint\", \"outcome\", ...}]}`", body = Object),
+              (status = 400, description = "Not a version 4 payload", body = super::status::ErrorBody),
+              (status = 403, description = "An Alertmanager limited to some groups named another", body = super::status::ErrorBody)))]
 pub async fn receive(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,

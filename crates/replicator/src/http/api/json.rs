@@ -9,6 +9,23 @@ use serde_json::{Map, Value};
 
 use crate::base::quote::clip;
 
+/// A whole number for a `u32` or `u64` field, as JSON Schema reads one:
+/// `3` or `3.0` (a number with no fraction), never `3.5`, `-1` or `"3"`.
+pub fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let number = serde_json::Number::deserialize(deserializer)?;
+    // 2^64, exactly: the first float past u64::MAX.
+    const PAST_U64: f64 = 18_446_744_073_709_551_616.0;
+    let whole = number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && (0.0..PAST_U64).contains(f)).map(|f| f as u64));
+    let what = || format!("a whole number from 0 to {}, not {number}", std::any::type_name::<T>());
+    whole.and_then(|n| T::try_from(n).ok()).ok_or_else(|| de::Error::custom(what()))
+}
+
 /// `body` as a JSON value, refusing duplicate keys at any depth.
 pub fn parse(body: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice::<Strict>(body).map(|Strict(v)| v)
@@ -94,6 +111,38 @@ mod tests {
         let e = parse(br#"{"replicas": 1, "replicas": 2}"#).unwrap_err();
         assert!(e.to_string().contains("duplicate key \"replicas\""), "{e}");
         assert!(parse(br#"[{"x": 1, "y": {"z": 1, "z": 1}}]"#).is_err());
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        #[derive(serde::Deserialize)]
+        struct Count {
+            #[serde(deserialize_with = "whole")]
+            n: u32,
+        }
+        let read = |text: &str| serde_json::from_str::<Count>(text).map(|c| c.n).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"n": 3}"#), Ok(3));
+        assert_eq!(read(r#"{"n": 3.0}"#), Ok(3));
+        assert_eq!(read(r#"{"n": 4294967295.0}"#), Ok(u32::MAX));
+        for bad in [
+            r#"{"n": 3.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": -1.0}"#,
+            r#"{"n": "3"}"#,
+            r#"{"n": 4294967296}"#,
+            r#"{"n": 1e300}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        #[derive(serde::Deserialize)]
+        struct Id {
+            #[serde(deserialize_with = "whole")]
+            id: u64,
+        }
+        let id = |text: &str| serde_json::from_str::<Id>(text).map(|c| c.id).ok();
+        assert_eq!(id(r#"{"id": 18446744073709551615}"#), Some(u64::MAX));
+        assert_eq!(id(r#"{"id": 2005510427388358.0}"#), Some(2_005_510_427_388_358));
+        assert_eq!(id(r#"{"id": 18446744073709551616}"#), None);
     }
 
     #[test]

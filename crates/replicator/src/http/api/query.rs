@@ -61,6 +61,10 @@ pub fn ready_wait(wait: Option<&str>, timeout: Option<&str>) -> Result<Option<Du
         (None, None) => Ok(None),
         (None, Some(_)) => Err(ApiError::bad_request("timeout is only meaningful with wait=ready")),
         (Some("ready"), None) => Ok(Some(DEFAULT_READY_TIMEOUT)),
+        // Digits and a unit, nothing around them (the description's pattern).
+        (Some("ready"), Some(t)) if !t.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Err(ApiError::bad_request(format!("timeout {:?} is not a duration like 60s", clip(t))))
+        }
         (Some("ready"), Some(t)) => match crate::base::duration::parse_positive(t) {
             Ok(d) if d <= MAX_READY_TIMEOUT => Ok(Some(d)),
             Ok(_) => Err(ApiError::bad_request("timeout must be at most 600s")),
@@ -93,6 +97,9 @@ mod tests {
             (Some("ready"), Some("soon")),
             (Some("ready"), Some("0s")),
             (Some("ready"), Some("1h")),
+            (Some("ready"), Some(" 5s")),
+            (Some("ready"), Some("5s\n")),
+            (Some("ready"), Some("+5s")),
         ] {
             assert!(ready_wait(wait, timeout).is_err(), "{wait:?} {timeout:?}");
         }

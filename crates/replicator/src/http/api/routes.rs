@@ -11,9 +11,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::guard::{self, Rule};
+use super::schemas::{self, MetricPush, ScaleRequest as ScaleBody};
 use super::status::{json_errors, ApiError, CompatError, ErrorBody};
+use super::status::{CompatEngineFailures, EngineFailures};
 use super::views::GroupView;
-use super::{alertmanager, gate, json, limit, nodes, query, stream, trace, AppState, PeerIdentity};
+use super::{alertmanager, gate, json, limit, nodes, query, responses, stream, trace, AppState, PeerIdentity};
 use crate::autoscale::board::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::base::id::{ContainerRef, GroupName};
@@ -64,6 +66,8 @@ pub(super) fn description() -> &'static utoipa::openapi::OpenApi {
     DOC.get_or_init(|| {
         let mut doc = documented().split_for_parts().1;
         gate::describe(&mut doc);
+        stream::describe(&mut doc);
+        responses::complete(&mut doc);
         doc
     })
 }
@@ -135,10 +139,11 @@ fn group_name(path: Result<Path<String>, PathRejection>) -> Result<GroupName, Er
     GroupName::parse(&path_text(path)?).map_err(|e| Error::BadRequest(e.to_string()))
 }
 
-/// The body of `PUT /v1/groups/{name}/replicas`.
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+/// The body of `PUT /v1/groups/{name}/replicas` (described by [`schemas::ScaleRequest`]).
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScaleRequest {
+    #[serde(deserialize_with = "json::whole")]
     replicas: u32,
     /// `"ready"`: answer once the new members are ready.
     wait: Option<String>,
@@ -156,8 +161,9 @@ fn scale_request(body: &[u8]) -> Result<ScaleRequest, ApiError> {
     serde_json::from_value(value).map_err(|e| refuse(complaint(e)))
 }
 
+/// The original tool's answer to a request without a container id.
 #[utoipa::path(get, path = "/", tag = "compatibility",
-    responses((status = 400, description = "`container id missing` (text/plain), the original tool's answer", body = String)))]
+    responses((status = 400, description = "`container id missing` (text/plain), the original tool's answer", body = String, content_type = "text/plain")))]
 async fn compat_missing_id() -> Response {
     (StatusCode::BAD_REQUEST, "container id missing").into_response()
 }
@@ -165,12 +171,17 @@ async fn compat_missing_id() -> Response {
 /// The original tool's route: `GET /<id>` answers `done` (with
 /// `?wait=ready[&timeout=D]`, once the replica is ready).
 #[utoipa::path(get, path = "/{id}", tag = "compatibility",
-    params(("id" = String, Path, description = "Container id or name"),
-           ("wait" = Option<String>, Query, description = "`ready`: answer once the replica is ready"),
-           ("timeout" = Option<String>, Query, description = "With `wait`: how long, e.g. 60s")),
-    responses((status = 200, description = "`done` (text/plain)", body = String),
-              (status = 400, description = "`invalid container id`", body = String),
-              (status = 404, description = "`invalid container id`", body = String)))]
+    params(("id" = inline(schemas::ContainerRef), Path, description = "Container id or name"),
+           ("readiness" = inline(Option<schemas::Readiness>), Query, style = Form, explode,
+            description = "`wait=ready`: answer once the replica is ready; `timeout`: how long (with `wait` only)")),
+    responses((status = 200, description = "`done`", body = String, content_type = "text/plain"),
+              (status = 400, description = "`invalid container id` (a malformed id), or a malformed `wait` or `timeout`", body = String, content_type = "text/plain"),
+              (status = 403, description = "The container is not enabled for replication (`replicator.enable=true`), is outside `--selector`, or is replicator's own", body = String, content_type = "text/plain"),
+              (status = 404, description = "`invalid container id`: no such container", body = String, content_type = "text/plain"),
+              (status = 409, description = "`replica limit reached (N)`, the group's labels are malformed, `--max-containers` is reached, or a short id names several containers", body = String, content_type = "text/plain"),
+              (status = 429, description = "`--max-creations-per-minute` is reached", body = String, content_type = "text/plain"),
+              CompatEngineFailures,
+              (status = 504, description = "`wait=ready`: not ready in time; the replica was removed", body = String, content_type = "text/plain")))]
 async fn compat_replicate(
     State(state): State<AppState>,
     peer: Peer,
@@ -187,13 +198,17 @@ async fn compat_replicate(
 }
 
 #[utoipa::path(post, path = "/v1/containers/{id}/replicas", tag = "containers",
-    params(("id" = String, Path, description = "Container id or name"),
-           ("count" = Option<u32>, Query, description = "Replicas to make, all or nothing (default 1)"),
-           ("wait" = Option<String>, Query, description = "`ready`: answer once they are ready"),
-           ("timeout" = Option<String>, Query, description = "With `wait`: how long")),
-    responses((status = 201, description = "The replicas made", body = Replication), (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+    params(("id" = inline(schemas::ContainerRef), Path, description = "Container id or name"),
+           ("count" = inline(Option<schemas::ReplicaCount>), Query, description = "Replicas to make, all or nothing (default 1)"),
+           ("readiness" = inline(Option<schemas::Readiness>), Query, style = Form, explode,
+            description = "`wait=ready`: answer once they are ready; `timeout`: how long (with `wait` only)")),
+    responses((status = 201, description = "The replicas made", body = Replication),
+              (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+              (status = 403, description = "The container is not enabled for replication, is outside `--selector` or is replicator's own; or the caller may not replicate its group", body = ErrorBody),
               (status = 404, description = "No such container", body = ErrorBody),
-              (status = 409, description = "The group is full, or its labels are malformed", body = ErrorBody),
+              (status = 409, description = "The group is full, its labels are malformed, `--max-containers` is reached, or a short id names several containers (`ambiguous`)", body = ErrorBody),
+              (status = 429, description = "`--max-creations-per-minute` is reached (`rate_limited`)", body = ErrorBody),
+              EngineFailures,
               (status = 504, description = "`wait=ready`: not ready in time; the replicas were removed", body = ErrorBody)))]
 async fn replicate(
     State(state): State<AppState>,
@@ -220,14 +235,19 @@ async fn may_replicate(state: &AppState, identity: &Identity, target: &Container
 }
 
 /// Most samples one push may carry.
-const MAX_SAMPLES: usize = 1000;
+pub(super) const MAX_SAMPLES: usize = 1000;
 
 /// One sample of `POST /v1/metrics`.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MetricBody {
+pub(super) struct MetricBody {
+    /// The container the value is of.
+    #[schema(value_type = schemas::ContainerRef)]
     container: String,
+    /// The metric, as the group's `replicator.autoscale.metric` names it.
+    #[schema(value_type = schemas::MetricName)]
     metric: String,
+    /// The value (a finite number).
     value: f64,
 }
 
@@ -262,9 +282,13 @@ fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/metrics", tag = "autoscaler",
-    request_body(content = Vec<MetricBody>, description = "One sample or an array of them"),
-    responses((status = 202, description = "Recorded", body = Object), (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
-              (status = 409, description = "The container's group does not autoscale on that metric", body = ErrorBody)))]
+    request_body(content = MetricPush, description = "One sample or an array of them"),
+    responses((status = 202, description = "Recorded: `{\"accepted\": N}`", body = Object),
+              (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+              (status = 403, description = "The caller may not push for that container's group, or the container is outside `--selector`", body = ErrorBody),
+              (status = 404, description = "No such container", body = ErrorBody),
+              (status = 409, description = "The container's group does not autoscale on that metric, or a short id names several containers (`ambiguous`)", body = ErrorBody),
+              EngineFailures))]
 async fn push_metrics(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -275,7 +299,8 @@ async fn push_metrics(
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "accepted": samples.len() }))))
 }
 
-#[utoipa::path(get, path = "/v1/groups", tag = "groups", responses((status = 200, body = Vec<GroupView>)))]
+#[utoipa::path(get, path = "/v1/groups", tag = "groups",
+    responses((status = 200, description = "Every group the caller may read", body = Vec<GroupView>), EngineFailures))]
 async fn list_groups(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -286,8 +311,11 @@ async fn list_groups(
     Ok(Json(visible.map(|g| GroupView::of(g, &state.autoscale)).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/groups/{name}", tag = "groups", params(("name" = String, Path)),
-    responses((status = 200, body = GroupView), (status = 404, description = "No such group", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/groups/{name}", tag = "groups", params(("name" = inline(schemas::GroupName), Path)),
+    responses((status = 200, description = "The group", body = GroupView),
+              (status = 400, description = "A malformed group name", body = ErrorBody),
+              (status = 404, description = "No such group", body = ErrorBody),
+              EngineFailures))]
 async fn show_group(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -296,9 +324,11 @@ async fn show_group(
     Ok(Json(GroupView::of(&state.service.group(name.as_str()).await?, &state.autoscale)))
 }
 
-#[utoipa::path(get, path = "/v1/groups/{name}/decisions", tag = "autoscaler", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/groups/{name}/decisions", tag = "autoscaler", params(("name" = inline(schemas::GroupName), Path)),
     responses((status = 200, description = "Recent decisions, oldest first", body = Vec<DecisionView>),
-              (status = 404, description = "No such group", body = ErrorBody)))]
+              (status = 400, description = "A malformed group name", body = ErrorBody),
+              (status = 404, description = "No such group", body = ErrorBody),
+              EngineFailures))]
 async fn group_decisions(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -308,10 +338,14 @@ async fn group_decisions(
     Ok(Json(state.autoscale.history(name.as_str())))
 }
 
-#[utoipa::path(put, path = "/v1/groups/{name}/replicas", tag = "groups", params(("name" = String, Path)),
-    request_body = ScaleRequest,
-    responses((status = 200, description = "The group after the change", body = GroupView), (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
-              (status = 409, description = "Outside the group's bounds", body = ErrorBody),
+#[utoipa::path(put, path = "/v1/groups/{name}/replicas", tag = "groups", params(("name" = inline(schemas::GroupName), Path)),
+    request_body = ScaleBody,
+    responses((status = 200, description = "The group after the change", body = GroupView),
+              (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+              (status = 404, description = "No such group", body = ErrorBody),
+              (status = 409, description = "Outside the group's bounds, its labels are malformed, it is busy, or `--max-containers` is reached", body = ErrorBody),
+              (status = 429, description = "`--max-creations-per-minute` is reached (`rate_limited`)", body = ErrorBody),
+              EngineFailures,
               (status = 504, description = "`wait`: not ready in time", body = ErrorBody)))]
 async fn scale_group(
     State(state): State<AppState>,
@@ -328,9 +362,14 @@ async fn scale_group(
 
 /// Wakes a sleeping group (`?wait=ready[&timeout=D]`: once its originals are ready).
 #[utoipa::path(post, path = "/v1/groups/{name}/wake", tag = "groups",
-    params(("name" = String, Path), ("wait" = Option<String>, Query), ("timeout" = Option<String>, Query)),
+    params(("name" = inline(schemas::GroupName), Path),
+           ("readiness" = inline(Option<schemas::Readiness>), Query, style = Form, explode,
+            description = "`wait=ready`: answer once its originals are ready; `timeout`: how long (with `wait` only)")),
     responses((status = 200, description = "The group, awake", body = GroupView),
-              (status = 404, description = "No such group", body = ErrorBody)))]
+              (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
+              (status = 404, description = "No such group", body = ErrorBody),
+              EngineFailures,
+              (status = 504, description = "`wait=ready`: not ready in time", body = ErrorBody)))]
 async fn wake_group(
     State(state): State<AppState>,
     peer: Peer,
@@ -408,6 +447,7 @@ mod tests {
     #[test]
     fn scale_bodies_must_be_exactly_the_documented_shape() {
         assert_eq!(scale_request(br#"{"replicas": 3}"#).unwrap().replicas, 3);
+        assert_eq!(scale_request(br#"{"replicas": 3.0}"#).unwrap().replicas, 3, "JSON Schema's integer 3");
         for bad in [
             &b""[..],
             b"{}",
@@ -418,6 +458,7 @@ mod tests {
             br#"{"replicas": "3"}"#,
             br#"{"replicas": 3, "extra": 1}"#,
             br#"{"replicas": 99999999999}"#,
+            br#"{"replicas": 4294967296.0}"#,
             b"\xff",
         ] {
             assert!(scale_request(bad).is_err(), "{}", String::from_utf8_lossy(bad));

@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::base::quote::clip;
+use crate::engine::{ErrorKind, Op};
 use crate::error::Error;
 use crate::http::listener::json_refusal;
 
@@ -25,6 +26,12 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::NotReady { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_ready"),
         Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        // The caller's reference, valid in syntax, names several containers
+        // (a short id that is the prefix of more than one): the engine
+        // refuses to pick, and the request conflicts with what exists.
+        Error::Engine(e) if e.op == Op::InspectContainer && e.kind == ErrorKind::Rejected => {
+            (StatusCode::CONFLICT, "ambiguous")
+        }
         Error::Engine(e) if e.is_unreachable() => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
         Error::Engine(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -32,6 +39,54 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
 }
 
 pub use crate::http::listener::ErrorBody;
+
+/// A documented error answer: `{"error": ...}` on `/v1`, short text on the
+/// original tool's routes.
+pub fn error_response(description: &str, json: bool) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let (content_type, schema): (_, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) = if json {
+        ("application/json", Ref::from_schema_name("ErrorBody").into())
+    } else {
+        ("text/plain", utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String).into())
+    };
+    ResponseBuilder::new()
+        .description(description)
+        .content(content_type, ContentBuilder::new().schema(Some(schema)).build())
+        .build()
+}
+
+/// What an operation that calls the engine may also answer, as
+/// [`status_of`] maps it: 500, 502, 503 (JSON; the original tool's routes
+/// answer the same statuses in text: [`CompatEngineFailures`]).
+pub struct EngineFailures;
+
+/// [`EngineFailures`] in text, for the original tool's routes.
+pub struct CompatEngineFailures;
+
+fn engine_failures(
+    json: bool,
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+    [
+        (StatusCode::INTERNAL_SERVER_ERROR, "A bug: a task panicked or an invariant broke (`internal`)"),
+        (StatusCode::BAD_GATEWAY, "The engine refused or failed a call (`engine_error`), with its words"),
+        (StatusCode::SERVICE_UNAVAILABLE, "The engine is unreachable (`engine_unavailable`)"),
+    ]
+    .into_iter()
+    .map(|(status, description)| (status.as_u16().to_string(), error_response(description, json).into()))
+    .collect()
+}
+
+impl utoipa::IntoResponses for EngineFailures {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        engine_failures(true)
+    }
+}
+
+impl utoipa::IntoResponses for CompatEngineFailures {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        engine_failures(false)
+    }
+}
 
 /// An error on a /v1 route: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
@@ -118,5 +173,24 @@ impl IntoResponse for CompatError {
             other => other.to_string(),
         };
         (status, text).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineError;
+
+    #[test]
+    fn an_ambiguous_reference_is_a_conflict_not_the_engines_failure() {
+        let ambiguous = EngineError::new(
+            Op::InspectContainer,
+            "0",
+            ErrorKind::Rejected,
+            "Multiple IDs found with provided prefix: 0",
+        );
+        assert_eq!(status_of(&Error::Engine(ambiguous)), (StatusCode::CONFLICT, "ambiguous"));
+        let refused = EngineError::new(Op::CreateContainer, "web-2", ErrorKind::Rejected, "invalid mount");
+        assert_eq!(status_of(&Error::Engine(refused)), (StatusCode::BAD_GATEWAY, "engine_error"));
     }
 }
