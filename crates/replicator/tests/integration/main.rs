@@ -12,6 +12,7 @@ mod ceilings;
 mod cluster;
 mod coldpath;
 mod compose;
+mod contract;
 mod faults;
 mod fidelity;
 mod front;
