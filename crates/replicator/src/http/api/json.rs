@@ -22,7 +22,7 @@ where
     let whole = number
         .as_u64()
         .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && (0.0..PAST_U64).contains(f)).map(|f| f as u64));
-    let what = || format!("a whole number from 0 to {}, not {number}", std::any::type_name::<T>());
+    let what = || format!("expected a whole number within {}, not {number}", std::any::type_name::<T>());
     whole.and_then(|n| T::try_from(n).ok()).ok_or_else(|| de::Error::custom(what()))
 }
 

@@ -23,31 +23,33 @@ struct Refusal {
 /// The layers' refusals that `method` on `path` can meet.
 fn refusals(method: &axum::http::Method, path: &str) -> Vec<Refusal> {
     let Some(rule) = content_rule(method, path) else { return Vec::new() };
-    let refusal =
-        |status, description: &str, always_json| Refusal { status, description: description.to_owned(), always_json };
+    let json_path = path.starts_with("/v1/");
+    // A JSON refusal names its `code`; the original tool's text does not.
+    let refusal = |status, text: &str, code: &str, always_json: bool| {
+        let json = always_json || json_path;
+        let description = if json { format!("{text} (`{code}`)") } else { text.to_owned() };
+        Refusal { status, description, always_json }
+    };
+    let denied = "Refused: the caller's identity lacks the operation's permission";
     let mut all = vec![
-        refusal(
-            403,
-            if rule.changes_state {
-                "Refused: the caller's identity lacks the operation's permission (`denied`, naming the permission and the identity), or a browser marked the request cross-site (`cross_site`)"
-            } else {
-                "Refused: the caller's identity lacks the operation's permission (`denied`, naming the permission and the identity)"
-            },
-            false,
-        ),
-        refusal(413, &format!("The body is over {} KiB (`payload_too_large`)", MAX_BODY / 1024), true),
-        refusal(429, "More requests from this address than `serve --rate-limit` allows (`rate_limited`)", true),
+        if !rule.changes_state {
+            refusal(403, denied, "denied", false)
+        } else if json_path {
+            let text = format!("{denied} (`denied`), or a browser marked the request cross-site");
+            refusal(403, &text, "cross_site", false)
+        } else {
+            refusal(403, &format!("{denied}, or a browser marked the request cross-site"), "", false)
+        },
+        refusal(413, &format!("The body is over {} KiB", MAX_BODY / 1024), "payload_too_large", true),
+        refusal(429, "More requests from this address than `serve --rate-limit` allows", "rate_limited", true),
     ];
     if rule.json_body {
-        all.push(refusal(
-            400,
-            "A malformed body: not JSON, a key twice, or not the described shape (`bad_request`)",
-            false,
-        ));
-        all.push(refusal(408, "The body did not arrive within `serve --body-timeout` (`request_timeout`)", true));
-        all.push(refusal(415, "A body that is not `application/json` (`unsupported_media_type`)", false));
+        let malformed = "A malformed body: not JSON, a key twice, or not the described shape";
+        all.push(refusal(400, malformed, "bad_request", false));
+        all.push(refusal(408, "The body did not arrive within `serve --body-timeout`", "request_timeout", true));
+        all.push(refusal(415, "A body that is not `application/json`", "unsupported_media_type", false));
     } else {
-        all.push(refusal(400, "A request body: this operation takes none (`bad_request`)", false));
+        all.push(refusal(400, "A request body: this operation takes none", "bad_request", false));
     }
     all
 }
