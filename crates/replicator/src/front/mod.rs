@@ -24,6 +24,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+mod relay;
+
 use crate::inventory::Group;
 use crate::rules::backends::backend;
 use crate::rules::front::{proxy_v2_header, FrontSpec};
@@ -127,7 +129,7 @@ impl Front {
     }
 
     /// Finds (or waits for) a ready member, connects and splices.
-    async fn connect(self: Arc<Self>, mut client: TcpStream, peer: SocketAddr) {
+    async fn connect(self: Arc<Self>, client: TcpStream, peer: SocketAddr) {
         let _ = client.set_nodelay(true);
         let deadline = Instant::now() + self.settings.timeout;
         let Some((member, spec, upstream)) = self.reach_member(deadline).await else {
@@ -145,7 +147,7 @@ impl Front {
                 return;
             }
         }
-        let (inbound, outbound) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await.unwrap_or((0, 0));
+        let (inbound, outbound) = relay::relay(client, upstream).await.unwrap_or((0, 0));
         self.service.telemetry().front_bytes(&self.group, inbound, outbound);
         drop(open);
         self.service.telemetry().front_open(&self.group, &member.1, connections.open_to(&member.0));
@@ -159,9 +161,10 @@ impl Front {
         let mut held = None;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let group = self.service.group(&self.group).await.ok()?;
+            let groups = self.service.fresh_groups().await.ok()?;
+            let group = groups.iter().find(|g| g.name() == self.group)?;
             let spec = group.front.clone()?;
-            if let Some((id, name, address)) = self.least_busy(&group, &spec) {
+            if let Some((id, name, address)) = self.least_busy(group, &spec) {
                 match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
                     Ok(Ok(upstream)) => return Some(((id, name), spec, upstream)),
                     Ok(Err(e)) if Instant::now() + backoff < deadline => {
