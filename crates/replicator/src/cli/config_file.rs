@@ -359,6 +359,58 @@ mod tests {
         assert!(args.selector.is_some());
     }
 
+    /// A value for every flag of serve that has no default of its own.
+    fn sample(flag: &str) -> Option<&'static str> {
+        Some(match flag {
+            "certs" => "\"/etc/replicator/certs\"",
+            "tls-cert" => "\"/etc/replicator/server-cert.pem\"",
+            "tls-key" => "\"/etc/replicator/server-key.pem\"",
+            "client-ca" => "\"/etc/replicator/ca.pem\"",
+            "crl" => "\"/etc/replicator/crl.pem\"",
+            "swarm-ca" => "\"/etc/replicator/swarm-ca.pem\"",
+            "docker-host" => "\"unix:///var/run/docker.sock\"",
+            "selector" => "\"team=a\"",
+            "prometheus-url" => "\"http://127.0.0.1:9090\"",
+            "metric-ttl" => "\"30s\"",
+            "wake-listen" => "\"127.0.0.1:8081\"",
+            "front-ports" => "\"7000-7999\"",
+            "rate-limit" => "\"10/s\"",
+            "max-connections" => "100",
+            _ => return None,
+        })
+    }
+
+    /// A file naming every flag of serve but those in `left_out`: its
+    /// default (as the file would write it), a sample, or `true` for a switch.
+    fn every_flag_but(left_out: &[&str]) -> String {
+        let mut text = String::new();
+        for arg in serve_command().get_arguments() {
+            let Some(flag) = arg.get_long() else { continue };
+            if ["config", "help", "version"].contains(&flag) || left_out.contains(&flag) {
+                continue;
+            }
+            let value = match (arg.get_num_args().is_some_and(|n| n.takes_values()), arg.get_default_values().first()) {
+                (false, _) => "true".to_owned(),
+                (true, Some(default)) => format!("{:?}", default.to_string_lossy()),
+                (true, None) => sample(flag).unwrap_or_else(|| panic!("give --{flag} a sample value")).to_owned(),
+            };
+            text.push_str(&format!("{flag} = {value}\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn a_file_with_every_flag_of_serve_is_accepted() {
+        let _env = lock();
+        // --certs and the explicit TLS files exclude each other: each file names one side.
+        for left_out in [&["certs"][..], &["tls-cert", "tls-key", "client-ca"][..]] {
+            let file = write(&every_flag_but(left_out));
+            let parsed = serve(&["--config", file.path().to_str().unwrap()]);
+            let args = parsed.unwrap_or_else(|e| panic!("{e}\n{}", every_flag_but(left_out)));
+            assert!(args.dashboard_actions && args.allow_all && args.front_ports.is_some());
+        }
+    }
+
     #[test]
     fn an_unknown_key_is_an_error_naming_it_and_the_file() {
         let _env = lock();

@@ -19,8 +19,7 @@ const CHUNK: usize = 64 * 1024;
 pub async fn relay(client: TcpStream, member: TcpStream) -> io::Result<(u64, u64)> {
     let (client_read, client_write) = client.into_split();
     let (member_read, member_write) = member.into_split();
-    let (inbound, outbound) =
-        tokio::try_join!(one_way(client_read, member_write), one_way(member_read, client_write))?;
+    let (inbound, outbound) = tokio::try_join!(one_way(client_read, member_write), one_way(member_read, client_write))?;
     Ok((inbound, outbound))
 }
 

@@ -182,3 +182,59 @@ async fn events_group_and_the_progress_of_wait_show_what_replicator_does() {
     let missing = missing.output().unwrap();
     assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("HTTP 404"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_wait_redraws_each_members_progress_in_place() {
+    let scope = Scope::new("progresstty");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=3", "--label", "replicator.ready=tcp:8080"]);
+    let server = scope.server(&[]);
+    let command = format!("{BIN} scale {name} 2 --wait --server {} --certs {}", server.url(), server.certs.display());
+    // `script` runs the command on a pseudo-terminal and copies what it shows.
+    let shown = tokio::task::spawn_blocking(move || {
+        Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script runs (util-linux)")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{text}");
+    let replica = format!("{name}-2");
+    assert!(text.contains(&format!("\x1b[2K{replica}  ready")), "the member's line redrawn until ready: {text:?}");
+    assert!(text.contains("\x1b[1A"), "the cursor goes back over the lines drawn: {text:?}");
+    assert!(text.contains("done in"), "and the time it all took: {text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_prints_the_decision_and_the_member_changes_of_a_scale_up_as_they_happen() {
+    let scope = Scope::new("eventsdecision");
+    let autoscaled = [
+        "--label",
+        "replicator.max=3",
+        "--label",
+        "replicator.autoscale.metric=rps",
+        "--label",
+        "replicator.autoscale.target=10",
+    ];
+    let (_, name) = scope.web_group(&autoscaled);
+    let server = scope.server(&crate::common::QUICK_AUTOSCALER);
+    let mut events = Command::new(BIN);
+    events.args(["events", "--group", &name, "--server", &server.url(), "--certs"]).arg(&server.certs);
+    let mut events = Owned(events.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let lines = BufReader::new(events.0.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || lines.map_while(Result::ok).try_for_each(|l| tx.send(l)));
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("the snapshot line");
+    assert!(first.contains("snapshot") && first.contains(&name), "{first}");
+
+    let push = json!({"container": name, "metric": "rps", "value": 30});
+    assert_eq!(call(&server, Method::POST, "/v1/metrics", Some(push)).await.status, StatusCode::ACCEPTED);
+    let mut seen = Vec::new();
+    let grown = format!("  decision  {name}  1 -> 3  ");
+    let replica = format!("  member    {name}  {name}-3  ");
+    eventually("the decision and the new members' lines", Duration::from_secs(60), || {
+        while let Ok(line) = rx.try_recv() {
+            seen.push(line);
+        }
+        let both = seen.iter().any(|l| l.contains(&grown)) && seen.iter().any(|l| l.contains(&replica));
+        ready_if(both, seen.join("\n"))
+    });
+}
