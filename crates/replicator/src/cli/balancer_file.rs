@@ -16,7 +16,19 @@ use crate::rules::backends::{render, upstream_name, Backend, Format};
 pub(super) const GROUP_PLACEHOLDER: &str = "{group}";
 
 /// The texts the balancer has, by file.
-pub(super) type Written = BTreeMap<PathBuf, String>;
+#[derive(Default)]
+pub(super) struct Written {
+    files: BTreeMap<PathBuf, String>,
+    /// Files looked at already: only a file never seen is read from disk, so
+    /// one whose reload failed is written (and reloaded) again.
+    seen: std::collections::BTreeSet<PathBuf>,
+}
+
+impl Written {
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+}
 
 /// Which groups are followed, and where and how their files are written.
 pub(super) struct Output {
@@ -100,13 +112,13 @@ impl Output {
     pub(super) async fn apply(&self, members: &BTreeMap<String, Vec<Backend>>, written: &mut Written) -> bool {
         let mut changed = Vec::new();
         for (path, text) in self.files(members) {
-            if !written.contains_key(&path) {
+            if written.seen.insert(path.clone()) {
                 // What a previous run left: not rewritten (nor reloaded) if it is right.
                 if let Ok(current) = tokio::fs::read_to_string(&path).await {
-                    written.insert(path.clone(), current);
+                    written.files.insert(path.clone(), current);
                 }
             }
-            if written.get(&path) == Some(&text) {
+            if written.files.get(&path) == Some(&text) {
                 continue;
             }
             if let Err(e) = write_atomically(&path, &text).await {
@@ -122,11 +134,11 @@ impl Output {
         info!(files = %files.join(" "), "upstreams written");
         if !self.reload().await {
             for (path, _) in &changed {
-                written.remove(path);
+                written.files.remove(path);
             }
             return false;
         }
-        written.extend(changed);
+        written.files.extend(changed);
         true
     }
 
