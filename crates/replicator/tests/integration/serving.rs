@@ -78,7 +78,7 @@ fn routed_to(log: &str, from: usize) -> Vec<String> {
 /// Waits until nginx has sent requests to every member in the upstream
 /// file since byte `from` of its access log, and the file lists `count`.
 fn wait_for_traffic_to_every_member(nginx: &Nginx, file: &Path, count: usize, from: usize) {
-    eventually(&format!("nginx to send requests to all {count} members"), Duration::from_secs(15), || {
+    eventually(&format!("nginx to send requests to all {count} members"), Duration::from_secs(45), || {
         let servers = upstream_servers(file);
         let routed = routed_to(&nginx.access_log(), from);
         (servers.len() == count && servers.iter().all(|s| routed.contains(s))).then_some(())

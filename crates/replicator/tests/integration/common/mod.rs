@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod engine2;
+pub mod imported;
 pub mod iperf;
 pub mod lb;
 pub mod prom;
