@@ -291,7 +291,8 @@ async fn api_routes() -> BTreeSet<(String, String)> {
         autoscale,
         rate_limit: None,
         alerts: crate::http::api::AlertReceiver::new(crate::rules::alerts::DEFAULT_GROUP_LABEL),
-        unbound: Default::default(),
+        // No certificate here: reading the description needs the operator's leave.
+        unbound: crate::rules::access::UnboundPolicy::Operator,
     });
     let (status, body) = send(app, "GET", "/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -314,6 +315,7 @@ async fn check_unlisted_routers() {
     let (service, autoscale) = service().await;
     let admin = crate::http::admin::router(crate::http::admin::AdminState {
         actions: None,
+        tls: None,
         service: service.clone(),
         autoscale,
         unbound: Default::default(),
@@ -422,6 +424,7 @@ fn populated() -> crate::base::telemetry::Telemetry {
     telemetry.engine_error("timeout");
     telemetry.engine_call("ping");
     telemetry.tls_handshake_failure("timeout");
+    telemetry.tls_connection_closed("revoked");
     telemetry.group_size.get_or_create(&GroupLabel { group: "web".into() }).set(1);
     telemetry.group_desired.get_or_create(&GroupLabel { group: "web".into() }).set(1);
     telemetry.decisions.get_or_create(&DecisionLabels { group: "web".into(), direction: "up".into() }).inc();

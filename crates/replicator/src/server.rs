@@ -41,8 +41,8 @@ pub struct Config {
     pub tls: Arc<ServerTls>,
     /// What a client certificate without a replicator identity may do.
     pub unbound: UnboundPolicy,
-    /// The dashboard's form token when its buttons may act; `None`: it only shows.
-    pub dashboard_actions: Option<Arc<str>>,
+    /// Who may act from the dashboard when its buttons may; `None`: it only shows.
+    pub dashboard_actions: Option<crate::http::admin::DashboardActions>,
     /// The engine to act on.
     pub engine: Arc<dyn Engine>,
     /// What this replicator manages.
@@ -119,6 +119,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         service: service.clone(),
         autoscale: autoscale.clone(),
         unbound: config.unbound,
+        tls: Some(config.tls.clone()),
         actions: config.dashboard_actions.clone(),
     });
     let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };

@@ -2,6 +2,7 @@
 //! of this crate outside `base`, so they can never close a circle.
 
 pub mod chain;
+pub mod cidr;
 pub mod clock;
 pub mod duration;
 pub mod html;

@@ -200,6 +200,10 @@ pub struct Telemetry {
     pub engine_calls: Family<OpLabel, Counter>,
     /// Refused TLS handshakes on the API listener, by reason.
     pub tls_handshake_failures: Family<HandshakeReason, Counter>,
+    /// TLS reloads (SIGHUP or a changed file) that failed, leaving the last good configuration.
+    pub tls_reload_failures: Counter,
+    /// API connections closed by the server: their certificate no longer verifies, or they grew too old.
+    pub tls_connections_closed: Family<HandshakeReason, Counter>,
     /// Per-group jobs of a control loop that panicked.
     pub job_panics: Family<WorkerLabel, Counter>,
     /// Requests refused for want of a permission, by route and kind of identity.
@@ -248,6 +252,18 @@ impl Default for Telemetry {
             "tls_handshake_failures",
             "Refused TLS handshakes on the API listener, by reason",
             tls_handshake_failures.clone(),
+        );
+        let tls_reload_failures = Counter::default();
+        registry.register(
+            "tls_reload_failures",
+            "TLS reloads (SIGHUP or a changed file) that failed; the last good configuration stays and `/healthz` answers 503 until a reload succeeds",
+            tls_reload_failures.clone(),
+        );
+        let tls_connections_closed = Family::default();
+        registry.register(
+            "tls_connections_closed",
+            "API connections the server closed, by reason: revoked (the certificate no longer verifies) or max_age",
+            tls_connections_closed.clone(),
         );
         let job_panics = Family::default();
         registry.register(
@@ -310,6 +326,8 @@ impl Default for Telemetry {
             engine_errors,
             engine_calls,
             tls_handshake_failures,
+            tls_reload_failures,
+            tls_connections_closed,
             job_panics,
             access_denied,
             ceiling_refusals,
@@ -453,6 +471,11 @@ impl Telemetry {
     /// Counts one engine call.
     pub fn engine_call(&self, op: &str) {
         self.engine_calls.get_or_create(&OpLabel { op: op.to_owned() }).inc();
+    }
+
+    /// One API connection the server closed: `revoked` or `max_age`.
+    pub fn tls_connection_closed(&self, reason: &'static str) {
+        self.tls_connections_closed.get_or_create(&HandshakeReason { reason: reason.to_owned() }).inc();
     }
 
     /// One refused TLS handshake; `reason` is one of the listener's fixed reasons.

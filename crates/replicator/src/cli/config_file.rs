@@ -89,9 +89,34 @@ fn second_pass(mut cmd: Command, matches: &ArgMatches) -> Result<ArgMatches, cla
     cmd.try_get_matches_from_mut(argv)
 }
 
+/// Why a file others may write must not configure `serve` (it can set
+/// `allow-all` and `unbound-clients`), as ssh refuses such a config: one
+/// that group or others may write, or that neither this user nor root owns.
+fn unsafe_to_trust(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Some(format!("group or others may write it (mode {mode:04o}): chmod go-w {}", path.display()));
+    }
+    let me = own_uid();
+    (meta.uid() != me && meta.uid() != 0)
+        .then(|| format!("it belongs to user {}, neither this user ({me}) nor root", meta.uid()))
+}
+
+/// This process's user id, as the file's owner is compared to it.
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // A file this process makes belongs to it: no libc call needed.
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
 /// The arguments the file at `path` stands for, but those of flags the
 /// command line or the environment gave.
 fn from_file(cmd: &Command, path: &Path, matches: &ArgMatches) -> Result<Vec<OsString>, clap::Error> {
+    if let Some(why) = unsafe_to_trust(path) {
+        return Err(error(ErrorKind::Io, format!("refusing the config file {}: {why}", path.display())));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(ErrorKind::Io, format!("cannot read the config file {}: {e}", path.display())))?;
     let table: toml::Table = text
@@ -319,6 +344,19 @@ mod tests {
     }
 
     #[test]
+    fn a_file_others_may_write_is_refused_by_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let _env = lock();
+        let file = write("allow-all = true\n");
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+        let path = file.path().to_string_lossy().into_owned();
+        let refused = serve(&["--config", &path]).unwrap_err().to_string();
+        assert!(refused.contains("refusing the config file") && refused.contains("mode 0666"), "{refused}");
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(serve(&["--config", &path]).unwrap().allow_all, "readable by all is fine");
+    }
+
+    #[test]
     fn a_boolean_flag_from_the_file() {
         let _env = lock();
         let file = write("dashboard-actions = true\ndry-run = false\n");
@@ -376,6 +414,8 @@ mod tests {
             "front-ports" => "\"7000-7999\"",
             "rate-limit" => "\"10/s\"",
             "max-connections" => "100",
+            "max-connection-age" => "\"1h\"",
+            "dashboard-actions-from" => "\"172.17.0.1/32\"",
             _ => return None,
         })
     }

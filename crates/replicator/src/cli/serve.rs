@@ -63,14 +63,23 @@ pub struct ServeArgs {
     /// Certificate revocation list (PEM) of the client CA: a listed client certificate is refused. Re-read on SIGHUP and when it changes.
     #[arg(long, env = "REPLICATOR_CRL")]
     pub crl: Option<PathBuf>,
-    /// Let the dashboard's buttons scale groups (off: the admin listener only shows). They act only from the page itself (its token, same origin).
+    /// Let the dashboard's buttons scale groups (off: the admin listener only shows). They act only from the page itself (its token, same origin), for peers in --dashboard-actions-from.
     #[arg(long, env = "REPLICATOR_DASHBOARD_ACTIONS")]
     pub dashboard_actions: bool,
+    /// Peer addresses whose dashboard may act, comma-separated ranges (default loopback: 127.0.0.0/8,::1/128). In a container, where published ports arrive from (the bridge's gateway, e.g. 172.17.0.1); never the members' network.
+    #[arg(
+        long,
+        env = "REPLICATOR_DASHBOARD_ACTIONS_FROM",
+        value_delimiter = ',',
+        requires = "dashboard_actions",
+        value_name = "CIDR"
+    )]
+    pub dashboard_actions_from: Option<Vec<crate::base::cidr::Cidr>>,
     /// The swarm's root CA (on a manager, /var/lib/docker/swarm/certificates/swarm-root-ca.crt): agents that present their node's Swarm certificate are that node's agent.
     #[arg(long, env = "REPLICATOR_SWARM_CA")]
     pub swarm_ca: Option<PathBuf>,
-    /// What a client certificate without a replicator identity (urn:replicator:... URI) may do: operator (everything, as before identities), read, or refuse.
-    #[arg(long, env = "REPLICATOR_UNBOUND_CLIENTS", value_enum, default_value_t = UnboundPolicy::Operator)]
+    /// What a client certificate without a replicator identity (urn:replicator:... URI) may do: refuse (nothing, the default), read, or operator (everything, as the original tool allowed; see the README's migration notes).
+    #[arg(long, env = "REPLICATOR_UNBOUND_CLIENTS", value_enum, default_value_t = UnboundPolicy::Refuse)]
     pub unbound_clients: UnboundPolicy,
     /// Replicate any container, not only those labelled replicator.enable=true.
     #[arg(long, env = "REPLICATOR_ALLOW_ALL")]
@@ -166,6 +175,9 @@ pub struct ServeArgs {
     /// Connections a front holds per group while it has no ready member; beyond it, closed at once.
     #[arg(long, env = "REPLICATOR_FRONT_HOLD", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub front_hold: u32,
+    /// Connections each group's front carries at once (held, connecting and spliced); beyond it, closed at once. All fronts together also stay within what the open-file limit leaves after a reserve for the API, the admin listener and the engine.
+    #[arg(long, env = "REPLICATOR_FRONT_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub front_max_connections: u32,
     /// Longest a held request waits for its group to wake.
     #[arg(long, env = "REPLICATOR_WAKE_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
     pub wake_timeout: Duration,
@@ -191,6 +203,9 @@ pub struct ServeArgs {
     /// (default: what the open-file limit leaves after a reserve for the engine client, halved).
     #[arg(long, env = "REPLICATOR_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
+    /// Oldest an API connection may grow: then it ends after its request in flight, and the client reconnects (off by default; revoked certificates lose their connections at the next reload anyway).
+    #[arg(long, env = "REPLICATOR_MAX_CONNECTION_AGE", value_parser = duration::parse_positive)]
+    pub max_connection_age: Option<Duration>,
     /// Log format.
     #[arg(long, env = "REPLICATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -226,7 +241,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(addr = %listeners.admin.local_addr()?, "admin listening");
     let self_id = config.settings.self_id.clone();
     info!(addr = %listeners.api.local_addr()?, self_id = self_id.as_deref().unwrap_or("none"), "api listening");
-    let reloading = tokio::spawn(keep_tls_current(config.tls.clone()));
+    let reloading = tokio::spawn(keep_tls_current(config.tls.clone(), config.telemetry.clone()));
     server::run(listeners, config, shutdown_signal()).await;
     reloading.abort();
     Ok(())
@@ -237,8 +252,10 @@ const TLS_LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// Reloads the server pair, the client CA and the revocation list on
 /// SIGHUP, and when one of the files changes: new handshakes get the new
-/// configuration, connections already made keep theirs.
-async fn keep_tls_current(tls: Arc<ServerTls>) {
+/// configuration, and connections whose certificate no longer verifies are
+/// closed. A failed reload is counted, and `/healthz` says why until one
+/// succeeds.
+async fn keep_tls_current(tls: Arc<ServerTls>, telemetry: Arc<Telemetry>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         return warn!("cannot watch SIGHUP; certificates are reloaded when their files change");
@@ -250,7 +267,10 @@ async fn keep_tls_current(tls: Arc<ServerTls>) {
         };
         match tls.reload() {
             Ok(()) => info!(why, "TLS configuration reloaded"),
-            Err(e) => warn!(why, error = %e, "TLS configuration not reloaded; the running one stays"),
+            Err(e) => {
+                telemetry.tls_reload_failures.inc();
+                warn!(why, error = %e, "TLS configuration not reloaded; the running one stays");
+            }
         }
     }
 }
@@ -277,11 +297,15 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         .await
         .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
     let self_id = crate::base::selfid::own_container_id();
+    let server = server_options(&args);
     let config = Config {
         tls,
         unbound: args.unbound_clients,
         dashboard_actions: if args.dashboard_actions {
-            Some(crate::http::admin::new_action_token().context("cannot make the dashboard's token")?)
+            Some(crate::http::admin::DashboardActions {
+                token: crate::http::admin::new_action_token().context("cannot make the dashboard's token")?,
+                from: args.dashboard_actions_from.clone().unwrap_or_else(crate::base::cidr::Cidr::loopback).into(),
+            })
         } else {
             None
         },
@@ -323,10 +347,12 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         front: args.front_ports.map(|_| crate::front::FrontSettings {
             address: args.front_address,
             hold: args.front_hold as usize,
+            max_connections: args.front_max_connections as usize,
+            descriptors: listener::descriptor_budget(server.nofile),
             timeout: args.wake_timeout,
         }),
         alert_group_label: args.alert_group_label.clone(),
-        server: server_options(&args),
+        server: server.options,
         rate_limit: args.rate_limit,
         telemetry,
     };
@@ -339,9 +365,15 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     Ok((Listeners { api, admin, wake }, config))
 }
 
+/// The listeners' bounds and the open-file limit they were derived from.
+struct Bounds {
+    options: ServerOptions,
+    nofile: u64,
+}
+
 /// The bounds of both listeners, from the flags. Raises the open-file
 /// limit first: the default connection cap is derived from it.
-fn server_options(args: &ServeArgs) -> ServerOptions {
+fn server_options(args: &ServeArgs) -> Bounds {
     let nofile = listener::raise_fd_limit();
     let listeners = if args.wake_listen.is_some() { 3 } else { 2 };
     let max_connections =
@@ -353,7 +385,7 @@ fn server_options(args: &ServeArgs) -> ServerOptions {
         );
     }
     info!(max_connections, nofile, "connection cap per listener");
-    ServerOptions {
+    let options = ServerOptions {
         handshake_timeout: args.handshake_timeout,
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
@@ -361,7 +393,9 @@ fn server_options(args: &ServeArgs) -> ServerOptions {
         max_body_bytes: api::MAX_BODY,
         max_connections,
         shutdown_grace: args.shutdown_grace,
-    }
+        max_connection_age: args.max_connection_age,
+    };
+    Bounds { options, nofile }
 }
 
 /// An engine that is down may come up later: start anyway. One whose TLS

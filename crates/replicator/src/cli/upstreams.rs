@@ -137,7 +137,7 @@ async fn follow(args: UpstreamsArgs) -> anyhow::Result<()> {
 /// acknowledge as that name only.
 fn balancer_name(certs: &std::path::Path) -> Option<String> {
     let cert = crate::tls::load_certs("client certificate", &crate::tls::TlsFiles::client_in(certs).cert).ok()?;
-    let uris = crate::tls::uri_names(cert.first()?);
+    let uris = crate::tls::uri_names(cert.first()?).ok()?;
     match Identity::from_uris(uris.iter().map(String::as_str), UnboundPolicy::Refuse) {
         Ok(Identity::Balancer { name }) => Some(name),
         _ => None,

@@ -3,6 +3,12 @@
 //! on `--front-address` that splices each connection to the ready member
 //! with the fewest open connections, for any protocol.
 //!
+//! Each group's front carries at most `--front-max-connections`, and all
+//! fronts together at most what the open-file limit leaves after a reserve
+//! for the API, the admin listener and the engine client: past either, a
+//! connection is closed at once and counted as refused, so a flood on a
+//! front never leaves the API without descriptors.
+//!
 //! A connection that finds no ready member is held (at most `--front-hold`
 //! per group; beyond, closed at once), the group woken if it sleeps, and the
 //! connection made once a member is ready; a refused connect (an app that
@@ -19,7 +25,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -37,6 +43,9 @@ const RETRY_BIND: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const LAST_BACKOFF: Duration = Duration::from_millis(500);
 
+/// Descriptors one front connection may take: the client's and the member's.
+const DESCRIPTORS_PER_CONNECTION: u32 = 2;
+
 /// How the fronts listen and hold.
 #[derive(Debug, Clone, Copy)]
 pub struct FrontSettings {
@@ -44,6 +53,11 @@ pub struct FrontSettings {
     pub address: IpAddr,
     /// Connections held per group while it has no ready member (`--front-hold`).
     pub hold: usize,
+    /// Connections each group's front carries at once (`--front-max-connections`).
+    pub max_connections: usize,
+    /// Descriptors all fronts together may hold: what the open-file limit
+    /// leaves after the reserve for the API, admin listener and engine.
+    pub descriptors: usize,
     /// Longest a held connection waits for a ready member (`--wake-timeout`).
     pub timeout: Duration,
 }
@@ -56,6 +70,7 @@ struct Door {
 
 /// Opens and closes the fronts as groups claim ports, until `cancel`.
 pub async fn run(service: Replicator, settings: FrontSettings, cancel: CancellationToken) {
+    let budget = Arc::new(Semaphore::new(settings.descriptors.min(Semaphore::MAX_PERMITS)));
     let mut changes = service.inventory().subscribe();
     let mut doors: HashMap<u16, Door> = HashMap::new();
     loop {
@@ -84,6 +99,8 @@ pub async fn run(service: Replicator, settings: FrontSettings, cancel: Cancellat
                         group: group.clone(),
                         settings,
                         held: Arc::new(Semaphore::new(settings.hold)),
+                        carried: Arc::new(Semaphore::new(settings.max_connections)),
+                        budget: budget.clone(),
                     };
                     tokio::spawn(Arc::new(front).serve(listener, close.clone()));
                     doors.insert(port, Door { group, close });
@@ -105,6 +122,16 @@ struct Front {
     group: String,
     settings: FrontSettings,
     held: Arc<Semaphore>,
+    /// `--front-max-connections` of this group's.
+    carried: Arc<Semaphore>,
+    /// The descriptors every front shares.
+    budget: Arc<Semaphore>,
+}
+
+/// What one connection holds of the caps while it lives.
+struct Admitted {
+    _carried: OwnedSemaphorePermit,
+    _descriptors: OwnedSemaphorePermit,
 }
 
 impl Front {
@@ -115,10 +142,18 @@ impl Front {
                 () = close.cancelled() => return,
             };
             match accepted {
-                Ok((client, peer)) => {
-                    self.service.telemetry().front_event(&self.group, "accepted");
-                    tokio::spawn(self.clone().connect(client, peer));
-                }
+                Ok((client, peer)) => match self.admit() {
+                    Some(admitted) => {
+                        self.service.telemetry().front_event(&self.group, "accepted");
+                        tokio::spawn(self.clone().connect(client, peer, admitted));
+                    }
+                    None => {
+                        // Closed at once: a flood must not take the descriptors the API needs.
+                        self.service.telemetry().front_event(&self.group, "refused");
+                        debug!(group = %self.group, %peer, "front connection refused: at its cap");
+                        drop(client);
+                    }
+                },
                 Err(e) => {
                     debug!(group = %self.group, error = %e, "accept failed");
                     // Out of descriptors, most likely: give connections a moment to end.
@@ -128,8 +163,15 @@ impl Front {
         }
     }
 
+    /// A place under this group's cap and the shared descriptor budget, if both have one.
+    fn admit(&self) -> Option<Admitted> {
+        let carried = self.carried.clone().try_acquire_owned().ok()?;
+        let descriptors = self.budget.clone().try_acquire_many_owned(DESCRIPTORS_PER_CONNECTION).ok()?;
+        Some(Admitted { _carried: carried, _descriptors: descriptors })
+    }
+
     /// Finds (or waits for) a ready member, connects and splices.
-    async fn connect(self: Arc<Self>, client: TcpStream, peer: SocketAddr) {
+    async fn connect(self: Arc<Self>, client: TcpStream, peer: SocketAddr, _admitted: Admitted) {
         let _ = client.set_nodelay(true);
         let deadline = Instant::now() + self.settings.timeout;
         let Some((member, spec, upstream)) = self.reach_member(deadline).await else {

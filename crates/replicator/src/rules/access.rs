@@ -16,7 +16,9 @@
 //!
 //! A certificate with no such URI (the original tool's layout, another
 //! tool's certificate) is *unbound*: what it may do is `serve
-//! --unbound-clients` (every permission by default, as before identities).
+//! --unbound-clients` (nothing by default; `operator` restores the original
+//! tool's every permission). A URI of ours that does not parse, or two that
+//! disagree, is an error: refused, never taken for no identity.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -89,11 +91,11 @@ impl fmt::Display for Permission {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum UnboundPolicy {
     /// Every permission, as before identities existed.
-    #[default]
     Operator,
     /// Reading only: groups, decisions, events, the description.
     Read,
-    /// Nothing: every request answers 403.
+    /// Nothing: every request answers 403 (the default).
+    #[default]
     Refuse,
 }
 
@@ -165,7 +167,7 @@ impl Identity {
     pub fn from_uris<'a>(uris: impl IntoIterator<Item = &'a str>, policy: UnboundPolicy) -> Result<Self, String> {
         let mut found: Option<Identity> = None;
         for uri in uris {
-            let Some(rest) = uri.strip_prefix(URI_PREFIX) else { continue };
+            let Some(rest) = ours(uri) else { continue };
             let next = parse_one(rest)?;
             found = Some(match (found, next) {
                 (None, next) => next,
@@ -258,11 +260,6 @@ impl Identity {
         }
     }
 
-    /// Whether the identity sees every group (reads unfiltered).
-    pub fn sees_every_group(&self) -> bool {
-        !matches!(self, Identity::App { .. } | Identity::Alertmanager { groups: Some(_) })
-    }
-
     /// `Ok` if the identity holds `permission`, else the refusal.
     pub fn check(&self, permission: Permission, action: &str) -> Result<(), Denied> {
         if self.holds(permission) {
@@ -306,6 +303,15 @@ impl fmt::Display for Identity {
             Identity::Unbound(_) => f.write_str("a certificate without a replicator identity"),
         }
     }
+}
+
+/// What follows `urn:replicator:` in `uri`, if it is one of ours. A URN's
+/// scheme and namespace are compared without case (RFC 8141), so that
+/// `URN:Replicator:app:web` is the app it names, not a certificate without
+/// an identity.
+fn ours(uri: &str) -> Option<&str> {
+    let head = uri.get(..URI_PREFIX.len())?;
+    head.eq_ignore_ascii_case(URI_PREFIX).then(|| &uri[URI_PREFIX.len()..])
 }
 
 /// One `<kind>[:<binding>]`.
@@ -373,7 +379,6 @@ mod tests {
         for p in [FollowEvents, Acknowledge, ReportUsage, ReceiveAlerts] {
             assert!(!app.holds(p), "{p}");
         }
-        assert!(!app.sees_every_group());
     }
 
     #[test]
@@ -409,6 +414,25 @@ mod tests {
         assert!(none(UnboundPolicy::Read).may(ReadGroups, "web"));
         assert!(!none(UnboundPolicy::Read).holds(Replicate));
         assert!(!none(UnboundPolicy::Refuse).holds(Describe));
+    }
+
+    #[test]
+    fn a_urns_scheme_and_namespace_are_read_without_case() {
+        for uri in ["URN:replicator:app:web", "urn:REPLICATOR:app:web", "Urn:Replicator:app:web"] {
+            let read = Identity::from_uris([uri], UnboundPolicy::Operator);
+            assert_eq!(read, Ok(Identity::App { group: "web".into() }), "{uri}");
+        }
+        let upper_kind = Identity::from_uris(["urn:replicator:APP:web"], UnboundPolicy::Operator);
+        assert!(upper_kind.is_err(), "the kind is ours, case and all: refused, not unbound");
+        for malformed in ["urn:replicator:", "URN:REPLICATOR:", "urn:replicator:app:web:x"] {
+            assert!(Identity::from_uris([malformed], UnboundPolicy::Operator).is_err(), "{malformed}");
+        }
+    }
+
+    #[test]
+    fn no_identity_is_nothing_unless_the_server_says_otherwise() {
+        assert_eq!(Identity::from_uris([], UnboundPolicy::default()), Ok(Identity::Unbound(UnboundPolicy::Refuse)));
+        assert!(!Identity::Unbound(UnboundPolicy::default()).holds(Permission::Describe));
     }
 
     #[test]

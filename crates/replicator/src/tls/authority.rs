@@ -51,6 +51,31 @@ pub struct IssueOptions {
     pub force: bool,
 }
 
+/// Whether `a` and `b` are one folder however they are written (`./certs`,
+/// an absolute path, a symbolic link): compared once resolved. A folder that
+/// does not exist yet resolves through its nearest existing parent.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    resolved(a) == resolved(b)
+}
+
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut missing = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return missing.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                at = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 /// The files of a bundle for `subject`.
 fn files_of(subject: &Subject) -> [&'static str; 3] {
     match subject {
@@ -65,7 +90,7 @@ pub fn issue(opts: &IssueOptions) -> Result<Vec<PathBuf>, CertsError> {
     if opts.days == 0 || opts.days > 36_500 {
         return Err(CertsError::BadDays);
     }
-    if opts.out == opts.ca_dir {
+    if same_folder(&opts.out, &opts.ca_dir) {
         return Err(CertsError::BadBundle(
             "a bundle is never written beside the CA's key: choose another --out".into(),
         ));
@@ -185,9 +210,20 @@ pub fn revoke(ca_dir: &Path, crl: &Path, cert: &Path, days: u32) -> Result<Strin
     Ok(serial.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// What a revocation list already holds (none when the file does not exist).
+/// What a revocation list already holds: none when the file does not
+/// exist; an error when it exists but cannot be read, so that writing the
+/// list again never drops the revocations it held.
 fn listed(crl: &Path) -> Result<Vec<RevokedCertParams>, CertsError> {
-    let Ok(pem) = std::fs::read(crl) else { return Ok(Vec::new()) };
+    let pem = match std::fs::read(crl) {
+        Ok(pem) => pem,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(CertsError::BadBundle(format!(
+                "cannot read the revocation list {} ({e}): refusing to write a list that would drop its revocations",
+                crl.display()
+            )))
+        }
+    };
     let bad = |why: String| CertsError::BadBundle(format!("{}: {why}", crl.display()));
     let der = CertificateRevocationListDer::from_pem_slice(&pem).map_err(|e| bad(e.to_string()))?;
     let (_, parsed) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| bad(e.to_string()))?;
@@ -241,7 +277,7 @@ mod tests {
         assert_eq!(files, ["ca.pem", "cert.pem", "key.pem"]);
         tls::client_config(&TlsFiles::client_in(&out)).unwrap();
         let cert = &tls::load_certs("c", &out.join(CLIENT_CERT)).unwrap()[0];
-        assert_eq!(tls::uri_names(cert), ["urn:replicator:app:web"]);
+        assert_eq!(tls::uri_names(cert).unwrap(), ["urn:replicator:app:web"]);
         assert_eq!(subject_of(&out).unwrap(), app(&ca_dir, &out).subject, "a renewal issues the same subject");
         std::fs::remove_dir_all(&root).unwrap();
     }
@@ -252,6 +288,12 @@ mod tests {
         let ca_dir = root.join("ca");
         ca(&ca_dir);
         assert!(matches!(issue(&app(&ca_dir, &ca_dir)), Err(CertsError::BadBundle(_))));
+        let dotted = ca_dir.join("..").join("ca");
+        assert!(matches!(issue(&app(&ca_dir, &dotted)), Err(CertsError::BadBundle(_))), "{}", dotted.display());
+        let link = root.join("link-to-ca");
+        std::os::unix::fs::symlink(&ca_dir, &link).unwrap();
+        assert!(matches!(issue(&app(&ca_dir, &link)), Err(CertsError::BadBundle(_))), "through a symbolic link");
+        assert!(!same_folder(&root.join("new").join("sub"), &ca_dir), "a folder still to be made is another");
         let out = root.join("web");
         issue(&app(&ca_dir, &out)).unwrap();
         assert!(matches!(issue(&app(&ca_dir, &out)), Err(CertsError::Exists(_))));
@@ -277,6 +319,10 @@ mod tests {
         let second = revoke(&ca_dir, &crl, &api.join(CLIENT_CERT), 7).unwrap();
         assert_ne!(first, second);
         assert_eq!(listed(&crl).unwrap().len(), 2, "the second revocation kept the first");
+        let unreadable = root.join("unreadable-crl");
+        std::fs::create_dir(&unreadable).unwrap();
+        let refused = revoke(&ca_dir, &unreadable, &web.join(CLIENT_CERT), 7).unwrap_err();
+        assert!(refused.to_string().contains("cannot read the revocation list"), "{refused}");
         let files = TlsFiles { cert: server.join(SERVER_CERT), key: server.join(SERVER_KEY), ca: server.join(CA_CERT) };
         tls::server_config(&files, Some(&crl), None).unwrap();
         assert!(

@@ -6,13 +6,14 @@
 pub mod authority;
 pub mod pki;
 mod reload;
+mod verify;
 
-pub use reload::ServerTls;
+pub use reload::{Claim, ServerTls};
+pub use verify::{ClientVerifier, Root};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -117,46 +118,44 @@ impl TlsFiles {
     }
 }
 
-/// A server that requires a client certificate signed by `files.ca` (or,
-/// for agents, by the swarm's root CA `swarm_ca`) and not revoked by `crl`
-/// (a PEM file of revocation lists), when one is given.
-pub fn server_config(files: &TlsFiles, crl: Option<&Path>, swarm_ca: Option<&Path>) -> Result<ServerConfig, TlsError> {
-    let mut roots = roots("client CA", &files.ca)?;
-    if let Some(swarm) = swarm_ca {
-        for cert in load_certs("swarm root CA", swarm)? {
-            roots.add(cert).map_err(|e| TlsError::Invalid {
-                what: "swarm root CA",
-                path: swarm.to_owned(),
-                reason: e.to_string(),
-            })?;
-        }
-    }
-    let roots = Arc::new(roots);
-    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
-    if let Some(path) = crl {
-        let pem = read("revocation list", path)?;
-        let lists = CertificateRevocationListDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().ok();
-        let lists = lists.filter(|l| !l.is_empty()).ok_or_else(|| TlsError::Parse {
-            what: "revocation list",
-            path: path.to_owned(),
-            expected: "a certificate revocation list",
-        })?;
-        // Only the client's own certificate is checked: the CA is ours.
-        verifier = verifier.with_crls(lists).only_check_end_entity_revocation();
-    }
-    let verifier = verifier.build().map_err(|e| TlsError::Invalid {
+/// A server that requires a client certificate signed by `files.ca` and
+/// not revoked by `crl` (a PEM file of revocation lists), or, for agents,
+/// a node certificate of the Swarm's root CA `swarm_ca`; with the verifier,
+/// which tells which root vouches for a chain.
+pub fn server_config(
+    files: &TlsFiles,
+    crl: Option<&Path>,
+    swarm_ca: Option<&Path>,
+) -> Result<(ServerConfig, Arc<ClientVerifier>), TlsError> {
+    let clients = roots("client CA", &files.ca)?;
+    let swarm = swarm_ca.map(|path| roots("swarm root CA", path)).transpose()?;
+    let crls = crl.map(revocation_lists).transpose()?.unwrap_or_default();
+    let verifier = ClientVerifier::new(clients, crls, swarm).map_err(|e| TlsError::Invalid {
         what: "client CA",
         path: files.ca.clone(),
         reason: e.to_string(),
     })?;
+    let verifier = Arc::new(verifier);
     let certs = load_certs("server certificate", &files.cert)?;
     let key = load_key("server key", &files.key)?;
-    ServerConfig::builder_with_provider(provider())
+    let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Invalid { what: "server key", path: files.key.clone(), reason: e.to_string() })
+        .map_err(|e| TlsError::Invalid { what: "server key", path: files.key.clone(), reason: e.to_string() })?;
+    Ok((config, verifier))
+}
+
+/// Every revocation list in a PEM file; a file without one is an error.
+fn revocation_lists(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let pem = read("revocation list", path)?;
+    let lists = CertificateRevocationListDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().ok();
+    lists.filter(|l| !l.is_empty()).ok_or_else(|| TlsError::Parse {
+        what: "revocation list",
+        path: path.to_owned(),
+        expected: "a certificate revocation list",
+    })
 }
 
 /// A client that trusts only `files.ca` and presents `files.cert`.
@@ -173,53 +172,41 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
 }
 
 /// The URI subject alternative names of a DER certificate (where replicator
-/// writes identities), in order.
-pub fn uri_names(cert: &CertificateDer<'_>) -> Vec<String> {
-    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else { return Vec::new() };
-    let Ok(Some(san)) = parsed.subject_alternative_name() else { return Vec::new() };
-    san.value
+/// writes identities), in order; an error when the certificate or its
+/// names cannot be read, so that an unreadable identity is never taken for
+/// none.
+pub fn uri_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| format!("the certificate cannot be read: {e}"))?;
+    let san = parsed
+        .subject_alternative_name()
+        .map_err(|e| format!("the certificate's subject alternative names cannot be read: {e}"))?;
+    let Some(san) = san else { return Ok(Vec::new()) };
+    Ok(san
+        .value
         .general_names
         .iter()
         .filter_map(|n| match n {
             x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
             _ => None,
         })
-        .collect()
+        .collect())
 }
 
-/// For a certificate the CA whose subject is `swarm_ca_subject` (raw DER)
-/// issued: the node it names (its common name) when it is a manager's or a
-/// worker's, else why not. `None` for any other certificate. A certificate
-/// of the swarm's CA is never anything but a node's, so that one that is not
-/// cannot pass for a certificate without an identity.
-pub fn swarm_node(cert: &CertificateDer<'_>, swarm_ca_subject: &[u8]) -> Option<Result<String, String>> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    if parsed.issuer().as_raw() != swarm_ca_subject {
-        return None;
-    }
+/// The node a certificate the Swarm's root verified names (its common
+/// name), when it is a manager's or a worker's; else why it is no node's.
+pub fn swarm_node(cert: &CertificateDer<'_>) -> Result<String, String> {
+    let refused = || "a certificate of the swarm's CA that is no node's (OU swarm-manager or swarm-worker, CN its id)";
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| refused().to_owned())?;
     let text = |attr: Option<&x509_parser::x509::AttributeTypeAndValue<'_>>| {
         attr.and_then(|a| a.as_str().ok()).map(str::to_owned)
     };
     let role = text(parsed.subject().iter_organizational_unit().next());
     let node = text(parsed.subject().iter_common_name().next());
-    Some(match (role.as_deref(), node) {
+    match (role.as_deref(), node) {
         (Some("swarm-manager" | "swarm-worker"), Some(node)) if !node.is_empty() => Ok(node),
-        _ => {
-            Err("a certificate of the swarm's CA that is no node's (OU swarm-manager or swarm-worker, CN its id)"
-                .into())
-        }
-    })
-}
-
-/// The raw subject of the first certificate in a PEM file.
-pub fn subject_of(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let certs = load_certs(what, path)?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref()).map_err(|e| TlsError::Invalid {
-        what,
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(parsed.subject().as_raw().to_vec())
+        _ => Err(refused().into()),
+    }
 }
 
 /// The subject common name of a DER certificate.

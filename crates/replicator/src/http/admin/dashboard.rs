@@ -9,6 +9,8 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Extension;
+use tracing::warn;
 
 use super::AdminState;
 use crate::autoscale::board::{AutoscaleView, DecisionView, Sample, SERIES_SECONDS};
@@ -16,7 +18,7 @@ use crate::autoscale::NodeView;
 use crate::base::clock;
 use crate::base::html::escape;
 use crate::base::id::GroupName;
-use crate::http::listener::origin;
+use crate::http::listener::{origin, PeerIdentity};
 use crate::inventory::{Group, MemberState};
 use crate::model::EngineInfo;
 use crate::service::ColdStart;
@@ -45,7 +47,8 @@ pub struct GroupPanel<'a> {
 }
 
 /// The page itself.
-pub async fn page(State(state): State<AdminState>) -> Response {
+pub async fn page(State(state): State<AdminState>, peer: Option<Extension<PeerIdentity>>) -> Response {
+    let token = state.actions.as_ref().and_then(|a| a.token_for(peer_addr(&peer)));
     let now = clock::unix_now();
     match state.service.fresh_groups().await {
         Ok(groups) => {
@@ -65,8 +68,7 @@ pub async fn page(State(state): State<AdminState>) -> Response {
                 })
                 .collect();
             let engine = state.service.inventory().engine();
-            let page =
-                Page { engine: engine.as_ref(), warning: state.unbound.warning(), token: state.actions.as_deref() };
+            let page = Page { engine: engine.as_ref(), warning: state.unbound.warning(), token };
             Html(render(&panels, &page, now)).into_response()
         }
         Err(e) => {
@@ -101,15 +103,26 @@ pub struct ScaleForm {
 /// The buttons' target: a form POST, answered with a redirect to the page.
 pub async fn scale(
     State(state): State<AdminState>,
+    peer: Option<Extension<PeerIdentity>>,
     headers: HeaderMap,
     Path(name): Path<String>,
     form: Result<Form<ScaleForm>, FormRejection>,
 ) -> Response {
-    let Some(token) = state.actions.as_deref() else {
+    let Some(actions) = state.actions.as_ref() else {
         return failure(
             StatusCode::FORBIDDEN,
             "the dashboard only shows: its actions are off (serve --dashboard-actions)",
         );
+    };
+    let Some(token) = actions.token_for(peer_addr(&peer)) else {
+        let from = peer_addr(&peer).map_or_else(|| "an unknown address".to_owned(), |p| p.ip().to_string());
+        warn!(peer = %from, "dashboard action refused: the peer is outside --dashboard-actions-from");
+        let allowed: Vec<String> = actions.from.iter().map(ToString::to_string).collect();
+        let why = format!(
+            "the dashboard acts only for peers in --dashboard-actions-from ({}), not {from}",
+            allowed.join(", ")
+        );
+        return failure(StatusCode::FORBIDDEN, &why);
     };
     if let Some(why) = post_refused(&headers) {
         return failure(StatusCode::FORBIDDEN, &why);
@@ -127,6 +140,10 @@ pub async fn scale(
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => failure(crate::http::api::status_of(&e).0, &e.to_string()),
     }
+}
+
+fn peer_addr(peer: &Option<Extension<PeerIdentity>>) -> Option<std::net::SocketAddr> {
+    peer.as_ref().and_then(|Extension(p)| p.addr)
 }
 
 /// An answer to a button in the page's own style, with the way back.

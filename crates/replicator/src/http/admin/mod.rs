@@ -32,9 +32,32 @@ pub struct AdminState {
     pub autoscale: Arc<AutoscaleHandle>,
     /// What certificates without an identity may do (a warning on the page).
     pub unbound: crate::rules::access::UnboundPolicy,
-    /// The page's token when the dashboard may act (`serve --dashboard-actions`);
-    /// `None`: the page only shows.
-    pub actions: Option<Arc<str>>,
+    /// The API's TLS configuration: a failed reload makes `/healthz` degraded.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
+    /// Who may act from the page, when the dashboard may act (`serve
+    /// --dashboard-actions`); `None`: the page only shows.
+    pub actions: Option<DashboardActions>,
+}
+
+/// What lets a button of the dashboard act.
+#[derive(Clone)]
+pub struct DashboardActions {
+    /// The page's token: random, per process, shown only to allowed peers.
+    pub token: Arc<str>,
+    /// Peer addresses allowed to act (`--dashboard-actions-from`, loopback by default).
+    pub from: Arc<[crate::base::cidr::Cidr]>,
+}
+
+impl DashboardActions {
+    /// The token for a request from `peer`, if that peer may act.
+    pub fn token_for(&self, peer: Option<std::net::SocketAddr>) -> Option<&str> {
+        self.allows(peer).then_some(&*self.token)
+    }
+
+    /// Whether a request from `peer` may act; an unknown peer may not.
+    pub fn allows(&self, peer: Option<std::net::SocketAddr>) -> bool {
+        peer.is_some_and(|p| self.from.iter().any(|c| c.contains(p.ip())))
+    }
 }
 
 /// A fresh token for the dashboard's forms: random, per process, so a page
@@ -72,22 +95,33 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServerOptions
     listener::serve(listener, None, router, options, shutdown).await
 }
 
-/// 200 while the engine answers, 503 (with the reason) while it does not;
-/// with what the engine is, as last probed.
+/// 200 while the engine answers and the TLS files last read were good; 503
+/// (with the reason) while the engine does not answer, or while a reload of
+/// the certificates or revocation list failed (the running configuration
+/// serves, but what the operator wrote is not in force); with what the
+/// engine is, as last probed.
 async fn healthz(State(state): State<AdminState>) -> Response {
     let info = state
         .service
         .inventory()
         .engine()
         .map(|i| json!({ "kind": i.kind, "version": i.version, "api": i.api_version, "swarm": i.swarm }));
-    match state.service.engine().ping().await {
-        Ok(()) => Json(json!({ "status": "ok", "engine": "up", "engine_info": info })).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "degraded", "engine": "down", "error": e.to_string(), "engine_info": info })),
-        )
-            .into_response(),
+    let tls = state.tls.as_ref().and_then(|tls| tls.reload_failure());
+    let engine = state.service.engine().ping().await;
+    let mut body = json!({ "status": "ok", "engine": "up", "engine_info": info, "tls": "current" });
+    if let Err(e) = &engine {
+        body["engine"] = json!("down");
+        body["error"] = json!(e.to_string());
     }
+    if let Some(why) = &tls {
+        body["tls"] = json!("stale");
+        body["tls_error"] = json!(format!("the last TLS reload failed; the previous configuration serves: {why}"));
+    }
+    if engine.is_ok() && tls.is_none() {
+        return Json(body).into_response();
+    }
+    body["status"] = json!("degraded");
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {

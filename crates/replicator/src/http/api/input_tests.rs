@@ -58,7 +58,7 @@ fn exchange(
             autoscale,
             rate_limit: None,
             alerts: super::alertmanager::AlertReceiver::new("replicator_group"),
-            unbound: Default::default(),
+            unbound: crate::rules::access::UnboundPolicy::Operator,
         });
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
@@ -281,7 +281,7 @@ fn a_wrong_method_is_405_with_allow_whatever_its_body() {
 /// documented path every other method is refused with 405.
 #[test]
 fn every_route_is_in_the_openapi_description_and_every_description_routed() {
-    let doc = super::routes::description();
+    let doc = super::table::description();
     let text = serde_json::to_value(doc).unwrap();
     assert_eq!(text["openapi"], "3.1.0");
     let methods = [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
@@ -326,7 +326,13 @@ fn status_only(method: Method, path: &str) -> (StatusCode, String) {
         let autoscale =
             AutoscaleHandle::new(Arc::new(service.clone()), events, false, std::time::Duration::from_secs(15));
         let alerts = super::alertmanager::AlertReceiver::new("replicator_group");
-        let app = router(AppState { service, autoscale, rate_limit: None, alerts, unbound: Default::default() });
+        let app = router(AppState {
+            service,
+            autoscale,
+            rate_limit: None,
+            alerts,
+            unbound: crate::rules::access::UnboundPolicy::Operator,
+        });
         let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();
         let status = response.status();

@@ -15,6 +15,7 @@ mod routes;
 mod schemas;
 mod status;
 mod stream;
+mod table;
 mod trace;
 pub mod views;
 
@@ -23,6 +24,9 @@ mod input_tests;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
+use axum::{middleware, Router};
+
 use crate::autoscale::AutoscaleHandle;
 use crate::rules::access::UnboundPolicy;
 use crate::service::Replicator;
@@ -30,7 +34,7 @@ use crate::service::Replicator;
 pub use crate::http::listener::{PeerIdentity, ServerOptions};
 pub use limit::{parse_rate, RateLimiter};
 pub use listen::serve;
-pub use routes::{router, MAX_BODY};
+pub use routes::MAX_BODY;
 pub use status::status_of;
 
 /// Everything a handler needs, in one place.
@@ -46,4 +50,22 @@ pub struct AppState {
     pub alerts: Arc<alertmanager::AlertReceiver>,
     /// What a client certificate without a replicator identity may do.
     pub unbound: UnboundPolicy,
+}
+
+/// The API's routes, made from the route table, with their layers:
+/// permission gate, content rules, JSON errors, rate limit, request ids.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = table::registered().split_for_parts();
+    let gate = gate::Gate { unbound: state.unbound, service: state.service.clone() };
+    let routes = routes
+        .route_layer(middleware::from_fn_with_state(table::content_rule as guard::Rules, guard::check))
+        .route_layer(middleware::from_fn_with_state(gate, gate::check))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(status::json_errors));
+    let routes = match &state.rate_limit {
+        Some(limiter) => routes.layer(middleware::from_fn_with_state(limiter.clone(), limit::limit)),
+        None => routes,
+    };
+    routes.layer(middleware::from_fn(trace::trace_requests)).with_state(state)
 }

@@ -8,8 +8,9 @@
 
 use utoipa::openapi::{OpenApi, RefOr, Response};
 
-use super::routes::{content_rule, MAX_BODY};
+use super::routes::MAX_BODY;
 use super::status::error_response;
+use super::table::content_rule;
 
 /// One layer's refusal: status, description, whether it is JSON on every
 /// path (the listener's and the rate limit's are; the others follow the
@@ -105,7 +106,7 @@ mod tests {
     /// Every operation lists every status its layers can answer.
     #[test]
     fn every_operation_lists_its_layers_refusals() {
-        let doc = serde_json::to_value(super::super::routes::description()).unwrap();
+        let doc = serde_json::to_value(super::super::table::description()).unwrap();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
                 let statuses = operation["responses"].as_object().unwrap();

@@ -3,19 +3,16 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::{middleware, Extension, Json, Router};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use axum::{Extension, Json};
 
-use super::guard::{self, Rule};
 use super::schemas::{self, MetricPush, ScaleRequest as ScaleBody};
-use super::status::{json_errors, ApiError, CompatError, ErrorBody};
+use super::status::{ApiError, CompatError, ErrorBody};
 use super::status::{CompatEngineFailures, EngineFailures};
 use super::views::GroupView;
-use super::{alertmanager, gate, json, limit, nodes, query, responses, stream, trace, AppState, PeerIdentity};
+use super::{json, query, AppState, PeerIdentity};
 use crate::autoscale::board::DecisionView;
 use crate::autoscale::MetricSample;
 use crate::base::id::{ContainerRef, GroupName};
@@ -27,94 +24,6 @@ use crate::service::Replication;
 
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// The API's description: title and tags; the paths come from the routes.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(title = "replicator", description = "Replicates Docker containers and scales groups on demand, over mutual TLS."),
-    tags(
-        (name = "compatibility", description = "The original tool's route"),
-        (name = "containers"), (name = "groups"), (name = "autoscaler"), (name = "events"),
-        (name = "swarm"), (name = "alertmanager"), (name = "description")
-    )
-)]
-struct ApiDoc;
-
-/// Every route, registered once: the router and the OpenAPI description are
-/// both made from these definitions, so neither has a route the other lacks.
-fn documented() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(routes!(compat_missing_id))
-        .routes(routes!(compat_replicate))
-        .routes(routes!(replicate))
-        .routes(routes!(push_metrics))
-        .routes(routes!(alertmanager::receive))
-        .routes(routes!(list_groups))
-        .routes(routes!(show_group))
-        .routes(routes!(scale_group))
-        .routes(routes!(group_decisions))
-        .routes(routes!(wake_group))
-        .routes(routes!(stream::events))
-        .routes(routes!(stream::ack))
-        .routes(routes!(nodes::report))
-        .routes(routes!(openapi_json))
-}
-
-/// The OpenAPI 3.1 description of the whole API.
-pub(super) fn description() -> &'static utoipa::openapi::OpenApi {
-    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| {
-        let mut doc = documented().split_for_parts().1;
-        gate::describe(&mut doc);
-        stream::describe(&mut doc);
-        responses::complete(&mut doc);
-        doc
-    })
-}
-
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "description",
-    responses((status = 200, description = "This description (OpenAPI 3.1)", body = Object)))]
-async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
-    Json(description())
-}
-
-/// The API's routes with their layers: content rules, JSON errors, rate limit, request ids.
-pub fn router(state: AppState) -> Router {
-    let (routes, _) = documented().split_for_parts();
-    let routes = routes
-        .route_layer(middleware::from_fn_with_state(content_rule as guard::Rules, guard::check))
-        .route_layer(middleware::from_fn_with_state(
-            gate::Gate { unbound: state.unbound, service: state.service.clone() },
-            gate::check,
-        ))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(json_errors));
-    let routes = match &state.rate_limit {
-        Some(limiter) => routes.layer(middleware::from_fn_with_state(limiter.clone(), limit::limit)),
-        None => routes,
-    };
-    routes.layer(middleware::from_fn(trace::trace_requests)).with_state(state)
-}
-
-/// What each route accepts (see `guard`): the routes with a JSON body, and
-/// the original tool's `GET /{id}`, which replicates. A method the path does
-/// not route has no rule: the router answers it 405, whatever its body.
-pub(super) fn content_rule(method: &Method, route: &str) -> Option<Rule> {
-    if !gate::is_operation(method, route) {
-        return None;
-    }
-    Some(match (method, route) {
-        (&Method::POST, "/v1/metrics" | "/v1/events/ack" | "/v1/alertmanager")
-        | (&Method::PUT, "/v1/groups/{name}/replicas" | "/v1/nodes/{node}/usage") => {
-            Rule { json_body: true, changes_state: true }
-        }
-        (&Method::GET, "/{id}") | (&Method::POST, "/v1/groups/{name}/wake") => {
-            Rule { json_body: false, changes_state: true }
-        }
-        _ => Rule::default_for(method),
-    })
-}
 
 /// A body parser's complaint, which may quote the body: never more than a prefix of it.
 fn complaint(e: impl std::fmt::Display) -> String {
@@ -164,7 +73,7 @@ fn scale_request(body: &[u8]) -> Result<ScaleRequest, ApiError> {
 /// The original tool's answer to a request without a container id.
 #[utoipa::path(get, path = "/", tag = "compatibility",
     responses((status = 400, description = "`container id missing` (text/plain), the original tool's answer", body = String, content_type = "text/plain")))]
-async fn compat_missing_id() -> Response {
+pub(super) async fn compat_missing_id() -> Response {
     (StatusCode::BAD_REQUEST, "container id missing").into_response()
 }
 
@@ -182,7 +91,7 @@ async fn compat_missing_id() -> Response {
               (status = 429, description = "`--max-creations-per-minute` is reached", body = String, content_type = "text/plain"),
               CompatEngineFailures,
               (status = 504, description = "`wait=ready`: not ready in time; the replica was removed", body = String, content_type = "text/plain")))]
-async fn compat_replicate(
+pub(super) async fn compat_replicate(
     State(state): State<AppState>,
     peer: Peer,
     Extension(identity): Extension<Identity>,
@@ -210,7 +119,7 @@ async fn compat_replicate(
               (status = 429, description = "`--max-creations-per-minute` is reached (`rate_limited`)", body = ErrorBody),
               EngineFailures,
               (status = 504, description = "`wait=ready`: not ready in time; the replicas were removed", body = ErrorBody)))]
-async fn replicate(
+pub(super) async fn replicate(
     State(state): State<AppState>,
     peer: Peer,
     Extension(identity): Extension<Identity>,
@@ -219,16 +128,15 @@ async fn replicate(
 ) -> Result<(StatusCode, Json<Replication>), ApiError> {
     let id = container_ref(path)?;
     let query = query::parse(query.as_deref(), &["count", "wait", "timeout"])?;
+    let (count, wait) = (query.count()?, query.wait()?);
     may_replicate(&state, &identity, &id).await?;
-    let replication = state.service.replicate(&id, query.count()?, caller(&peer), query.wait()?).await?;
+    let replication = state.service.replicate(&id, count, caller(&peer), wait).await?;
     Ok((StatusCode::CREATED, Json(replication)))
 }
 
-/// An identity bound to a group may replicate only that group's containers.
+/// Whether the caller may replicate the container's group: the same rule as
+/// the gate's, for every identity, once the container names its group.
 async fn may_replicate(state: &AppState, identity: &Identity, target: &ContainerRef) -> Result<(), Error> {
-    if identity.sees_every_group() {
-        return Ok(());
-    }
     let (_, group) = state.service.locate(target).await?;
     let action = format!("replicate container {target}");
     Ok(identity.check_for(Permission::Replicate, group.name(), &action)?)
@@ -289,7 +197,7 @@ fn metric_samples(body: &[u8]) -> Result<Vec<MetricSample>, ApiError> {
               (status = 404, description = "No such container", body = ErrorBody),
               (status = 409, description = "The container's group does not autoscale on that metric, or a short id names several containers (`ambiguous`)", body = ErrorBody),
               EngineFailures))]
-async fn push_metrics(
+pub(super) async fn push_metrics(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     body: Bytes,
@@ -301,7 +209,7 @@ async fn push_metrics(
 
 #[utoipa::path(get, path = "/v1/groups", tag = "groups",
     responses((status = 200, description = "Every group the caller may read", body = Vec<GroupView>), EngineFailures))]
-async fn list_groups(
+pub(super) async fn list_groups(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
 ) -> Result<Json<Vec<GroupView>>, ApiError> {
@@ -316,7 +224,7 @@ async fn list_groups(
               (status = 400, description = "A malformed group name", body = ErrorBody),
               (status = 404, description = "No such group", body = ErrorBody),
               EngineFailures))]
-async fn show_group(
+pub(super) async fn show_group(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<GroupView>, ApiError> {
@@ -329,7 +237,7 @@ async fn show_group(
               (status = 400, description = "A malformed group name", body = ErrorBody),
               (status = 404, description = "No such group", body = ErrorBody),
               EngineFailures))]
-async fn group_decisions(
+pub(super) async fn group_decisions(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<DecisionView>>, ApiError> {
@@ -347,7 +255,7 @@ async fn group_decisions(
               (status = 429, description = "`--max-creations-per-minute` is reached (`rate_limited`)", body = ErrorBody),
               EngineFailures,
               (status = 504, description = "`wait`: not ready in time", body = ErrorBody)))]
-async fn scale_group(
+pub(super) async fn scale_group(
     State(state): State<AppState>,
     peer: Peer,
     path: Result<Path<String>, PathRejection>,
@@ -370,7 +278,7 @@ async fn scale_group(
               (status = 404, description = "No such group", body = ErrorBody),
               EngineFailures,
               (status = 504, description = "`wait=ready`: not ready in time", body = ErrorBody)))]
-async fn wake_group(
+pub(super) async fn wake_group(
     State(state): State<AppState>,
     peer: Peer,
     path: Result<Path<String>, PathRejection>,
@@ -382,7 +290,7 @@ async fn wake_group(
     Ok(Json(GroupView::of(&group, &state.autoscale)))
 }
 
-async fn not_found(uri: Uri) -> Response {
+pub(super) async fn not_found(uri: Uri) -> Response {
     if uri.path().starts_with("/v1/") {
         let body = serde_json::json!({ "error": { "code": "not_found", "message": format!("no such route: {}", uri.path()) } });
         (StatusCode::NOT_FOUND, Json(body)).into_response()

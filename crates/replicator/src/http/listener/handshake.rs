@@ -15,7 +15,10 @@ use tracing::{debug, info};
 
 use super::PeerIdentity;
 use crate::base::telemetry::Telemetry;
-use crate::tls::{common_name, uri_names, ServerTls};
+use crate::tls::{common_name, ServerTls};
+
+/// A client's certificate chain, leaf first, as it presented it.
+pub type Chain = Arc<[rustls_pki_types::CertificateDer<'static>]>;
 
 /// How often refused handshakes are summed up at info.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
@@ -42,18 +45,17 @@ impl Tls {
         tcp: TcpStream,
         remote: SocketAddr,
         timeout: Duration,
-    ) -> Option<(TlsStream<TcpStream>, PeerIdentity)> {
+    ) -> Option<(TlsStream<TcpStream>, PeerIdentity, Chain)> {
         let acceptor = TlsAcceptor::from(self.config.current());
         match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
             Ok(Ok(stream)) => {
-                let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let chain: Chain = stream.get_ref().1.peer_certificates().unwrap_or_default().to_vec().into();
                 let peer = PeerIdentity {
-                    common_name: leaf.and_then(common_name).unwrap_or_default(),
-                    uris: leaf.map(uri_names).unwrap_or_default(),
-                    swarm_node: leaf.and_then(|c| self.config.swarm_node_of(c)),
+                    common_name: chain.first().and_then(common_name).unwrap_or_default(),
+                    claim: Some(self.config.claim_of(&chain)),
                     addr: Some(remote),
                 };
-                Some((stream, peer))
+                Some((stream, peer, chain))
             }
             Ok(Err(e)) => {
                 self.refusals.record(remote, reason_of(&e), &e);
@@ -64,6 +66,23 @@ impl Tls {
                 None
             }
         }
+    }
+
+    /// Resolves once `chain` no longer verifies after a reload (a revoked
+    /// certificate, a client CA replaced); never while it still does.
+    pub async fn untrusted(&self, chain: &Chain) {
+        let mut reloads = self.config.reloads();
+        while reloads.changed().await.is_ok() {
+            if !self.config.still_trusted(chain) {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+
+    /// Where closed connections are counted.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.refusals.telemetry
     }
 
     /// Logs the summary every [`SUMMARY_EVERY`] until aborted.

@@ -31,6 +31,14 @@ pub fn default_max_connections(nofile: u64, listeners: u64) -> usize {
     usize::try_from(nofile.saturating_sub(reserve) / listeners.max(1)).unwrap_or(usize::MAX).max(1)
 }
 
+/// Descriptors the TCP fronts may hold together for a soft limit of
+/// `nofile`: what is left after the same reserve, so that a flood on a front
+/// leaves the API, the admin listener and the engine client their share.
+pub fn descriptor_budget(nofile: u64) -> usize {
+    let reserve = (nofile / 4).max(MIN_RESERVE);
+    usize::try_from(nofile.saturating_sub(reserve)).unwrap_or(usize::MAX)
+}
+
 /// Whether `listeners` capped at `max_connections` each leave the reserve free.
 pub fn leaves_reserve(max_connections: usize, nofile: u64, listeners: u64) -> bool {
     (max_connections as u64).saturating_mul(listeners).saturating_add(MIN_RESERVE) <= nofile
@@ -54,5 +62,12 @@ mod tests {
         }
         assert!(!leaves_reserve(500, 1024, 2));
         assert!(!leaves_reserve(384, 1024, 3), "two listeners' share is too much for three");
+    }
+
+    #[test]
+    fn the_fronts_leave_the_reserve_to_everything_else() {
+        assert_eq!(descriptor_budget(512), 384);
+        assert_eq!(descriptor_budget(20_000), 15_000);
+        assert_eq!(descriptor_budget(100), 0, "a limit below the reserve leaves the fronts nothing");
     }
 }

@@ -28,25 +28,27 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
-pub use handshake::{HandshakeRefusals, Tls};
-pub use limits::{default_max_connections, leaves_reserve, raise_fd_limit};
+use crate::tls::Claim;
+
+pub use handshake::{Chain, HandshakeRefusals, Tls};
+pub use limits::{default_max_connections, descriptor_budget, leaves_reserve, raise_fd_limit};
 
 /// The verified client, as its certificate names it, and where it connects from.
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentity {
     /// Subject common name of the client certificate (empty on plain HTTP).
     pub common_name: String,
-    /// The certificate's URI subject alternative names (where identities are written).
-    pub uris: Vec<String>,
-    /// For a certificate of the swarm's root CA: the node it names, or why it names none.
-    pub swarm_node: Option<Result<String, String>>,
+    /// What the verified certificate claims (`None` on plain HTTP): the
+    /// URIs where identities are written, or the Swarm node it belongs to.
+    pub claim: Option<Claim>,
     /// The client's address, for logs and per-client rate limits.
     pub addr: Option<SocketAddr>,
 }
@@ -70,6 +72,9 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Longest shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Oldest a connection may grow: then it ends after its request in
+    /// flight (`None`: connections live as long as their client keeps them).
+    pub max_connection_age: Option<Duration>,
 }
 
 /// Request line and headers of any legitimate client fit well within this.
@@ -85,6 +90,7 @@ impl Default for ServerOptions {
             max_body_bytes: 64 * 1024,
             max_connections: 512,
             shutdown_grace: Duration::from_secs(30),
+            max_connection_age: None,
         }
     }
 }
@@ -135,18 +141,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let summaries = tls.as_ref().map(Tls::spawn_summaries);
-    let graceful = GracefulShutdown::new();
+    let (stopping, connections) = (CancellationToken::new(), TaskTracker::new());
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let options = Arc::new(options);
     tokio::pin!(shutdown);
     while let Some((permit, tcp, remote)) = next_connection(&listener, &slots, &mut shutdown).await {
-        let connection = Connection { remote, app: app.clone(), options: options.clone(), watcher: graceful.watcher() };
-        tokio::spawn(connection.run(tcp, tls.clone(), permit));
+        let connection = Connection { remote, app: app.clone(), options: options.clone(), stopping: stopping.clone() };
+        connections.spawn(connection.run(tcp, tls.clone(), permit));
     }
     drop(listener);
     info!("no longer accepting connections; finishing requests in flight");
+    stopping.cancel();
+    connections.close();
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections closed"),
+        () = connections.wait() => info!("all connections closed"),
         () = tokio::time::sleep(options.shutdown_grace) => warn!("shutdown grace period over; closing remaining connections"),
     }
     if let (Some(summaries), Some(tls)) = (summaries, &tls) {
@@ -182,12 +190,25 @@ async fn next_connection(
     }
 }
 
+/// After `--max-connection-age`, how long a connection's request in flight
+/// (an event stream never ends) may take before the connection is closed.
+const AGED_GRACE: Duration = Duration::from_secs(10);
+
 /// One accepted connection and what serving it needs.
 struct Connection {
     remote: SocketAddr,
     app: Router,
     options: Arc<ServerOptions>,
-    watcher: Watcher,
+    /// Cancelled at shutdown: the connection ends after its request in flight.
+    stopping: CancellationToken,
+}
+
+/// Why the server ends a connection its client keeps open.
+enum Ending {
+    /// Its certificate no longer verifies (revoked, or its CA replaced).
+    Revoked,
+    /// It is older than `--max-connection-age`.
+    Aged,
 }
 
 impl Connection {
@@ -195,21 +216,36 @@ impl Connection {
     async fn run(self, tcp: TcpStream, tls: Option<Tls>, _slot: OwnedSemaphorePermit) {
         let remote = self.remote;
         match tls {
-            None => self.http(tcp, PeerIdentity { addr: Some(remote), ..PeerIdentity::default() }).await,
+            None => {
+                let peer = PeerIdentity { addr: Some(remote), ..PeerIdentity::default() };
+                self.http(tcp, peer, std::future::pending()).await;
+            }
             Some(tls) => {
-                let Some((stream, peer)) = tls.handshake(tcp, remote, self.options.handshake_timeout).await else {
+                let Some((stream, peer, chain)) = tls.handshake(tcp, remote, self.options.handshake_timeout).await
+                else {
                     return;
                 };
-                self.http(stream, peer).await
+                let ending = self.http(stream, peer, tls.untrusted(&chain)).await;
+                if let Some(ending) = ending {
+                    let reason = match ending {
+                        Ending::Revoked => "revoked",
+                        Ending::Aged => "max_age",
+                    };
+                    tls.telemetry().tls_connection_closed(reason);
+                }
             }
         }
     }
 
-    async fn http<I>(self, stream: I, peer: PeerIdentity)
+    /// Serves the connection until its client closes it, shutdown drains
+    /// it, `untrusted` resolves (closed at once) or it grows too old
+    /// (drained); says why when the server ended it.
+    async fn http<I>(self, stream: I, peer: PeerIdentity, untrusted: impl Future<Output = ()>) -> Option<Ending>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (app, options, remote) = (self.app, self.options.clone(), self.remote);
+        let client = peer.common_name.clone();
         let unread = Arc::new(AtomicBool::new(false));
         let io = TokioIo::new(linger::Lingering::new(stream, unread.clone()));
         let service = service_fn(move |req| {
@@ -222,8 +258,42 @@ impl Connection {
             .header_read_timeout(self.options.header_timeout)
             .max_header_size(self.options.max_header_bytes)
             .max_buf_size(self.options.max_header_bytes.max(8192));
-        if let Err(e) = self.watcher.watch(http.serve_connection(io, service)).await {
-            debug!(%remote, error = %e, "connection ended with an error");
+        let connection = http.serve_connection(io, service);
+        tokio::pin!(connection, untrusted);
+        let aged = async {
+            match self.options.max_connection_age {
+                Some(age) => tokio::time::sleep(age).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(aged);
+        let (mut draining, mut ending) = (false, None);
+        let deadline = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(e) = served {
+                        debug!(%remote, error = %e, "connection ended with an error");
+                    }
+                    return ending;
+                }
+                () = &mut untrusted => {
+                    warn!(%remote, %client, "closing a connection whose client certificate no longer verifies");
+                    return Some(Ending::Revoked);
+                }
+                () = self.stopping.cancelled(), if !draining => {
+                    connection.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                () = &mut aged, if !draining => {
+                    debug!(%remote, "connection reached --max-connection-age; ending it after its request in flight");
+                    connection.as_mut().graceful_shutdown();
+                    (draining, ending) = (true, Some(Ending::Aged));
+                    deadline.as_mut().reset(tokio::time::Instant::now() + AGED_GRACE);
+                }
+                () = &mut deadline => return ending,
+            }
         }
     }
 }
