@@ -17,6 +17,7 @@ use std::sync::Arc;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use x509_parser::extensions::GeneralName;
 
 /// A TLS file or setting that cannot be used, with the file named.
 #[derive(Debug, thiserror::Error)]
@@ -182,15 +183,22 @@ pub fn uri_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, String> {
         .subject_alternative_name()
         .map_err(|e| format!("the certificate's subject alternative names cannot be read: {e}"))?;
     let Some(san) = san else { return Ok(Vec::new()) };
-    Ok(san
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
-            _ => None,
-        })
-        .collect())
+    let mut uris = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            GeneralName::URI(uri) => uris.push((*uri).to_owned()),
+            // x509-parser keeps an entry it cannot read (a DNS name that is
+            // not text, an unknown kind) as `Invalid`: it could have been ours.
+            GeneralName::Invalid(tag, _) => {
+                return Err(format!(
+                    "the certificate's subject alternative names cannot be read: an entry [{}] that does not parse",
+                    tag.0
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(uris)
 }
 
 /// The node a certificate the Swarm's root verified names (its common
@@ -214,4 +222,32 @@ pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
     Some(cn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_san(content: Vec<u8>) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.custom_extensions.push(rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 17], content));
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn names_that_do_not_parse_are_an_error_not_an_empty_list() {
+        for (what, san) in [
+            ("a DNS name that is not text", vec![0x30, 0x06, 0x82, 0x04, b'b', b'a', b'd', 0xff]),
+            ("an entry of no known kind", vec![0x30, 0x03, 0x89, 0x01, 0x00]),
+            ("a truncated sequence", vec![0x30, 0x09, 0x86, 0x02]),
+        ] {
+            let read = uri_names(&with_san(san));
+            assert!(read.as_ref().is_err_and(|e| e.contains("cannot be read")), "{what}: {read:?}");
+        }
+        let uri = b"urn:replicator:operator";
+        let mut ok = vec![0x30, 2 + uri.len() as u8, 0x86, uri.len() as u8];
+        ok.extend_from_slice(uri);
+        assert_eq!(uri_names(&with_san(ok)), Ok(vec!["urn:replicator:operator".to_owned()]));
+    }
 }

@@ -172,21 +172,22 @@ async fn a_silent_follower_delays_a_scale_down_but_not_a_scale_up_of_the_same_gr
 }
 
 #[tokio::test]
-async fn a_certificate_without_an_identity_keeps_the_original_answer_unless_refused() {
+async fn a_certificate_without_an_identity_is_refused_unless_the_operator_restores_the_original_answer() {
     let scope = Scope::new("unbound");
     let (web, _) = scope.web_group(&[]);
     let server = scope.server(&[]);
     let dir = tempfile::tempdir().unwrap();
     let plain = unbound_bundle(&server, dir.path());
     let r = client(&server, &plain).get(&format!("/{web}")).await.unwrap();
-    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "done"), "the original tool's answer");
-
-    let strict = Server::in_process(&server.certs, &["--selector", &scope.label(), "--unbound-clients", "refuse"]);
-    let r = client(&strict, &plain).get(&format!("/{web}")).await.unwrap();
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
-    let r = client(&strict, &plain).get("/v1/groups").await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "refused by default: {}", r.text());
+    let r = client(&server, &plain).get("/v1/groups").await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert_eq!(scope.replicas_of(&scope.name("web")).len(), 1, "only the first server replicated");
+    assert_eq!(scope.replicas_of(&scope.name("web")).len(), 0, "nothing replicated");
+
+    let original = Server::in_process(&server.certs, &["--selector", &scope.label(), "--unbound-clients", "operator"]);
+    let r = client(&original, &plain).get(&format!("/{web}")).await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "done"), "the original tool's answer, when asked for");
+    assert_eq!(scope.replicas_of(&scope.name("web")).len(), 1, "only the second server replicated");
 }
 
 /// A client bundle with no replicator identity, as another tool would make.

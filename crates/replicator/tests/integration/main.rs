@@ -13,6 +13,7 @@ mod cluster;
 mod coldpath;
 mod compose;
 mod contract;
+mod doors;
 mod faults;
 mod fidelity;
 mod front;

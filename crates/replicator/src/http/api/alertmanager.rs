@@ -142,12 +142,11 @@ pub async fn receive(
 ) -> Result<Json<Value>, ApiError> {
     let alerts = parse(&body)?;
     let receiver = &state.alerts;
-    // An Alertmanager limited to some groups moves none unless it may move all it names.
-    for alert in &alerts {
-        if let Ok(Some(action)) = alert.action(&receiver.group_label) {
-            let what = format!("scale group {} on an alert", action.group);
-            identity.check_for(Permission::ReceiveAlerts, &action.group, &what).map_err(|d| ApiError(d.into()))?;
-        }
+    // An Alertmanager limited to some groups moves none unless it may move
+    // every group it names, whether or not that alert asks for a change.
+    for group in alerts.iter().filter_map(|a| a.labels.get(&receiver.group_label)) {
+        let what = format!("send alerts for group {group}");
+        identity.check_for(Permission::ReceiveAlerts, group, &what).map_err(|d| ApiError(d.into()))?;
     }
     let mut outcomes = Vec::with_capacity(alerts.len());
     for alert in &alerts {

@@ -20,6 +20,8 @@ mod trace;
 pub mod views;
 
 #[cfg(test)]
+mod door_tests;
+#[cfg(test)]
 mod input_tests;
 
 use std::sync::Arc;

@@ -461,7 +461,10 @@ impl Server {
     /// `replicator::server::run` on its own thread and runtime, as `serve` would run it.
     pub fn in_process(certs: &Path, args: &[&str]) -> Self {
         let certs_arg = certs.to_string_lossy().into_owned();
-        let mut argv = vec!["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--certs", &certs_arg];
+        let mut argv = vec!["--listen", "127.0.0.1:0", "--certs", &certs_arg];
+        if !args.contains(&"--metrics-listen") {
+            argv.extend(["--metrics-listen", "127.0.0.1:0"]);
+        }
         argv.extend_from_slice(args);
         let serve = replicator::cli::parse_serve(argv).unwrap_or_else(|e| panic!("serve arguments: {e}"));
         let (ports_tx, ports_rx) = mpsc::channel();
@@ -512,17 +515,9 @@ impl Server {
     /// harness's flags, and waits for both listeners to listen.
     fn launch(mut command: Command, certs: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--certs",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--certs"])
             .arg(certs)
+            .args(if args.contains(&"--metrics-listen") { &[][..] } else { &["--metrics-listen", "127.0.0.1:0"][..] })
             .args(args)
             .envs(env.iter().copied())
             .env("REPLICATOR_LOG", "info")
