@@ -298,6 +298,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
     let self_id = crate::base::selfid::own_container_id();
     let server = server_options(&args);
+    let vantage = vantage(engine.as_ref(), self_id.as_deref()).await;
     let config = Config {
         tls,
         unbound: args.unbound_clients,
@@ -326,6 +327,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
             warm_settle: args.warm_settle,
             max_containers: args.max_containers as usize,
             max_creations_per_minute: args.max_creations_per_minute,
+            vantage,
         },
         autoscale: AutoscaleSettings {
             interval: args.autoscale_interval,
@@ -363,6 +365,21 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         None => None,
     };
     Ok((Listeners { api, admin, wake }, config))
+}
+
+/// Where replicator runs: in a container, the networks it is attached to
+/// (read once at start), which are the only way its fronts and wake
+/// listener reach members that no group label places on a network.
+async fn vantage(engine: &DockerEngine, self_id: Option<&str>) -> crate::rules::backends::Vantage {
+    use crate::rules::backends::Vantage;
+    let Some(id) = self_id else { return Vantage::Host };
+    match engine.inspect_container(id).await {
+        Ok(me) => Vantage::Container { networks: me.endpoints.keys().cloned().collect() },
+        Err(e) => {
+            warn!(error = %e, "cannot read replicator's own networks: members are reached only on networks groups name");
+            Vantage::Container { networks: Vec::new() }
+        }
+    }
 }
 
 /// The listeners' bounds and the open-file limit they were derived from.

@@ -33,7 +33,6 @@ use tracing::{debug, info, warn};
 mod relay;
 
 use crate::inventory::Group;
-use crate::rules::backends::backend;
 use crate::rules::front::{proxy_v2_header, FrontSpec};
 use crate::service::Replicator;
 
@@ -236,17 +235,19 @@ impl Front {
         }
     }
 
-    /// The ready member with the fewest open connections: its id, name and address.
+    /// The ready member with the fewest open connections: its id, name and
+    /// address. Members replicator cannot reach from where it runs are left
+    /// out, and said why.
     fn least_busy(&self, group: &Group, spec: &FrontSpec) -> Option<(String, String, SocketAddr)> {
         let connections = self.service.connections();
-        group
-            .members
-            .iter()
-            .filter(|m| m.ready())
-            .filter_map(|m| {
-                let b = backend(&m.id, &m.name, &m.networks, &m.published, spec.target, spec.network.as_deref())?;
-                Some((m.id.clone(), m.name.clone(), b.address.parse::<SocketAddr>().ok()?))
-            })
+        let reachable = group.reachable(spec.target, spec.network.as_deref(), &self.service.settings().vantage);
+        let reachable = reachable.unwrap_or_else(|why| {
+            warn!(group = %self.group, reason = %why, "no ready member can be reached from replicator");
+            Vec::new()
+        });
+        reachable
+            .into_iter()
+            .filter_map(|b| Some((b.id, b.name, b.address.parse::<SocketAddr>().ok()?)))
             .min_by_key(|(id, _, _)| connections.open_to(id))
     }
 }

@@ -305,7 +305,8 @@ async fn awake_member(
     }
     loop {
         let group = service.group(name).await?;
-        let ready = group.backends(route.port, route.network.as_deref());
+        let vantage = &service.settings().vantage;
+        let ready = group.reachable(route.port, route.network.as_deref(), vantage).map_err(Error::Conflict)?;
         if let Some(first) = ready.into_iter().next() {
             return Ok(first.address);
         }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 pub use crate::model::Health;
 use crate::model::{PublishedPort, RunState};
-use crate::rules::backends::{backend, Backend};
+use crate::rules::backends::{backend, reach, Backend, Vantage};
 use crate::rules::bounds::{Bounds, GroupIdentity, GroupKind};
 use crate::rules::policy::Policy;
 
@@ -169,6 +169,24 @@ impl Group {
             .filter(|m| m.ready())
             .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, port, network))
             .collect()
+    }
+
+    /// Ready members as replicator itself reaches them from `vantage` (see
+    /// [`crate::rules::backends::reach`]); an error when some are ready but
+    /// none can be reached, with the first reason.
+    pub fn reachable(&self, port: u16, network: Option<&str>, vantage: &Vantage) -> Result<Vec<Backend>, String> {
+        let mut first_reason = None;
+        let mut found = Vec::new();
+        for m in self.members.iter().filter(|m| m.ready()) {
+            match reach((&m.id, &m.name), &m.networks, &m.published, port, network, vantage) {
+                Ok(b) => found.push(b),
+                Err(why) => first_reason = first_reason.or(Some(why)),
+            }
+        }
+        match first_reason {
+            Some(why) if found.is_empty() => Err(why),
+            _ => Ok(found),
+        }
     }
 
     /// The name the API addresses it by.

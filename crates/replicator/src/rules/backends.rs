@@ -59,6 +59,55 @@ pub fn backend(
     Some(Backend { id: id.to_owned(), name: name.to_owned(), address })
 }
 
+/// Where replicator itself runs, for the connections it makes to members
+/// (the TCP front, the wake listener): on the host, a member's published
+/// port on 127.0.0.1 is the member; in a container, 127.0.0.1 is
+/// replicator's own loopback, and only a network it shares with the member
+/// reaches it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Vantage {
+    /// On the host: its loopback is the host's.
+    #[default]
+    Host,
+    /// In a container attached to these networks.
+    Container {
+        /// The networks replicator's container is on.
+        networks: Vec<String>,
+    },
+}
+
+/// A member as replicator itself reaches it from `vantage`, for `port`:
+/// on `network` when the group names one; else, on the host, the host port
+/// it publishes; in a container, its address on the first network it
+/// shares with replicator. Why it cannot be reached otherwise.
+pub fn reach(
+    (id, name): (&str, &str),
+    networks: &BTreeMap<String, String>,
+    published: &[PublishedPort],
+    port: u16,
+    network: Option<&str>,
+    vantage: &Vantage,
+) -> Result<Backend, String> {
+    let shared = match (network, vantage) {
+        (Some(_), _) | (None, Vantage::Host) => {
+            return backend(id, name, networks, published, port, network).ok_or_else(|| match network {
+                Some(net) => format!("member {} has no address on network {net}", name),
+                None => format!("member {} publishes no host port for {port}/tcp: name a network for it", name),
+            })
+        }
+        (None, Vantage::Container { networks: own }) => {
+            own.iter().find(|n| networks.get(*n).is_some_and(|ip| !ip.is_empty()))
+        }
+    };
+    match shared {
+        Some(net) => backend(id, name, networks, published, port, Some(net)).ok_or_else(|| format!("member {} has no address on network {net}", name)),
+        None => Err(format!(
+            "replicator runs in a container that shares no network with member {}: its published port on 127.0.0.1 would be replicator's own loopback; connect replicator to one of the member's networks, or name one with the group's network label",
+            name
+        )),
+    }
+}
+
 /// `ip:port`, with an IPv6 address in brackets as balancers expect.
 fn socket_address(ip: &str, port: u16) -> String {
     match ip.parse::<std::net::IpAddr>() {
@@ -146,6 +195,28 @@ fn nginx(group: &str, backends: &[Backend]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicator_in_a_container_reaches_members_on_a_shared_network_never_on_its_own_loopback() {
+        let member = ("m1", "web-2");
+        let networks: BTreeMap<String, String> =
+            [("front".into(), "10.1.0.5".into()), ("back".into(), "10.2.0.5".into())].into();
+        let published =
+            [PublishedPort { container_port: 80, host_port: 32768, host_ip: "0.0.0.0".into(), protocol: "tcp".into() }];
+        let on_host = reach(member, &networks, &published, 80, None, &Vantage::Host).unwrap();
+        assert_eq!(on_host.address, "127.0.0.1:32768", "on the host, the published port");
+        let inside = Vantage::Container { networks: vec!["other".into(), "back".into()] };
+        assert_eq!(
+            reach(member, &networks, &published, 80, None, &inside).unwrap().address,
+            "10.2.0.5:80",
+            "the shared network"
+        );
+        let alone = Vantage::Container { networks: vec!["other".into()] };
+        let refused = reach(member, &networks, &published, 80, None, &alone).unwrap_err();
+        assert!(refused.contains("own loopback") && refused.contains("web-2"), "{refused}");
+        let named = reach(member, &networks, &published, 80, Some("front"), &alone).unwrap();
+        assert_eq!(named.address, "10.1.0.5:80", "a network the group names is used as named");
+    }
 
     /// A member's networks and published ports.
     type Addresses = (BTreeMap<String, String>, Vec<PublishedPort>);

@@ -54,6 +54,8 @@ pub struct Settings {
     pub max_containers: usize,
     /// Most containers replicator may create a minute.
     pub max_creations_per_minute: u32,
+    /// Where replicator runs, for the connections it makes to members.
+    pub vantage: crate::rules::backends::Vantage,
 }
 
 impl Default for Settings {
@@ -67,6 +69,7 @@ impl Default for Settings {
             warm_settle: Duration::from_secs(5),
             max_containers: 500,
             max_creations_per_minute: 600,
+            vantage: Default::default(),
         }
     }
 }

@@ -36,6 +36,9 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
     let certs = certs_for(&["replicator"]);
     let ssl = format!("{}:/ssl:ro", certs.path().display());
     let label = scope.label();
+    // Published ports arrive from the network's gateway: only it may act from the dashboard.
+    let gateway = scope.docker(&["network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", &network]);
+    let from = format!("{}/32", gateway.trim());
 
     let replicator = scope.run(
         "replicator",
@@ -63,6 +66,8 @@ async fn a_browser_clicks_replicate_me_and_sees_the_new_member_on_the_dashboard(
             "--selector",
             &label,
             "--dashboard-actions",
+            "--dashboard-actions-from",
+            &from,
         ],
     );
     let api = format!("https://localhost:{}", published(&replicator, "8443"));
@@ -229,7 +234,8 @@ fn scripts_demo_starts_the_whole_system_and_down_removes_it() {
     );
 
     // From another container on the demo's network, with no certificate, a
-    // POST to the admin listener changes nothing: the dashboard only shows.
+    // POST to the admin listener changes nothing: its buttons act only for
+    // the address published ports arrive from.
     let before = docker(&["ps", "-q", "--filter", &format!("label=replicator.group={name}")]).lines().count();
     let url = format!("http://replicator:9090/groups/{name}/scale");
     let forged = crate::common::docker_try(&[
