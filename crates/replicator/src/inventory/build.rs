@@ -10,7 +10,7 @@ use crate::rules::bounds::{self, Bounds, GroupIdentity, GroupKind};
 use crate::rules::front::{self, FrontSpec, PortRange};
 use crate::rules::labels::{self, Selector};
 use crate::rules::policy;
-use crate::rules::probe::ProbeSpec;
+use crate::rules::readiness::ProbeSpec;
 use crate::rules::schedule::{ScheduleView, Schedules};
 
 /// What this replicator manages, from the command line.

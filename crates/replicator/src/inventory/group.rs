@@ -151,7 +151,7 @@ pub struct Group {
     /// `None`: the group did not opt in, and the wake listener refuses its requests.
     pub wake: Option<crate::rules::labels::WakeRoute>,
     /// The readiness probe replicator runs on its members (`replicator.ready`).
-    pub probe: Option<crate::rules::probe::ProbeSpec>,
+    pub probe: Option<crate::rules::readiness::ProbeSpec>,
     /// The quiet period after which it sleeps when no request reached it
     /// (`replicator.sleep.after`).
     pub sleep_after: Option<std::time::Duration>,

@@ -28,7 +28,7 @@ pub const WAKE_NETWORK: &str = "replicator.wake.network";
 /// Requests the wake listener neither wakes the group for nor counts as
 /// activity: health checks (`/healthz,agent=kube-probe`).
 pub const WAKE_IGNORE: &str = "replicator.wake.ignore";
-/// A readiness probe replicator runs (see [`crate::rules::probe`]).
+/// A readiness probe replicator runs (see [`crate::rules::readiness`]).
 pub const READY: &str = "replicator.ready";
 /// The quiet period after which a group no request reached goes to sleep
 /// (Sablier's session duration); needs `replicator.min=0`.

@@ -11,5 +11,5 @@ pub mod front;
 pub mod labels;
 pub mod plan;
 pub mod policy;
-pub mod probe;
+pub mod readiness;
 pub mod schedule;

@@ -10,7 +10,7 @@ pub mod events;
 mod idle;
 mod locks;
 mod pool;
-mod probe;
+mod prober;
 mod ready;
 mod reconcile;
 mod replicate;
@@ -32,7 +32,7 @@ use crate::inventory::{Group, Intents, Store};
 use crate::service::events::EventHub;
 
 pub use capacity::{ColdStart, How};
-pub use probe::Prober;
+pub use prober::Prober;
 pub use replicate::{Replica, Replication, MAX_COUNT};
 
 /// Policy switches from the command line.
@@ -56,6 +56,31 @@ pub struct Settings {
     pub max_creations_per_minute: u32,
     /// Where replicator runs, for the connections it makes to members.
     pub vantage: crate::rules::backends::Vantage,
+}
+
+/// Who asks for a replication: the name logs and events give it, and the
+/// identity the access rules check once the container's group is known
+/// (before anything changes, after the checks that say whether the
+/// container is replicable at all).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// For logs and events (a certificate's common name, `dashboard`...).
+    pub name: String,
+    /// What it may do.
+    pub identity: crate::rules::access::Identity,
+}
+
+impl Caller {
+    /// An operator named `name` (replicator's own callers, tests).
+    pub fn operator(name: &str) -> Self {
+        Self { name: name.to_owned(), identity: crate::rules::access::Identity::Operator }
+    }
+
+    /// `Ok` if it may replicate the containers of `group`.
+    fn may_replicate(&self, group: &str, container: &str) -> Result<()> {
+        let action = format!("replicate container {container}");
+        Ok(self.identity.check_for(crate::rules::access::Permission::Replicate, group, &action)?)
+    }
 }
 
 impl Default for Settings {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::capacity::{How, Phase};
-use super::{detached, Replicator};
+use super::{detached, Caller, Replicator};
 use crate::base::clock;
 use crate::base::id::ContainerRef;
 use crate::error::{Error, Result};
@@ -77,13 +77,13 @@ impl Replicator {
         &self,
         target: &ContainerRef,
         count: u32,
-        caller: &str,
+        caller: &Caller,
         ready_within: Option<std::time::Duration>,
     ) -> Result<Replication> {
         if count == 0 || count > MAX_COUNT {
             return Err(Error::BadRequest(format!("count must be between 1 and {MAX_COUNT}")));
         }
-        let (this, target, caller) = (self.clone(), target.clone(), caller.to_owned());
+        let (this, target, caller) = (self.clone(), target.clone(), caller.clone());
         let started = std::time::Instant::now();
         let result = detached(async move {
             let replication = this.replicate_now(&target, count, &caller).await?;
@@ -98,7 +98,7 @@ impl Replicator {
         result
     }
 
-    async fn replicate_now(&self, target: &ContainerRef, count: u32, caller: &str) -> Result<Replication> {
+    async fn replicate_now(&self, target: &ContainerRef, count: u32, caller: &Caller) -> Result<Replication> {
         let details = self.inspect_target(target).await?;
         if let Some(service_id) = details.label(labels::SWARM_SERVICE_ID) {
             let service_id = service_id.to_owned();
@@ -111,6 +111,8 @@ impl Replicator {
             return Err(Error::NotEnabled(target.to_string()));
         }
         let source = self.source_from(details).await?;
+        caller.may_replicate(&source.group.name, target.as_str())?;
+        let caller = caller.name.as_str();
         let admission = {
             // Only admission is under the group's lock: the reservation holds
             // the places while the clones are made.

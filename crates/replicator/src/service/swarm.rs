@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use tracing::info;
 
-use super::{Replication, Replicator};
+use super::{Caller, Replication, Replicator};
 use crate::error::{Error, Result};
 use crate::inventory::{informer, Group};
 use crate::rules::bounds::Bounds;
@@ -20,7 +20,7 @@ impl Replicator {
         container_id: &str,
         service_id: &str,
         count: u32,
-        caller: &str,
+        caller: &Caller,
     ) -> Result<Replication> {
         let service = self.engine().inspect_service(service_id).await?;
         self.check_selected(&format!("service {}", service.name), &service.labels)?;
@@ -32,6 +32,8 @@ impl Replicator {
         let invalid = |reason| Error::InvalidGroup { group: service.name.clone(), reason };
         crate::rules::bounds::check_group_label(&service.labels).map_err(invalid)?;
         let bounds = Bounds::from_labels(&service.labels, self.inventory().scope().default_max).map_err(invalid)?;
+        caller.may_replicate(&service.name, container_id)?;
+        let caller = caller.name.as_str();
         let _locked = self.inner.locks.lock(&service.name).await;
         let (from, to) = self
             .update_replicas(service_id, |current| {

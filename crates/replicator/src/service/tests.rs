@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Replicator;
+use super::{Caller, Replicator};
 use crate::base::id::ContainerRef;
 use crate::engine::fake::FakeEngine;
 use crate::engine::{ErrorKind, Op};
@@ -50,7 +50,9 @@ impl World {
     ) -> (tokio::task::JoinHandle<Result<super::Replication, Error>>, String) {
         let service = self.service.clone();
         let request = tokio::spawn(async move {
-            service.replicate(&World::target("web"), count, "test", Some(Duration::from_secs(10))).await
+            service
+                .replicate(&World::target("web"), count, &Caller::operator("test"), Some(Duration::from_secs(10)))
+                .await
         });
         let (last, running) = (format!("web-{}", count + 1), count as usize + 1);
         let mut changes = self.service.inventory().subscribe();
@@ -96,7 +98,7 @@ impl World {
     }
 
     async fn replicate(&self, name: &str, count: u32) -> Result<super::Replication, Error> {
-        self.service.replicate(&Self::target(name), count, "test", None).await
+        self.service.replicate(&Self::target(name), count, &Caller::operator("test"), None).await
     }
 
     async fn states(&self, group: &str) -> Vec<(String, MemberState)> {
@@ -125,7 +127,7 @@ async fn the_limit_holds_exactly_under_twenty_concurrent_requests() {
     w.engine.delay(Op::CreateContainer, Duration::from_millis(5));
     let all = (0..20).map(|_| {
         let service = w.service.clone();
-        tokio::spawn(async move { service.replicate(&World::target("web"), 1, "race", None).await })
+        tokio::spawn(async move { service.replicate(&World::target("web"), 1, &Caller::operator("race"), None).await })
     });
     let results = futures_util::future::join_all(all).await;
     let created = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
@@ -342,7 +344,9 @@ async fn informed_world() -> (World, tokio_util::sync::CancellationToken) {
     (w, cancel)
 }
 
-#[tokio::test]
+// The clock is paused: the sleep returns only once every task has done all
+// it could without the health change, so "not finished" cannot pass by luck.
+#[tokio::test(start_paused = true)]
 async fn wait_ready_answers_once_a_late_healthcheck_passes() {
     let (w, _informing) = informed_world().await;
     w.engine.add_checked_container("web", &[ENABLED]);
@@ -374,12 +378,17 @@ async fn wait_ready_gives_up_at_the_timeout() {
     let w = world(Scope::default()).await;
     w.engine.add_checked_container("web", &[ENABLED]);
     w.resync().await;
-    let e = w.service.replicate(&World::target("web"), 1, "test", Some(Duration::from_secs(5))).await.unwrap_err();
+    let e = w
+        .service
+        .replicate(&World::target("web"), 1, &Caller::operator("test"), Some(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
     assert!(matches!(&e, Error::NotReady { reason, .. } if reason.contains("within 5s")), "{e}");
     assert_eq!(w.engine.names(), ["web"]);
 }
 
-#[tokio::test]
+// Paused clock, as above: nothing the balancer's silence allows is left undone.
+#[tokio::test(start_paused = true)]
 async fn a_scale_down_drains_before_it_stops() {
     let w = web_world().await;
     let (hub, _follower, scaling) = w.scale_down_draining().await;

@@ -1,4 +1,4 @@
-//! A real two-node swarm (common/swarm2.rs): the host engine as manager, a
+//! A real two-node swarm (common/two_node_swarm.rs): the host engine as manager, a
 //! second dockerd in a network namespace as worker.
 
 use std::collections::BTreeSet;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use replicator::cli::remote::ApiClient;
 use serde_json::Value;
 
-use crate::common::swarm2::TwoNodeSwarm;
+use crate::common::two_node_swarm::TwoNodeSwarm;
 use crate::common::{
     certs_for, docker, docker_try, eventually, eventually_async, free_port, image, images, try_group, Look, Scope,
     SWARM,

@@ -250,9 +250,10 @@ async fn doors_swarm_node_certificates_are_agents_from_any_swarm_root_and_surviv
         assert_eq!(r.json()["error"]["identity"], format!("agent:{node}"), "{}", r.text());
         let usage = json!({"hostname": node, "containers": []});
         let own = agent.request(Method::PUT, &format!("/v1/nodes/{node}/usage"), Some(&usage)).await.unwrap();
-        assert_ne!(own.status, StatusCode::FORBIDDEN, "it reports for its own node: {}", own.text());
+        // Whether the node is known depends on the engine's Swarm; the gate let it through.
+        assert_ne!(own.json()["error"]["code"], "denied", "it reports for its own node: {}", own.text());
         let other = agent.request(Method::PUT, "/v1/nodes/nodezzz/usage", Some(&usage)).await.unwrap();
-        assert_eq!(other.status, StatusCode::FORBIDDEN, "and no other: {}", other.text());
+        assert_eq!(other.json()["error"]["code"], "denied", "and no other: {}", other.text());
     }
     let r = ApiClient::new(&server.url(), &stranger).unwrap().get("/v1/groups").await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN, "a Swarm certificate that is no node's: {}", r.text());

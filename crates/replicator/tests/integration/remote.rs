@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
-use crate::common::engine2::SecondEngine;
+use crate::common::second_engine::SecondEngine;
 use crate::common::{call, certs, docker_try, eventually, free_port, image, Scope, Server, BIN};
 
 /// `serve` against the second engine with the client files in `cert_path`: its exit and stderr.

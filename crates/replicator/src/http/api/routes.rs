@@ -20,7 +20,7 @@ use crate::base::quote::{clip, clip_to};
 use crate::error::Error;
 use crate::rules::access::{Identity, Permission};
 use crate::rules::policy::valid_metric_name;
-use crate::service::Replication;
+use crate::service::{Caller, Replication};
 
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -101,8 +101,8 @@ pub(super) async fn compat_replicate(
     let id = container_ref(path).map_err(|_| CompatError(Error::BadRequest("invalid container id".into())))?;
     let wait =
         query::parse(raw.as_deref(), &["wait", "timeout"]).and_then(|q| q.wait()).map_err(|e| CompatError(e.0))?;
-    may_replicate(&state, &identity, &id).await.map_err(CompatError)?;
-    state.service.replicate(&id, 1, caller(&peer), wait).await.map_err(CompatError)?;
+    let caller = Caller { name: caller(&peer).to_owned(), identity };
+    state.service.replicate(&id, 1, &caller, wait).await.map_err(CompatError)?;
     Ok("done")
 }
 
@@ -129,17 +129,9 @@ pub(super) async fn replicate(
     let id = container_ref(path)?;
     let query = query::parse(query.as_deref(), &["count", "wait", "timeout"])?;
     let (count, wait) = (query.count()?, query.wait()?);
-    may_replicate(&state, &identity, &id).await?;
-    let replication = state.service.replicate(&id, count, caller(&peer), wait).await?;
+    let caller = Caller { name: caller(&peer).to_owned(), identity };
+    let replication = state.service.replicate(&id, count, &caller, wait).await?;
     Ok((StatusCode::CREATED, Json(replication)))
-}
-
-/// Whether the caller may replicate the container's group: the same rule as
-/// the gate's, for every identity, once the container names its group.
-async fn may_replicate(state: &AppState, identity: &Identity, target: &ContainerRef) -> Result<(), Error> {
-    let (_, group) = state.service.locate(target).await?;
-    let action = format!("replicate container {target}");
-    Ok(identity.check_for(Permission::Replicate, group.name(), &action)?)
 }
 
 /// Most samples one push may carry.

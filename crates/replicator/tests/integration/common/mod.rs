@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 pub mod browser;
-pub mod engine2;
 pub mod imported;
 pub mod iperf;
 pub mod lb;
@@ -13,8 +12,9 @@ pub mod prom;
 pub mod proxy;
 pub mod redis;
 pub mod relay;
-pub mod swarm2;
+pub mod second_engine;
 pub mod tcp_proxy;
+pub mod two_node_swarm;
 pub mod wait;
 
 pub use wait::{eventually, eventually_async, poll_until, poll_until_async, ready_if, Look};

@@ -22,7 +22,7 @@ use tracing::debug;
 use super::Replicator;
 use crate::inventory::{Health, Intents, ProbeStatus, Store};
 use crate::model::RunState;
-use crate::rules::probe::{passes, Check, ProbeSpec, Tally};
+use crate::rules::readiness::{passes, Check, ProbeSpec, Tally};
 
 /// How often the set of probed members is looked at again without a change.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
