@@ -85,3 +85,111 @@ fn the_check_reads_braced_and_plain_paths_and_skips_tests() {
     let code = "//! [`crate::http`]\nuse crate::{base::clock, model};\nuse crate::engine::Op;\n#[cfg(test)]\nmod tests { use crate::cli; }";
     assert_eq!(modules_used(code), ["base", "model", "engine"]);
 }
+
+/// The sibling modules (files or folders of one folder, `mod.rs` aside) that
+/// a file's code names: `super::x`, `use super::{x, y}`, and
+/// `crate::<the folder>::x`.
+fn siblings_used(code: &str, folder: &str, siblings: &[String]) -> Vec<String> {
+    let code = code.split("#[cfg(test)]\nmod ").next().unwrap_or(code);
+    let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let own = format!("crate::{}::", folder.replace('/', "::"));
+    let mut used = Vec::new();
+    for prefix in ["super::", own.as_str()] {
+        for (at, _) in code.match_indices(prefix) {
+            let rest = &code[at + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(inside) => inside[..inside.find('}').unwrap_or(inside.len())].split(',').collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if siblings.contains(&name) {
+                    used.push(name);
+                }
+            }
+        }
+    }
+    used.sort();
+    used.dedup();
+    used
+}
+
+/// A circle in `edges` (module → modules it names), if there is one.
+fn a_circle(edges: &std::collections::BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        at: &str,
+        edges: &std::collections::BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|p| p == at) {
+            let mut circle = path[start..].to_vec();
+            circle.push(at.to_owned());
+            return Some(circle);
+        }
+        if !done.insert(at.to_owned()) {
+            return None;
+        }
+        path.push(at.to_owned());
+        for next in edges.get(at).into_iter().flatten() {
+            if let Some(circle) = visit(next, edges, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    edges.keys().find_map(|start| visit(start, edges, &mut Vec::new(), &mut done))
+}
+
+/// Inside every folder too, data flows one way: no file names a sibling that
+/// names it back, directly or around a longer circle.
+#[test]
+fn no_circle_between_the_files_of_any_folder() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut folders = vec![src.clone()];
+    let mut circles = Vec::new();
+    while let Some(dir) = folders.pop() {
+        let mut modules: Vec<(String, std::path::PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                folders.push(path.clone());
+                modules.push((name, path.join("mod.rs")));
+            } else if path.extension().is_some_and(|e| e == "rs") && !["mod", "lib", "main"].contains(&name.as_str()) {
+                modules.push((name, path));
+            }
+        }
+        modules.retain(|(name, _)| !name.ends_with("tests"));
+        let folder = dir.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
+        let mut edges = std::collections::BTreeMap::new();
+        for (name, file) in &modules {
+            let code = std::fs::read_to_string(file).unwrap_or_default();
+            let used = if folder.is_empty() { modules_used(&code) } else { siblings_used(&code, &folder, &names) };
+            edges.insert(name.clone(), used.into_iter().filter(|u| u != name && names.contains(u)).collect());
+        }
+        if let Some(circle) = a_circle(&edges) {
+            circles.push(format!("{}/: {}", folder, circle.join(" → ")));
+        }
+    }
+    assert!(circles.is_empty(), "files that name each other:\n{}", circles.join("\n"));
+}
+
+#[test]
+fn the_folder_check_reads_super_and_crate_paths_and_finds_circles() {
+    let siblings = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    let code = "use super::{a, b::X};\nuse crate::http::api::c::Y;\nuse super::AppState;\n#[cfg(test)]\nmod tests {}";
+    assert_eq!(siblings_used(code, "http/api", &siblings), ["a", "b", "c"]);
+    let edges = |pairs: &[(&str, &str)]| {
+        let mut map = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (from, to) in pairs {
+            map.entry((*from).into()).or_default().push((*to).into());
+        }
+        map
+    };
+    assert_eq!(a_circle(&edges(&[("a", "b"), ("b", "c")])), None);
+    assert_eq!(a_circle(&edges(&[("a", "b"), ("b", "c"), ("c", "a")])).unwrap(), ["a", "b", "c", "a"]);
+}

@@ -6,6 +6,7 @@ mod balancer_file;
 mod certs;
 mod client;
 mod config_file;
+mod connection;
 mod docs;
 mod follow_server;
 mod healthcheck;

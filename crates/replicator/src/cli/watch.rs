@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::client::{answer_of, Connection};
+use super::connection::{answer_of, Connection};
 use super::sse::{next_event, SseEvent};
 use crate::base::id::GroupName;
 use crate::cli::remote::ApiClient;

@@ -13,6 +13,16 @@ use crate::rules::policy;
 use crate::rules::readiness::ProbeSpec;
 use crate::rules::schedule::{ScheduleView, Schedules};
 
+/// A member's readiness by replicator's own probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeStatus {
+    /// `Starting` until it first passes, `Healthy` while it passes,
+    /// `Unhealthy` once it fails after having passed.
+    pub health: Health,
+    /// Why the last probe failed, to say why a member is not ready.
+    pub last_failure: Option<String>,
+}
+
 /// What this replicator manages, from the command line.
 #[derive(Debug, Clone)]
 pub struct Scope {
@@ -84,7 +94,7 @@ pub struct Inputs<'a> {
     /// Standbys replicator is starting and will pause once ready.
     pub warming: &'a HashSet<String>,
     /// What replicator's own readiness probes found.
-    pub probes: &'a HashMap<String, super::state::ProbeStatus>,
+    pub probes: &'a HashMap<String, ProbeStatus>,
     /// Now, for the schedules.
     pub now: chrono::DateTime<chrono::Utc>,
 }
@@ -313,7 +323,7 @@ fn policy_of(
 fn member_of(
     c: &ContainerSummary,
     leaving: &HashMap<String, MemberState>,
-    probes: Option<&HashMap<String, super::state::ProbeStatus>>,
+    probes: Option<&HashMap<String, ProbeStatus>>,
 ) -> Member {
     let state = match (MemberState::from_engine(c.state), leaving.get(&c.id)) {
         (MemberState::Exited, _) => MemberState::Exited,

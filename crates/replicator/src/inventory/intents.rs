@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
+use super::build::ProbeStatus;
 use super::build::{Intent, SwarmService};
 use super::group::{Group, MemberState};
-use super::state::{merge, ProbeStatus, Shared};
+use super::state::{merge, Shared};
 use crate::model::{ContainerSummary, RunState};
 use crate::rules::bounds::Naming;
 

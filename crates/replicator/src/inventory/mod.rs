@@ -26,11 +26,11 @@ mod writer;
 
 use std::sync::Arc;
 
+pub use build::ProbeStatus;
 pub use build::{may_be_member, Intent, Scope, SwarmService};
 pub use group::{Group, Health, Member, MemberState, ServiceRef};
 pub use informer::Informer;
 pub use intents::{Full, Intents, Leaving, Limits, Reservation};
-pub use state::ProbeStatus;
 pub use store::Store;
 pub use writer::Writer;
 

@@ -6,20 +6,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{watch, Notify};
 
-use super::build::{self, Intent, Scope, SwarmService};
+use super::build::{self, Intent, ProbeStatus, Scope, SwarmService};
 use super::group::{Group, MemberState};
 use crate::engine::EngineError;
-use crate::model::{ContainerSummary, EngineInfo, Health, NodeSummary, RunState};
-
-/// A member's readiness by replicator's own probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeStatus {
-    /// `Starting` until it first passes, `Healthy` while it passes,
-    /// `Unhealthy` once it fails after having passed.
-    pub health: Health,
-    /// Why the last probe failed, to say why a member is not ready.
-    pub last_failure: Option<String>,
-}
+use crate::model::{ContainerSummary, EngineInfo, NodeSummary, RunState};
 
 /// The shared model. Cheap to read; every write bumps a generation that
 /// readers can wait on.

@@ -8,15 +8,15 @@
 //! identity, logged, and counted here by route and kind of identity.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tracing::warn;
 
+use super::status::{denied_response, Refused};
 use super::table::{route_of, Bound};
 use super::PeerIdentity;
 use crate::base::telemetry::DeniedLabels;
-use crate::http::listener::{refusal, ErrorDetail};
 use crate::rules::access::{Denied, Identity, Permission, UnboundPolicy};
 use crate::service::Replicator;
 use crate::tls::Claim;
@@ -30,11 +30,6 @@ pub struct Gate {
     /// Where `replicator_access_denied_total` is counted.
     pub service: Replicator,
 }
-
-/// A refusal travelling on its response, so this layer logs and counts
-/// every one, whichever code found it.
-#[derive(Debug, Clone)]
-pub struct Refused(pub Denied);
 
 /// The caller's identity, as its certificate names it.
 pub fn identity_of(peer: Option<&PeerIdentity>, policy: UnboundPolicy) -> Result<Identity, String> {
@@ -93,23 +88,6 @@ fn finish(gate: &Gate, route: &str, response: Response) -> Response {
         let labels = DeniedLabels { route: route.to_owned(), identity: denied.kind.to_owned() };
         gate.service.telemetry().access_denied.get_or_create(&labels).inc();
     }
-    response
-}
-
-/// The 403 of a refusal: JSON on `/v1`, text on the original tool's route.
-pub fn denied_response(denied: &Denied, json: bool) -> Response {
-    let mut response = if json {
-        let detail = ErrorDetail {
-            code: "denied".into(),
-            message: denied.to_string(),
-            permission: Some(denied.permission.to_string()),
-            identity: Some(denied.identity.clone()),
-        };
-        refusal(StatusCode::FORBIDDEN, detail)
-    } else {
-        (StatusCode::FORBIDDEN, denied.to_string()).into_response()
-    };
-    response.extensions_mut().insert(Refused(denied.clone()));
     response
 }
 

@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 use crate::base::quote::clip;
 use crate::http::listener::{json_refusal, origin};
 
+/// Request bodies above this are refused with 413 before any handler runs.
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// What a route accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {

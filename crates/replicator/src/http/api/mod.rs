@@ -34,9 +34,9 @@ use crate::rules::access::UnboundPolicy;
 use crate::service::Replicator;
 
 pub use crate::http::listener::{PeerIdentity, ServerOptions};
+pub use guard::MAX_BODY;
 pub use limit::{parse_rate, RateLimiter};
 pub use listen::serve;
-pub use routes::MAX_BODY;
 pub use status::status_of;
 
 /// Everything a handler needs, in one place.

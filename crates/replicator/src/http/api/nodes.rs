@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 
+use super::schemas::MAX_NODE_ID;
 use super::status::ApiError;
 use super::{json, AppState};
 use crate::autoscale::{NodeReport, ReportOutcome, Usage};
@@ -21,8 +22,6 @@ use crate::base::quote::{clip, clip_to};
 pub const MAX_CONTAINERS: usize = 500;
 /// Percent of one core: 1,024 busy cores is past any host's.
 const MAX_CPU: f64 = 102_400.0;
-/// The longest Swarm node id taken (Swarm makes 25 characters).
-pub const MAX_NODE_ID: usize = 64;
 /// The longest host name taken.
 const MAX_HOSTNAME: usize = 253;
 

@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::schemas::MAX_READY_TIMEOUT;
 use super::status::ApiError;
 use crate::base::quote::clip;
 
 /// How long `wait=ready` waits when no `timeout` is given.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// The longest `timeout` a request may ask for.
-pub const MAX_READY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A parsed query: each allowed parameter at most once.
 pub struct Query(HashMap<&'static str, String>);

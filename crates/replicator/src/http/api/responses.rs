@@ -8,9 +8,8 @@
 
 use utoipa::openapi::{OpenApi, RefOr, Response};
 
-use super::routes::MAX_BODY;
+use super::guard::{Rules, MAX_BODY};
 use super::status::error_response;
-use super::table::content_rule;
 
 /// One layer's refusal: status, description, whether it is JSON on every
 /// path (the listener's and the rate limit's are; the others follow the
@@ -22,8 +21,8 @@ struct Refusal {
 }
 
 /// The layers' refusals that `method` on `path` can meet.
-fn refusals(method: &axum::http::Method, path: &str) -> Vec<Refusal> {
-    let Some(rule) = content_rule(method, path) else { return Vec::new() };
+fn refusals(rules: Rules, method: &axum::http::Method, path: &str) -> Vec<Refusal> {
+    let Some(rule) = rules(method, path) else { return Vec::new() };
     let json_path = path.starts_with("/v1/");
     // A JSON refusal names its `code`; the original tool's text does not.
     let refusal = |status, text: &str, code: &str, always_json: bool| {
@@ -58,7 +57,8 @@ fn refusals(method: &axum::http::Method, path: &str) -> Vec<Refusal> {
 /// Adds each operation's layer refusals to its responses: a status the
 /// handler does not list gets the layer's answer; one it lists gets the
 /// layer's reason and, where the layer answers in another format, that too.
-pub fn complete(doc: &mut OpenApi) {
+/// `rules` are the content rules the guard applies (the route table's).
+pub fn complete(doc: &mut OpenApi, rules: Rules) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let json_path = path.starts_with("/v1/");
         for (method, operation) in [
@@ -68,7 +68,7 @@ pub fn complete(doc: &mut OpenApi) {
             (axum::http::Method::DELETE, item.delete.as_mut()),
         ] {
             let Some(operation) = operation else { continue };
-            for refusal in refusals(&method, path) {
+            for refusal in refusals(rules, &method, path) {
                 let answer = error_response(&refusal.description, refusal.always_json || json_path);
                 let responses = &mut operation.responses.responses;
                 match responses.get_mut(&refusal.status.to_string()) {

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use super::schemas::{self, MetricPush, ScaleRequest as ScaleBody};
+use super::schemas::{self, MetricBody, MetricPush, ScaleRequest as ScaleBody, MAX_SAMPLES};
 use super::status::{ApiError, CompatError, ErrorBody};
 use super::status::{CompatEngineFailures, EngineFailures};
 use super::views::GroupView;
@@ -21,9 +21,6 @@ use crate::error::Error;
 use crate::rules::access::{Identity, Permission};
 use crate::rules::policy::valid_metric_name;
 use crate::service::{Caller, Replication};
-
-/// Request bodies above this are refused with 413 before any handler runs.
-pub const MAX_BODY: usize = 64 * 1024;
 
 /// A body parser's complaint, which may quote the body: never more than a prefix of it.
 fn complaint(e: impl std::fmt::Display) -> String {
@@ -132,23 +129,6 @@ pub(super) async fn replicate(
     let caller = Caller { name: caller(&peer).to_owned(), identity };
     let replication = state.service.replicate(&id, count, &caller, wait).await?;
     Ok((StatusCode::CREATED, Json(replication)))
-}
-
-/// Most samples one push may carry.
-pub(super) const MAX_SAMPLES: usize = 1000;
-
-/// One sample of `POST /v1/metrics`.
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MetricBody {
-    /// The container the value is of.
-    #[schema(value_type = schemas::ContainerRef)]
-    container: String,
-    /// The metric, as the group's `replicator.autoscale.metric` names it.
-    #[schema(value_type = schemas::MetricName)]
-    metric: String,
-    /// The value (a finite number).
-    value: f64,
 }
 
 /// `{"container", "metric", "value"}` or a non-empty array of them.

@@ -11,9 +11,31 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::query::MAX_READY_TIMEOUT;
 use crate::base::id::MAX_LEN;
 use crate::service::MAX_COUNT;
+
+/// The longest `timeout` a request may ask for.
+pub const MAX_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The longest Swarm node id taken (Swarm makes 25 characters).
+pub const MAX_NODE_ID: usize = 64;
+
+/// Most samples one push may carry.
+pub const MAX_SAMPLES: usize = 1000;
+
+/// One sample of `POST /v1/metrics`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricBody {
+    /// The container the value is of.
+    #[schema(value_type = ContainerRef)]
+    pub container: String,
+    /// The metric, as the group's `replicator.autoscale.metric` names it.
+    #[schema(value_type = MetricName)]
+    pub metric: String,
+    /// The value (a finite number).
+    pub value: f64,
+}
 
 /// A string schema matching `pattern`, described.
 fn string(pattern: String, description: &str) -> RefOr<Schema> {
@@ -65,10 +87,7 @@ pub struct NodeId;
 
 impl PartialSchema for NodeId {
     fn schema() -> RefOr<Schema> {
-        string(
-            format!("^[a-z0-9]{{1,{}}}$", super::nodes::MAX_NODE_ID),
-            "A Swarm node id: lowercase letters and digits.",
-        )
+        string(format!("^[a-z0-9]{{1,{}}}$", MAX_NODE_ID), "A Swarm node id: lowercase letters and digits.")
     }
 }
 
@@ -258,11 +277,11 @@ pub struct MetricPush;
 
 impl PartialSchema for MetricPush {
     fn schema() -> RefOr<Schema> {
-        let sample = || RefOr::Ref(Ref::from_schema_name(super::routes::MetricBody::name()));
+        let sample = || RefOr::Ref(Ref::from_schema_name(MetricBody::name()));
         let many = ArrayBuilder::new()
             .items(sample())
             .min_items(Some(1))
-            .max_items(Some(super::routes::MAX_SAMPLES))
+            .max_items(Some(MAX_SAMPLES))
             .description(Some("Up to 1000 samples at once"));
         OneOfBuilder::new().item(sample()).item(many).description(Some("One sample, or an array of 1 to 1000")).into()
     }
@@ -270,7 +289,6 @@ impl PartialSchema for MetricPush {
 
 impl ToSchema for MetricPush {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        use super::routes::MetricBody;
         schemas.push((MetricBody::name().into_owned(), MetricBody::schema()));
         MetricBody::schemas(schemas);
     }

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use crate::base::quote::clip;
 use crate::engine::{ErrorKind, Op};
 use crate::error::Error;
-use crate::http::listener::json_refusal;
+use crate::http::listener::{json_refusal, refusal, ErrorDetail};
+use crate::rules::access::Denied;
 
 /// The status and the machine-readable code for an error.
 pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
@@ -107,7 +108,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Error::Denied(denied) = &self.0 {
-            return super::gate::denied_response(denied, true);
+            return denied_response(denied, true);
         }
         let (status, code) = status_of(&self.0);
         json_refusal(status, code, &self.0.to_string())
@@ -161,7 +162,7 @@ pub struct CompatError(pub Error);
 impl IntoResponse for CompatError {
     fn into_response(self) -> Response {
         if let Error::Denied(denied) = &self.0 {
-            return super::gate::denied_response(denied, false);
+            return denied_response(denied, false);
         }
         let (status, _) = status_of(&self.0);
         let text = match &self.0 {
@@ -174,6 +175,28 @@ impl IntoResponse for CompatError {
         };
         (status, text).into_response()
     }
+}
+
+/// A refusal travelling on its response, so this layer logs and counts
+/// every one, whichever code found it.
+#[derive(Debug, Clone)]
+pub struct Refused(pub Denied);
+
+/// The 403 of a refusal: JSON on `/v1`, text on the original tool's route.
+pub fn denied_response(denied: &Denied, json: bool) -> Response {
+    let mut response = if json {
+        let detail = ErrorDetail {
+            code: "denied".into(),
+            message: denied.to_string(),
+            permission: Some(denied.permission.to_string()),
+            identity: Some(denied.identity.clone()),
+        };
+        refusal(StatusCode::FORBIDDEN, detail)
+    } else {
+        (StatusCode::FORBIDDEN, denied.to_string()).into_response()
+    };
+    response.extensions_mut().insert(Refused(denied.clone()));
+    response
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ pub fn description() -> &'static utoipa::openapi::OpenApi {
         let mut doc = registered().split_for_parts().1;
         write_permissions(&mut doc);
         stream::describe(&mut doc);
-        responses::complete(&mut doc);
+        responses::complete(&mut doc, content_rule);
         doc
     })
 }
