@@ -74,9 +74,37 @@ pub enum Error {
     /// An engine call failed; the operation, the object and the engine's words are kept.
     #[error("{}", engine_message(.0))]
     Engine(EngineError),
+    /// No member of a group could take a held request or connection.
+    #[error("group {group}: {reason}")]
+    Unreachable {
+        /// The group.
+        group: String,
+        /// Why.
+        reason: Unreached,
+    },
     /// A bug: a task panicked or an invariant broke.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a held request or connection reached no member.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreached {
+    /// No member was ready by the deadline.
+    #[error("it did not wake in time")]
+    NotInTime,
+    /// A ready member kept refusing the connection until the deadline.
+    #[error("its member did not accept a connection before the wake timeout: {0}")]
+    Refused(String),
+    /// Ready members exist, but none where replicator can reach it.
+    #[error("no ready member can be reached from replicator: {0}")]
+    NoRoute(String),
+    /// As many are held for the group as may be while it has no ready member.
+    #[error("as many are held as may be while it has no ready member")]
+    HoldFull,
+    /// Waking it failed.
+    #[error("it could not be woken: {0}")]
+    NotWoken(String),
 }
 
 fn engine_message(e: &EngineError) -> String {

@@ -32,15 +32,12 @@ use tracing::{debug, info, warn};
 
 mod relay;
 
-use crate::inventory::Group;
+use crate::rules::backends::Backend;
 use crate::rules::front::{proxy_v2_header, FrontSpec};
-use crate::service::Replicator;
+use crate::service::{Reach, Reached, Replicator, Waiter};
 
 /// How often listeners that could not be opened are tried again.
 const RETRY_BIND: Duration = Duration::from_secs(5);
-/// The first pause before a refused connect is tried again; doubles up to [`LAST_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const LAST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Descriptors one front connection may take: the client's and the member's.
 const DESCRIPTORS_PER_CONNECTION: u32 = 2;
@@ -172,8 +169,7 @@ impl Front {
     /// Finds (or waits for) a ready member, connects and splices.
     async fn connect(self: Arc<Self>, client: TcpStream, peer: SocketAddr, _admitted: Admitted) {
         let _ = client.set_nodelay(true);
-        let deadline = Instant::now() + self.settings.timeout;
-        let Some((member, spec, upstream)) = self.reach_member(deadline).await else {
+        let Some((member, spec, upstream)) = self.reach_member().await else {
             self.service.telemetry().front_event(&self.group, "refused");
             return;
         };
@@ -194,60 +190,59 @@ impl Front {
         self.service.telemetry().front_open(&self.group, &member.1, connections.open_to(&member.0));
     }
 
-    /// A connection to a ready member, holding the client while the group
-    /// has none (waking it if it sleeps); `None` once the deadline passes,
-    /// the hold is full, or the group has no front anymore.
-    async fn reach_member(&self, deadline: Instant) -> Option<((String, String), FrontSpec, TcpStream)> {
-        let mut changes = self.service.inventory().subscribe();
-        let mut held = None;
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            let groups = self.service.fresh_groups().await.ok()?;
-            let group = groups.iter().find(|g| g.name() == self.group)?;
-            let spec = group.front.clone()?;
-            if let Some((id, name, address)) = self.least_busy(group, &spec) {
-                match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
-                    Ok(Ok(upstream)) => return Some(((id, name), spec, upstream)),
-                    Ok(Err(e)) if Instant::now() + backoff < deadline => {
-                        debug!(group = %self.group, member = %name, error = %e, "member refused; trying again");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(LAST_BACKOFF);
-                        continue;
-                    }
-                    _ => return None,
-                }
+    /// A connection to a ready member (the one with the fewest open
+    /// connections), the client held while the group has none (woken if it
+    /// sleeps); `None` once the deadline passes, the hold is full, or the
+    /// group has no front anymore.
+    async fn reach_member(&self) -> Option<((String, String), FrontSpec, TcpStream)> {
+        let groups = self.service.fresh_groups().await.ok()?;
+        let spec = groups.iter().find(|g| g.name() == self.group)?.front.clone()?;
+        let deadline = Instant::now() + self.settings.timeout;
+        let reach = Reach {
+            group: &self.group,
+            port: spec.target,
+            network: spec.network.as_deref(),
+            deadline,
+            caller: "front",
+        };
+        let mut waiter = LeastBusy { front: self, held: None };
+        let reached = self.service.reach(reach, &mut waiter, |member| async move {
+            let address = member.address.parse::<SocketAddr>().map_err(|e| e.to_string())?;
+            match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
+                Ok(Ok(upstream)) => Ok(Some(((member.id, member.name), upstream))),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Ok(None),
             }
-            if held.is_none() {
-                held = Some(self.held.clone().try_acquire_owned().ok()?);
-                self.service.telemetry().front_event(&self.group, "held");
-            }
-            if group.asleep() {
-                info!(group = %self.group, "connection held; waking the group");
-                if let Err(e) = self.service.wake(&self.group, "front", None).await {
-                    warn!(group = %self.group, error = %e, "cannot wake the group for a held connection");
-                    return None;
-                }
-                continue;
-            }
-            if !matches!(tokio::time::timeout_at(deadline, changes.changed()).await, Ok(Ok(()))) {
-                return None;
+        });
+        match reached.await {
+            Ok(Reached { value: Some((member, upstream)), .. }) => Some((member, spec, upstream)),
+            Ok(_) => None,
+            Err(e) => {
+                debug!(group = %self.group, error = %e, "a held connection reached no member");
+                None
             }
         }
     }
+}
 
-    /// The ready member with the fewest open connections: its id, name and
-    /// address. Members replicator cannot reach from where it runs are left
-    /// out, and said why.
-    fn least_busy(&self, group: &Group, spec: &FrontSpec) -> Option<(String, String, SocketAddr)> {
-        let connections = self.service.connections();
-        let reachable = group.reachable(spec.target, spec.network.as_deref(), &self.service.settings().vantage);
-        let reachable = reachable.unwrap_or_else(|why| {
-            warn!(group = %self.group, reason = %why, "no ready member can be reached from replicator");
-            Vec::new()
-        });
-        reachable
-            .into_iter()
-            .filter_map(|b| Some((b.id, b.name, b.address.parse::<SocketAddr>().ok()?)))
-            .min_by_key(|(id, _, _)| connections.open_to(id))
+/// The front's way to wait: the ready member with the fewest open
+/// connections, and a place under `--front-hold` while there is none.
+struct LeastBusy<'a> {
+    front: &'a Front,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Waiter for LeastBusy<'_> {
+    fn pick(&mut self, ready: Vec<Backend>) -> Option<Backend> {
+        let connections = self.front.service.connections();
+        ready.into_iter().min_by_key(|b| connections.open_to(&b.id))
+    }
+
+    fn hold(&mut self) -> bool {
+        self.held = self.front.held.clone().try_acquire_owned().ok();
+        if self.held.is_some() {
+            self.front.service.telemetry().front_event(&self.front.group, "held");
+        }
+        self.held.is_some()
     }
 }

@@ -36,24 +36,20 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 use crate::base::id::GroupName;
 use crate::base::quote::clip;
-use crate::error::Error;
+use crate::error::{Error, Unreached};
+use crate::http::api::status_of;
 use crate::http::listener::PeerIdentity;
-use crate::inventory::MemberState;
 use crate::rules::labels::{self, WakeRoute};
-use crate::service::{How, Replicator};
+use crate::service::{FirstReady, How, Reach, Reached, Replicator};
 
 /// The header naming the group a request is for.
 pub const GROUP_HEADER: &str = "x-replicator-group";
 /// The header of a mirrored copy of a request: the group it was for.
 pub const ACTIVITY_HEADER: &str = "x-replicator-activity";
-/// The first pause before a refused connection is tried again; it doubles
-/// up to [`LAST_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const LAST_BACKOFF: Duration = Duration::from_millis(500);
 /// Largest request body held while a group wakes.
 pub const MAX_HELD_BODY: usize = 1024 * 1024;
 
@@ -135,7 +131,7 @@ async fn route_of(service: &Replicator, group: &GroupName) -> Result<WakeRoute, 
                 ),
             )
         }),
-        Err(Error::GroupNotFound(_)) => Err(refuse(StatusCode::NOT_FOUND, format!("no group {group}"))),
+        Err(e @ Error::GroupNotFound(_)) => Err(refuse(status_of(&e).0, format!("no group {group}"))),
         Err(e) => Err(refuse(StatusCode::SERVICE_UNAVAILABLE, format!("group {group} cannot be read: {e}"))),
     }
 }
@@ -226,97 +222,55 @@ struct Held {
     deadline: Instant,
 }
 
-/// Wakes the group if it sleeps, waits for a ready member and forwards the
-/// request to it; a refused connection (a member that became ready before
-/// its app listens) is tried again, with backoff, until the deadline.
+/// Forwards the request to a ready member of the group, waking it if it
+/// sleeps (the service's one way to reach a member); a refused connection
+/// (a member that became ready before its app listens) is tried again, with
+/// backoff, until the deadline.
 async fn deliver(state: &WakeState, name: &str, route: &WakeRoute, held: &Held) -> Response {
-    let mut backoff = FIRST_BACKOFF;
-    let mut how = None;
-    loop {
-        let awake = tokio::time::timeout_at(held.deadline, awake_member(&state.service, name, route, &mut how)).await;
-        let address = match awake {
-            Ok(Ok(address)) => address,
-            Ok(Err(e)) => {
-                warn!(group = name, error = %e, "cannot wake the group for a held request");
-                return refuse(StatusCode::SERVICE_UNAVAILABLE, format!("group {name} could not be woken: {e}"));
+    let peer = held.parts.extensions.get::<PeerIdentity>().and_then(|p| p.addr).map(|a| a.ip().to_string());
+    let reach = Reach {
+        group: name,
+        port: route.port,
+        network: route.network.as_deref(),
+        deadline: held.deadline,
+        caller: "waker",
+    };
+    let mut sent = Instant::now();
+    let reached = state
+        .service
+        .reach(reach, &mut FirstReady, |member| {
+            sent = Instant::now();
+            let (client, peer, limit) = (&state.client, peer.clone(), state.settings.forward_timeout);
+            async move {
+                match tokio::time::timeout(limit, forward(client, held, &member.address, peer)).await {
+                    Ok(Ok(answer)) => Ok(answer),
+                    Ok(Err(Failed::Refused(why))) => Err(why),
+                    Ok(Err(Failed::Other(why))) => {
+                        Ok(refuse(StatusCode::BAD_GATEWAY, format!("the woken member did not answer: {why}")))
+                    }
+                    Err(_) => Ok(refuse(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!("the woken member of {name} did not answer within {limit:?}"),
+                    )),
+                }
             }
-            Err(_) => {
-                state.service.telemetry().wake_request("timed_out");
-                return refuse(StatusCode::SERVICE_UNAVAILABLE, format!("group {name} did not wake in time"));
-            }
-        };
-        let peer = held.parts.extensions.get::<PeerIdentity>().and_then(|p| p.addr).map(|a| a.ip().to_string());
-        let sent = Instant::now();
-        let attempt =
-            tokio::time::timeout(state.settings.forward_timeout, forward(&state.client, held, &address, peer));
-        match attempt.await {
-            Ok(Ok(answer)) => {
-                let telemetry = state.service.telemetry();
-                let how = how.unwrap_or("awake");
-                telemetry.capacity_phase(how, "held", sent - held.arrived);
-                telemetry.capacity_phase(how, "first_byte", sent.elapsed());
-                telemetry.wake_request("forwarded");
-                return answer;
-            }
-            Ok(Err(Failed::Refused(why))) if Instant::now() + backoff < held.deadline => {
-                debug!(group = name, member = %address, reason = %why, "the member refused the connection; trying again");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(LAST_BACKOFF);
-            }
-            Ok(Err(Failed::Refused(why))) => {
-                state.service.telemetry().wake_request("timed_out");
-                return refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("the woken member of {name} did not accept a connection before the wake timeout: {why}"),
-                );
-            }
-            Ok(Err(Failed::Other(why))) => {
-                return refuse(StatusCode::BAD_GATEWAY, format!("the woken member did not answer: {why}"))
-            }
-            Err(_) => {
-                return refuse(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("the woken member of {name} did not answer within {:?}", state.settings.forward_timeout),
-                )
-            }
+        })
+        .await;
+    let telemetry = state.service.telemetry();
+    match reached {
+        Ok(Reached { value, how }) => {
+            let how = how.map_or("awake", How::as_str);
+            telemetry.capacity_phase(how, "held", sent - held.arrived);
+            telemetry.capacity_phase(how, "first_byte", sent.elapsed());
+            telemetry.wake_request("forwarded");
+            value
         }
-    }
-}
-
-/// Wakes the group if it sleeps and waits until one of its members is
-/// ready; its address for the group's wake port. `how` learns how the
-/// capacity came when this request had to wait for it.
-async fn awake_member(
-    service: &Replicator,
-    name: &str,
-    route: &WakeRoute,
-    how: &mut Option<&'static str>,
-) -> crate::error::Result<String> {
-    let mut changes = service.inventory().subscribe();
-    let group = service.group(name).await?;
-    if group.asleep() {
-        let paused =
-            group.members.iter().filter(|m| m.state == MemberState::Sleeping).any(|m| {
-                service.inventory().container(&m.id).is_some_and(|c| c.state == crate::model::RunState::Paused)
-            });
-        *how = Some(if paused { How::WakeFromPause.as_str() } else { How::WakeFromStop.as_str() });
-        info!(group = name, "request held; waking the group");
-        service.wake(name, "waker", None).await?;
-    }
-    loop {
-        let group = service.group(name).await?;
-        let vantage = &service.settings().vantage;
-        let ready = group.reachable(route.port, route.network.as_deref(), vantage).map_err(Error::Conflict)?;
-        if let Some(first) = ready.into_iter().next() {
-            return Ok(first.address);
-        }
-        // Capacity on its way: named as it came (a wake, a standby, a cold clone).
-        if how.is_none() {
-            let coming = service.cold_starts(name).into_iter().rev().find(|c| c.ready.is_none() && c.failed.is_none());
-            *how = Some(coming.map_or(How::Cold, |c| c.how).as_str());
-        }
-        if changes.changed().await.is_err() {
-            return Err(Error::Internal("the inventory stopped".into()));
+        Err(e) => {
+            if matches!(&e, Error::Unreachable { reason: Unreached::NotInTime | Unreached::Refused(_), .. }) {
+                telemetry.wake_request("timed_out");
+            }
+            warn!(group = name, error = %e, "a held request reached no member");
+            refuse(status_of(&e).0, e.to_string())
         }
     }
 }

@@ -11,6 +11,7 @@ mod idle;
 mod locks;
 mod pool;
 mod prober;
+mod reach;
 mod ready;
 mod reconcile;
 mod replicate;
@@ -33,6 +34,7 @@ use crate::service::events::EventHub;
 
 pub use capacity::{ColdStart, How};
 pub use prober::Prober;
+pub use reach::{FirstReady, Reach, Reached, Waiter};
 pub use replicate::{Replica, Replication, MAX_COUNT};
 
 /// Policy switches from the command line.
