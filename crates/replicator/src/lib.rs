@@ -17,13 +17,17 @@
 //!   policies, schedules, alerts, balancer blocks).
 //! - [`engine`]: the Engine API port and its adapters, the only code that
 //!   knows bollard.
-//! - [`tls`], [`model`], [`error`] and [`base`]: leaves every layer may use.
+//! - [`base`] (layer 1), [`tls`] and [`model`] (2), [`error`] (5): below
+//!   every layer that uses them; `layering_tests` holds the order, and that
+//!   no files of one folder name each other in a circle.
 
 #![warn(missing_docs)]
 
 pub mod autoscale;
 pub mod base;
 pub mod cli;
+#[cfg(test)]
+mod docs_tests;
 pub mod engine;
 pub mod error;
 pub mod front;

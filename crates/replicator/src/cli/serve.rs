@@ -78,7 +78,7 @@ pub struct ServeArgs {
     /// The swarm's root CA (on a manager, /var/lib/docker/swarm/certificates/swarm-root-ca.crt): agents that present their node's Swarm certificate are that node's agent.
     #[arg(long, env = "REPLICATOR_SWARM_CA")]
     pub swarm_ca: Option<PathBuf>,
-    /// What a client certificate without a replicator identity (urn:replicator:... URI) may do: refuse (nothing, the default), read, or operator (everything, as the original tool allowed; see the README's migration notes).
+    /// What a client certificate without a replicator identity (urn:replicator:... URI) may do: refuse (nothing, the default), read, or operator (everything, as the original tool allowed; see docs/guide/security.md, moving a deployment to identities).
     #[arg(long, env = "REPLICATOR_UNBOUND_CLIENTS", value_enum, default_value_t = UnboundPolicy::Refuse)]
     pub unbound_clients: UnboundPolicy,
     /// Replicate any container, not only those labelled replicator.enable=true.

@@ -100,12 +100,12 @@ fn refuse(status: StatusCode, text: impl Into<String>) -> Response {
 fn group_of(headers: &HeaderMap, header: &str) -> Result<GroupName, String> {
     let named = headers.get(header).and_then(|v| v.to_str().ok()).map(str::trim);
     let named =
-        named.ok_or_else(|| format!("the balancer sent no {header} header: see replicator's README, Scale to zero"))?;
+        named.ok_or_else(|| format!("the balancer sent no {header} header: see docs/guide/scale-to-zero.md"))?;
     GroupName::parse(named).map_err(|e| e.to_string())
 }
 
 /// A request may not pick where it goes: a port or network it names must be
-/// the group's own (balancers that follow the README send neither).
+/// the group's own (balancers set up as the guide says send neither).
 fn picks_elsewhere(headers: &HeaderMap, route: &WakeRoute) -> Option<String> {
     let named = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
     if let Some(port) = named("x-replicator-port").filter(|p| *p != route.port.to_string()) {

@@ -1,7 +1,7 @@
 //! Going back to sleep when requests stop, with no metric from the app
 //! (`replicator.sleep.after`, Sablier's session duration): the balancer
 //! tells replicator of each request (a mirrored copy to the wake listener,
-//! see the README), and a group no request reached for its quiet period is
+//! see docs/guide/scale-to-zero.md), and a group no request reached for its quiet period is
 //! put to sleep as any scale to zero does it (drained, replicas removed,
 //! originals paused or stopped).
 

@@ -29,7 +29,7 @@ fn app_listening_after(delay: &str) -> String {
 const LISTENS_ON_GO: &str =
     "while [ ! -e /tmp/go ]; do sleep 0.05; done; mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www";
 
-/// The README's nginx snippet for `group`, the wake listener at `wake`:
+/// The guide's nginx snippet (docs/guide/scale-to-zero.md) for `group`, the wake listener at `wake`:
 /// the group's header, no client-supplied X-Replicator-*, and the mirror
 /// that tells replicator of each request.
 fn readme_snippet(group: &str, wake: &str) -> (String, String) {
@@ -47,7 +47,7 @@ fn readme_snippet(group: &str, wake: &str) -> (String, String) {
     (directives, locations)
 }
 
-/// A group behind nginx as the README sets it up: replicator with a wake
+/// A group behind nginx as the guide sets it up: replicator with a wake
 /// listener, the follower writing the upstream (the waker while the group
 /// has no ready member), nginx with the snippet.
 struct Fronted {

@@ -52,7 +52,7 @@ async fn a_sleeping_group_behind_nginx_wakes_on_the_first_requests_and_the_autos
     let dir = tempfile::tempdir().unwrap();
     let upstreams = dir.path().join("upstreams.conf");
     std::fs::write(&upstreams, format!("upstream {name} {{ server {wake}; }}\n")).unwrap();
-    // The snippet of the README: the group only, and no client-supplied X-Replicator-* passes.
+    // The guide's snippet (docs/guide/scale-to-zero.md): the group only, and no client-supplied X-Replicator-* passes.
     let headers = format!(
         "proxy_set_header X-Replicator-Group {name}; proxy_set_header X-Replicator-Port \"\"; \
          proxy_set_header X-Replicator-Network \"\"; proxy_read_timeout 90s;"
