@@ -16,8 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use http::Method;
-use replicator::base::html::escape;
-use replicator::cli::remote::ApiClient;
+use replicator_client::{ApiClient, ClientError};
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
@@ -106,22 +105,13 @@ async fn replicate(State(demo): State<Demo>, headers: HeaderMap) -> Response {
     if !json {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json").into_response();
     }
-    let path = format!("/v1/containers/{}/replicas", demo.me);
-    match demo.client.request(Method::POST, &path, None).await {
-        Ok(answer) => {
-            let body = answer.json();
-            let text = match body["replicas"].as_array() {
-                Some(replicas) if answer.status.is_success() => {
-                    let names: Vec<&str> = replicas.iter().filter_map(|r| r["name"].as_str()).collect();
-                    format!("replicated: {} (group {})", names.join(", "), body["group"].as_str().unwrap_or_default())
-                }
-                _ => format!(
-                    "replicator answered {}: {}",
-                    answer.status,
-                    body["error"]["message"].as_str().unwrap_or(&answer.text())
-                ),
-            };
-            (answer.status, text).into_response()
+    match demo.client.replicate(&demo.me, 1).await {
+        Ok(made) => {
+            let names: Vec<&str> = made.replicas.iter().map(|r| r.name.as_str()).collect();
+            (StatusCode::CREATED, format!("replicated: {} (group {})", names.join(", "), made.group)).into_response()
+        }
+        Err(ClientError::Status { status, message, .. }) => {
+            (status, format!("replicator answered {status}: {message}")).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, format!("cannot reach replicator: {e}")).into_response(),
     }
@@ -149,4 +139,9 @@ async fn push_load(demo: Demo) {
             Err(e) => tracing::warn!(error = %e, "cannot push the metric"),
         }
     }
+}
+
+/// Text into HTML: safe inside element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

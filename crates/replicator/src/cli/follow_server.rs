@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::balancer_file::{Output, Written};
-use super::sse::{next_event, SseEvent};
 use crate::cli::remote::ApiClient;
 use crate::rules::backends::{backend, Backend};
 use crate::service::events::MemberRecord;
+use replicator_client::{next_event, SseEvent};
 
 /// The pause before reconnecting after the stream ended or failed.
 const RECONNECT: Duration = Duration::from_secs(1);

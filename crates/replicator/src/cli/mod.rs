@@ -13,7 +13,6 @@ mod healthcheck;
 pub mod plugin;
 pub mod remote;
 mod serve;
-mod sse;
 mod upstreams;
 pub mod usage_report;
 mod user_config;

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::connection::{answer_of, Connection};
-use super::sse::{next_event, SseEvent};
 use crate::base::id::GroupName;
 use crate::cli::remote::ApiClient;
+use replicator_client::{next_event, SseEvent};
 
 /// The pause before following the stream again after it ended.
 const RECONNECT: Duration = Duration::from_secs(1);

@@ -238,3 +238,20 @@ async fn a_browser_marking_a_request_cross_site_changes_nothing_through_any_meth
         }
     }
 }
+
+/// What the server sends reads as the client crate's types, so a program
+/// built on `replicator-client` understands every answer it types.
+#[tokio::test]
+async fn the_client_crates_types_read_the_servers_answers() {
+    let callers = callers();
+    let operator = callers.iter().find(|c| c.name == "operator").unwrap();
+    let made = send(operator, "POST", "/v1/containers/web/replicas?count=2", "", &[]).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let made: replicator_client::Replication = serde_json::from_str(&made.body).expect("a Replication");
+    assert_eq!((made.group.as_str(), made.replicas.len()), ("web", 2));
+    let groups = send(operator, "GET", "/v1/groups", "", &[]).await;
+    let groups: Vec<replicator_client::Group> = serde_json::from_str(&groups.body).expect("groups");
+    let web = groups.iter().find(|g| g.name == "web").expect("web is listed");
+    assert_eq!((web.kind.as_str(), web.members.len(), web.max), ("containers", 1, Some(5)));
+    assert!(web.members[0].original && web.members[0].state == "running", "{web:?}");
+}
