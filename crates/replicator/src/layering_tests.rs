@@ -193,3 +193,56 @@ fn the_folder_check_reads_super_and_crate_paths_and_finds_circles() {
     assert_eq!(a_circle(&edges(&[("a", "b"), ("b", "c")])), None);
     assert_eq!(a_circle(&edges(&[("a", "b"), ("b", "c"), ("c", "a")])).unwrap(), ["a", "b", "c", "a"]);
 }
+
+/// Functions of production code longer than `most` lines: (file, line, name, length).
+fn long_functions(code: &str, most: usize) -> Vec<(usize, String, usize)> {
+    let lines: Vec<&str> = code.split("#[cfg(test)]\nmod ").next().unwrap_or(code).lines().collect();
+    let mut long = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let indent = line.len() - line.trim_start().len();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "fn");
+        let is_fn = at.is_some_and(|at| {
+            words[..at].iter().all(|w| w.starts_with("pub") || ["async", "const", "unsafe"].contains(w))
+        });
+        if !is_fn || line.trim_end().ends_with(';') {
+            i += 1;
+            continue;
+        }
+        let name: String = words[at.unwrap() + 1].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let open = (i..lines.len()).find(|j| lines[*j].trim_end().ends_with('{')).unwrap_or(i);
+        let close = format!("{}}}", " ".repeat(indent));
+        let end = (open + 1..lines.len()).find(|j| lines[*j].trim_end() == close).unwrap_or(open);
+        if end + 1 - i > most {
+            long.push((i + 1, name, end + 1 - i));
+        }
+        i = end + 1;
+    }
+    long
+}
+
+/// A function a reader cannot hold in their head at once is split into
+/// named steps: no production function is over 60 lines.
+#[test]
+fn no_production_function_is_over_sixty_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut long = Vec::new();
+    for file in files.iter().filter(|f| !f.to_string_lossy().ends_with("tests.rs")) {
+        for (line, name, length) in long_functions(&std::fs::read_to_string(file).unwrap(), 60) {
+            long.push(format!("{}:{line} {name}: {length} lines", file.strip_prefix(&src).unwrap().display()));
+        }
+    }
+    assert!(long.is_empty(), "functions over 60 lines:\n{}", long.join("\n"));
+}
+
+#[test]
+fn the_length_check_measures_from_the_signature_to_the_closing_brace() {
+    let body = "    x();\n".repeat(3);
+    let code = format!("pub async fn short(\n    a: u8,\n) {{\n{body}}}\n\nfn tiny() {{}}\n");
+    assert_eq!(long_functions(&code, 7), []);
+    assert_eq!(long_functions(&code, 6), [(1, "short".to_owned(), 7)]);
+}

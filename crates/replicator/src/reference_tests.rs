@@ -403,7 +403,9 @@ fn metrics_in_source() -> BTreeMap<String, (String, String)> {
             !text.contains("register_with_unit("),
             "src/{place} registers a metric with a unit: teach reference_tests::metrics_in_source to read it"
         );
-        for call in text.split(".register(").skip(1) {
+        // `registry.register("name", "help", …)`, or telemetry's one-line `add(&mut registry, "name", "help", …)`.
+        let calls = text.split(".register(").skip(1).chain(text.split("add(&mut registry,").skip(1));
+        for call in calls.filter(|c| c.trim_start().starts_with('"')) {
             // The call's first two string literals: the name and the help.
             let mut literals = call.split('"').skip(1).step_by(2);
             let (Some(name), Some(help)) = (literals.next(), literals.next()) else { continue };

@@ -75,13 +75,7 @@ pub struct Config {
 pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Output = ()>) {
     let Inventory { writer, store, intents } = Inventory::new(config.scope.clone());
     let informer = Informer::new(config.engine.clone(), writer, config.resync).with_swarm_poll(config.swarm_poll);
-    // One look before answering anything, so the first requests see the groups.
-    if let Err(e) = informer.resync().await {
-        warn!(error = %e, "cannot list the engine yet; will keep trying");
-        informer.unavailable(e);
-    } else if let Some(engine) = store.engine() {
-        info!(engine = %engine.kind, version = %engine.version, api = %engine.api_version, swarm = ?engine.swarm, "engine");
-    }
+    first_look(&informer, &store).await;
     if let Some(warning) = config.unbound.warning() {
         warn!("{warning}");
     }
@@ -90,12 +84,12 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         config.engine.clone(),
         (store.clone(), intents),
         events.clone(),
-        config.settings,
+        config.settings.clone(),
         config.telemetry.clone(),
     );
     let autoscale =
         AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run, config.autoscale.metric_ttl);
-    let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale);
+    let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale.clone());
 
     // Stopped in this order, each phase awaited: the autoscaler (its changes
     // finish while balancers still follow), then the listeners (requests in
@@ -106,52 +100,9 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     let mut background_tasks = JoinSet::new();
     background_tasks.spawn(informer.run(background.clone()));
     background_tasks.spawn(events.clone().follow(store, background.clone()));
-    background_tasks.spawn(service.clone().keep_reconciling(background.clone()));
-    background_tasks.spawn(service.clone().keep_pools(background.clone()));
-    background_tasks.spawn(service.clone().keep_probing(background.clone()));
-    background_tasks.spawn(service.clone().keep_idle_groups_asleep(background.clone()));
-    if let Some(front) = config.front {
-        background_tasks.spawn(crate::front::run(service.clone(), front, background.clone()));
-    }
+    spawn_control_loops(&mut background_tasks, &service, config.front, &background);
     let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
-    let mut listeners_tasks = JoinSet::new();
-    let admin_router = admin::router(AdminState {
-        service: service.clone(),
-        autoscale: autoscale.clone(),
-        unbound: config.unbound,
-        tls: Some(config.tls.clone()),
-        actions: config.dashboard_actions.clone(),
-    });
-    let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };
-    listeners_tasks.spawn(admin::serve(
-        listeners.admin,
-        admin_router,
-        admin_options,
-        serving.clone().cancelled_owned(),
-    ));
-    if let Some(wake) = listeners.wake {
-        let router = crate::http::wake::router(service.clone(), config.wake);
-        let options = ServerOptions { max_body_bytes: crate::http::wake::MAX_HELD_BODY, ..config.server.clone() };
-        listeners_tasks.spawn(crate::http::listener::serve(
-            wake,
-            None,
-            router,
-            options,
-            serving.clone().cancelled_owned(),
-        ));
-    }
-    let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
-    let alerts = api::AlertReceiver::new(&config.alert_group_label);
-    let app = api::router(AppState { service, autoscale, rate_limit, alerts, unbound: config.unbound });
-    let telemetry = config.telemetry.clone();
-    listeners_tasks.spawn(api::serve(
-        listeners.api,
-        config.tls,
-        app,
-        config.server,
-        telemetry,
-        serving.clone().cancelled_owned(),
-    ));
+    let mut listeners_tasks = spawn_listeners(listeners, &config, service, autoscale, &serving);
 
     shutdown.await;
     autoscaling.cancel();
@@ -165,6 +116,65 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
     background.cancel();
     join_all_of(&mut background_tasks).await;
     info!("stopped");
+}
+
+/// One look at the engine before answering anything, so the first requests see the groups.
+async fn first_look(informer: &Informer, store: &crate::inventory::Store) {
+    if let Err(e) = informer.resync().await {
+        warn!(error = %e, "cannot list the engine yet; will keep trying");
+        informer.unavailable(e);
+    } else if let Some(engine) = store.engine() {
+        info!(engine = %engine.kind, version = %engine.version, api = %engine.api_version, swarm = ?engine.swarm, "engine");
+    }
+}
+
+/// The service's control loops (and the fronts), until `cancel`.
+fn spawn_control_loops(
+    tasks: &mut JoinSet<()>,
+    service: &Replicator,
+    front: Option<crate::front::FrontSettings>,
+    cancel: &CancellationToken,
+) {
+    tasks.spawn(service.clone().keep_reconciling(cancel.clone()));
+    tasks.spawn(service.clone().keep_pools(cancel.clone()));
+    tasks.spawn(service.clone().keep_probing(cancel.clone()));
+    tasks.spawn(service.clone().keep_idle_groups_asleep(cancel.clone()));
+    if let Some(front) = front {
+        tasks.spawn(crate::front::run(service.clone(), front, cancel.clone()));
+    }
+}
+
+/// The admin listener, the wake listener when there is one, and the API,
+/// until `serving` is cancelled.
+fn spawn_listeners(
+    listeners: Listeners,
+    config: &Config,
+    service: Replicator,
+    autoscale: Arc<AutoscaleHandle>,
+    serving: &CancellationToken,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    let admin_router = admin::router(AdminState {
+        service: service.clone(),
+        autoscale: autoscale.clone(),
+        unbound: config.unbound,
+        tls: Some(config.tls.clone()),
+        actions: config.dashboard_actions.clone(),
+    });
+    let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };
+    tasks.spawn(admin::serve(listeners.admin, admin_router, admin_options, serving.clone().cancelled_owned()));
+    if let Some(wake) = listeners.wake {
+        let router = crate::http::wake::router(service.clone(), config.wake);
+        let options = ServerOptions { max_body_bytes: crate::http::wake::MAX_HELD_BODY, ..config.server.clone() };
+        let done = serving.clone().cancelled_owned();
+        tasks.spawn(crate::http::listener::serve(wake, None, router, options, done));
+    }
+    let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
+    let alerts = api::AlertReceiver::new(&config.alert_group_label);
+    let app = api::router(AppState { service, autoscale, rate_limit, alerts, unbound: config.unbound });
+    let (tls, options, telemetry) = (config.tls.clone(), config.server.clone(), config.telemetry.clone());
+    tasks.spawn(api::serve(listeners.api, tls, app, options, telemetry, serving.clone().cancelled_owned()));
+    tasks
 }
 
 /// Waits for every task of `tasks`, logging the ones that failed.

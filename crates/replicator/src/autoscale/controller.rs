@@ -149,17 +149,7 @@ impl Autoscaler {
     }
 
     fn limits(&self, policy: &Policy) -> Limits {
-        Limits {
-            target: policy.target,
-            min: policy.min,
-            max: policy.max,
-            step_up: policy.step_up,
-            step_down: policy.step_down,
-            cooldown_up: policy.cooldown_up.unwrap_or(Duration::ZERO),
-            cooldown_down: policy.cooldown_down.unwrap_or(self.settings.stabilization),
-            activation: policy.activation,
-            burst_window: if policy.burst { self.settings.burst_window } else { Duration::ZERO },
-        }
+        Limits::from_policy(policy, self.settings.stabilization, self.settings.burst_window)
     }
 
     /// Records a decision to keep the group as it is, for `reason`.

@@ -11,6 +11,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::rules::policy::Policy;
+
 /// No change while |average / target − 1| stays within this.
 pub const TOLERANCE: f64 = 0.1;
 
@@ -40,6 +42,23 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// A group's policy as the decision reads it: a cool-down down defaults
+    /// to the stabilization window, and burst mode's window applies only
+    /// where the policy allows bursts.
+    pub fn from_policy(policy: &Policy, stabilization: Duration, burst_window: Duration) -> Self {
+        Self {
+            target: policy.target,
+            min: policy.min,
+            max: policy.max,
+            step_up: policy.step_up,
+            step_down: policy.step_down,
+            cooldown_up: policy.cooldown_up.unwrap_or(Duration::ZERO),
+            cooldown_down: policy.cooldown_down.unwrap_or(stabilization),
+            activation: policy.activation,
+            burst_window: if policy.burst { burst_window } else { Duration::ZERO },
+        }
+    }
+
     /// Bounds and target only: no step limit, no cool-down.
     pub fn new(target: f64, min: u32, max: u32) -> Self {
         Self {
@@ -320,6 +339,29 @@ mod tests {
         burst_window: Duration::from_secs(6),
         ..LIMITS
     };
+
+    #[test]
+    fn a_policy_becomes_limits_with_the_stabilization_as_its_cool_down_down() {
+        let policy = Policy {
+            metric: crate::rules::policy::Metric::Connections,
+            target: 10.0,
+            min: 1,
+            max: 6,
+            step_up: Some(2),
+            step_down: None,
+            cooldown_up: None,
+            cooldown_down: None,
+            dry_run: false,
+            activation: 0.5,
+            burst: false,
+        };
+        let limits = Limits::from_policy(&policy, Duration::from_secs(60), Duration::from_secs(6));
+        assert_eq!((limits.min, limits.max, limits.step_up, limits.activation), (1, 6, Some(2), 0.5));
+        assert_eq!((limits.cooldown_up, limits.cooldown_down), (Duration::ZERO, Duration::from_secs(60)));
+        assert_eq!(limits.burst_window, Duration::ZERO, "no burst for a group that opted out");
+        let bursty = Limits::from_policy(&Policy { burst: true, ..policy }, Duration::ZERO, Duration::from_secs(6));
+        assert_eq!(bursty.burst_window, Duration::from_secs(6));
+    }
 
     #[test]
     fn a_burst_of_twice_the_size_grows_at_once_past_step_and_cool_down() {

@@ -229,110 +229,41 @@ fn latency_buckets() -> Histogram {
 impl Default for Telemetry {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("replicator");
-        let replications = Family::default();
-        registry.register("replications", "Replication requests by group and outcome", replications.clone());
-        let replication_seconds: HistogramFamily = Family::new_with_constructor(latency_buckets);
-        registry.register(
-            "replication_duration_seconds",
-            "Time to answer a replication request",
-            replication_seconds.clone(),
-        );
-        let group_size = Family::default();
-        registry.register("group_size", "Running members of each group", group_size.clone());
-        let group_desired = Family::default();
-        registry.register("group_desired_size", "Size the autoscaler wants for each group", group_desired.clone());
-        let decisions = Family::default();
-        registry.register("autoscaler_decisions", "Autoscaler evaluations by direction", decisions.clone());
-        let engine_errors = Family::default();
-        registry.register("engine_errors", "Failed engine calls by kind", engine_errors.clone());
-        let engine_calls = Family::default();
-        registry.register("engine_calls", "Engine calls by operation", engine_calls.clone());
-        let tls_handshake_failures = Family::default();
-        registry.register(
-            "tls_handshake_failures",
-            "Refused TLS handshakes on the API listener, by reason",
-            tls_handshake_failures.clone(),
-        );
-        let tls_reload_failures = Counter::default();
-        registry.register(
-            "tls_reload_failures",
-            "TLS reloads (SIGHUP or a changed file) that failed; the last good configuration stays and `/healthz` answers 503 until a reload succeeds",
-            tls_reload_failures.clone(),
-        );
-        let tls_connections_closed = Family::default();
-        registry.register(
-            "tls_connections_closed",
-            "API connections the server closed, by reason: revoked (the certificate no longer verifies) or max_age",
-            tls_connections_closed.clone(),
-        );
-        let job_panics = Family::default();
-        registry.register(
-            "job_panics",
-            "Per-group jobs of a control loop that panicked (their group is handled again next round)",
-            job_panics.clone(),
-        );
-        let access_denied = Family::default();
-        registry.register(
-            "access_denied",
-            "API requests refused for want of a permission, by route and kind of identity",
-            access_denied.clone(),
-        );
-        let ceiling_refusals = Family::default();
-        registry.register(
-            "ceiling_refusals",
-            "Creations refused by serve --max-containers or --max-creations-per-minute",
-            ceiling_refusals.clone(),
-        );
-        let capacity_phases: Family<PhaseLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_buckets);
-        registry.register(
-            "capacity_phase_duration_seconds",
-            "Each phase of new capacity, by how it came",
-            capacity_phases.clone(),
-        );
-        let wake_requests = Family::default();
-        registry.register(
-            "wake_requests",
-            "Requests at the wake listener, by what happened to them",
-            wake_requests.clone(),
-        );
-        let front_open = Family::default();
-        registry.register(
-            "front_open_connections",
-            "Open connections through the front, per member",
-            front_open.clone(),
-        );
-        let front_events = Family::default();
-        registry.register(
-            "front_connections",
-            "Connections at each group's front, by what happened to them",
-            front_events.clone(),
-        );
-        let front_bytes = Family::default();
-        registry.register("front_bytes", "Bytes through each group's front, by direction", front_bytes.clone());
         Self {
-            registry: Mutex::new(registry),
-            front_open,
-            front_events,
-            front_bytes,
-            capacity_phases,
-            wake_requests,
+            replications: add(&mut registry, "replications", "Replication requests by group and outcome", Family::default()),
+            replication_seconds: add(&mut registry, "replication_duration_seconds", "Time to answer a replication request", Family::new_with_constructor(latency_buckets)),
+            group_size: add(&mut registry, "group_size", "Running members of each group", Family::default()),
+            group_desired: add(&mut registry, "group_desired_size", "Size the autoscaler wants for each group", Family::default()),
+            decisions: add(&mut registry, "autoscaler_decisions", "Autoscaler evaluations by direction", Family::default()),
+            engine_errors: add(&mut registry, "engine_errors", "Failed engine calls by kind", Family::default()),
+            engine_calls: add(&mut registry, "engine_calls", "Engine calls by operation", Family::default()),
+            tls_handshake_failures: add(&mut registry, "tls_handshake_failures", "Refused TLS handshakes on the API listener, by reason", Family::default()),
+            tls_reload_failures: add(&mut registry, "tls_reload_failures", "TLS reloads (SIGHUP or a changed file) that failed; the last good configuration stays and `/healthz` answers 503 until a reload succeeds", Counter::default()),
+            tls_connections_closed: add(&mut registry, "tls_connections_closed", "API connections the server closed, by reason: revoked (the certificate no longer verifies) or max_age", Family::default()),
+            job_panics: add(&mut registry, "job_panics", "Per-group jobs of a control loop that panicked (their group is handled again next round)", Family::default()),
+            access_denied: add(&mut registry, "access_denied", "API requests refused for want of a permission, by route and kind of identity", Family::default()),
+            ceiling_refusals: add(&mut registry, "ceiling_refusals", "Creations refused by serve --max-containers or --max-creations-per-minute", Family::default()),
+            capacity_phases: add(&mut registry, "capacity_phase_duration_seconds", "Each phase of new capacity, by how it came", Family::new_with_constructor(latency_buckets)),
+            wake_requests: add(&mut registry, "wake_requests", "Requests at the wake listener, by what happened to them", Family::default()),
+            front_open: add(&mut registry, "front_open_connections", "Open connections through the front, per member", Family::default()),
+            front_events: add(&mut registry, "front_connections", "Connections at each group's front, by what happened to them", Family::default()),
+            front_bytes: add(&mut registry, "front_bytes", "Bytes through each group's front, by direction", Family::default()),
             groups: Mutex::default(),
-            replications,
-            replication_seconds,
-            group_size,
-            group_desired,
-            decisions,
-            engine_errors,
-            engine_calls,
-            tls_handshake_failures,
-            tls_reload_failures,
-            tls_connections_closed,
-            job_panics,
-            access_denied,
-            ceiling_refusals,
+            registry: Mutex::new(registry),
         }
     }
+}
+
+/// Registers `metric` under `name` and hands it back, so each metric of
+/// [`Telemetry`] is declared and registered in one line.
+fn add<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Telemetry {

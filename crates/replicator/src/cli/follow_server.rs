@@ -46,7 +46,7 @@ impl Members {
                     let members = self.0.entry(name).or_default();
                     for m in g["members"].as_array().into_iter().flatten() {
                         if let Ok(record) = serde_json::from_value::<MemberRecord>(m.clone()) {
-                            members.insert(record.id.clone(), record);
+                            members.insert(record.status.id.clone(), record);
                         }
                     }
                 }
@@ -56,9 +56,9 @@ impl Members {
                 let Ok(record) = serde_json::from_value::<MemberRecord>(data["member"].clone()) else { return };
                 let members = self.0.entry(group).or_default();
                 if data["change"] == "removed" {
-                    members.remove(&record.id);
+                    members.remove(&record.status.id);
                 } else {
-                    members.insert(record.id.clone(), record);
+                    members.insert(record.status.id.clone(), record);
                 }
             }
             _ => {}
@@ -70,8 +70,10 @@ impl Members {
         let ready = |members: &BTreeMap<String, MemberRecord>| {
             members
                 .values()
-                .filter(|m| m.ready)
-                .filter_map(|m| backend(&m.id, &m.name, &m.networks, &m.published, out.port, out.network.as_deref()))
+                .filter(|m| m.status.ready)
+                .filter_map(|m| {
+                    backend(&m.status.id, &m.status.name, &m.networks, &m.published, out.port, out.network.as_deref())
+                })
                 .collect()
         };
         self.0.iter().map(|(group, members)| (group.clone(), ready(members))).collect()

@@ -292,79 +292,114 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     telemetry.set_series_grace(args.series_grace);
     let engine = Arc::new(DockerEngine::new(engine_settings.clone(), telemetry.clone())?);
     check_engine(engine.as_ref(), &engine_settings).await?;
-    let api = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin = TcpListener::bind(args.metrics_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
+    let listeners = bind_listeners(&args).await?;
     let self_id = crate::base::selfid::own_container_id();
     let server = server_options(&args);
     let vantage = vantage(engine.as_ref(), self_id.as_deref()).await;
     let config = Config {
         tls,
         unbound: args.unbound_clients,
-        dashboard_actions: if args.dashboard_actions {
-            Some(crate::http::admin::DashboardActions {
-                token: crate::http::admin::new_action_token().context("cannot make the dashboard's token")?,
-                from: args.dashboard_actions_from.clone().unwrap_or_else(crate::base::cidr::Cidr::loopback).into(),
-            })
-        } else {
-            None
-        },
+        dashboard_actions: dashboard_actions(&args)?,
         engine,
-        scope: Scope {
-            allow_all: args.allow_all,
-            default_max: args.max_replicas,
-            selector: args.selector.clone(),
-            timezone: args.timezone,
-            front_ports: args.front_ports,
-        },
-        settings: Settings {
-            keep_host_ports: args.keep_host_ports,
-            stop_timeout: args.stop_timeout,
-            self_id: self_id.clone(),
-            engine_timeout: args.engine_timeout,
-            drain_timeout: args.drain_timeout,
-            warm_settle: args.warm_settle,
-            max_containers: args.max_containers as usize,
-            max_creations_per_minute: args.max_creations_per_minute,
-            vantage,
-        },
-        autoscale: AutoscaleSettings {
-            interval: args.autoscale_interval,
-            stabilization: args.scale_down_stabilization,
-            metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
-            prometheus,
-            cpu_initialization: args.cpu_initialization_period,
-            burst_window: args.burst_window,
-        },
+        scope: scope(&args),
+        settings: settings(&args, self_id, vantage),
+        autoscale: autoscale(&args, prometheus),
         dry_run: args.dry_run,
         resync: args.resync_interval,
         swarm_poll: args.swarm_interval,
-        wake: crate::http::wake::WakeSettings {
-            queue: args.wake_queue as usize,
-            timeout: args.wake_timeout,
-            forward_timeout: args.wake_forward_timeout,
-            max_held_bytes: args.wake_max_held_bytes as usize,
-        },
-        front: args.front_ports.map(|_| crate::front::FrontSettings {
-            address: args.front_address,
-            hold: args.front_hold as usize,
-            max_connections: args.front_max_connections as usize,
-            descriptors: listener::descriptor_budget(server.nofile),
-            timeout: args.wake_timeout,
-        }),
+        wake: wake(&args),
+        front: front(&args, server.nofile),
         alert_group_label: args.alert_group_label.clone(),
         server: server.options,
         rate_limit: args.rate_limit,
         telemetry,
     };
+    Ok((listeners, config))
+}
+
+/// The API, admin and (with `--wake-listen`) wake listeners, bound.
+async fn bind_listeners(args: &ServeArgs) -> anyhow::Result<Listeners> {
+    let api = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let admin = TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
     let wake = match args.wake_listen {
         Some(addr) => {
             Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--wake-listen)"))?)
         }
         None => None,
     };
-    Ok((Listeners { api, admin, wake }, config))
+    Ok(Listeners { api, admin, wake })
+}
+
+/// Who may act from the dashboard, with `--dashboard-actions`.
+fn dashboard_actions(args: &ServeArgs) -> anyhow::Result<Option<crate::http::admin::DashboardActions>> {
+    if !args.dashboard_actions {
+        return Ok(None);
+    }
+    Ok(Some(crate::http::admin::DashboardActions {
+        token: crate::http::admin::new_action_token().context("cannot make the dashboard's token")?,
+        from: args.dashboard_actions_from.clone().unwrap_or_else(crate::base::cidr::Cidr::loopback).into(),
+    }))
+}
+
+/// What this replicator manages.
+fn scope(args: &ServeArgs) -> Scope {
+    Scope {
+        allow_all: args.allow_all,
+        default_max: args.max_replicas,
+        selector: args.selector.clone(),
+        timezone: args.timezone,
+        front_ports: args.front_ports,
+    }
+}
+
+/// The service's switches.
+fn settings(args: &ServeArgs, self_id: Option<String>, vantage: crate::rules::backends::Vantage) -> Settings {
+    Settings {
+        keep_host_ports: args.keep_host_ports,
+        stop_timeout: args.stop_timeout,
+        self_id,
+        engine_timeout: args.engine_timeout,
+        drain_timeout: args.drain_timeout,
+        warm_settle: args.warm_settle,
+        max_containers: args.max_containers as usize,
+        max_creations_per_minute: args.max_creations_per_minute,
+        vantage,
+    }
+}
+
+/// The autoscaler's loop.
+fn autoscale(args: &ServeArgs, prometheus: Option<PrometheusClient>) -> AutoscaleSettings {
+    AutoscaleSettings {
+        interval: args.autoscale_interval,
+        stabilization: args.scale_down_stabilization,
+        metric_ttl: args.metric_ttl.unwrap_or(args.autoscale_interval * 3),
+        prometheus,
+        cpu_initialization: args.cpu_initialization_period,
+        burst_window: args.burst_window,
+    }
+}
+
+/// How the wake listener holds requests.
+fn wake(args: &ServeArgs) -> crate::http::wake::WakeSettings {
+    crate::http::wake::WakeSettings {
+        queue: args.wake_queue as usize,
+        timeout: args.wake_timeout,
+        forward_timeout: args.wake_forward_timeout,
+        max_held_bytes: args.wake_max_held_bytes as usize,
+    }
+}
+
+/// How the TCP fronts listen, hold and share the descriptors `nofile` leaves; `None` without `--front-ports`.
+fn front(args: &ServeArgs, nofile: u64) -> Option<crate::front::FrontSettings> {
+    args.front_ports.map(|_| crate::front::FrontSettings {
+        address: args.front_address,
+        hold: args.front_hold as usize,
+        max_connections: args.front_max_connections as usize,
+        descriptors: listener::descriptor_budget(nofile),
+        timeout: args.wake_timeout,
+    })
 }
 
 /// Where replicator runs: in a container, the networks it is attached to

@@ -323,6 +323,31 @@ pub fn group(args: GroupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Members (or standbys) under `title`, in aligned columns.
+fn members_table(title: &str, members: &Value) -> String {
+    let mut rows =
+        vec![["NAME", "STATE", "READY", "HEALTH", "PROBE", "ORIGINAL", "CREATED"].map(String::from).to_vec()];
+    for m in members.as_array().into_iter().flatten() {
+        let text = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
+        rows.push(vec![
+            text("name"),
+            text("state"),
+            (m["ready"] == true).to_string(),
+            text("health"),
+            text("probe"),
+            (m["original"] == true).to_string(),
+            text("created"),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let mut text = format!("{title}:\n");
+    for r in &rows {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        text.push_str(&format!("  {}\n", cells.join("  ").trim_end()));
+    }
+    text
+}
+
 /// The text of `replicator group`.
 fn detail(g: &Value, decisions: &Value) -> String {
     let mut out = format!(
@@ -339,33 +364,10 @@ fn detail(g: &Value, decisions: &Value) -> String {
             out.push_str(&format!("{key}: {text}\n"));
         }
     }
-    let table = |title: &str, members: &Value| {
-        let mut rows =
-            vec![["NAME", "STATE", "READY", "HEALTH", "PROBE", "ORIGINAL", "CREATED"].map(String::from).to_vec()];
-        for m in members.as_array().into_iter().flatten() {
-            let text = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
-            rows.push(vec![
-                text("name"),
-                text("state"),
-                (m["ready"] == true).to_string(),
-                text("health"),
-                text("probe"),
-                (m["original"] == true).to_string(),
-                text("created"),
-            ]);
-        }
-        let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
-        let mut text = format!("{title}:\n");
-        for r in &rows {
-            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            text.push_str(&format!("  {}\n", cells.join("  ").trim_end()));
-        }
-        text
-    };
-    out.push_str(&table("members", &g["members"]));
+    out.push_str(&members_table("members", &g["members"]));
     if g["warm"].as_u64().unwrap_or(0) > 0 || g["standbys"].as_array().is_some_and(|s| !s.is_empty()) {
         out.push_str(&format!("standbys (warm {}):\n", g["warm"]));
-        out.push_str(&table("", &g["standbys"]).replacen(":\n", "", 1));
+        out.push_str(&members_table("", &g["standbys"]).replacen(":\n", "", 1));
     }
     if !g["schedule"].is_null() {
         out.push_str(&format!("schedule: {}\n", g["schedule"]));

@@ -213,12 +213,8 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     let (standbys, mut list): (Vec<Member>, Vec<Member>) = list.into_iter().partition(|m| standby(m));
     mark_sleeping(&mut list, may_sleep);
     Group {
-        identity,
-        bounds,
-        members: list,
         policy,
         conflict,
-        service: None,
         warm,
         standbys,
         schedule,
@@ -226,6 +222,7 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         probe,
         sleep_after,
         front,
+        ..Group::new(identity, bounds, list)
     }
 }
 
@@ -402,25 +399,9 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
         original_id: s.id.clone(),
         naming: bounds::Naming::Suffix(s.name.clone()),
     };
-    Some(Group {
-        identity,
-        bounds,
-        members,
-        policy,
-        conflict: None,
-        service: Some(ServiceRef {
-            id: s.id.clone(),
-            replicas: s.replicas,
-            rolling_out: s.rolling_out().map(str::to_owned),
-        }),
-        warm: 0,
-        standbys: Vec::new(),
-        schedule: None,
-        wake: None,
-        probe: None,
-        sleep_after: None,
-        front: None,
-    })
+    let service =
+        ServiceRef { id: s.id.clone(), replicas: s.replicas, rolling_out: s.rolling_out().map(str::to_owned) };
+    Some(Group { policy, service: Some(service), ..Group::new(identity, bounds, members) })
 }
 
 /// Swarm's task states, read as member states: a task on its way counts.

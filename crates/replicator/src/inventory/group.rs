@@ -94,7 +94,40 @@ pub struct Member {
     pub node: Option<String>,
 }
 
+/// What readers outside the inventory say of a member at one moment: who
+/// it is, where it stands, whether it takes traffic. The API's view and
+/// the event stream's record both carry it, each with what else it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct MemberStatus {
+    /// Container id (empty while replicator is still creating it).
+    pub id: String,
+    /// Container or task name.
+    pub name: String,
+    /// Lifecycle state.
+    pub state: MemberState,
+    /// Running and, if it has a healthcheck, healthy, and if its group
+    /// declares a probe (`replicator.ready`), passing it: routed to and counted.
+    pub ready: bool,
+    /// The engine's health report; `null` without a healthcheck.
+    pub health: Option<Health>,
+    /// What replicator's own probe found; `null` when the group declares none.
+    #[serde(default)]
+    pub probe: Option<Health>,
+}
+
 impl Member {
+    /// Its status, as the API and the event stream show it.
+    pub fn status(&self) -> MemberStatus {
+        MemberStatus {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state,
+            ready: self.ready(),
+            health: self.health,
+            probe: self.probe,
+        }
+    }
+
     /// Ready to serve: running and, if it has a healthcheck, reported
     /// healthy, and if its group declares a probe, passing it (both when
     /// both exist). Only ready members are routed to and counted by the autoscaler.
@@ -160,6 +193,27 @@ pub struct Group {
 }
 
 impl Group {
+    /// A group of `members` with these bounds, and nothing else declared
+    /// (no policy, standbys, schedule, wake route, probe, sleep or front):
+    /// what each builder then adds to.
+    pub fn new(identity: GroupIdentity, bounds: Result<Bounds, String>, members: Vec<Member>) -> Self {
+        Group {
+            identity,
+            bounds,
+            members,
+            policy: None,
+            conflict: None,
+            service: None,
+            warm: 0,
+            standbys: Vec::new(),
+            schedule: None,
+            wake: None,
+            probe: None,
+            sleep_after: None,
+            front: None,
+        }
+    }
+
     /// Ready members as balancer backends for `port`: their address on
     /// `network`, or the host port they publish when no network is given.
     /// A member that is not ready (starting, unhealthy, draining) gets no requests.
@@ -267,26 +321,13 @@ impl Member {
 impl Group {
     /// A plain group `name` with bounds [1, 10], for tests.
     pub(crate) fn for_test(name: &str, members: Vec<Member>) -> Self {
-        Group {
-            identity: GroupIdentity {
-                name: name.into(),
-                kind: GroupKind::Containers,
-                original_id: name.into(),
-                naming: crate::rules::bounds::Naming::Suffix(name.into()),
-            },
-            bounds: Ok(Bounds { min: 1, max: 10 }),
-            members,
-            policy: None,
-            conflict: None,
-            service: None,
-            warm: 0,
-            standbys: Vec::new(),
-            schedule: None,
-            wake: None,
-            probe: None,
-            sleep_after: None,
-            front: None,
-        }
+        let identity = GroupIdentity {
+            name: name.into(),
+            kind: GroupKind::Containers,
+            original_id: name.into(),
+            naming: crate::rules::bounds::Naming::Suffix(name.into()),
+        };
+        Group::new(identity, Ok(Bounds { min: 1, max: 10 }), members)
     }
 }
 

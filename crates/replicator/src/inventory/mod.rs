@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 pub use build::ProbeStatus;
 pub use build::{may_be_member, Intent, Scope, SwarmService};
-pub use group::{Group, Health, Member, MemberState, ServiceRef};
+pub use group::{Group, Health, Member, MemberState, MemberStatus, ServiceRef};
 pub use informer::Informer;
 pub use intents::{Full, Intents, Leaving, Limits, Reservation};
 pub use store::Store;

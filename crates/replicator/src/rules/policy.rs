@@ -111,10 +111,33 @@ pub fn valid_metric_name(name: &str) -> bool {
 
 /// `Ok(None)`: the group does not autoscale. `Err`: it asked to, but the labels are wrong.
 pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<Policy>, String> {
-    let Some(metric) = labels.get(METRIC).map(|m| m.trim()) else {
-        return Ok(None);
-    };
-    let metric = match metric {
+    let Some(metric) = metric_of(labels)? else { return Ok(None) };
+    let target = target_of(labels)?;
+    let (min, max) = bounds_of(labels, group)?;
+    let count =
+        |key: &str, default: u32| crate::rules::labels::positive_count(labels, key, default).map_err(|e| e.to_string());
+    let optional_count = |key: &str| labels.get(key).map(|_| count(key, 1)).transpose();
+    let optional_duration =
+        |key: &str| labels.get(key).map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}"))).transpose();
+    Ok(Some(Policy {
+        metric,
+        target,
+        min,
+        max,
+        step_up: optional_count(STEP_UP)?,
+        step_down: optional_count(STEP_DOWN)?,
+        cooldown_up: optional_duration(COOLDOWN_UP)?,
+        cooldown_down: optional_duration(COOLDOWN_DOWN)?,
+        dry_run: crate::rules::labels::flag(labels, DRY_RUN, false).map_err(|e| e.to_string())?,
+        activation: activation_of(labels)?,
+        burst: crate::rules::labels::flag(labels, BURST, true).map_err(|e| e.to_string())?,
+    }))
+}
+
+/// What the group measures; `None` when it does not autoscale.
+fn metric_of(labels: &BTreeMap<String, String>) -> Result<Option<Metric>, String> {
+    let Some(metric) = labels.get(METRIC).map(|m| m.trim()) else { return Ok(None) };
+    Ok(Some(match metric {
         "cpu" => Metric::Cpu,
         "memory" => Metric::Memory,
         "connections" => Metric::Connections,
@@ -129,19 +152,24 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
                 crate::base::quote::clip(other)
             ))
         }
-    };
+    }))
+}
+
+/// The per-member target: a positive, finite number.
+fn target_of(labels: &BTreeMap<String, String>) -> Result<f64, String> {
     let target = labels.get(TARGET).ok_or_else(|| format!("label {TARGET} is required with {METRIC}"))?;
-    let target = target
+    target
         .trim()
         .parse::<f64>()
         .ok()
         .filter(|t| t.is_finite() && *t > 0.0)
-        .ok_or_else(|| format!("label {TARGET}={:?} is not a positive number", crate::base::quote::clip(target)))?;
-    let count =
-        |key: &str, default: u32| crate::rules::labels::positive_count(labels, key, default).map_err(|e| e.to_string());
-    // Within the group's own bounds, whatever the autoscale labels say.
-    let max = count(MAX, group.max)?.min(group.max);
-    // 0 only when asked for, and only for a group whose own min allows it.
+        .ok_or_else(|| format!("label {TARGET}={:?} is not a positive number", crate::base::quote::clip(target)))
+}
+
+/// The autoscaler's bounds, within the group's own whatever the labels say;
+/// 0 only when asked for, and only for a group whose own min allows it.
+fn bounds_of(labels: &BTreeMap<String, String>, group: Bounds) -> Result<(u32, u32), String> {
+    let max = crate::rules::labels::positive_count(labels, MAX, group.max).map_err(|e| e.to_string())?.min(group.max);
     let min = crate::rules::labels::count_from(labels, MIN, 1, 0).map_err(|e| e.to_string())?;
     if min == 0 && group.min > 0 {
         return Err(format!("label {MIN}=0 needs the group's {}=0 (sleeping at zero)", crate::rules::labels::MIN));
@@ -153,30 +181,17 @@ pub fn read(labels: &BTreeMap<String, String>, group: Bounds) -> Result<Option<P
             group.min, group.max
         ));
     }
-    let optional_count = |key: &str| labels.get(key).map(|_| count(key, 1)).transpose();
-    let optional_duration =
-        |key: &str| labels.get(key).map(|v| duration::parse(v).map_err(|e| format!("label {key}: {e}"))).transpose();
-    let dry_run = crate::rules::labels::flag(labels, DRY_RUN, false).map_err(|e| e.to_string())?;
-    let burst = crate::rules::labels::flag(labels, BURST, true).map_err(|e| e.to_string())?;
-    let activation = match labels.get(ACTIVATION) {
-        None => 0.0,
+    Ok((min, max))
+}
+
+/// At or below it a group whose min is 0 sleeps (default 0).
+fn activation_of(labels: &BTreeMap<String, String>) -> Result<f64, String> {
+    match labels.get(ACTIVATION) {
+        None => Ok(0.0),
         Some(raw) => raw.trim().parse::<f64>().ok().filter(|a| a.is_finite() && *a >= 0.0).ok_or_else(|| {
             format!("label {ACTIVATION}={:?} is not a number of at least 0", crate::base::quote::clip(raw))
-        })?,
-    };
-    Ok(Some(Policy {
-        metric,
-        target,
-        min,
-        max,
-        step_up: optional_count(STEP_UP)?,
-        step_down: optional_count(STEP_DOWN)?,
-        cooldown_up: optional_duration(COOLDOWN_UP)?,
-        cooldown_down: optional_duration(COOLDOWN_DOWN)?,
-        dry_run,
-        activation,
-        burst,
-    }))
+        }),
+    }
 }
 
 #[cfg(test)]

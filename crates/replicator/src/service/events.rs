@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::inventory::{Group, Health, Member, MemberState, Store};
+use crate::inventory::{Group, Member, MemberState, MemberStatus, Store};
 use crate::model::PublishedPort;
 
 /// Events kept for clients that reconnect.
@@ -46,23 +46,13 @@ impl Event {
     }
 }
 
-/// A member as the stream shows it: enough for a balancer to route to it.
+/// A member as the stream shows it: its status, and where a balancer
+/// reaches it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MemberRecord {
-    /// Container id.
-    pub id: String,
-    /// Container name.
-    pub name: String,
-    /// Lifecycle state.
-    pub state: MemberState,
-    /// Running and, if it has a healthcheck, healthy, and passing the
-    /// group's probe if it declares one.
-    pub ready: bool,
-    /// The engine's health report, when the container has a healthcheck.
-    pub health: Option<Health>,
-    /// What replicator's own probe found, when the group declares one.
-    #[serde(default)]
-    pub probe: Option<Health>,
+    /// Who it is, where it stands, whether it takes traffic.
+    #[serde(flatten)]
+    pub status: MemberStatus,
     /// Address on each network.
     pub networks: BTreeMap<String, String>,
     /// Ports published on the host.
@@ -71,17 +61,7 @@ pub struct MemberRecord {
 
 impl MemberRecord {
     fn of(m: &Member) -> Self {
-        let published = m.published.clone();
-        MemberRecord {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            state: m.state,
-            ready: m.ready(),
-            health: m.health,
-            probe: m.probe,
-            networks: m.networks.clone(),
-            published,
-        }
+        MemberRecord { status: m.status(), networks: m.networks.clone(), published: m.published.clone() }
     }
 }
 
@@ -195,17 +175,17 @@ impl EventHub {
             let before = state.members.remove(group.name()).unwrap_or_default();
             for (id, record) in &now {
                 let change = match before.get(id) {
-                    None if record.ready => "ready",
+                    None if record.status.ready => "ready",
                     None => "created",
                     Some(old) if old == record => continue,
-                    Some(_) if record.state == MemberState::Draining => "draining",
-                    Some(old) if record.ready && !old.ready => "ready",
+                    Some(_) if record.status.state == MemberState::Draining => "draining",
+                    Some(old) if record.status.ready && !old.status.ready => "ready",
                     Some(_) => "changed",
                 };
                 let event = state.push("member", group.name(), member_data(group.name(), change, record));
                 if change == "draining" {
                     state.draining.insert(id.clone(), (group.name().to_owned(), event.id));
-                } else if record.state != MemberState::Draining {
+                } else if record.status.state != MemberState::Draining {
                     // A drain that ended without a removal (a failed stop) must not
                     // vouch for the next one.
                     state.draining.remove(id);
@@ -222,7 +202,7 @@ impl EventHub {
         for group in gone {
             for record in state.members.remove(&group).unwrap_or_default().values() {
                 events.push(state.push("member", &group, member_data(&group, "removed", record)));
-                state.draining.remove(&record.id);
+                state.draining.remove(&record.status.id);
             }
         }
         // Sent in id order: a follower never sees an event before an earlier one.
@@ -379,6 +359,7 @@ fn snapshot(state: &State, group: Option<&str>) -> Arc<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::Health;
 
     fn member(id: &str, state: MemberState, health: Option<Health>) -> Member {
         Member { health, ..Member::for_test(id, state) }

@@ -252,6 +252,22 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, token: Option<&str>,
              <input type=hidden name=token value=\"{token}\"><button title=\"scale to {to}\"{disabled}>{label}</button></form>"
         );
     }
+    members_part(html, panel, now);
+    standbys_part(html, g);
+    if g.asleep() {
+        html.push_str("<p class=asleep>asleep: the next scale-up or request wakes it</p>");
+    }
+    nodes_part(html, &panel.nodes);
+    cold_start_part(html, &panel.cold_starts, now);
+    autoscale_part(html, panel.autoscale.as_ref(), &panel.decisions, now);
+    html.push_str(&chart(&panel.series, max, now));
+    html.push_str("</section>");
+}
+
+/// The members' table: state (and whether a running one is not ready yet),
+/// age, open front connections when the group has a front.
+fn members_part(html: &mut String, panel: &GroupPanel<'_>, now: i64) {
+    let g = panel.group;
     let front = panel.connections.as_ref();
     let heading = if front.is_some() { "<th>connections</th>" } else { "" };
     let _ = write!(html, "</p><table><tr><th>member</th><th>state</th><th>age</th>{heading}<th></th></tr>");
@@ -271,23 +287,20 @@ fn group_section(html: &mut String, panel: &GroupPanel<'_>, token: Option<&str>,
         );
     }
     html.push_str("</table>");
-    if g.warm > 0 || !g.standbys.is_empty() {
-        let paused = g.standbys.iter().filter(|m| m.state == MemberState::Paused).count();
-        let _ = write!(html, "<p class=standbys>standbys: {paused} paused of {} wanted", g.warm);
-        let warming = g.standbys.len() - paused;
-        if warming > 0 {
-            let _ = write!(html, ", {warming} warming up");
-        }
-        html.push_str("</p>");
+}
+
+/// The standbys: how many are paused of those wanted, and how many warm up.
+fn standbys_part(html: &mut String, g: &Group) {
+    if g.warm == 0 && g.standbys.is_empty() {
+        return;
     }
-    if g.asleep() {
-        html.push_str("<p class=asleep>asleep: the next scale-up or request wakes it</p>");
+    let paused = g.standbys.iter().filter(|m| m.state == MemberState::Paused).count();
+    let _ = write!(html, "<p class=standbys>standbys: {paused} paused of {} wanted", g.warm);
+    let warming = g.standbys.len() - paused;
+    if warming > 0 {
+        let _ = write!(html, ", {warming} warming up");
     }
-    nodes_part(html, &panel.nodes);
-    cold_start_part(html, &panel.cold_starts, now);
-    autoscale_part(html, panel.autoscale.as_ref(), &panel.decisions, now);
-    html.push_str(&chart(&panel.series, max, now));
-    html.push_str("</section>");
+    html.push_str("</p>");
 }
 
 /// The last cold starts as a small timeline: one bar per new member, its

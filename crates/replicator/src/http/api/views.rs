@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::autoscale::board::AutoscaleView;
 use crate::autoscale::{AutoscaleHandle, NodeView};
-use crate::inventory::{Group, Health, Member, MemberState};
+use crate::inventory::{Group, Member, MemberStatus};
 use crate::rules::bounds::GroupKind;
 
 /// A group as `GET /v1/groups` shows it.
@@ -47,22 +47,12 @@ pub struct GroupView {
     pub nodes: Option<Vec<NodeView>>,
 }
 
-/// A member as the API shows it.
+/// A member as the API shows it: its status, and what the API adds.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MemberView {
-    /// Container id (empty while replicator is still creating it).
-    pub id: String,
-    /// Container or task name.
-    pub name: String,
-    /// Lifecycle state.
-    pub state: MemberState,
-    /// Running and, if it has a healthcheck, healthy, and if its group
-    /// declares a probe (`replicator.ready`), passing it: routed to and counted.
-    pub ready: bool,
-    /// The engine's health report; `null` without a healthcheck.
-    pub health: Option<Health>,
-    /// What replicator's own probe found; `null` when the group declares none.
-    pub probe: Option<Health>,
+    /// Who it is, where it stands, whether it takes traffic.
+    #[serde(flatten)]
+    pub status: MemberStatus,
     /// Not made by replicator.
     pub original: bool,
     /// RFC 3339.
@@ -97,15 +87,6 @@ impl GroupView {
 
 impl MemberView {
     fn of(m: &Member) -> Self {
-        MemberView {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            state: m.state,
-            ready: m.ready(),
-            health: m.health,
-            probe: m.probe,
-            original: m.original,
-            created: crate::base::clock::rfc3339(m.created),
-        }
+        MemberView { status: m.status(), original: m.original, created: crate::base::clock::rfc3339(m.created) }
     }
 }
