@@ -60,7 +60,7 @@ impl Limits {
     }
 
     /// Bounds and target only: no step limit, no cool-down.
-    pub fn new(target: f64, min: u32, max: u32) -> Self {
+    pub const fn new(target: f64, min: u32, max: u32) -> Self {
         Self {
             target,
             min,
@@ -319,17 +319,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const LIMITS: Limits = Limits {
-        target: 50.0,
-        min: 1,
-        max: 10,
-        step_up: None,
-        step_down: None,
-        cooldown_up: Duration::ZERO,
-        cooldown_down: Duration::ZERO,
-        activation: 0.0,
-        burst_window: Duration::ZERO,
-    };
+    const LIMITS: Limits = Limits::new(50.0, 1, 10);
 
     const SLEEPY: Limits = Limits { min: 0, activation: 5.0, ..LIMITS };
 

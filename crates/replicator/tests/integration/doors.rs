@@ -465,3 +465,60 @@ async fn doors_a_flood_on_a_front_under_512_descriptors_leaves_the_api_answering
     drop(flood);
     assert_eq!(plain_http(server.admin_port, "GET", "/healthz").map(|(s, _)| s), Some(200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doors_max_connection_age_ends_a_kept_alive_connection_after_its_request() {
+    let scope = Scope::new("doorage");
+    let server = scope.server(&["--max-connection-age", "1s"]);
+    let mut held = hold(&server, &server.certs).await;
+    let opened = Instant::now();
+    assert_eq!(held.send(Method::GET, "/v1/groups", &[]).await, Some(StatusCode::OK));
+    eventually_async("the connection closed by its age", Duration::from_secs(10), async || {
+        held.closed.is_finished().then_some(())
+    })
+    .await;
+    // An idle keep-alive connection lives 10 s (--header-timeout): closing sooner is the age's doing.
+    assert!(opened.elapsed() < Duration::from_secs(5), "closed after {:?}", opened.elapsed());
+    assert!(metric(&server, "replicator_tls_connections_closed_total{reason=\"max_age\"}") >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doors_a_front_carries_no_more_than_front_max_connections() {
+    let scope = Scope::new("doorcap");
+    let port = free_port();
+    let network = scope.network("net");
+    let mut args = labels(&["replicator.enable=true", "replicator.front.target=6379"]);
+    let (front, on) = (format!("replicator.front.port={port}"), format!("replicator.front.network={network}"));
+    args.extend(["--label", &front, "--label", &on, "--label", "replicator.ready=tcp:6379,period=500ms"]);
+    args.extend(["--network", &network, redis_image()]);
+    scope.run("cache", &args);
+    let ports = port.to_string();
+    let flags = ["--front-ports", &ports, "--front-address", "127.0.0.1", "--front-max-connections", "2"];
+    let server = scope.server(&flags);
+    let ping = |s: &mut std::net::TcpStream| crate::common::redis::command(s, "PING").ok().filter(|p| p == "+PONG");
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        Some(s)
+    };
+    let mut first = eventually("the front answers", Duration::from_secs(30), || {
+        let mut s = connect()?;
+        ping(&mut s).map(|_| s)
+    });
+    let mut second = connect().expect("a second connection");
+    assert!(ping(&mut second).is_some(), "two connections are carried");
+    let mut third = connect().expect("the kernel accepts the third");
+    assert!(ping(&mut third).is_none(), "the third is closed at once");
+    assert!(ping(&mut first).is_some() && ping(&mut second).is_some(), "the two carried are untouched");
+    let (_, metrics) = server.admin_get("/metrics");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("replicator_front_connections_total") && l.contains("event=\"refused\"")),
+        "{metrics}"
+    );
+    drop((first, second));
+    let mut again = eventually("a place again once one closes", Duration::from_secs(10), || {
+        let mut s = connect()?;
+        ping(&mut s).map(|_| s)
+    });
+    assert!(ping(&mut again).is_some());
+}
