@@ -68,7 +68,9 @@ impl ServerTls {
         let Some(leaf) = chain.first() else { return Claim::Names(Ok(Vec::new())) };
         match self.lock().verifier.root_of(chain) {
             Some(Root::Swarm) => Claim::SwarmNode(super::swarm_node(leaf)),
-            _ => Claim::Names(super::uri_names(leaf)),
+            Some(Root::Clients) => Claim::Names(super::uri_names(leaf)),
+            // A reload since the handshake (a revocation) took its trust away.
+            None => Claim::Names(Err("the certificate no longer verifies".into())),
         }
     }
 

@@ -72,6 +72,10 @@ impl Tls {
     /// certificate, a client CA replaced); never while it still does.
     pub async fn untrusted(&self, chain: &Chain) {
         let mut reloads = self.config.reloads();
+        // A reload between the handshake and this subscription is seen here.
+        if !self.config.still_trusted(chain) {
+            return;
+        }
         while reloads.changed().await.is_ok() {
             if !self.config.still_trusted(chain) {
                 return;
