@@ -99,8 +99,8 @@ pub enum Unreached {
     /// Ready members exist, but none where replicator can reach it.
     #[error("no ready member can be reached from replicator: {0}")]
     NoRoute(String),
-    /// As many are held for the group as may be while it has no ready member.
-    #[error("as many are held as may be while it has no ready member")]
+    /// As many wait for the group as its hold allows (`--front-hold`).
+    #[error("it has no ready member and already holds as many waiting connections as --front-hold allows")]
     HoldFull,
     /// Waking it failed.
     #[error("it could not be woken: {0}")]

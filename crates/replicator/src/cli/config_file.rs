@@ -107,7 +107,7 @@ fn unsafe_to_trust(path: &Path) -> Option<String> {
 /// This process's user id, as the file's owner is compared to it.
 fn own_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    // A file this process makes belongs to it: no libc call needed.
+    // /proc/self belongs to the process's effective user: no libc call needed.
     std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }
 

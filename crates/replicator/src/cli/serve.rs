@@ -409,7 +409,7 @@ async fn vantage(engine: &DockerEngine, self_id: Option<&str>) -> crate::rules::
     use crate::rules::backends::Vantage;
     let Some(id) = self_id else { return Vantage::Host };
     match engine.inspect_container(id).await {
-        Ok(me) => Vantage::Container { networks: me.endpoints.keys().cloned().collect() },
+        Ok(me) => Vantage::container(me.endpoints.keys().cloned().collect()),
         Err(e) => {
             warn!(error = %e, "cannot read replicator's own networks: members are reached only on networks groups name");
             Vantage::Container { networks: Vec::new() }

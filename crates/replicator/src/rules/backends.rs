@@ -76,6 +76,18 @@ pub enum Vantage {
     },
 }
 
+impl Vantage {
+    /// Replicator in a container attached to `networks`; on the host network
+    /// its loopback is the host's, so it reaches members as from the host.
+    pub fn container(networks: Vec<String>) -> Self {
+        if networks.iter().any(|n| n == "host") {
+            Vantage::Host
+        } else {
+            Vantage::Container { networks }
+        }
+    }
+}
+
 /// A member as replicator itself reaches it from `vantage`, for `port`:
 /// on `network` when the group names one; else, on the host, the host port
 /// it publishes; in a container, its address on the first network it
@@ -214,6 +226,7 @@ mod tests {
         let alone = Vantage::Container { networks: vec!["other".into()] };
         let refused = reach(member, &networks, &published, 80, None, &alone).unwrap_err();
         assert!(refused.contains("own loopback") && refused.contains("web-2"), "{refused}");
+        assert_eq!(Vantage::container(vec!["host".into()]), Vantage::Host, "host networking: the host's loopback");
         let named = reach(member, &networks, &published, 80, Some("front"), &alone).unwrap();
         assert_eq!(named.address, "10.1.0.5:80", "a network the group names is used as named");
     }

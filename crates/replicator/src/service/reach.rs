@@ -100,7 +100,7 @@ impl Replicator {
                 return Err(unreached(Unreached::HoldFull));
             }
             if group.asleep() {
-                how = how.or(Some(self.how_it_sleeps(&group)));
+                how = how.or_else(|| Some(self.how_it_sleeps(&group)));
                 info!(group = reach.group, caller = reach.caller, "held; waking the group");
                 let woken = tokio::time::timeout_at(reach.deadline, self.wake(reach.group, reach.caller, None)).await;
                 match woken {

@@ -27,16 +27,19 @@ pub fn raise_fd_limit() -> u64 {
 /// The default `--max-connections` of each of `listeners` for a soft limit
 /// of `nofile`: what is left after the reserve, shared by the listeners.
 pub fn default_max_connections(nofile: u64, listeners: u64) -> usize {
-    let reserve = (nofile / 4).max(MIN_RESERVE);
-    usize::try_from(nofile.saturating_sub(reserve) / listeners.max(1)).unwrap_or(usize::MAX).max(1)
+    usize::try_from(nofile.saturating_sub(reserve(nofile)) / listeners.max(1)).unwrap_or(usize::MAX).max(1)
+}
+
+/// Descriptors kept for the engine client and the process's own files.
+fn reserve(nofile: u64) -> u64 {
+    (nofile / 4).max(MIN_RESERVE)
 }
 
 /// Descriptors the TCP fronts may hold together for a soft limit of
 /// `nofile`: what is left after the same reserve, so that a flood on a front
 /// leaves the API, the admin listener and the engine client their share.
 pub fn descriptor_budget(nofile: u64) -> usize {
-    let reserve = (nofile / 4).max(MIN_RESERVE);
-    usize::try_from(nofile.saturating_sub(reserve)).unwrap_or(usize::MAX)
+    usize::try_from(nofile.saturating_sub(reserve(nofile))).unwrap_or(usize::MAX)
 }
 
 /// Whether `listeners` capped at `max_connections` each leave the reserve free.
