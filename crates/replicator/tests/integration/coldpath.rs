@@ -331,7 +331,8 @@ async fn a_group_with_no_metric_sleeps_after_its_quiet_period_unless_requests_co
             http_request(port, "GET", "/", &[("User-Agent", "kube-probe/1.31")], "")
         })
     };
-    eventually_async("the group asleep though health checks go on", Duration::from_secs(30), async || {
+    // A loaded engine may refuse a pause now and then; the next try is a quiet period away.
+    eventually_async("the group asleep though health checks go on", Duration::from_secs(60), async || {
         health().await.unwrap();
         let g = group(&front.server, &name).await;
         ready_if(g["asleep"] == true, g)
