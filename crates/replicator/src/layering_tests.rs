@@ -20,13 +20,28 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
 ];
 
+/// A file's code up to its inline test module (`#[cfg(test)] mod tests {`);
+/// a test module declared in its own file (`mod tests;`) cuts nothing.
+fn production(code: &str) -> &str {
+    let mut from = 0;
+    while let Some(at) = code[from..].find("#[cfg(test)]\nmod ") {
+        let at = from + at;
+        let line_end = code[at + 13..].find('\n').map_or(code.len(), |e| at + 13 + e);
+        if !code[at + 13..line_end].trim_end().ends_with(';') {
+            return &code[..at];
+        }
+        from = line_end;
+    }
+    code
+}
+
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))
 }
 
 /// The crate modules a file's code (its tests and comments left out) names.
 fn modules_used(code: &str) -> Vec<String> {
-    let code = code.split("#[cfg(test)]\nmod ").next().unwrap_or(code);
+    let code = production(code);
     let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
     let mut used = Vec::new();
     for (at, _) in code.match_indices("crate::") {
@@ -90,7 +105,7 @@ fn the_check_reads_braced_and_plain_paths_and_skips_tests() {
 /// a file's code names: `super::x`, `use super::{x, y}`, and
 /// `crate::<the folder>::x`.
 fn siblings_used(code: &str, folder: &str, siblings: &[String]) -> Vec<String> {
-    let code = code.split("#[cfg(test)]\nmod ").next().unwrap_or(code);
+    let code = production(code);
     let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
     let own = format!("crate::{}::", folder.replace('/', "::"));
     let mut used = Vec::new();
@@ -196,7 +211,7 @@ fn the_folder_check_reads_super_and_crate_paths_and_finds_circles() {
 
 /// Functions of production code longer than `most` lines: (file, line, name, length).
 fn long_functions(code: &str, most: usize) -> Vec<(usize, String, usize)> {
-    let lines: Vec<&str> = code.split("#[cfg(test)]\nmod ").next().unwrap_or(code).lines().collect();
+    let lines: Vec<&str> = production(code).lines().collect();
     let mut long = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -245,4 +260,120 @@ fn the_length_check_measures_from_the_signature_to_the_closing_brace() {
     let code = format!("pub async fn short(\n    a: u8,\n) {{\n{body}}}\n\nfn tiny() {{}}\n");
     assert_eq!(long_functions(&code, 7), []);
     assert_eq!(long_functions(&code, 6), [(1, "short".to_owned(), 7)]);
+}
+
+/// Methods of each type's own `impl` blocks (trait impls left out) in a
+/// file's production code: (type, count).
+fn own_methods(code: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = production(code).lines().collect();
+    let mut counts = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let inherent = line.starts_with("impl") && !line.contains(" for ") && line.trim_end().ends_with('{');
+        if !inherent {
+            i += 1;
+            continue;
+        }
+        let head = line.trim_start_matches("impl").trim_end_matches('{').trim();
+        // `impl<T> Name<'_, T>`: the name after the generics.
+        let head = if head.starts_with('<') { head.split_once("> ").map_or(head, |(_, h)| h) } else { head };
+        let name: String = head.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let end = (i + 1..lines.len()).find(|j| lines[*j].trim_end() == "}").unwrap_or(lines.len());
+        let methods = lines[i + 1..end]
+            .iter()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .filter(|l| l.split_whitespace().take_while(|w| *w != "fn").count() < l.split_whitespace().count())
+            .filter(|l| {
+                let words: Vec<&str> = l.split_whitespace().take_while(|w| *w != "fn").collect();
+                words.iter().all(|w| w.starts_with("pub") || ["async", "const", "unsafe"].contains(w))
+            })
+            .count();
+        counts.push((name, methods));
+        i = end + 1;
+    }
+    counts
+}
+
+/// A type a newcomer can hold in their head: the service's facade has at
+/// most twenty methods of its own, and no type has more than twenty-five,
+/// wherever its `impl` blocks are.
+#[test]
+fn no_type_has_more_methods_than_a_reader_can_hold() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut per_type = std::collections::BTreeMap::<String, usize>::new();
+    for file in files.iter().filter(|f| !f.to_string_lossy().ends_with("tests.rs") && !test_only(f)) {
+        for (name, count) in own_methods(&std::fs::read_to_string(file).unwrap()) {
+            *per_type.entry(name).or_default() += count;
+        }
+    }
+    assert!(per_type["Replicator"] <= 20, "Replicator has {} methods of its own", per_type["Replicator"]);
+    let large: Vec<String> = per_type.iter().filter(|(_, n)| **n > 25).map(|(t, n)| format!("{t}: {n}")).collect();
+    assert!(large.is_empty(), "types with more than 25 methods:\n{}", large.join("\n"));
+}
+
+/// Whether the file is a module its parent declares for tests only (a fake).
+fn test_only(file: &Path) -> bool {
+    let stem = file.file_stem().unwrap().to_string_lossy();
+    let dir = file.parent().unwrap();
+    let parent = ["mod.rs", "lib.rs"].iter().map(|p| dir.join(p)).find(|p| p.exists() && p != file);
+    let declared = parent.map(|p| std::fs::read_to_string(p).unwrap()).unwrap_or_default();
+    ["mod", "pub mod", "pub(crate) mod"].iter().any(|m| declared.contains(&format!("#[cfg(test)]\n{m} {stem};")))
+}
+
+#[test]
+fn the_method_count_reads_inherent_impls_and_skips_trait_impls() {
+    let code = "impl<'a> Part<'a> {\n    pub async fn a(&self) {\n        fn inner() {}\n    }\n    fn b() {}\n}\n\
+                impl Clone for Part<'_> {\n    fn clone(&self) -> Self { todo!() }\n}\n";
+    assert_eq!(own_methods(code), [("Part".to_owned(), 2)]);
+}
+
+/// In the service, no child file imports its parent: the parts sit over
+/// `core.rs`, and `mod.rs` (the facade) is above them all. A file may name
+/// its siblings through `super::`, never an item of `mod.rs`.
+#[test]
+fn no_file_of_the_service_imports_the_facade() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/service");
+    let mut files = Vec::new();
+    rust_files(&folder, &mut files);
+    let siblings: Vec<String> = files.iter().map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    let mut up = Vec::new();
+    for file in files.iter().filter(|f| !f.ends_with("mod.rs") && !f.to_string_lossy().ends_with("tests.rs")) {
+        let code = std::fs::read_to_string(file).unwrap();
+        let code = production(&code);
+        let parent_items = parent_items_used(code, &siblings);
+        up.extend(parent_items.into_iter().map(|item| format!("{} uses super::{item}", file.display())));
+    }
+    assert!(up.is_empty(), "files of service/ that import its mod.rs:\n{}", up.join("\n"));
+}
+
+/// What `super::` and `crate::service::` name that is not a sibling module.
+fn parent_items_used(code: &str, siblings: &[String]) -> Vec<String> {
+    let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let mut items = Vec::new();
+    for prefix in ["super::", "crate::service::"] {
+        for (at, _) in code.match_indices(prefix) {
+            let rest = &code[at + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(inside) => inside[..inside.find('}').unwrap_or(inside.len())].split(',').collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && !siblings.contains(&name) {
+                    items.push(name);
+                }
+            }
+        }
+    }
+    items
+}
+
+#[test]
+fn the_facade_check_tells_items_of_the_parent_from_siblings() {
+    let siblings = vec!["core".to_owned(), "pool".to_owned()];
+    let code = "use super::core::Core;\nuse super::{pool::Pool, Replicator};\nuse crate::service::Settings;";
+    assert_eq!(parent_items_used(code, &siblings), ["Replicator", "Settings"]);
 }

@@ -135,10 +135,9 @@ fn spawn_control_loops(
     front: Option<crate::front::FrontSettings>,
     cancel: &CancellationToken,
 ) {
-    tasks.spawn(service.clone().keep_reconciling(cancel.clone()));
-    tasks.spawn(service.clone().keep_pools(cancel.clone()));
-    tasks.spawn(service.clone().keep_probing(cancel.clone()));
-    tasks.spawn(service.clone().keep_idle_groups_asleep(cancel.clone()));
+    for worker in service.workers(cancel) {
+        tasks.spawn(worker);
+    }
     if let Some(front) = front {
         tasks.spawn(crate::front::run(service.clone(), front, cancel.clone()));
     }

@@ -4,13 +4,14 @@
 //! timeline.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::Replicator;
+use crate::base::telemetry::Telemetry;
+use crate::inventory::{MemberState, Store};
 
 /// Cold starts kept per group for the dashboard.
 const KEPT: usize = 5;
@@ -76,13 +77,19 @@ pub enum Phase {
     Ready,
 }
 
-/// The last cold starts of every group.
-#[derive(Default)]
+/// The last cold starts of every group, and where their phases are counted.
 pub(super) struct CapacityLog {
     recent: Mutex<HashMap<String, VecDeque<ColdStart>>>,
+    store: Store,
+    telemetry: Arc<Telemetry>,
 }
 
 impl CapacityLog {
+    /// A log that watches members in `store` and observes phases into `telemetry`.
+    pub(super) fn new(store: Store, telemetry: Arc<Telemetry>) -> Self {
+        Self { recent: Mutex::default(), store, telemetry }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<ColdStart>>> {
         self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -91,11 +98,9 @@ impl CapacityLog {
     pub(super) fn retain_groups(&self, present: &std::collections::HashSet<&str>) {
         self.lock().retain(|g, _| present.contains(g.as_str()));
     }
-}
 
-impl Replicator {
     /// Starts the record of a new member of `group`.
-    pub(super) fn capacity_began(&self, group: &str, id: &str, member: &str, how: How) {
+    pub(super) fn began(&self, group: &str, id: &str, member: &str, how: How) {
         let entry = ColdStart {
             id: id.to_owned(),
             member: member.to_owned(),
@@ -106,7 +111,7 @@ impl Replicator {
             ready: None,
             failed: None,
         };
-        let mut recent = self.inner.capacity.lock();
+        let mut recent = self.lock();
         let list = recent.entry(group.to_owned()).or_default();
         list.push_back(entry);
         while list.len() > KEPT {
@@ -115,9 +120,9 @@ impl Replicator {
     }
 
     /// Records one phase of a member whose record began; others are not new capacity.
-    pub(super) fn capacity_phase(&self, id: &str, phase: Phase, took: Duration) {
+    pub(super) fn phase(&self, id: &str, phase: Phase, took: Duration) {
         let how = {
-            let mut recent = self.inner.capacity.lock();
+            let mut recent = self.lock();
             let Some(entry) = recent.values_mut().flat_map(|l| l.iter_mut()).find(|e| e.id == id) else {
                 return;
             };
@@ -134,48 +139,52 @@ impl Replicator {
             Phase::Start => "start",
             Phase::Ready => "ready",
         };
-        self.telemetry().capacity_phase(how.as_str(), phase, took);
+        self.telemetry.capacity_phase(how.as_str(), phase, took);
     }
 
     /// Watches a member that just started until it is ready, then records
     /// the phase (or why it never got there).
-    pub(super) fn watch_until_ready(&self, id: &str) {
-        let tracked = self.inner.capacity.lock().values().flatten().any(|e| e.id == id);
+    pub(super) fn watch_until_ready(self: &Arc<Self>, id: &str) {
+        let tracked = self.lock().values().flatten().any(|e| e.id == id);
         if !tracked {
             return;
         }
         let (this, id) = (self.clone(), id.to_owned());
         let running = Instant::now();
         tokio::spawn(async move {
-            let mut changes = this.inventory().subscribe();
-            let deadline = running + READY_WATCH;
-            let failure = loop {
-                match this.inventory().member(&id) {
-                    Some(m) if m.ready() => {
-                        this.capacity_phase(&id, Phase::Ready, running.elapsed());
-                        return;
-                    }
-                    Some(m) if m.state.holds_place() || m.state == crate::inventory::MemberState::Paused => {}
-                    Some(m) => break format!("it went {:?}", m.state).to_lowercase(),
-                    None => break "it is gone".to_owned(),
-                }
-                if !matches!(tokio::time::timeout_at(deadline, changes.changed()).await, Ok(Ok(()))) {
-                    break "it was not ready in time".to_owned();
-                }
-            };
-            this.capacity_failed(&id, failure);
+            let failure = this.readiness_of(&id, running).await;
+            match failure {
+                None => this.phase(&id, Phase::Ready, running.elapsed()),
+                Some(why) => this.failed(&id, why),
+            }
         });
     }
 
-    fn capacity_failed(&self, id: &str, why: String) {
-        let mut recent = self.inner.capacity.lock();
-        if let Some(entry) = recent.values_mut().flat_map(|l| l.iter_mut()).find(|e| e.id == id) {
+    /// `None` once the member is ready, else why it never got there.
+    async fn readiness_of(&self, id: &str, running: Instant) -> Option<String> {
+        let mut changes = self.store.subscribe();
+        let deadline = running + READY_WATCH;
+        loop {
+            match self.store.member(id) {
+                Some(m) if m.ready() => return None,
+                Some(m) if m.state.holds_place() || m.state == MemberState::Paused => {}
+                Some(m) => return Some(format!("it went {:?}", m.state).to_lowercase()),
+                None => return Some("it is gone".to_owned()),
+            }
+            if !matches!(tokio::time::timeout_at(deadline, changes.changed()).await, Ok(Ok(()))) {
+                return Some("it was not ready in time".to_owned());
+            }
+        }
+    }
+
+    fn failed(&self, id: &str, why: String) {
+        if let Some(entry) = self.lock().values_mut().flat_map(|l| l.iter_mut()).find(|e| e.id == id) {
             entry.failed = Some(why);
         }
     }
 
     /// The last cold starts of a group, oldest first.
-    pub fn cold_starts(&self, group: &str) -> Vec<ColdStart> {
-        self.inner.capacity.lock().get(group).map(|l| l.iter().cloned().collect()).unwrap_or_default()
+    pub(super) fn recent(&self, group: &str) -> Vec<ColdStart> {
+        self.lock().get(group).map(|l| l.iter().cloned().collect()).unwrap_or_default()
     }
 }

@@ -1,19 +1,9 @@
-//! What labels cannot raise: the operator's ceilings on what replicator
-//! creates. A group's maximum is held under `--max-replicas` where its
-//! bounds are read (`rules::bounds`); here are the two that span groups:
-//! every container replicator made (`--max-containers`, checked with the
-//! reservation, under the inventory's lock) and how fast it makes them
-//! (`--max-creations-per-minute`, a token bucket). Each refusal is counted
-//! in `replicator_ceiling_refusals_total{ceiling}`.
+//! How fast replicator may create containers (`--max-creations-per-minute`):
+//! a token bucket, refilled continuously, that admission takes from after
+//! the reservation (see `admission.rs` for the ceilings as a whole).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use super::replicate::Source;
-use super::Replicator;
-use crate::base::telemetry::CeilingLabel;
-use crate::error::{Error, Result};
-use crate::inventory::{Full, Limits, Reservation};
 
 /// Creations allowed per minute, refilled continuously.
 pub(super) struct CreationRate {
@@ -27,7 +17,7 @@ impl CreationRate {
     }
 
     /// Takes `count` creations, or says how long until they would be allowed.
-    fn take(&self, count: usize) -> std::result::Result<(), Duration> {
+    pub(super) fn take(&self, count: usize) -> std::result::Result<(), Duration> {
         let rate = f64::from(self.per_minute) / 60.0;
         let now = crate::base::clock::monotonic();
         let mut bucket = self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -41,54 +31,6 @@ impl CreationRate {
             *bucket = (tokens, now);
             Err(Duration::from_secs_f64(((wanted - tokens) / rate.max(f64::MIN_POSITIVE)).min(3600.0)))
         }
-    }
-}
-
-impl Replicator {
-    /// Reserves `count` places for new containers of the source's group:
-    /// members within the group's maximum (`standby`: on top of them), all
-    /// within `--max-containers` and `--max-creations-per-minute`.
-    pub(super) fn reserve_within_ceilings(
-        &self,
-        source: &Source,
-        request: &str,
-        count: usize,
-        standby: bool,
-    ) -> Result<Reservation> {
-        let settings = self.settings();
-        let group = (!standby).then_some(source.bounds.max as usize);
-        let limits = Limits { group, total: settings.max_containers };
-        let reservation = self.intents().reserve(&source.group.name, request, count, limits, &source.group.naming);
-        let reservation = match reservation {
-            Ok(r) => r,
-            Err(Full::Group) => {
-                return Err(Error::LimitReached { group: source.group.name.clone(), max: source.bounds.max })
-            }
-            Err(Full::Total { made }) => {
-                self.refused_by("containers");
-                return Err(Error::Conflict(format!(
-                    "replicator has made {made} containers and may make at most {} (serve --max-containers): \
-                     {count} more refused",
-                    settings.max_containers
-                )));
-            }
-        };
-        if count > 0 {
-            if let Err(wait) = self.inner.creations.take(count) {
-                self.refused_by("rate");
-                return Err(Error::RateLimited(format!(
-                    "replicator creates at most {} containers a minute (serve --max-creations-per-minute): \
-                     {count} more possible in {}s",
-                    settings.max_creations_per_minute,
-                    wait.as_secs().max(1)
-                )));
-            }
-        }
-        Ok(reservation)
-    }
-
-    fn refused_by(&self, ceiling: &str) {
-        self.telemetry().ceiling_refusals.get_or_create(&CeilingLabel { ceiling: ceiling.to_owned() }).inc();
     }
 }
 

@@ -5,82 +5,53 @@
 //! put to sleep as any scale to zero does it (drained, replicas removed,
 //! originals paused or stopped).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::Replicator;
+use super::core::Core;
+use super::scale::scale;
 
 /// How often groups are looked at for their quiet periods.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
-/// When each group last saw a request (or woke, or was first seen).
-#[derive(Default)]
-pub(super) struct Activity {
-    last: Mutex<HashMap<String, Instant>>,
-}
-
-impl Activity {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(super) fn touch(&self, group: &str) {
-        self.lock().insert(group.to_owned(), Instant::now());
-    }
-
-    /// How long the group has been quiet; its first sight counts as activity.
-    fn quiet_for(&self, group: &str) -> Duration {
-        self.lock().entry(group.to_owned()).or_insert_with(Instant::now).elapsed()
-    }
-}
-
-impl Replicator {
-    /// A request to `group` went by (held by the wake listener, or reported
-    /// by the balancer's mirror): its quiet period starts again.
-    pub fn saw_request(&self, group: &str) {
-        self.inner.activity.touch(group);
-    }
-
-    /// Puts groups to sleep once their quiet period passes, until `cancel`.
-    /// Also forgets what it and the cold-start log keep of groups that are gone.
-    pub async fn keep_idle_groups_asleep(self, cancel: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(LOOK_EVERY) => {}
-                () = cancel.cancelled() => return,
-            }
-            self.sleep_idle_groups().await;
+/// Puts groups to sleep once their quiet period passes, until `cancel`.
+/// Also forgets what the activity and cold-start boards keep of groups that are gone.
+pub(super) async fn keep_idle_groups_asleep(core: Arc<Core>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(LOOK_EVERY) => {}
+            () = cancel.cancelled() => return,
         }
+        sleep_idle_groups(&core).await;
     }
+}
 
-    async fn sleep_idle_groups(&self) {
-        let Ok(groups) = self.inventory().groups() else { return };
-        let present: HashSet<&str> = groups.iter().map(|g| g.name()).collect();
-        self.inner.activity.lock().retain(|g, _| present.contains(g.as_str()));
-        self.inner.capacity.retain_groups(&present);
-        for group in groups.iter() {
-            let Some(quiet) = group.sleep_after else { continue };
-            let awake = !group.asleep() && group.size() > 0 && !group.members.iter().any(|m| m.state.in_flight());
-            // A connection open through the group's front is activity for as long as it lasts.
-            if group.members.iter().any(|m| self.connections().open_to(&m.id) > 0) {
-                self.inner.activity.touch(group.name());
-                continue;
-            }
-            if !awake || self.inner.activity.quiet_for(group.name()) < quiet {
-                continue;
-            }
-            let name = group.name();
-            info!(group = name, quiet = %crate::base::duration::format(quiet), "no request in the quiet period; going to sleep");
-            // Whatever happens, the next try is a whole quiet period away.
-            self.inner.activity.touch(name);
-            if let Err(e) = self.scale(name, 0, "idle", None).await {
-                warn!(group = name, error = %e, "cannot put the idle group to sleep");
-            }
+async fn sleep_idle_groups(core: &Arc<Core>) {
+    let Ok(groups) = core.store.groups() else { return };
+    let present: HashSet<&str> = groups.iter().map(|g| g.name()).collect();
+    core.activity.retain_groups(&present);
+    core.capacity.retain_groups(&present);
+    for group in groups.iter() {
+        let Some(quiet) = group.sleep_after else { continue };
+        let awake = !group.asleep() && group.size() > 0 && !group.members.iter().any(|m| m.state.in_flight());
+        // A connection open through the group's front is activity for as long as it lasts.
+        if group.members.iter().any(|m| core.connections.open_to(&m.id) > 0) {
+            core.activity.touch(group.name());
+            continue;
+        }
+        if !awake || core.activity.quiet_for(group.name()) < quiet {
+            continue;
+        }
+        let name = group.name();
+        info!(group = name, quiet = %crate::base::duration::format(quiet), "no request in the quiet period; going to sleep");
+        // Whatever happens, the next try is a whole quiet period away.
+        core.activity.touch(name);
+        if let Err(e) = scale(core, name, 0, "idle", None).await {
+            warn!(group = name, error = %e, "cannot put the idle group to sleep");
         }
     }
 }
@@ -92,6 +63,7 @@ mod tests {
     use super::*;
     use crate::engine::fake::FakeEngine;
     use crate::inventory::Scope;
+    use crate::service::Replicator;
 
     async fn sleepy() -> Replicator {
         let engine = Arc::new(FakeEngine::default());
@@ -102,7 +74,7 @@ mod tests {
 
     async fn after(service: &Replicator, wait: Duration) -> bool {
         tokio::time::advance(wait).await;
-        service.sleep_idle_groups().await;
+        sleep_idle_groups(&service.core).await;
         service.group("web").await.unwrap().asleep()
     }
 

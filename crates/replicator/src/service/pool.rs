@@ -2,10 +2,7 @@
 //! ready, then paused. Unpausing one takes the engine milliseconds, whatever
 //! the app's start-up time, so every scale-up takes standbys first and makes
 //! only the rest cold; a scale-down pauses surplus members back into the
-//! pool while it is short. The keeper ([`Replicator::keep_pools`]) refills
-//! each pool in the background, recycles standbys that no longer match
-//! their original (it was recreated, as a redeploy from a moved tag does), and
-//! removes the standbys of a group that asks for none or is gone.
+//! pool while it is short. The keeper (`keeper.rs`) refills each pool.
 //!
 //! A standby is a paused replica of a group that asks for standbys, or a
 //! paused replica labelled `replicator.standby=true` (made for a pool); one
@@ -13,46 +10,33 @@
 //! is adopted as it is, and one caught warming (running) is adopted as a
 //! member: nothing is left that the next start neither uses nor removes.
 
-use std::collections::HashSet;
-use std::time::Duration;
-
 use futures_util::future::join_all;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::capacity::{How, Phase};
-use super::replicate::Source;
-use super::{Replica, Replicator};
-use crate::base::worker::{Pace, Worker};
+use super::core::Core;
+use super::replica::Replica;
+use super::source::Source;
 use crate::error::{Error, Result};
 use crate::inventory::{Group, Member, MemberState};
 use crate::model::RunState;
-use crate::rules::bounds::GroupKind;
 use crate::rules::labels;
 
-/// How often every pool is looked at even when nothing changed.
-const LOOK_EVERY: Duration = Duration::from_secs(5);
-/// Changes closer together than this are looked at together.
-const DEBOUNCE: Duration = Duration::from_millis(300);
-/// Longest a standby may take to become ready before it is removed.
-const READY_WITHIN: Duration = Duration::from_secs(120);
+/// The standbys of the groups: taken, given back, paused into.
+pub(super) struct Pool<'a>(pub &'a Core);
 
-impl Replicator {
-    /// Unpauses up to `count` ready standbys of the source's group, after
-    /// checking that `count` new members fit under `max`. The caller holds
-    /// the group's lock. They are members as soon as this returns.
-    pub(super) async fn promote_standbys(&self, source: &Source, count: usize) -> Result<Vec<Replica>> {
-        let group = match self.group(&source.group.name).await {
-            Ok(g) => g,
-            Err(Error::GroupNotFound(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
+impl Pool<'_> {
+    /// Unpauses up to `count` ready standbys of `group` (the snapshot the
+    /// caller read under the group's lock; `None` for a group not known
+    /// yet), after checking that `count` new members fit under the source's
+    /// `max`. They are members as soon as this returns.
+    pub async fn promote(&self, source: &Source, group: Option<&Group>, count: usize) -> Result<Vec<Replica>> {
+        let Some(group) = group else { return Ok(Vec::new()) };
         let max = source.bounds.max;
         if group.size() + count > max as usize {
             return Err(Error::LimitReached { group: group.name().to_owned(), max });
         }
-        let fresh = self.fresh_standbys(&group, source).await;
-        let chosen: Vec<&Member> = fresh.into_iter().take(count).collect();
+        let chosen: Vec<&Member> = self.fresh(group, source).into_iter().take(count).collect();
         let results = join_all(chosen.iter().map(|m| self.unpause(group.name(), m))).await;
         let promoted: Vec<Replica> = results.into_iter().flatten().collect();
         if !promoted.is_empty() {
@@ -62,23 +46,24 @@ impl Replicator {
     }
 
     /// Puts promoted standbys back into the pool after the rest of their request failed.
-    pub(super) async fn demote(&self, replicas: &[Replica]) {
+    pub async fn demote(&self, replicas: &[Replica]) {
         for r in replicas {
-            if let Err(e) = self.pause_into_pool(&r.id).await {
+            if let Err(e) = self.pause(&r.id).await {
                 warn!(container = %r.id, error = %e, "could not pause a standby back; removing it");
-                self.remove_quietly(&r.id).await;
+                self.0.remove_quietly(&r.id).await;
             }
         }
     }
 
     async fn unpause(&self, group: &str, m: &Member) -> Option<Replica> {
-        self.capacity_began(group, &m.id, &m.name, How::Standby);
+        let core = self.0;
+        core.capacity.began(group, &m.id, &m.name, How::Standby);
         let began = tokio::time::Instant::now();
-        match self.engine().unpause_container(&m.id).await {
+        match core.engine.unpause_container(&m.id).await {
             Ok(()) => {
-                self.set_state(&m.id, RunState::Running);
-                self.capacity_phase(&m.id, Phase::Start, began.elapsed());
-                self.watch_until_ready(&m.id);
+                core.set_state(&m.id, RunState::Running);
+                core.capacity.phase(&m.id, Phase::Start, began.elapsed());
+                core.capacity.watch_until_ready(&m.id);
                 Some(Replica { id: m.id.clone(), name: m.name.clone() })
             }
             Err(e) => {
@@ -89,14 +74,10 @@ impl Replicator {
     }
 
     /// Pauses a member (already drained) so that it becomes a standby.
-    pub(super) async fn pause_into_pool(&self, id: &str) -> Result<()> {
-        self.engine().pause_container(id).await?;
-        self.set_state(id, RunState::Paused);
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.0.engine.pause_container(id).await?;
+        self.0.set_state(id, RunState::Paused);
         Ok(())
-    }
-
-    pub(super) fn set_state(&self, id: &str, state: RunState) {
-        self.intents().state_changed(id, state);
     }
 
     /// Standbys still ready to serve: paused, and what a clone made now
@@ -104,262 +85,15 @@ impl Replicator {
     /// image. A clone runs the bits its original runs (not whatever its tag
     /// names later), so a redeploy (the original recreated from a moved
     /// tag) is what makes standbys stale.
-    async fn fresh_standbys<'g>(&self, group: &'g Group, source: &Source) -> Vec<&'g Member> {
+    pub fn fresh<'g>(&self, group: &'g Group, source: &Source) -> Vec<&'g Member> {
         group.standbys.iter().filter(|m| m.state == MemberState::Paused && self.matches(m, source)).collect()
     }
 
     fn matches(&self, standby: &Member, source: &Source) -> bool {
-        let Some(c) = self.inventory().container(&standby.id) else { return false };
+        let Some(c) = self.0.store.container(&standby.id) else { return false };
         let from = c.labels.get(labels::SOURCE).map(String::as_str);
         // An image not known yet (a record made before the engine's) is no reason to recycle.
         let same_image = c.image_id.is_empty() || c.image_id == source.details.image_id;
         same_image && from == Some(source.group.original_id.as_str())
-    }
-
-    /// Keeps every group's pool at its size, and raises a group below the
-    /// minimum an active `replicator.schedule` sets, until `cancel`: on every
-    /// change of the groups (debounced) and every few seconds.
-    pub async fn keep_pools(self, cancel: CancellationToken) {
-        let pace = Pace { every: LOOK_EVERY, debounce: DEBOUNCE };
-        let mut worker = Worker::new("keeper", pace, self.inventory().subscribe(), self.inner.telemetry.clone());
-        loop {
-            for (name, raise_to) in self.groups().map(|g| wanting_care(&g)).unwrap_or_default() {
-                worker.start(&name, self.clone().tend(name.clone(), raise_to));
-            }
-            if worker.next_round(std::future::pending(), Duration::ZERO, &cancel).await.is_none() {
-                break;
-            }
-        }
-        // A pool half-filled is filled at the next start.
-        worker.abort().await;
-    }
-
-    /// Raises the group to `raise_to` (its scheduled minimum), or keeps its pool.
-    async fn tend(self, name: String, raise_to: Option<u32>) {
-        match raise_to {
-            Some(min) => match self.scale(&name, min, "schedule", None).await {
-                Ok(_) => info!(group = %name, min, "raised to its scheduled minimum"),
-                Err(e) => warn!(group = %name, min, error = %e, "cannot raise the group to its scheduled minimum"),
-            },
-            None => {
-                if let Err(e) = self.keep_pool(&name).await {
-                    debug!(group = %name, error = %e, "warm pool not kept this time");
-                }
-            }
-        }
-    }
-
-    /// One look at one group's pool: recycle, trim, refill.
-    async fn keep_pool(&self, name: &str) -> Result<()> {
-        let warming = {
-            let _locked = self.inner.locks.lock(name).await;
-            let group = self.group(name).await?;
-            let Some(live) = group.clone_source().filter(|m| !m.state.in_flight()) else {
-                // The group is gone but for its standbys: they go with it.
-                self.remove_all(&group.standbys, "its group has no member left").await;
-                return Ok(());
-            };
-            let details = self.engine().inspect_container(&live.id).await?;
-            let source = self.source_from(details).await?;
-            let fresh: HashSet<String> =
-                self.fresh_standbys(&group, &source).await.into_iter().map(|m| m.id.clone()).collect();
-            let starting = group.standbys.iter().filter(|m| m.state != MemberState::Paused).count();
-            let stale: Vec<Member> = group
-                .standbys
-                .iter()
-                .filter(|m| m.state == MemberState::Paused && !fresh.contains(&m.id))
-                .cloned()
-                .collect();
-            self.remove_all(&stale, "it no longer matches its original").await;
-            let wanted = group.warm as usize;
-            let surplus: Vec<Member> = group
-                .standbys
-                .iter()
-                .filter(|m| fresh.contains(&m.id))
-                .skip(wanted.saturating_sub(starting))
-                .cloned()
-                .collect();
-            self.remove_all(&surplus, "the pool is larger than replicator.warm").await;
-            // Standbys count against the ceiling too: members and standbys within --max-replicas.
-            let ceiling = self.inventory().scope().default_max as usize;
-            let room = ceiling.saturating_sub(group.size() + fresh.len() + starting);
-            let missing = wanted.saturating_sub(fresh.len() + starting).min(room);
-            if missing == 0 {
-                return Ok(());
-            }
-            let request = super::replicate::new_request_id();
-            let reservation = self.reserve_within_ceilings(&source, &request, missing, true)?;
-            let made = self.create_replicas(&source, reservation, "warm pool").await?;
-            made.replicas
-        };
-        // Readiness is waited for outside the group's lock: scaling goes on meanwhile.
-        join_all(warming.iter().map(|r| self.settle_and_pause(r))).await;
-        Ok(())
-    }
-
-    /// Waits until a new standby is ready (healthy and passing its group's
-    /// probe, or running for `--warm-settle` when it has neither), then pauses it.
-    async fn settle_and_pause(&self, standby: &Replica) {
-        let id = standby.id.as_str();
-        let ready = self.wait_ready(&[id.to_owned()], READY_WITHIN).await;
-        let has_check = self.inventory().member(id).is_some_and(|m| m.is_checked());
-        if ready.is_ok() && !has_check {
-            tokio::time::sleep(self.settings().warm_settle).await;
-        }
-        // The engine refuses to pause a container that stopped meanwhile: that is the check.
-        let outcome = match ready {
-            Ok(()) => self.pause_into_pool(id).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            warn!(standby = %standby.name, error = %e, "standby never got ready; removed");
-            // Removed while still warming: not a member for a moment, even if the removal fails.
-            self.remove_quietly(id).await;
-        } else {
-            info!(standby = %standby.name, container = id, "standby ready and paused");
-        }
-        self.intents().set_warming(id, false);
-    }
-
-    async fn remove_all(&self, standbys: &[Member], why: &str) {
-        for m in standbys {
-            info!(standby = %m.name, container = %m.id, why, "standby removed");
-            self.remove_quietly(&m.id).await;
-        }
-    }
-}
-
-/// The groups the keeper has work for: raising one below the minimum an
-/// active schedule sets (`Some(min)`) comes before its pool (`None`).
-fn wanting_care(groups: &[Group]) -> Vec<(String, Option<u32>)> {
-    let mut work = Vec::new();
-    for g in groups.iter().filter(|g| g.kind() != GroupKind::Swarm) {
-        let Ok(bounds) = &g.bounds else { continue };
-        let scheduled = g.schedule.is_some_and(|s| s.active) && g.size() < bounds.min as usize;
-        if scheduled {
-            work.push((g.name().to_owned(), Some(bounds.min)));
-        } else if g.warm > 0 || !g.standbys.is_empty() {
-            work.push((g.name().to_owned(), None));
-        }
-    }
-    work
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::engine::fake::FakeEngine;
-    use crate::engine::{Engine, Op};
-    use crate::inventory::Scope;
-
-    const WARM: [(&str, &str); 3] = [("replicator.enable", "true"), ("replicator.max", "5"), ("replicator.warm", "2")];
-
-    fn web(service: &Replicator) -> Group {
-        service.groups().unwrap().iter().find(|g| g.name() == "web").cloned().unwrap()
-    }
-
-    fn paused_standbys(service: &Replicator) -> usize {
-        web(service).standbys.iter().filter(|m| m.state == MemberState::Paused).count()
-    }
-
-    /// A fake engine with a group `web` asking for standbys, and a service over it.
-    async fn warm_web() -> (Arc<FakeEngine>, Replicator) {
-        let engine = Arc::new(FakeEngine::default());
-        engine.add_container("web", &WARM);
-        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
-        (engine, service)
-    }
-
-    /// The keeper, running until the token is cancelled.
-    fn keep(service: &Replicator) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-        let cancel = CancellationToken::new();
-        (cancel.clone(), tokio::spawn(service.clone().keep_pools(cancel)))
-    }
-
-    /// Polls (on tokio's paused clock) until `done`, for at most a virtual minute.
-    async fn until(what: &str, mut done: impl FnMut() -> bool) {
-        for _ in 0..600 {
-            if done() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("never: {what}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_warm_group_fills_its_pool_grows_by_unpausing_and_shrinks_into_the_pool() {
-        let (engine, service) = warm_web().await;
-        let (cancel, keeper) = keep(&service);
-        until("two paused standbys", || paused_standbys(&service) == 2).await;
-        assert_eq!(web(&service).size(), 1, "standbys are not members");
-
-        let creates = engine.calls(Op::CreateContainer);
-        let grown = service.scale("web", 3, "test", None).await.unwrap();
-        assert_eq!(engine.calls(Op::CreateContainer), creates, "the scale-up created nothing");
-        assert_eq!((grown.running(), engine.calls(Op::UnpauseContainer)), (3, 2));
-        until("the pool refilled", || paused_standbys(&service) == 2).await;
-
-        // The pool is full: the surplus members are removed, not paused.
-        service.scale("web", 1, "test", None).await.unwrap();
-        assert_eq!((web(&service).running(), paused_standbys(&service)), (1, 2));
-        assert_eq!(engine.calls(Op::PauseContainer), 4, "only the four standbys were ever paused");
-        cancel.cancel();
-        keeper.await.unwrap();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_keeper_job_that_panics_is_counted_and_its_group_is_kept_next_round() {
-        let (engine, service) = warm_web().await;
-        engine.panic_on(Op::InspectContainer, 1);
-        let (cancel, keeper) = keep(&service);
-        until("two paused standbys", || paused_standbys(&service) == 2).await;
-        let label = crate::base::telemetry::WorkerLabel { worker: "keeper".into() };
-        assert_eq!(service.telemetry().job_panics.get_or_create(&label).get(), 1, "the first job panicked");
-        cancel.cancel();
-        keeper.await.unwrap();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_scale_down_pauses_members_into_a_short_pool() {
-        let (engine, service) = warm_web().await;
-        // No keeper: the pool stays empty until the scale-down fills it.
-        service.scale("web", 4, "test", None).await.unwrap();
-        service.scale("web", 1, "test", None).await.unwrap();
-        let group = web(&service);
-        assert_eq!((group.running(), paused_standbys(&service)), (1, 2), "two paused into the pool, one removed");
-        assert_eq!(engine.calls(Op::RemoveContainer), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn standbys_of_a_recreated_original_are_recycled() {
-        let engine = Arc::new(FakeEngine::default());
-        let first = engine.add_container("web", &WARM);
-        let service = Replicator::for_test(engine.clone(), Scope::default()).await;
-        let (cancel, keeper) = keep(&service);
-        until("two paused standbys", || paused_standbys(&service) == 2).await;
-        let old: Vec<String> = web(&service).standbys.iter().map(|m| m.id.clone()).collect();
-        engine.remove_silently(&first);
-        service.intents().removed(&first);
-        let second = engine.add_container("web", &WARM);
-        let informer =
-            crate::inventory::Informer::new(engine.clone(), service.inventory().writer_for_test(), Duration::MAX);
-        informer.resync().await.unwrap();
-        until("a fresh pool of the new original", || {
-            let g = web(&service);
-            let ids: Vec<&String> =
-                g.standbys.iter().filter(|m| m.state == MemberState::Paused).map(|m| &m.id).collect();
-            ids.len() == 2 && ids.iter().all(|id| !old.contains(id))
-        })
-        .await;
-        for id in &old {
-            assert!(engine.inspect_container(id).await.is_err(), "stale standby {id} was removed");
-        }
-        let source = |id: &str| service.inventory().container(id).unwrap().labels[labels::SOURCE].clone();
-        assert!(web(&service).standbys.iter().all(|m| source(&m.id) == second));
-        cancel.cancel();
-        keeper.await.unwrap();
     }
 }

@@ -19,7 +19,6 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::Replicator;
 use crate::inventory::{Health, Intents, ProbeStatus, Store};
 use crate::model::RunState;
 use crate::rules::readiness::{passes, Check, ProbeSpec, Tally};
@@ -34,14 +33,6 @@ const STATUS_LINE_MAX: usize = 1024;
 struct Target {
     spec: ProbeSpec,
     network: Option<String>,
-}
-
-impl Replicator {
-    /// Probes every running member of every group that declares a probe,
-    /// until `cancel`.
-    pub async fn keep_probing(self, cancel: CancellationToken) {
-        Prober::new(self.inventory().clone(), self.intents().clone()).run(cancel).await;
-    }
 }
 
 /// Runs the probes over an inventory: `serve`'s, or the one `replicator

@@ -8,13 +8,15 @@
 //! ([`Unreached`]), mapped to a status in the one place errors are.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::capacity::How;
-use super::Replicator;
+use super::core::Core;
+use super::sleep::wake;
 use crate::error::{Error, Result, Unreached};
 use crate::inventory::{Group, MemberState};
 use crate::model::RunState;
@@ -60,7 +62,10 @@ pub trait Waiter {
     }
 }
 
-impl Replicator {
+/// Reaches members for those who wait.
+pub(super) struct Reacher<'a>(pub &'a Arc<Core>);
+
+impl Reacher<'_> {
     /// Waits for a ready member of `reach.group` (waking the group if it
     /// sleeps) and runs `attempt` on it; an `Err` from the attempt (a refused
     /// connection) is tried again with backoff until the deadline.
@@ -75,11 +80,11 @@ impl Replicator {
         Fut: Future<Output = std::result::Result<T, String>>,
     {
         let unreached = |reason| Error::Unreachable { group: reach.group.to_owned(), reason };
-        let mut changes = self.inventory().subscribe();
+        let mut changes = self.0.store.subscribe();
         let (mut how, mut held, mut backoff) = (None, false, FIRST_BACKOFF);
         loop {
-            let group = self.group(reach.group).await?;
-            let vantage = &self.settings().vantage;
+            let group = self.0.group(reach.group).await?;
+            let vantage = &self.0.settings.vantage;
             let ready = group
                 .reachable(reach.port, reach.network, vantage)
                 .map_err(|why| unreached(Unreached::NoRoute(why)))?;
@@ -102,7 +107,8 @@ impl Replicator {
             if group.asleep() {
                 how = how.or_else(|| Some(self.how_it_sleeps(&group)));
                 info!(group = reach.group, caller = reach.caller, "held; waking the group");
-                let woken = tokio::time::timeout_at(reach.deadline, self.wake(reach.group, reach.caller, None)).await;
+                let woken =
+                    tokio::time::timeout_at(reach.deadline, wake(self.0, reach.group, reach.caller, None)).await;
                 match woken {
                     Ok(Ok(_)) => continue,
                     Ok(Err(e)) => return Err(unreached(Unreached::NotWoken(e.to_string()))),
@@ -124,7 +130,7 @@ impl Replicator {
             .members
             .iter()
             .filter(|m| m.state == MemberState::Sleeping)
-            .any(|m| self.inventory().container(&m.id).is_some_and(|c| c.state == RunState::Paused));
+            .any(|m| self.0.store.container(&m.id).is_some_and(|c| c.state == RunState::Paused));
         if paused {
             How::WakeFromPause
         } else {
@@ -135,7 +141,7 @@ impl Replicator {
     /// How the capacity an awake group is waiting for comes: named as it came
     /// (a wake, a standby, a cold clone).
     fn capacity_on_its_way(&self, group: &str) -> How {
-        let coming = self.cold_starts(group).into_iter().rev().find(|c| c.ready.is_none() && c.failed.is_none());
+        let coming = self.0.capacity.recent(group).into_iter().rev().find(|c| c.ready.is_none() && c.failed.is_none());
         coming.map_or(How::Cold, |c| c.how)
     }
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Replicator;
+use tracing::warn;
+
+use super::core::Core;
+use super::replica::Replica;
 use crate::error::{Error, Result};
 use crate::inventory::{Health, Member, MemberState};
 
@@ -39,17 +42,19 @@ fn verdict(m: Option<&Member>) -> Verdict {
     }
 }
 
-impl Replicator {
+/// Waits on new members' readiness.
+pub(super) struct Readiness<'a>(pub &'a Core);
+
+impl Readiness<'_> {
     /// Resolves when every container in `ids` is ready; fails as soon as one
     /// is unhealthy or has exited, or when `within` runs out.
-    pub(super) async fn wait_ready(&self, ids: &[String], within: Duration) -> Result<()> {
-        let mut changes = self.inventory().subscribe();
+    pub async fn wait(&self, ids: &[String], within: Duration) -> Result<()> {
+        let mut changes = self.0.store.subscribe();
         let deadline = Instant::now() + within;
         // Set once all are ready, when one of them has nothing that tells its readiness.
         let mut watched_until: Option<Instant> = None;
         loop {
-            let members: Vec<(&String, Option<Member>)> =
-                ids.iter().map(|id| (id, self.inventory().member(id))).collect();
+            let members: Vec<(&String, Option<Member>)> = ids.iter().map(|id| (id, self.0.store.member(id))).collect();
             let mut waiting_for = None;
             for (id, m) in &members {
                 match verdict(m.as_ref()) {
@@ -79,10 +84,22 @@ impl Replicator {
         }
     }
 
+    /// Waits until every replica is ready; if one is not within `within`
+    /// (or turns unhealthy, or exits), removes them all.
+    pub async fn all_or_none(&self, replicas: &[Replica], within: Duration) -> Result<()> {
+        let ids: Vec<String> = replicas.iter().map(|r| r.id.clone()).collect();
+        let Err(e) = self.wait(&ids, within).await else { return Ok(()) };
+        for id in &ids {
+            self.0.remove_quietly(id).await;
+        }
+        warn!(error = %e, "replicas not ready in time; removed");
+        Err(e)
+    }
+
     /// The error naming the member, with its exit code or its last health
     /// check's or probe's output.
     async fn not_ready(&self, id: &str, why: &str) -> Error {
-        let details = self.engine().inspect_container(id).await.ok();
+        let details = self.0.engine.inspect_container(id).await.ok();
         let name = details.as_ref().map_or_else(|| id.to_owned(), |d| d.name.clone());
         let exited = details.as_ref().filter(|d| !d.state.is_live()).and_then(|d| d.exit_code);
         let reason = match exited {
@@ -90,7 +107,7 @@ impl Replicator {
             None => why.to_owned(),
         };
         let health = details.and_then(|d| d.health_output).filter(|o| !o.is_empty());
-        let output = health.or_else(|| self.inventory().probe_failure(id));
+        let output = health.or_else(|| self.0.store.probe_failure(id));
         Error::NotReady { member: name, reason, health_output: output.map(|o| crate::base::quote::clip_to(&o, 200)) }
     }
 }

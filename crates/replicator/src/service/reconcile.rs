@@ -3,12 +3,13 @@
 //! have been kept [`EXITED_KEPT`] for their logs. Found in the inventory,
 //! confirmed by an inspect, removed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::Replicator;
+use super::core::Core;
 use crate::error::Result;
 use crate::model::RunState;
 
@@ -20,19 +21,22 @@ pub const EXITED_KEPT: Duration = Duration::from_secs(300);
 /// How long to wait before retrying when the engine is away.
 const RETRY: Duration = Duration::from_secs(2);
 
-impl Replicator {
+/// Removes the debris.
+pub(super) struct Reconciler<'a>(pub &'a Core);
+
+impl Reconciler<'_> {
     /// Undoes replication requests that were cut off: every replica of a
     /// request one of whose replicas was created but never started. Only
     /// containers carrying replicator's own labels are considered, and never
     /// a request this process is working on now.
     pub async fn reconcile(&self) -> Result<usize> {
         // Fails while the engine has not been listed: nothing to judge by yet.
-        self.inventory().groups()?;
-        let abandoned = self.inventory().abandoned_replicas();
+        self.0.store.groups()?;
+        let abandoned = self.0.store.abandoned_replicas();
         let mut confirmed = std::collections::HashSet::new();
         for c in abandoned.iter().filter(|c| c.state == RunState::Created) {
             // The inventory may be stale: a request goes only if a replica is still never started.
-            match self.engine().inspect_container(&c.id).await {
+            match self.0.engine.inspect_container(&c.id).await {
                 Ok(d) if d.state == RunState::Created && d.never_started => {
                     confirmed.insert(request_of(c));
                 }
@@ -43,12 +47,12 @@ impl Replicator {
         }
         let mut removed = 0;
         for c in abandoned.iter().filter(|c| confirmed.contains(&request_of(c))) {
-            match self.engine().remove_container(&c.id).await {
+            match self.0.engine.remove_container(&c.id).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
-            self.intents().removed(&c.id);
+            self.0.intents.removed(&c.id);
             info!(container = %c.id, name = %c.name, request = %request_of(c), "removed a replica of a request that never finished");
             removed += 1;
         }
@@ -59,47 +63,49 @@ impl Replicator {
     /// ago. They hold no place from the moment they exit; an original is
     /// never removed.
     pub async fn remove_exited_replicas(&self) -> Result<usize> {
-        let groups = self.inventory().groups()?;
+        let groups = self.0.store.groups()?;
         let exited = groups.iter().flat_map(|g| g.members.iter()).filter(|m| {
             !m.original && m.state == crate::inventory::MemberState::Exited && !m.id.is_empty() && is_local_member(m)
         });
         let kept_since = crate::base::clock::unix_now() - EXITED_KEPT.as_secs() as i64;
         let mut removed = 0;
         for m in exited {
-            match self.engine().inspect_container(&m.id).await {
+            match self.0.engine.inspect_container(&m.id).await {
                 Ok(d) if !d.state.is_live() && d.finished_at.is_some_and(|at| at <= kept_since) => {}
                 Ok(_) => continue,
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
             }
-            match self.engine().remove_container(&m.id).await {
+            match self.0.engine.remove_container(&m.id).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
-            self.intents().removed(&m.id);
+            self.0.intents.removed(&m.id);
             info!(container = %m.id, name = %m.name, "removed a replica that exited on its own");
             removed += 1;
         }
         Ok(removed)
     }
+}
 
-    /// Runs the reconcile pass now (as soon as the engine answers) and then periodically, until `cancel`.
-    pub async fn keep_reconciling(self, cancel: CancellationToken) {
-        loop {
-            let passes =
-                async { Ok::<_, crate::error::Error>(self.reconcile().await? + self.remove_exited_replicas().await?) };
-            let wait = match passes.await {
-                Ok(_) => RECONCILE_EVERY,
-                Err(e) => {
-                    debug!(error = %e, "reconcile pass failed; retrying");
-                    RETRY
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = cancel.cancelled() => return,
+/// Runs the reconcile pass now (as soon as the engine answers) and then periodically, until `cancel`.
+pub(super) async fn keep_reconciling(core: Arc<Core>, cancel: CancellationToken) {
+    let reconciler = Reconciler(&core);
+    loop {
+        let passes = async {
+            Ok::<_, crate::error::Error>(reconciler.reconcile().await? + reconciler.remove_exited_replicas().await?)
+        };
+        let wait = match passes.await {
+            Ok(_) => RECONCILE_EVERY,
+            Err(e) => {
+                debug!(error = %e, "reconcile pass failed; retrying");
+                RETRY
             }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = cancel.cancelled() => return,
         }
     }
 }

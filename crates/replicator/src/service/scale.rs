@@ -1,181 +1,137 @@
-//! Scaling a group to an exact size: clones of the original to grow, the
-//! newest replicas (never an original) stopped gracefully and removed to shrink.
+//! Scaling a group to an exact size, or by a step: the group is read once,
+//! under its lock, and that snapshot is handed down: woken if asleep,
+//! admission then growth to grow, shrinking (marked now, drained and
+//! stopped after the lock is let go) to shrink, sleep to go to zero; a Swarm
+//! group's service is scaled instead.
 
-use futures_util::future::join_all;
-use tracing::{info, warn};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{detached, Replica, Replicator};
+use tracing::info;
+
+use super::admission::Admission;
+use super::core::{detached, Core};
+use super::growth::Growth;
+use super::ready::Readiness;
+use super::replica::Replica;
+use super::shrinking::{Shrink, Shrinking};
+use super::sleep::Sleeper;
+use super::source::Source;
+use super::swarm::Services;
 use crate::error::{Error, Result};
-use crate::inventory::{Group, MemberState};
+use crate::inventory::Group;
 use crate::rules::bounds::{Bounds, GroupKind};
 
-impl Replicator {
-    /// Brings group `name` to `replicas` members, original included.
-    /// With `ready_within`, a scale-up answers once the new members are
-    /// ready, or removes them all when one is not in time.
-    pub async fn scale(
-        &self,
-        name: &str,
-        replicas: u32,
-        caller: &str,
-        ready_within: Option<std::time::Duration>,
-    ) -> Result<Group> {
-        let (this, name, caller) = (self.clone(), name.to_owned(), caller.to_owned());
-        detached(async move { this.scale_now(&name, replicas, &caller, ready_within).await }).await
-    }
+/// Brings group `name` to `replicas` members, original included, in its
+/// own task. With `ready_within`, a scale-up answers once the new members
+/// are ready, or removes them all when one is not in time.
+pub(super) async fn scale(
+    core: &Arc<Core>,
+    name: &str,
+    replicas: u32,
+    caller: &str,
+    ready_within: Option<Duration>,
+) -> Result<Group> {
+    let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
+    detached(async move { Scale(&core).to(&name, replicas, &caller, ready_within).await }).await
+}
 
-    /// Moves group `name` by `step` members (down when negative), within its
-    /// bounds; the size it moves from is read under the group's lock, so two
-    /// moves at once both count. Returns the sizes before and after.
-    pub async fn scale_by(&self, name: &str, step: i64, caller: &str) -> Result<(u32, u32)> {
-        let (this, name, caller) = (self.clone(), name.to_owned(), caller.to_owned());
-        detached(async move {
-            // A name no group bears takes no lock (Alertmanager may name anything).
-            this.group(&name).await?;
-            let _locked = this.inner.locks.lock(&name).await;
-            let group = this.group(&name).await?;
-            let bounds = group.bounds.clone().map_err(|reason| Error::InvalidGroup { group: name.clone(), reason })?;
-            let size = group.size() as i64;
-            let to = (size + step).clamp(i64::from(bounds.min), i64::from(bounds.max.max(bounds.min))) as u32;
-            let change = match (i64::from(to) != size, group.kind()) {
-                (false, _) => Change::None,
-                (true, GroupKind::Swarm) => this.scale_service(&group, to, &caller).await.map(|()| Change::None)?,
-                (true, _) => this.scale_containers(&group, to as usize, &caller).await?,
-            };
-            drop(_locked);
-            this.complete(change).await?;
-            Ok((size as u32, to))
-        })
-        .await
-    }
+/// Moves group `name` by `step` members (down when negative), within its
+/// bounds; the size it moves from is read under the group's lock, so two
+/// moves at once both count. Returns the sizes before and after.
+pub(super) async fn scale_by(core: &Arc<Core>, name: &str, step: i64, caller: &str) -> Result<(u32, u32)> {
+    let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
+    detached(async move { Scale(&core).by(&name, step, &caller).await }).await
+}
 
-    async fn scale_now(
-        &self,
-        name: &str,
-        target: u32,
-        caller: &str,
-        ready_within: Option<std::time::Duration>,
-    ) -> Result<Group> {
-        let group = self.group(name).await?;
-        check_target(&group, target)?;
+/// One scale command.
+struct Scale<'a>(&'a Core);
+
+impl Scale<'_> {
+    async fn to(&self, name: &str, target: u32, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
         let change = {
             // Held for the change itself: two scale requests never interleave;
             // waiting for balancers and readiness happens after, without
             // holding the group, so a scale-up never waits on a drain.
-            let _locked = self.inner.locks.lock(name).await;
-            let group = self.group(name).await?;
+            let _locked = self.0.locks.lock(name).await;
+            let group = self.0.group(name).await?;
             check_target(&group, target)?;
-            match group.kind() {
-                GroupKind::Swarm => self.scale_service(&group, target, caller).await.map(|()| Change::None)?,
-                _ => self.scale_containers(&group, target as usize, caller).await?,
-            }
+            self.change(&group, target, caller).await?
         };
         let created = self.complete(change).await?;
         if let (Some(within), false) = (ready_within, created.is_empty()) {
-            self.all_ready_or_none(&created, within).await?;
+            Readiness(self.0).all_or_none(&created, within).await?;
         }
-        self.group(name).await
+        // The answer: the group as it is now.
+        self.0.group(name).await
     }
 
-    /// Creates members, or marks the ones to remove; the caller holds the
-    /// group's lock, and completes the change once it has let go of it.
-    async fn scale_containers(&self, group: &Group, target: usize, caller: &str) -> Result<Change> {
-        let name = group.name();
-        let size = group.size();
-        if target == 0 {
-            self.put_to_sleep(group, caller).await?;
-            return Ok(Change::None);
-        }
-        if target > size {
-            let group = &self.wake_originals(group).await?;
-            let size = group.size();
-            if size >= target {
-                info!(group = name, to = target, caller, "group woken");
-                return Ok(Change::None);
-            }
-            let source = group
-                .clone_source()
-                .ok_or_else(|| Error::Conflict(format!("group {name} has no live member to clone")))?;
-            let details = self.engine().inspect_container(&source.id).await?;
-            let source = self.source_from(details).await?;
-            let admission = self.admit(&source, target - size).await?;
-            // Only replicas made cold count as replications; standbys were made before.
-            let cold = admission.cold() > 0;
-            let started = std::time::Instant::now();
-            let result = self.grow(&source, admission, caller).await;
-            if cold {
-                let outcome = if result.is_ok() { "created" } else { "failed" };
-                self.telemetry().replication(name, outcome, started.elapsed().as_secs_f64());
-            }
-            info!(group = name, from = size, to = target, caller, "group scaled");
-            return Ok(Change::Grown(result?.replicas));
-        }
-        if target == size {
-            return Ok(Change::None);
-        }
-        // Fewest open connections first; among equals, the newest (the order newest_replicas gives).
-        let mut candidates = group.newest_replicas(usize::MAX);
-        candidates.sort_by_key(|m| self.connections().open_to(&m.id));
-        let victims: Vec<String> = candidates.iter().take(size - target).map(|m| m.id.clone()).collect();
-        if victims.len() < size - target {
-            return Err(Error::Conflict(format!(
-                "group {name} cannot go below {} members: only replicas created by replicator are removed",
-                size - victims.len()
-            )));
-        }
-        // They stop counting, and leave the balancers, at once.
-        let leaving = self.intents().mark_leaving(&victims, MemberState::Draining);
-        // While the warm pool is short, surplus members are paused into it.
-        let pooled = (group.warm as usize).saturating_sub(group.standbys.len()).min(victims.len());
-        info!(group = name, from = size, to = target, caller, "group scaling down");
-        Ok(Change::Shrinking(Shrink { group: name.to_owned(), victims, pooled, leaving }))
-    }
-
-    /// The part of a change that waits, done without the group's lock: a
-    /// shrink waits for the balancers to let its members go (up to
-    /// `--drain-timeout`), then pauses or removes them. Returns the replicas
-    /// a growth created.
-    async fn complete(&self, change: Change) -> Result<Vec<Replica>> {
-        let shrink = match change {
-            Change::None => return Ok(Vec::new()),
-            Change::Grown(created) => return Ok(created),
-            Change::Shrinking(shrink) => shrink,
+    async fn by(&self, name: &str, step: i64, caller: &str) -> Result<(u32, u32)> {
+        let (size, to, change) = {
+            let _locked = self.0.locks.lock(name).await;
+            let group = self.0.group(name).await?;
+            let bounds = group.bounds.clone().map_err(|reason| Error::InvalidGroup { group: name.into(), reason })?;
+            let size = group.size() as i64;
+            let to = (size + step).clamp(i64::from(bounds.min), i64::from(bounds.max.max(bounds.min))) as u32;
+            let change = match i64::from(to) != size {
+                true => self.change(&group, to, caller).await?,
+                false => Change::None,
+            };
+            (size as u32, to, change)
         };
-        let Shrink { group, victims, pooled, leaving } = shrink;
-        // Out of every balancer first: no request reaches a member being stopped.
-        if !self.drain(&group, &victims).await {
-            info!(group, "drain timeout: not every balancer confirmed or connection closed; stopping anyway");
-        }
-        let (pooled, retired) = victims.split_at(pooled);
-        leaving.stopping();
-        let paused = join_all(pooled.iter().map(|id| self.pause_into_pool(id))).await;
-        let mut outcomes = join_all(retired.iter().map(|id| self.retire_replica(id))).await;
-        for (id, paused) in pooled.iter().zip(paused) {
-            if let Err(e) = paused {
-                warn!(container = %id, error = %e, "cannot pause into the warm pool; removing");
-                outcomes.push(self.retire_replica(id).await);
-            }
-        }
-        outcomes.into_iter().collect::<Result<Vec<()>>>()?;
-        info!(group, removed = victims.len(), "group scaled down");
-        Ok(Vec::new())
+        self.complete(change).await?;
+        Ok((size, to))
     }
 
-    /// Stops with the container's own stop signal, then removes it. A
-    /// replica that is already gone is what was wanted, not an error.
-    pub(super) async fn retire_replica(&self, id: &str) -> Result<()> {
-        let timeout = self.settings().stop_timeout.as_secs().min(i32::MAX as u64) as i32;
-        match self.engine().stop_container(id, timeout).await {
-            Err(e) if !e.is_not_found() => warn!(container = id, error = %e, "stop failed; removing anyway"),
-            _ => {}
+    /// What changes under the group's lock, on the caller's snapshot.
+    async fn change(&self, group: &Group, target: u32, caller: &str) -> Result<Change> {
+        if group.kind() == GroupKind::Swarm {
+            Services(self.0).scale(group, target, caller).await?;
+            return Ok(Change::None);
         }
-        match self.engine().remove_container(id).await {
-            Ok(()) => info!(container = id, "replica removed"),
-            Err(e) if e.is_not_found() => info!(container = id, "replica already gone"),
-            Err(e) => return Err(e.into()),
+        let (target, size) = (target as usize, group.size());
+        match target {
+            0 => Sleeper(self.0).put_to_sleep(group, caller).await.map(|()| Change::None),
+            _ if target > size => self.grow(group, target, caller).await,
+            _ if target == size => Ok(Change::None),
+            _ => Shrinking(self.0).mark(group, target, caller).map(Change::Shrinking),
         }
-        self.intents().removed(id);
-        Ok(())
+    }
+
+    /// Wakes the group if it sleeps, then admits and grows what is still missing.
+    async fn grow(&self, group: &Group, target: usize, caller: &str) -> Result<Change> {
+        let core = self.0;
+        let (name, group) = (group.name(), &Sleeper(core).wake_originals(group).await?);
+        let size = group.size();
+        if size >= target {
+            info!(group = name, to = target, caller, "group woken");
+            return Ok(Change::None);
+        }
+        let source =
+            group.clone_source().ok_or_else(|| Error::Conflict(format!("group {name} has no live member to clone")))?;
+        let details = core.engine.inspect_container(&source.id).await?;
+        let source = Source::of(details, Some(group), core.store.scope().default_max)?;
+        let admitted = Admission(core).admit(&source, Some(group), target - size).await?;
+        // Only replicas made cold count as replications; standbys were made before.
+        let cold = admitted.cold() > 0;
+        let started = Instant::now();
+        let result = Growth(core).grow(&source, admitted, caller).await;
+        if cold {
+            let outcome = if result.is_ok() { "created" } else { "failed" };
+            core.telemetry.replication(name, outcome, started.elapsed().as_secs_f64());
+        }
+        info!(group = name, from = size, to = target, caller, "group scaled");
+        Ok(Change::Grown(result?.replicas))
+    }
+
+    /// The part of a change that waits, done without the group's lock.
+    /// Returns the replicas a growth created.
+    async fn complete(&self, change: Change) -> Result<Vec<Replica>> {
+        match change {
+            Change::None => Ok(Vec::new()),
+            Change::Grown(created) => Ok(created),
+            Change::Shrinking(shrink) => Shrinking(self.0).finish(shrink).await.map(|()| Vec::new()),
+        }
     }
 }
 
@@ -187,16 +143,6 @@ enum Change {
     Grown(Vec<Replica>),
     /// Members marked leaving, to drain and remove.
     Shrinking(Shrink),
-}
-
-/// Members on their way out of a group.
-struct Shrink {
-    group: String,
-    victims: Vec<String>,
-    /// How many of the victims (the first) are paused into the warm pool.
-    pooled: usize,
-    /// Their marks; dropped once they are gone (or failed to go).
-    leaving: crate::inventory::Leaving,
 }
 
 /// The group's bounds, if they allow `target`.

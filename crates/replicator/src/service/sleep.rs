@@ -7,11 +7,16 @@
 //! autoscaler seeing the metric above its activation wakes the originals
 //! first.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use tracing::info;
 
 use super::capacity::{How, Phase};
-use super::Replicator;
+use super::core::{detached, Core};
+use super::ready::Readiness;
+use super::shrinking::Shrinking;
 use crate::error::{Error, Result};
 use crate::inventory::{Group, Member, MemberState};
 use crate::model::RunState;
@@ -24,17 +29,20 @@ enum Sleep {
     Stop,
 }
 
-impl Replicator {
+/// Puts groups to sleep and wakes them.
+pub(super) struct Sleeper<'a>(pub &'a Core);
+
+impl Sleeper<'_> {
     /// Brings the group to zero. The caller holds the group's lock.
-    pub(super) async fn put_to_sleep(&self, group: &Group, caller: &str) -> Result<()> {
+    pub async fn put_to_sleep(&self, group: &Group, caller: &str) -> Result<()> {
         let name = group.name();
         if group.members.iter().any(|m| m.state.in_flight()) {
             return Err(Error::Conflict(format!("group {name} has replicas being made: it cannot go to sleep now")));
         }
         let going: Vec<&Member> = group.members.iter().filter(|m| m.state.holds_place()).collect();
         let ids: Vec<String> = going.iter().map(|m| m.id.clone()).collect();
-        let leaving = self.intents().mark_leaving(&ids, MemberState::Draining);
-        if !self.drain(name, &ids).await {
+        let leaving = self.0.intents.mark_leaving(&ids, MemberState::Draining);
+        if !self.0.drain(name, &ids).await {
             info!(
                 group = name,
                 "drain timeout: not every balancer confirmed or connection closed; going to sleep anyway"
@@ -44,7 +52,8 @@ impl Replicator {
         // Replicas first: an original sleeps only once none is left, so a
         // failure never leaves a paused original counted beside live replicas.
         let (originals, replicas): (Vec<&Member>, Vec<&Member>) = going.into_iter().partition(|m| m.original);
-        let retired = join_all(replicas.iter().map(|m| self.retire_replica(&m.id))).await;
+        let shrinking = Shrinking(self.0);
+        let retired = join_all(replicas.iter().map(|m| shrinking.retire(&m.id))).await;
         retired.into_iter().collect::<Result<Vec<()>>>()?;
         let slept = join_all(originals.iter().map(|m| self.sleep_original(m))).await;
         drop(leaving);
@@ -56,20 +65,19 @@ impl Replicator {
     async fn sleep_original(&self, m: &Member) -> Result<()> {
         match self.sleep_of(&m.id)? {
             Sleep::Pause => {
-                self.engine().pause_container(&m.id).await?;
-                self.set_state(&m.id, RunState::Paused);
+                self.0.engine.pause_container(&m.id).await?;
+                self.0.set_state(&m.id, RunState::Paused);
             }
             Sleep::Stop => {
-                let timeout = self.settings().stop_timeout.as_secs().min(i32::MAX as u64) as i32;
-                self.engine().stop_container(&m.id, timeout).await?;
-                self.set_state(&m.id, RunState::Exited);
+                self.0.engine.stop_container(&m.id, self.0.settings.stop_seconds()).await?;
+                self.0.set_state(&m.id, RunState::Exited);
             }
         }
         Ok(())
     }
 
     fn sleep_of(&self, id: &str) -> Result<Sleep> {
-        let labels = self.inventory().container(id).map(|c| c.labels).unwrap_or_default();
+        let labels = self.0.store.container(id).map(|c| c.labels).unwrap_or_default();
         match labels.get(labels::SLEEP).map(|v| v.trim()) {
             None | Some("pause") => Ok(Sleep::Pause),
             Some("stop") => Ok(Sleep::Stop),
@@ -82,61 +90,72 @@ impl Replicator {
     }
 
     /// Wakes a sleeping group's originals (unpaused or started); returns the
-    /// group as it is then. A group that is not asleep is returned as it is.
-    pub(super) async fn wake_originals(&self, group: &Group) -> Result<Group> {
+    /// snapshot with them running (not read again: the caller goes on from
+    /// it under the lock it holds). A group that is not asleep is returned
+    /// as it is.
+    pub async fn wake_originals(&self, group: &Group) -> Result<Group> {
         if !group.asleep() {
             return Ok(group.clone());
         }
         let sleeping: Vec<&Member> = group.members.iter().filter(|m| m.state == MemberState::Sleeping).collect();
         for m in &sleeping {
-            let paused = self.inventory().container(&m.id).is_some_and(|c| c.state == RunState::Paused);
+            let paused = self.0.store.container(&m.id).is_some_and(|c| c.state == RunState::Paused);
             let how = if paused { How::WakeFromPause } else { How::WakeFromStop };
-            self.capacity_began(group.name(), &m.id, &m.name, how);
+            self.0.capacity.began(group.name(), &m.id, &m.name, how);
             let began = tokio::time::Instant::now();
             if paused {
-                self.engine().unpause_container(&m.id).await?;
+                self.0.engine.unpause_container(&m.id).await?;
             } else {
-                self.engine().start_container(&m.id).await?;
+                self.0.engine.start_container(&m.id).await?;
             }
-            self.capacity_phase(&m.id, Phase::Start, began.elapsed());
+            self.0.capacity.phase(&m.id, Phase::Start, began.elapsed());
             // A started container may have new addresses: read it again. An
             // unpaused one kept its own, and one engine call less is a faster wake.
-            let inspected = if paused { None } else { self.engine().inspect_container(&m.id).await.ok() };
+            let inspected = if paused { None } else { self.0.engine.inspect_container(&m.id).await.ok() };
             match inspected {
-                Some(details) => self.intents().inspected(details.summary()),
-                None => self.set_state(&m.id, RunState::Running),
+                Some(details) => self.0.intents.inspected(details.summary()),
+                None => self.0.set_state(&m.id, RunState::Running),
             }
-            self.watch_until_ready(&m.id);
+            self.0.capacity.watch_until_ready(&m.id);
         }
         // Woken is as good as a request: the quiet period starts now.
-        self.saw_request(group.name());
+        self.0.activity.touch(group.name());
         info!(group = %group.name(), originals = sleeping.len(), "group woken");
-        self.group(group.name()).await
+        let mut woken = group.clone();
+        for m in woken.members.iter_mut().filter(|m| m.state == MemberState::Sleeping) {
+            m.state = MemberState::Running;
+        }
+        Ok(woken)
     }
 
     /// Wakes a sleeping group to one member (its originals), waiting until
     /// they are ready when asked; a group awake already is left as it is.
-    pub async fn wake(&self, name: &str, caller: &str, ready_within: Option<std::time::Duration>) -> Result<Group> {
-        // Run to the end even if the caller goes away: half a wake would leave originals paused.
-        let (this, name, caller) = (self.clone(), name.to_owned(), caller.to_owned());
-        super::detached(async move { this.wake_now(&name, &caller, ready_within).await }).await
-    }
-
-    async fn wake_now(&self, name: &str, caller: &str, ready_within: Option<std::time::Duration>) -> Result<Group> {
-        let group = self.group(name).await?;
+    async fn wake(&self, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
+        let group = self.0.group(name).await?;
         if !group.asleep() {
+            // Answered without the lock: a wake never waits on a scale-up.
             return Ok(group);
         }
         let woken = {
-            let _locked = self.inner.locks.lock(name).await;
-            let group = self.group(name).await?;
+            let _locked = self.0.locks.lock(name).await;
+            let group = self.0.group(name).await?;
+            if !group.asleep() {
+                return Ok(group);
+            }
             self.wake_originals(&group).await?
         };
         info!(group = name, caller, "wake requested");
         if let Some(within) = ready_within {
             let ids: Vec<String> = woken.members.iter().filter(|m| m.original).map(|m| m.id.clone()).collect();
-            self.wait_ready(&ids, within).await?;
+            Readiness(self.0).wait(&ids, within).await?;
         }
-        self.group(name).await
+        self.0.group(name).await
     }
+}
+
+/// [`Sleeper::wake`] in its own task: half a wake would leave originals
+/// paused if the caller went away.
+pub(super) async fn wake(core: &Arc<Core>, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
+    let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
+    detached(async move { Sleeper(&core).wake(&name, &caller, ready_within).await }).await
 }

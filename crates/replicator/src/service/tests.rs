@@ -226,7 +226,7 @@ async fn reconcile_removes_only_replicas_that_were_never_started() {
     let bystander = w.engine.add_container("bystander", &[]);
     w.engine.set_state(&bystander, RunState::Created, "stop");
     w.resync().await;
-    assert_eq!(w.service.reconcile().await.unwrap(), 1);
+    assert_eq!(super::reconcile::Reconciler(&w.service.core).reconcile().await.unwrap(), 1);
     let mut left = w.engine.names();
     left.sort();
     assert_eq!(left, ["bystander", "web"]);
@@ -248,7 +248,7 @@ async fn a_replica_that_exited_holds_no_place_and_is_removed_once_kept_for_its_l
     let g = w.service.group("web").await.unwrap();
     assert_eq!(g.size(), 0, "exited members hold no place");
     assert_eq!(g.members.iter().filter(|m| m.state == MemberState::Exited).count(), 3, "shown as exited");
-    assert_eq!(w.service.remove_exited_replicas().await.unwrap(), 1);
+    assert_eq!(super::reconcile::Reconciler(&w.service.core).remove_exited_replicas().await.unwrap(), 1);
     let mut left = w.engine.names();
     left.sort();
     assert_eq!(left, ["web", "web-3"], "the original is never removed; a recent exit is kept");
@@ -329,7 +329,7 @@ async fn reconcile_undoes_a_request_cut_off_between_its_starts_and_keeps_finishe
     w.engine.set_state(&never_started, RunState::Created, "stop");
     replica("web-5", "b");
     w.resync().await;
-    assert_eq!(w.service.reconcile().await.unwrap(), 3);
+    assert_eq!(super::reconcile::Reconciler(&w.service.core).reconcile().await.unwrap(), 3);
     let mut left = w.engine.names();
     left.sort();
     assert_eq!(left, ["web", "web-5"]);
