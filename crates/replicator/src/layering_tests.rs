@@ -70,11 +70,17 @@ fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The folder (below the crate) and every Rust file under it.
+fn source_files(folder: &str) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    (dir, files)
+}
+
 #[test]
 fn no_module_imports_one_above_it() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let (src, files) = source_files("src");
     let mut wrong = Vec::new();
     for file in &files {
         let relative = file.strip_prefix(&src).unwrap();
@@ -105,28 +111,37 @@ fn the_check_reads_braced_and_plain_paths_and_skips_tests() {
 /// a file's code names: `super::x`, `use super::{x, y}`, and
 /// `crate::<the folder>::x`.
 fn siblings_used(code: &str, folder: &str, siblings: &[String]) -> Vec<String> {
-    let code = production(code);
-    let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
     let own = format!("crate::{}::", folder.replace('/', "::"));
-    let mut used = Vec::new();
-    for prefix in ["super::", own.as_str()] {
+    let mut used: Vec<String> = names_after(production(code), &["super::", own.as_str()])
+        .into_iter()
+        .filter(|n| siblings.contains(n))
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+/// The names that follow each of `prefixes` in code (comments left out):
+/// `prefix::x` gives `x`, `prefix::{x, y::Z}` gives `x` and `y`.
+fn names_after(code: &str, prefixes: &[&str]) -> Vec<String> {
+    let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let mut names = Vec::new();
+    for prefix in prefixes {
         for (at, _) in code.match_indices(prefix) {
             let rest = &code[at + prefix.len()..];
-            let names: Vec<&str> = match rest.strip_prefix('{') {
+            let paths: Vec<&str> = match rest.strip_prefix('{') {
                 Some(inside) => inside[..inside.find('}').unwrap_or(inside.len())].split(',').collect(),
                 None => vec![rest],
             };
-            for name in names {
-                let name: String = name.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                if siblings.contains(&name) {
-                    used.push(name);
+            for path in paths {
+                let name: String = path.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() {
+                    names.push(name);
                 }
             }
         }
     }
-    used.sort();
-    used.dedup();
-    used
+    names
 }
 
 /// A circle in `edges` (module → modules it names), if there is one.
@@ -209,6 +224,16 @@ fn the_folder_check_reads_super_and_crate_paths_and_finds_circles() {
     assert_eq!(a_circle(&edges(&[("a", "b"), ("b", "c"), ("c", "a")])).unwrap(), ["a", "b", "c", "a"]);
 }
 
+/// The name of the function a line declares with a body (`pub async fn
+/// name(`...), or `None`.
+fn fn_name(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "fn")?;
+    let modifiers = words[..at].iter().all(|w| w.starts_with("pub") || ["async", "const", "unsafe"].contains(w));
+    let name: String = words.get(at + 1)?.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    (modifiers && !line.trim_end().ends_with(';')).then_some(name)
+}
+
 /// Functions of production code longer than `most` lines: (file, line, name, length).
 fn long_functions(code: &str, most: usize) -> Vec<(usize, String, usize)> {
     let lines: Vec<&str> = production(code).lines().collect();
@@ -217,16 +242,10 @@ fn long_functions(code: &str, most: usize) -> Vec<(usize, String, usize)> {
     while i < lines.len() {
         let line = lines[i];
         let indent = line.len() - line.trim_start().len();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let at = words.iter().position(|w| *w == "fn");
-        let is_fn = at.is_some_and(|at| {
-            words[..at].iter().all(|w| w.starts_with("pub") || ["async", "const", "unsafe"].contains(w))
-        });
-        if !is_fn || line.trim_end().ends_with(';') {
+        let Some(name) = fn_name(line) else {
             i += 1;
             continue;
-        }
-        let name: String = words[at.unwrap() + 1].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        };
         let open = (i..lines.len()).find(|j| lines[*j].trim_end().ends_with('{')).unwrap_or(i);
         let close = format!("{}}}", " ".repeat(indent));
         let end = (open + 1..lines.len()).find(|j| lines[*j].trim_end() == close).unwrap_or(open);
@@ -242,9 +261,7 @@ fn long_functions(code: &str, most: usize) -> Vec<(usize, String, usize)> {
 /// named steps: no production function is over 60 lines.
 #[test]
 fn no_production_function_is_over_sixty_lines() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let (src, files) = source_files("src");
     let mut long = Vec::new();
     for file in files.iter().filter(|f| !f.to_string_lossy().ends_with("tests.rs")) {
         for (line, name, length) in long_functions(&std::fs::read_to_string(file).unwrap(), 60) {
@@ -283,11 +300,7 @@ fn own_methods(code: &str) -> Vec<(String, usize)> {
         let methods = lines[i + 1..end]
             .iter()
             .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
-            .filter(|l| l.split_whitespace().take_while(|w| *w != "fn").count() < l.split_whitespace().count())
-            .filter(|l| {
-                let words: Vec<&str> = l.split_whitespace().take_while(|w| *w != "fn").collect();
-                words.iter().all(|w| w.starts_with("pub") || ["async", "const", "unsafe"].contains(w))
-            })
+            .filter(|l| fn_name(l).is_some())
             .count();
         counts.push((name, methods));
         i = end + 1;
@@ -300,9 +313,7 @@ fn own_methods(code: &str) -> Vec<(String, usize)> {
 /// wherever its `impl` blocks are.
 #[test]
 fn no_type_has_more_methods_than_a_reader_can_hold() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let (_, files) = source_files("src");
     let mut per_type = std::collections::BTreeMap::<String, usize>::new();
     for file in files.iter().filter(|f| !f.to_string_lossy().ends_with("tests.rs") && !test_only(f)) {
         for (name, count) in own_methods(&std::fs::read_to_string(file).unwrap()) {
@@ -335,9 +346,7 @@ fn the_method_count_reads_inherent_impls_and_skips_trait_impls() {
 /// its siblings through `super::`, never an item of `mod.rs`.
 #[test]
 fn no_file_of_the_service_imports_the_facade() {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/service");
-    let mut files = Vec::new();
-    rust_files(&folder, &mut files);
+    let (_, files) = source_files("src/service");
     let siblings: Vec<String> = files.iter().map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
     let mut up = Vec::new();
     for file in files.iter().filter(|f| !f.ends_with("mod.rs") && !f.to_string_lossy().ends_with("tests.rs")) {
@@ -351,24 +360,7 @@ fn no_file_of_the_service_imports_the_facade() {
 
 /// What `super::` and `crate::service::` name that is not a sibling module.
 fn parent_items_used(code: &str, siblings: &[String]) -> Vec<String> {
-    let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
-    let mut items = Vec::new();
-    for prefix in ["super::", "crate::service::"] {
-        for (at, _) in code.match_indices(prefix) {
-            let rest = &code[at + prefix.len()..];
-            let names: Vec<&str> = match rest.strip_prefix('{') {
-                Some(inside) => inside[..inside.find('}').unwrap_or(inside.len())].split(',').collect(),
-                None => vec![rest],
-            };
-            for name in names {
-                let name: String = name.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                if !name.is_empty() && !siblings.contains(&name) {
-                    items.push(name);
-                }
-            }
-        }
-    }
-    items
+    names_after(code, &["super::", "crate::service::"]).into_iter().filter(|n| !siblings.contains(n)).collect()
 }
 
 #[test]

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod cidr;
 pub mod clock;
 pub mod duration;
+pub mod handover;
 pub mod html;
 pub mod id;
 pub mod quote;

@@ -240,6 +240,25 @@ fn endpoint_config(a: &NetworkAttachment) -> Value {
     Value::Object(ep)
 }
 
+/// Host settings a clone keeps exactly as its source has them (resources,
+/// restart and log policy, mounts, capabilities, devices, security, the
+/// network mode): the planner's tests and the fidelity test against the
+/// engine both check each one.
+pub const HOST_SETTINGS_KEPT: &[&str] = &[
+    "Memory",
+    "NanoCpus",
+    "PidsLimit",
+    "Ulimits",
+    "RestartPolicy",
+    "LogConfig",
+    "Binds",
+    "CapAdd",
+    "CapDrop",
+    "Devices",
+    "SecurityOpt",
+    "NetworkMode",
+];
+
 #[cfg(test)]
 mod tests {
 
@@ -404,21 +423,8 @@ mod tests {
     fn copies_resources_and_host_settings() {
         let p = plan();
         let hc = host_config(&p);
-        for key in [
-            "Memory",
-            "NanoCpus",
-            "PidsLimit",
-            "Ulimits",
-            "RestartPolicy",
-            "LogConfig",
-            "Binds",
-            "CapAdd",
-            "CapDrop",
-            "Devices",
-            "SecurityOpt",
-            "NetworkMode",
-        ] {
-            assert_eq!(hc[key], source().host_config[key], "{key}");
+        for key in HOST_SETTINGS_KEPT {
+            assert_eq!(hc[*key], source().host_config[*key], "{key}");
         }
     }
 

@@ -120,20 +120,7 @@ async fn a_clone_copies_config_resources_networks_and_volumes() {
     for (k, v) in src["Config"]["Labels"].as_object().unwrap() {
         assert_eq!(&clone["Config"]["Labels"][k], v, "label {k}");
     }
-    for key in [
-        "Memory",
-        "NanoCpus",
-        "PidsLimit",
-        "Ulimits",
-        "RestartPolicy",
-        "LogConfig",
-        "Binds",
-        "CapAdd",
-        "CapDrop",
-        "Devices",
-        "SecurityOpt",
-        "NetworkMode",
-    ] {
+    for key in replicator::rules::plan::HOST_SETTINGS_KEPT {
         assert_eq!(clone["HostConfig"][key], src["HostConfig"][key], "HostConfig.{key}");
     }
     assert_eq!(clone["HostConfig"]["Memory"], 64 * 1024 * 1024);

@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 
 use super::schemas::{self, MetricBody, MetricPush, ScaleRequest as ScaleBody, MAX_SAMPLES};
 use super::status::{ApiError, CompatError, ErrorBody};
-use super::status::{CompatEngineFailures, EngineFailures};
+use super::status::{CommandFailures, CompatEngineFailures, EngineFailures};
 use super::views::GroupView;
 use super::{json, query, AppState, PeerIdentity};
 use crate::autoscale::board::DecisionView;
@@ -109,12 +109,10 @@ pub(super) async fn compat_replicate(
            ("readiness" = inline(Option<schemas::Readiness>), Query, style = Form, explode,
             description = "`wait=ready`: answer once they are ready; `timeout`: how long (with `wait` only)")),
     responses((status = 201, description = "The replicas made", body = Replication),
-              (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
               (status = 403, description = "The container is not enabled for replication, is outside `--selector` or is replicator's own; or the caller may not replicate its group", body = ErrorBody),
               (status = 404, description = "No such container", body = ErrorBody),
               (status = 409, description = "The group is full, its labels are malformed, `--max-containers` is reached, or a short id names several containers (`ambiguous`)", body = ErrorBody),
-              (status = 429, description = "`--max-creations-per-minute` is reached (`rate_limited`)", body = ErrorBody),
-              EngineFailures,
+              CommandFailures,
               (status = 504, description = "`wait=ready`: not ready in time; the replicas were removed", body = ErrorBody)))]
 pub(super) async fn replicate(
     State(state): State<AppState>,
@@ -221,11 +219,9 @@ pub(super) async fn group_decisions(
 #[utoipa::path(put, path = "/v1/groups/{name}/replicas", tag = "groups", params(("name" = inline(schemas::GroupName), Path)),
     request_body = ScaleBody,
     responses((status = 200, description = "The group after the change", body = GroupView),
-              (status = 400, description = "Malformed input (nothing reached the engine)", body = ErrorBody),
               (status = 404, description = "No such group", body = ErrorBody),
               (status = 409, description = "Outside the group's bounds, its labels are malformed, it is busy, or `--max-containers` is reached", body = ErrorBody),
-              (status = 429, description = "`--max-creations-per-minute` is reached (`rate_limited`)", body = ErrorBody),
-              EngineFailures,
+              CommandFailures,
               (status = 504, description = "`wait`: not ready in time", body = ErrorBody)))]
 pub(super) async fn scale_group(
     State(state): State<AppState>,

@@ -90,6 +90,24 @@ impl utoipa::IntoResponses for CompatEngineFailures {
     }
 }
 
+/// What a command that may create containers also answers: malformed
+/// input (400, nothing reached the engine), the creation rate (429), and
+/// the [`EngineFailures`].
+pub struct CommandFailures;
+
+impl utoipa::IntoResponses for CommandFailures {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        let mut responses = engine_failures(true);
+        for (status, description) in [
+            (StatusCode::BAD_REQUEST, "Malformed input (nothing reached the engine)"),
+            (StatusCode::TOO_MANY_REQUESTS, "`--max-creations-per-minute` is reached (`rate_limited`)"),
+        ] {
+            responses.insert(status.as_u16().to_string(), error_response(description, true).into());
+        }
+        responses
+    }
+}
+
 /// An error on a /v1 route: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub struct ApiError(pub Error);
