@@ -82,6 +82,10 @@ pub enum Error {
         /// Why.
         reason: Unreached,
     },
+    /// A command reached this process after it handed acting over to a successor.
+    #[error("this replicator handed acting over to its successor: retry, and the successor answers")]
+    NotActing,
+
     /// A bug: a task panicked or an invariant broke.
     #[error("internal error: {0}")]
     Internal(String),

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["service"],
     &["autoscale"],
     &["http", "front"],
+    &["takeover"],
     &["server"],
     &["cli"],
 ];

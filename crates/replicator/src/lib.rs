@@ -41,4 +41,5 @@ mod reference_tests;
 pub mod rules;
 pub mod server;
 pub mod service;
+pub mod takeover;
 pub mod tls;

@@ -12,9 +12,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::autoscale::{AutoscaleHandle, AutoscaleSettings, Autoscaler};
+use crate::base::handover::Sockets;
 use crate::base::telemetry::Telemetry;
 use crate::engine::Engine;
 use crate::http::admin::{self, AdminState};
@@ -23,6 +25,7 @@ use crate::inventory::{Informer, Inventory, Scope};
 use crate::rules::access::UnboundPolicy;
 use crate::service::events::EventHub;
 use crate::service::{Replicator, Settings};
+use crate::takeover::{Control, Predecessor, Successor};
 use crate::tls::ServerTls;
 
 /// The two listeners, bound by the caller (port 0 in tests).
@@ -69,17 +72,55 @@ pub struct Config {
     pub rate_limit: Option<f64>,
     /// Where every component counts.
     pub telemetry: Arc<Telemetry>,
+    /// The listening sockets, to hand to a successor (and the predecessor's, inherited).
+    pub sockets: Arc<Sockets>,
+    /// The control socket and the predecessor, if any; `None`: no takeover (`--control-socket none`).
+    pub takeover: Option<Takeover>,
 }
 
-/// Serves until `shutdown` resolves, then stops every task and waits for it.
-pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Output = ()>) {
+/// This process's control socket, and the predecessor it takes over from.
+pub struct Takeover {
+    /// Where a successor asks.
+    pub control: Control,
+    /// The process that handed its sockets over, until it stops acting.
+    pub predecessor: Option<Predecessor>,
+}
+
+/// Why serving ends.
+enum Stop {
+    /// SIGTERM or Ctrl-C: everything stops, in phases.
+    Shutdown,
+    /// A successor asked: it gets the sockets and then acting.
+    Handover(Successor),
+}
+
+/// The tasks that act on the world (autoscaler, keeper, idle watch,
+/// reconcile), started only once this process acts.
+struct ActingTasks {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl ActingTasks {
+    /// Stops them, each change they began finishing, and waits.
+    async fn stop(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Serves until `shutdown` resolves, or until a successor takes over; then
+/// stops every task and waits for it.
+pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future<Output = ()>) {
     let Inventory { writer, store, intents } = Inventory::new(config.scope.clone());
     let informer = Informer::new(config.engine.clone(), writer, config.resync).with_swarm_poll(config.swarm_poll);
     first_look(&informer, &store).await;
     if let Some(warning) = config.unbound.warning() {
         warn!("{warning}");
     }
-    let events = Arc::new(EventHub::default());
+    let (control, predecessor) = config.takeover.take().map_or((None, None), |t| (Some(t.control), t.predecessor));
+    let events = Arc::new(EventHub::continuing_after(predecessor.as_ref().map_or(0, |p| p.handover.events_after)));
     let service = Replicator::new(
         config.engine.clone(),
         (store.clone(), intents),
@@ -91,31 +132,162 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Out
         AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run, config.autoscale.metric_ttl);
     let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale.clone());
 
-    // Stopped in this order, each phase awaited: the autoscaler (its changes
+    let phases = Phases::default();
+    let acting = ActingTasks { tracker: TaskTracker::new(), cancel: phases.background.child_token() };
+    let workers = service.workers(&acting.cancel, &phases.background);
+    let mut background = spawn_background((informer, store), &events, &service, &config, workers.observing, &phases);
+    if predecessor.is_some() {
+        service.acting().wait_for_predecessor();
+    }
+    acting.tracker.spawn(act(service.clone(), predecessor, workers.acting, autoscaler, acting.cancel.clone()));
+    let mut listening = spawn_listeners(listeners, &config, service.clone(), autoscale, &phases.serving);
+
+    let stop = tokio::select! {
+        () = shutdown => Stop::Shutdown,
+        successor = successor_of(control.as_ref()) => Stop::Handover(successor),
+    };
+    let handed_over = matches!(stop, Stop::Handover(_));
+    if let Stop::Handover(successor) = stop {
+        hand_over(successor, &config.sockets, &events, &phases, &acting, &service).await;
+    }
+    // Stopped in this order, each phase awaited: what acts (its changes
     // finish while balancers still follow), then the listeners (requests in
     // flight finish while the inventory still follows the engine), then the
     // inventory's own tasks.
-    let (autoscaling, serving, background) =
-        (CancellationToken::new(), CancellationToken::new(), CancellationToken::new());
-    let mut background_tasks = JoinSet::new();
-    background_tasks.spawn(informer.run(background.clone()));
-    background_tasks.spawn(events.clone().follow(store, background.clone()));
-    spawn_control_loops(&mut background_tasks, &service, config.front, &background);
-    let autoscaler = tokio::spawn(autoscaler.run(autoscaling.clone()));
-    let mut listeners_tasks = spawn_listeners(listeners, &config, service, autoscale, &serving);
-
-    shutdown.await;
-    autoscaling.cancel();
-    if let Err(e) = autoscaler.await {
-        warn!(error = %e, "the autoscaler failed during shutdown");
-    }
+    acting.stop().await;
     // Event streams end first: they would hold the listeners' graceful drain open.
     events.close();
-    serving.cancel();
-    join_all_of(&mut listeners_tasks).await;
-    background.cancel();
-    join_all_of(&mut background_tasks).await;
+    phases.stop_accepting();
+    join_all_of(&mut listening).await;
+    wait_for_front_connections(&phases.front_connections, config.server.shutdown_grace).await;
+    phases.background.cancel();
+    join_all_of(&mut background).await;
+    if let (Some(control), false) = (&control, handed_over) {
+        control.remove();
+    }
     info!("stopped");
+}
+
+/// The tokens that stop each phase, and the fronts' spliced connections.
+#[derive(Default)]
+struct Phases {
+    /// The listeners: they stop accepting and finish their requests.
+    serving: CancellationToken,
+    /// The fronts' listeners (their connections go on).
+    fronts: CancellationToken,
+    /// Every connection a front splices.
+    front_connections: TaskTracker,
+    /// The inventory, the event hub's follower, the probes.
+    background: CancellationToken,
+}
+
+impl Phases {
+    /// No listener of this process accepts from now on.
+    fn stop_accepting(&self) {
+        self.serving.cancel();
+        self.fronts.cancel();
+    }
+}
+
+/// The inventory's informer, the event hub's follower, the observing
+/// workers and the fronts.
+fn spawn_background(
+    (informer, store): (Informer, crate::inventory::Store),
+    events: &Arc<EventHub>,
+    service: &Replicator,
+    config: &Config,
+    observing: Vec<crate::service::Worker>,
+    phases: &Phases,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    tasks.spawn(informer.run(phases.background.clone()));
+    tasks.spawn(events.clone().follow(store, phases.background.clone()));
+    for worker in observing {
+        tasks.spawn(worker);
+    }
+    match config.front {
+        Some(front) => {
+            let (sockets, connections) = (config.sockets.clone(), phases.front_connections.clone());
+            tasks.spawn(crate::front::run(service.clone(), front, sockets, connections, phases.fronts.clone()));
+        }
+        None => close_unclaimed(&config.sockets),
+    }
+    tasks
+}
+
+/// Waits until the predecessor (if any) no longer acts, then acts: the
+/// control loops and the autoscaler, until `cancel`.
+async fn act(
+    service: Replicator,
+    predecessor: Option<Predecessor>,
+    loops: Vec<crate::service::Worker>,
+    autoscaler: Autoscaler,
+    cancel: CancellationToken,
+) {
+    if let Some(predecessor) = predecessor {
+        tokio::select! {
+            () = predecessor.released() => {}
+            () = cancel.cancelled() => return,
+        }
+        service.acting().grant();
+    }
+    let mut tasks = JoinSet::new();
+    for worker in loops {
+        tasks.spawn(worker);
+    }
+    tasks.spawn(autoscaler.run(cancel.clone()));
+    join_all_of(&mut tasks).await;
+}
+
+/// The next successor to ask on the control socket; never, without one.
+async fn successor_of(control: Option<&Control>) -> Successor {
+    match control.map(Control::successor) {
+        Some(asked) => match asked.await {
+            Ok(successor) => successor,
+            Err(e) => {
+                warn!(error = %e, "the control socket stopped answering: no takeover possible");
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives a successor the sockets, stops accepting, stops acting, and tells
+/// it so. What is left (requests in flight, spliced connections) ends as
+/// on any shutdown.
+async fn hand_over(
+    successor: Successor,
+    sockets: &Sockets,
+    events: &EventHub,
+    phases: &Phases,
+    acting: &ActingTasks,
+    service: &Replicator,
+) {
+    if let Err(e) = successor.send(sockets, events.last_id()).await {
+        warn!(error = %e, "the successor did not take the sockets; stopping as on a shutdown");
+    }
+    info!("sockets handed over; no longer accepting");
+    phases.stop_accepting();
+    acting.stop().await;
+    service.acting().release().await;
+    successor.released();
+    info!("acting handed over");
+}
+
+/// Inherited sockets no front will claim (fronts are off): closed.
+fn close_unclaimed(sockets: &Sockets) {
+    for name in sockets.close_unclaimed() {
+        info!(socket = %name, "inherited socket closed: nothing listens there now");
+    }
+}
+
+/// Lets spliced front connections run to their end, up to `grace`.
+async fn wait_for_front_connections(connections: &TaskTracker, grace: Duration) {
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        warn!("shutdown grace period over; closing the remaining front connections");
+    }
 }
 
 /// One look at the engine before answering anything, so the first requests see the groups.
@@ -125,21 +297,6 @@ async fn first_look(informer: &Informer, store: &crate::inventory::Store) {
         informer.unavailable(e);
     } else if let Some(engine) = store.engine() {
         info!(engine = %engine.kind, version = %engine.version, api = %engine.api_version, swarm = ?engine.swarm, "engine");
-    }
-}
-
-/// The service's control loops (and the fronts), until `cancel`.
-fn spawn_control_loops(
-    tasks: &mut JoinSet<()>,
-    service: &Replicator,
-    front: Option<crate::front::FrontSettings>,
-    cancel: &CancellationToken,
-) {
-    for worker in service.workers(cancel) {
-        tasks.spawn(worker);
-    }
-    if let Some(front) = front {
-        tasks.spawn(crate::front::run(service.clone(), front, cancel.clone()));
     }
 }
 

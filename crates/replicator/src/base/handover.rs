@@ -9,29 +9,51 @@
 //! Only a peer running as the same user is answered (its credentials are
 //! read from the kernel, not from anything it says).
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
 
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
     SendFlags,
 };
+use serde::{Deserialize, Serialize};
 
 /// Most sockets one handover carries (the kernel's `SCM_MAX_FD` is 253).
 pub const MOST: usize = 250;
-/// Longest list of names a handover carries, in bytes.
-const NAMES_MAX: usize = 64 * 1024;
+/// Longest header a handover carries, in bytes.
+const HEADER_MAX: usize = 64 * 1024;
 
-/// Sends `sockets` (each with the name the receiver knows it by) in one message.
-pub fn send(stream: &UnixStream, sockets: &[(String, BorrowedFd<'_>)]) -> io::Result<()> {
+/// What one process hands the next: its listening sockets by name, and the
+/// number of the last event it published (the next one continues from it,
+/// so a follower's `Last-Event-ID` still means something).
+#[derive(Debug)]
+pub struct Handover {
+    /// Each socket with the name the receiver knows it by.
+    pub sockets: Vec<(String, OwnedFd)>,
+    /// The last event id published.
+    pub events_after: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    names: Vec<String>,
+    events_after: u64,
+}
+
+/// Sends `sockets` (each with its name) and `events_after` in one message.
+pub fn send(stream: &UnixStream, sockets: &[(String, BorrowedFd<'_>)], events_after: u64) -> io::Result<()> {
     if sockets.len() > MOST {
         return Err(io::Error::other(format!("{} sockets: at most {MOST} can be handed over", sockets.len())));
     }
-    let names = sockets.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("\n");
-    if names.len() > NAMES_MAX || sockets.iter().any(|(n, _)| n.contains('\n') || n.is_empty()) {
-        return Err(io::Error::other("socket names must be non-empty single lines"));
+    let header = Header { names: sockets.iter().map(|(n, _)| n.clone()).collect(), events_after };
+    let header = serde_json::to_vec(&header).map_err(io::Error::other)?;
+    if header.len() > HEADER_MAX {
+        return Err(io::Error::other("the socket names are too long for one message"));
     }
     let fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|(_, fd)| *fd).collect();
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MOST))];
@@ -39,8 +61,8 @@ pub fn send(stream: &UnixStream, sockets: &[(String, BorrowedFd<'_>)]) -> io::Re
     if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
         return Err(io::Error::other("the descriptors do not fit one message"));
     }
-    let mut payload = (names.len() as u32).to_be_bytes().to_vec();
-    payload.extend_from_slice(names.as_bytes());
+    let mut payload = (header.len() as u32).to_be_bytes().to_vec();
+    payload.extend_from_slice(&header);
     let sent = sendmsg(stream.as_fd(), &[IoSlice::new(&payload)], &mut control, SendFlags::empty())?;
     if sent != payload.len() {
         return Err(io::Error::other("the handover message was cut short"));
@@ -48,9 +70,9 @@ pub fn send(stream: &UnixStream, sockets: &[(String, BorrowedFd<'_>)]) -> io::Re
     Ok(())
 }
 
-/// Receives what [`send`] sent: each socket with its name.
-pub fn receive(stream: &UnixStream) -> io::Result<Vec<(String, OwnedFd)>> {
-    let mut payload = vec![0u8; 4 + NAMES_MAX];
+/// Receives what [`send`] sent.
+pub fn receive(stream: &UnixStream) -> io::Result<Handover> {
+    let mut payload = vec![0u8; 4 + HEADER_MAX];
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MOST))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = recvmsg(stream.as_fd(), &mut [IoSliceMut::new(&mut payload)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
@@ -63,19 +85,70 @@ pub fn receive(stream: &UnixStream) -> io::Result<Vec<(String, OwnedFd)>> {
     if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
         return Err(io::Error::other("the descriptors were cut short (too many for one message)"));
     }
-    let names = names_of(&payload[..got.bytes])?;
-    if names.len() != fds.len() {
-        return Err(io::Error::other(format!("{} names for {} descriptors", names.len(), fds.len())));
+    let header = header_of(&payload[..got.bytes])?;
+    if header.names.len() != fds.len() {
+        return Err(io::Error::other(format!("{} names for {} descriptors", header.names.len(), fds.len())));
     }
-    Ok(names.into_iter().zip(fds).collect())
+    Ok(Handover { sockets: header.names.into_iter().zip(fds).collect(), events_after: header.events_after })
 }
 
-fn names_of(payload: &[u8]) -> io::Result<Vec<String>> {
+fn header_of(payload: &[u8]) -> io::Result<Header> {
     let malformed = || io::Error::other("a malformed handover message");
     let (length, rest) = payload.split_first_chunk::<4>().ok_or_else(malformed)?;
     let length = u32::from_be_bytes(*length) as usize;
-    let names = std::str::from_utf8(rest.get(..length).ok_or_else(malformed)?).map_err(|_| malformed())?;
-    Ok(if names.is_empty() { Vec::new() } else { names.split('\n').map(str::to_owned).collect() })
+    serde_json::from_slice(rest.get(..length).ok_or_else(malformed)?).map_err(|_| malformed())
+}
+
+/// The listening sockets a process serves on, by name: those it inherited
+/// from its predecessor (each taken once), and those it would hand on.
+#[derive(Default)]
+pub struct Sockets {
+    inherited: Mutex<HashMap<String, OwnedFd>>,
+    serving: Mutex<BTreeMap<String, OwnedFd>>,
+}
+
+impl Sockets {
+    /// A registry that first offers the predecessor's sockets.
+    pub fn inheriting(sockets: Vec<(String, OwnedFd)>) -> Self {
+        Self { inherited: Mutex::new(sockets.into_iter().collect()), serving: Mutex::default() }
+    }
+
+    /// A listener named `name` on `address`: the inherited one when it
+    /// listens there (any port, when `address` asks for port 0), else a new
+    /// one bound. Kept for the next process until [`Self::forget`].
+    pub fn listen(&self, name: &str, address: SocketAddr) -> io::Result<TcpListener> {
+        let inherited = lock(&self.inherited).remove(name).map(TcpListener::from);
+        let fits = |l: &TcpListener| {
+            l.local_addr().is_ok_and(|a| a.ip() == address.ip() && (address.port() == 0 || a.port() == address.port()))
+        };
+        let listener = match inherited {
+            Some(l) if fits(&l) => l,
+            _ => TcpListener::bind(address)?,
+        };
+        listener.set_nonblocking(true)?;
+        lock(&self.serving).insert(name.to_owned(), OwnedFd::from(listener.try_clone()?));
+        Ok(listener)
+    }
+
+    /// `name` no longer listens (a front closed): not handed on.
+    pub fn forget(&self, name: &str) {
+        lock(&self.serving).remove(name);
+    }
+
+    /// Every socket served on, duplicated, for [`send`].
+    pub fn serving(&self) -> io::Result<Vec<(String, OwnedFd)>> {
+        lock(&self.serving).iter().map(|(n, fd)| Ok((n.clone(), fd.try_clone()?))).collect()
+    }
+
+    /// Inherited sockets nothing asked for (a front whose group is gone, a
+    /// listener moved by a changed flag): closed now.
+    pub fn close_unclaimed(&self) -> Vec<String> {
+        lock(&self.inherited).drain().map(|(name, _)| name).collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether the peer at the other end of `stream` runs as this process's user.
@@ -87,7 +160,7 @@ pub fn peer_is_same_user(stream: &UnixStream) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
     use std::os::fd::AsFd;
 
     use super::*;
@@ -100,11 +173,11 @@ mod tests {
         let mut client = TcpStream::connect(address).unwrap();
         client.write_all(b"hello").unwrap();
         let (old, new) = UnixStream::pair().unwrap();
-        send(&old, &[("api".to_owned(), listener.as_fd())]).unwrap();
+        send(&old, &[("api".to_owned(), listener.as_fd())], 41).unwrap();
         drop(listener);
-        let mut received = receive(&new).unwrap();
-        assert_eq!(received.len(), 1);
-        let (name, fd) = received.remove(0);
+        let Handover { mut sockets, events_after } = receive(&new).unwrap();
+        assert_eq!((sockets.len(), events_after), (1, 41));
+        let (name, fd) = sockets.remove(0);
         assert_eq!(name, "api");
         let listener = TcpListener::from(fd);
         assert_eq!(listener.local_addr().unwrap(), address, "the same socket, not a new one");
@@ -121,23 +194,39 @@ mod tests {
         let sockets: Vec<(String, BorrowedFd<'_>)> =
             names.iter().zip(&listeners).map(|(n, l)| ((*n).to_owned(), l.as_fd())).collect();
         let (old, new) = UnixStream::pair().unwrap();
-        send(&old, &sockets).unwrap();
-        let received = receive(&new).unwrap();
-        let got: Vec<(String, std::net::SocketAddr)> =
+        send(&old, &sockets, 0).unwrap();
+        let received = receive(&new).unwrap().sockets;
+        let got: Vec<(String, SocketAddr)> =
             received.into_iter().map(|(n, fd)| (n, TcpListener::from(fd).local_addr().unwrap())).collect();
-        let wanted: Vec<(String, std::net::SocketAddr)> =
+        let wanted: Vec<(String, SocketAddr)> =
             names.iter().zip(&listeners).map(|(n, l)| ((*n).to_owned(), l.local_addr().unwrap())).collect();
         assert_eq!(got, wanted);
     }
 
     #[test]
-    fn a_name_on_two_lines_or_a_message_without_its_names_is_refused() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (old, _new) = UnixStream::pair().unwrap();
-        assert!(send(&old, &[("a\nb".to_owned(), listener.as_fd())]).is_err());
-        assert!(names_of(&[0, 0, 0, 9, b'a']).is_err(), "a length past the message");
-        assert!(names_of(&[0, 0]).is_err(), "no length");
-        assert_eq!(names_of(&[0, 0, 0, 0]).unwrap(), Vec::<String>::new());
+    fn a_message_without_its_header_is_refused() {
+        assert!(header_of(&[0, 0, 0, 9, b'{']).is_err(), "a length past the message");
+        assert!(header_of(&[0, 0]).is_err(), "no length");
+        assert!(header_of(&[0, 0, 0, 2, b'{', b'}']).is_err(), "no names");
+    }
+
+    #[test]
+    fn the_registry_offers_an_inherited_socket_where_it_listens_and_binds_anew_elsewhere() {
+        let old = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = old.local_addr().unwrap();
+        let moved = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sockets = Sockets::inheriting(vec![("api".into(), old.into()), ("admin".into(), moved.into())]);
+        assert_eq!(sockets.listen("api", at).unwrap().local_addr().unwrap(), at, "inherited");
+        // Asked elsewhere (a changed flag): a new socket there, the inherited one closed.
+        let elsewhere = sockets.listen("admin", "127.0.0.2:0".parse().unwrap()).unwrap();
+        assert_eq!(elsewhere.local_addr().unwrap().ip().to_string(), "127.0.0.2");
+        let wake = sockets.listen("wake", "127.0.0.1:0".parse().unwrap()).unwrap();
+        let names: Vec<String> = sockets.serving().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["admin", "api", "wake"]);
+        sockets.forget("wake");
+        drop(wake);
+        assert_eq!(sockets.serving().unwrap().len(), 2);
+        assert!(sockets.close_unclaimed().is_empty());
     }
 
     #[test]

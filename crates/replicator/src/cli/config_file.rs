@@ -416,6 +416,7 @@ mod tests {
             "max-connections" => "100",
             "max-connection-age" => "\"1h\"",
             "dashboard-actions-from" => "\"172.17.0.1/32\"",
+            "control-socket" => "\"/run/replicator/control.sock\"",
             _ => return None,
         })
     }

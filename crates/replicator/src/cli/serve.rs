@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::autoscale::prometheus::PrometheusClient;
 use crate::autoscale::AutoscaleSettings;
 use crate::base::duration;
+use crate::base::handover::Sockets;
 use crate::base::telemetry::Telemetry;
 use crate::engine::{DockerEngine, Engine, EngineEndpoint, EngineSettings, ErrorKind};
 use crate::http::api::{self, ServerOptions};
@@ -22,6 +23,7 @@ use crate::inventory::Scope;
 use crate::rules::access::UnboundPolicy;
 use crate::server::{self, Config, Listeners};
 use crate::service::Settings;
+use crate::takeover;
 use crate::tls::pki::{self, InitOptions};
 use crate::tls::{ServerTls, TlsFiles};
 
@@ -108,9 +110,13 @@ pub struct ServeArgs {
     /// How long a replica may take to stop on scale-down before it is killed.
     #[arg(long, env = "REPLICATOR_STOP_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
     pub stop_timeout: Duration,
-    /// How long shutdown waits for requests in flight.
+    /// How long shutdown waits for requests in flight (and, on a takeover, for spliced front connections).
     #[arg(long, env = "REPLICATOR_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration::parse)]
     pub shutdown_grace: Duration,
+    /// Where a new `serve` takes over from this one (`none`: never). Default: a file per --listen address
+    /// in $XDG_RUNTIME_DIR/replicator, /run/replicator for root; none when --listen has port 0.
+    #[arg(long, env = "REPLICATOR_CONTROL_SOCKET")]
+    pub control_socket: Option<String>,
     /// Manage only containers and Swarm services carrying this label (KEY=VALUE); others are left alone.
     #[arg(long, env = "REPLICATOR_SELECTOR", value_parser = crate::rules::labels::Selector::parse)]
     pub selector: Option<crate::rules::labels::Selector>,
@@ -292,7 +298,8 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     telemetry.set_series_grace(args.series_grace);
     let engine = Arc::new(DockerEngine::new(engine_settings.clone(), telemetry.clone())?);
     check_engine(engine.as_ref(), &engine_settings).await?;
-    let listeners = bind_listeners(&args).await?;
+    let (sockets, control) = take_over(&args)?;
+    let listeners = bind_listeners(&args, &sockets)?;
     let self_id = crate::base::selfid::own_container_id();
     let server = server_options(&args);
     let vantage = vantage(engine.as_ref(), self_id.as_deref()).await;
@@ -313,22 +320,47 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         server: server.options,
         rate_limit: args.rate_limit,
         telemetry,
+        sockets,
+        takeover: control,
     };
     Ok((listeners, config))
 }
 
-/// The API, admin and (with `--wake-listen`) wake listeners, bound.
-async fn bind_listeners(args: &ServeArgs) -> anyhow::Result<Listeners> {
-    let api = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin = TcpListener::bind(args.metrics_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--metrics-listen)", args.metrics_listen))?;
-    let wake = match args.wake_listen {
-        Some(addr) => {
-            Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--wake-listen)"))?)
-        }
-        None => None,
+/// The predecessor's sockets when one runs on the control socket (it hands
+/// them over), and this process's own control socket.
+fn take_over(args: &ServeArgs) -> anyhow::Result<(Arc<Sockets>, Option<server::Takeover>)> {
+    let Some(path) = control_socket(args) else { return Ok((Arc::default(), None)) };
+    let mut predecessor = takeover::ask(&path)?;
+    let control = takeover::Control::bind(&path)?;
+    let sockets = match &mut predecessor {
+        Some(p) => Sockets::inheriting(std::mem::take(&mut p.handover.sockets)),
+        None => Sockets::default(),
     };
+    Ok((Arc::new(sockets), Some(server::Takeover { control, predecessor })))
+}
+
+/// `--control-socket`, or its default for `--listen`.
+fn control_socket(args: &ServeArgs) -> Option<std::path::PathBuf> {
+    match args.control_socket.as_deref() {
+        Some("none") => None,
+        Some(path) => Some(path.into()),
+        None => {
+            let runtime = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()).map(Into::into);
+            takeover::default_path(args.listen, runtime, rustix::process::getuid().as_raw())
+        }
+    }
+}
+
+/// The API, admin and (with `--wake-listen`) wake listeners: the
+/// predecessor's where they listen, else bound.
+fn bind_listeners(args: &ServeArgs, sockets: &Sockets) -> anyhow::Result<Listeners> {
+    let listen = |name: &str, address: std::net::SocketAddr, flag: &str| {
+        let bound = sockets.listen(name, address).with_context(|| format!("cannot listen on {address}{flag}"))?;
+        TcpListener::from_std(bound).with_context(|| format!("cannot listen on {address}{flag}"))
+    };
+    let api = listen("api", args.listen, "")?;
+    let admin = listen("admin", args.metrics_listen, " (--metrics-listen)")?;
+    let wake = args.wake_listen.map(|addr| listen("wake", addr, " (--wake-listen)")).transpose()?;
     Ok(Listeners { api, admin, wake })
 }
 

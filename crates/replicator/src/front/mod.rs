@@ -28,10 +28,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 mod relay;
 
+use crate::base::handover::Sockets;
 use crate::rules::backends::Backend;
 use crate::rules::front::{proxy_v2_header, FrontSpec};
 use crate::service::{Reach, Reached, Replicator, Waiter};
@@ -64,44 +66,35 @@ struct Door {
     close: CancellationToken,
 }
 
-/// Opens and closes the fronts as groups claim ports, until `cancel`.
-pub async fn run(service: Replicator, settings: FrontSettings, cancel: CancellationToken) {
+/// Opens and closes the fronts as groups claim ports, until `cancel`: a
+/// front's listener is the predecessor's when `sockets` inherited one
+/// there, and each connection runs under `connections`, so that a process
+/// handing over can let them finish.
+pub async fn run(
+    service: Replicator,
+    settings: FrontSettings,
+    sockets: Arc<Sockets>,
+    connections: TaskTracker,
+    cancel: CancellationToken,
+) {
     let budget = Arc::new(Semaphore::new(settings.descriptors.min(Semaphore::MAX_PERMITS)));
     let mut changes = service.inventory().subscribe();
-    let mut doors: HashMap<u16, Door> = HashMap::new();
+    let mut doors = Doors { service, settings, sockets, connections, budget, open: HashMap::new() };
+    let mut first = true;
     loop {
-        let wanted: HashMap<u16, String> = match service.inventory().groups() {
+        let wanted: HashMap<u16, String> = match doors.service.inventory().groups() {
             Ok(groups) => groups.iter().filter_map(|g| Some((g.front.as_ref()?.listen, g.name().to_owned()))).collect(),
-            Err(_) => doors.iter().map(|(port, door)| (*port, door.group.clone())).collect(),
+            Err(_) => doors.open.iter().map(|(port, door)| (*port, door.group.clone())).collect(),
         };
-        doors.retain(|port, door| {
-            let keep = wanted.get(port) == Some(&door.group);
-            if !keep {
-                info!(port, group = %door.group, "front closed");
-                door.close.cancel();
-            }
-            keep
-        });
+        doors.close_unwanted(&wanted);
         for (port, group) in wanted {
-            if doors.contains_key(&port) {
-                continue;
+            if !doors.open.contains_key(&port) {
+                doors.open(port, group, &cancel);
             }
-            match TcpListener::bind((settings.address, port)).await {
-                Ok(listener) => {
-                    info!(port, group, "front open");
-                    let close = cancel.child_token();
-                    let front = Front {
-                        service: service.clone(),
-                        group: group.clone(),
-                        settings,
-                        held: Arc::new(Semaphore::new(settings.hold)),
-                        carried: Arc::new(Semaphore::new(settings.max_connections)),
-                        budget: budget.clone(),
-                    };
-                    tokio::spawn(Arc::new(front).serve(listener, close.clone()));
-                    doors.insert(port, Door { group, close });
-                }
-                Err(e) => warn!(port, group, error = %e, "cannot open the group's front; trying again"),
+        }
+        if std::mem::take(&mut first) {
+            for name in doors.sockets.close_unclaimed() {
+                info!(socket = %name, "inherited front closed: no group claims its port now");
             }
         }
         tokio::select! {
@@ -109,6 +102,53 @@ pub async fn run(service: Replicator, settings: FrontSettings, cancel: Cancellat
             () = tokio::time::sleep(RETRY_BIND) => {}
             () = cancel.cancelled() => return,
         }
+    }
+}
+
+/// The open fronts, and what a new one is made with.
+struct Doors {
+    service: Replicator,
+    settings: FrontSettings,
+    sockets: Arc<Sockets>,
+    connections: TaskTracker,
+    budget: Arc<Semaphore>,
+    open: HashMap<u16, Door>,
+}
+
+impl Doors {
+    /// Closes the fronts no group claims any more (or another group does).
+    fn close_unwanted(&mut self, wanted: &HashMap<u16, String>) {
+        self.open.retain(|port, door| {
+            let keep = wanted.get(port) == Some(&door.group);
+            if !keep {
+                info!(port, group = %door.group, "front closed");
+                self.sockets.forget(&socket_name(*port));
+                door.close.cancel();
+            }
+            keep
+        });
+    }
+
+    /// Opens `group`'s front on `port`; tried again next round if it cannot listen.
+    fn open(&mut self, port: u16, group: String, cancel: &CancellationToken) {
+        let listening = self.sockets.listen(&socket_name(port), SocketAddr::new(self.settings.address, port));
+        let listener = match listening.and_then(TcpListener::from_std) {
+            Ok(listener) => listener,
+            Err(e) => return warn!(port, group, error = %e, "cannot open the group's front; trying again"),
+        };
+        info!(port, group, "front open");
+        let close = cancel.child_token();
+        let front = Front {
+            service: self.service.clone(),
+            group: group.clone(),
+            settings: self.settings,
+            held: Arc::new(Semaphore::new(self.settings.hold)),
+            carried: Arc::new(Semaphore::new(self.settings.max_connections)),
+            budget: self.budget.clone(),
+            connections: self.connections.clone(),
+        };
+        tokio::spawn(Arc::new(front).serve(listener, close.clone()));
+        self.open.insert(port, Door { group, close });
     }
 }
 
@@ -122,6 +162,13 @@ struct Front {
     carried: Arc<Semaphore>,
     /// The descriptors every front shares.
     budget: Arc<Semaphore>,
+    /// Every spliced connection of every front.
+    connections: TaskTracker,
+}
+
+/// The name a front's listener is handed over by.
+fn socket_name(port: u16) -> String {
+    format!("front:{port}")
 }
 
 /// What one connection holds of the caps while it lives.
@@ -141,7 +188,7 @@ impl Front {
                 Ok((client, peer)) => match self.admit() {
                     Some(admitted) => {
                         self.service.telemetry().front_event(&self.group, "accepted");
-                        tokio::spawn(self.clone().connect(client, peer, admitted));
+                        self.connections.spawn(self.clone().connect(client, peer, admitted));
                     }
                     None => {
                         // Closed at once: a flood must not take the descriptors the API needs.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
+use super::acting::Acting;
 use super::activity::Activity;
 use super::capacity::CapacityLog;
 use super::ceilings::CreationRate;
@@ -37,6 +38,7 @@ pub(super) struct Core {
     pub capacity: Arc<CapacityLog>,
     pub activity: Activity,
     pub connections: Arc<Connections>,
+    pub acting: Acting,
 }
 
 impl Core {
@@ -54,6 +56,7 @@ impl Core {
             locks: GroupLocks::default(),
             activity: Activity::default(),
             connections: Arc::default(),
+            acting: Acting::default(),
             engine,
             store,
             intents,

@@ -110,11 +110,19 @@ pub struct EventHub {
 
 impl Default for EventHub {
     fn default() -> Self {
-        // Ids start from the clock, so a client resuming with an id from an
-        // earlier process gets a snapshot rather than another numbering's events.
+        Self::continuing_after(0)
+    }
+}
+
+impl EventHub {
+    /// A hub whose ids come after `last` (the predecessor's last event):
+    /// they start from the clock, so a client resuming with an id from an
+    /// earlier process gets a snapshot rather than another numbering's
+    /// events, and never below `last`, even if the clock stepped back.
+    pub fn continuing_after(last: u64) -> Self {
         let epoch = crate::base::clock::unix_millis_now();
         Self {
-            state: Mutex::new(State { next_id: epoch << 10, ..State::default() }),
+            state: Mutex::new(State { next_id: (epoch << 10).max(last), ..State::default() }),
             live: broadcast::channel(KEPT).0,
             progress: watch::channel(0).0,
             closing: CancellationToken::new(),
@@ -133,6 +141,11 @@ pub struct Subscription {
 }
 
 impl EventHub {
+    /// The id of the last event published (or where the numbering starts).
+    pub fn last_id(&self) -> u64 {
+        self.lock().next_id
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

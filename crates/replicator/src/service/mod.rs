@@ -15,6 +15,7 @@
 //! the `prober` run in the background; `reach` holds requests and
 //! connections until a member is ready. No file imports this one.
 
+pub mod acting;
 mod activity;
 mod admission;
 mod capacity;
@@ -68,6 +69,14 @@ pub use settings::{Caller, Settings};
 /// A background task of the service.
 pub type Worker = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// The service's background tasks, by whether they change the world.
+pub struct Workers {
+    /// Run only while this process acts.
+    pub acting: Vec<Worker>,
+    /// Run always.
+    pub observing: Vec<Worker>,
+}
+
 /// The service: cheap to clone, shared by every request and background task.
 #[derive(Clone)]
 pub struct Replicator {
@@ -97,17 +106,21 @@ impl Replicator {
         Self::new(engine, (store, intents), Default::default(), Settings::default(), Arc::new(Telemetry::default()))
     }
 
-    /// The control loops, to run until `cancel`: the reconcile pass, the
-    /// pool keeper, the readiness probes and the idle watch.
-    pub fn workers(&self, cancel: &CancellationToken) -> Vec<Worker> {
-        let (core, cancel) = (&self.core, cancel.clone());
+    /// The control loops: those that act (the reconcile pass, the pool
+    /// keeper, the idle watch), to start only once this process acts and to
+    /// run until `acting` is cancelled, and those that only observe (the
+    /// readiness probes), until `observing` is.
+    pub fn workers(&self, acting: &CancellationToken, observing: &CancellationToken) -> Workers {
+        let core = &self.core;
         let prober = Prober::new(core.store.clone(), core.intents.clone());
-        vec![
-            Box::pin(reconcile::keep_reconciling(core.clone(), cancel.clone())),
-            Box::pin(keeper::Keeper(core.clone()).run(cancel.clone())),
-            Box::pin(prober.run(cancel.clone())),
-            Box::pin(idle::keep_idle_groups_asleep(core.clone(), cancel)),
-        ]
+        Workers {
+            acting: vec![
+                Box::pin(reconcile::keep_reconciling(core.clone(), acting.clone())),
+                Box::pin(keeper::Keeper(core.clone()).run(acting.clone())),
+                Box::pin(idle::keep_idle_groups_asleep(core.clone(), acting.clone())),
+            ],
+            observing: vec![Box::pin(prober.run(observing.clone()))],
+        }
     }
 
     /// replicator's own event stream.
@@ -223,6 +236,11 @@ impl Replicator {
     /// by the balancer's mirror): its quiet period starts again.
     pub fn saw_request(&self, group: &str) {
         self.core.activity.touch(group);
+    }
+
+    /// Whether this process acts, and the handover of acting to a successor.
+    pub fn acting(&self) -> &acting::Acting {
+        &self.core.acting
     }
 
     /// The last cold starts of a group, oldest first.

@@ -39,6 +39,7 @@ pub(super) async fn replicate(
     let (shared, target, caller) = (core.clone(), target.clone(), caller.clone());
     let started = Instant::now();
     let result = detached(async move {
+        let _acting = shared.acting.permit().await?;
         let replication = Replicate(&shared).now(&target, count, &caller).await?;
         if let Some(within) = ready_within {
             Readiness(&shared).all_or_none(&replication.replicas, within).await?;

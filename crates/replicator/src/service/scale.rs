@@ -33,7 +33,11 @@ pub(super) async fn scale(
     ready_within: Option<Duration>,
 ) -> Result<Group> {
     let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
-    detached(async move { Scale(&core).to(&name, replicas, &caller, ready_within).await }).await
+    detached(async move {
+        let _acting = core.acting.permit().await?;
+        Scale(&core).to(&name, replicas, &caller, ready_within).await
+    })
+    .await
 }
 
 /// Moves group `name` by `step` members (down when negative), within its
@@ -41,7 +45,11 @@ pub(super) async fn scale(
 /// moves at once both count. Returns the sizes before and after.
 pub(super) async fn scale_by(core: &Arc<Core>, name: &str, step: i64, caller: &str) -> Result<(u32, u32)> {
     let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
-    detached(async move { Scale(&core).by(&name, step, &caller).await }).await
+    detached(async move {
+        let _acting = core.acting.permit().await?;
+        Scale(&core).by(&name, step, &caller).await
+    })
+    .await
 }
 
 /// One scale command.

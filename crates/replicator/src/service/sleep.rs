@@ -157,5 +157,9 @@ impl Sleeper<'_> {
 /// paused if the caller went away.
 pub(super) async fn wake(core: &Arc<Core>, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
     let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
-    detached(async move { Sleeper(&core).wake(&name, &caller, ready_within).await }).await
+    detached(async move {
+        let _acting = core.acting.permit().await?;
+        Sleeper(&core).wake(&name, &caller, ready_within).await
+    })
+    .await
 }

@@ -30,4 +30,5 @@ mod serving;
 mod sleep;
 mod swarm;
 mod system;
+mod takeover;
 mod warm;

@@ -36,6 +36,7 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::Engine(e) if e.is_unreachable() => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
         Error::Engine(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
         Error::Unreachable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unreachable"),
+        Error::NotActing => (StatusCode::SERVICE_UNAVAILABLE, "not_acting"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

@@ -273,6 +273,15 @@ impl Scope {
         Server::process_selecting(&self.label(), &self.with_engine(args))
     }
 
+    /// A `replicator serve` process with the certificates in `certs`, so
+    /// that two processes (one taking over from the other) answer the same clients.
+    pub fn process_server_with(&self, certs: &Path, args: &[&str]) -> Server {
+        let label = self.label();
+        let mut all = vec!["--selector", label.as_str()];
+        all.extend(self.with_engine(args));
+        Server::start_with(certs, &all, &[])
+    }
+
     /// The same, reaching the engine through `docker_host`.
     pub fn process_server_via(&self, docker_host: &str, args: &[&str]) -> Server {
         Server::process_selecting(&self.label(), &via(Some(docker_host), args))

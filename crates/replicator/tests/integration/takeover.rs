@@ -1,0 +1,156 @@
+//! A new `replicator serve` taking over from a running one on the same
+//! control socket: the listening sockets pass from one process to the other
+//! (`SCM_RIGHTS`), so no command through a Redis group's front fails, the
+//! old process keeps splicing its open connections until they end, acting
+//! moves to the new process, and the old one exits 0.
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::redis::{command, redis_image};
+use crate::common::{call, certs, eventually, free_port, labels, poll_until, Scope};
+
+/// A redis group behind a front on `port`, probed ready once Redis accepts.
+fn redis_group(scope: &Scope, port: u16) -> String {
+    let network = scope.network("net");
+    let front = format!("replicator.front.port={port}");
+    let on = format!("replicator.front.network={network}");
+    let mut args = labels(&["replicator.enable=true", "replicator.max=4", "replicator.front.target=6379"]);
+    args.extend(["--label", &front, "--label", &on, "--label", "replicator.ready=tcp:6379,period=500ms"]);
+    args.extend(["--network", &network, redis_image()]);
+    scope.run("cache", &args);
+    scope.name("cache")
+}
+
+fn ping(port: u16) -> Result<(), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    match command(&mut stream, "PING") {
+        Ok(reply) if reply == "+PONG" => Ok(()),
+        other => Err(format!("PING: {other:?}")),
+    }
+}
+
+/// Clients on the front until `stop`: `fresh` of them open a new connection
+/// per command, `kept` keep one connection each (a command every 50 ms).
+/// Returns (commands answered, failures seen).
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16, fresh: usize, kept: usize) -> Self {
+        let (stop, answered) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for client in 0..fresh + kept {
+            let (stop, answered, failures) = (stop.clone(), answered.clone(), failures.clone());
+            threads.push(std::thread::spawn(move || {
+                let fail = |why: String| failures.lock().unwrap().push(format!("client {client}: {why}"));
+                let mut kept_stream = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let outcome = if client < fresh {
+                        ping(port)
+                    } else {
+                        let stream = kept_stream.get_or_insert_with(|| {
+                            let s = TcpStream::connect(("127.0.0.1", port)).expect("the front accepts");
+                            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                            s
+                        });
+                        let reply = command(stream, &format!("SET kept{client} {}", answered.load(Ordering::Relaxed)));
+                        std::thread::sleep(Duration::from_millis(50));
+                        match reply {
+                            Ok(r) if r == "+OK" => Ok(()),
+                            other => Err(format!("SET on the kept connection: {other:?}")),
+                        }
+                    };
+                    match outcome {
+                        Ok(()) => drop(answered.fetch_add(1, Ordering::Relaxed)),
+                        Err(why) => fail(why),
+                    }
+                }
+            }));
+        }
+        Self { stop, answered, failures, threads }
+    }
+
+    fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients (closing the kept connections); the failures seen.
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        failures
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_serve_takes_over_the_listeners_fronts_and_acting_without_a_failed_command() {
+    let scope = Scope::new("takeover");
+    let port = free_port();
+    let name = redis_group(&scope, port);
+    let certs = certs();
+    let control = tempfile::tempdir().unwrap();
+    let socket = control.path().join("control.sock");
+    let ports = port.to_string();
+    let args = [
+        "--front-ports",
+        &ports,
+        "--front-address",
+        "127.0.0.1",
+        "--control-socket",
+        socket.to_str().unwrap(),
+        "--shutdown-grace",
+        "60s",
+    ];
+    let mut old = scope.process_server_with(certs.path(), &args);
+    eventually("the front answers", Duration::from_secs(30), || ping(port).ok());
+
+    let load = Load::start(port, 8, 4);
+    eventually("the load runs", Duration::from_secs(10), || (load.answered() > 50).then_some(()));
+    let new = scope.process_server_with(certs.path(), &args);
+    assert_eq!((new.port, new.admin_port), (old.port, old.admin_port), "the new process serves on the old sockets");
+    let said = |server: &crate::common::Server, what: &str| server.logs().iter().any(|l| l.contains(what));
+    assert!(said(&new, "taking over from the running replicator"), "{:#?}", new.logs());
+    let handed = poll_until(Duration::from_secs(30), || {
+        old.logs().iter().any(|l| l.contains("acting handed over")).then_some(())
+    });
+    assert!(handed.is_ok(), "the old process hands acting over: {:#?}", old.logs());
+
+    let released =
+        poll_until(Duration::from_secs(10), || said(&new, "the predecessor handed acting over").then_some(()));
+    assert!(released.is_ok(), "the new process acts once the old one says so: {:#?}", new.logs());
+
+    // The new process acts: a scale through it is made, once.
+    let body = json!({"replicas": 2, "wait": "ready", "timeout": "60s"});
+    let scaled = call(&new, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(body)).await;
+    assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
+    assert_eq!(scope.containers_in("running").len(), 2, "one replica made, by one process");
+
+    // The kept connections stay with the old process, which splices them on.
+    let after = load.answered();
+    let served_until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < served_until {
+        assert!(old.wait_exit(Duration::from_millis(500)).is_none(), "the old process left while splicing");
+    }
+    assert!(load.answered() > after + 15 * 4 * 10, "commands went on for 15 s: {} then {}", after, load.answered());
+    let failures = load.finish();
+    assert!(failures.is_empty(), "{} failed commands: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    let status = old.wait_exit(Duration::from_secs(20)).expect("the old process ends once its connections do");
+    assert!(status.success(), "the old process exits 0: {status}");
+    assert!(socket.exists(), "the control socket is the new process's now");
+    ping(port).expect("the new process serves the front");
+}
