@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::common::redis::{command, redis_image};
-use crate::common::{call, certs, eventually, free_port, labels, poll_until, Scope};
+use crate::common::{call, certs, eventually, free_port, http_request, image, labels, poll_until, Scope};
 
 /// A redis group behind a front on `port`, probed ready once Redis accepts.
 fn redis_group(scope: &Scope, port: u16) -> String {
@@ -153,4 +153,51 @@ async fn a_new_serve_takes_over_the_listeners_fronts_and_acting_without_a_failed
     assert!(status.success(), "the old process exits 0: {status}");
     assert!(socket.exists(), "the control socket is the new process's now");
     ping(port).expect("the new process serves the front");
+}
+
+/// An app that listens 3 s after it starts: a wake from `stop` takes that long.
+const SLOW_START: &str = "sleep 3; mkdir -p /www && echo awake > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_held_for_a_sleeping_group_across_a_takeover_all_get_the_apps_answer() {
+    let scope = Scope::new("takeoverwake");
+    let network = scope.network("net");
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut app = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
+    app.extend(["--label", "replicator.wake.port=8080", "--label", &wake_network]);
+    app.extend(["--network", &network, image(), "sh", "-c", SLOW_START]);
+    scope.run("web", &app);
+    let name = scope.name("web");
+    let certs = certs();
+    let control = tempfile::tempdir().unwrap();
+    let socket = control.path().join("control.sock");
+    let wake_port = free_port();
+    let wake = format!("127.0.0.1:{wake_port}");
+    let args = ["--wake-listen", &wake, "--control-socket", socket.to_str().unwrap(), "--wake-timeout", "60s"];
+    let old = scope.process_server_with(certs.path(), &args);
+    let asleep = call(&old, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
+    assert_eq!(asleep.status, StatusCode::OK, "{}", asleep.text());
+
+    // 30 requests held by the old process (which starts the wake), 30 more
+    // reaching whichever process accepts during and after the takeover.
+    let request = |group: String| {
+        std::thread::spawn(move || http_request(wake_port, "GET", "/", &[("X-Replicator-Group", &group)], ""))
+    };
+    let mut held: Vec<_> = (0..30).map(|_| request(name.clone())).collect();
+    let holding = poll_until(Duration::from_secs(10), || {
+        old.logs().iter().any(|l| l.contains("held; waking the group")).then_some(())
+    });
+    assert!(holding.is_ok(), "the old process holds the requests: {:#?}", old.logs());
+    let new = scope.process_server_with(certs.path(), &args);
+    held.extend((0..30).map(|_| request(name.clone())));
+    let answers: Vec<(u16, String)> = held.into_iter().map(|t| t.join().unwrap().expect("an answer")).collect();
+    let wrong: Vec<&(u16, String)> = answers.iter().filter(|(s, body)| *s != 200 || body.trim() != "awake").collect();
+    assert!(wrong.is_empty(), "{} of 60 did not get the app's answer: {:?}", wrong.len(), &wrong[..wrong.len().min(3)]);
+    let group = call(&new, Method::GET, &format!("/v1/groups/{name}"), None).await;
+    let group = group.json();
+    assert_eq!(
+        (&group["replicas"], &group["asleep"]),
+        (&json!(1), &json!(false)),
+        "woken once, to one member: {group}"
+    );
 }

@@ -248,28 +248,28 @@ impl Connection {
         let client = peer.common_name.clone();
         let unread = Arc::new(AtomicBool::new(false));
         let io = TokioIo::new(linger::Lingering::new(stream, unread.clone()));
+        let first_request = Arc::new(FirstRequest::default());
+        let began = first_request.clone();
         let service = service_fn(move |req| {
+            began.began();
             let request =
                 Exchange { app: app.clone(), peer: peer.clone(), options: options.clone(), unread: unread.clone() };
             request.respond(req)
         });
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(self.options.header_timeout)
-            .max_header_size(self.options.max_header_bytes)
-            .max_buf_size(self.options.max_header_bytes.max(8192));
-        let connection = http.serve_connection(io, service);
+        let connection = http1_builder(&self.options).serve_connection(io, service);
         tokio::pin!(connection, untrusted);
-        let aged = async {
-            match self.options.max_connection_age {
-                Some(age) => tokio::time::sleep(age).await,
-                None => std::future::pending().await,
-            }
-        };
+        let aged = aged(self.options.max_connection_age);
         tokio::pin!(aged);
         let (mut draining, mut ending) = (false, None);
         let deadline = tokio::time::sleep(Duration::MAX);
         tokio::pin!(deadline);
+        // A connection accepted just before shutdown (a takeover) whose
+        // request has not been read yet is served, not closed unanswered.
+        let stopping = async {
+            self.stopping.cancelled().await;
+            let _ = tokio::time::timeout(self.options.header_timeout, first_request.wait()).await;
+        };
+        tokio::pin!(stopping);
         loop {
             tokio::select! {
                 served = connection.as_mut() => {
@@ -282,7 +282,7 @@ impl Connection {
                     warn!(%remote, %client, "closing a connection whose client certificate no longer verifies");
                     return Some(Ending::Revoked);
                 }
-                () = self.stopping.cancelled(), if !draining => {
+                () = &mut stopping, if !draining => {
                     connection.as_mut().graceful_shutdown();
                     draining = true;
                 }
@@ -294,6 +294,47 @@ impl Connection {
                 }
                 () = &mut deadline => return ending,
             }
+        }
+    }
+}
+
+/// Resolves once a connection is `max_age` old (never, without one).
+async fn aged(max_age: Option<Duration>) {
+    match max_age {
+        Some(age) => tokio::time::sleep(age).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// HTTP/1.1 within the listener's header limits.
+fn http1_builder(options: &ServerOptions) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_header_size(options.max_header_bytes)
+        .max_buf_size(options.max_header_bytes.max(8192));
+    http
+}
+
+/// Whether a connection has begun its first request.
+#[derive(Default)]
+struct FirstRequest {
+    began: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl FirstRequest {
+    fn began(&self) {
+        if !self.began.swap(true, Ordering::AcqRel) {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Resolves once the first request has begun.
+    async fn wait(&self) {
+        let notified = self.notify.notified();
+        if !self.began.load(Ordering::Acquire) {
+            notified.await;
         }
     }
 }
