@@ -25,6 +25,11 @@ use crate::error::{Error, Result};
 use crate::inventory::{Group, Intents, Store};
 use crate::model::{ContainerDetails, RunState};
 
+/// How many times a pause is tried.
+const PAUSE_TRIES: u32 = 3;
+/// The pause between two tries.
+const PAUSE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The shared state of the service.
 pub(super) struct Core {
     pub engine: Arc<dyn Engine>,
@@ -121,6 +126,24 @@ impl Core {
     /// Records a state replicator just gave a container, before the engine's event.
     pub fn set_state(&self, id: &str, state: RunState) {
         self.intents.state_changed(id, state);
+    }
+
+    /// Pauses a container, trying again a moment later when the runtime
+    /// fails to freeze it (cgroup freezing can fail on a busy host, "unable
+    /// to freeze"); a container that is gone is not tried again.
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        let mut tries = 1;
+        loop {
+            match self.engine.pause_container(id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_not_found() || tries == PAUSE_TRIES => return Err(e.into()),
+                Err(e) => {
+                    warn!(container = %id, error = %e, tries, "pause failed; trying again");
+                    tokio::time::sleep(PAUSE_RETRY).await;
+                    tries += 1;
+                }
+            }
+        }
     }
 
     /// Rollback must not hide the error that caused it; a failed removal is logged.

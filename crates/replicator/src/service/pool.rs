@@ -75,7 +75,7 @@ impl Pool<'_> {
 
     /// Pauses a member (already drained) so that it becomes a standby.
     pub async fn pause(&self, id: &str) -> Result<()> {
-        self.0.engine.pause_container(id).await?;
+        self.0.pause(id).await?;
         self.0.set_state(id, RunState::Paused);
         Ok(())
     }

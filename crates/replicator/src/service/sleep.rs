@@ -65,7 +65,7 @@ impl Sleeper<'_> {
     async fn sleep_original(&self, m: &Member) -> Result<()> {
         match self.sleep_of(&m.id)? {
             Sleep::Pause => {
-                self.0.engine.pause_container(&m.id).await?;
+                self.0.pause(&m.id).await?;
                 self.0.set_state(&m.id, RunState::Paused);
             }
             Sleep::Stop => {

@@ -443,3 +443,22 @@ fn an_acknowledgement_is_capped_at_the_latest_event_and_belongs_to_its_follower(
     assert_eq!(hub.ack("nginx-1", 1, "operator").unwrap_err(), "balancer:nginx-1");
     assert!(hub.subscribe("nginx-1", None, None, "operator").is_err(), "the name is taken by its identity");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_the_runtime_fails_is_tried_again_and_three_failures_refuse_the_sleep() {
+    use crate::engine::Engine as _;
+    let w = world(Scope::default()).await;
+    let web = w.engine.add_container("web", &[ENABLED, ("replicator.min", "0")]);
+    w.resync().await;
+    // "unable to freeze": the engine answers 500 and the next try succeeds.
+    w.engine.fail(Op::PauseContainer, ErrorKind::Rejected, 2);
+    let asleep = w.service.scale("web", 0, "test", None).await.unwrap();
+    assert!(asleep.asleep(), "asleep after two failed pauses");
+    assert_eq!(w.engine.calls(Op::PauseContainer), 3);
+
+    let awake = w.service.wake("web", "test", None).await.unwrap();
+    assert!(!awake.asleep());
+    w.engine.fail(Op::PauseContainer, ErrorKind::Rejected, 3);
+    assert!(w.service.scale("web", 0, "test", None).await.is_err(), "three failures refuse the sleep");
+    assert_eq!(w.engine.inspect_container(&web).await.unwrap().state, RunState::Running);
+}
