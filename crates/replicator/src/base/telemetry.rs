@@ -202,6 +202,10 @@ pub struct Telemetry {
     pub tls_handshake_failures: Family<HandshakeReason, Counter>,
     /// TLS reloads (SIGHUP or a changed file) that failed, leaving the last good configuration.
     pub tls_reload_failures: Counter,
+    /// 1 while this process acts (scales, replicates, runs the autoscaler), else 0.
+    pub leader: Gauge,
+    /// Times this process began or stopped acting after it started (a takeover, either side).
+    pub leader_changes: Counter,
     /// API connections closed by the server: their certificate no longer verifies, or they grew too old.
     pub tls_connections_closed: Family<HandshakeReason, Counter>,
     /// Per-group jobs of a control loop that panicked.
@@ -239,6 +243,8 @@ impl Default for Telemetry {
             engine_calls: add(&mut registry, "engine_calls", "Engine calls by operation", Family::default()),
             tls_handshake_failures: add(&mut registry, "tls_handshake_failures", "Refused TLS handshakes on the API listener, by reason", Family::default()),
             tls_reload_failures: add(&mut registry, "tls_reload_failures", "TLS reloads (SIGHUP or a changed file) that failed; the last good configuration stays and `/healthz` answers 503 until a reload succeeds", Counter::default()),
+            leader: add(&mut registry, "leader", "1 while this process acts (scales, replicates, runs the autoscaler and the keeper), 0 while it waits for its predecessor or after it handed over", Gauge::default()),
+            leader_changes: add(&mut registry, "leader_changes", "Times this process began or stopped acting after it started: a takeover counts one on each side", Counter::default()),
             tls_connections_closed: add(&mut registry, "tls_connections_closed", "API connections the server closed, by reason: revoked (the certificate no longer verifies) or max_age", Family::default()),
             job_panics: add(&mut registry, "job_panics", "Per-group jobs of a control loop that panicked (their group is handled again next round)", Family::default()),
             access_denied: add(&mut registry, "access_denied", "API requests refused for want of a permission, by route and kind of identity", Family::default()),

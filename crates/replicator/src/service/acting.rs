@@ -5,8 +5,11 @@
 //! permit: waiting while the role is [`Role::Waiting`], refused once it is
 //! [`Role::Released`], and a release waits for every permit out.
 
+use std::sync::Arc;
+
 use tokio::sync::{watch, RwLock, RwLockReadGuard};
 
+use crate::base::telemetry::Telemetry;
 use crate::error::{Error, Result};
 
 /// Whether this process acts.
@@ -24,15 +27,17 @@ pub enum Role {
 pub struct Acting {
     role: watch::Sender<Role>,
     running: RwLock<()>,
-}
-
-impl Default for Acting {
-    fn default() -> Self {
-        Self { role: watch::Sender::new(Role::Acting), running: RwLock::new(()) }
-    }
+    /// Where `replicator_leader` and its changes are counted.
+    telemetry: Arc<Telemetry>,
 }
 
 impl Acting {
+    /// Acting from the start (no predecessor), counted into `telemetry`.
+    pub(super) fn new(telemetry: Arc<Telemetry>) -> Self {
+        telemetry.leader.set(1);
+        Self { role: watch::Sender::new(Role::Acting), running: RwLock::new(()), telemetry }
+    }
+
     /// Waits until this process acts, then holds a permit for one command.
     pub(super) async fn permit(&self) -> Result<RwLockReadGuard<'_, ()>> {
         let mut role = self.role.subscribe();
@@ -54,16 +59,23 @@ impl Acting {
     /// Commands wait from now until [`Self::grant`]: a predecessor still acts.
     pub fn wait_for_predecessor(&self) {
         self.role.send_replace(Role::Waiting);
+        self.telemetry.leader.set(0);
     }
 
     /// This process acts from now on.
     pub fn grant(&self) {
-        self.role.send_replace(Role::Acting);
+        if self.role.send_replace(Role::Acting) != Role::Acting {
+            self.telemetry.leader.set(1);
+            self.telemetry.leader_changes.inc();
+        }
     }
 
     /// Stops acting: refuses new commands and waits for those running.
     pub async fn release(&self) {
-        self.role.send_replace(Role::Released);
+        if self.role.send_replace(Role::Released) == Role::Acting {
+            self.telemetry.leader.set(0);
+            self.telemetry.leader_changes.inc();
+        }
         drop(self.running.write().await);
     }
 
@@ -75,14 +87,14 @@ impl Acting {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn a_command_waits_for_the_grant_and_a_release_waits_for_commands_then_refuses() {
-        let acting = Arc::new(Acting::default());
+        let telemetry = Arc::new(Telemetry::default());
+        let acting = Arc::new(Acting::new(telemetry.clone()));
         acting.wait_for_predecessor();
         let waiting = tokio::spawn({
             let acting = acting.clone();
@@ -102,5 +114,6 @@ mod tests {
         assert!(waiting.await.unwrap().is_ok());
         assert!(matches!(acting.permit().await, Err(Error::NotActing)), "refused once released");
         assert_eq!(acting.role(), Role::Released);
+        assert_eq!((telemetry.leader.get(), telemetry.leader_changes.get()), (0, 2), "granted, then released");
     }
 }

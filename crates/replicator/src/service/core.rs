@@ -61,7 +61,7 @@ impl Core {
             locks: GroupLocks::default(),
             activity: Activity::default(),
             connections: Arc::default(),
-            acting: Acting::default(),
+            acting: Acting::new(telemetry.clone()),
             engine,
             store,
             intents,

@@ -133,6 +133,9 @@ async fn a_new_serve_takes_over_the_listeners_fronts_and_acting_without_a_failed
     let released =
         poll_until(Duration::from_secs(10), || said(&new, "the predecessor handed acting over").then_some(()));
     assert!(released.is_ok(), "the new process acts once the old one says so: {:#?}", new.logs());
+    let (_, metrics) = new.admin_get("/metrics");
+    let acting: Vec<&str> = metrics.lines().filter(|l| l.starts_with("replicator_leader")).collect();
+    assert_eq!(acting, ["replicator_leader 1", "replicator_leader_changes_total 1"], "{metrics}");
 
     // The new process acts: a scale through it is made, once.
     let body = json!({"replicas": 2, "wait": "ready", "timeout": "60s"});
