@@ -4,7 +4,7 @@
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 
-use crate::client::ClientError;
+use crate::error::ClientError;
 
 /// One event: its id (for `Last-Event-ID`), kind and JSON data.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

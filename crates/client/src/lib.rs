@@ -32,10 +32,12 @@
 
 mod bundle;
 mod client;
+mod error;
 mod events;
 mod types;
 
 pub use bundle::{anonymous_config, client_config, BundleError};
-pub use client::{ApiClient, ApiResponse, ClientError};
+pub use client::{ApiClient, ApiResponse};
+pub use error::ClientError;
 pub use events::{next_event, EventStream, SseEvent};
 pub use types::{Group, Member, Replica, Replication};
