@@ -80,8 +80,8 @@ pub struct Config {
 
 /// This process's control socket, and the predecessor it takes over from.
 pub struct Takeover {
-    /// Where a successor asks.
-    pub control: Control,
+    /// Where a successor asks; `None` when the default one could not be made.
+    pub control: Option<Control>,
     /// The process that handed its sockets over, until it stops acting.
     pub predecessor: Option<Predecessor>,
 }
@@ -119,7 +119,7 @@ pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future
     if let Some(warning) = config.unbound.warning() {
         warn!("{warning}");
     }
-    let (control, predecessor) = config.takeover.take().map_or((None, None), |t| (Some(t.control), t.predecessor));
+    let (control, predecessor) = config.takeover.take().map_or((None, None), |t| (t.control, t.predecessor));
     let events = Arc::new(EventHub::continuing_after(predecessor.as_ref().map_or(0, |p| p.handover.events_after)));
     let service = Replicator::new(
         config.engine.clone(),

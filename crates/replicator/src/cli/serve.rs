@@ -327,16 +327,30 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
 }
 
 /// The predecessor's sockets when one runs on the control socket (it hands
-/// them over), and this process's own control socket.
+/// them over), and this process's own control socket. A control socket the
+/// operator named must work; the default one only warns when it cannot (a
+/// read-only root, a runtime folder of another user): serving matters more
+/// than a later takeover.
 fn take_over(args: &ServeArgs) -> anyhow::Result<(Arc<Sockets>, Option<server::Takeover>)> {
     let Some(path) = control_socket(args) else { return Ok((Arc::default(), None)) };
-    let mut predecessor = takeover::ask(&path)?;
-    let control = takeover::Control::bind(&path)?;
+    let named = args.control_socket.is_some();
+    let mut predecessor = takeover::ask(&path).or_else(|e| unless_default(named, e))?;
+    let control = takeover::Control::bind(&path).map(Some).or_else(|e| unless_default(named, e))?;
     let sockets = match &mut predecessor {
         Some(p) => Sockets::inheriting(std::mem::take(&mut p.handover.sockets)),
         None => Sockets::default(),
     };
     Ok((Arc::new(sockets), Some(server::Takeover { control, predecessor })))
+}
+
+/// A control socket the operator named must work (the error); the default
+/// one only warns (`None`).
+fn unless_default<T>(named: bool, e: std::io::Error) -> anyhow::Result<Option<T>> {
+    if named {
+        return Err(anyhow::Error::new(e).context("--control-socket"));
+    }
+    warn!(error = %e, "no control socket: a new serve cannot take over from this one (see --control-socket)");
+    Ok(None)
 }
 
 /// `--control-socket`, or its default for `--listen`.
@@ -538,5 +552,39 @@ pub(super) async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM received"),
         _ = int.recv() => info!("SIGINT received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut all = vec!["--listen", "127.0.0.1:1"];
+        all.extend_from_slice(extra);
+        super::super::parse_serve(all).unwrap()
+    }
+
+    #[test]
+    fn a_named_control_socket_that_cannot_be_made_stops_serve_and_none_turns_it_off() {
+        let folder = tempfile::tempdir().unwrap();
+        let blocked = folder.path().join("a-file");
+        std::fs::write(&blocked, "").unwrap();
+        let inside = blocked.join("control.sock");
+        let e = take_over(&args(&["--control-socket", inside.to_str().unwrap()])).err().expect("refused");
+        assert!(format!("{e:#}").contains("--control-socket"), "{e:#}");
+        let (sockets, takeover) = take_over(&args(&["--control-socket", "none"])).unwrap();
+        assert!(takeover.is_none() && sockets.serving().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_default_control_socket_that_cannot_be_made_only_warns() {
+        let folder = tempfile::tempdir().unwrap();
+        let e = unless_default::<()>(false, std::io::Error::other("read-only"));
+        assert!(e.unwrap().is_none());
+        let named = folder.path().join("x.sock");
+        let path = control_socket(&args(&["--control-socket", named.to_str().unwrap()])).unwrap();
+        assert_eq!(path, named);
+        assert!(control_socket(&args(&[])).is_some_and(|p| p.to_string_lossy().ends_with("control-127.0.0.1_1.sock")));
     }
 }
