@@ -1,8 +1,9 @@
 //! A new `replicator serve` taking over from a running one on the same
 //! control socket: the listening sockets pass from one process to the other
-//! (`SCM_RIGHTS`), so no command through a Redis group's front fails, the
-//! old process keeps splicing its open connections until they end, acting
-//! moves to the new process, and the old one exits 0.
+//! (`SCM_RIGHTS`), so no command through a Redis group's front fails and no
+//! request nginx sends to the wake listener goes unanswered; the old
+//! process keeps splicing its open connections until they end, acting moves
+//! to the new process, and the old one exits 0.
 
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::json;
 
+use crate::common::lb::Nginx;
 use crate::common::redis::{command, redis_image};
 use crate::common::{call, certs, eventually, free_port, http_request, image, labels, poll_until, Scope};
 
@@ -162,7 +164,7 @@ async fn a_new_serve_takes_over_the_listeners_fronts_and_acting_without_a_failed
 const SLOW_START: &str = "sleep 3; mkdir -p /www && echo awake > /www/index.html && exec httpd -f -p 8080 -h /www";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_held_for_a_sleeping_group_across_a_takeover_all_get_the_apps_answer() {
+async fn requests_through_nginx_held_for_a_sleeping_group_across_a_takeover_all_get_the_apps_answer() {
     let scope = Scope::new("takeoverwake");
     let network = scope.network("net");
     let wake_network = format!("replicator.wake.network={network}");
@@ -181,18 +183,24 @@ async fn requests_held_for_a_sleeping_group_across_a_takeover_all_get_the_apps_a
     let asleep = call(&old, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
     assert_eq!(asleep.status, StatusCode::OK, "{}", asleep.text());
 
+    // nginx sends the group's requests to the wake listener (the guide's snippet).
+    let dir = tempfile::tempdir().unwrap();
+    let upstreams = dir.path().join("upstreams.conf");
+    std::fs::write(&upstreams, format!("upstream {name} {{ server {wake}; }}\n")).unwrap();
+    let headers = format!("proxy_set_header X-Replicator-Group {name}; proxy_read_timeout 90s;");
+    let nginx = Nginx::start_with(dir.path(), free_port(), &upstreams, &name, &headers);
+
     // 30 requests held by the old process (which starts the wake), 30 more
     // reaching whichever process accepts during and after the takeover.
-    let request = |group: String| {
-        std::thread::spawn(move || http_request(wake_port, "GET", "/", &[("X-Replicator-Group", &group)], ""))
-    };
-    let mut held: Vec<_> = (0..30).map(|_| request(name.clone())).collect();
+    let port = nginx.port;
+    let request = || std::thread::spawn(move || http_request(port, "GET", "/", &[], ""));
+    let mut held: Vec<_> = (0..30).map(|_| request()).collect();
     let holding = poll_until(Duration::from_secs(10), || {
         old.logs().iter().any(|l| l.contains("held; waking the group")).then_some(())
     });
     assert!(holding.is_ok(), "the old process holds the requests: {:#?}", old.logs());
     let new = scope.process_server_with(certs.path(), &args);
-    held.extend((0..30).map(|_| request(name.clone())));
+    held.extend((0..30).map(|_| request()));
     let answers: Vec<(u16, String)> = held.into_iter().map(|t| t.join().unwrap().expect("an answer")).collect();
     let wrong: Vec<&(u16, String)> = answers.iter().filter(|(s, body)| *s != 200 || body.trim() != "awake").collect();
     assert!(wrong.is_empty(), "{} of 60 did not get the app's answer: {:?}", wrong.len(), &wrong[..wrong.len().min(3)]);
