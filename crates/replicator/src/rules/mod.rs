@@ -9,6 +9,7 @@ pub mod backends;
 pub mod bounds;
 pub mod front;
 pub mod labels;
+pub mod lease;
 pub mod plan;
 pub mod policy;
 pub mod readiness;
