@@ -86,14 +86,6 @@ pub struct Takeover {
     pub predecessor: Option<Predecessor>,
 }
 
-/// Why serving ends.
-enum Stop {
-    /// SIGTERM or Ctrl-C: everything stops, in phases.
-    Shutdown,
-    /// A successor asked: it gets the sockets and then acting.
-    Handover(Successor),
-}
-
 /// The tasks that act on the world (autoscaler, keeper, idle watch,
 /// reconcile), started only once this process acts.
 struct ActingTasks {
@@ -128,6 +120,10 @@ pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future
         config.settings.clone(),
         config.telemetry.clone(),
     );
+    if predecessor.is_some() {
+        // Before anything can issue a command: the predecessor still acts.
+        service.acting().wait_for_predecessor();
+    }
     let autoscale =
         AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run, config.autoscale.metric_ttl);
     let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale.clone());
@@ -136,20 +132,11 @@ pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future
     let acting = ActingTasks { tracker: TaskTracker::new(), cancel: phases.background.child_token() };
     let workers = service.workers(&acting.cancel, &phases.background);
     let mut background = spawn_background((informer, store), &events, &service, &config, workers.observing, &phases);
-    if predecessor.is_some() {
-        service.acting().wait_for_predecessor();
-    }
     acting.tracker.spawn(act(service.clone(), predecessor, workers.acting, autoscaler, acting.cancel.clone()));
     let mut listening = spawn_listeners(listeners, &config, service.clone(), autoscale, &phases.serving);
 
-    let stop = tokio::select! {
-        () = shutdown => Stop::Shutdown,
-        successor = successor_of(control.as_ref()) => Stop::Handover(successor),
-    };
-    let handed_over = matches!(stop, Stop::Handover(_));
-    if let Stop::Handover(successor) = stop {
-        hand_over(successor, &config.sockets, &events, &phases, &acting, &service).await;
-    }
+    let handed_over =
+        until_stopped(shutdown, control.as_ref(), (&config.sockets, &events), &phases, &acting, &service).await;
     // Stopped in this order, each phase awaited: what acts (its changes
     // finish while balancers still follow), then the listeners (requests in
     // flight finish while the inventory still follows the engine), then the
@@ -242,6 +229,32 @@ async fn act(
     join_all_of(&mut tasks).await;
 }
 
+/// Serves until `shutdown` resolves (`false`) or a successor takes the
+/// sockets and acting over (`true`). A successor that asks but does not
+/// take the sockets leaves this process serving.
+async fn until_stopped(
+    shutdown: impl Future<Output = ()>,
+    control: Option<&Control>,
+    (sockets, events): (&Sockets, &EventHub),
+    phases: &Phases,
+    acting: &ActingTasks,
+    service: &Replicator,
+) -> bool {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return false,
+            successor = successor_of(control) => match successor.send(sockets, events.last_id()).await {
+                Ok(()) => {
+                    hand_over(successor, phases, acting, service).await;
+                    return true;
+                }
+                Err(e) => warn!(error = %e, "a successor asked but did not take the sockets; serving on"),
+            },
+        }
+    }
+}
+
 /// The next successor to ask on the control socket; never, without one.
 async fn successor_of(control: Option<&Control>) -> Successor {
     match control.map(Control::successor) {
@@ -256,20 +269,10 @@ async fn successor_of(control: Option<&Control>) -> Successor {
     }
 }
 
-/// Gives a successor the sockets, stops accepting, stops acting, and tells
-/// it so. What is left (requests in flight, spliced connections) ends as
-/// on any shutdown.
-async fn hand_over(
-    successor: Successor,
-    sockets: &Sockets,
-    events: &EventHub,
-    phases: &Phases,
-    acting: &ActingTasks,
-    service: &Replicator,
-) {
-    if let Err(e) = successor.send(sockets, events.last_id()).await {
-        warn!(error = %e, "the successor did not take the sockets; stopping as on a shutdown");
-    }
+/// Once a successor has the sockets: stops accepting, stops acting, and
+/// tells it so. What is left (requests in flight, spliced connections)
+/// ends as on any shutdown.
+async fn hand_over(successor: Successor, phases: &Phases, acting: &ActingTasks, service: &Replicator) {
     info!("sockets handed over; no longer accepting");
     phases.stop_accepting();
     acting.stop().await;

@@ -89,13 +89,20 @@ impl Load {
     }
 
     /// Stops the clients (closing the kept connections); the failures seen.
-    fn finish(self) -> Vec<String> {
+    fn finish(mut self) -> Vec<String> {
         self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads {
+        for thread in std::mem::take(&mut self.threads) {
             thread.join().unwrap();
         }
         let failures = self.failures.lock().unwrap().clone();
         failures
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails half-way leaves no client running.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -211,4 +218,46 @@ async fn requests_through_nginx_held_for_a_sleeping_group_across_a_takeover_all_
         (&json!(1), &json!(false)),
         "woken once, to one member: {group}"
     );
+}
+
+/// `socat` as user nobody: what it got back from the control socket at
+/// `path` after asking for a takeover, or why it could not connect.
+fn ask_as_nobody(path: &std::path::Path) -> Result<String, String> {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+        .arg(format!("printf 'takeover v1\\n' | socat -t 5 - UNIX-CONNECT:{}", path.display()))
+        .output()
+        .expect("setpriv runs");
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_can_neither_reach_the_control_socket_nor_take_over_through_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let scope = Scope::new("takeoverstranger");
+    let certs = certs();
+    let control = tempfile::tempdir().unwrap();
+    let socket = control.path().join("run/control.sock");
+    let server = scope.process_server_with(certs.path(), &["--control-socket", socket.to_str().unwrap()]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&socket), mode(socket.parent().unwrap())), (0o600, 0o700));
+    let refused = ask_as_nobody(&socket).expect_err("the folder and the socket are the owner's only");
+    assert!(refused.to_lowercase().contains("permission denied"), "{refused}");
+
+    // Even with the file opened to everyone, the kernel tells the peer's user: no sockets go out.
+    for (path, mode) in [(control.path(), 0o755), (socket.parent().unwrap(), 0o755), (socket.as_path(), 0o666)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let answer = ask_as_nobody(&socket).unwrap_or_default();
+    assert!(answer.is_empty(), "nothing is handed to another user: {answer:?}");
+    let logged = poll_until(Duration::from_secs(10), || {
+        server.logs().iter().any(|l| l.contains("takeover request on the control socket was refused")).then_some(())
+    });
+    assert!(logged.is_ok(), "the refusal is logged: {:#?}", server.logs());
+    let (status, _) = server.admin_get("/healthz");
+    assert_eq!(status, 200, "the server serves on, acting");
+    assert!(server.logs().iter().all(|l| !l.contains("sockets handed over")));
 }

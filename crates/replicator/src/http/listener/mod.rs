@@ -248,10 +248,11 @@ impl Connection {
         let client = peer.common_name.clone();
         let unread = Arc::new(AtomicBool::new(false));
         let io = TokioIo::new(linger::Lingering::new(stream, unread.clone()));
-        let first_request = Arc::new(FirstRequest::default());
+        // Cancelled once the connection's first request has begun.
+        let first_request = CancellationToken::new();
         let began = first_request.clone();
         let service = service_fn(move |req| {
-            began.began();
+            began.cancel();
             let request =
                 Exchange { app: app.clone(), peer: peer.clone(), options: options.clone(), unread: unread.clone() };
             request.respond(req)
@@ -267,7 +268,7 @@ impl Connection {
         // request has not been read yet is served, not closed unanswered.
         let stopping = async {
             self.stopping.cancelled().await;
-            let _ = tokio::time::timeout(self.options.header_timeout, first_request.wait()).await;
+            let _ = tokio::time::timeout(self.options.header_timeout, first_request.cancelled()).await;
         };
         tokio::pin!(stopping);
         loop {
@@ -314,29 +315,6 @@ fn http1_builder(options: &ServerOptions) -> http1::Builder {
         .max_header_size(options.max_header_bytes)
         .max_buf_size(options.max_header_bytes.max(8192));
     http
-}
-
-/// Whether a connection has begun its first request.
-#[derive(Default)]
-struct FirstRequest {
-    began: AtomicBool,
-    notify: tokio::sync::Notify,
-}
-
-impl FirstRequest {
-    fn began(&self) {
-        if !self.began.swap(true, Ordering::AcqRel) {
-            self.notify.notify_waiters();
-        }
-    }
-
-    /// Resolves once the first request has begun.
-    async fn wait(&self) {
-        let notified = self.notify.notified();
-        if !self.began.load(Ordering::Acquire) {
-            notified.await;
-        }
-    }
 }
 
 /// One request on a connection, and what answering it needs.
