@@ -291,3 +291,39 @@ fn correct_links_pass_and_code_is_not_read() {
     ]);
     assert_eq!(broken(&docs, |path| path == "docs/shot.png"), Vec::<String>::new());
 }
+
+/// The README stays a front page, and it and the book's summary link every
+/// page of the guide.
+#[test]
+fn the_readme_is_short_and_it_and_the_summary_link_every_guide_page() {
+    let root = repository_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.lines().count() <= 300, "README.md has {} lines: at most 300", readme.lines().count());
+    let summary = std::fs::read_to_string(root.join("docs/SUMMARY.md")).unwrap();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("docs/guide")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".md") {
+            continue;
+        }
+        if !readme.contains(&format!("docs/guide/{name}")) {
+            missing.push(format!("README.md does not link {name}"));
+        }
+        if !summary.contains(&format!("guide/{name}")) {
+            missing.push(format!("docs/SUMMARY.md does not link {name}"));
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
+
+/// The demo app is a user of the client crate, as users' programs are, and
+/// not of the server.
+#[test]
+fn the_demo_depends_on_the_client_crate_and_not_on_the_server() {
+    let manifest = std::fs::read_to_string(repository_root().join("crates/demo/Cargo.toml")).unwrap();
+    let section = manifest.split("[dependencies]").nth(1).unwrap_or_default();
+    let dependencies: Vec<&str> = section.split("\n[").next().unwrap_or_default().lines().map(str::trim).collect();
+    let named = |crate_name: &str| dependencies.iter().any(|l| l.split(['.', '=', ' ']).next() == Some(crate_name));
+    assert!(named("replicator-client"), "{dependencies:?}");
+    assert!(!named("replicator"), "the demo names the server crate: {dependencies:?}");
+}
