@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::warn;
 
@@ -44,6 +45,9 @@ pub(super) struct Core {
     pub activity: Activity,
     pub connections: Arc<Connections>,
     pub acting: Acting,
+    /// Reads of the groups through [`Self::fresh_groups`], so a test can
+    /// hold a command's walk to the one read it is meant to make.
+    group_reads: AtomicUsize,
 }
 
 impl Core {
@@ -62,6 +66,7 @@ impl Core {
             activity: Activity::default(),
             connections: Arc::default(),
             acting: Acting::new(telemetry.clone()),
+            group_reads: AtomicUsize::new(0),
             engine,
             store,
             intents,
@@ -74,7 +79,14 @@ impl Core {
     /// Every managed group; when the engine could not be listed, one more
     /// try first (bounded by the engine timeout).
     pub async fn fresh_groups(&self) -> Result<Arc<Vec<Group>>> {
+        self.group_reads.fetch_add(1, Ordering::Relaxed);
         self.store.fresh_groups(self.settings.engine_timeout).await
+    }
+
+    /// How many times the groups were read through [`Self::fresh_groups`].
+    #[cfg(test)]
+    pub fn group_reads(&self) -> usize {
+        self.group_reads.load(Ordering::Relaxed)
     }
 
     /// One group by name (see [`Self::fresh_groups`]).

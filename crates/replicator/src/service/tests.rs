@@ -462,3 +462,22 @@ async fn a_pause_the_runtime_fails_is_tried_again_and_three_failures_refuse_the_
     assert!(w.service.scale("web", 0, "test", None).await.is_err(), "three failures refuse the sleep");
     assert_eq!(w.engine.inspect_container(&web).await.unwrap().state, RunState::Running);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_scale_up_reads_its_group_once_for_the_change_and_once_for_the_answer() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED, ("replicator.min", "0"), ("replicator.max", "5")]);
+    w.resync().await;
+    assert!(w.service.scale("web", 0, "test", None).await.unwrap().asleep());
+    w.resync().await;
+
+    // Asleep: the walk wakes the original, admits, grows; none of it reads again.
+    let before = w.service.core.group_reads();
+    let grown = w.service.scale("web", 3, "test", None).await.unwrap();
+    assert_eq!(grown.size(), 3);
+    assert_eq!(w.service.core.group_reads() - before, 2, "one read under the lock, one for the answer");
+
+    let before = w.service.core.group_reads();
+    w.service.scale("web", 5, "test", None).await.unwrap();
+    assert_eq!(w.service.core.group_reads() - before, 2, "awake: the same two reads");
+}
