@@ -82,9 +82,16 @@ pub enum Error {
         /// Why.
         reason: Unreached,
     },
-    /// A command reached this process after it handed acting over to a successor.
-    #[error("this replicator handed acting over to its successor: retry, and the successor answers")]
-    NotActing,
+    /// A command reached a replicator that does not act: it handed acting
+    /// over to a successor, or another holds the lease.
+    #[error("this replicator does not act now: {}", match leader {
+        Some(leader) => format!("the replicator at {leader} does; send it there"),
+        None => "retry, and the one that acts answers".to_owned(),
+    })]
+    NotActing {
+        /// Where the replicator that acts answers, when known.
+        leader: Option<String>,
+    },
 
     /// A bug: a task panicked or an invariant broke.
     #[error("internal error: {0}")]

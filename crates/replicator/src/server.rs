@@ -18,13 +18,14 @@ use tracing::{info, warn};
 use crate::autoscale::{AutoscaleHandle, AutoscaleSettings, Autoscaler};
 use crate::base::handover::Sockets;
 use crate::base::telemetry::Telemetry;
-use crate::engine::Engine;
+use crate::engine::{Engine, FencedEngine};
 use crate::http::admin::{self, AdminState};
 use crate::http::api::{self, AppState, RateLimiter, ServerOptions};
 use crate::inventory::{Informer, Inventory, Scope};
 use crate::rules::access::UnboundPolicy;
+use crate::service::acting::Role;
 use crate::service::events::EventHub;
-use crate::service::{Replicator, Settings};
+use crate::service::{ActingLoops, LeaseSettings, Replicator, Settings};
 use crate::takeover::{Control, Predecessor, Successor};
 use crate::tls::ServerTls;
 
@@ -76,6 +77,8 @@ pub struct Config {
     pub sockets: Arc<Sockets>,
     /// The control socket and the predecessor, if any; `None`: no takeover (`--control-socket none`).
     pub takeover: Option<Takeover>,
+    /// The lease that decides which of several replicators acts; `None`: this one always does.
+    pub lease: Option<LeaseSettings>,
 }
 
 /// This process's control socket, and the predecessor it takes over from.
@@ -113,26 +116,20 @@ pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future
     }
     let (control, predecessor) = config.takeover.take().map_or((None, None), |t| (t.control, t.predecessor));
     let events = Arc::new(EventHub::continuing_after(predecessor.as_ref().map_or(0, |p| p.handover.events_after)));
-    let service = Replicator::new(
-        config.engine.clone(),
-        (store.clone(), intents),
-        events.clone(),
-        config.settings.clone(),
-        config.telemetry.clone(),
-    );
-    if predecessor.is_some() {
-        // Before anything can issue a command: the predecessor still acts.
-        service.acting().wait_for_predecessor();
-    }
+    let service = service_of(&config, (store.clone(), intents), &events, predecessor.is_some());
     let autoscale =
         AutoscaleHandle::new(Arc::new(service.clone()), events.clone(), config.dry_run, config.autoscale.metric_ttl);
-    let autoscaler = Autoscaler::new(autoscale.clone(), config.telemetry.clone(), config.autoscale.clone());
 
     let phases = Phases::default();
     let acting = ActingTasks { tracker: TaskTracker::new(), cancel: phases.background.child_token() };
-    let workers = service.workers(&acting.cancel, &phases.background);
+    let workers = service.workers(&phases.background);
     let mut background = spawn_background((informer, store), &events, &service, &config, workers.observing, &phases);
-    acting.tracker.spawn(act(service.clone(), predecessor, workers.acting, autoscaler, acting.cancel.clone()));
+    let actor = Actor {
+        service: service.clone(),
+        loops: workers.acting,
+        autoscale: (autoscale.clone(), config.telemetry.clone(), config.autoscale.clone()),
+    };
+    acting.tracker.spawn(actor.act(predecessor, config.lease.clone(), acting.cancel.clone()));
     let mut listening = spawn_listeners(listeners, &config, service.clone(), autoscale, &phases.serving);
 
     let handed_over =
@@ -156,6 +153,29 @@ pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future
         control.remove();
     }
     info!("stopped");
+}
+
+/// The service, over the engine behind the lease's fence when there is a
+/// lease, and holding its commands until it may act.
+fn service_of(
+    config: &Config,
+    inventory: (crate::inventory::Store, crate::inventory::Intents),
+    events: &Arc<EventHub>,
+    has_predecessor: bool,
+) -> Replicator {
+    let engine: Arc<dyn Engine> = match &config.lease {
+        // Every call that changes the world passes the lease's fence.
+        Some(lease) => Arc::new(FencedEngine::new(config.engine.clone(), lease.fence.clone())),
+        None => config.engine.clone(),
+    };
+    let service = Replicator::new(engine, inventory, events.clone(), config.settings.clone(), config.telemetry.clone());
+    if has_predecessor {
+        // Before anything can issue a command: the predecessor still acts.
+        service.acting().wait_for_predecessor();
+    } else if config.lease.is_some() {
+        service.acting().await_lease();
+    }
+    service
 }
 
 /// The tokens that stop each phase, and the fronts' spliced connections.
@@ -205,28 +225,62 @@ fn spawn_background(
     tasks
 }
 
-/// Waits until the predecessor (if any) no longer acts, then acts: the
-/// control loops and the autoscaler, until `cancel`.
-async fn act(
+/// What acts while this process does: the control loops and the autoscaler.
+struct Actor {
     service: Replicator,
-    predecessor: Option<Predecessor>,
-    loops: Vec<crate::service::Worker>,
-    autoscaler: Autoscaler,
-    cancel: CancellationToken,
-) {
-    if let Some(predecessor) = predecessor {
-        tokio::select! {
-            () = predecessor.released() => {}
-            () = cancel.cancelled() => return,
+    loops: ActingLoops,
+    autoscale: (Arc<AutoscaleHandle>, Arc<Telemetry>, AutoscaleSettings),
+}
+
+impl Actor {
+    /// Waits until the predecessor (if any) no longer acts, then acts until
+    /// `cancel`: at once without a lease, else in each term the lease is held.
+    async fn act(self, predecessor: Option<Predecessor>, lease: Option<LeaseSettings>, cancel: CancellationToken) {
+        if let Some(predecessor) = predecessor {
+            tokio::select! {
+                () = predecessor.released() => {}
+                () = cancel.cancelled() => return,
+            }
+            if lease.is_none() {
+                self.service.acting().grant();
+            }
         }
-        service.acting().grant();
+        let Some(lease) = lease else { return self.term(cancel).await };
+        let elector = tokio::spawn(self.loops.keep_lease(lease, cancel.clone()));
+        while !cancel.is_cancelled() {
+            let acting = self.service.acting();
+            if acting.role() != Role::Acting {
+                tokio::select! {
+                    _ = acting.changed_from(acting.role()) => continue,
+                    () = cancel.cancelled() => break,
+                }
+            }
+            let term = cancel.child_token();
+            let running = self.term(term.clone());
+            tokio::pin!(running);
+            tokio::select! {
+                _ = acting.changed_from(Role::Acting) => {
+                    term.cancel();
+                    running.await;
+                }
+                () = &mut running => {}
+            }
+        }
+        if let Err(e) = elector.await {
+            warn!(error = %e, "the lease's task failed");
+        }
     }
-    let mut tasks = JoinSet::new();
-    for worker in loops {
-        tasks.spawn(worker);
+
+    /// The control loops and a new autoscaler, until `cancel`.
+    async fn term(&self, cancel: CancellationToken) {
+        let (handle, telemetry, settings) = self.autoscale.clone();
+        let mut tasks = JoinSet::new();
+        for worker in self.loops.start(&cancel) {
+            tasks.spawn(worker);
+        }
+        tasks.spawn(Autoscaler::new(handle, telemetry, settings).run(cancel));
+        join_all_of(&mut tasks).await;
     }
-    tasks.spawn(autoscaler.run(cancel.clone()));
-    join_all_of(&mut tasks).await;
 }
 
 /// Serves until `shutdown` resolves (`false`) or a successor takes the

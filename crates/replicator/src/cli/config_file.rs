@@ -417,6 +417,8 @@ mod tests {
             "max-connection-age" => "\"1h\"",
             "dashboard-actions-from" => "\"172.17.0.1/32\"",
             "control-socket" => "\"/run/replicator/control.sock\"",
+            "lease" => "\"/run/replicator/lease\"",
+            "advertise" => "\"https://replicator-1:8443\"",
             _ => return None,
         })
     }

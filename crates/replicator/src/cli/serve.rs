@@ -117,6 +117,23 @@ pub struct ServeArgs {
     /// in $XDG_RUNTIME_DIR/replicator, /run/replicator for root; none when --listen has port 0.
     #[arg(long, env = "REPLICATOR_CONTROL_SOCKET")]
     pub control_socket: Option<String>,
+    /// The lease that lets several replicators run with exactly one acting: a file on a folder they share
+    /// (kept under the kernel's flock). Off by default: this replicator always acts.
+    #[arg(long, env = "REPLICATOR_LEASE")]
+    pub lease: Option<std::path::PathBuf>,
+    /// How long a renewal of the lease holds it; a replicator lost is replaced within about this (see --lease-fence).
+    #[arg(long, env = "REPLICATOR_LEASE_TERM", default_value = "4s", value_parser = duration::parse_positive)]
+    pub lease_term: Duration,
+    /// How often the holder renews the lease.
+    #[arg(long, env = "REPLICATOR_LEASE_RENEW", default_value = "1s", value_parser = duration::parse_positive)]
+    pub lease_renew: Duration,
+    /// How long before its term the holder stops acting when it could not renew: the margin for clock rates and slow writes.
+    #[arg(long, env = "REPLICATOR_LEASE_FENCE", default_value = "1s", value_parser = duration::parse_positive)]
+    pub lease_fence: Duration,
+    /// The address of this replicator's API that the others name to a client when they do not act
+    /// (default: https://HOSTNAME:PORT of --listen).
+    #[arg(long, env = "REPLICATOR_ADVERTISE")]
+    pub advertise: Option<String>,
     /// Manage only containers and Swarm services carrying this label (KEY=VALUE); others are left alone.
     #[arg(long, env = "REPLICATOR_SELECTOR", value_parser = crate::rules::labels::Selector::parse)]
     pub selector: Option<crate::rules::labels::Selector>,
@@ -322,8 +339,28 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         telemetry,
         sockets,
         takeover: control,
+        lease: lease(&args)?,
     };
     Ok((listeners, config))
+}
+
+/// The lease, with `--lease`: the store, this process's record, its timings.
+fn lease(args: &ServeArgs) -> anyhow::Result<Option<crate::service::LeaseSettings>> {
+    let Some(path) = &args.lease else { return Ok(None) };
+    let timing = crate::rules::lease::Timing::new(args.lease_term, args.lease_renew, args.lease_fence)
+        .map_err(|e| anyhow::anyhow!("--lease-term, --lease-renew, --lease-fence: {e}"))?;
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    anyhow::ensure!(folder.is_dir(), "--lease {}: the folder {} does not exist", path.display(), folder.display());
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let holder = format!("{host}/{}/{}", std::process::id(), started.as_nanos());
+    let address = args.advertise.clone().unwrap_or_else(|| format!("https://{host}:{}", args.listen.port()));
+    Ok(Some(crate::service::LeaseSettings {
+        store: Arc::new(crate::engine::FileLease::new(path)),
+        me: crate::engine::LeaseRecord { holder, address: Some(address) },
+        timing,
+        fence: crate::engine::Fence::shut(),
+    }))
 }
 
 /// The predecessor's sockets when one runs on the control socket (it hands

@@ -44,6 +44,8 @@ pub enum Op {
     Stats,
     /// `GET /events`.
     Events,
+    /// Reading or writing the lease's record.
+    Lease,
 }
 
 impl Op {
@@ -69,6 +71,7 @@ impl Op {
             Op::ListNodes => "list swarm nodes",
             Op::Stats => "read stats of container",
             Op::Events => "follow events",
+            Op::Lease => "read or write the lease",
         }
     }
 }
@@ -94,6 +97,8 @@ pub enum ErrorKind {
     Untrusted,
     /// The engine did not answer within the configured timeout.
     Timeout,
+    /// Never sent: this replicator's lease ended, another may act now.
+    Fenced,
 }
 
 impl ErrorKind {
@@ -106,6 +111,7 @@ impl ErrorKind {
             Self::Unavailable => "unavailable",
             Self::Untrusted => "untrusted",
             Self::Timeout => "timeout",
+            Self::Fenced => "fenced",
         }
     }
 }

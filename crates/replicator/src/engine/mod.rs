@@ -8,6 +8,8 @@ pub mod docker;
 mod failure;
 #[cfg(test)]
 pub mod fake;
+mod fence;
+pub mod lease;
 pub mod normalize;
 mod transport;
 
@@ -22,6 +24,8 @@ use crate::model::{
 pub use connect::{EngineEndpoint, EngineSettings};
 pub use docker::DockerEngine;
 pub use failure::{EngineError, ErrorKind, Op};
+pub use fence::{Fence, FencedEngine};
+pub use lease::{FileLease, LeaseRecord, LeaseStore, Versioned};
 
 /// The result of one engine call.
 pub type EngineResult<T> = Result<T, EngineError>;

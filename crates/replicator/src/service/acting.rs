@@ -3,7 +3,9 @@
 //! hands acting over, and the new one holds the commands it receives until
 //! then. Every command (replicate, scale, wake; the loops' too) runs under a
 //! permit: waiting while the role is [`Role::Waiting`], refused once it is
-//! [`Role::Released`], and a release waits for every permit out.
+//! [`Role::Released`], and a release waits for every permit out. With a
+//! lease (several replicators, `service::lease`), the role moves between
+//! [`Role::Following`] and [`Role::Acting`] as the lease is won and lost.
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub enum Role {
     Waiting,
     /// Acting: commands run.
     Acting,
+    /// Another replicator holds the lease: commands are refused, naming it.
+    Following,
     /// Handed over to a successor: commands are refused.
     Released,
 }
@@ -26,6 +30,8 @@ pub enum Role {
 /// The role, and the commands running under it.
 pub struct Acting {
     role: watch::Sender<Role>,
+    /// Where the replicator that acts answers, when another does and said so.
+    leader: std::sync::Mutex<Option<String>>,
     running: RwLock<()>,
     /// Where `replicator_leader` and its changes are counted.
     telemetry: Arc<Telemetry>,
@@ -35,7 +41,7 @@ impl Acting {
     /// Acting from the start (no predecessor), counted into `telemetry`.
     pub(super) fn new(telemetry: Arc<Telemetry>) -> Self {
         telemetry.leader.set(1);
-        Self { role: watch::Sender::new(Role::Acting), running: RwLock::new(()), telemetry }
+        Self { role: watch::Sender::new(Role::Acting), leader: Default::default(), running: RwLock::new(()), telemetry }
     }
 
     /// Waits until this process acts, then holds a permit for one command.
@@ -44,16 +50,44 @@ impl Acting {
         loop {
             match *role.borrow_and_update() {
                 Role::Acting => break,
-                Role::Released => return Err(Error::NotActing),
+                Role::Released | Role::Following => return Err(self.refusal()),
                 Role::Waiting => {}
             }
-            role.changed().await.map_err(|_| Error::NotActing)?;
+            role.changed().await.map_err(|_| self.refusal())?;
         }
         let permit = self.running.read().await;
         match *self.role.borrow() {
             Role::Acting => Ok(permit),
-            _ => Err(Error::NotActing),
+            _ => Err(self.refusal()),
         }
+    }
+
+    /// Why a command is refused here: it names the leader when one is known.
+    fn refusal(&self) -> Error {
+        Error::NotActing { leader: self.leader() }
+    }
+
+    /// Where the replicator that acts answers, if another does and said so.
+    pub fn leader(&self) -> Option<String> {
+        self.leader.lock().expect("leader").clone()
+    }
+
+    /// Another replicator acts (at `leader`, when known): commands are
+    /// refused from now on. Those running finish; their calls that change
+    /// the world meet the closed fence.
+    pub fn follow(&self, leader: Option<String>) {
+        *self.leader.lock().expect("leader") = leader;
+        if self.role.send_replace(Role::Following) == Role::Acting {
+            self.telemetry.leader.set(0);
+            self.telemetry.leader_changes.inc();
+        }
+    }
+
+    /// Waits until the role is other than `role`, and answers the new one.
+    pub async fn changed_from(&self, role: Role) -> Role {
+        let mut roles = self.role.subscribe();
+        let Ok(now) = roles.wait_for(|r| *r != role).await else { return self.role() };
+        *now
     }
 
     /// Commands wait from now until [`Self::grant`]: a predecessor still acts.
@@ -62,8 +96,16 @@ impl Acting {
         self.telemetry.leader.set(0);
     }
 
+    /// Commands are refused from now on until a lease is won: a replicator
+    /// among several starts so.
+    pub fn await_lease(&self) {
+        self.role.send_replace(Role::Following);
+        self.telemetry.leader.set(0);
+    }
+
     /// This process acts from now on.
     pub fn grant(&self) {
+        *self.leader.lock().expect("leader") = None;
         if self.role.send_replace(Role::Acting) != Role::Acting {
             self.telemetry.leader.set(1);
             self.telemetry.leader_changes.inc();
@@ -112,8 +154,26 @@ mod tests {
         acting.release().await;
         assert!(began.elapsed() >= Duration::from_secs(4), "the release waited for the running command");
         assert!(waiting.await.unwrap().is_ok());
-        assert!(matches!(acting.permit().await, Err(Error::NotActing)), "refused once released");
+        assert!(matches!(acting.permit().await, Err(Error::NotActing { leader: None })), "refused once released");
         assert_eq!(acting.role(), Role::Released);
         assert_eq!((telemetry.leader.get(), telemetry.leader_changes.get()), (0, 2), "granted, then released");
+    }
+}
+
+#[cfg(test)]
+mod following {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_follower_refuses_naming_the_leader_and_acts_once_granted() {
+        let telemetry = Arc::new(Telemetry::default());
+        let acting = Acting::new(telemetry.clone());
+        acting.follow(Some("https://other:8443".into()));
+        let refused = acting.permit().await.unwrap_err();
+        assert_eq!(refused, Error::NotActing { leader: Some("https://other:8443".into()) });
+        assert_eq!(telemetry.leader.get(), 0);
+        acting.grant();
+        assert!(acting.permit().await.is_ok());
+        assert_eq!((acting.leader(), telemetry.leader.get()), (None, 1));
     }
 }

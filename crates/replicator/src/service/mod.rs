@@ -26,6 +26,7 @@ pub mod events;
 mod growth;
 mod idle;
 mod keeper;
+mod lease;
 mod locks;
 mod pool;
 mod prober;
@@ -60,6 +61,7 @@ use crate::rules::backends::Backend;
 use crate::service::events::EventHub;
 
 pub use capacity::{ColdStart, How};
+pub use lease::LeaseSettings;
 pub use prober::Prober;
 pub use reach::{FirstReady, Reach, Reached, Waiter};
 pub use replica::{Replica, Replication};
@@ -72,9 +74,30 @@ pub type Worker = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The service's background tasks, by whether they change the world.
 pub struct Workers {
     /// Run only while this process acts.
-    pub acting: Vec<Worker>,
+    pub acting: ActingLoops,
     /// Run always.
     pub observing: Vec<Worker>,
+}
+
+/// The loops that change the world, started anew each time this process
+/// comes to act, and the lease that decides when (with several replicators).
+pub struct ActingLoops(Arc<Core>);
+
+impl ActingLoops {
+    /// The reconcile pass, the pool keeper and the idle watch, until `cancel`.
+    pub fn start(&self, cancel: &CancellationToken) -> Vec<Worker> {
+        let core = &self.0;
+        vec![
+            Box::pin(reconcile::keep_reconciling(core.clone(), cancel.clone())),
+            Box::pin(keeper::Keeper(core.clone()).run(cancel.clone())),
+            Box::pin(idle::keep_idle_groups_asleep(core.clone(), cancel.clone())),
+        ]
+    }
+
+    /// Wins, keeps and, at `cancel`, leaves the lease, moving the role.
+    pub fn keep_lease(&self, lease: LeaseSettings, cancel: CancellationToken) -> Worker {
+        Box::pin(lease::keep_the_lease(self.0.clone(), lease, cancel))
+    }
 }
 
 /// The service: cheap to clone, shared by every request and background task.
@@ -107,20 +130,13 @@ impl Replicator {
     }
 
     /// The control loops: those that act (the reconcile pass, the pool
-    /// keeper, the idle watch), to start only once this process acts and to
-    /// run until `acting` is cancelled, and those that only observe (the
-    /// readiness probes), until `observing` is.
-    pub fn workers(&self, acting: &CancellationToken, observing: &CancellationToken) -> Workers {
+    /// keeper, the idle watch), to start each time this process comes to
+    /// act, and those that only observe (the readiness probes), until
+    /// `observing` is cancelled.
+    pub fn workers(&self, observing: &CancellationToken) -> Workers {
         let core = &self.core;
         let prober = Prober::new(core.store.clone(), core.intents.clone());
-        Workers {
-            acting: vec![
-                Box::pin(reconcile::keep_reconciling(core.clone(), acting.clone())),
-                Box::pin(keeper::Keeper(core.clone()).run(acting.clone())),
-                Box::pin(idle::keep_idle_groups_asleep(core.clone(), acting.clone())),
-            ],
-            observing: vec![Box::pin(prober.run(observing.clone()))],
-        }
+        Workers { acting: ActingLoops(core.clone()), observing: vec![Box::pin(prober.run(observing.clone()))] }
     }
 
     /// replicator's own event stream.

@@ -18,6 +18,7 @@ mod front;
 mod groups;
 mod haproxy_caddy;
 mod hardening;
+mod lease;
 mod lifetimes;
 mod mtls;
 mod nginx_follower;

@@ -27,6 +27,7 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::NotReady { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_ready"),
         Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::Engine(e) if e.kind == ErrorKind::Fenced => (StatusCode::SERVICE_UNAVAILABLE, "not_acting"),
         // The caller's reference, valid in syntax, names several containers
         // (a short id that is the prefix of more than one): the engine
         // refuses to pick, and the request conflicts with what exists.
@@ -36,7 +37,7 @@ pub fn status_of(e: &Error) -> (StatusCode, &'static str) {
         Error::Engine(e) if e.is_unreachable() => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
         Error::Engine(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
         Error::Unreachable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unreachable"),
-        Error::NotActing => (StatusCode::SERVICE_UNAVAILABLE, "not_acting"),
+        Error::NotActing { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_acting"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

@@ -1,0 +1,191 @@
+//! Several replicators against one engine, exactly one acting: they share
+//! a lease file (`--lease`), the one holding it acts, the others answer
+//! commands 503 `not_acting` naming it and serve their own fronts. A leader
+//! killed is replaced within the term; a leader frozen past its term and
+//! resumed sends nothing that changes the world.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::redis::{command, redis_image};
+use crate::common::{call, certs, eventually, free_port, labels, poll_until, Scope, Server};
+
+/// Two replicators with the same certificates and one lease file.
+struct Pair {
+    servers: Vec<Server>,
+    _certs: tempfile::TempDir,
+    _lease: tempfile::TempDir,
+}
+
+fn pair(scope: &Scope, each: [&[&str]; 2]) -> Pair {
+    let (certs, lease) = (certs(), tempfile::tempdir().unwrap());
+    let file = lease.path().join("lease");
+    let servers = each
+        .iter()
+        .map(|more| {
+            let mut args = vec!["--lease", file.to_str().unwrap(), "--control-socket", "none"];
+            args.extend_from_slice(more);
+            scope.process_server_with(certs.path(), &args)
+        })
+        .collect();
+    Pair { servers, _certs: certs, _lease: lease }
+}
+
+/// Whether `server` says it acts (`replicator_leader 1`).
+fn leads(server: &Server) -> bool {
+    server.admin_get("/metrics").1.lines().any(|l| l == "replicator_leader 1")
+}
+
+/// The index of the one that leads, once exactly one does.
+fn leader_of(servers: &[Server], within: Duration) -> usize {
+    eventually("exactly one leads", within, || {
+        let leading: Vec<usize> = (0..servers.len()).filter(|i| leads(&servers[*i])).collect();
+        (leading.len() == 1).then(|| leading[0])
+    })
+}
+
+/// The engine calls that change the world, as `server` counted them.
+fn changes_sent(server: &Server) -> u64 {
+    let metrics = server.admin_get("/metrics").1;
+    let changing = ["create container", "start container", "stop container", "remove container", "pause container"];
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("replicator_engine_calls_total") && changing.iter().any(|op| l.contains(op)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_replications_sent_to_each_of_two_replicators_make_exactly_the_max_once() {
+    let scope = Scope::new("leasemax");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=5"]);
+    let pair = pair(&scope, [&[], &[]]);
+    let leader = leader_of(&pair.servers, Duration::from_secs(15));
+    let path = format!("/v1/containers/{name}/replicas");
+    let requests = pair.servers.iter().flat_map(|server| {
+        let path = path.clone();
+        (0..20).map(move |_| {
+            let client = server.client();
+            let path = path.clone();
+            async move { client.request(Method::POST, &path, None).await.unwrap() }
+        })
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let (by_leader, by_follower) = answers.split_at(20);
+    let (by_leader, by_follower) = if leader == 0 { (by_leader, by_follower) } else { (by_follower, by_leader) };
+    let made = by_leader.iter().filter(|a| a.status == StatusCode::CREATED).count();
+    assert_eq!(made, 4, "the leader fills the room left, no more");
+    assert!(by_leader.iter().all(|a| a.status == StatusCode::CREATED || a.status == StatusCode::CONFLICT));
+    let leader_port = format!(":{}", pair.servers[leader].port);
+    for answer in by_follower {
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.text());
+        assert_eq!(answer.json()["error"]["code"], "not_acting", "{}", answer.text());
+        assert!(answer.text().contains(&leader_port), "names the leader: {}", answer.text());
+    }
+    assert_eq!(scope.replicas_of(&name).len(), 4);
+    assert_eq!(scope.containers().len(), 5, "nothing made twice or left behind");
+    assert_eq!(changes_sent(&pair.servers[1 - leader]), 0, "the follower sent no change to the engine");
+}
+
+fn ping(host: &str, port: u16) -> Result<(), String> {
+    let mut stream = TcpStream::connect((host, port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    match command(&mut stream, "PING") {
+        Ok(reply) if reply == "+PONG" => Ok(()),
+        other => Err(format!("PING: {other:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_is_replaced_within_five_seconds_while_the_survivors_front_serves_on() {
+    let scope = Scope::new("leasekill");
+    let (port, network) = (free_port(), scope.network("net"));
+    let front = format!("replicator.front.port={port}");
+    let on = format!("replicator.front.network={network}");
+    let mut cache = labels(&["replicator.enable=true", "replicator.max=4", "replicator.front.target=6379"]);
+    cache.extend(["--label", &front, "--label", &on, "--label", "replicator.ready=tcp:6379,period=500ms"]);
+    cache.extend(["--network", &network, redis_image()]);
+    scope.run("cache", &cache);
+    let (_, web) = scope.web_group(&["--label", "replicator.min=0"]);
+    let ports = port.to_string();
+    // One host, two front addresses: each replicator's front on its own.
+    let fronts = |address| ["--front-ports", &ports, "--front-address", address];
+    let mut pair = pair(&scope, [&fronts("127.0.0.1"), &fronts("127.0.0.2")]);
+    let leader = leader_of(&pair.servers, Duration::from_secs(15));
+    let (survivor, host) = (1 - leader, ["127.0.0.1", "127.0.0.2"][1 - leader]);
+    eventually("the survivor's front answers", Duration::from_secs(30), || ping(host, port).ok());
+    let asleep =
+        call(&pair.servers[leader], Method::PUT, &format!("/v1/groups/{web}/replicas"), Some(json!({"replicas": 0})))
+            .await;
+    assert_eq!(asleep.status, StatusCode::OK, "{}", asleep.text());
+
+    pair.servers[leader].signal("KILL");
+    let killed = Instant::now();
+    let mut failures = Vec::new();
+    let mut served = 0;
+    while !leads(&pair.servers[survivor]) {
+        assert!(killed.elapsed() < Duration::from_secs(5), "no new leader within 5 s");
+        match ping(host, port) {
+            Ok(()) => served += 1,
+            Err(e) => failures.push(e),
+        }
+    }
+    let took = killed.elapsed();
+    println!("a new leader {took:?} after the kill; {served} new connections served meanwhile");
+    assert!(failures.is_empty() && served > 0, "the survivor's front: {served} served, failed: {failures:?}");
+    pair.servers[leader].wait_exit(Duration::from_secs(5)).expect("killed");
+
+    let new = &pair.servers[survivor];
+    let woken = call(new, Method::POST, &format!("/v1/groups/{web}/wake"), None).await;
+    assert_eq!((woken.status, woken.json()["asleep"].clone()), (StatusCode::OK, json!(false)), "{}", woken.text());
+    let body = json!({"replicas": 2, "wait": "ready", "timeout": "60s"});
+    let scaled = call(new, Method::PUT, &format!("/v1/groups/{web}/replicas"), Some(body)).await;
+    assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
+    assert_eq!(scope.replicas_of(&web).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_frozen_past_its_term_and_resumed_sends_nothing_that_changes_the_world() {
+    let scope = Scope::new("leasefreeze");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=5"]);
+    let pair = pair(&scope, [&[], &[]]);
+    let frozen = leader_of(&pair.servers, Duration::from_secs(15));
+    let other = 1 - frozen;
+    let sent_before = changes_sent(&pair.servers[frozen]);
+
+    pair.servers[frozen].signal("STOP");
+    let resumed = scopeguard_cont(&pair.servers[frozen]);
+    eventually("the other takes over", Duration::from_secs(15), || leads(&pair.servers[other]).then_some(()));
+    // Sent while it is frozen: the kernel queues it; it is read once resumed.
+    let client = pair.servers[frozen].client();
+    let path = format!("/v1/containers/{name}/replicas");
+    let asked = tokio::spawn(async move { client.request(Method::POST, &path, None).await });
+    let port = pair.servers[frozen].port;
+    eventually("the request's connection queued by the kernel", Duration::from_secs(10), || {
+        let out = std::process::Command::new("ss").args(["-Htn", "state", "established"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")).then_some(())
+    });
+    drop(resumed);
+    let answer = tokio::time::timeout(Duration::from_secs(30), asked).await.expect("answered").unwrap().unwrap();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "not_acting", "{}", answer.text());
+    let stepped_down = poll_until(Duration::from_secs(10), || (!leads(&pair.servers[frozen])).then_some(()));
+    assert!(stepped_down.is_ok(), "the resumed one follows");
+    assert_eq!(changes_sent(&pair.servers[frozen]), sent_before, "nothing sent after the freeze");
+    assert!(scope.replicas_of(&name).is_empty(), "nothing made");
+    assert!(leads(&pair.servers[other]));
+}
+
+/// Continues a stopped server when dropped, even when the test fails.
+fn scopeguard_cont(server: &Server) -> impl Drop + '_ {
+    struct Cont<'a>(&'a Server);
+    impl Drop for Cont<'_> {
+        fn drop(&mut self) {
+            self.0.signal("CONT");
+        }
+    }
+    Cont(server)
+}
