@@ -339,13 +339,14 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         telemetry,
         sockets,
         takeover: control,
-        lease: lease(&args)?,
+        lease: lease(&args, listeners.api.local_addr()?.port())?,
     };
     Ok((listeners, config))
 }
 
-/// The lease, with `--lease`: the store, this process's record, its timings.
-fn lease(args: &ServeArgs) -> anyhow::Result<Option<crate::service::LeaseSettings>> {
+/// The lease, with `--lease`: the store, this process's record (its
+/// address on the API port as bound), its timings.
+fn lease(args: &ServeArgs, api_port: u16) -> anyhow::Result<Option<crate::service::LeaseSettings>> {
     let Some(path) = &args.lease else { return Ok(None) };
     let timing = crate::rules::lease::Timing::new(args.lease_term, args.lease_renew, args.lease_fence)
         .map_err(|e| anyhow::anyhow!("--lease-term, --lease-renew, --lease-fence: {e}"))?;
@@ -354,7 +355,7 @@ fn lease(args: &ServeArgs) -> anyhow::Result<Option<crate::service::LeaseSetting
     let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let holder = format!("{host}/{}/{}", std::process::id(), started.as_nanos());
-    let address = args.advertise.clone().unwrap_or_else(|| format!("https://{host}:{}", args.listen.port()));
+    let address = args.advertise.clone().unwrap_or_else(|| format!("https://{host}:{api_port}"));
     Ok(Some(crate::service::LeaseSettings {
         store: Arc::new(crate::engine::FileLease::new(path)),
         me: crate::engine::LeaseRecord { holder, address: Some(address) },
