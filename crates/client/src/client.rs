@@ -108,6 +108,29 @@ impl ApiClient {
         Ok(ApiResponse { status, body })
     }
 
+    /// Sends a request as given (`path_and_query` starts with `/`, the
+    /// headers and body untouched) and answers the whole response, headers
+    /// included: what a replicator forwarding a command passes back.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+        body: Bytes,
+    ) -> Result<http::Response<Bytes>, ClientError> {
+        let url = format!("{}{path_and_query}", self.base);
+        let fail = |reason: String| ClientError::Request { url: url.clone(), reason };
+        let mut req = Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let req = req.body(Full::new(body)).map_err(|e| fail(e.to_string()))?;
+        let response = self.client.request(req).await.map_err(|e| fail(chain(&e)))?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
+        Ok(http::Response::from_parts(parts, body))
+    }
+
     /// A `GET` whose body is read as it arrives (an event stream), with `headers`.
     pub async fn stream(
         &self,

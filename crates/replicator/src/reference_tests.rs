@@ -293,6 +293,7 @@ async fn api_routes() -> BTreeSet<(String, String)> {
         alerts: crate::http::api::AlertReceiver::new(crate::rules::alerts::DEFAULT_GROUP_LABEL),
         // No certificate here: reading the description needs the operator's leave.
         unbound: crate::rules::access::UnboundPolicy::Operator,
+        forwarder: None,
     });
     let (status, body) = send(app, "GET", "/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK, "{body}");

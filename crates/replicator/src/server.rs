@@ -79,6 +79,8 @@ pub struct Config {
     pub takeover: Option<Takeover>,
     /// The lease that decides which of several replicators acts; `None`: this one always does.
     pub lease: Option<LeaseSettings>,
+    /// How commands and wakes reach the leader while another acts (`--peer-certs`).
+    pub forwarder: Option<Arc<api::Forwarder>>,
 }
 
 /// This process's control socket, and the predecessor it takes over from.
@@ -174,6 +176,9 @@ fn service_of(
         service.acting().wait_for_predecessor();
     } else if config.lease.is_some() {
         service.acting().await_lease();
+    }
+    if let Some(forwarder) = &config.forwarder {
+        service.acting().link_to_leader(forwarder.clone());
     }
     service
 }
@@ -387,7 +392,8 @@ fn spawn_listeners(
     }
     let rate_limit = config.rate_limit.map(|n| Arc::new(RateLimiter::new(n)));
     let alerts = api::AlertReceiver::new(&config.alert_group_label);
-    let app = api::router(AppState { service, autoscale, rate_limit, alerts, unbound: config.unbound });
+    let forwarder = config.forwarder.clone();
+    let app = api::router(AppState { service, autoscale, rate_limit, alerts, unbound: config.unbound, forwarder });
     let (tls, options, telemetry) = (config.tls.clone(), config.server.clone(), config.telemetry.clone());
     tasks.spawn(api::serve(listeners.api, tls, app, options, telemetry, serving.clone().cancelled_owned()));
     tasks

@@ -418,6 +418,7 @@ mod tests {
             "dashboard-actions-from" => "\"172.17.0.1/32\"",
             "control-socket" => "\"/run/replicator/control.sock\"",
             "lease" => "\"/run/replicator/lease\"",
+            "peer-certs" => "\"/etc/replicator/peer\"",
             "advertise" => "\"https://replicator-1:8443\"",
             _ => return None,
         })

@@ -130,8 +130,12 @@ pub struct ServeArgs {
     /// How long before its term the holder stops acting when it could not renew: the margin for clock rates and slow writes.
     #[arg(long, env = "REPLICATOR_LEASE_FENCE", default_value = "1s", value_parser = duration::parse_positive)]
     pub lease_fence: Duration,
-    /// The address of this replicator's API that the others name to a client when they do not act
-    /// (default: https://HOSTNAME:PORT of --listen).
+    /// A bundle folder (ca.pem, cert.pem, key.pem of a `peer` identity: `certs issue --identity peer`) with which
+    /// this replicator forwards commands and wakes to the one that acts; without it, it answers them 503 naming the leader.
+    #[arg(long, env = "REPLICATOR_PEER_CERTS")]
+    pub peer_certs: Option<std::path::PathBuf>,
+    /// The address of this replicator's API that the others name to a client (and forward to) when they do not act:
+    /// https://HOST[:PORT], the port of --listen when it names none (default: https://HOSTNAME:PORT).
     #[arg(long, env = "REPLICATOR_ADVERTISE")]
     pub advertise: Option<String>,
     /// Manage only containers and Swarm services carrying this label (KEY=VALUE); others are left alone.
@@ -340,6 +344,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         sockets,
         takeover: control,
         lease: lease(&args, listeners.api.local_addr()?.port())?,
+        forwarder: args.peer_certs.as_deref().map(crate::http::api::Forwarder::new).transpose()?,
     };
     Ok((listeners, config))
 }
@@ -355,13 +360,24 @@ fn lease(args: &ServeArgs, api_port: u16) -> anyhow::Result<Option<crate::servic
     let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let holder = format!("{host}/{}/{}", std::process::id(), started.as_nanos());
-    let address = args.advertise.clone().unwrap_or_else(|| format!("https://{host}:{api_port}"));
+    let address = advertised(args.advertise.as_deref(), &host, api_port)?;
     Ok(Some(crate::service::LeaseSettings {
         store: Arc::new(crate::engine::FileLease::new(path)),
         me: crate::engine::LeaseRecord { holder, address: Some(address) },
         timing,
         fence: crate::engine::Fence::shut(),
     }))
+}
+
+/// `--advertise` (`https://HOST[:PORT]`, the bound API port when it names
+/// none), or `https://HOSTNAME:PORT`.
+fn advertised(flag: Option<&str>, host: &str, api_port: u16) -> anyhow::Result<String> {
+    let Some(url) = flag else { return Ok(format!("https://{host}:{api_port}")) };
+    let uri: http::Uri = url.parse().map_err(|_| anyhow::anyhow!("--advertise {url:?}: not a URL"))?;
+    let (Some("https"), Some(named), "/") = (uri.scheme_str(), uri.host(), uri.path()) else {
+        anyhow::bail!("--advertise {url:?}: expected https://HOST or https://HOST:PORT");
+    };
+    Ok(format!("https://{named}:{}", uri.port_u16().unwrap_or(api_port)))
 }
 
 /// The predecessor's sockets when one runs on the control socket (it hands
@@ -601,6 +617,16 @@ mod tests {
         let mut all = vec!["--listen", "127.0.0.1:1"];
         all.extend_from_slice(extra);
         super::super::parse_serve(all).unwrap()
+    }
+
+    #[test]
+    fn the_advertised_address_takes_the_bound_port_unless_it_names_one() {
+        assert_eq!(advertised(None, "vm", 8443).unwrap(), "https://vm:8443");
+        assert_eq!(advertised(Some("https://127.0.0.1"), "vm", 40000).unwrap(), "https://127.0.0.1:40000");
+        assert_eq!(advertised(Some("https://r1.example:9443"), "vm", 1).unwrap(), "https://r1.example:9443");
+        for bad in ["http://r1", "r1:8443", "https://r1/path", "https://"] {
+            assert!(advertised(Some(bad), "vm", 1).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `urn:replicator:balancer:<name>` | a balancer | read groups, follow the event stream, acknowledge as `<name>` |
 //! | `urn:replicator:agent:<node id>` | a Swarm agent | report usage for its node |
 //! | `urn:replicator:alertmanager[:<group>]` | Alertmanager | the webhook (one URI per group to limit it) |
+//! | `urn:replicator:peer` | another replicator | wake and read groups itself; forward a command for the identity it names |
 //!
 //! A certificate with no such URI (the original tool's layout, another
 //! tool's certificate) is *unbound*: what it may do is `serve
@@ -27,6 +28,9 @@ use crate::base::id::GroupName;
 
 /// The URI scheme and namespace of every replicator identity.
 pub const URI_PREFIX: &str = crate::tls::IDENTITY_URI_PREFIX;
+
+/// The header in which a peer replicator names the caller it forwards for.
+pub const FORWARDED_IDENTITY: &str = "x-replicator-identity";
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,6 +145,9 @@ pub enum Identity {
         /// The groups its alerts may move; `None`: any.
         groups: Option<BTreeSet<String>>,
     },
+    /// Another replicator of the same deployment: it wakes groups for its
+    /// data path and forwards commands, speaking for the caller it verified.
+    Peer,
     /// A certificate with no replicator identity, under the server's policy.
     Unbound(UnboundPolicy),
 }
@@ -200,12 +207,13 @@ impl Identity {
             Identity::Alertmanager { groups: Some(groups) } => {
                 groups.iter().map(|g| format!("{URI_PREFIX}alertmanager:{g}")).collect()
             }
+            Identity::Peer => vec![format!("{URI_PREFIX}peer")],
             Identity::Unbound(_) => Vec::new(),
         }
     }
 
     /// Parses what `certs issue --identity` takes: `operator`, `app:GROUP`,
-    /// `balancer:NAME`, `agent:NODE`, `alertmanager[:GROUP,GROUP...]`.
+    /// `balancer:NAME`, `agent:NODE`, `alertmanager[:GROUP,GROUP...]`, `peer`.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text.split_once(':') {
             Some(("alertmanager", groups)) => {
@@ -219,6 +227,31 @@ impl Identity {
         }
     }
 
+    /// What a peer replicator writes in [`FORWARDED_IDENTITY`] for this
+    /// identity: its URIs, or `unbound` (the leader applies its own policy).
+    pub fn forwarded(&self) -> String {
+        match self {
+            Identity::Unbound(_) => "unbound".to_owned(),
+            other => other.uris().join(","),
+        }
+    }
+
+    /// Reads what a peer replicator wrote in [`FORWARDED_IDENTITY`]; the
+    /// identity it names must be a caller's, never another peer, never none.
+    pub fn from_forwarded(text: &str, policy: UnboundPolicy) -> Result<Self, String> {
+        if text == "unbound" {
+            return Ok(Identity::Unbound(policy));
+        }
+        let uris: Vec<&str> = text.split(',').map(str::trim).collect();
+        if uris.iter().any(|u| ours(u).is_none()) {
+            return Err(format!("a forwarded identity names something other than {URI_PREFIX}URIs"));
+        }
+        match Identity::from_uris(uris, UnboundPolicy::Refuse)? {
+            Identity::Peer => Err("a forwarded identity cannot be another peer".to_owned()),
+            identity => Ok(identity),
+        }
+    }
+
     /// The identity's kind: a metric label and the first word of its display.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -227,6 +260,7 @@ impl Identity {
             Identity::Balancer { .. } => "balancer",
             Identity::Agent { .. } => "agent",
             Identity::Alertmanager { .. } => "alertmanager",
+            Identity::Peer => "peer",
             Identity::Unbound(_) => "unbound",
         }
     }
@@ -242,6 +276,7 @@ impl Identity {
             Identity::Balancer { .. } => matches!(permission, ReadGroups | FollowEvents | Acknowledge | Describe),
             Identity::Agent { .. } => matches!(permission, ReportUsage | Describe),
             Identity::Alertmanager { .. } => matches!(permission, ReceiveAlerts | Describe),
+            Identity::Peer => matches!(permission, Scale | ReadGroups | Describe),
         }
     }
 
@@ -300,6 +335,7 @@ impl fmt::Display for Identity {
             Identity::Alertmanager { groups: Some(g) } => {
                 write!(f, "alertmanager:{}", g.iter().cloned().collect::<Vec<_>>().join(","))
             }
+            Identity::Peer => f.write_str("peer"),
             Identity::Unbound(_) => f.write_str("a certificate without a replicator identity"),
         }
     }
@@ -323,6 +359,7 @@ fn parse_one(text: &str) -> Result<Identity, String> {
     let needs = |what: &str| binding.ok_or_else(|| format!("identity {kind} needs :<{what}>"));
     Ok(match kind {
         "operator" if binding.is_none() => Identity::Operator,
+        "peer" if binding.is_none() => Identity::Peer,
         "app" => Identity::App { group: name(needs("group")?, "group")? },
         "balancer" => Identity::Balancer { name: name(needs("name")?, "follower name")? },
         "agent" => Identity::Agent { node: node_id(needs("node id")?)? },
@@ -331,7 +368,7 @@ fn parse_one(text: &str) -> Result<Identity, String> {
         },
         _ => {
             return Err(format!(
-                "unknown identity {:?}: expected operator, app:<group>, balancer:<name>, agent:<node id> or alertmanager[:<group>]",
+                "unknown identity {:?}: expected operator, app:<group>, balancer:<name>, agent:<node id>, alertmanager[:<group>] or peer",
                 crate::base::quote::clip(text)
             ))
         }
@@ -361,6 +398,29 @@ mod tests {
 
     fn id(uris: &[&str]) -> Identity {
         Identity::from_uris(uris.iter().copied(), UnboundPolicy::Operator).unwrap()
+    }
+
+    #[test]
+    fn a_peer_wakes_and_reads_and_speaks_only_for_a_callers_identity() {
+        let peer = id(&["urn:replicator:peer"]);
+        assert!(peer.may(Scale, "web") && peer.may(ReadGroups, "web"));
+        for p in [Replicate, PushMetrics, FollowEvents, Acknowledge, ReportUsage, ReceiveAlerts] {
+            assert!(!peer.holds(p), "{p}");
+        }
+        let app = Identity::App { group: "web".into() };
+        assert_eq!(Identity::from_forwarded(&app.forwarded(), UnboundPolicy::Refuse), Ok(app));
+        let unbound = Identity::Unbound(UnboundPolicy::Read);
+        assert_eq!(
+            Identity::from_forwarded(&unbound.forwarded(), UnboundPolicy::Refuse),
+            Ok(Identity::Unbound(UnboundPolicy::Refuse)),
+            "the leader's policy"
+        );
+        let limited = Identity::Alertmanager { groups: Some(["a".to_owned(), "b".to_owned()].into()) };
+        assert_eq!(Identity::from_forwarded(&limited.forwarded(), UnboundPolicy::Refuse), Ok(limited));
+        for bad in ["urn:replicator:peer", "", "https://x", "urn:replicator:operator,https://x", "urn:replicator:root"]
+        {
+            assert!(Identity::from_forwarded(bad, UnboundPolicy::Operator).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -27,8 +27,19 @@ pub enum Role {
     Released,
 }
 
+/// How a replicator that does not act reaches the one that does: the data
+/// path's wakes go there (implemented by the API layer, over mutual TLS
+/// with this replicator's peer identity).
+#[async_trait::async_trait]
+pub trait LeaderLink: Send + Sync + 'static {
+    /// Asks the replicator at `leader` to wake `group`.
+    async fn wake(&self, leader: &str, group: &str) -> Result<()>;
+}
+
 /// The role, and the commands running under it.
 pub struct Acting {
+    /// How to reach the leader while following; `None`: refuse instead.
+    link: std::sync::OnceLock<Arc<dyn LeaderLink>>,
     role: watch::Sender<Role>,
     /// Where the replicator that acts answers, when another does and said so.
     leader: std::sync::Mutex<Option<String>>,
@@ -41,7 +52,13 @@ impl Acting {
     /// Acting from the start (no predecessor), counted into `telemetry`.
     pub(super) fn new(telemetry: Arc<Telemetry>) -> Self {
         telemetry.leader.set(1);
-        Self { role: watch::Sender::new(Role::Acting), leader: Default::default(), running: RwLock::new(()), telemetry }
+        Self {
+            link: std::sync::OnceLock::new(),
+            role: watch::Sender::new(Role::Acting),
+            leader: Default::default(),
+            running: RwLock::new(()),
+            telemetry,
+        }
     }
 
     /// Waits until this process acts, then holds a permit for one command.
@@ -81,6 +98,21 @@ impl Acting {
             self.telemetry.leader.set(0);
             self.telemetry.leader_changes.inc();
         }
+    }
+
+    /// Reaches the leader through `link` from now on (set once).
+    pub fn link_to_leader(&self, link: Arc<dyn LeaderLink>) {
+        let _ = self.link.set(link);
+    }
+
+    /// While another acts and a link reaches it: asks it to wake `group`.
+    /// `None` when this process should act itself (or cannot forward).
+    pub(super) async fn wake_through_leader(&self, group: &str) -> Option<Result<()>> {
+        if self.role() != Role::Following {
+            return None;
+        }
+        let (link, leader) = (self.link.get()?, self.leader()?);
+        Some(link.wake(&leader, group).await)
     }
 
     /// Waits until the role is other than `role`, and answers the new one.

@@ -82,6 +82,7 @@ impl Reacher<'_> {
         let unreached = |reason| Error::Unreachable { group: reach.group.to_owned(), reason };
         let mut changes = self.0.store.subscribe();
         let (mut how, mut held, mut backoff) = (None, false, FIRST_BACKOFF);
+        let mut asked_leader = false;
         loop {
             let group = self.0.group(reach.group).await?;
             let vantage = &self.0.settings.vantage;
@@ -104,16 +105,10 @@ impl Reacher<'_> {
             if !std::mem::replace(&mut held, true) && !waiter.hold() {
                 return Err(unreached(Unreached::HoldFull));
             }
-            if group.asleep() {
+            if group.asleep() && !asked_leader {
                 how = how.or_else(|| Some(self.how_it_sleeps(&group)));
-                info!(group = reach.group, caller = reach.caller, "held; waking the group");
-                let woken =
-                    tokio::time::timeout_at(reach.deadline, wake(self.0, reach.group, reach.caller, None)).await;
-                match woken {
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(e)) => return Err(unreached(Unreached::NotWoken(e.to_string()))),
-                    Err(_) => return Err(unreached(Unreached::NotInTime)),
-                }
+                asked_leader = self.wake_held(&reach).await.map_err(unreached)?;
+                continue;
             }
             how = how.or_else(|| Some(self.capacity_on_its_way(reach.group)));
             match tokio::time::timeout_at(reach.deadline, changes.changed()).await {
@@ -121,6 +116,20 @@ impl Reacher<'_> {
                 Ok(Err(_)) => return Err(Error::Internal("the inventory stopped".into())),
                 Err(_) => return Err(unreached(Unreached::NotInTime)),
             }
+        }
+    }
+
+    /// Wakes a held request's sleeping group, or (`true`) has the leader
+    /// wake it while another replicator acts.
+    async fn wake_held(&self, reach: &Reach<'_>) -> std::result::Result<bool, Unreached> {
+        info!(group = reach.group, caller = reach.caller, "held; waking the group");
+        if let Some(asked) = self.0.acting.wake_through_leader(reach.group).await {
+            return asked.map(|()| true).map_err(|e| Unreached::NotWoken(e.to_string()));
+        }
+        match tokio::time::timeout_at(reach.deadline, wake(self.0, reach.group, reach.caller, None)).await {
+            Ok(Ok(_)) => Ok(false),
+            Ok(Err(e)) => Err(Unreached::NotWoken(e.to_string())),
+            Err(_) => Err(Unreached::NotInTime),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Several replicators against one engine, exactly one acting: they share
-//! a lease file (`--lease`), the one holding it acts, the others answer
-//! commands 503 `not_acting` naming it and serve their own fronts. A leader
+//! a lease file (`--lease`), the one holding it acts, the others forward
+//! commands and their data path's wakes to it (`--peer-certs`), or answer
+//! 503 `not_acting` naming it, and serve their own fronts. A leader
 //! killed is replaced within the term; a leader frozen past its term and
 //! resumed sends nothing that changes the world.
 
@@ -11,7 +12,9 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::common::redis::{command, redis_image};
-use crate::common::{call, certs, eventually, free_port, labels, poll_until, Scope, Server};
+use crate::common::{
+    call, certs, eventually, free_port, http_request, image, issue_bundle, labels, poll_until, Scope, Server,
+};
 
 /// Two replicators with the same certificates and one lease file.
 struct Pair {
@@ -20,13 +23,19 @@ struct Pair {
     _lease: tempfile::TempDir,
 }
 
-fn pair(scope: &Scope, each: [&[&str]; 2]) -> Pair {
+/// With `peers`, each forwards to the leader with a `peer` bundle.
+fn pair(scope: &Scope, each: [&[&str]; 2], peers: bool) -> Pair {
     let (certs, lease) = (certs(), tempfile::tempdir().unwrap());
     let file = lease.path().join("lease");
+    let peer = issue_bundle(certs.path(), "peer", lease.path());
     let servers = each
         .iter()
         .map(|more| {
             let mut args = vec!["--lease", file.to_str().unwrap(), "--control-socket", "none"];
+            args.extend(["--advertise", "https://127.0.0.1"]);
+            if peers {
+                args.extend(["--peer-certs", peer.to_str().unwrap()]);
+            }
             args.extend_from_slice(more);
             scope.process_server_with(certs.path(), &args)
         })
@@ -62,7 +71,7 @@ fn changes_sent(server: &Server) -> u64 {
 async fn twenty_replications_sent_to_each_of_two_replicators_make_exactly_the_max_once() {
     let scope = Scope::new("leasemax");
     let (_, name) = scope.web_group(&["--label", "replicator.max=5"]);
-    let pair = pair(&scope, [&[], &[]]);
+    let pair = pair(&scope, [&[], &[]], true);
     let leader = leader_of(&pair.servers, Duration::from_secs(15));
     let path = format!("/v1/containers/{name}/replicas");
     let requests = pair.servers.iter().flat_map(|server| {
@@ -74,19 +83,67 @@ async fn twenty_replications_sent_to_each_of_two_replicators_make_exactly_the_ma
         })
     });
     let answers = futures_util::future::join_all(requests).await;
-    let (by_leader, by_follower) = answers.split_at(20);
-    let (by_leader, by_follower) = if leader == 0 { (by_leader, by_follower) } else { (by_follower, by_leader) };
-    let made = by_leader.iter().filter(|a| a.status == StatusCode::CREATED).count();
-    assert_eq!(made, 4, "the leader fills the room left, no more");
-    assert!(by_leader.iter().all(|a| a.status == StatusCode::CREATED || a.status == StatusCode::CONFLICT));
-    let leader_port = format!(":{}", pair.servers[leader].port);
-    for answer in by_follower {
-        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.text());
-        assert_eq!(answer.json()["error"]["code"], "not_acting", "{}", answer.text());
-        assert!(answer.text().contains(&leader_port), "names the leader: {}", answer.text());
-    }
+    let made = answers.iter().filter(|a| a.status == StatusCode::CREATED).count();
+    assert_eq!(made, 4, "the room left, filled once, whichever replicator was asked");
+    let refused = answers.iter().filter(|a| a.status == StatusCode::CONFLICT).count();
+    assert_eq!(refused, 36, "every other answer is the limit's, from either replicator");
+    let follower = &answers[if leader == 0 { 20..40 } else { 0..20 }];
+    assert!(follower.iter().all(|a| a.json()["error"]["code"] != "not_acting"), "the follower forwarded all");
     assert_eq!(scope.replicas_of(&name).len(), 4);
     assert_eq!(scope.containers().len(), 5, "nothing made twice or left behind");
+    assert_eq!(changes_sent(&pair.servers[1 - leader]), 0, "the follower sent no change to the engine");
+
+    // Only a peer's certificate may name the identity it speaks for.
+    let mut forged = http::HeaderMap::new();
+    forged.insert("x-replicator-identity", "urn:replicator:operator".parse().unwrap());
+    let client = pair.servers[leader].client();
+    let answer = client.exchange(Method::POST, &path, &forged, Default::default()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{:?}", answer.body());
+    assert!(String::from_utf8_lossy(answer.body()).contains("only a peer replicator"), "{:?}", answer.body());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_peer_bundle_a_follower_answers_503_naming_the_leader() {
+    let scope = Scope::new("leasenamed");
+    let (_, name) = scope.web_group(&[]);
+    let pair = pair(&scope, [&[], &[]], false);
+    let leader = leader_of(&pair.servers, Duration::from_secs(15));
+    let body = json!({"replicas": 2});
+    let answer = call(&pair.servers[1 - leader], Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(body)).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "not_acting", "{}", answer.text());
+    let named = format!("https://127.0.0.1:{}", pair.servers[leader].port);
+    assert!(answer.text().contains(&named), "names the leader: {}", answer.text());
+    assert!(scope.replicas_of(&name).is_empty());
+}
+
+/// An app that listens 1 s after it starts.
+const LATE: &str = "sleep 1; mkdir -p /www && echo awake > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_held_by_a_followers_wake_listener_has_the_leader_wake_the_group() {
+    let scope = Scope::new("leasewake");
+    let network = scope.network("net");
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut app = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
+    app.extend(["--label", "replicator.wake.port=8080", "--label", &wake_network]);
+    app.extend(["--network", &network, image(), "sh", "-c", LATE]);
+    scope.run("web", &app);
+    let name = scope.name("web");
+    let wake_ports = [free_port(), free_port()];
+    let wakes = wake_ports.map(|p| format!("127.0.0.1:{p}"));
+    let pair = pair(&scope, [&["--wake-listen", &wakes[0]], &["--wake-listen", &wakes[1]]], true);
+    let leader = leader_of(&pair.servers, Duration::from_secs(15));
+    let to_zero = Some(json!({"replicas": 0}));
+    let asleep = call(&pair.servers[0], Method::PUT, &format!("/v1/groups/{name}/replicas"), to_zero).await;
+    assert_eq!(asleep.status, StatusCode::OK, "a scale to zero, forwarded or not: {}", asleep.text());
+
+    let follower_wake = wake_ports[1 - leader];
+    let header = [("X-Replicator-Group", name.as_str())];
+    let (status, body) = http_request(follower_wake, "GET", "/", &header, "").expect("an answer");
+    assert_eq!((status, body.trim()), (200, "awake"), "held by the follower, woken by the leader");
+    let said = pair.servers[1 - leader].logs().iter().any(|l| l.contains("the leader wakes the group"));
+    assert!(said, "{:#?}", pair.servers[1 - leader].logs());
     assert_eq!(changes_sent(&pair.servers[1 - leader]), 0, "the follower sent no change to the engine");
 }
 
@@ -113,7 +170,7 @@ async fn a_leader_killed_is_replaced_within_five_seconds_while_the_survivors_fro
     let ports = port.to_string();
     // One host, two front addresses: each replicator's front on its own.
     let fronts = |address| ["--front-ports", &ports, "--front-address", address];
-    let mut pair = pair(&scope, [&fronts("127.0.0.1"), &fronts("127.0.0.2")]);
+    let mut pair = pair(&scope, [&fronts("127.0.0.1"), &fronts("127.0.0.2")], true);
     let leader = leader_of(&pair.servers, Duration::from_secs(15));
     let (survivor, host) = (1 - leader, ["127.0.0.1", "127.0.0.2"][1 - leader]);
     eventually("the survivor's front answers", Duration::from_secs(30), || ping(host, port).ok());
@@ -151,7 +208,8 @@ async fn a_leader_killed_is_replaced_within_five_seconds_while_the_survivors_fro
 async fn a_leader_frozen_past_its_term_and_resumed_sends_nothing_that_changes_the_world() {
     let scope = Scope::new("leasefreeze");
     let (_, name) = scope.web_group(&["--label", "replicator.max=5"]);
-    let pair = pair(&scope, [&[], &[]]);
+    // No peer bundle: the resumed one must not pass the command on either.
+    let pair = pair(&scope, [&[], &[]], false);
     let frozen = leader_of(&pair.servers, Duration::from_secs(15));
     let other = 1 - frozen;
     let sent_before = changes_sent(&pair.servers[frozen]);

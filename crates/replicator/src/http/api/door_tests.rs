@@ -65,6 +65,7 @@ fn callers() -> Vec<Caller> {
         bound("agent", "urn:replicator:agent:abc123"),
         bound("alertmanager limited to another group", "urn:replicator:alertmanager:api"),
         bound("alertmanager", "urn:replicator:alertmanager"),
+        bound("peer replicator", "urn:replicator:peer"),
         Caller {
             name: "a Swarm node's certificate",
             claim: Claim::SwarmNode(Ok("abc123".into())),
@@ -146,7 +147,8 @@ async fn send(caller: &Caller, method: &str, path: &str, body: &str, headers: &[
         std::time::Duration::from_secs(15),
     );
     let alerts = super::alertmanager::AlertReceiver::new("replicator_group");
-    let app = router(AppState { service, autoscale, rate_limit: None, alerts, unbound: caller.policy });
+    let app =
+        router(AppState { service, autoscale, rate_limit: None, alerts, unbound: caller.policy, forwarder: None });
     let before: usize = CHANGES.iter().map(|op| engine.calls(*op)).sum();
     let mut request = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(path);
     if !body.is_empty() {

@@ -8,16 +8,18 @@
 //! identity, logged, and counted here by route and kind of identity.
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderMap;
 
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::warn;
 
+use super::forward::Forwarded;
 use super::status::{denied_response, Refused};
 use super::table::{route_of, Bound};
 use super::PeerIdentity;
 use crate::base::telemetry::DeniedLabels;
-use crate::rules::access::{Denied, Identity, Permission, UnboundPolicy};
+use crate::rules::access::{Denied, Identity, Permission, UnboundPolicy, FORWARDED_IDENTITY};
 use crate::service::Replicator;
 use crate::tls::Claim;
 
@@ -43,12 +45,25 @@ pub fn identity_of(peer: Option<&PeerIdentity>, policy: UnboundPolicy) -> Result
     }
 }
 
+/// The caller a peer replicator forwards for, as its header names it
+/// (`true`: forwarded); the certificate's own identity when there is no
+/// header. Anyone but a peer naming an identity is refused.
+fn speaking_for(identity: Identity, headers: &HeaderMap, policy: UnboundPolicy) -> Result<(Identity, bool), String> {
+    let Some(value) = headers.get(FORWARDED_IDENTITY) else { return Ok((identity, false)) };
+    if identity != Identity::Peer {
+        return Err(format!("only a peer replicator may name another identity ({FORWARDED_IDENTITY})"));
+    }
+    let text = value.to_str().map_err(|_| "the forwarded identity is not text".to_owned())?;
+    Identity::from_forwarded(text, policy).map(|found| (found, true))
+}
+
 /// The middleware: the identity, the route's permission, the path's binding.
 pub async fn check(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
-    let identity = match identity_of(req.extensions().get::<PeerIdentity>(), gate.unbound) {
-        Ok(identity) => identity,
+    let claimed = identity_of(req.extensions().get::<PeerIdentity>(), gate.unbound);
+    let (identity, forwarded) = match claimed.and_then(|i| speaking_for(i, req.headers(), gate.unbound)) {
+        Ok(found) => found,
         Err(why) => {
             let denied = Denied {
                 permission: Permission::Describe,
@@ -60,6 +75,9 @@ pub async fn check(State(gate): State<Gate>, mut req: Request, next: Next) -> Re
             return finish(&gate, &route, denied_response(&denied, true));
         }
     };
+    if forwarded {
+        req.extensions_mut().insert(Forwarded);
+    }
     // Not an operation (the router's 405 or 404): being a client at all is enough.
     let (permission, bound) =
         route_of(req.method(), &route).map_or((Permission::Describe, Bound::Nothing), |r| (r.permission, r.bound));
@@ -108,6 +126,26 @@ mod tests {
         assert_eq!(node, Ok(Identity::Agent { node: "n1".into() }), "its URIs give it nothing more");
         let none = identity_of(Some(&peer(Err("no node".into()))), UnboundPolicy::Operator);
         assert!(none.is_err(), "never a certificate without an identity, under any policy");
+    }
+
+    #[test]
+    fn only_a_peer_may_name_the_identity_it_forwards_for() {
+        let mut headers = HeaderMap::new();
+        let none = speaking_for(Identity::Operator, &headers, UnboundPolicy::Refuse);
+        assert_eq!(none, Ok((Identity::Operator, false)), "no header: the certificate's own");
+        headers.insert(FORWARDED_IDENTITY, "urn:replicator:app:web".parse().unwrap());
+        let app = Identity::App { group: "web".into() };
+        assert_eq!(speaking_for(Identity::Peer, &headers, UnboundPolicy::Refuse), Ok((app, true)));
+        for forger in
+            [Identity::Operator, Identity::App { group: "web".into() }, Identity::Unbound(UnboundPolicy::Operator)]
+        {
+            let refused = speaking_for(forger.clone(), &headers, UnboundPolicy::Operator).unwrap_err();
+            assert!(refused.contains("only a peer replicator"), "{forger}: {refused}");
+        }
+        headers.insert(FORWARDED_IDENTITY, "urn:replicator:peer".parse().unwrap());
+        assert!(speaking_for(Identity::Peer, &headers, UnboundPolicy::Operator).is_err(), "a peer for a peer");
+        headers.insert(FORWARDED_IDENTITY, "urn:replicator:nobody".parse().unwrap());
+        assert!(speaking_for(Identity::Peer, &headers, UnboundPolicy::Operator).is_err(), "fails closed");
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn exchange(
             rate_limit: None,
             alerts: super::alertmanager::AlertReceiver::new("replicator_group"),
             unbound: crate::rules::access::UnboundPolicy::Operator,
+            forwarder: None,
         });
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
@@ -332,6 +333,7 @@ fn status_only(method: Method, path: &str) -> (StatusCode, String) {
             rate_limit: None,
             alerts,
             unbound: crate::rules::access::UnboundPolicy::Operator,
+            forwarder: None,
         });
         let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();

@@ -2,6 +2,7 @@
 //! statuses. Handlers are thin: they validate input and call the service.
 
 mod alertmanager;
+mod forward;
 mod gate;
 pub use alertmanager::AlertReceiver;
 mod guard;
@@ -34,6 +35,7 @@ use crate::rules::access::UnboundPolicy;
 use crate::service::Replicator;
 
 pub use crate::http::listener::{PeerIdentity, ServerOptions};
+pub use forward::Forwarder;
 pub use guard::MAX_BODY;
 pub use limit::{parse_rate, RateLimiter};
 pub use listen::serve;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub alerts: Arc<alertmanager::AlertReceiver>,
     /// What a client certificate without a replicator identity may do.
     pub unbound: UnboundPolicy,
+    /// How commands reach the leader while another replicator acts; `None`: refused, naming it.
+    pub forwarder: Option<Arc<Forwarder>>,
 }
 
 /// The API's routes, made from the route table, with their layers:
@@ -60,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = table::registered().split_for_parts();
     let gate = gate::Gate { unbound: state.unbound, service: state.service.clone() };
     let routes = routes
+        .route_layer(middleware::from_fn_with_state(state.clone(), forward::forward))
         .route_layer(middleware::from_fn_with_state(table::content_rule as guard::Rules, guard::check))
         .route_layer(middleware::from_fn_with_state(gate, gate::check))
         .fallback(routes::not_found)
