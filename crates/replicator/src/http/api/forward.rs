@@ -89,10 +89,11 @@ impl LeaderLink for Forwarder {
             group: group.to_owned(),
             reason: crate::error::Unreached::NotWoken(format!("the leader at {leader}: {e}")),
         })?;
-        match answer.status.is_success() {
-            true => Ok(info!(group, leader, "the leader wakes the group")),
-            false => Err(Error::NotActing { leader: Some(leader.to_owned()) }),
+        if !answer.status.is_success() {
+            return Err(Error::NotActing { leader: Some(leader.to_owned()) });
         }
+        info!(group, leader, "the leader wakes the group");
+        Ok(())
     }
 }
 
