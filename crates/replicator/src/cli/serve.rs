@@ -117,8 +117,9 @@ pub struct ServeArgs {
     /// in $XDG_RUNTIME_DIR/replicator, /run/replicator for root; none when --listen has port 0.
     #[arg(long, env = "REPLICATOR_CONTROL_SOCKET")]
     pub control_socket: Option<String>,
-    /// The lease that lets several replicators run with exactly one acting: a file on a folder they share
-    /// (kept under the kernel's flock). Off by default: this replicator always acts.
+    /// The lease that lets several replicators run with exactly one acting: `swarm` (or `swarm:NAME`), a config
+    /// object of the swarm's own Raft store updated by version; or a file on a folder they share (kept under the
+    /// kernel's flock). Off by default: this replicator always acts.
     #[arg(long, env = "REPLICATOR_LEASE")]
     pub lease: Option<std::path::PathBuf>,
     /// How long a renewal of the lease holds it; a replicator lost is replaced within about this (see --lease-fence).
@@ -324,6 +325,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
     let self_id = crate::base::selfid::own_container_id();
     let server = server_options(&args);
     let vantage = vantage(engine.as_ref(), self_id.as_deref()).await;
+    let lease = lease(&args, listeners.api.local_addr()?.port(), &engine)?;
     let config = Config {
         tls,
         unbound: args.unbound_clients,
@@ -343,7 +345,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         telemetry,
         sockets,
         takeover: control,
-        lease: lease(&args, listeners.api.local_addr()?.port())?,
+        lease,
         forwarder: args.peer_certs.as_deref().map(crate::http::api::Forwarder::new).transpose()?,
     };
     Ok((listeners, config))
@@ -351,22 +353,40 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
 
 /// The lease, with `--lease`: the store, this process's record (its
 /// address on the API port as bound), its timings.
-fn lease(args: &ServeArgs, api_port: u16) -> anyhow::Result<Option<crate::service::LeaseSettings>> {
+fn lease(
+    args: &ServeArgs,
+    api_port: u16,
+    engine: &Arc<DockerEngine>,
+) -> anyhow::Result<Option<crate::service::LeaseSettings>> {
     let Some(path) = &args.lease else { return Ok(None) };
     let timing = crate::rules::lease::Timing::new(args.lease_term, args.lease_renew, args.lease_fence)
         .map_err(|e| anyhow::anyhow!("--lease-term, --lease-renew, --lease-fence: {e}"))?;
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    anyhow::ensure!(folder.is_dir(), "--lease {}: the folder {} does not exist", path.display(), folder.display());
+    let store = lease_store(path, engine)?;
     let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let holder = format!("{host}/{}/{}", std::process::id(), started.as_nanos());
     let address = advertised(args.advertise.as_deref(), &host, api_port)?;
     Ok(Some(crate::service::LeaseSettings {
-        store: Arc::new(crate::engine::FileLease::new(path)),
+        store,
         me: crate::engine::LeaseRecord { holder, address: Some(address) },
         timing,
         fence: crate::engine::Fence::shut(),
     }))
+}
+
+/// `--lease`: `swarm[:NAME]`, a config object of the swarm's Raft store
+/// (`replicator-lease` by default), else a file in an existing folder.
+fn lease_store(path: &Path, engine: &Arc<DockerEngine>) -> anyhow::Result<Arc<dyn crate::engine::LeaseStore>> {
+    let text = path.to_string_lossy();
+    if let Some(rest) = text.strip_prefix("swarm").filter(|r| r.is_empty() || r.starts_with(':')) {
+        let name = rest.strip_prefix(':').unwrap_or("replicator-lease");
+        crate::base::id::GroupName::parse(name)
+            .map_err(|_| anyhow::anyhow!("--lease {text}: {name:?} is not a valid name"))?;
+        return Ok(Arc::new(crate::engine::docker::SwarmLease::new(engine.clone(), name)));
+    }
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    anyhow::ensure!(folder.is_dir(), "--lease {}: the folder {} does not exist", path.display(), folder.display());
+    Ok(Arc::new(crate::engine::FileLease::new(path)))
 }
 
 /// `--advertise` (`https://HOST[:PORT]`, the bound API port when it names

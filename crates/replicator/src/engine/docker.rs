@@ -631,6 +631,85 @@ fn stats_from(v: &Value) -> StatsSample {
     }
 }
 
+/// The lease's record in a Swarm config object: the cluster's Raft store
+/// keeps it on every manager, and updates it only at the version it was
+/// read at (the second of two writers is answered "update out of
+/// sequence"; of two creations, the second finds the name taken). Only a
+/// config's labels may change, which is all the record needs.
+pub struct SwarmLease {
+    engine: std::sync::Arc<DockerEngine>,
+    name: String,
+}
+
+/// Where the record's fields live among the config's labels.
+const LEASE_HOLDER: &str = "replicator.lease.holder";
+const LEASE_ADDRESS: &str = "replicator.lease.address";
+
+impl SwarmLease {
+    /// The record in the config named `name`, made at the first write.
+    pub fn new(engine: std::sync::Arc<DockerEngine>, name: &str) -> Self {
+        Self { engine, name: name.to_owned() }
+    }
+
+    fn spec(&self, record: &super::LeaseRecord) -> Value {
+        let mut labels = serde_json::Map::new();
+        labels.insert(LEASE_HOLDER.into(), Value::String(record.holder.clone()));
+        if let Some(address) = &record.address {
+            labels.insert(LEASE_ADDRESS.into(), Value::String(address.clone()));
+        }
+        // The data cannot change after creation: a fixed word, never read.
+        serde_json::json!({"Name": self.name, "Labels": labels, "Data": "bGVhc2U="})
+    }
+
+    /// The config's id and version, `None` when it does not exist.
+    async fn current(&self) -> EngineResult<Option<(String, super::Versioned)>> {
+        let path = format!("/configs/{}", encode(&self.name));
+        let config = match self.engine.raw(Op::Lease, &self.name, Method::GET, &path, None).await {
+            Ok(config) => config,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let label =
+            |key: &str| config.pointer(&format!("/Spec/Labels/{}", key.replace('/', "~1"))).and_then(Value::as_str);
+        let record = label(LEASE_HOLDER).map(|holder| super::LeaseRecord {
+            holder: holder.to_owned(),
+            address: label(LEASE_ADDRESS).map(str::to_owned),
+        });
+        let version = config.pointer("/Version/Index").and_then(Value::as_u64).unwrap_or_default();
+        let id = config.get("ID").and_then(Value::as_str).unwrap_or_default().to_owned();
+        Ok(Some((id, super::Versioned { version, record })))
+    }
+}
+
+#[async_trait]
+impl super::LeaseStore for SwarmLease {
+    async fn read(&self) -> EngineResult<super::Versioned> {
+        Ok(self.current().await?.map(|(_, v)| v).unwrap_or_default())
+    }
+
+    async fn write(&self, version: u64, record: &super::LeaseRecord) -> EngineResult<bool> {
+        let spec = self.spec(record);
+        let written = match (version, self.current().await?) {
+            (0, None) => self.engine.raw(Op::Lease, &self.name, Method::POST, "/configs/create", Some(&spec)).await,
+            (_, Some((id, current))) if current.version == version => {
+                let path = format!("/configs/{}/update?version={version}", encode(&id));
+                self.engine.raw(Op::Lease, &self.name, Method::POST, &path, Some(&spec)).await
+            }
+            _ => return Ok(false),
+        };
+        match written {
+            Ok(_) => Ok(true),
+            // Another creation, or another update at this version, came first.
+            Err(e) if e.is_conflict() || e.message.contains("out of sequence") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("Swarm config {}", self.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Recorded Engine API documents (Docker 20.10, API 1.41) read the way

@@ -48,10 +48,7 @@ pub(super) async fn keep_the_lease(core: Arc<Core>, lease: LeaseSettings, cancel
     loop {
         let began = Instant::now();
         elector.round().await;
-        let timing = elector.lease.timing;
-        // A holder that cannot renew steps down the moment its fence closes.
-        let fence = elector.sent.map(|sent| sent + timing.term - timing.fence);
-        let next = fence.map_or(began + timing.renew_every, |f| f.min(began + timing.renew_every));
+        let next = elector.next_round(began);
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
             () = cancel.cancelled() => break,
@@ -61,6 +58,20 @@ pub(super) async fn keep_the_lease(core: Arc<Core>, lease: LeaseSettings, cancel
 }
 
 impl Elector {
+    /// When to look again: a renewal period after `began` for the holder, a
+    /// quarter of it for the others (they see a renewal soon after it is
+    /// written, so a term counted from that sight ends soon after the
+    /// holder's), or sooner: the moment the fence closes (a holder that
+    /// cannot renew steps down then), or the moment a candidate may take over.
+    fn next_round(&self, began: Instant) -> Instant {
+        let timing = &self.lease.timing;
+        let period = if self.sent.is_some() { timing.renew_every } else { timing.renew_every / 4 };
+        let tick = began + period;
+        let fence = self.sent.map(|sent| sent + timing.term - timing.fence);
+        let take = self.seen.filter(|_| self.sent.is_none()).map(|seen| seen.first_seen + timing.term);
+        [Some(tick), fence, take].into_iter().flatten().filter(|at| *at > began).min().unwrap_or(tick)
+    }
+
     /// One look at the record: renew, take over, or follow; then the fence.
     async fn round(&mut self) {
         match self.lease.store.read().await {
@@ -206,7 +217,11 @@ mod tests {
         leader.elector.abort();
         leader.service.acting().await_lease();
         let took = until(Duration::from_secs(6), &leader, &follower, || acts(&follower)).await;
-        assert!(took <= Timing::default().term + Timing::default().renew_every, "{took:?}");
+        let timing = Timing::default();
+        assert!(
+            took <= timing.term + Duration::from_millis(100),
+            "a term after its last sight, not a tick later: {took:?}"
+        );
         follower.cancel.cancel();
         follower.elector.await.unwrap();
         assert_eq!(store.state.lock().unwrap().record.as_ref().map(|r| r.holder.as_str()), Some(""), "left vacant");

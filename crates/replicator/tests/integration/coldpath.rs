@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use crate::common::lb::{upstream_servers, Nginx, Upstreams};
 use crate::common::{
-    call, eventually, eventually_async, free_port, group, http_request, image, labels, ready_if, Scope, Server,
+    call, eventually, eventually_async, free_port, group, http_request, image, labels, poll_until_async, ready_if,
+    Scope, Server,
 };
 
 /// An app whose every answer is its own (`app GET 0`, `app POST 102400`), a
@@ -61,7 +62,8 @@ struct Fronted {
 
 fn fronted(scope: &Scope, name: &str, network: &str, server_args: &[&str]) -> Fronted {
     let wake = format!("127.0.0.1:{}", free_port());
-    let server = scope.server(&[&["--wake-listen", wake.as_str()][..], server_args].concat());
+    // A process of its own: a failing test shows what it logged.
+    let server = scope.process_server(&[&["--wake-listen", wake.as_str()][..], server_args].concat());
     let dir = tempfile::tempdir().unwrap();
     let upstreams = dir.path().join("upstreams.conf");
     std::fs::write(&upstreams, format!("upstream {name} {{ server {wake}; }}\n")).unwrap();
@@ -332,12 +334,16 @@ async fn a_group_with_no_metric_sleeps_after_its_quiet_period_unless_requests_co
         })
     };
     // A loaded engine may refuse a pause now and then; the next try is a quiet period away.
-    eventually_async("the group asleep though health checks go on", Duration::from_secs(60), async || {
+    let slept = poll_until_async(Duration::from_secs(60), async || {
         health().await.unwrap();
         let g = group(&front.server, &name).await;
         ready_if(g["asleep"] == true, g)
     })
     .await;
+    if let Err(last) = slept {
+        let logs = front.server.logs();
+        panic!("the group never slept though only health checks came; last seen: {last}; replicator said: {logs:#?}");
+    }
     eventually("the upstream back on the waker", Duration::from_secs(30), || {
         (upstream_servers(&front.upstreams) == [front.wake.clone()]).then_some(())
     });

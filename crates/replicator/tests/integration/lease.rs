@@ -16,7 +16,7 @@ use crate::common::{
     call, certs, eventually, free_port, http_request, image, issue_bundle, labels, poll_until, Scope, Server,
 };
 
-/// Two replicators with the same certificates and one lease file.
+/// Two replicators with the same certificates and one lease (a file by default).
 struct Pair {
     servers: Vec<Server>,
     _certs: tempfile::TempDir,
@@ -25,13 +25,18 @@ struct Pair {
 
 /// With `peers`, each forwards to the leader with a `peer` bundle.
 fn pair(scope: &Scope, each: [&[&str]; 2], peers: bool) -> Pair {
+    pair_on(scope, None, each, peers)
+}
+
+/// The same, on the lease `store` (`swarm:NAME`) when given.
+fn pair_on(scope: &Scope, store: Option<&str>, each: [&[&str]; 2], peers: bool) -> Pair {
     let (certs, lease) = (certs(), tempfile::tempdir().unwrap());
-    let file = lease.path().join("lease");
+    let file = store.map_or_else(|| lease.path().join("lease").to_str().unwrap().to_owned(), str::to_owned);
     let peer = issue_bundle(certs.path(), "peer", lease.path());
     let servers = each
         .iter()
         .map(|more| {
-            let mut args = vec!["--lease", file.to_str().unwrap(), "--control-socket", "none"];
+            let mut args = vec!["--lease", file.as_str(), "--control-socket", "none"];
             args.extend(["--advertise", "https://127.0.0.1"]);
             if peers {
                 args.extend(["--peer-certs", peer.to_str().unwrap()]);
@@ -246,4 +251,68 @@ fn scopeguard_cont(server: &Server) -> impl Drop + '_ {
         }
     }
     Cont(server)
+}
+
+/// Removes the lease's config object, even when the test fails.
+struct SwarmConfig(String);
+
+impl Drop for SwarmConfig {
+    fn drop(&mut self) {
+        let _ = crate::common::docker_try(&["config", "rm", &self.0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_swarm_the_lease_is_a_config_of_its_raft_store_and_a_killed_leader_is_replaced_within_five_seconds() {
+    let _turn = crate::common::SWARM.write().await;
+    let scope = Scope::new("leaseswarm");
+    let _swarm = crate::swarm::SwarmMode::enter();
+    let config = SwarmConfig(scope.name("lease"));
+    let service = scope.service(
+        "svc",
+        &["--label", "replicator.enable=true", "--label", "replicator.max=5", image(), "sleep", "100000"],
+    );
+    let task = eventually("a running task", Duration::from_secs(60), || {
+        let filter = format!("label=com.docker.swarm.service.name={service}");
+        crate::common::docker(&["ps", "-q", "--no-trunc", "--filter", &filter]).lines().next().map(str::to_owned)
+    });
+    let mut pair = pair_on(&scope, Some(&format!("swarm:{}", config.0)), [&[], &[]], true);
+    let leader = leader_of(&pair.servers, Duration::from_secs(15));
+    let holder = crate::common::docker(&[
+        "config",
+        "inspect",
+        "-f",
+        "{{index .Spec.Labels \"replicator.lease.holder\"}}",
+        &config.0,
+    ]);
+    assert!(!holder.is_empty(), "the record is the config's labels");
+
+    let path = format!("/v1/containers/{task}/replicas");
+    let requests = pair.servers.iter().flat_map(|server| {
+        let path = path.clone();
+        (0..20).map(move |_| {
+            let (client, path) = (server.client(), path.clone());
+            async move { client.request(Method::POST, &path, None).await.unwrap() }
+        })
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let made = answers.iter().filter(|a| a.status.is_success()).count();
+    assert_eq!(made, 4, "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    let replicas = crate::common::docker(&["service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", &service]);
+    assert_eq!(replicas, "5", "the service scaled to its max, once per change");
+
+    pair.servers[leader].signal("KILL");
+    let killed = Instant::now();
+    while !leads(&pair.servers[1 - leader]) {
+        assert!(killed.elapsed() < Duration::from_secs(5), "no new leader within 5 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("on the swarm: a new leader {:?} after the kill", killed.elapsed());
+    pair.servers[leader].wait_exit(Duration::from_secs(5)).expect("killed");
+    let survivor = &pair.servers[1 - leader];
+    let body = json!({"replicas": 2});
+    let scaled = call(survivor, Method::PUT, &format!("/v1/groups/{service}/replicas"), Some(body)).await;
+    assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
+    let replicas = crate::common::docker(&["service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", &service]);
+    assert_eq!(replicas, "2", "the new leader scales");
 }

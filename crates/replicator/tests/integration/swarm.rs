@@ -10,7 +10,7 @@ use crate::common::{call, docker, docker_try, eventually, group, image, Scope, S
 /// Joins a single-node swarm for the test, and leaves it afterwards only if
 /// the engine was not in one before, removing the bridge network that
 /// joining made (leaving keeps it).
-struct SwarmMode {
+pub(crate) struct SwarmMode {
     joined: bool,
     made_gwbridge: bool,
 }
@@ -18,7 +18,7 @@ struct SwarmMode {
 const GWBRIDGE: &str = "docker_gwbridge";
 
 impl SwarmMode {
-    fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         let joined = state != "active";
         let made_gwbridge = joined && docker_try(&["network", "inspect", GWBRIDGE]).is_err();

@@ -68,7 +68,8 @@ pub async fn page(State(state): State<AdminState>, peer: Option<Extension<PeerId
                 })
                 .collect();
             let engine = state.service.inventory().engine();
-            let page = Page { engine: engine.as_ref(), warning: state.unbound.warning(), token };
+            let role = Some(role_line(state.service.acting()));
+            let page = Page { engine: engine.as_ref(), warning: state.unbound.warning(), token, role };
             Html(render(&panels, &page, now)).into_response()
         }
         Err(e) => {
@@ -90,6 +91,20 @@ pub struct Page<'a> {
     pub warning: Option<&'a str>,
     /// The forms' token, when the dashboard may act.
     pub token: Option<&'a str>,
+    /// Who acts: this replicator, or another (with several, `--lease`).
+    pub role: Option<String>,
+}
+
+/// Who acts, in words, for the page's head.
+fn role_line(acting: &crate::service::acting::Acting) -> String {
+    use crate::service::acting::Role;
+    match (acting.role(), acting.leader()) {
+        (Role::Acting, _) => "this replicator acts".to_owned(),
+        (Role::Following, Some(leader)) => format!("another replicator acts: {leader}"),
+        (Role::Following, None) => "no replicator holds the lease yet".to_owned(),
+        (Role::Waiting, _) => "taking over from the running replicator".to_owned(),
+        (Role::Released, _) => "handed over to its successor".to_owned(),
+    }
 }
 
 /// The body of a +/− button.
@@ -199,6 +214,9 @@ pub fn render(panels: &[GroupPanel<'_>], page: &Page<'_>, now: i64) -> String {
     let mut html = head();
     if let Some(warning) = page.warning {
         let _ = write!(html, "<p class=error>{}</p>", escape(warning));
+    }
+    if let Some(role) = &page.role {
+        let _ = write!(html, "<p class=muted>{}</p>", escape(role));
     }
     if let Some(e) = page.engine {
         let swarm = serde_json::to_value(e.swarm).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -478,14 +496,22 @@ mod tests {
     }
 
     #[test]
+    fn the_page_says_who_acts_escaped() {
+        let g = group("web");
+        let role = Some("another replicator acts: https://r2:8443/<b>".to_owned());
+        let html = render(&[panel(&g)], &Page { engine: None, warning: None, token: None, role }, 1_767_225_660);
+        assert!(html.contains("another replicator acts: https://r2:8443/&lt;b&gt;"), "{html}");
+    }
+
+    #[test]
     fn a_group_with_a_front_shows_each_members_open_connections() {
         let g = group("web");
         let mut p = panel(&g);
         p.connections = Some([("abc".to_owned(), 3)].into());
-        let html = render(&[p], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        let html = render(&[p], &Page { engine: None, warning: None, token: None, role: None }, 1_767_225_660);
         assert!(html.contains("<th>connections</th>"));
         assert!(html.contains("<td class=open>3</td>") && html.contains("<td class=open>0</td>"), "{html}");
-        let plain = render(&[panel(&g)], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        let plain = render(&[panel(&g)], &Page { engine: None, warning: None, token: None, role: None }, 1_767_225_660);
         assert!(!plain.contains("connections"));
     }
 
@@ -504,7 +530,7 @@ mod tests {
         };
         let mut p = panel(&g);
         p.cold_starts = vec![start("web-2", How::Cold, Some(1.2)), start("web", How::WakeFromStop, None)];
-        let html = render(&[p], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        let html = render(&[p], &Page { engine: None, warning: None, token: None, role: None }, 1_767_225_660);
         assert!(html.contains("<td>web-2</td><td>cold</td><td>60 s ago</td>"), "{html}");
         assert!(html.contains("create 40 ms · start 200 ms · ready 1200 ms"));
         assert!(html.contains("<td>wake-from-stop</td>") && html.contains("create – · start 200 ms · ready –"));
@@ -514,13 +540,14 @@ mod tests {
     #[test]
     fn the_page_escapes_names_and_disables_buttons_at_the_bounds() {
         let g = group("web");
-        let html = render(&[panel(&g)], &Page { engine: None, warning: None, token: Some("t0k") }, 1_767_225_660);
+        let html =
+            render(&[panel(&g)], &Page { engine: None, warning: None, token: Some("t0k"), role: None }, 1_767_225_660);
         assert!(html.contains("&lt;b&gt;web&lt;/b&gt;") && !html.contains("<b>web</b>"));
         assert!(html.contains("value=\"t0k\"><button title=\"scale to 1\">−"), "scale down allowed, with the token");
         assert!(html.contains("value=\"t0k\"><button title=\"scale to 3\" disabled>+"), "at max: + disabled");
         assert!(html.contains("60 s"), "the member's age");
         assert!(html.contains("http-equiv=refresh"));
-        let shows = render(&[panel(&g)], &Page { engine: None, warning: None, token: None }, 1_767_225_660);
+        let shows = render(&[panel(&g)], &Page { engine: None, warning: None, token: None, role: None }, 1_767_225_660);
         assert!(!shows.contains("<button"), "no button where the dashboard may not act");
     }
 
@@ -541,7 +568,8 @@ mod tests {
     fn a_group_with_malformed_labels_shows_why_and_offers_no_button() {
         let mut g = group("web");
         g.bounds = Err("label replicator.max=\"-1\" is not a positive integer".into());
-        let html = render(&[panel(&g)], &Page { engine: None, warning: None, token: Some("t0k") }, 1_767_225_660);
+        let html =
+            render(&[panel(&g)], &Page { engine: None, warning: None, token: Some("t0k"), role: None }, 1_767_225_660);
         assert!(html.contains("refuses changes: label replicator.max"), "{html}");
         assert_eq!(html.matches(" disabled>").count(), 2, "both buttons disabled");
     }
