@@ -109,6 +109,15 @@ impl FakeEngine {
         id
     }
 
+    /// Attaches container `id` to `network` at `ip`.
+    pub fn attach(&self, id: &str, network: &str, ip: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.containers.get_mut(id) {
+            let endpoint = crate::model::Endpoint { ip_address: ip.to_owned(), ..Default::default() };
+            c.details.endpoints.insert(network.to_owned(), endpoint);
+        }
+    }
+
     /// Makes the next `times` calls of `op` fail with `kind`.
     pub fn fail(&self, op: Op, kind: ErrorKind, times: usize) {
         self.fail_after(op, 0, kind, times);

@@ -25,7 +25,9 @@ use crate::rules::backends::Backend;
 /// The first pause before a refused attempt is tried again; it doubles up
 /// to [`LAST_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const LAST_BACKOFF: Duration = Duration::from_millis(500);
+/// Never longer between two tries: a member that starts listening is
+/// reached within this of its first accept (a connect refused costs little).
+const LAST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Where a waiting request or connection goes, and until when it may wait.
 #[derive(Debug, Clone, Copy)]

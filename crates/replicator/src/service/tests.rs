@@ -481,3 +481,48 @@ async fn a_scale_up_reads_its_group_once_for_the_change_and_once_for_the_answer(
     w.service.scale("web", 5, "test", None).await.unwrap();
     assert_eq!(w.service.core.group_reads() - before, 2, "awake: the same two reads");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_refuses_is_tried_again_no_more_than_100_ms_apart() {
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+    let w = world(Scope::default()).await;
+    let web = w.engine.add_container("web", &[ENABLED]);
+    w.engine.attach(&web, "net", "10.0.0.2");
+    w.resync().await;
+    let began = Instant::now();
+    let listens_at = began + Duration::from_millis(1_330);
+    let tries = Arc::new(Mutex::new(Vec::new()));
+    let reach = super::Reach {
+        group: "web",
+        port: 8080,
+        network: Some("net"),
+        deadline: began + Duration::from_secs(10),
+        caller: "test",
+    };
+    let attempts = tries.clone();
+    let reached = w
+        .service
+        .reach(reach, &mut super::FirstReady, move |_member| {
+            let attempts = attempts.clone();
+            async move {
+                let now = Instant::now();
+                attempts.lock().unwrap().push(now);
+                if now >= listens_at {
+                    Ok(now)
+                } else {
+                    Err("connection refused".to_owned())
+                }
+            }
+        })
+        .await
+        .expect("reached once it listens");
+    assert!(
+        reached.value - listens_at <= Duration::from_millis(100),
+        "{:?} after it listened",
+        reached.value - listens_at
+    );
+    let tries = tries.lock().unwrap();
+    let widest = tries.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(widest <= Duration::from_millis(100), "{widest:?} between two tries");
+}
