@@ -199,6 +199,15 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         after => Ok(after),
     });
     let (sleep_after, bounds) = also_valid(sleep_after, bounds);
+    let wake_to = labels::wake_replicas(labels).map_err(|e| e.to_string()).and_then(|to| match (to, &bounds) {
+        (Some(n), Ok(b)) if n > b.max => Err(format!(
+            "label {}={n} is above the group's max ({}), so a wake could never reach it",
+            labels::WAKE_REPLICAS,
+            b.max
+        )),
+        (to, _) => Ok(to),
+    });
+    let (wake_to, bounds) = also_valid(wake_to, bounds);
     let probed = probe.is_some().then_some(inputs.probes);
     let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving, probed)).collect();
     add_intents(&mut list, &identity, inputs);
@@ -222,6 +231,7 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         probe,
         sleep_after,
         front,
+        wake_to,
         ..Group::new(identity, bounds, list)
     }
 }

@@ -190,6 +190,9 @@ pub struct Group {
     pub sleep_after: Option<std::time::Duration>,
     /// The TCP front replicator opens for it (`replicator.front.port`).
     pub front: Option<crate::rules::front::FrontSpec>,
+    /// How many members a wake brings it to (`replicator.wake.replicas`);
+    /// `None`: its originals only.
+    pub wake_to: Option<u32>,
 }
 
 impl Group {
@@ -211,6 +214,7 @@ impl Group {
             probe: None,
             sleep_after: None,
             front: None,
+            wake_to: None,
         }
     }
 

@@ -28,6 +28,8 @@ pub const WAKE_NETWORK: &str = "replicator.wake.network";
 /// Requests the wake listener neither wakes the group for nor counts as
 /// activity: health checks (`/healthz,agent=kube-probe`).
 pub const WAKE_IGNORE: &str = "replicator.wake.ignore";
+/// How many members a sleeping group wakes to (default 1: its originals).
+pub const WAKE_REPLICAS: &str = "replicator.wake.replicas";
 /// A readiness probe replicator runs (see [`crate::rules::readiness`]).
 pub const READY: &str = "replicator.ready";
 /// The quiet period after which a group no request reached goes to sleep
@@ -117,6 +119,16 @@ pub fn sleep_after(labels: &BTreeMap<String, String>) -> Result<Option<std::time
         return Err(LabelError::new(SLEEP_AFTER, raw, "must be at least 1s"));
     }
     Ok(Some(quiet))
+}
+
+/// `replicator.wake.replicas`: how many members a wake brings up, `None`
+/// when absent (its originals only).
+pub fn wake_replicas(labels: &BTreeMap<String, String>) -> Result<Option<u32>, LabelError> {
+    let Some(raw) = labels.get(WAKE_REPLICAS) else { return Ok(None) };
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(Some(n)),
+        _ => Err(LabelError::new(WAKE_REPLICAS, raw, "must be a whole number from 1 to 1000")),
+    }
 }
 
 /// `replicator.wake.port` (and `.network`): `None` when the group did not
@@ -291,6 +303,11 @@ mod tests {
     #[test]
     fn a_quiet_period_is_a_duration_of_at_least_a_second() {
         assert_eq!(sleep_after(&labels(&[(SLEEP_AFTER, "30s")])), Ok(Some(std::time::Duration::from_secs(30))));
+        assert_eq!(wake_replicas(&labels(&[(WAKE_REPLICAS, "3")])), Ok(Some(3)));
+        assert_eq!(wake_replicas(&labels(&[])), Ok(None));
+        for bad in ["0", "-1", "1001", "three", ""] {
+            assert!(wake_replicas(&labels(&[(WAKE_REPLICAS, bad)])).is_err(), "{bad}");
+        }
         assert_eq!(sleep_after(&labels(&[])), Ok(None));
         for bad in ["0s", "500ms", "soon", "-1s"] {
             assert!(sleep_after(&labels(&[(SLEEP_AFTER, bad)])).is_err(), "{bad}");

@@ -234,7 +234,7 @@ impl Replicator {
     /// Wakes a sleeping group to one member (its originals), waiting until
     /// they are ready when asked; a group awake already is left as it is.
     pub async fn wake(&self, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
-        sleep::wake(&self.core, name, caller, ready_within).await
+        scale::wake(&self.core, name, caller, ready_within).await
     }
 
     /// Waits for a ready member of `reach.group` (waking the group if it

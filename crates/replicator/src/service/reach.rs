@@ -16,7 +16,7 @@ use tracing::{debug, info};
 
 use super::capacity::How;
 use super::core::Core;
-use super::sleep::wake;
+use super::scale::wake;
 use crate::error::{Error, Result, Unreached};
 use crate::inventory::{Group, MemberState};
 use crate::model::RunState;

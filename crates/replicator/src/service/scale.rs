@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::admission::Admission;
 use super::core::{detached, Core};
@@ -50,6 +50,23 @@ pub(super) async fn scale_by(core: &Arc<Core>, name: &str, step: i64, caller: &s
         Scale(&core).by(&name, step, &caller).await
     })
     .await
+}
+
+/// Wakes a sleeping group (see [`super::sleep::wake`]); one that declares
+/// `replicator.wake.replicas=N` then grows to N in the background, so the
+/// first member ready answers what was held.
+pub(super) async fn wake(core: &Arc<Core>, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
+    let (group, woke) = super::sleep::wake(core, name, caller, ready_within).await?;
+    if let Some(to) = group.wake_to.filter(|to| woke && *to as usize > group.size()) {
+        let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
+        tokio::spawn(async move {
+            info!(group = %name, to, "woken: growing to replicator.wake.replicas");
+            if let Err(e) = scale(&core, &name, to, &caller, None).await {
+                warn!(group = %name, to, error = %e, "cannot grow the woken group");
+            }
+        });
+    }
+    Ok(group)
 }
 
 /// One scale command.

@@ -130,17 +130,18 @@ impl Sleeper<'_> {
 
     /// Wakes a sleeping group to one member (its originals), waiting until
     /// they are ready when asked; a group awake already is left as it is.
-    async fn wake(&self, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
+    /// `true` with the group when this call woke it.
+    async fn wake(&self, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<(Group, bool)> {
         let group = self.0.group(name).await?;
         if !group.asleep() {
             // Answered without the lock: a wake never waits on a scale-up.
-            return Ok(group);
+            return Ok((group, false));
         }
         let woken = {
             let _locked = self.0.locks.lock(name).await;
             let group = self.0.group(name).await?;
             if !group.asleep() {
-                return Ok(group);
+                return Ok((group, false));
             }
             self.wake_originals(&group).await?
         };
@@ -149,13 +150,18 @@ impl Sleeper<'_> {
             let ids: Vec<String> = woken.members.iter().filter(|m| m.original).map(|m| m.id.clone()).collect();
             Readiness(self.0).wait(&ids, within).await?;
         }
-        self.0.group(name).await
+        Ok((self.0.group(name).await?, true))
     }
 }
 
 /// [`Sleeper::wake`] in its own task: half a wake would leave originals
-/// paused if the caller went away.
-pub(super) async fn wake(core: &Arc<Core>, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
+/// paused if the caller went away. `true` with the group when it woke it.
+pub(super) async fn wake(
+    core: &Arc<Core>,
+    name: &str,
+    caller: &str,
+    ready_within: Option<Duration>,
+) -> Result<(Group, bool)> {
     let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());
     detached(async move {
         let _acting = core.acting.permit().await?;

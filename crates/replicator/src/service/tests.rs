@@ -526,3 +526,36 @@ async fn a_member_that_refuses_is_tried_again_no_more_than_100_ms_apart() {
     let widest = tries.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(widest <= Duration::from_millis(100), "{widest:?} between two tries");
 }
+
+#[tokio::test]
+async fn a_group_that_wakes_to_three_answers_with_its_original_and_grows_to_three_behind() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container("web", &[ENABLED, ("replicator.min", "0"), ("replicator.wake.replicas", "3")]);
+    w.resync().await;
+    assert!(w.service.scale("web", 0, "test", None).await.unwrap().asleep());
+    w.resync().await;
+    let woken = w.service.wake("web", "test", None).await.unwrap();
+    assert!(!woken.asleep(), "answered once its original runs");
+    let mut changes = w.service.inventory().subscribe();
+    while w.engine.names_in(RunState::Running).len() < 3 {
+        tokio::time::timeout(Duration::from_secs(10), changes.changed()).await.expect("grows to 3").unwrap();
+    }
+    w.resync().await;
+    assert_eq!(w.service.group("web").await.unwrap().size(), 3);
+    // Awake already: a wake changes nothing.
+    w.service.wake("web", "test", None).await.unwrap();
+    assert_eq!(w.engine.names_in(RunState::Running).len(), 3);
+}
+
+#[tokio::test]
+async fn a_wake_to_more_than_the_max_is_refused_by_name() {
+    let w = world(Scope::default()).await;
+    w.engine.add_container(
+        "web",
+        &[ENABLED, ("replicator.min", "0"), ("replicator.max", "2"), ("replicator.wake.replicas", "3")],
+    );
+    w.resync().await;
+    let g = w.service.group("web").await.unwrap();
+    let reason = g.bounds.unwrap_err();
+    assert!(reason.contains("replicator.wake.replicas=3") && reason.contains("max (2)"), "{reason}");
+}

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::common::lb::{upstream_servers, Nginx, Upstreams};
 use crate::common::{
-    call, docker, eventually, eventually_async, free_port, group, http_request, image, labels, ready_if, Scope,
-    QUICK_AUTOSCALER,
+    call, docker, eventually, eventually_async, free_port, group, http_request, image, labels, members_in, ready_if,
+    Scope, QUICK_AUTOSCALER,
 };
 
 const SERVE_OK: &str = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www";
@@ -148,4 +148,41 @@ async fn the_wake_listener_wakes_only_groups_that_opted_in_and_forwards_within_i
     assert!(seen.contains("x-forwarded-for: 203.0.113.7, 127.0.0.1"), "{seen}");
     assert!(seen.contains("forwarded: for=127.0.0.1"), "{seen}");
     assert!(!seen.contains("x-replicator-"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_to_a_group_that_wakes_to_three_is_answered_by_the_first_ready_and_brings_three_up() {
+    let scope = Scope::new("waketo3");
+    let network = scope.network("net");
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.max=4", "replicator.sleep=stop"]);
+    args.extend([
+        "--label",
+        "replicator.wake.port=8080",
+        "--label",
+        &wake_network,
+        "--label",
+        "replicator.wake.replicas=3",
+    ]);
+    args.extend(["--network", &network, image(), "sh", "-c", SERVE_OK]);
+    scope.run("web", &args);
+    let name = scope.name("web");
+    let wake_port = free_port();
+    let server = scope.server(&["--wake-listen", &format!("127.0.0.1:{wake_port}")]);
+    let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
+    assert_eq!(slept.status, StatusCode::OK, "{}", slept.text());
+
+    let held = name.clone();
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        http_request(wake_port, "GET", "/", &[("X-Replicator-Group", held.as_str())], "").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "the held request is answered");
+    eventually_async("three members up", Duration::from_secs(60), async || {
+        let g = group(&server, &name).await;
+        ready_if(g["replicas"] == 3 && members_in(&g, "running").len() == 3, g)
+    })
+    .await;
+    assert_eq!(scope.replicas_of(&name).len(), 2, "the original and two replicas");
 }
