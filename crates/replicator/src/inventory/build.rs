@@ -192,22 +192,7 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
     let (wake, bounds) = also_valid(labels::wake_route(labels).map_err(|e| e.to_string()), bounds);
     let (probe, bounds) = also_valid(ProbeSpec::from_labels(labels).map_err(|e| e.to_string()), bounds);
     let (front, bounds) = also_valid(FrontSpec::from_labels(labels).map_err(|e| e.to_string()), bounds);
-    let sleep_after = labels::sleep_after(labels).map_err(|e| e.to_string()).and_then(|after| match after {
-        Some(_) if !may_sleep => {
-            Err(format!("label {} needs {}=0: only a group that may sleep can", labels::SLEEP_AFTER, labels::MIN))
-        }
-        after => Ok(after),
-    });
-    let (sleep_after, bounds) = also_valid(sleep_after, bounds);
-    let wake_to = labels::wake_replicas(labels).map_err(|e| e.to_string()).and_then(|to| match (to, &bounds) {
-        (Some(n), Ok(b)) if n > b.max => Err(format!(
-            "label {}={n} is above the group's max ({}), so a wake could never reach it",
-            labels::WAKE_REPLICAS,
-            b.max
-        )),
-        (to, _) => Ok(to),
-    });
-    let (wake_to, bounds) = also_valid(wake_to, bounds);
+    let ((sleep_after, wake_to), bounds) = sleep_rules(labels, may_sleep, bounds);
     let probed = probe.is_some().then_some(inputs.probes);
     let mut list: Vec<Member> = members.iter().map(|c| member_of(c, inputs.leaving, probed)).collect();
     add_intents(&mut list, &identity, inputs);
@@ -234,6 +219,32 @@ fn container_group(scope: &Scope, inputs: &Inputs<'_>, mut members: Vec<&Contain
         wake_to,
         ..Group::new(identity, bounds, list)
     }
+}
+
+/// `replicator.sleep.after` (only for a group that may sleep) and
+/// `replicator.wake.replicas` (at most the group's max), with the bounds.
+fn sleep_rules(
+    labels: &BTreeMap<String, String>,
+    may_sleep: bool,
+    bounds: Result<Bounds, String>,
+) -> ((Option<std::time::Duration>, Option<u32>), Result<Bounds, String>) {
+    let sleep_after = labels::sleep_after(labels).map_err(|e| e.to_string()).and_then(|after| match after {
+        Some(_) if !may_sleep => {
+            Err(format!("label {} needs {}=0: only a group that may sleep can", labels::SLEEP_AFTER, labels::MIN))
+        }
+        after => Ok(after),
+    });
+    let (sleep_after, bounds) = also_valid(sleep_after, bounds);
+    let wake_to = labels::wake_replicas(labels).map_err(|e| e.to_string()).and_then(|to| match (to, &bounds) {
+        (Some(n), Ok(b)) if n > b.max => Err(format!(
+            "label {}={n} is above the group's max ({}), so a wake could never reach it",
+            labels::WAKE_REPLICAS,
+            b.max
+        )),
+        (to, _) => Ok(to),
+    });
+    let (wake_to, bounds) = also_valid(wake_to, bounds);
+    ((sleep_after, wake_to), bounds)
 }
 
 /// A rule read from the labels, and the bounds: a malformed rule (the
