@@ -318,3 +318,59 @@ async fn connections_beyond_front_hold_are_closed_at_once_while_the_held_one_wai
         "the held request reached the member whole: {answer}"
     );
 }
+
+/// nginx's own binary in an image of its own (see `common::imported`), run
+/// with the configuration file mounted at `/nginx.conf`.
+fn nginx_image() -> &'static str {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let tag = "replicator-test/nginx:2";
+    let command = ["/usr/sbin/nginx", "-c", "/nginx.conf"];
+    BUILT.get_or_init(|| crate::common::imported::binary_image(tag, "/usr/sbin/nginx", &command, "nginx-light"));
+    tag
+}
+
+/// A member that reads the PROXY protocol: it answers, and logs, the client's address as the header gave it.
+const PROXY_READING_NGINX: &str = "user root; daemon off; worker_processes 1; pid /tmp/nginx.pid; error_log stderr;
+events { worker_connections 64; }
+http {
+  client_body_temp_path /tmp/b; proxy_temp_path /tmp/p; fastcgi_temp_path /tmp/f; uwsgi_temp_path /tmp/u; scgi_temp_path /tmp/s;
+  log_format client 'client $proxy_protocol_addr:$proxy_protocol_port';
+  access_log /dev/stdout client;
+  server { listen 8080 proxy_protocol; location / { return 200 \"client $proxy_protocol_addr:$proxy_protocol_port\\n\"; } }
+}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_behind_the_front_reads_the_clients_own_address_and_port_from_the_proxy_header() {
+    let scope = Scope::new("frontproxy");
+    let (port, network) = (free_port(), scope.network("net"));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, PROXY_READING_NGINX).unwrap();
+    let mount = format!("{}:/nginx.conf:ro", conf.display());
+    let (front, on) = (format!("replicator.front.port={port}"), format!("replicator.front.network={network}"));
+    let mut args =
+        labels(&["replicator.enable=true", "replicator.front.target=8080", "replicator.front.proxy-protocol=true"]);
+    args.extend(["--label", &front, "--label", &on, "--label", "replicator.ready=tcp:8080,period=500ms"]);
+    args.extend(["-v", &mount, "--network", &network, nginx_image()]);
+    let member = scope.run("proxied", &args);
+    let _server = front_server(&scope, &port.to_string(), &[]);
+
+    let (said, client) = eventually("nginx answers through the front", Duration::from_secs(30), || {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let client = stream.local_addr().unwrap();
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        answer.starts_with("HTTP/1.1 200").then_some((answer, client))
+    });
+    let own = format!("client {}:{}", client.ip(), client.port());
+    assert!(said.contains(&own), "nginx saw the client's own address and port: {said}");
+    let logged = eventually("nginx's log line", Duration::from_secs(10), || {
+        let logs = scope.docker(&["logs", &member]);
+        logs.contains(&own).then_some(logs)
+    });
+    assert!(logged.contains(&own));
+}

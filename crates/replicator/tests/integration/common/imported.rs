@@ -39,6 +39,8 @@ pub fn binary_image(tag: &str, binary: &str, command: &[&str], package: &str) {
     std::fs::create_dir_all(root.join("tmp")).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/false\n").unwrap();
+    // nginx looks its user's group up by name.
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
     let mut tar = Command::new("tar");
     tar.arg("-C").arg(&root).args(["-c", "."]).stdout(Stdio::piped());
     let mut tar = tar.spawn().expect("tar runs");
