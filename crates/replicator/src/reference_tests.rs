@@ -333,6 +333,7 @@ async fn check_unlisted_routers() {
         timeout: second,
         forward_timeout: second,
         max_held_bytes: 1 << 20,
+        page: None,
     };
     let wake = crate::http::wake::router(service, settings);
     for (method, path) in [("GET", "/"), ("DELETE", "/any/path"), ("PATCH", "/x?y=z")] {

@@ -385,7 +385,7 @@ fn spawn_listeners(
     let admin_options = ServerOptions { max_body_bytes: admin::MAX_BODY, ..config.server.clone() };
     tasks.spawn(admin::serve(listeners.admin, admin_router, admin_options, serving.clone().cancelled_owned()));
     if let Some(wake) = listeners.wake {
-        let router = crate::http::wake::router(service.clone(), config.wake);
+        let router = crate::http::wake::router(service.clone(), config.wake.clone());
         let options = ServerOptions { max_body_bytes: crate::http::wake::MAX_HELD_BODY, ..config.server.clone() };
         let done = serving.clone().cancelled_owned();
         tasks.spawn(crate::http::listener::serve(wake, None, router, options, done));

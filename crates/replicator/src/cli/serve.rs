@@ -206,6 +206,10 @@ pub struct ServeArgs {
     /// Connections each group's front carries at once (held, connecting and spliced); beyond it, closed at once. All fronts together also stay within what the open-file limit leaves after a reserve for the API, the admin listener and the engine.
     #[arg(long, env = "REPLICATOR_FRONT_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub front_max_connections: u32,
+    /// The waiting page shown to browsers for groups labelled replicator.wake.page=true: an HTML template
+    /// with {{group}}, {{waited}}, {{phases}} and {{refresh}} (default: a built-in page).
+    #[arg(long, env = "REPLICATOR_WAKE_PAGE")]
+    pub wake_page: Option<std::path::PathBuf>,
     /// Longest a held request waits for its group to wake.
     #[arg(long, env = "REPLICATOR_WAKE_TIMEOUT", default_value = "60s", value_parser = duration::parse_positive)]
     pub wake_timeout: Duration,
@@ -337,7 +341,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         dry_run: args.dry_run,
         resync: args.resync_interval,
         swarm_poll: args.swarm_interval,
-        wake: wake(&args),
+        wake: wake(&args)?,
         front: front(&args, server.nofile),
         alert_group_label: args.alert_group_label.clone(),
         server: server.options,
@@ -502,13 +506,15 @@ fn autoscale(args: &ServeArgs, prometheus: Option<PrometheusClient>) -> Autoscal
 }
 
 /// How the wake listener holds requests.
-fn wake(args: &ServeArgs) -> crate::http::wake::WakeSettings {
-    crate::http::wake::WakeSettings {
+fn wake(args: &ServeArgs) -> anyhow::Result<crate::http::wake::WakeSettings> {
+    let page = args.wake_page.as_deref().map(crate::http::wake_page::load).transpose().map_err(anyhow::Error::msg)?;
+    Ok(crate::http::wake::WakeSettings {
         queue: args.wake_queue as usize,
         timeout: args.wake_timeout,
         forward_timeout: args.wake_forward_timeout,
         max_held_bytes: args.wake_max_held_bytes as usize,
-    }
+        page: page.map(Into::into),
+    })
 }
 
 /// How the TCP fronts listen, hold and share the descriptors `nofile` leaves; `None` without `--front-ports`.

@@ -7,3 +7,4 @@ pub mod admin;
 pub mod api;
 pub mod listener;
 pub mod wake;
+pub mod wake_page;

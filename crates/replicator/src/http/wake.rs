@@ -43,6 +43,7 @@ use crate::base::quote::clip;
 use crate::error::{Error, Unreached};
 use crate::http::api::status_of;
 use crate::http::listener::PeerIdentity;
+use crate::http::wake_page;
 use crate::rules::labels::{self, WakeRoute};
 use crate::service::{FirstReady, How, Reach, Reached, Replicator};
 
@@ -54,7 +55,7 @@ pub const ACTIVITY_HEADER: &str = "x-replicator-activity";
 pub const MAX_HELD_BODY: usize = 1024 * 1024;
 
 /// How the wake listener holds requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WakeSettings {
     /// Requests held at once; beyond it, 503 with `Retry-After`.
     pub queue: usize,
@@ -64,6 +65,8 @@ pub struct WakeSettings {
     pub forward_timeout: Duration,
     /// Request bodies held at once, in bytes; beyond it, 503 with `Retry-After`.
     pub max_held_bytes: usize,
+    /// The waiting page's template (`--wake-page`); `None`: the built-in one.
+    pub page: Option<Arc<str>>,
 }
 
 #[derive(Clone)]
@@ -73,6 +76,8 @@ struct WakeState {
     bytes: Arc<Semaphore>,
     settings: WakeSettings,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// When each group's first waiting page was shown, until it has a ready member.
+    waiting: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
 }
 
 /// The wake listener's routes: every method and path is a request to hold.
@@ -84,6 +89,7 @@ pub fn router(service: Replicator, settings: WakeSettings) -> Router {
         bytes: Arc::new(Semaphore::new(bytes)),
         settings,
         client: Client::builder(TokioExecutor::new()).build_http(),
+        waiting: Arc::default(),
     };
     Router::new().fallback(hold).with_state(state)
 }
@@ -165,6 +171,11 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
     } else {
         state.service.saw_request(name);
     }
+    if route.page && wake_page::wants_page(request.method(), request.headers()) {
+        if let Some(page) = waiting_page(&state, name).await {
+            return page;
+        }
+    }
     let Ok(_held) = state.held.clone().try_acquire_owned() else {
         state.service.telemetry().wake_request("shed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many requests are waiting for groups to wake");
@@ -187,6 +198,34 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
     };
     let held = Held { parts, body, arrived, deadline: arrived + state.settings.timeout };
     deliver(&state, name, &route, &held).await
+}
+
+/// The waiting page for a browser while `name` has no ready member (its
+/// wake started if it sleeps); `None` once one is ready: the request is
+/// then held and forwarded as any other.
+async fn waiting_page(state: &WakeState, name: &str) -> Option<Response> {
+    let group = state.service.group(name).await.ok()?;
+    let mut waiting = state.waiting.lock().expect("waiting pages");
+    if group.members.iter().any(|m| m.ready()) {
+        waiting.remove(name);
+        return None;
+    }
+    let since = *waiting.entry(name.to_owned()).or_insert_with(Instant::now);
+    drop(waiting);
+    if group.asleep() {
+        let service = state.service.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = service.wake(&name, "wake page", None).await {
+                warn!(group = %name, error = %e, "the waiting page could not wake the group");
+            }
+        });
+    }
+    state.service.telemetry().wake_request("page");
+    let shown =
+        wake_page::Waiting { group: name.to_owned(), waited: since.elapsed(), phases: wake_page::phases_of(&group) };
+    let template = state.settings.page.as_deref().unwrap_or(wake_page::DEFAULT_TEMPLATE);
+    Some(wake_page::response(wake_page::render(template, &shown)))
 }
 
 /// `X-Replicator-Activity: GROUP`: the balancer's mirrored copy of a
@@ -350,6 +389,7 @@ mod tests {
         timeout: Duration::from_secs(1),
         forward_timeout: Duration::from_secs(1),
         max_held_bytes: 4 * MAX_HELD_BODY,
+        page: None,
     };
 
     async fn send(settings: WakeSettings, headers: &[(&str, &str)]) -> Response {

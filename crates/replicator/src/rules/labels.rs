@@ -28,6 +28,8 @@ pub const WAKE_NETWORK: &str = "replicator.wake.network";
 /// Requests the wake listener neither wakes the group for nor counts as
 /// activity: health checks (`/healthz,agent=kube-probe`).
 pub const WAKE_IGNORE: &str = "replicator.wake.ignore";
+/// A browser's request to a sleeping or waking group gets a waiting page.
+pub const WAKE_PAGE: &str = "replicator.wake.page";
 /// How many members a sleeping group wakes to (default 1: its originals).
 pub const WAKE_REPLICAS: &str = "replicator.wake.replicas";
 /// A readiness probe replicator runs (see [`crate::rules::readiness`]).
@@ -70,6 +72,8 @@ pub struct WakeRoute {
     pub network: Option<String>,
     /// Requests that neither wake the group nor keep it awake.
     pub ignore: Vec<Ignore>,
+    /// A browser gets a waiting page instead of being held (`replicator.wake.page`).
+    pub page: bool,
 }
 
 /// A request the wake listener does not take for the group's own traffic.
@@ -135,10 +139,11 @@ pub fn wake_replicas(labels: &BTreeMap<String, String>) -> Result<Option<u32>, L
 /// opt in to wake on request.
 pub fn wake_route(labels: &BTreeMap<String, String>) -> Result<Option<WakeRoute>, LabelError> {
     let Some(port) = labels.get(WAKE_PORT) else {
-        return match (labels.get(WAKE_NETWORK), labels.get(WAKE_IGNORE)) {
-            (Some(n), _) => Err(LabelError::new(WAKE_NETWORK, n, format!("needs {WAKE_PORT}"))),
-            (_, Some(i)) => Err(LabelError::new(WAKE_IGNORE, i, format!("needs {WAKE_PORT}"))),
-            (None, None) => Ok(None),
+        return match (labels.get(WAKE_NETWORK), labels.get(WAKE_IGNORE), labels.get(WAKE_PAGE)) {
+            (Some(n), _, _) => Err(LabelError::new(WAKE_NETWORK, n, format!("needs {WAKE_PORT}"))),
+            (_, Some(i), _) => Err(LabelError::new(WAKE_IGNORE, i, format!("needs {WAKE_PORT}"))),
+            (_, _, Some(p)) => Err(LabelError::new(WAKE_PAGE, p, format!("needs {WAKE_PORT}"))),
+            (None, None, None) => Ok(None),
         };
     };
     let port = port
@@ -152,7 +157,12 @@ pub fn wake_route(labels: &BTreeMap<String, String>) -> Result<Option<WakeRoute>
         Some(n) => return Err(LabelError::new(WAKE_NETWORK, n, "is not a network name")),
         None => None,
     };
-    Ok(Some(WakeRoute { port, network, ignore: ignore_rules(labels)? }))
+    let page = match labels.get(WAKE_PAGE).map(|v| v.trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(LabelError::new(WAKE_PAGE, other, "must be true or false")),
+    };
+    Ok(Some(WakeRoute { port, network, ignore: ignore_rules(labels)?, page }))
 }
 
 /// A label value replicator cannot use, with the label named.

@@ -56,6 +56,11 @@ pub(super) async fn scale_by(core: &Arc<Core>, name: &str, step: i64, caller: &s
 /// `replicator.wake.replicas=N` then grows to N in the background, so the
 /// first member ready answers what was held.
 pub(super) async fn wake(core: &Arc<Core>, name: &str, caller: &str, ready_within: Option<Duration>) -> Result<Group> {
+    // Another replicator acts: it wakes the group (a waiting page shown by this one).
+    if let Some(asked) = core.acting.wake_through_leader(name).await {
+        asked?;
+        return core.group(name).await;
+    }
     let (group, woke) = super::sleep::wake(core, name, caller, ready_within).await?;
     if let Some(to) = group.wake_to.filter(|to| woke && *to as usize > group.size()) {
         let (core, name, caller) = (core.clone(), name.to_owned(), caller.to_owned());

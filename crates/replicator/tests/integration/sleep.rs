@@ -186,3 +186,59 @@ async fn one_request_to_a_group_that_wakes_to_three_is_answered_by_the_first_rea
     .await;
     assert_eq!(scope.replicas_of(&name).len(), 2, "the original and two replicas");
 }
+
+/// An app that listens 3 s after it starts, with a page and a JSON document.
+const SLOW_APP: &str = "sleep 3; mkdir -p /www && echo '<h1>the app is awake</h1>' > /www/index.html && \
+     echo '{\"app\": \"awake\"}' > /www/data.json && exec httpd -f -p 8080 -h /www";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sees_the_waiting_page_then_the_app_and_an_api_call_is_held_for_the_apps_json() {
+    let scope = Scope::new("wakepage");
+    let network = scope.network("net");
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
+    args.extend([
+        "--label",
+        "replicator.wake.port=8080",
+        "--label",
+        &wake_network,
+        "--label",
+        "replicator.wake.page=true",
+    ]);
+    args.extend(["--network", &network, image(), "sh", "-c", SLOW_APP]);
+    scope.run("web", &args);
+    let name = scope.name("web");
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("waiting.html");
+    std::fs::write(&template, "<html><body><p>Custom waiting room for {{group}}</p>{{phases}}</body></html>").unwrap();
+    let wake = format!("127.0.0.1:{}", free_port());
+    let server = scope.server(&["--wake-listen", &wake, "--wake-page", template.to_str().unwrap()]);
+    let to_zero = || Some(json!({"replicas": 0}));
+    let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), to_zero()).await;
+    assert_eq!(slept.status, StatusCode::OK, "{}", slept.text());
+    let upstreams = dir.path().join("upstreams.conf");
+    std::fs::write(&upstreams, format!("upstream {name} {{ server {wake}; }}\n")).unwrap();
+    let headers = format!("proxy_set_header X-Replicator-Group {name}; proxy_read_timeout 90s;");
+    let nginx = Nginx::start_with(dir.path(), free_port(), &upstreams, &name, &headers);
+
+    let browser = crate::common::browser::Browser::start();
+    let mut page = browser.open(&format!("http://127.0.0.1:{}/", nginx.port)).await;
+    let text = page.eval("document.body.innerText").await;
+    let text = text.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains(&format!("Custom waiting room for {name}")), "the operator's template: {text}");
+    // No reload by hand: the page reloads itself until the app answers.
+    page.wait_for("document.body.innerText.includes('the app is awake')", Duration::from_secs(60)).await;
+    let (_, metrics) = server.admin_get("/metrics");
+    assert!(metrics.contains("replicator_wake_requests_total{event=\"page\"}"), "{metrics}");
+
+    // An API call never gets a page: held, it gets the app's own JSON.
+    let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), to_zero()).await;
+    assert_eq!(slept.json()["asleep"], true, "{}", slept.text());
+    let port = nginx.port;
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        http_request(port, "GET", "/data.json", &[("Accept", "application/json")], "").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!((status, body.trim()), (200, "{\"app\": \"awake\"}"));
+}
