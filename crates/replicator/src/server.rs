@@ -386,7 +386,10 @@ fn spawn_listeners(
     tasks.spawn(admin::serve(listeners.admin, admin_router, admin_options, serving.clone().cancelled_owned()));
     if let Some(wake) = listeners.wake {
         let router = crate::http::wake::router(service.clone(), config.wake.clone());
-        let options = ServerOptions { max_body_bytes: crate::http::wake::MAX_HELD_BODY, ..config.server.clone() };
+        // A held request's body may be of any size, and is read only once its
+        // group is awake: it has the wait and then the body timeout to arrive.
+        let body_timeout = config.server.body_timeout + config.wake.timeout;
+        let options = ServerOptions { max_body_bytes: usize::MAX, body_timeout, ..config.server.clone() };
         let done = serving.clone().cancelled_owned();
         tasks.spawn(crate::http::listener::serve(wake, None, router, options, done));
     }

@@ -30,7 +30,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use http_body_util::{BodyExt, Full, Limited};
+use futures_util::StreamExt as _;
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -51,8 +52,10 @@ use crate::service::{FirstReady, How, Reach, Reached, Replicator};
 pub const GROUP_HEADER: &str = "x-replicator-group";
 /// The header of a mirrored copy of a request: the group it was for.
 pub const ACTIVITY_HEADER: &str = "x-replicator-activity";
-/// Largest request body held while a group wakes.
-pub const MAX_HELD_BODY: usize = 1024 * 1024;
+/// How much of a held request's body is read while its group wakes (about:
+/// a whole frame of the connection may go past it); the rest waits in the
+/// connection, and so in the kernel, until a member accepts, then streams.
+pub const HELD_PART: usize = 64 * 1024;
 
 /// How the wake listener holds requests.
 #[derive(Debug, Clone)]
@@ -180,23 +183,21 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
         state.service.telemetry().wake_request("shed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many requests are waiting for groups to wake");
     };
-    // The budget is taken for what the body may be, before a byte of it is read.
+    // The budget is taken for what will be read while waiting, before a byte of it is.
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let budget = declared.unwrap_or(MAX_HELD_BODY);
-    if budget > MAX_HELD_BODY {
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "a held request's body may be at most 1 MiB");
-    }
+    let budget = declared.map_or(HELD_PART, |length| length.min(HELD_PART));
     let Ok(_bytes) = state.bytes.clone().try_acquire_many_owned(budget.max(1) as u32) else {
         state.service.telemetry().wake_request("shed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many bytes are held for groups to wake");
     };
     state.service.telemetry().wake_request("held");
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, budget).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "a held request's body may be at most 1 MiB"),
+    let (first, rest) = match first_part(body, budget).await {
+        Ok(read) => read,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, format!("the request's body could not be read: {why}")),
     };
-    let held = Held { parts, body, arrived, deadline: arrived + state.settings.timeout };
+    let rest = std::sync::Mutex::new(rest);
+    let held = Held { parts, first, rest, arrived, deadline: arrived + state.settings.timeout };
     deliver(&state, name, &route, &held).await
 }
 
@@ -253,12 +254,36 @@ fn user_agent(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
 }
 
-/// A request held whole, with when it came and how long it may wait.
+/// A request held: its head, the first part of its body, the rest still
+/// unread in its connection (`None`: the body is whole in `first`), when it
+/// came and how long it may wait.
 struct Held {
     parts: http::request::Parts,
-    body: Bytes,
+    first: Bytes,
+    rest: std::sync::Mutex<Option<Body>>,
     arrived: Instant,
     deadline: Instant,
+}
+
+/// Reads up to about `limit` bytes of `body`: what was read, and the rest
+/// of the body when it goes on.
+async fn first_part(mut body: Body, limit: usize) -> Result<(Bytes, Option<Body>), String> {
+    let mut first = bytes::BytesMut::new();
+    while first.len() < limit {
+        match body.frame().await {
+            None => return Ok((first.freeze(), None)),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    first.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+        }
+    }
+    match hyper::body::Body::is_end_stream(&body) {
+        true => Ok((first.freeze(), None)),
+        false => Ok((first.freeze(), Some(body))),
+    }
 }
 
 /// Forwards the request to a ready member of the group, waking it if it
@@ -334,9 +359,35 @@ async fn forward(
     to: &str,
     peer: Option<String>,
 ) -> Result<Response, Failed> {
+    let request = head_of(held, peer);
+    let streamed = held.rest.lock().expect("held body").is_some();
+    let answer = if streamed {
+        stream_to(request, held, to).await?
+    } else {
+        let path = held.parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let Ok(request) = request.uri(format!("http://{to}{path}")).body(Full::new(held.first.clone())) else {
+            return Ok(refuse(StatusCode::BAD_REQUEST, "the held request cannot be forwarded"));
+        };
+        match client.request(request).await {
+            Ok(answer) => answer.map(Body::new),
+            Err(e) if e.is_connect() => return Err(Failed::Refused(crate::base::chain::chain(&e))),
+            Err(e) => return Err(Failed::Other(crate::base::chain::chain(&e))),
+        }
+    };
+    let (mut parts, body) = answer.into_parts();
+    let drop: Vec<HeaderName> = parts.headers.keys().filter(|n| hop_by_hop(n)).cloned().collect();
+    for name in drop {
+        parts.headers.remove(name);
+    }
+    // The answer streams back as it comes (server-sent events, downloads).
+    Ok(Response::from_parts(parts, body))
+}
+
+/// The held request's method and headers as the member gets them: ours and
+/// the hop's dropped, who asked added (`X-Forwarded-For`, `Forwarded`).
+fn head_of(held: &Held, peer: Option<String>) -> http::request::Builder {
     let parts = &held.parts;
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = http::Request::builder().method(parts.method.clone()).uri(format!("http://{to}{path}"));
+    let mut request = http::Request::builder().method(parts.method.clone());
     let mut forwarded_for = None;
     for (name, value) in parts.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
         match (name.as_str(), &peer) {
@@ -357,21 +408,31 @@ async fn forward(
             },
         );
     }
-    let Ok(request) = request.body(Full::new(held.body.clone())) else {
-        return Ok(refuse(StatusCode::BAD_REQUEST, "the held request cannot be forwarded"));
-    };
-    match client.request(request).await {
-        Ok(answer) => {
-            let (mut parts, body) = answer.into_parts();
-            let drop: Vec<HeaderName> = parts.headers.keys().filter(|n| hop_by_hop(n)).cloned().collect();
-            for name in drop {
-                parts.headers.remove(name);
-            }
-            Ok(Response::from_parts(parts, Body::new(body)))
-        }
-        Err(e) if e.is_connect() => Err(Failed::Refused(crate::base::chain::chain(&e))),
-        Err(e) => Err(Failed::Other(crate::base::chain::chain(&e))),
+    request
+}
+
+/// Sends a request whose body goes on past what was held: connects first
+/// (a refused connect leaves the body unread, to try again), then streams
+/// the first part and the rest, straight from the client's connection.
+async fn stream_to(request: http::request::Builder, held: &Held, to: &str) -> Result<http::Response<Body>, Failed> {
+    let connection = tokio::net::TcpStream::connect(to).await.map_err(|e| Failed::Refused(e.to_string()))?;
+    let (mut sender, driving) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(connection))
+        .await
+        .map_err(|e| Failed::Other(e.to_string()))?;
+    tokio::spawn(driving);
+    let rest =
+        held.rest.lock().expect("held body").take().ok_or_else(|| Failed::Other("the body went already".into()))?;
+    let first = held.first.clone();
+    let whole =
+        futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(first) }).chain(rest.into_data_stream());
+    let path = held.parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let mut request = request.uri(path);
+    if !held.parts.headers.contains_key(header::HOST) {
+        request = request.header(header::HOST, to);
     }
+    let request = request.body(Body::from_stream(whole)).map_err(|e| Failed::Other(e.to_string()))?;
+    let answer = sender.send_request(request).await.map_err(|e| Failed::Other(crate::base::chain::chain(&e)))?;
+    Ok(answer.map(Body::new))
 }
 
 #[cfg(test)]
@@ -388,7 +449,7 @@ mod tests {
         queue: 10,
         timeout: Duration::from_secs(1),
         forward_timeout: Duration::from_secs(1),
-        max_held_bytes: 4 * MAX_HELD_BODY,
+        max_held_bytes: 4 * HELD_PART,
         page: None,
     };
 

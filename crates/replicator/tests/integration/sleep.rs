@@ -242,3 +242,93 @@ async fn a_browser_sees_the_waiting_page_then_the_app_and_an_api_call_is_held_fo
     .unwrap();
     assert_eq!((status, body.trim()), (200, "{\"app\": \"awake\"}"));
 }
+
+/// An app with a CGI that answers the SHA-256 of the body it gets, and a
+/// 50 MB file, listening 1 s after it starts.
+const CHECKSUMS: &str = "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho \"Content-Type: text/plain\"\\necho\\n\
+     head -c \"$CONTENT_LENGTH\" | sha256sum\\n' > /www/cgi-bin/sum && chmod +x /www/cgi-bin/sum && \
+     head -c 50000000 /dev/urandom > /www/big && sleep 1 && exec httpd -f -p 8080 -h /www";
+
+/// The peak resident memory of process `pid` so far, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// `sha256sum` of `data`, by the host's own tool.
+fn sha256(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+}
+
+/// One HTTP/1.0 exchange on a new connection (an answer not chunked): the status and the body.
+fn exchange(port: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    for chunk in body.chunks(64 * 1024) {
+        stream.write_all(chunk).unwrap();
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let status = String::from_utf8_lossy(&answer[9..12]).parse().unwrap();
+    (status, answer[split..].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mb_upload_wakes_a_stopped_group_and_arrives_whole_and_a_50_mb_download_streams_back() {
+    let scope = Scope::new("wakebig");
+    let network = scope.network("net");
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
+    args.extend(["--label", "replicator.wake.port=8080", "--label", &wake_network]);
+    args.extend(["--network", &network, image(), "sh", "-c", CHECKSUMS]);
+    let member = scope.run("web", &args);
+    let name = scope.name("web");
+    let wake_port = free_port();
+    let server = scope.process_server(&["--wake-listen", &format!("127.0.0.1:{wake_port}")]);
+    let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
+    assert_eq!(slept.status, StatusCode::OK, "{}", slept.text());
+    let before = peak_rss(server.pid());
+
+    let mut data = vec![0u8; 50_000_000];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for byte in data.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let expected = sha256(&data);
+    let head = format!(
+        "POST /cgi-bin/sum HTTP/1.0\r\nHost: app\r\nX-Replicator-Group: {name}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        data.len()
+    );
+    let (status, body) = tokio::task::spawn_blocking(move || exchange(wake_port, &head, &data)).await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        String::from_utf8_lossy(&body).split_whitespace().next(),
+        Some(expected.as_str()),
+        "the body arrived whole"
+    );
+    let grown = peak_rss(server.pid()).saturating_sub(before);
+    assert!(grown < 5_000_000, "replicator's peak memory grew by {grown} bytes holding a 50 MB upload");
+
+    let head = format!("GET /big HTTP/1.0\r\nHost: app\r\nX-Replicator-Group: {name}\r\nConnection: close\r\n\r\n");
+    let (status, body) = tokio::task::spawn_blocking(move || exchange(wake_port, &head, b"")).await.unwrap();
+    assert_eq!((status, body.len()), (200, 50_000_000));
+    let served = scope.docker(&["exec", &member, "sha256sum", "/www/big"]);
+    assert_eq!(served.split_whitespace().next(), Some(sha256(&body).as_str()), "the download arrived whole");
+    let grown = peak_rss(server.pid()).saturating_sub(before);
+    assert!(grown < 5_000_000, "replicator's peak memory grew by {grown} bytes streaming a 50 MB download");
+}
