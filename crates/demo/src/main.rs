@@ -2,7 +2,9 @@
 //! container served it; "Replicate me" asks replicator (over mutual TLS, with
 //! the certificates in /ssl) to replicate this very container, found by its
 //! HOSTNAME as the original did; a synthetic load is pushed to replicator's
-//! /v1/metrics so the autoscaler can be watched at work.
+//! /v1/metrics so the autoscaler can be watched at work. `/ws` echoes each
+//! WebSocket message back: what a sleeping app's first connection through
+//! replicator's wake listener looks like.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/replicate", post(replicate))
         .route("/load", post(set_load))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/ws", get(echo))
         .with_state(demo);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "demo listening");
@@ -125,6 +128,23 @@ async fn set_load(State(demo): State<Demo>, Json(body): Json<Value>) -> Response
         }
         None => (StatusCode::BAD_REQUEST, "value must be a number ≥ 0").into_response(),
     }
+}
+
+/// A WebSocket that sends every text or binary message back as it came.
+async fn echo(upgrade: axum::extract::ws::WebSocketUpgrade) -> Response {
+    use axum::extract::ws::Message;
+    upgrade.on_upgrade(|mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            let echoed = match message {
+                Message::Text(_) | Message::Binary(_) => socket.send(message).await,
+                Message::Close(_) => break,
+                _ => Ok(()),
+            };
+            if echoed.is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// Reports the synthetic load for this container every two seconds.

@@ -45,6 +45,7 @@ use crate::error::{Error, Unreached};
 use crate::http::api::status_of;
 use crate::http::listener::PeerIdentity;
 use crate::http::wake_page;
+use crate::rules::backends::Backend;
 use crate::rules::labels::{self, WakeRoute};
 use crate::service::{FirstReady, How, Reach, Reached, Replicator};
 
@@ -191,13 +192,16 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many bytes are held for groups to wake");
     };
     state.service.telemetry().wake_request("held");
+    let mut request = request;
+    let upgrade = is_upgrade(request.headers()).then(|| request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
+    let upgrade = std::sync::Mutex::new(upgrade.flatten());
     let (parts, body) = request.into_parts();
     let (first, rest) = match first_part(body, budget).await {
         Ok(read) => read,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, format!("the request's body could not be read: {why}")),
     };
     let rest = std::sync::Mutex::new(rest);
-    let held = Held { parts, first, rest, arrived, deadline: arrived + state.settings.timeout };
+    let held = Held { parts, first, rest, upgrade, arrived, deadline: arrived + state.settings.timeout };
     deliver(&state, name, &route, &held).await
 }
 
@@ -261,6 +265,8 @@ struct Held {
     parts: http::request::Parts,
     first: Bytes,
     rest: std::sync::Mutex<Option<Body>>,
+    /// The client's side of an upgrade it asks for (a WebSocket), once a member agrees.
+    upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
     arrived: Instant,
     deadline: Instant,
 }
@@ -304,9 +310,9 @@ async fn deliver(state: &WakeState, name: &str, route: &WakeRoute, held: &Held) 
         .service
         .reach(reach, &mut FirstReady, |member| {
             sent = Instant::now();
-            let (client, peer, limit) = (&state.client, peer.clone(), state.settings.forward_timeout);
+            let (peer, limit) = (peer.clone(), state.settings.forward_timeout);
             async move {
-                match tokio::time::timeout(limit, forward(client, held, &member.address, peer)).await {
+                match tokio::time::timeout(limit, forward(state, held, &member, peer)).await {
                     Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(Failed::Refused(why))) => Err(why),
                     Ok(Err(Failed::Other(why))) => {
@@ -353,13 +359,12 @@ enum Failed {
     Other(String),
 }
 
-async fn forward(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    held: &Held,
-    to: &str,
-    peer: Option<String>,
-) -> Result<Response, Failed> {
+async fn forward(state: &WakeState, held: &Held, member: &Backend, peer: Option<String>) -> Result<Response, Failed> {
+    let (client, to) = (&state.client, member.address.as_str());
     let request = head_of(held, peer);
+    if held.upgrade.lock().expect("held upgrade").is_some() {
+        return upgrade_to(state, request, held, member).await;
+    }
     let streamed = held.rest.lock().expect("held body").is_some();
     let answer = if streamed {
         stream_to(request, held, to).await?
@@ -409,6 +414,61 @@ fn head_of(held: &Held, peer: Option<String>) -> http::request::Builder {
         );
     }
     request
+}
+
+/// Whether the request asks to switch protocols (`Connection: upgrade`
+/// with an `Upgrade`, as a WebSocket's handshake does).
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    let connection = headers.get_all(header::CONNECTION).iter().filter_map(|v| v.to_str().ok());
+    let asks = connection.flat_map(|v| v.split(',')).any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks && headers.contains_key(header::UPGRADE)
+}
+
+/// Forwards an upgrade's handshake to `member` on a connection of its own;
+/// once it answers 101, splices the client's connection and the member's
+/// both ways until either closes, counted as an open connection of the
+/// member (a scale-down drains it; the group stays awake while it lasts).
+async fn upgrade_to(
+    state: &WakeState,
+    request: http::request::Builder,
+    held: &Held,
+    member: &Backend,
+) -> Result<Response, Failed> {
+    let to = member.address.as_str();
+    let connection = tokio::net::TcpStream::connect(to).await.map_err(|e| Failed::Refused(e.to_string()))?;
+    let (mut sender, driving) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(connection))
+        .await
+        .map_err(|e| Failed::Other(e.to_string()))?;
+    tokio::spawn(driving.with_upgrades());
+    let (headers, path) = (&held.parts.headers, held.parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut request = request.uri(path).header(header::CONNECTION, "upgrade");
+    for value in headers.get_all(header::UPGRADE) {
+        request = request.header(header::UPGRADE, value);
+    }
+    if !headers.contains_key(header::HOST) {
+        request = request.header(header::HOST, to);
+    }
+    let request = request.body(Body::empty()).map_err(|e| Failed::Other(e.to_string()))?;
+    let mut answer = sender.send_request(request).await.map_err(|e| Failed::Other(crate::base::chain::chain(&e)))?;
+    if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(answer.map(Body::new));
+    }
+    let client = held.upgrade.lock().expect("held upgrade").take();
+    let (member_side, open) = (hyper::upgrade::on(&mut answer), state.service.connections().opened(&member.id));
+    let group = member.name.clone();
+    tokio::spawn(async move {
+        let Some(client) = client else { return };
+        match tokio::try_join!(client, member_side) {
+            Ok((client, member_side)) => {
+                let (mut client, mut member_side) =
+                    (hyper_util::rt::TokioIo::new(client), hyper_util::rt::TokioIo::new(member_side));
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut member_side).await;
+            }
+            Err(e) => warn!(member = %group, error = %e, "an upgraded connection could not be spliced"),
+        }
+        drop(open);
+    });
+    Ok(answer.map(|_| Body::empty()))
 }
 
 /// Sends a request whose body goes on past what was held: connects first

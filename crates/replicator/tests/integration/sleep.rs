@@ -332,3 +332,73 @@ async fn a_50_mb_upload_wakes_a_stopped_group_and_arrives_whole_and_a_50_mb_down
     let grown = peak_rss(server.pid()).saturating_sub(before);
     assert!(grown < 5_000_000, "replicator's peak memory grew by {grown} bytes streaming a 50 MB download");
 }
+
+/// A text message through `socket`, and the one that comes back.
+async fn echoed<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>, text: String) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    socket.send(Message::text(text)).await.expect("sent");
+    match socket.next().await {
+        Some(Ok(Message::Text(back))) => back.to_string(),
+        other => panic!("no echo: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_opened_while_its_group_sleeps_echoes_keeps_it_awake_and_holds_its_sleep_up_to_the_drain_timeout() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    crate::common::images();
+    let scope = Scope::new("wakews");
+    let network = scope.network("net");
+    let certs = crate::common::certs();
+    let ssl = format!("{}:/ssl:ro", certs.path().display());
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
+    args.extend(["--label", "replicator.sleep.after=2s", "--label", "replicator.wake.port=3000"]);
+    args.extend(["--label", &wake_network, "-v", &ssl, "-v", "/bin/busybox:/busybox:ro"]);
+    // The demo app, listening 1 s after it starts.
+    args.extend(["--network", &network, "--entrypoint", "/busybox", "replicator-demo:local"]);
+    args.extend(["sh", "-c", "/busybox sleep 1; exec /replicator-demo"]);
+    scope.run("chat", &args);
+    let name = scope.name("chat");
+    let wake_port = free_port();
+    let server = scope.server(&["--wake-listen", &format!("127.0.0.1:{wake_port}"), "--drain-timeout", "6s"]);
+    let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
+    assert_eq!(slept.json()["asleep"], true, "{}", slept.text());
+
+    let mut request = format!("ws://127.0.0.1:{wake_port}/ws").into_client_request().unwrap();
+    request.headers_mut().insert("x-replicator-group", name.parse().unwrap());
+    let (mut socket, answer) = tokio_tungstenite::connect_async(request).await.expect("the handshake completes");
+    assert_eq!(answer.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    for i in 0..1000 {
+        let text = format!("message {i}");
+        assert_eq!(echoed(&mut socket, text.clone()).await, text);
+    }
+    // Three quiet periods with no request: the open connection keeps it awake.
+    let quiet_until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < quiet_until {
+        assert_eq!(group(&server, &name).await["asleep"], false, "asleep with a WebSocket open");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(echoed(&mut socket, "still here".into()).await, "still here");
+
+    // A sleep drains: it waits for the connection, up to the drain timeout.
+    let began = std::time::Instant::now();
+    let sleeping = tokio::spawn({
+        let (client, path) = (server.client(), format!("/v1/groups/{name}/replicas"));
+        async move { client.request(Method::PUT, &path, Some(&json!({"replicas": 0}))).await.unwrap() }
+    });
+    eventually_async("the member draining", Duration::from_secs(10), async || {
+        let g = group(&server, &name).await;
+        ready_if(members_in(&g, "draining").len() == 1, g)
+    })
+    .await;
+    assert_eq!(echoed(&mut socket, "while draining".into()).await, "while draining");
+    let answer = tokio::time::timeout(Duration::from_secs(30), sleeping).await.expect("done").unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let waited = began.elapsed();
+    assert!(waited >= Duration::from_secs(5), "the sleep waited for the open WebSocket: {waited:?}");
+}

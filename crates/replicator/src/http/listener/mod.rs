@@ -257,7 +257,8 @@ impl Connection {
                 Exchange { app: app.clone(), peer: peer.clone(), options: options.clone(), unread: unread.clone() };
             request.respond(req)
         });
-        let connection = http1_builder(&self.options).serve_connection(io, service);
+        // Upgrades (WebSockets) pass: the wake listener splices them to a member.
+        let connection = http1_builder(&self.options).serve_connection(io, service).with_upgrades();
         tokio::pin!(connection, untrusted);
         let aged = aged(self.options.max_connection_age);
         tokio::pin!(aged);
