@@ -99,8 +99,10 @@ impl Elector {
         if vacant || candidate_may_take(Some(&seen), Instant::now(), &self.lease.timing) {
             return self.write(current.version).await;
         }
-        if self.core.acting.role() != Role::Following || self.core.acting.leader().is_none() {
-            self.core.acting.follow(current.record.and_then(|r| r.address));
+        let leader = current.record.and_then(|r| r.address);
+        // A new leader's address replaces the last one commands were sent to.
+        if self.core.acting.role() != Role::Following || self.core.acting.leader() != leader {
+            self.core.acting.follow(leader);
         }
     }
 

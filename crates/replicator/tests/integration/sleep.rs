@@ -150,23 +150,26 @@ async fn the_wake_listener_wakes_only_groups_that_opted_in_and_forwards_within_i
     assert!(!seen.contains("x-replicator-"), "{seen}");
 }
 
+/// A group asleep by stopping, that takes held requests on 8080 on its own
+/// network (`replicator.wake.*`), with `extra` labels, running `script` in
+/// the test image: its name, once the container runs.
+fn stopped_wake_group(scope: &Scope, extra: &[&str], script: &str) -> String {
+    let network = scope.network("net");
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
+    args.extend(["--label", "replicator.wake.port=8080", "--label", &wake_network]);
+    for label in extra {
+        args.extend(["--label", label]);
+    }
+    args.extend(["--network", &network, image(), "sh", "-c", script]);
+    scope.run("web", &args);
+    scope.name("web")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_to_a_group_that_wakes_to_three_is_answered_by_the_first_ready_and_brings_three_up() {
     let scope = Scope::new("waketo3");
-    let network = scope.network("net");
-    let wake_network = format!("replicator.wake.network={network}");
-    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.max=4", "replicator.sleep=stop"]);
-    args.extend([
-        "--label",
-        "replicator.wake.port=8080",
-        "--label",
-        &wake_network,
-        "--label",
-        "replicator.wake.replicas=3",
-    ]);
-    args.extend(["--network", &network, image(), "sh", "-c", SERVE_OK]);
-    scope.run("web", &args);
-    let name = scope.name("web");
+    let name = stopped_wake_group(&scope, &["replicator.max=4", "replicator.wake.replicas=3"], SERVE_OK);
     let wake_port = free_port();
     let server = scope.server(&["--wake-listen", &format!("127.0.0.1:{wake_port}")]);
     let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
@@ -194,20 +197,7 @@ const SLOW_APP: &str = "sleep 3; mkdir -p /www && echo '<h1>the app is awake</h1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_sees_the_waiting_page_then_the_app_and_an_api_call_is_held_for_the_apps_json() {
     let scope = Scope::new("wakepage");
-    let network = scope.network("net");
-    let wake_network = format!("replicator.wake.network={network}");
-    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
-    args.extend([
-        "--label",
-        "replicator.wake.port=8080",
-        "--label",
-        &wake_network,
-        "--label",
-        "replicator.wake.page=true",
-    ]);
-    args.extend(["--network", &network, image(), "sh", "-c", SLOW_APP]);
-    scope.run("web", &args);
-    let name = scope.name("web");
+    let name = stopped_wake_group(&scope, &["replicator.wake.page=true"], SLOW_APP);
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("waiting.html");
     std::fs::write(&template, "<html><body><p>Custom waiting room for {{group}}</p>{{phases}}</body></html>").unwrap();
@@ -288,13 +278,8 @@ fn exchange(port: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50_mb_upload_wakes_a_stopped_group_and_arrives_whole_and_a_50_mb_download_streams_back() {
     let scope = Scope::new("wakebig");
-    let network = scope.network("net");
-    let wake_network = format!("replicator.wake.network={network}");
-    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
-    args.extend(["--label", "replicator.wake.port=8080", "--label", &wake_network]);
-    args.extend(["--network", &network, image(), "sh", "-c", CHECKSUMS]);
-    let member = scope.run("web", &args);
-    let name = scope.name("web");
+    let name = stopped_wake_group(&scope, &[], CHECKSUMS);
+    let member = scope.containers().pop().expect("the app");
     let wake_port = free_port();
     let server = scope.process_server(&["--wake-listen", &format!("127.0.0.1:{wake_port}")]);
     let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
