@@ -230,6 +230,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_follower_names_the_new_leader_once_the_lease_changes_hands() {
+        let engine = Arc::new(FakeEngine::default());
+        let store = Arc::new(MemoryLease::default());
+        let a = member(&engine, &store, "a").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(acts(&a));
+        let (b, c) = (member(&engine, &store, "b").await, member(&engine, &store, "c").await);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(b.service.acting().leader().as_deref(), Some("https://a:8443"));
+        a.elector.abort();
+        a.service.acting().await_lease();
+        until(Duration::from_secs(6), &b, &c, || acts(&b) || acts(&c)).await;
+        let (leader, follower) = if acts(&b) { ("https://b:8443", &c) } else { ("https://c:8443", &b) };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(follower.service.acting().leader().as_deref(), Some(leader), "not the dead one's address");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_frozen_leader_resumed_after_another_took_over_changes_nothing() {
         let engine = Arc::new(FakeEngine::default());
         engine.add_container("web", &[("replicator.enable", "true")]);
