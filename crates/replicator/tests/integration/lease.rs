@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::common::redis::{command, redis_image};
 use crate::common::{
-    call, certs, eventually, free_port, http_request, image, issue_bundle, labels, poll_until, Scope, Server,
+    autoscaled_on_load, call, certs, eventually, eventually_async, free_port, group, http_request, image, issue_bundle,
+    labels, members_in, poll_until, ready_if, Scope, Server, QUICK_AUTOSCALER,
 };
 
 /// Two replicators with the same certificates and one lease (a file by default).
@@ -172,13 +173,27 @@ async fn a_leader_killed_is_replaced_within_five_seconds_while_the_survivors_fro
     cache.extend(["--network", &network, redis_image()]);
     scope.run("cache", &cache);
     let (_, web) = scope.web_group(&["--label", "replicator.min=0"]);
+    scope.web("auto", &autoscaled_on_load(&["replicator.max=5", "replicator.autoscale.max=3"]));
+    let auto = scope.name("auto");
     let ports = port.to_string();
     // One host, two front addresses: each replicator's front on its own.
-    let fronts = |address| ["--front-ports", &ports, "--front-address", address];
+    let fronts = |address| {
+        [&["--front-ports", &ports, "--front-address", address, "--metric-ttl", "60s"][..], &QUICK_AUTOSCALER[..]]
+            .concat()
+    };
     let mut pair = pair(&scope, [&fronts("127.0.0.1"), &fronts("127.0.0.2")], true);
     let leader = leader_of(&pair.servers, Duration::from_secs(15));
     let (survivor, host) = (1 - leader, ["127.0.0.1", "127.0.0.2"][1 - leader]);
     eventually("the survivor's front answers", Duration::from_secs(30), || ping(host, port).ok());
+    // The leader's autoscaler drives a group, on load pushed to the other (forwarded).
+    let load = |value: u32| Some(json!({ "container": auto, "metric": "load", "value": value }));
+    let pushed = call(&pair.servers[survivor], Method::POST, "/v1/metrics", load(100)).await;
+    assert_eq!(pushed.status, StatusCode::ACCEPTED, "{}", pushed.text());
+    eventually_async("the autoscaler grows the group to 3", Duration::from_secs(30), async || {
+        let g = group(&pair.servers[survivor], &auto).await;
+        ready_if(g["replicas"] == 3, g)
+    })
+    .await;
     let asleep =
         call(&pair.servers[leader], Method::PUT, &format!("/v1/groups/{web}/replicas"), Some(json!({"replicas": 0})))
             .await;
@@ -207,6 +222,18 @@ async fn a_leader_killed_is_replaced_within_five_seconds_while_the_survivors_fro
     let scaled = call(new, Method::PUT, &format!("/v1/groups/{web}/replicas"), Some(body)).await;
     assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text());
     assert_eq!(scope.replicas_of(&web).len(), 1);
+    // The new leader's autoscaler takes the group over: idle now, it shrinks.
+    let running = members_in(&group(new, &auto).await, "running");
+    let idle: Vec<_> = running.iter().map(|id| json!({ "container": id, "metric": "load", "value": 0 })).collect();
+    assert_eq!(
+        call(new, Method::POST, "/v1/metrics", Some(serde_json::Value::Array(idle))).await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually_async("the new leader's autoscaler shrinks the group to 1", Duration::from_secs(30), async || {
+        let g = group(new, &auto).await;
+        ready_if(g["replicas"] == 1, g)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
