@@ -251,6 +251,7 @@ impl Front {
             network: spec.network.as_deref(),
             deadline,
             caller: "front",
+            wakes: true,
         };
         let mut waiter = LeastBusy { front: self, held: None };
         let reached = self.service.reach(reach, &mut waiter, |member| async move {

@@ -202,7 +202,7 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
     };
     let rest = std::sync::Mutex::new(rest);
     let held = Held { parts, first, rest, upgrade, arrived, deadline: arrived + state.settings.timeout };
-    deliver(&state, name, &route, &held).await
+    deliver(&state, (name, !health_check), &route, &held).await
 }
 
 /// The waiting page for a browser while `name` has no ready member (its
@@ -215,7 +215,14 @@ async fn waiting_page(state: &WakeState, name: &str) -> Option<Response> {
         waiting.remove(name);
         return None;
     }
-    let since = *waiting.entry(name.to_owned()).or_insert_with(Instant::now);
+    // A wake whose page nobody reloaded after it was ready left its entry: a
+    // wake never outlasts --wake-timeout, so an older one is a new wake.
+    let timeout = state.settings.timeout;
+    let since = waiting.entry(name.to_owned()).or_insert_with(Instant::now);
+    if since.elapsed() > timeout {
+        *since = Instant::now();
+    }
+    let since = *since;
     drop(waiting);
     if group.asleep() {
         let service = state.service.clone();
@@ -296,7 +303,8 @@ async fn first_part(mut body: Body, limit: usize) -> Result<(Bytes, Option<Body>
 /// sleeps (the service's one way to reach a member); a refused connection
 /// (a member that became ready before its app listens) is tried again, with
 /// backoff, until the deadline.
-async fn deliver(state: &WakeState, name: &str, route: &WakeRoute, held: &Held) -> Response {
+/// `wakes`: whether a sleeping group is woken for it (not for a health check).
+async fn deliver(state: &WakeState, (name, wakes): (&str, bool), route: &WakeRoute, held: &Held) -> Response {
     let peer = held.parts.extensions.get::<PeerIdentity>().and_then(|p| p.addr).map(|a| a.ip().to_string());
     let reach = Reach {
         group: name,
@@ -304,6 +312,7 @@ async fn deliver(state: &WakeState, name: &str, route: &WakeRoute, held: &Held) 
         network: route.network.as_deref(),
         deadline: held.deadline,
         caller: "waker",
+        wakes,
     };
     let mut sent = Instant::now();
     let reached = state
@@ -435,18 +444,11 @@ async fn upgrade_to(
     member: &Backend,
 ) -> Result<Response, Failed> {
     let to = member.address.as_str();
-    let connection = tokio::net::TcpStream::connect(to).await.map_err(|e| Failed::Refused(e.to_string()))?;
-    let (mut sender, driving) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(connection))
-        .await
-        .map_err(|e| Failed::Other(e.to_string()))?;
+    let (mut sender, driving) = connect(to).await?;
     tokio::spawn(driving.with_upgrades());
-    let (headers, path) = (&held.parts.headers, held.parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let mut request = request.uri(path).header(header::CONNECTION, "upgrade");
-    for value in headers.get_all(header::UPGRADE) {
+    let mut request = origin_form(request, held, to).header(header::CONNECTION, "upgrade");
+    for value in held.parts.headers.get_all(header::UPGRADE) {
         request = request.header(header::UPGRADE, value);
-    }
-    if !headers.contains_key(header::HOST) {
-        request = request.header(header::HOST, to);
     }
     let request = request.body(Body::empty()).map_err(|e| Failed::Other(e.to_string()))?;
     let mut answer = sender.send_request(request).await.map_err(|e| Failed::Other(crate::base::chain::chain(&e)))?;
@@ -471,26 +473,43 @@ async fn upgrade_to(
     Ok(answer.map(|_| Body::empty()))
 }
 
+/// Sends one request on a connection of its own to a member.
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+/// Drives that connection (spawned; with upgrades for a WebSocket).
+type Driving = hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<tokio::net::TcpStream>, Body>;
+
+/// A connection of its own to the member at `to`: refused (nothing sent,
+/// the request may be tried again) or ready for one request.
+async fn connect(to: &str) -> Result<(Sender, Driving), Failed> {
+    let connection = tokio::net::TcpStream::connect(to).await.map_err(|e| Failed::Refused(e.to_string()))?;
+    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(connection))
+        .await
+        .map_err(|e| Failed::Other(e.to_string()))
+}
+
+/// The held request's path as sent on a connection to the member, with a
+/// `Host` when the client sent none.
+fn origin_form(request: http::request::Builder, held: &Held, to: &str) -> http::request::Builder {
+    let request = request.uri(held.parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    match held.parts.headers.contains_key(header::HOST) {
+        true => request,
+        false => request.header(header::HOST, to),
+    }
+}
+
 /// Sends a request whose body goes on past what was held: connects first
 /// (a refused connect leaves the body unread, to try again), then streams
 /// the first part and the rest, straight from the client's connection.
 async fn stream_to(request: http::request::Builder, held: &Held, to: &str) -> Result<http::Response<Body>, Failed> {
-    let connection = tokio::net::TcpStream::connect(to).await.map_err(|e| Failed::Refused(e.to_string()))?;
-    let (mut sender, driving) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(connection))
-        .await
-        .map_err(|e| Failed::Other(e.to_string()))?;
+    let (mut sender, driving) = connect(to).await?;
     tokio::spawn(driving);
     let rest =
         held.rest.lock().expect("held body").take().ok_or_else(|| Failed::Other("the body went already".into()))?;
     let first = held.first.clone();
     let whole =
         futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(first) }).chain(rest.into_data_stream());
-    let path = held.parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let mut request = request.uri(path);
-    if !held.parts.headers.contains_key(header::HOST) {
-        request = request.header(header::HOST, to);
-    }
-    let request = request.body(Body::from_stream(whole)).map_err(|e| Failed::Other(e.to_string()))?;
+    let request = origin_form(request, held, to).body(Body::from_stream(whole));
+    let request = request.map_err(|e| Failed::Other(e.to_string()))?;
     let answer = sender.send_request(request).await.map_err(|e| Failed::Other(crate::base::chain::chain(&e)))?;
     Ok(answer.map(Body::new))
 }

@@ -42,6 +42,9 @@ pub struct Reach<'a> {
     pub deadline: Instant,
     /// Who wakes the group (logs and events).
     pub caller: &'a str,
+    /// Whether a sleeping group is woken for it: not for a health check,
+    /// even one that found the group awake and reached it just as it slept.
+    pub wakes: bool,
 }
 
 /// What the attempt gave, and how the capacity came when it had to be waited for.
@@ -106,6 +109,9 @@ impl Reacher<'_> {
             }
             if !std::mem::replace(&mut held, true) && !waiter.hold() {
                 return Err(unreached(Unreached::HoldFull));
+            }
+            if group.asleep() && !reach.wakes {
+                return Err(unreached(Unreached::NotWoken("it is asleep, and this request does not wake it".into())));
             }
             if group.asleep() && !asked_leader {
                 how = how.or_else(|| Some(self.how_it_sleeps(&group)));

@@ -499,6 +499,7 @@ async fn a_member_that_refuses_is_tried_again_no_more_than_100_ms_apart() {
         network: Some("net"),
         deadline: began + Duration::from_secs(10),
         caller: "test",
+        wakes: true,
     };
     let attempts = tries.clone();
     let reached = w
@@ -558,4 +559,21 @@ async fn a_wake_to_more_than_the_max_is_refused_by_name() {
     let g = w.service.group("web").await.unwrap();
     let reason = g.bounds.unwrap_err();
     assert!(reason.contains("replicator.wake.replicas=3") && reason.contains("max (2)"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_request_that_does_not_wake_finds_a_sleeping_group_asleep_and_leaves_it_so() {
+    let w = world(Scope::default()).await;
+    let web = w.engine.add_container("web", &[ENABLED, ("replicator.min", "0")]);
+    w.engine.attach(&web, "net", "10.0.0.2");
+    w.resync().await;
+    assert!(w.service.scale("web", 0, "test", None).await.unwrap().asleep());
+    w.resync().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let reach =
+        super::Reach { group: "web", port: 8080, network: Some("net"), deadline, caller: "probe", wakes: false };
+    let e = w.service.reach(reach, &mut super::FirstReady, |_| async { Ok(()) }).await.unwrap_err();
+    assert!(e.to_string().contains("does not wake it"), "{e}");
+    assert!(w.service.group("web").await.unwrap().asleep(), "still asleep");
+    assert_eq!(w.engine.calls(Op::UnpauseContainer) + w.engine.calls(Op::StartContainer), 0);
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 
 use crate::common::proxy::EngineProxy;
-use crate::common::{call, docker, eventually, eventually_async, group, image, inspect, Scope, Server};
+use crate::common::{call, docker, eventually, eventually_async, group, image, inspect, ready_if, Scope, Server};
 
 /// A web group (its original labelled `labels`) for a replicator that
 /// reaches the engine through a proxy the test controls.
@@ -152,12 +152,13 @@ async fn a_count_5_request_cut_by_kill_9_at_any_point_leaves_nothing_after_the_r
         eventually("the reconcile pass to undo the whole request", Duration::from_secs(20), || {
             (scope.containers() == [source.clone()]).then_some(())
         });
-        let group = group(&restarted, name).await;
-        assert_eq!(
-            (group["replicas"].as_u64(), group["members"].as_array().map(Vec::len)),
-            (Some(1), Some(1)),
-            "{group}"
-        );
+        // The inventory sees the removals from the engine's events, a moment after the engine.
+        eventually_async("the group back to its original", Duration::from_secs(20), async || {
+            let group = group(&restarted, name).await;
+            let shape = (group["replicas"].as_u64(), group["members"].as_array().map(Vec::len));
+            ready_if(shape == (Some(1), Some(1)), group)
+        })
+        .await;
     }
 }
 

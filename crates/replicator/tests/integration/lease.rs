@@ -289,11 +289,12 @@ impl Drop for SwarmConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_swarm_the_lease_is_a_config_of_its_raft_store_and_a_killed_leader_is_replaced_within_five_seconds() {
-    let _turn = crate::common::SWARM.write().await;
+/// On the swarm `swarm::replicating_a_task_scales_its_service` has the
+/// engine join (each join and leave is a moment the other tests running
+/// beside see the engine half in a swarm, so the swarm tests share one).
+pub(crate) async fn on_a_swarm_the_lease_is_a_config_of_its_raft_store_and_a_killed_leader_is_replaced_within_five_seconds(
+) {
     let scope = Scope::new("leaseswarm");
-    let _swarm = crate::swarm::SwarmMode::enter();
     let config = SwarmConfig(scope.name("lease"));
     let service = scope.service(
         "svc",

@@ -10,7 +10,7 @@ use crate::common::{call, docker, docker_try, eventually, group, image, Scope, S
 /// Joins a single-node swarm for the test, and leaves it afterwards only if
 /// the engine was not in one before, removing the bridge network that
 /// joining made (leaving keeps it).
-pub(crate) struct SwarmMode {
+struct SwarmMode {
     joined: bool,
     made_gwbridge: bool,
 }
@@ -18,7 +18,7 @@ pub(crate) struct SwarmMode {
 const GWBRIDGE: &str = "docker_gwbridge";
 
 impl SwarmMode {
-    pub(crate) fn enter() -> Self {
+    fn enter() -> Self {
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         let joined = state != "active";
         let made_gwbridge = joined && docker_try(&["network", "inspect", GWBRIDGE]).is_err();
@@ -83,4 +83,7 @@ async fn replicating_a_task_scales_its_service() {
     let r = call(&server, Method::POST, &format!("/v1/containers/{global_task}/replicas"), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("global"));
+
+    // Several replicators with their lease in this swarm's Raft store.
+    crate::lease::on_a_swarm_the_lease_is_a_config_of_its_raft_store_and_a_killed_leader_is_replaced_within_five_seconds().await;
 }

@@ -85,12 +85,18 @@ impl LeaderLink for Forwarder {
     async fn wake(&self, leader: &str, group: &str) -> Result<()> {
         let client = self.client(leader)?;
         let path = format!("/v1/groups/{group}/wake");
-        let answer = client.request(Method::POST, &path, None).await.map_err(|e| Error::Unreachable {
+        let not_woken = |why: String| Error::Unreachable {
             group: group.to_owned(),
-            reason: crate::error::Unreached::NotWoken(format!("the leader at {leader}: {e}")),
-        })?;
+            reason: crate::error::Unreached::NotWoken(format!("the leader at {leader}: {why}")),
+        };
+        let answer = client.request(Method::POST, &path, None).await.map_err(|e| not_woken(e.to_string()))?;
         if !answer.status.is_success() {
-            return Err(Error::NotActing { leader: Some(leader.to_owned()) });
+            // The leader's own reason (a group it refuses, an engine it cannot reach) is kept.
+            return Err(not_woken(format!(
+                "answered {}: {}",
+                answer.status,
+                crate::base::quote::clip(answer.text().trim())
+            )));
         }
         info!(group, leader, "the leader wakes the group");
         Ok(())
