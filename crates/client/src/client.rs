@@ -8,11 +8,12 @@ use std::path::Path;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -70,13 +71,40 @@ impl ApiClient {
     /// A client with a TLS configuration of the caller's; `keep_alive:
     /// false` opens a new connection (and TLS handshake) per request.
     pub fn with_config(server: &str, config: ClientConfig, keep_alive: bool) -> Result<Self, ClientError> {
+        Self::build(server, config, keep_alive, None)
+    }
+
+    /// As [`ApiClient::with_config`], but the server's certificate must
+    /// name `tls_name` whatever host the URL names: for servers reached at
+    /// addresses their certificate cannot list (tasks of a Swarm service
+    /// sharing one certificate, each at its own address).
+    pub fn with_tls_name(
+        server: &str,
+        config: ClientConfig,
+        keep_alive: bool,
+        tls_name: &str,
+    ) -> Result<Self, ClientError> {
+        let name = ServerName::try_from(tls_name.to_owned()).map_err(|_| ClientError::BadTlsName(tls_name.into()))?;
+        Self::build(server, config, keep_alive, Some(name))
+    }
+
+    fn build(
+        server: &str,
+        config: ClientConfig,
+        keep_alive: bool,
+        tls_name: Option<ServerName<'static>>,
+    ) -> Result<Self, ClientError> {
         let base = server.trim_end_matches('/').to_owned();
         let uri: Uri = base.parse().map_err(|_| ClientError::BadUrl(server.into()))?;
         if uri.scheme_str() != Some("https") || uri.host().is_none() || uri.path() != "/" {
             return Err(ClientError::BadUrl(server.into()));
         }
-        let https =
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
+        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only();
+        let https = match tls_name {
+            Some(name) => https.with_server_name_resolver(FixedServerNameResolver::new(name)),
+            None => https,
+        };
+        let https = https.enable_http1().build();
         let mut builder = Client::builder(TokioExecutor::new());
         if !keep_alive {
             builder.pool_max_idle_per_host(0);

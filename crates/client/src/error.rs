@@ -14,6 +14,9 @@ pub enum ClientError {
     /// The server URL is not `https://HOST:PORT`.
     #[error("invalid server URL {0:?}: expected https://HOST:PORT")]
     BadUrl(String),
+    /// The name a server's certificate must carry is not a DNS name or IP address.
+    #[error("invalid TLS server name {0:?}: expected a DNS name or an IP address")]
+    BadTlsName(String),
     /// The request could not be built or sent, or its body could not be read.
     #[error("request to {url} failed: {reason}")]
     Request {

@@ -143,6 +143,9 @@ pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future
     acting.stop().await;
     // Event streams end first: they would hold the listeners' graceful drain open.
     events.close();
+    // Kept for a successor, the copies would keep each socket listening,
+    // its backlog reset at exit rather than refused (which balancers retry).
+    config.sockets.release();
     phases.stop_accepting();
     join_all_of(&mut listening).await;
     if handed_over {

@@ -140,6 +140,14 @@ impl Sockets {
         lock(&self.serving).iter().map(|(n, fd)| Ok((n.clone(), fd.try_clone()?))).collect()
     }
 
+    /// Lets go of every socket kept for a successor, once none will ask
+    /// (this process stops): a socket then closes with its listener, and
+    /// connections no longer queue where nothing will accept them.
+    pub fn release(&self) {
+        lock(&self.serving).clear();
+        lock(&self.inherited).clear();
+    }
+
     /// Inherited sockets nothing asked for (a front whose group is gone, a
     /// listener moved by a changed flag): closed now.
     pub fn close_unclaimed(&self) -> Vec<String> {
@@ -185,6 +193,18 @@ mod tests {
         let mut hello = [0u8; 5];
         accepted.read_exact(&mut hello).unwrap();
         assert_eq!(&hello, b"hello");
+    }
+
+    #[test]
+    fn a_released_socket_closes_with_its_listener_and_refuses_connections() {
+        let sockets = Sockets::default();
+        let listener = sockets.listen("api", "127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        assert!(TcpStream::connect(address).is_ok(), "kept for a successor, the socket still listens");
+        sockets.release();
+        let refused = TcpStream::connect(address).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 
     #[test]

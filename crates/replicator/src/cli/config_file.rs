@@ -419,6 +419,7 @@ mod tests {
             "control-socket" => "\"/run/replicator/control.sock\"",
             "lease" => "\"/run/replicator/lease\"",
             "peer-certs" => "\"/etc/replicator/peer\"",
+            "peer-server-name" => "\"replicator\"",
             "wake-page" => "\"/etc/replicator/waiting.html\"",
             "advertise" => "\"https://replicator-1:8443\"",
             _ => return None,

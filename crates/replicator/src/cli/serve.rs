@@ -135,6 +135,11 @@ pub struct ServeArgs {
     /// this replicator forwards commands and wakes to the one that acts; without it, it answers them 503 naming the leader.
     #[arg(long, env = "REPLICATOR_PEER_CERTS")]
     pub peer_certs: Option<std::path::PathBuf>,
+    /// The name a leader's certificate must carry when this replicator forwards to it (default: the host of the
+    /// leader's --advertise address): for replicators that advertise addresses their certificate cannot name,
+    /// as tasks of one Swarm service do.
+    #[arg(long, env = "REPLICATOR_PEER_SERVER_NAME", requires = "peer_certs")]
+    pub peer_server_name: Option<String>,
     /// The address of this replicator's API that the others name to a client (and forward to) when they do not act:
     /// https://HOST[:PORT], the port of --listen when it names none (default: https://HOSTNAME:PORT).
     #[arg(long, env = "REPLICATOR_ADVERTISE")]
@@ -350,7 +355,11 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<(Listeners, Config)> {
         sockets,
         takeover: control,
         lease,
-        forwarder: args.peer_certs.as_deref().map(crate::http::api::Forwarder::new).transpose()?,
+        forwarder: args
+            .peer_certs
+            .as_deref()
+            .map(|certs| crate::http::api::Forwarder::new(certs, args.peer_server_name.clone()))
+            .transpose()?,
     };
     Ok((listeners, config))
 }

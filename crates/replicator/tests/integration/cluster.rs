@@ -4,15 +4,18 @@
 use std::collections::BTreeSet;
 use std::fmt::{self, Display};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use replicator::cli::remote::ApiClient;
+use replicator_client::client_config;
 use serde_json::Value;
 
-use crate::common::two_node_swarm::TwoNodeSwarm;
+use crate::common::two_node_swarm::{TwoNodeSwarm, MANAGER_ADDR, WORKER_ADDR};
 use crate::common::{
-    certs_for, docker, docker_try, eventually, eventually_async, free_port, image, images, try_group, Look, Scope,
-    SWARM,
+    certs_for, docker, docker_try, eventually, eventually_async, free_port, image, images, try_group, Look, Owned,
+    Scope, SWARM,
 };
 
 #[tokio::test]
@@ -112,6 +115,38 @@ fn nodes(group: &Value) -> Vec<(String, String, bool)> {
         .collect()
 }
 
+/// The folder `REPLICATOR_CERTS` names for deploy/stack.yml: the CA, the
+/// server's pair (valid for `replicator`) and the peer bundle in `peer/`.
+fn stack_certs() -> tempfile::TempDir {
+    let certs = certs_for(&["replicator"]);
+    crate::common::issue_bundle(certs.path(), "peer", certs.path());
+    certs
+}
+
+/// Deploys deploy/stack.yml (and `extra`, a file of the test's own merged
+/// over it) as a stack of `scope`'s, its API on `port`, managing only
+/// `scope`'s containers and services; the stack's name.
+fn deploy(scope: &Scope, certs: &Path, port: u16, env: &[(&str, &str)], extra: Option<&Path>) -> String {
+    let stack = scope.name("rs");
+    let stack_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/stack.yml");
+    let mut deploy = std::process::Command::new("docker");
+    deploy.args(["stack", "deploy", "--resolve-image", "never", "-c"]).arg(&stack_file);
+    if let Some(extra) = extra {
+        deploy.arg("-c").arg(extra);
+    }
+    let deployed = deploy
+        .arg(&stack)
+        .env("REPLICATOR_CERTS", certs)
+        // Other tests run meanwhile on this engine: the stack's replicators leave their containers alone.
+        .env("REPLICATOR_SELECTOR", scope.label())
+        .env("REPLICATOR_PORT", port.to_string())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(deployed.status.success(), "stack deploy: {}", String::from_utf8_lossy(&deployed.stderr));
+    stack
+}
+
 /// deploy/stack.yml on a two-node swarm: the server on the manager, an agent
 /// on each node proving its node with the node's own Swarm certificate. A CPU-busy service with tasks on both nodes grows to its max
 /// from the agents' reports, shrinks to its min once idle, and when the
@@ -126,24 +161,21 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     for image in [image(), "replicator:local"] {
         swarm.worker.load(image);
     }
-    let certs = certs_for(&["replicator"]);
+    let certs = stack_certs();
     let port = free_port();
-    let stack = scope.name("rs");
-    let stack_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/stack.yml");
-    let deploy = std::process::Command::new("docker")
-        .args(["stack", "deploy", "--resolve-image", "never", "-c"])
-        .arg(&stack_file)
-        .arg(&stack)
-        .env("REPLICATOR_CERTS", certs.path())
-        // Other tests run meanwhile on this engine: the stack's replicator leaves their containers alone.
-        .env("REPLICATOR_SELECTOR", scope.label())
-        .env("REPLICATOR_PORT", port.to_string())
-        .env("REPLICATOR_AUTOSCALE_INTERVAL", "2s")
-        .env("REPLICATOR_SCALE_DOWN_STABILIZATION", "10s")
-        .env("REPLICATOR_CPU_INITIALIZATION_PERIOD", "3s")
-        .output()
-        .unwrap();
-    assert!(deploy.status.success(), "stack deploy: {}", String::from_utf8_lossy(&deploy.stderr));
+    let stack = deploy(
+        &scope,
+        certs.path(),
+        port,
+        &[
+            // One manager: one server (host-mode ports, one task per node).
+            ("REPLICATOR_REPLICAS", "1"),
+            ("REPLICATOR_AUTOSCALE_INTERVAL", "2s"),
+            ("REPLICATOR_SCALE_DOWN_STABILIZATION", "10s"),
+            ("REPLICATOR_CPU_INITIALIZATION_PERIOD", "3s"),
+        ],
+        None,
+    );
     let client = ApiClient::new(&format!("https://127.0.0.1:{port}"), certs.path()).unwrap();
     until("the stack's replicator to answer", Duration::from_secs(90), async || match client.get("/v1/groups").await {
         Ok(r) if r.status == http::StatusCode::OK => Ok(()),
@@ -241,4 +273,198 @@ async fn the_stack_file_deploys_and_autoscales_a_busy_service_across_both_nodes_
     });
     counts.insert(desired(&service));
     assert_eq!(counts, [2].into_iter().collect(), "the replica count never moved");
+}
+
+/// The lease's record as its config object holds it: the holder's
+/// advertised address while one holds it.
+fn lease_address(stack: &str) -> Option<String> {
+    let config = format!("{stack}_replicator-lease");
+    let format =
+        r#"{{index .Spec.Labels "replicator.lease.holder"}} {{index .Spec.Labels "replicator.lease.address"}}"#;
+    let labels = docker_try(&["config", "inspect", "--format", format, &config]).ok()?;
+    match labels.trim().split_once(' ') {
+        Some((holder, address)) if !holder.is_empty() && !address.is_empty() => Some(address.to_owned()),
+        _ => None,
+    }
+}
+
+/// Clients reading the groups through `client` until stopped, each
+/// request on a new connection (so each meets whichever replicator the
+/// balancer picks); (answered, what failed).
+fn api_readers(client: ApiClient, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    tokio::spawn(async move {
+        let (mut answered, mut failures) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            match client.get("/v1/groups").await {
+                Ok(r) if r.status == http::StatusCode::OK => answered += 1,
+                Ok(r) => failures.push(format!("HTTP {}: {}", r.status, r.text())),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        (answered, failures)
+    })
+}
+
+/// HAProxy on `listen`, passing TCP (TLS untouched) to the API each manager
+/// publishes on `port`: what callers of a stack published in host mode put
+/// in front of it. A server counts as up once a TLS handshake with it
+/// (presenting the operator's certificate of `certs`) succeeds, which a
+/// bare TCP check cannot tell: Docker's proxy accepts for a container
+/// whose replicator does not listen yet. A refused connection is tried on
+/// the other node.
+fn haproxy_over_managers(dir: &Path, certs: &Path, listen: u16, port: u16) -> Owned {
+    let pem = [
+        std::fs::read_to_string(certs.join("cert.pem")).unwrap(),
+        std::fs::read_to_string(certs.join("key.pem")).unwrap(),
+    ];
+    let check = crate::common::write_in(dir, "check.pem", &pem.concat());
+    let server = |name: &str, address: &str| {
+        format!(
+            "  server {name} {address}:{port} check check-ssl verify none crt {} inter 300ms fall 1 rise 2\n",
+            check.display()
+        )
+    };
+    let config = crate::common::write_in(
+        dir,
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n\
+             \x20 retries 3\n  option redispatch 1\n\
+             listen api\n  bind 127.0.0.1:{listen}\n  balance roundrobin\n{}{}",
+            server("manager", MANAGER_ADDR),
+            server("other", WORKER_ADDR)
+        ),
+    );
+    let mut command = std::process::Command::new("haproxy");
+    command.arg("-db").arg("-f").arg(&config).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+    Owned(command.spawn().expect("haproxy runs"))
+}
+
+/// `docker kill` of a task container, on whichever node runs it.
+fn kill_task(swarm: &TwoNodeSwarm, name: &str) {
+    if docker_try(&["kill", name]).is_err() {
+        swarm.worker.docker(&["kill", name]);
+    }
+}
+
+/// deploy/stack.yml's two replicators on a swarm of two managers, one on
+/// each, exactly one acting: `docker service update --force` replaces them
+/// one at a time while clients read the API through HAProxy over both
+/// managers, and no read fails; scale commands sent to either are made (a
+/// follower forwards them across nodes to the task the lease names,
+/// checking its certificate against the stack's name for it); killing the
+/// leading task's container hands the lease to the other within 5 s,
+/// which then scales the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stacks_two_replicators_are_updated_one_at_a_time_losing_no_request_and_a_killed_leader_is_replaced_within_five_seconds(
+) {
+    images();
+    let _turn = SWARM.write().await;
+    let swarm = TwoNodeSwarm::start_two_managers();
+    for image in [image(), "replicator:local"] {
+        swarm.worker.load(image);
+    }
+    let scope = Scope::new("stackha");
+    let certs = stack_certs();
+    let port = free_port();
+    let stack = deploy(&scope, certs.path(), port, &[], None);
+    let server = format!("{stack}_replicator");
+    eventually("a replicator on each manager", Duration::from_secs(90), || {
+        (running_on(&server).iter().collect::<BTreeSet<_>>().len() == 2).then_some(())
+    });
+    let first = until("one of them to hold the lease", Duration::from_secs(60), async || {
+        lease_address(&stack).ok_or("no holder")
+    })
+    .await;
+    let web = scope.service(
+        "web",
+        &[
+            "--label",
+            "replicator.enable=true",
+            "--label",
+            "replicator.max=4",
+            "--replicas",
+            "1",
+            image(),
+            "sleep",
+            "100000",
+        ],
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let front = free_port();
+    let _haproxy = haproxy_over_managers(dir.path(), certs.path(), front, port);
+    let client =
+        ApiClient::with_config(&format!("https://127.0.0.1:{front}"), client_config(certs.path()).unwrap(), false)
+            .unwrap();
+    until("both replicators to know the service", Duration::from_secs(60), async || {
+        for _ in 0..4 {
+            try_group(&client, &web).await?;
+        }
+        Ok::<_, String>(())
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2).map(|_| api_readers(client.clone(), stop.clone())).collect();
+    let before = replicator_tasks(&server);
+    docker(&["service", "update", "--force", "--detach=true", &server]);
+    until("both replicators replaced", Duration::from_secs(180), async || {
+        let state = docker(&["service", "inspect", "--format", "{{.UpdateStatus.State}}", &server]);
+        let now = replicator_tasks(&server);
+        match (state.as_str(), now.len(), now.is_disjoint(&before)) {
+            ("completed", 2, true) => Ok(()),
+            _ => Err(format!("update {state}, tasks {now:?} (before {before:?})")),
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut read, mut failed) = (0, Vec::new());
+    for reader in readers {
+        let (answered, failures) = reader.await.unwrap();
+        read += answered;
+        failed.extend(failures);
+    }
+    println!("{read} API reads through HAProxy during the update");
+    assert!(failed.is_empty() && read > 0, "{read} reads answered; failed: {failed:?}");
+
+    // Commands to either replicator are made by the one acting.
+    let leader = until("a new task to hold the lease", Duration::from_secs(30), async || {
+        lease_address(&stack).filter(|a| *a != first).ok_or("held by a replaced task, or by none")
+    })
+    .await;
+    for replicas in [2, 1, 2] {
+        let body = serde_json::json!({ "replicas": replicas });
+        let scaled = client.request(http::Method::PUT, &format!("/v1/groups/{web}/replicas"), Some(&body)).await;
+        let scaled = scaled.unwrap();
+        assert_eq!(scaled.status, http::StatusCode::OK, "{}", scaled.text());
+        assert_eq!(desired(&web), replicas);
+    }
+
+    // The leading task's container dies; the other takes the lease.
+    let task = leader.trim_start_matches("https://").split(':').next().unwrap().to_owned();
+    kill_task(&swarm, &task);
+    let killed = std::time::Instant::now();
+    let next = until("another replicator to lead", Duration::from_secs(10), async || {
+        lease_address(&stack).filter(|a| *a != leader).ok_or("the killed task still named")
+    })
+    .await;
+    let took = killed.elapsed();
+    println!("{next} leads {took:?} after the leader's container was killed");
+    assert!(took < Duration::from_secs(5), "handed over after {took:?}");
+    let body = serde_json::json!({ "replicas": 3 });
+    let scaled = until("the new leader to scale", Duration::from_secs(30), async || {
+        let answer = client.request(http::Method::PUT, &format!("/v1/groups/{web}/replicas"), Some(&body)).await;
+        answer.map_err(|e| e.to_string()).and_then(|a| match a.status {
+            http::StatusCode::OK => Ok(a),
+            status => Err(format!("HTTP {status}: {}", a.text())),
+        })
+    })
+    .await;
+    assert_eq!(desired(&web), 3, "{}", scaled.text());
+}
+
+/// The ids of the replicator service's tasks meant to run.
+fn replicator_tasks(service: &str) -> BTreeSet<String> {
+    docker(&["service", "ps", "-q", "--filter", "desired-state=running", service]).lines().map(str::to_owned).collect()
 }

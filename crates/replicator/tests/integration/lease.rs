@@ -5,13 +5,12 @@
 //! killed is replaced within the term; a leader frozen past its term and
 //! resumed sends nothing that changes the world.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::redis::{command, redis_image};
+use crate::common::redis::{ping, redis_image};
 use crate::common::{
     autoscaled_on_load, call, certs, eventually, eventually_async, free_port, group, http_request, image, issue_bundle,
     labels, members_in, poll_until, ready_if, Scope, Server, QUICK_AUTOSCALER,
@@ -151,15 +150,6 @@ async fn a_request_held_by_a_followers_wake_listener_has_the_leader_wake_the_gro
     let said = pair.servers[1 - leader].logs().iter().any(|l| l.contains("the leader wakes the group"));
     assert!(said, "{:#?}", pair.servers[1 - leader].logs());
     assert_eq!(changes_sent(&pair.servers[1 - leader]), 0, "the follower sent no change to the engine");
-}
-
-fn ping(host: &str, port: u16) -> Result<(), String> {
-    let mut stream = TcpStream::connect((host, port)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    match command(&mut stream, "PING") {
-        Ok(reply) if reply == "+PONG" => Ok(()),
-        other => Err(format!("PING: {other:?}")),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,16 +5,13 @@
 //! process keeps splicing its open connections until they end, acting moves
 //! to the new process, and the old one exits 0.
 
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::common::lb::Nginx;
-use crate::common::redis::{command, redis_image};
+use crate::common::redis::{ping, redis_image, Load};
 use crate::common::{call, certs, eventually, free_port, http_request, image, labels, poll_until, Scope};
 
 /// A redis group behind a front on `port`, probed ready once Redis accepts.
@@ -27,83 +24,6 @@ fn redis_group(scope: &Scope, port: u16) -> String {
     args.extend(["--network", &network, redis_image()]);
     scope.run("cache", &args);
     scope.name("cache")
-}
-
-fn ping(port: u16) -> Result<(), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    match command(&mut stream, "PING") {
-        Ok(reply) if reply == "+PONG" => Ok(()),
-        other => Err(format!("PING: {other:?}")),
-    }
-}
-
-/// Clients on the front until `stop`: `fresh` of them open a new connection
-/// per command, `kept` keep one connection each (a command every 50 ms).
-/// Returns (commands answered, failures seen).
-struct Load {
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicUsize>,
-    failures: Arc<std::sync::Mutex<Vec<String>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(port: u16, fresh: usize, kept: usize) -> Self {
-        let (stop, answered) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
-        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut threads = Vec::new();
-        for client in 0..fresh + kept {
-            let (stop, answered, failures) = (stop.clone(), answered.clone(), failures.clone());
-            threads.push(std::thread::spawn(move || {
-                let fail = |why: String| failures.lock().unwrap().push(format!("client {client}: {why}"));
-                let mut kept_stream = None;
-                while !stop.load(Ordering::Relaxed) {
-                    let outcome = if client < fresh {
-                        ping(port)
-                    } else {
-                        let stream = kept_stream.get_or_insert_with(|| {
-                            let s = TcpStream::connect(("127.0.0.1", port)).expect("the front accepts");
-                            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                            s
-                        });
-                        let reply = command(stream, &format!("SET kept{client} {}", answered.load(Ordering::Relaxed)));
-                        std::thread::sleep(Duration::from_millis(50));
-                        match reply {
-                            Ok(r) if r == "+OK" => Ok(()),
-                            other => Err(format!("SET on the kept connection: {other:?}")),
-                        }
-                    };
-                    match outcome {
-                        Ok(()) => drop(answered.fetch_add(1, Ordering::Relaxed)),
-                        Err(why) => fail(why),
-                    }
-                }
-            }));
-        }
-        Self { stop, answered, failures, threads }
-    }
-
-    fn answered(&self) -> usize {
-        self.answered.load(Ordering::Relaxed)
-    }
-
-    /// Stops the clients (closing the kept connections); the failures seen.
-    fn finish(mut self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in std::mem::take(&mut self.threads) {
-            thread.join().unwrap();
-        }
-        let failures = self.failures.lock().unwrap().clone();
-        failures
-    }
-}
-
-impl Drop for Load {
-    /// A test that fails half-way leaves no client running.
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +46,7 @@ async fn a_new_serve_takes_over_the_listeners_fronts_and_acting_without_a_failed
         "60s",
     ];
     let mut old = scope.process_server_with(certs.path(), &args);
-    eventually("the front answers", Duration::from_secs(30), || ping(port).ok());
+    eventually("the front answers", Duration::from_secs(30), || ping("127.0.0.1", port).ok());
 
     let load = Load::start(port, 8, 4);
     eventually("the load runs", Duration::from_secs(10), || (load.answered() > 50).then_some(()));
@@ -164,7 +84,7 @@ async fn a_new_serve_takes_over_the_listeners_fronts_and_acting_without_a_failed
     let status = old.wait_exit(Duration::from_secs(20)).expect("the old process ends once its connections do");
     assert!(status.success(), "the old process exits 0: {status}");
     assert!(socket.exists(), "the control socket is the new process's now");
-    ping(port).expect("the new process serves the front");
+    ping("127.0.0.1", port).expect("the new process serves the front");
 }
 
 /// An app that listens 3 s after it starts: a wake from `stop` takes that long.

@@ -30,18 +30,26 @@ use crate::service::acting::{LeaderLink, Role};
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarded;
 
-/// The peer bundle, and a client of the leader last reached.
+/// The peer bundle, the name the leader's certificate must carry, and a
+/// client of the leader last reached.
 pub struct Forwarder {
     tls: rustls::ClientConfig,
+    tls_name: Option<String>,
     client: Mutex<Option<ApiClient>>,
 }
 
 impl Forwarder {
     /// A forwarder presenting the bundle in `certs` (`cert.pem`, `key.pem`
-    /// of a `peer` identity; `ca.pem`, the CA of the leader's certificate).
-    pub fn new(certs: &Path) -> anyhow::Result<Arc<Self>> {
+    /// of a `peer` identity; `ca.pem`, the CA of the leader's certificate),
+    /// checking the leader's certificate against `tls_name` (else the host
+    /// of the leader's advertised address).
+    pub fn new(certs: &Path, tls_name: Option<String>) -> anyhow::Result<Arc<Self>> {
         let tls = client_config(certs).map_err(|e| anyhow::anyhow!("--peer-certs {}: {e}", certs.display()))?;
-        Ok(Arc::new(Self { tls, client: Mutex::new(None) }))
+        if let Some(name) = &tls_name {
+            rustls_pki_types::ServerName::try_from(name.as_str())
+                .map_err(|_| anyhow::anyhow!("--peer-server-name {name:?}: not a DNS name or IP address"))?;
+        }
+        Ok(Arc::new(Self { tls, tls_name, client: Mutex::new(None) }))
     }
 
     /// A client of `leader`, kept while the leader stays the same.
@@ -50,8 +58,11 @@ impl Forwarder {
         if let Some(client) = kept.as_ref().filter(|c| c.base() == leader.trim_end_matches('/')) {
             return Ok(client.clone());
         }
-        let client = ApiClient::with_config(leader, self.tls.clone(), true)
-            .map_err(|e| Error::Internal(format!("the leader's address {leader}: {e}")))?;
+        let client = match &self.tls_name {
+            Some(name) => ApiClient::with_tls_name(leader, self.tls.clone(), true, name),
+            None => ApiClient::with_config(leader, self.tls.clone(), true),
+        };
+        let client = client.map_err(|e| Error::Internal(format!("the leader's address {leader}: {e}")))?;
         *kept = Some(client.clone());
         Ok(client)
     }

@@ -147,9 +147,12 @@ pub async fn serve(
     tokio::pin!(shutdown);
     while let Some((permit, tcp, remote)) = next_connection(&listener, &slots, &mut shutdown).await {
         let connection = Connection { remote, app: app.clone(), options: options.clone(), stopping: stopping.clone() };
-        connections.spawn(connection.run(tcp, tls.clone(), permit));
+        connections.spawn(connection.run(tcp, tls.clone(), Some(permit)));
     }
-    drop(listener);
+    for (tcp, remote) in backlog(listener) {
+        let connection = Connection { remote, app: app.clone(), options: options.clone(), stopping: stopping.clone() };
+        connections.spawn(connection.run(tcp, tls.clone(), slots.clone().try_acquire_owned().ok()));
+    }
     info!("no longer accepting connections; finishing requests in flight");
     stopping.cancel();
     connections.close();
@@ -161,6 +164,22 @@ pub async fn serve(
         summaries.abort();
         tls.refusals.log_summary();
     }
+}
+
+/// Closes the listener, first taking what its backlog holds: connections
+/// the kernel completed (a balancer counts them as sent) that closing would
+/// reset. They are served like any connection accepted before shutdown.
+fn backlog(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
+    let Ok(listener) = listener.into_std() else { return Vec::new() };
+    let mut queued = Vec::new();
+    // Still non-blocking, as tokio left it: the loop ends when the backlog is empty.
+    while let Ok((tcp, remote)) = listener.accept() {
+        match tcp.set_nonblocking(true).and_then(|()| TcpStream::from_std(tcp)) {
+            Ok(tcp) => queued.push((tcp, remote)),
+            Err(e) => warn!(error = %e, "a connection of the backlog could not be served"),
+        }
+    }
+    queued
 }
 
 /// Waits for a free slot, then for a connection; `None` once `shutdown` resolves.
@@ -213,7 +232,7 @@ enum Ending {
 
 impl Connection {
     /// Handshakes (with TLS) and serves HTTP/1.1; the slot is freed when it ends.
-    async fn run(self, tcp: TcpStream, tls: Option<Tls>, _slot: OwnedSemaphorePermit) {
+    async fn run(self, tcp: TcpStream, tls: Option<Tls>, _slot: Option<OwnedSemaphorePermit>) {
         let remote = self.remote;
         match tls {
             None => {
@@ -362,4 +381,37 @@ fn declared_length<B>(req: &Request<B>) -> Option<u64> {
 fn closing(mut response: Response) -> Response {
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use axum::routing::get;
+
+    use super::*;
+
+    /// Connections the kernel completed but the server had not accepted
+    /// when it stopped get their answers: a balancer that saw them connect
+    /// has no reason to try another server, so a reset would be a loss.
+    #[tokio::test]
+    async fn connections_waiting_in_the_backlog_at_shutdown_are_answered_not_reset() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let clients: Vec<std::net::TcpStream> = (0..10)
+            .map(|_| {
+                let mut client = std::net::TcpStream::connect(address).unwrap();
+                client.write_all(b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+                client
+            })
+            .collect();
+        let app = Router::new().route("/hello", get(|| async { "hello" }));
+        // Stopped before its first accept: every connection is still in the backlog.
+        serve(listener, None, app, ServerOptions::default(), std::future::ready(())).await;
+        for mut client in clients {
+            let mut answer = String::new();
+            client.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"), "{answer}");
+        }
+    }
 }

@@ -136,6 +136,18 @@ fn sweep_leftovers() {
 impl TwoNodeSwarm {
     /// Starts the worker engine and the two-node swarm; waits for both nodes to be Ready.
     pub fn start() -> Self {
+        Self::start_joining("worker")
+    }
+
+    /// The same, the second node joining as a manager too: what runs on
+    /// managers only (replicator, with the lease in the Raft store) gets a
+    /// node on each. Two managers keep no quorum when one goes: a test of
+    /// this swarm stops no node.
+    pub fn start_two_managers() -> Self {
+        Self::start_joining("manager")
+    }
+
+    fn start_joining(role: &str) -> Self {
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         assert!(
             state == "inactive",
@@ -158,7 +170,7 @@ impl TwoNodeSwarm {
         swarm.network();
         swarm.start_worker();
         docker(&["swarm", "init", "--advertise-addr", MANAGER_ADDR]);
-        let token = docker(&["swarm", "join-token", "-q", "worker"]);
+        let token = docker(&["swarm", "join-token", "-q", role]);
         let manager_join = format!("{MANAGER_ADDR}:2377");
         swarm.worker.docker(&["swarm", "join", "--advertise-addr", WORKER_ADDR, "--token", &token, &manager_join]);
         eventually("both swarm nodes to be Ready", Duration::from_secs(60), || {
