@@ -3,8 +3,10 @@
 //! the certificates in /ssl) to replicate this very container, found by its
 //! HOSTNAME as the original did; a synthetic load is pushed to replicator's
 //! /v1/metrics so the autoscaler can be watched at work. `/ws` echoes each
-//! WebSocket message back: what a sleeping app's first connection through
-//! replicator's wake listener looks like.
+//! WebSocket message back, and the same port speaks gRPC over HTTP/2 with
+//! prior knowledge (the health service's `Check`, and a `Count` server
+//! stream): what a sleeping app's first connections through replicator's
+//! wake listener look like.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
         .route("/load", post(set_load))
         .route("/healthz", get(|| async { "ok" }))
         .route("/ws", get(echo))
+        .route("/grpc.health.v1.Health/Check", post(grpc_check))
+        .route("/replicator.demo.Counter/Count", post(grpc_count))
         .with_state(demo);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "demo listening");
@@ -164,4 +168,41 @@ async fn push_load(demo: Demo) {
 /// Text into HTML: safe inside element content and quoted attribute values.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// A gRPC message: not compressed, its length, its protobuf bytes.
+fn grpc_frame(message: &[u8]) -> bytes::Bytes {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame.into()
+}
+
+/// A gRPC answer: `messages` as they come, then the `grpc-status: 0` trailer.
+fn grpc_answer(messages: impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static) -> Response {
+    use futures_util::StreamExt as _;
+    use http_body_util::StreamBody;
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().expect("a header value"));
+    let frames = messages
+        .map(|m| Ok::<_, std::convert::Infallible>(http_body::Frame::data(m)))
+        .chain(futures_util::stream::once(async move { Ok(http_body::Frame::trailers(trailers)) }));
+    let body = axum::body::Body::new(StreamBody::new(frames));
+    ([(header::CONTENT_TYPE, "application/grpc")], body).into_response()
+}
+
+/// `grpc.health.v1.Health/Check`: SERVING (field 1 = 1), whatever service is asked about.
+async fn grpc_check() -> Response {
+    grpc_answer(futures_util::stream::iter([grpc_frame(&[0x08, 0x01])]))
+}
+
+/// `replicator.demo.Counter/Count`: a server stream of 1, 2, 3 (field 1),
+/// 100 ms apart, then the status.
+async fn grpc_count() -> Response {
+    use futures_util::StreamExt as _;
+    let counted = futures_util::stream::iter(1u8..=3).then(|n| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        grpc_frame(&[0x08, n])
+    });
+    grpc_answer(counted)
 }

@@ -392,7 +392,7 @@ fn spawn_listeners(
         // A held request's body may be of any size, and is read only once its
         // group is awake: it has the wait and then the body timeout to arrive.
         let body_timeout = config.server.body_timeout + config.wake.timeout;
-        let options = ServerOptions { max_body_bytes: usize::MAX, body_timeout, ..config.server.clone() };
+        let options = ServerOptions { max_body_bytes: usize::MAX, body_timeout, h2c: true, ..config.server.clone() };
         let done = serving.clone().cancelled_owned();
         tasks.spawn(crate::http::listener::serve(wake, None, router, options, done));
     }

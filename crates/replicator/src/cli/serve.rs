@@ -581,6 +581,8 @@ fn server_options(args: &ServeArgs) -> Bounds {
         max_connections,
         shutdown_grace: args.shutdown_grace,
         max_connection_age: args.max_connection_age,
+        // The API and admin listeners speak HTTP/1.1; the wake listener's options add h2c.
+        h2c: false,
     };
     Bounds { options, nofile }
 }

@@ -46,7 +46,7 @@ use crate::http::api::status_of;
 use crate::http::listener::PeerIdentity;
 use crate::http::wake_page;
 use crate::rules::backends::Backend;
-use crate::rules::labels::{self, WakeRoute};
+use crate::rules::labels::{self, WakeProtocol, WakeRoute};
 use crate::service::{FirstReady, How, Reach, Reached, Replicator};
 
 /// The header naming the group a request is for.
@@ -196,7 +196,13 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
     let upgrade = is_upgrade(request.headers()).then(|| request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
     let upgrade = std::sync::Mutex::new(upgrade.flatten());
     let (parts, body) = request.into_parts();
-    let (first, rest) = match first_part(body, budget).await {
+    // A gRPC call's body may be a stream the client feeds as answers come:
+    // nothing of it is read until a member accepts.
+    let first = match route.protocol {
+        WakeProtocol::H2c => Ok((Bytes::new(), Some(body))),
+        WakeProtocol::Http1 => first_part(body, budget).await,
+    };
+    let (first, rest) = match first {
         Ok(read) => read,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, format!("the request's body could not be read: {why}")),
     };
@@ -321,7 +327,7 @@ async fn deliver(state: &WakeState, (name, wakes): (&str, bool), route: &WakeRou
             sent = Instant::now();
             let (peer, limit) = (peer.clone(), state.settings.forward_timeout);
             async move {
-                match tokio::time::timeout(limit, forward(state, held, &member, peer)).await {
+                match tokio::time::timeout(limit, forward(state, (held, route.protocol), &member, peer)).await {
                     Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(Failed::Refused(why))) => Err(why),
                     Ok(Err(Failed::Other(why))) => {
@@ -368,14 +374,21 @@ enum Failed {
     Other(String),
 }
 
-async fn forward(state: &WakeState, held: &Held, member: &Backend, peer: Option<String>) -> Result<Response, Failed> {
+async fn forward(
+    state: &WakeState,
+    (held, protocol): (&Held, WakeProtocol),
+    member: &Backend,
+    peer: Option<String>,
+) -> Result<Response, Failed> {
     let (client, to) = (&state.client, member.address.as_str());
     let request = head_of(held, peer);
     if held.upgrade.lock().expect("held upgrade").is_some() {
         return upgrade_to(state, request, held, member).await;
     }
     let streamed = held.rest.lock().expect("held body").is_some();
-    let answer = if streamed {
+    let answer = if protocol == WakeProtocol::H2c {
+        h2c_to(request, held, to).await?
+    } else if streamed {
         stream_to(request, held, to).await?
     } else {
         let path = held.parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -503,15 +516,59 @@ fn origin_form(request: http::request::Builder, held: &Held, to: &str) -> http::
 async fn stream_to(request: http::request::Builder, held: &Held, to: &str) -> Result<http::Response<Body>, Failed> {
     let (mut sender, driving) = connect(to).await?;
     tokio::spawn(driving);
-    let rest =
-        held.rest.lock().expect("held body").take().ok_or_else(|| Failed::Other("the body went already".into()))?;
-    let first = held.first.clone();
-    let whole =
-        futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(first) }).chain(rest.into_data_stream());
-    let request = origin_form(request, held, to).body(Body::from_stream(whole));
+    let request = origin_form(request, held, to).body(whole_body(held)?);
     let request = request.map_err(|e| Failed::Other(e.to_string()))?;
     let answer = sender.send_request(request).await.map_err(|e| Failed::Other(crate::base::chain::chain(&e)))?;
     Ok(answer.map(Body::new))
+}
+
+/// The held body: its first part, then the rest as the client sends it
+/// (its trailers too, which a gRPC client may send).
+fn whole_body(held: &Held) -> Result<Body, Failed> {
+    let rest =
+        held.rest.lock().expect("held body").take().ok_or_else(|| Failed::Other("the body went already".into()))?;
+    if held.first.is_empty() {
+        return Ok(rest);
+    }
+    let first = held.first.clone();
+    let whole =
+        futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(first) }).chain(rest.into_data_stream());
+    Ok(Body::from_stream(whole))
+}
+
+/// Sends the held request to `to` in HTTP/2 with prior knowledge (a gRPC
+/// server), on a connection of its own: connects first (refused: tried
+/// again, the body untouched), then streams the body both ways; the
+/// answer's trailers (`grpc-status`) come back at its end.
+async fn h2c_to(request: http::request::Builder, held: &Held, to: &str) -> Result<http::Response<Body>, Failed> {
+    let connection = tokio::net::TcpStream::connect(to).await.map_err(|e| Failed::Refused(e.to_string()))?;
+    let io = hyper_util::rt::TokioIo::new(connection);
+    let (mut sender, driving) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(|e| Failed::Other(crate::base::chain::chain(&e)))?;
+    tokio::spawn(driving);
+    let parts = &held.parts;
+    // HTTP/2 names the host in :authority, from the URI, not in a Host header.
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let authority = parts.uri.authority().map(|a| a.as_str().to_owned()).or(host).unwrap_or_else(|| to.to_owned());
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = request.uri(format!("http://{authority}{path}"));
+    if let Some(headers) = request.headers_mut() {
+        headers.remove(header::HOST);
+        // The one TE HTTP/2 allows, which gRPC requires: dropped with the hop's headers, restored.
+        if wants_trailers(&parts.headers) {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+    let request = request.body(whole_body(held)?).map_err(|e| Failed::Other(e.to_string()))?;
+    let answer = sender.send_request(request).await.map_err(|e| Failed::Other(crate::base::chain::chain(&e)))?;
+    Ok(answer.map(Body::new))
+}
+
+/// Whether the client said it takes trailers (`TE: trailers`).
+fn wants_trailers(headers: &HeaderMap) -> bool {
+    let te = headers.get_all(header::TE).iter().filter_map(|v| v.to_str().ok());
+    te.flat_map(|v| v.split(',')).any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub const WAKE_NETWORK: &str = "replicator.wake.network";
 pub const WAKE_IGNORE: &str = "replicator.wake.ignore";
 /// A browser's request to a sleeping or waking group gets a waiting page.
 pub const WAKE_PAGE: &str = "replicator.wake.page";
+/// The protocol held requests are forwarded in: `http1` (the default) or
+/// `h2c` (HTTP/2 with prior knowledge, as gRPC servers speak it).
+pub const WAKE_PROTOCOL: &str = "replicator.wake.protocol";
 /// How many members a sleeping group wakes to (default 1: its originals).
 pub const WAKE_REPLICAS: &str = "replicator.wake.replicas";
 /// A readiness probe replicator runs (see [`crate::rules::readiness`]).
@@ -74,6 +77,18 @@ pub struct WakeRoute {
     pub ignore: Vec<Ignore>,
     /// A browser gets a waiting page instead of being held (`replicator.wake.page`).
     pub page: bool,
+    /// What the members speak (`replicator.wake.protocol`).
+    pub protocol: WakeProtocol,
+}
+
+/// The protocol a group's members take held requests in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WakeProtocol {
+    /// HTTP/1.1.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge, trailers included (gRPC).
+    H2c,
 }
 
 /// A request the wake listener does not take for the group's own traffic.
@@ -139,11 +154,12 @@ pub fn wake_replicas(labels: &BTreeMap<String, String>) -> Result<Option<u32>, L
 /// opt in to wake on request.
 pub fn wake_route(labels: &BTreeMap<String, String>) -> Result<Option<WakeRoute>, LabelError> {
     let Some(port) = labels.get(WAKE_PORT) else {
-        return match (labels.get(WAKE_NETWORK), labels.get(WAKE_IGNORE), labels.get(WAKE_PAGE)) {
-            (Some(n), _, _) => Err(LabelError::new(WAKE_NETWORK, n, format!("needs {WAKE_PORT}"))),
-            (_, Some(i), _) => Err(LabelError::new(WAKE_IGNORE, i, format!("needs {WAKE_PORT}"))),
-            (_, _, Some(p)) => Err(LabelError::new(WAKE_PAGE, p, format!("needs {WAKE_PORT}"))),
-            (None, None, None) => Ok(None),
+        return match [WAKE_NETWORK, WAKE_IGNORE, WAKE_PAGE, WAKE_PROTOCOL]
+            .iter()
+            .find_map(|k| Some((k, labels.get(*k)?)))
+        {
+            Some((key, value)) => Err(LabelError::new(key, value, format!("needs {WAKE_PORT}"))),
+            None => Ok(None),
         };
     };
     let port = port
@@ -162,7 +178,12 @@ pub fn wake_route(labels: &BTreeMap<String, String>) -> Result<Option<WakeRoute>
         Some("true") => true,
         Some(other) => return Err(LabelError::new(WAKE_PAGE, other, "must be true or false")),
     };
-    Ok(Some(WakeRoute { port, network, ignore: ignore_rules(labels)?, page }))
+    let protocol = match labels.get(WAKE_PROTOCOL).map(|v| v.trim()) {
+        None | Some("http1") => WakeProtocol::Http1,
+        Some("h2c") => WakeProtocol::H2c,
+        Some(other) => return Err(LabelError::new(WAKE_PROTOCOL, other, "must be http1 or h2c")),
+    };
+    Ok(Some(WakeRoute { port, network, ignore: ignore_rules(labels)?, page, protocol }))
 }
 
 /// A label value replicator cannot use, with the label named.
@@ -308,6 +329,25 @@ mod tests {
             assert!(wake_route(&l).unwrap_err().to_string().contains(WAKE_IGNORE), "{bad:?}");
         }
         assert!(wake_route(&labels(&[(WAKE_IGNORE, "/h")])).unwrap_err().problem.contains("needs"));
+    }
+
+    #[test]
+    fn a_wake_protocol_is_http1_by_default_h2c_when_asked_and_nothing_else() {
+        let protocol = |value: Option<&str>| {
+            let mut l = labels(&[(WAKE_PORT, "50051")]);
+            if let Some(v) = value {
+                l.insert(WAKE_PROTOCOL.into(), v.into());
+            }
+            wake_route(&l).map(|r| r.unwrap().protocol)
+        };
+        assert_eq!(protocol(None), Ok(WakeProtocol::Http1));
+        assert_eq!(protocol(Some("http1")), Ok(WakeProtocol::Http1));
+        assert_eq!(protocol(Some("h2c")), Ok(WakeProtocol::H2c));
+        for bad in ["h2", "HTTP/2", "grpc", ""] {
+            assert!(protocol(Some(bad)).unwrap_err().to_string().contains("must be http1 or h2c"), "{bad:?}");
+        }
+        let alone = wake_route(&labels(&[(WAKE_PROTOCOL, "h2c")])).unwrap_err();
+        assert_eq!((alone.key.as_str(), alone.problem.contains("needs")), (WAKE_PROTOCOL, true));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod origin;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -75,6 +77,9 @@ pub struct ServerOptions {
     /// Oldest a connection may grow: then it ends after its request in
     /// flight (`None`: connections live as long as their client keeps them).
     pub max_connection_age: Option<Duration>,
+    /// Whether a client may speak HTTP/2 with prior knowledge (h2c) as well
+    /// as HTTP/1.1: the wake listener's, for gRPC.
+    pub h2c: bool,
 }
 
 /// Request line and headers of any legitimate client fit well within this.
@@ -91,6 +96,7 @@ impl Default for ServerOptions {
             max_connections: 512,
             shutdown_grace: Duration::from_secs(30),
             max_connection_age: None,
+            h2c: false,
         }
     }
 }
@@ -263,7 +269,7 @@ impl Connection {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (app, options, remote) = (self.app, self.options.clone(), self.remote);
+        let (app, options) = (self.app.clone(), self.options.clone());
         let client = peer.common_name.clone();
         let unread = Arc::new(AtomicBool::new(false));
         let io = TokioIo::new(linger::Lingering::new(stream, unread.clone()));
@@ -277,7 +283,31 @@ impl Connection {
             request.respond(req)
         });
         // Upgrades (WebSockets) pass: the wake listener splices them to a member.
-        let connection = http1_builder(&self.options).serve_connection(io, service).with_upgrades();
+        if self.options.h2c {
+            let builder = auto_builder(&self.options);
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            self.drive(connection, |c| c.graceful_shutdown(), (untrusted, &client), first_request).await
+        } else {
+            let connection = http1_builder(&self.options).serve_connection(io, service).with_upgrades();
+            self.drive(connection, |c| c.graceful_shutdown(), (untrusted, &client), first_request).await
+        }
+    }
+
+    /// Drives a served connection until its client closes it, shutdown
+    /// drains it (`drain`), `untrusted` resolves (closed at once) or it
+    /// grows too old (drained); says why when the server ended it.
+    async fn drive<C, E>(
+        &self,
+        connection: C,
+        drain: fn(Pin<&mut C>),
+        (untrusted, client): (impl Future<Output = ()>, &str),
+        first_request: CancellationToken,
+    ) -> Option<Ending>
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let remote = self.remote;
         tokio::pin!(connection, untrusted);
         let aged = aged(self.options.max_connection_age);
         tokio::pin!(aged);
@@ -304,12 +334,12 @@ impl Connection {
                     return Some(Ending::Revoked);
                 }
                 () = &mut stopping, if !draining => {
-                    connection.as_mut().graceful_shutdown();
+                    drain(connection.as_mut());
                     draining = true;
                 }
                 () = &mut aged, if !draining => {
                     debug!(%remote, "connection reached --max-connection-age; ending it after its request in flight");
-                    connection.as_mut().graceful_shutdown();
+                    drain(connection.as_mut());
                     (draining, ending) = (true, Some(Ending::Aged));
                     deadline.as_mut().reset(tokio::time::Instant::now() + AGED_GRACE);
                 }
@@ -328,6 +358,19 @@ async fn aged(max_age: Option<Duration>) {
 }
 
 /// HTTP/1.1 within the listener's header limits.
+/// A builder of connections in HTTP/1.1 or HTTP/2 with prior knowledge,
+/// whichever the client's first bytes are, under the same bounds.
+fn auto_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192));
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(options.max_header_bytes as u32);
+    builder
+}
+
 fn http1_builder(options: &ServerOptions) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())

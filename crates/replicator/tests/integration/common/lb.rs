@@ -59,6 +59,30 @@ impl Nginx {
         Self { config, dir: dir.to_owned(), port }
     }
 
+    /// nginx with one `server` block of the caller's (`server`, which
+    /// listens on `port` itself): for what the proxying location above
+    /// cannot say (`grpc_pass`).
+    pub fn start_server(dir: &Path, port: u16, server: &str) -> Self {
+        let config = write_in(
+            dir,
+            "nginx.conf",
+            &format!(
+                "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
+                 events {{ worker_connections 1024; }}\n\
+                 http {{\n  access_log {dir}/access.log;\n  server {{\n{server}\n  }}\n}}\n",
+                dir = dir.display(),
+            ),
+        );
+        let status =
+            Command::new("nginx").arg("-c").arg(&config).status().expect("nginx runs (apt-get install nginx-light)");
+        assert!(
+            status.success(),
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        Self { config, dir: dir.to_owned(), port }
+    }
+
     /// A reload command for the follower that answers only once the old
     /// worker has exited: `nginx -s reload` merely signals the master, and
     /// until the master has started workers with the new file and the old
