@@ -3,11 +3,13 @@
 //! same containers put to sleep and woken straight on the engine socket
 //! (stop or pause, then start or unpause through the engine adapter) and
 //! polled over HTTP on their network address. Both sleep modes, N = 1, 5
-//! and 25, interleaved round by round.
+//! and 25, interleaved round by round. Then the demo app, stopped, for a
+//! WebSocket's first echo and a gRPC call's answer (h2c) through the wake
+//! listener, against the same app started on the engine and tried every 5 ms.
 //!
 //! `cargo bench --bench coldstart` (needs the engine and busybox-static, as
-//! the tests do); prints a Markdown table; docs/performance.md keeps the
-//! published one.
+//! the tests do; `-- protocols` for the WebSocket and gRPC rows alone);
+//! prints Markdown tables; docs/performance.md keeps the published ones.
 
 mod common;
 
@@ -292,8 +294,11 @@ async fn main() {
     let scope = Scope::new("coldstart-bench");
     let network = scope.network("net");
     let most = *SIZES.iter().max().unwrap();
+    // `cargo bench --bench coldstart -- protocols`: the WebSocket and gRPC rows alone.
+    let only_protocols = std::env::args().any(|a| a == "protocols");
+    let modes: &[Mode] = if only_protocols { &[] } else { &[Mode::Pause, Mode::Stop] };
     let mut sets = Vec::new();
-    for mode in [Mode::Pause, Mode::Stop] {
+    for &mode in modes {
         let labels: Vec<String> = [
             "replicator.enable=true",
             "replicator.min=0",
@@ -323,8 +328,12 @@ async fn main() {
     let through = Through { _server: server, client, wake };
     let direct = Direct { engine: Arc::new(common::engine()), network: network.clone() };
 
-    println!("| N | mode | direct p50 | direct p95 | through replicator p50 | p95 | max | ratio of p95 | answered |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    if !only_protocols {
+        println!(
+            "| N | mode | direct p50 | direct p95 | through replicator p50 | p95 | max | ratio of p95 | answered |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+    }
     let mut notes = Vec::new();
     for (mode, groups, apps) in &sets {
         for n in SIZES {
@@ -372,4 +381,152 @@ async fn main() {
         println!("\n- {note}");
     }
     println!("\n{ROUNDS} rounds each; p50 and p95 are the medians of each round's, max the worst of any round.");
+    protocols(&scope, &network, &through, &direct).await;
+}
+
+/// The demo app's two protocols beyond HTTP/1.1 requests.
+#[derive(Debug, Clone, Copy)]
+enum Protocol {
+    WebSocket,
+    Grpc,
+}
+
+impl Protocol {
+    /// The first answer: a WebSocket message echoed, or a gRPC call's answer with `grpc-status: 0`.
+    async fn first(self, addr: &str, group: Option<&str>, within: Duration) -> Result<(), String> {
+        let answered = async {
+            match self {
+                Protocol::WebSocket => websocket_echo(addr, group).await,
+                Protocol::Grpc => {
+                    let answer = common::grpc::call_at(addr, "/grpc.health.v1.Health/Check", group).await?;
+                    match answer.status.as_deref() {
+                        Some("0") if answer.messages.len() == 1 => Ok(()),
+                        _ => Err(format!("{answer:?}")),
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(within, answered).await.unwrap_or_else(|_| Err(format!("nothing within {within:?}")))
+    }
+}
+
+/// A WebSocket to the demo app's `/ws` at `addr`, one message echoed.
+async fn websocket_echo(addr: &str, group: Option<&str>) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = format!("ws://{addr}/ws").into_client_request().map_err(|e| e.to_string())?;
+    if let Some(group) = group {
+        request.headers_mut().insert("x-replicator-group", group.parse().map_err(|_| "a group name")?);
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| format!("handshake: {e}"))?;
+    socket.send(Message::text("hello")).await.map_err(|e| format!("send: {e}"))?;
+    match socket.next().await {
+        Some(Ok(Message::Text(back))) if back.as_str() == "hello" => Ok(()),
+        other => Err(format!("no echo: {other:?}")),
+    }
+}
+
+/// The demo app as a stopped-asleep group (`wake` its labels), and the same
+/// app unmanaged; both listen on 3000 at once when started.
+fn demo_pair(scope: &Scope, network: &str, certs: &std::path::Path, protocol: Protocol) -> (App, App) {
+    let ssl = format!("{}:/ssl:ro", certs.display());
+    let run = |suffix: &str, labels: &[String]| {
+        let mut args: Vec<&str> = labels.iter().flat_map(|l| ["--label", l.as_str()]).collect();
+        args.extend(["-v", &ssl, "--network", network, "replicator-demo:local"]);
+        let id = scope.run(suffix, &args);
+        App { id, name: scope.name(suffix), body: String::new() }
+    };
+    let wake_protocol = match protocol {
+        Protocol::WebSocket => "http1",
+        Protocol::Grpc => "h2c",
+    };
+    let labels: Vec<String> = [
+        "replicator.enable=true".to_owned(),
+        "replicator.min=0".to_owned(),
+        "replicator.sleep=stop".to_owned(),
+        "replicator.wake.port=3000".to_owned(),
+        format!("replicator.wake.network={network}"),
+        format!("replicator.wake.protocol={wake_protocol}"),
+    ]
+    .into();
+    let suffix = format!("{protocol:?}").to_lowercase();
+    (run(&format!("{suffix}-g"), &labels), run(&format!("{suffix}-d"), &[]))
+}
+
+/// A WebSocket row and a gRPC row: the time from one connection to the
+/// wake listener for the stopped group to its first answer, against the
+/// same app started on the engine and tried every 5 ms.
+async fn protocols(scope: &Scope, network: &str, through: &Through, direct: &Direct) {
+    common::images();
+    let certs = common::certs();
+    println!(
+        "\n| first answer | direct p50 | direct p95 | through replicator p50 | p95 | max | ratio of p95 | answered |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for protocol in [Protocol::WebSocket, Protocol::Grpc] {
+        let (group, app) = demo_pair(scope, network, certs.path(), protocol);
+        let started = Instant::now();
+        while try_group(&through.client, &group.name).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "replicator never saw {}", group.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (mut ours, mut raw) = (Path::default(), Path::default());
+        for round in 0..ROUNDS {
+            for first in [round % 2 == 0, round % 2 != 0] {
+                if first {
+                    through.sleep(std::slice::from_ref(&group), Mode::Stop).await;
+                    tokio::time::sleep(SETTLE).await;
+                    let began = Instant::now();
+                    let result = protocol.first(&through.wake, Some(&group.name), DEADLINE).await;
+                    ours.add(Round::of(vec![result.map(|()| began.elapsed())]));
+                } else {
+                    direct.sleep(std::slice::from_ref(&app), Mode::Stop).await;
+                    tokio::time::sleep(SETTLE).await;
+                    raw.add(direct.first(&app, protocol).await);
+                }
+            }
+        }
+        let ratio = match (ours.p95(), raw.p95()) {
+            (Some(o), Some(r)) => format!("**{:.2}**", o.as_secs_f64() / r.as_secs_f64()),
+            _ => "—".to_owned(),
+        };
+        let name = match protocol {
+            Protocol::WebSocket => "a WebSocket's first echo",
+            Protocol::Grpc => "a gRPC call's answer (h2c)",
+        };
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {ratio} | {}/{} |",
+            cell(raw.p50()),
+            cell(raw.p95()),
+            cell(ours.p50()),
+            cell(ours.p95()),
+            cell(ours.max),
+            ours.answered,
+            ours.sent
+        );
+    }
+}
+
+impl Direct {
+    /// Starts the app and tries `protocol` on its address every 5 ms until the first answer.
+    async fn first(&self, app: &App, protocol: Protocol) -> Round {
+        let started = Instant::now();
+        let tried = async {
+            self.engine.start_container(&app.id).await.map_err(|e| format!("start: {e}"))?;
+            let details = self.engine.inspect_container(&app.id).await.map_err(|e| format!("inspect: {e}"))?;
+            let ip = details.endpoints.get(&self.network).map(|e| e.ip_address.clone()).unwrap_or_default();
+            let addr = format!("{ip}:3000");
+            let mut last = String::new();
+            while started.elapsed() < DEADLINE {
+                match protocol.first(&addr, None, Duration::from_millis(500)).await {
+                    Ok(()) => return Ok(started.elapsed()),
+                    Err(e) => last = e,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(format!("no answer within {DEADLINE:?}: {last}"))
+        };
+        Round::of(vec![tried.await])
+    }
 }

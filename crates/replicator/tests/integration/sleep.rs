@@ -388,56 +388,6 @@ async fn a_websocket_opened_while_its_group_sleeps_echoes_keeps_it_awake_and_hol
     assert!(waited >= Duration::from_secs(5), "the sleep waited for the open WebSocket: {waited:?}");
 }
 
-/// What a gRPC call got: its messages' protobuf bytes, its `grpc-status` trailer.
-#[derive(Debug, PartialEq)]
-struct GrpcAnswer {
-    messages: Vec<Vec<u8>>,
-    status: Option<String>,
-}
-
-/// One gRPC call with an empty request message, over HTTP/2 with prior
-/// knowledge to `127.0.0.1:port` (hyper's client, as gRPC clients speak it),
-/// naming `group` to the wake listener when given.
-async fn grpc_call(port: u16, path: &str, group: Option<&str>) -> Result<GrpcAnswer, String> {
-    use http_body_util::BodyExt;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("connect: {e}"))?;
-    let io = hyper_util::rt::TokioIo::new(tcp);
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-        .await
-        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-    tokio::spawn(connection);
-    let mut request = http::Request::post(format!("http://127.0.0.1:{port}{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    if let Some(group) = group {
-        request = request.header("x-replicator-group", group);
-    }
-    let empty_message = bytes::Bytes::from_static(&[0, 0, 0, 0, 0]);
-    let request = request.body(http_body_util::Full::new(empty_message)).unwrap();
-    let answer = sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
-    if answer.status() != StatusCode::OK {
-        return Err(format!("HTTP {}", answer.status()));
-    }
-    let (mut data, mut status) = (Vec::new(), None);
-    let mut body = answer.into_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("body: {e}"))?;
-        if let Some(trailers) = frame.trailers_ref() {
-            status = trailers.get("grpc-status").map(|v| v.to_str().unwrap_or_default().to_owned());
-        } else if let Some(chunk) = frame.data_ref() {
-            data.extend_from_slice(chunk);
-        }
-    }
-    let mut messages = Vec::new();
-    let mut rest = data.as_slice();
-    while rest.len() >= 5 {
-        let length = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        messages.push(rest[5..5 + length].to_vec());
-        rest = &rest[5 + length..];
-    }
-    Ok(GrpcAnswer { messages, status })
-}
-
 /// gRPC through the wake listener (`replicator.wake.protocol=h2c`): the demo
 /// app, listening 1 s late, is asleep before each call. A unary call
 /// (`grpc.health.v1.Health/Check`) and a server stream (three messages)
@@ -472,8 +422,9 @@ async fn grpc_calls_to_a_sleeping_group_get_their_answers_and_status_directly_an
         ),
     );
 
-    let check = GrpcAnswer { messages: vec![vec![0x08, 0x01]], status: Some("0".into()) };
-    let count = GrpcAnswer { messages: (1..=3).map(|n| vec![0x08, n]).collect(), status: Some("0".into()) };
+    let check = crate::common::grpc::Answer { messages: vec![vec![0x08, 0x01]], status: Some("0".into()) };
+    let count =
+        crate::common::grpc::Answer { messages: (1..=3).map(|n| vec![0x08, n]).collect(), status: Some("0".into()) };
     let calls = [
         ("directly", wake_port, Some(name.as_str()), "/grpc.health.v1.Health/Check", &check),
         ("directly", wake_port, Some(name.as_str()), "/replicator.demo.Counter/Count", &count),
@@ -484,7 +435,7 @@ async fn grpc_calls_to_a_sleeping_group_get_their_answers_and_status_directly_an
         let slept =
             call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
         assert_eq!(slept.json()["asleep"], true, "{}", slept.text());
-        let answer = grpc_call(port, path, group).await.unwrap_or_else(|e| panic!("{path} {how}: {e}"));
+        let answer = crate::common::grpc::call(port, path, group).await.unwrap_or_else(|e| panic!("{path} {how}: {e}"));
         assert_eq!(&answer, expected, "{path} {how}");
     }
 }
