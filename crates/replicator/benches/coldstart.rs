@@ -294,8 +294,9 @@ async fn main() {
     let scope = Scope::new("coldstart-bench");
     let network = scope.network("net");
     let most = *SIZES.iter().max().unwrap();
-    // `cargo bench --bench coldstart -- protocols`: the WebSocket and gRPC rows alone.
-    let only_protocols = std::env::args().any(|a| a == "protocols");
+    // `cargo bench --bench coldstart -- protocols` (or `-- late`): those rows alone.
+    let only = |part: &str| std::env::args().any(|a| a == part);
+    let only_protocols = only("protocols") || only("late");
     let modes: &[Mode] = if only_protocols { &[] } else { &[Mode::Pause, Mode::Stop] };
     let mut sets = Vec::new();
     for &mode in modes {
@@ -380,8 +381,87 @@ async fn main() {
     for note in &notes {
         println!("\n- {note}");
     }
-    println!("\n{ROUNDS} rounds each; p50 and p95 are the medians of each round's, max the worst of any round.");
-    protocols(&scope, &network, &through, &direct).await;
+    if !only_protocols {
+        println!("\n{ROUNDS} rounds each; p50 and p95 are the medians of each round's, max the worst of any round.");
+    }
+    if !only("late") {
+        protocols(&scope, &network, &through, &direct).await;
+    }
+    if !only("protocols") {
+        late_app(&scope, &network, &through, &direct).await;
+    }
+}
+
+/// How many requests nginx sends at once to the group whose app listens late.
+const LATE_REQUESTS: usize = 30;
+
+/// 30 requests at once through nginx (the guide's snippet, its upstream on
+/// the wake listener) for a group asleep by `stop` whose app listens 1 s
+/// after it starts: the slowest of them, against the same app started on
+/// the engine and polled every 10 ms until its first 200, round by round.
+async fn late_app(scope: &Scope, network: &str, through: &Through, direct: &Direct) {
+    let labels: Vec<String> = [
+        "replicator.enable=true".to_owned(),
+        "replicator.min=0".to_owned(),
+        "replicator.sleep=stop".to_owned(),
+        format!("replicator.wake.port={PORT}"),
+        format!("replicator.wake.network={network}"),
+    ]
+    .into();
+    let late = |suffix: &str, labels: &[String]| {
+        let body = format!("app-{}", scope.name(suffix));
+        let command = format!("sleep 1; {}", serve(&body));
+        let mut args: Vec<&str> = labels.iter().flat_map(|l| ["--label", l.as_str()]).collect();
+        args.extend(["--network", network, image(), "sh", "-c", &command]);
+        let id = scope.run(suffix, &args);
+        App { id, name: scope.name(suffix), body }
+    };
+    let (group, app) = (late("late-g", &labels), late("late-d", &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let upstreams = dir.path().join("upstreams.conf");
+    std::fs::write(&upstreams, format!("upstream {} {{ server {}; }}\n", group.name, through.wake)).unwrap();
+    let (directives, locations) = common::lb::readme_snippet(&group.name, &through.wake);
+    let nginx = common::lb::Nginx::start_with_locations(
+        dir.path(),
+        free_port(),
+        &upstreams,
+        &group.name,
+        &directives,
+        &locations,
+    );
+    let front = format!("127.0.0.1:{}", nginx.port);
+    let started = Instant::now();
+    while try_group(&through.client, &group.name).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "replicator never saw {}", group.name);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("\n| round | direct: start, poll every 10 ms | slowest of {LATE_REQUESTS} through nginx | difference | answered |");
+    println!("|---|---|---|---|---|");
+    let mut worst = Duration::ZERO;
+    for round in 1..=ROUNDS {
+        through.sleep(std::slice::from_ref(&group), Mode::Stop).await;
+        tokio::time::sleep(SETTLE).await;
+        let began = Instant::now();
+        let sent = (0..LATE_REQUESTS).map(|_| get(&front, None, DEADLINE));
+        let answers = join_all(sent).await;
+        let slowest = began.elapsed();
+        let answered = answers.iter().filter(|a| matches!(a, Ok((200, b)) if b.trim() == group.body)).count();
+        direct.sleep(std::slice::from_ref(&app), Mode::Stop).await;
+        tokio::time::sleep(SETTLE).await;
+        let baseline = direct.polled(&app, Duration::from_millis(10)).await;
+        let difference = slowest.saturating_sub(baseline);
+        worst = worst.max(difference);
+        println!(
+            "| {round} | {} | {} | {} | {answered}/{LATE_REQUESTS} |",
+            cell(Some(baseline)),
+            cell(Some(slowest)),
+            cell(Some(difference))
+        );
+    }
+    println!(
+        "\nThe slowest request through nginx came at most {} after the app's own first answer (goal: 300 ms).",
+        cell(Some(worst))
+    );
 }
 
 /// The demo app's two protocols beyond HTTP/1.1 requests.
@@ -509,6 +589,21 @@ async fn protocols(scope: &Scope, network: &str, through: &Through, direct: &Dir
 }
 
 impl Direct {
+    /// Starts the app and polls `GET /` on its address every `period` until its own 200: how long that took.
+    async fn polled(&self, app: &App, period: Duration) -> Duration {
+        let started = Instant::now();
+        self.engine.start_container(&app.id).await.expect("start");
+        let details = self.engine.inspect_container(&app.id).await.expect("inspect");
+        let addr = format!("{}:{PORT}", details.endpoints[&self.network].ip_address);
+        while started.elapsed() < DEADLINE {
+            if matches!(get(&addr, None, Duration::from_millis(500)).await, Ok((200, b)) if b.trim() == app.body) {
+                return started.elapsed();
+            }
+            tokio::time::sleep(period).await;
+        }
+        panic!("{} never answered", app.name);
+    }
+
     /// Starts the app and tries `protocol` on its address every 5 ms until the first answer.
     async fn first(&self, app: &App, protocol: Protocol) -> Round {
         let started = Instant::now();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::lb::{upstream_servers, Nginx, Upstreams};
+use crate::common::lb::{readme_snippet, upstream_servers, Nginx, Upstreams};
 use crate::common::{
     call, eventually, eventually_async, free_port, group, http_request, image, labels, poll_until_async, ready_if,
     Scope, Server,
@@ -29,24 +29,6 @@ fn app_listening_after(delay: &str) -> String {
 /// An app that listens only once `/tmp/go` exists (`docker exec … touch /tmp/go`).
 const LISTENS_ON_GO: &str =
     "while [ ! -e /tmp/go ]; do sleep 0.05; done; mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www";
-
-/// The guide's nginx snippet (docs/guide/scale-to-zero.md) for `group`, the wake listener at `wake`:
-/// the group's header, no client-supplied X-Replicator-*, and the mirror
-/// that tells replicator of each request.
-fn readme_snippet(group: &str, wake: &str) -> (String, String) {
-    let directives = format!(
-        "proxy_set_header X-Replicator-Group {group}; proxy_set_header X-Replicator-Port \"\"; \
-         proxy_set_header X-Replicator-Network \"\"; proxy_set_header X-Replicator-Activity \"\"; \
-         proxy_read_timeout 90s; \
-         mirror /_replicator_activity; mirror_request_body off;"
-    );
-    let locations = format!(
-        "location = /_replicator_activity {{ internal; proxy_pass http://{wake}$request_uri; \
-         proxy_pass_request_body off; proxy_set_header Content-Length \"\"; \
-         proxy_set_header X-Replicator-Activity {group}; proxy_set_header X-Replicator-Group \"\"; }}"
-    );
-    (directives, locations)
-}
 
 /// A group behind nginx as the guide sets it up: replicator with a wake
 /// listener, the follower writing the upstream (the waker while the group

@@ -280,3 +280,21 @@ impl Wrk {
         WrkSummary { requests, failures, text }
     }
 }
+
+/// The guide's nginx snippet (docs/guide/scale-to-zero.md) for `group`, the wake listener at `wake`:
+/// the group's header, no client-supplied X-Replicator-*, and the mirror
+/// that tells replicator of each request.
+pub fn readme_snippet(group: &str, wake: &str) -> (String, String) {
+    let directives = format!(
+        "proxy_set_header X-Replicator-Group {group}; proxy_set_header X-Replicator-Port \"\"; \
+         proxy_set_header X-Replicator-Network \"\"; proxy_set_header X-Replicator-Activity \"\"; \
+         proxy_read_timeout 90s; \
+         mirror /_replicator_activity; mirror_request_body off;"
+    );
+    let locations = format!(
+        "location = /_replicator_activity {{ internal; proxy_pass http://{wake}$request_uri; \
+         proxy_pass_request_body off; proxy_set_header Content-Length \"\"; \
+         proxy_set_header X-Replicator-Activity {group}; proxy_set_header X-Replicator-Group \"\"; }}"
+    );
+    (directives, locations)
+}
