@@ -308,6 +308,9 @@ pub struct TaskSummary {
     pub node_id: String,
     /// Unix seconds.
     pub created: i64,
+    /// Its address on each network it is attached to, by network name
+    /// (what a front or a balancer on that network connects to).
+    pub networks: std::collections::BTreeMap<String, String>,
 }
 
 /// What the engine is: its kind and version, and whether Swarm calls make sense.

@@ -148,10 +148,8 @@ pub async fn run(listeners: Listeners, mut config: Config, shutdown: impl Future
     config.sockets.release();
     phases.stop_accepting();
     join_all_of(&mut listening).await;
-    if handed_over {
-        // A plain shutdown cuts them, as it always has; a handover lets them end.
-        wait_for_front_connections(&phases.front_connections, config.server.shutdown_grace).await;
-    }
+    // Spliced connections end on their own, a command at a time, within the grace.
+    wait_for_front_connections(&phases.front_connections, config.server.shutdown_grace).await;
     phases.background.cancel();
     join_all_of(&mut background).await;
     if let (Some(control), false) = (&control, handed_over) {

@@ -155,6 +155,22 @@ impl Sockets {
     }
 }
 
+/// Closes a listener, first taking what its backlog holds: connections the
+/// kernel completed (a balancer counts them as sent) that closing would
+/// reset. Its owner serves them like any connection accepted before.
+pub fn backlog(listener: tokio::net::TcpListener) -> Vec<(tokio::net::TcpStream, SocketAddr)> {
+    let Ok(listener) = listener.into_std() else { return Vec::new() };
+    let mut queued = Vec::new();
+    // Still non-blocking, as tokio left it: the loop ends when the backlog is empty.
+    while let Ok((tcp, remote)) = listener.accept() {
+        match tcp.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(tcp)) {
+            Ok(tcp) => queued.push((tcp, remote)),
+            Err(e) => tracing::warn!(error = %e, "a connection of the backlog could not be served"),
+        }
+    }
+    queued
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

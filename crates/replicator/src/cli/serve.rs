@@ -110,7 +110,7 @@ pub struct ServeArgs {
     /// How long a replica may take to stop on scale-down before it is killed.
     #[arg(long, env = "REPLICATOR_STOP_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
     pub stop_timeout: Duration,
-    /// How long shutdown waits for requests in flight (and, on a takeover, for spliced front connections).
+    /// How long shutdown waits for requests in flight and spliced front connections to end.
     #[arg(long, env = "REPLICATOR_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration::parse)]
     pub shutdown_grace: Duration,
     /// Where a new `serve` takes over from this one (`none`: never). Default: a file per --listen address

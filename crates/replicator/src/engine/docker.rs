@@ -15,9 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{EndpointSettings, NetworkConnectRequest};
-use bollard::query_parameters::{
-    EventsOptions, ListServicesOptions, ListTasksOptions, StatsOptions, StopContainerOptions,
-};
+use bollard::query_parameters::{EventsOptions, ListServicesOptions, StatsOptions, StopContainerOptions};
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -347,7 +345,23 @@ fn task_from(v: &Value) -> TaskSummary {
         slot: v.get("Slot").and_then(Value::as_u64),
         node_id: str_at(v, "NodeID").to_owned(),
         created,
+        networks: task_addresses(v),
     }
+}
+
+/// A task's first address on each network it is attached to
+/// (`NetworksAttachments`, `10.0.1.5/24`), without its prefix length.
+fn task_addresses(v: &Value) -> std::collections::BTreeMap<String, String> {
+    let attachments = v.get("NetworksAttachments").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    attachments
+        .iter()
+        .filter_map(|a| {
+            let name = a.pointer("/Network/Spec/Name").and_then(Value::as_str)?;
+            let address = a.pointer("/Addresses/0").and_then(Value::as_str)?;
+            let ip = address.split('/').next().filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())?;
+            Some((name.to_owned(), ip.to_owned()))
+        })
+        .collect()
 }
 
 fn node_from(v: &Value) -> NodeSummary {
@@ -541,12 +555,11 @@ impl Engine for DockerEngine {
         if let Some(id) = service_id {
             filters.insert("service".to_owned(), vec![id.to_owned()]);
         }
-        let options = ListTasksOptions { filters: Some(filters) };
-        let object = service_id.unwrap_or_default();
-        let list = self
-            .call(Op::ListTasks, object, Duration::ZERO, |d| async move { d.list_tasks(Some(options)).await })
-            .await?;
-        Ok(list.iter().map(|t| task_from(&to_json(t))).collect())
+        // Read raw: bollard's task model has no NetworksAttachments, the tasks' addresses.
+        let filters = serde_json::to_string(&filters).unwrap_or_default();
+        let path = format!("/tasks?filters={}", encode(&filters));
+        let list = self.raw(Op::ListTasks, service_id.unwrap_or_default(), Method::GET, &path, None).await?;
+        Ok(list.as_array().map(|tasks| tasks.iter().map(task_from).collect()).unwrap_or_default())
     }
 
     async fn list_nodes(&self) -> EngineResult<Vec<NodeSummary>> {
@@ -717,6 +730,22 @@ mod tests {
 
     use super::*;
     use crate::rules::plan::{plan_clone, CloneSpec};
+
+    #[test]
+    fn a_task_is_reached_at_its_first_address_on_each_network_without_the_prefix_length() {
+        let task: Value = serde_json::json!({
+            "ID": "t1",
+            "NetworksAttachments": [
+                {"Network": {"Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.7/24"]},
+                {"Network": {"Spec": {"Name": "rs_default"}}, "Addresses": ["10.0.1.5/24", "10.0.1.9/24"]},
+                {"Network": {"Spec": {"Name": "broken"}}, "Addresses": ["not an address"]},
+                {"Network": {"Spec": {"Name": "none"}}, "Addresses": []}
+            ]
+        });
+        let networks = task_from(&task).networks;
+        let expected = [("ingress", "10.0.0.7"), ("rs_default", "10.0.1.5")];
+        assert_eq!(networks, expected.iter().map(|(n, ip)| (n.to_string(), ip.to_string())).collect());
+    }
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/docker-20.10/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -359,6 +359,7 @@ fn tasks_for(service: &str, replicas: u64, nodes: &[NodeSummary]) -> Vec<TaskSum
             desired_state: "running".into(),
             slot: Some(slot),
             created: 1_700_000_000,
+            networks: Default::default(),
         })
         .collect()
 }

@@ -182,26 +182,34 @@ impl Front {
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
-                () = close.cancelled() => return,
+                () = close.cancelled() => break,
             };
             match accepted {
-                Ok((client, peer)) => match self.admit() {
-                    Some(admitted) => {
-                        self.service.telemetry().front_event(&self.group, "accepted");
-                        self.connections.spawn(self.clone().connect(client, peer, admitted));
-                    }
-                    None => {
-                        // Closed at once: a flood must not take the descriptors the API needs.
-                        self.service.telemetry().front_event(&self.group, "refused");
-                        debug!(group = %self.group, %peer, "front connection refused: at its cap");
-                        drop(client);
-                    }
-                },
+                Ok((client, peer)) => self.take(client, peer),
                 Err(e) => {
                     debug!(group = %self.group, error = %e, "accept failed");
                     // Out of descriptors, most likely: give connections a moment to end.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
+            }
+        }
+        for (client, peer) in crate::base::handover::backlog(listener) {
+            self.take(client, peer);
+        }
+    }
+
+    /// Carries an accepted connection, or closes it at once when the front is at its cap.
+    fn take(self: &Arc<Self>, client: TcpStream, peer: SocketAddr) {
+        match self.admit() {
+            Some(admitted) => {
+                self.service.telemetry().front_event(&self.group, "accepted");
+                self.connections.spawn(self.clone().connect(client, peer, admitted));
+            }
+            None => {
+                // Closed at once: a flood must not take the descriptors the API needs.
+                self.service.telemetry().front_event(&self.group, "refused");
+                debug!(group = %self.group, %peer, "front connection refused: at its cap");
+                drop(client);
             }
         }
     }

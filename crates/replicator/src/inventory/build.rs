@@ -398,6 +398,8 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
             _ => Ok(b),
         });
     let policy = policy_of(&s.labels, &bounds);
+    // Its tasks' addresses on the service's networks are what a front connects to.
+    let (front, bounds) = also_valid(FrontSpec::from_labels(&s.labels).map_err(|e| e.to_string()), bounds);
     let members = service
         .tasks
         .iter()
@@ -409,7 +411,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
             probe: None,
             original: false,
             created: t.created,
-            networks: BTreeMap::new(),
+            networks: t.networks.clone(),
             published: Vec::new(),
             node: (!t.node_id.is_empty()).then(|| t.node_id.clone()),
         })
@@ -422,7 +424,7 @@ fn swarm_group(scope: &Scope, service: &SwarmService) -> Option<Group> {
     };
     let service =
         ServiceRef { id: s.id.clone(), replicas: s.replicas, rolling_out: s.rolling_out().map(str::to_owned) };
-    Some(Group { policy, service: Some(service), ..Group::new(identity, bounds, members) })
+    Some(Group { policy, service: Some(service), front, ..Group::new(identity, bounds, members) })
 }
 
 /// Swarm's task states, read as member states: a task on its way counts.
@@ -468,6 +470,44 @@ mod tests {
     }
 
     const ENABLED: (&str, &str) = ("replicator.enable", "true");
+
+    #[test]
+    fn a_services_front_connects_to_its_tasks_on_their_networks() {
+        let labels = [ENABLED, ("replicator.front.port", "7001"), ("replicator.front.target", "6379")];
+        let task = |slot: u64, ip: &str| TaskSummary {
+            id: format!("t{slot}"),
+            state: "running".into(),
+            slot: Some(slot),
+            networks: [("rs_default".to_owned(), ip.to_owned())].into(),
+            ..Default::default()
+        };
+        let details = ServiceDetails {
+            id: "s".into(),
+            name: "cache".into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            replicas: Some(2),
+            ..Default::default()
+        };
+        let services =
+            [("s".to_owned(), SwarmService { details, tasks: vec![task(1, "10.0.1.5"), task(2, "10.0.1.6")] })];
+        let scope = Scope { front_ports: Some(PortRange::parse("7000-7999").unwrap()), ..Scope::default() };
+        let g = groups(
+            &scope,
+            &Inputs {
+                containers: &HashMap::new(),
+                services: &services.into_iter().collect(),
+                intents: &[],
+                leaving: &HashMap::new(),
+                warming: &HashSet::new(),
+                probes: &HashMap::new(),
+                now: crate::base::clock::utc_now(),
+            },
+        );
+        let front = g[0].front.as_ref().expect("the service's front");
+        assert_eq!((front.listen, front.target), (7001, 6379));
+        let addresses: Vec<&str> = g[0].members.iter().map(|m| m.networks["rs_default"].as_str()).collect();
+        assert_eq!(addresses, ["10.0.1.5", "10.0.1.6"]);
+    }
 
     #[test]
     fn an_enabled_container_and_its_replicas_form_a_group() {

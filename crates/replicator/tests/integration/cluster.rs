@@ -12,6 +12,7 @@ use replicator::cli::remote::ApiClient;
 use replicator_client::client_config;
 use serde_json::Value;
 
+use crate::common::redis::{ping, redis_image, Load};
 use crate::common::two_node_swarm::{TwoNodeSwarm, MANAGER_ADDR, WORKER_ADDR};
 use crate::common::{
     certs_for, docker, docker_try, eventually, eventually_async, free_port, image, images, try_group, Look, Owned,
@@ -70,7 +71,7 @@ impl<S: Display> Display for WithStackLog<S> {
         // Shown in a failing test's message: nothing here may panic.
         let services = docker_try(&["service", "ls", "--format", "{{.Name}}"]).unwrap_or_default();
         let server = services.lines().find(|s| s.ends_with("_replicator")).unwrap_or_default();
-        let logs = std::process::Command::new("docker").args(["service", "logs", "--tail", "40", server]).output();
+        let logs = std::process::Command::new("docker").args(["service", "logs", "--tail", "100", server]).output();
         let logs = logs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr));
         write!(f, "{}; replicator's log:\n{}", self.0, logs.unwrap_or_default())
     }
@@ -305,23 +306,28 @@ fn api_readers(client: ApiClient, stop: Arc<AtomicBool>) -> tokio::task::JoinHan
     })
 }
 
-/// HAProxy on `listen`, passing TCP (TLS untouched) to the API each manager
-/// publishes on `port`: what callers of a stack published in host mode put
-/// in front of it. A server counts as up once a TLS handshake with it
-/// (presenting the operator's certificate of `certs`) succeeds, which a
-/// bare TCP check cannot tell: Docker's proxy accepts for a container
-/// whose replicator does not listen yet. A refused connection is tried on
-/// the other node.
-fn haproxy_over_managers(dir: &Path, certs: &Path, listen: u16, port: u16) -> Owned {
+/// HAProxy over what each manager publishes, passing TCP untouched: the
+/// API (`api`: listen port, published port) and a Redis group's front
+/// (`front`): what callers of a stack published in host mode put in front
+/// of it. A server counts as up once it answers in its own protocol (a TLS
+/// handshake presenting the operator's certificate of `certs`; a Redis
+/// PING), which a bare TCP check cannot tell: Docker's proxy accepts for a
+/// container whose replicator does not listen yet. A refused connection is
+/// tried on the other node.
+fn haproxy_over_managers(dir: &Path, certs: &Path, api: (u16, u16), front: (u16, u16)) -> Owned {
     let pem = [
         std::fs::read_to_string(certs.join("cert.pem")).unwrap(),
         std::fs::read_to_string(certs.join("key.pem")).unwrap(),
     ];
-    let check = crate::common::write_in(dir, "check.pem", &pem.concat());
-    let server = |name: &str, address: &str| {
+    let tls = crate::common::write_in(dir, "check.pem", &pem.concat());
+    let section = |name: &str, (listen, port): (u16, u16), option: &str, check: &str| {
+        let server = |node: &str, address: &str| {
+            format!("  server {node} {address}:{port} check {check} inter 300ms fall 1 rise 2\n")
+        };
         format!(
-            "  server {name} {address}:{port} check check-ssl verify none crt {} inter 300ms fall 1 rise 2\n",
-            check.display()
+            "listen {name}\n  bind 127.0.0.1:{listen}\n  balance roundrobin\n{option}{}{}",
+            server("manager", MANAGER_ADDR),
+            server("other", WORKER_ADDR)
         )
     };
     let config = crate::common::write_in(
@@ -329,10 +335,9 @@ fn haproxy_over_managers(dir: &Path, certs: &Path, listen: u16, port: u16) -> Ow
         "haproxy.cfg",
         &format!(
             "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n\
-             \x20 retries 3\n  option redispatch 1\n\
-             listen api\n  bind 127.0.0.1:{listen}\n  balance roundrobin\n{}{}",
-            server("manager", MANAGER_ADDR),
-            server("other", WORKER_ADDR)
+             \x20 retries 3\n  option redispatch 1\n{}{}",
+            section("api", api, "", &format!("check-ssl verify none crt {}", tls.display())),
+            section("front", front, "  option redis-check\n", "")
         ),
     );
     let mut command = std::process::Command::new("haproxy");
@@ -349,8 +354,9 @@ fn kill_task(swarm: &TwoNodeSwarm, name: &str) {
 
 /// deploy/stack.yml's two replicators on a swarm of two managers, one on
 /// each, exactly one acting: `docker service update --force` replaces them
-/// one at a time while clients read the API through HAProxy over both
-/// managers, and no read fails; scale commands sent to either are made (a
+/// one at a time while, through HAProxy over both managers, 8 clients open
+/// a new connection per command to a Redis service's front and 2 read the
+/// API, and no command or read fails; scale commands sent to either are made (a
 /// follower forwards them across nodes to the task the lease names,
 /// checking its certificate against the stack's name for it); killing the
 /// leading task's container hands the lease to the other within 5 s,
@@ -364,10 +370,21 @@ async fn the_stacks_two_replicators_are_updated_one_at_a_time_losing_no_request_
     for image in [image(), "replicator:local"] {
         swarm.worker.load(image);
     }
+    swarm.worker.load(redis_image());
     let scope = Scope::new("stackha");
     let certs = stack_certs();
-    let port = free_port();
-    let stack = deploy(&scope, certs.path(), port, &[], None);
+    let (port, front) = (free_port(), free_port());
+    // Each replicator also publishes a front's port.
+    let extra = tempfile::tempdir().unwrap();
+    let extra = crate::common::write_in(
+        extra.path(),
+        "front.yml",
+        &format!(
+            "version: \"3.8\"\nservices:\n  replicator:\n    environment:\n      REPLICATOR_FRONT_PORTS: \"{front}\"\n\
+             \x20   ports:\n      - {{ target: {front}, published: {front}, protocol: tcp, mode: host }}\n"
+        ),
+    );
+    let stack = deploy(&scope, certs.path(), port, &[], Some(&extra));
     let server = format!("{stack}_replicator");
     eventually("a replicator on each manager", Duration::from_secs(90), || {
         (running_on(&server).iter().collect::<BTreeSet<_>>().len() == 2).then_some(())
@@ -390,12 +407,25 @@ async fn the_stacks_two_replicators_are_updated_one_at_a_time_losing_no_request_
             "100000",
         ],
     );
+    // A Redis service on the stack's network, behind both replicators' fronts.
+    let (network, on) = (format!("{stack}_default"), format!("replicator.front.port={front}"));
+    let cache_labels = ["replicator.enable=true", "replicator.max=4", "replicator.front.target=6379", &on];
+    let mut cache_args: Vec<&str> = vec!["--network", &network, "--replicas", "1"];
+    cache_args.extend(cache_labels.iter().flat_map(|l| ["--label", *l]));
+    cache_args.push(redis_image());
+    let cache = scope.service("cache", &cache_args);
+    eventually("the cache's task running", Duration::from_secs(60), || {
+        (running_on(&cache).len() == 1).then_some(()).ok_or_else(|| {
+            docker_try(&["service", "ps", "--no-trunc", "--format", "{{.Node}} {{.CurrentState}} {{.Error}}", &cache])
+                .unwrap_or_default()
+        })
+    });
 
     let dir = tempfile::tempdir().unwrap();
-    let front = free_port();
-    let _haproxy = haproxy_over_managers(dir.path(), certs.path(), front, port);
+    let (api, fronted) = (free_port(), free_port());
+    let _haproxy = haproxy_over_managers(dir.path(), certs.path(), (api, port), (fronted, front));
     let client =
-        ApiClient::with_config(&format!("https://127.0.0.1:{front}"), client_config(certs.path()).unwrap(), false)
+        ApiClient::with_config(&format!("https://127.0.0.1:{api}"), client_config(certs.path()).unwrap(), false)
             .unwrap();
     until("both replicators to know the service", Duration::from_secs(60), async || {
         for _ in 0..4 {
@@ -405,6 +435,12 @@ async fn the_stacks_two_replicators_are_updated_one_at_a_time_losing_no_request_
     })
     .await;
 
+    until("both fronts to answer", Duration::from_secs(60), async || {
+        (0..10).try_for_each(|_| ping("127.0.0.1", fronted))
+    })
+    .await;
+
+    let load = Load::start(fronted, 8, 0);
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2).map(|_| api_readers(client.clone(), stop.clone())).collect();
     let before = replicator_tasks(&server);
@@ -418,6 +454,9 @@ async fn the_stacks_two_replicators_are_updated_one_at_a_time_losing_no_request_
         }
     })
     .await;
+    let commands = load.answered();
+    eventually("the fronts to serve on", Duration::from_secs(10), || (load.answered() > commands + 50).then_some(()));
+    let (commands, front_failures) = (load.answered(), load.finish());
     stop.store(true, Ordering::Relaxed);
     let (mut read, mut failed) = (0, Vec::new());
     for reader in readers {
@@ -425,8 +464,9 @@ async fn the_stacks_two_replicators_are_updated_one_at_a_time_losing_no_request_
         read += answered;
         failed.extend(failures);
     }
-    println!("{read} API reads through HAProxy during the update");
+    println!("during the update, through HAProxy: {read} API reads, {commands} Redis commands through the fronts");
     assert!(failed.is_empty() && read > 0, "{read} reads answered; failed: {failed:?}");
+    assert!(front_failures.is_empty() && commands > 0, "{commands} commands answered; failed: {front_failures:?}");
 
     // Commands to either replicator are made by the one acting.
     let leader = until("a new task to hold the lease", Duration::from_secs(30), async || {

@@ -155,7 +155,7 @@ pub async fn serve(
         let connection = Connection { remote, app: app.clone(), options: options.clone(), stopping: stopping.clone() };
         connections.spawn(connection.run(tcp, tls.clone(), Some(permit)));
     }
-    for (tcp, remote) in backlog(listener) {
+    for (tcp, remote) in crate::base::handover::backlog(listener) {
         let connection = Connection { remote, app: app.clone(), options: options.clone(), stopping: stopping.clone() };
         connections.spawn(connection.run(tcp, tls.clone(), slots.clone().try_acquire_owned().ok()));
     }
@@ -170,22 +170,6 @@ pub async fn serve(
         summaries.abort();
         tls.refusals.log_summary();
     }
-}
-
-/// Closes the listener, first taking what its backlog holds: connections
-/// the kernel completed (a balancer counts them as sent) that closing would
-/// reset. They are served like any connection accepted before shutdown.
-fn backlog(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
-    let Ok(listener) = listener.into_std() else { return Vec::new() };
-    let mut queued = Vec::new();
-    // Still non-blocking, as tokio left it: the loop ends when the backlog is empty.
-    while let Ok((tcp, remote)) = listener.accept() {
-        match tcp.set_nonblocking(true).and_then(|()| TcpStream::from_std(tcp)) {
-            Ok(tcp) => queued.push((tcp, remote)),
-            Err(e) => warn!(error = %e, "a connection of the backlog could not be served"),
-        }
-    }
-    queued
 }
 
 /// Waits for a free slot, then for a connection; `None` once `shutdown` resolves.
