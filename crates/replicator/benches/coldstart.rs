@@ -277,6 +277,16 @@ impl Direct {
     }
 }
 
+/// A table's row: `first` (its leading cells), the direct path's times, ours, the ratio of the p95s, how many were answered.
+fn row(first: &str, raw: &Path, ours: &Path) -> String {
+    let ratio = match (ours.p95(), raw.p95()) {
+        (Some(o), Some(r)) => format!("**{:.2}**", o.as_secs_f64() / r.as_secs_f64()),
+        _ => "—".to_owned(),
+    };
+    let times = [raw.p50(), raw.p95(), ours.p50(), ours.p95(), ours.max].map(cell).join(" | ");
+    format!("| {first} | {times} | {ratio} | {}/{} |", ours.answered, ours.sent)
+}
+
 /// The worst few distinct failures, counted, for the lines under the table.
 fn summary(failures: &[String]) -> String {
     let mut counted: Vec<(String, usize)> = Vec::new();
@@ -354,21 +364,7 @@ async fn main() {
                     }
                 }
             }
-            let ratio = match (ours.p95(), raw.p95()) {
-                (Some(o), Some(r)) => format!("**{:.2}**", o.as_secs_f64() / r.as_secs_f64()),
-                _ => "—".to_owned(),
-            };
-            println!(
-                "| {n} | {} | {} | {} | {} | {} | {} | {ratio} | {}/{} |",
-                mode.label(),
-                cell(raw.p50()),
-                cell(raw.p95()),
-                cell(ours.p50()),
-                cell(ours.p95()),
-                cell(ours.max),
-                ours.answered,
-                ours.sent
-            );
+            println!("{}", row(&format!("{n} | {}", mode.label()), &raw, &ours));
             for (path, p) in [("through replicator", &ours), ("direct", &raw)] {
                 if !p.failures.is_empty() {
                     let unanswered = p.sent - p.answered;
@@ -567,24 +563,11 @@ async fn protocols(scope: &Scope, network: &str, through: &Through, direct: &Dir
                 }
             }
         }
-        let ratio = match (ours.p95(), raw.p95()) {
-            (Some(o), Some(r)) => format!("**{:.2}**", o.as_secs_f64() / r.as_secs_f64()),
-            _ => "—".to_owned(),
-        };
         let name = match protocol {
             Protocol::WebSocket => "a WebSocket's first echo",
             Protocol::Grpc => "a gRPC call's answer (h2c)",
         };
-        println!(
-            "| {name} | {} | {} | {} | {} | {} | {ratio} | {}/{} |",
-            cell(raw.p50()),
-            cell(raw.p95()),
-            cell(ours.p50()),
-            cell(ours.p95()),
-            cell(ours.max),
-            ours.answered,
-            ours.sent
-        );
+        println!("{}", row(name, &raw, &ours));
     }
 }
 

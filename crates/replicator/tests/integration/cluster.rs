@@ -124,6 +124,15 @@ fn stack_certs() -> tempfile::TempDir {
     certs
 }
 
+/// deploy/stack.yml's settings for a kernel without IPVS (no routing mesh,
+/// no virtual IP): the API published in host mode on each manager running
+/// a server, found by DNS round robin, replaced stop-first.
+const WITHOUT_IPVS: [(&str, &str); 3] = [
+    ("REPLICATOR_PUBLISH_MODE", "host"),
+    ("REPLICATOR_ENDPOINT_MODE", "dnsrr"),
+    ("REPLICATOR_UPDATE_ORDER", "stop-first"),
+];
+
 /// Deploys deploy/stack.yml (and `extra`, a file of the test's own merged
 /// over it) as a stack of `scope`'s, its API on `port`, managing only
 /// `scope`'s containers and services; the stack's name.
@@ -141,6 +150,8 @@ fn deploy(scope: &Scope, certs: &Path, port: u16, env: &[(&str, &str)], extra: O
         // Other tests run meanwhile on this engine: the stack's replicators leave their containers alone.
         .env("REPLICATOR_SELECTOR", scope.label())
         .env("REPLICATOR_PORT", port.to_string())
+        // The suite's kernel has no IPVS, so no routing mesh: the stack's documented variant without it.
+        .envs(WITHOUT_IPVS)
         .envs(env.iter().copied())
         .output()
         .unwrap();

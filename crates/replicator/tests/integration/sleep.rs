@@ -318,6 +318,28 @@ async fn a_50_mb_upload_wakes_a_stopped_group_and_arrives_whole_and_a_50_mb_down
     assert!(grown < 5_000_000, "replicator's peak memory grew by {grown} bytes streaming a 50 MB download");
 }
 
+/// The demo app (`replicator-demo:local`) as a group asleep by stopping
+/// that takes held requests on 3000 on its own network, with `extra`
+/// labels, listening 1 s after it starts: its name, and the certificates
+/// it reads at start (kept as long as it may run).
+fn late_demo_group(scope: &Scope, suffix: &str, extra: &[&str]) -> (String, tempfile::TempDir) {
+    crate::common::images();
+    let network = scope.network("net");
+    let certs = crate::common::certs();
+    let ssl = format!("{}:/ssl:ro", certs.path().display());
+    let wake_network = format!("replicator.wake.network={network}");
+    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
+    args.extend(["--label", "replicator.wake.port=3000", "--label", &wake_network]);
+    for label in extra {
+        args.extend(["--label", label]);
+    }
+    args.extend(["-v", &ssl, "-v", "/bin/busybox:/busybox:ro"]);
+    args.extend(["--network", &network, "--entrypoint", "/busybox", "replicator-demo:local"]);
+    args.extend(["sh", "-c", "/busybox sleep 1; exec /replicator-demo"]);
+    scope.run(suffix, &args);
+    (scope.name(suffix), certs)
+}
+
 /// A text message through `socket`, and the one that comes back.
 async fn echoed<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>, text: String) -> String
 where
@@ -335,20 +357,8 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_opened_while_its_group_sleeps_echoes_keeps_it_awake_and_holds_its_sleep_up_to_the_drain_timeout() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    crate::common::images();
     let scope = Scope::new("wakews");
-    let network = scope.network("net");
-    let certs = crate::common::certs();
-    let ssl = format!("{}:/ssl:ro", certs.path().display());
-    let wake_network = format!("replicator.wake.network={network}");
-    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
-    args.extend(["--label", "replicator.sleep.after=2s", "--label", "replicator.wake.port=3000"]);
-    args.extend(["--label", &wake_network, "-v", &ssl, "-v", "/bin/busybox:/busybox:ro"]);
-    // The demo app, listening 1 s after it starts.
-    args.extend(["--network", &network, "--entrypoint", "/busybox", "replicator-demo:local"]);
-    args.extend(["sh", "-c", "/busybox sleep 1; exec /replicator-demo"]);
-    scope.run("chat", &args);
-    let name = scope.name("chat");
+    let (name, _certs) = late_demo_group(&scope, "chat", &["replicator.sleep.after=2s"]);
     let wake_port = free_port();
     let server = scope.server(&["--wake-listen", &format!("127.0.0.1:{wake_port}"), "--drain-timeout", "6s"]);
     let slept = call(&server, Method::PUT, &format!("/v1/groups/{name}/replicas"), Some(json!({"replicas": 0}))).await;
@@ -396,19 +406,8 @@ async fn a_websocket_opened_while_its_group_sleeps_echoes_keeps_it_awake_and_hol
 /// `grpc_pass`, as the guide sets it up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_to_a_sleeping_group_get_their_answers_and_status_directly_and_through_nginx_grpc_pass() {
-    crate::common::images();
     let scope = Scope::new("wakegrpc");
-    let network = scope.network("net");
-    let certs = crate::common::certs();
-    let ssl = format!("{}:/ssl:ro", certs.path().display());
-    let wake_network = format!("replicator.wake.network={network}");
-    let mut args = labels(&["replicator.enable=true", "replicator.min=0", "replicator.sleep=stop"]);
-    args.extend(["--label", "replicator.wake.port=3000", "--label", "replicator.wake.protocol=h2c"]);
-    args.extend(["--label", &wake_network, "-v", &ssl, "-v", "/bin/busybox:/busybox:ro"]);
-    args.extend(["--network", &network, "--entrypoint", "/busybox", "replicator-demo:local"]);
-    args.extend(["sh", "-c", "/busybox sleep 1; exec /replicator-demo"]);
-    scope.run("grpc", &args);
-    let name = scope.name("grpc");
+    let (name, _certs) = late_demo_group(&scope, "grpc", &["replicator.wake.protocol=h2c"]);
     let wake_port = free_port();
     let server = scope.server(&["--wake-listen", &format!("127.0.0.1:{wake_port}")]);
     let dir = tempfile::tempdir().unwrap();

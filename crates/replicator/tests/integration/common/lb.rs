@@ -39,47 +39,40 @@ impl Nginx {
         directives: &str,
         locations: &str,
     ) -> Self {
-        let config = write_in(
-            dir,
-            "nginx.conf",
-            &format!(
-                "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{\n  log_format members '$msec $status $request_method $upstream_addr';\n  \
-                 access_log {dir}/access.log members;\n  include {upstreams};\n  \
-                 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://{upstream};\n      \
-                 proxy_next_upstream error timeout;\n      proxy_connect_timeout 1s;\n      {directives}\n    }}\n    {locations}\n  }}\n}}\n",
-                dir = dir.display(),
-                upstreams = upstream_file.display(),
-            ),
+        let http = format!(
+            "  log_format members '$msec $status $request_method $upstream_addr';\n  \
+             access_log {dir}/access.log members;\n  include {upstreams};\n  \
+             server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://{upstream};\n      \
+             proxy_next_upstream error timeout;\n      proxy_connect_timeout 1s;\n      {directives}\n    }}\n    {locations}\n  }}\n",
+            dir = dir.display(),
+            upstreams = upstream_file.display(),
         );
-        let status =
-            Command::new("nginx").arg("-c").arg(&config).status().expect("nginx runs (apt-get install nginx-light)");
-        assert!(status.success(), "nginx did not start");
-        Self { config, dir: dir.to_owned(), port }
+        Self::launch(dir, port, &http)
     }
 
     /// nginx with one `server` block of the caller's (`server`, which
     /// listens on `port` itself): for what the proxying location above
     /// cannot say (`grpc_pass`).
     pub fn start_server(dir: &Path, port: u16, server: &str) -> Self {
+        let http = format!("  access_log {}/access.log;\n  server {{\n{server}\n  }}\n", dir.display());
+        Self::launch(dir, port, &http)
+    }
+
+    /// nginx run from a configuration of its own in `dir`, its `http` block's contents given.
+    fn launch(dir: &Path, port: u16, http: &str) -> Self {
         let config = write_in(
             dir,
             "nginx.conf",
             &format!(
                 "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{\n  access_log {dir}/access.log;\n  server {{\n{server}\n  }}\n}}\n",
+                 events {{ worker_connections 1024; }}\nhttp {{\n{http}}}\n",
                 dir = dir.display(),
             ),
         );
         let status =
             Command::new("nginx").arg("-c").arg(&config).status().expect("nginx runs (apt-get install nginx-light)");
-        assert!(
-            status.success(),
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
+        let log = || std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        assert!(status.success(), "nginx did not start: {}", log());
         Self { config, dir: dir.to_owned(), port }
     }
 
