@@ -14,6 +14,11 @@
 //! (`replicator.sleep.after`). Health checks (`replicator.wake.ignore`)
 //! neither wake a group nor keep it awake.
 //!
+//! Clients may speak HTTP/1.1 or HTTP/2 with prior knowledge; a group
+//! labelled `replicator.wake.protocol=h2c` (a gRPC server) gets its held
+//! calls in HTTP/2, their bodies unread until a member accepts and their
+//! trailers passed back.
+//!
 //! A request names only its group (`X-Replicator-Group`, set by the
 //! balancer). Where it goes is the group's own choice, in labels on its
 //! original (`replicator.wake.port`, optionally `replicator.wake.network`):

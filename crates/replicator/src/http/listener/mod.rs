@@ -221,7 +221,8 @@ enum Ending {
 }
 
 impl Connection {
-    /// Handshakes (with TLS) and serves HTTP/1.1; the slot is freed when it ends.
+    /// Handshakes (with TLS) and serves HTTP/1.1 (or h2c, where the options
+    /// allow it); the slot, if it took one, is freed when it ends.
     async fn run(self, tcp: TcpStream, tls: Option<Tls>, _slot: Option<OwnedSemaphorePermit>) {
         let remote = self.remote;
         match tls {
@@ -341,7 +342,6 @@ async fn aged(max_age: Option<Duration>) {
     }
 }
 
-/// HTTP/1.1 within the listener's header limits.
 /// A builder of connections in HTTP/1.1 or HTTP/2 with prior knowledge,
 /// whichever the client's first bytes are, under the same bounds.
 fn auto_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
@@ -355,6 +355,7 @@ fn auto_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// HTTP/1.1 within the listener's header limits.
 fn http1_builder(options: &ServerOptions) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
