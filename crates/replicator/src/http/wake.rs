@@ -201,13 +201,7 @@ async fn hold(State(state): State<WakeState>, request: Request) -> Response {
     let upgrade = is_upgrade(request.headers()).then(|| request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
     let upgrade = std::sync::Mutex::new(upgrade.flatten());
     let (parts, body) = request.into_parts();
-    // A gRPC call's body may be a stream the client feeds as answers come:
-    // nothing of it is read until a member accepts.
-    let first = match route.protocol {
-        WakeProtocol::H2c => Ok((Bytes::new(), Some(body))),
-        WakeProtocol::Http1 => first_part(body, budget).await,
-    };
-    let (first, rest) = match first {
+    let (first, rest) = match held_body(body, route.protocol, budget).await {
         Ok(read) => read,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, format!("the request's body could not be read: {why}")),
     };
@@ -287,6 +281,17 @@ struct Held {
     upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
     arrived: Instant,
     deadline: Instant,
+}
+
+/// What is read of a held request's body while its group wakes (a first
+/// part of it, up to `budget`), and the rest.
+async fn held_body(body: Body, protocol: WakeProtocol, budget: usize) -> Result<(Bytes, Option<Body>), String> {
+    match protocol {
+        // A gRPC call's body may be a stream the client feeds as answers
+        // come: nothing of it is read until a member accepts.
+        WakeProtocol::H2c => Ok((Bytes::new(), Some(body))),
+        WakeProtocol::Http1 => first_part(body, budget).await,
+    }
 }
 
 /// Reads up to about `limit` bytes of `body`: what was read, and the rest
