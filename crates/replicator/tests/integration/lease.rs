@@ -122,6 +122,27 @@ async fn without_a_peer_bundle_a_follower_answers_503_naming_the_leader() {
     assert!(scope.replicas_of(&name).is_empty());
 }
 
+/// `--peer-server-name`: a follower checks the leader's certificate against
+/// that name, not the host it dials. One the certificate carries
+/// (`localhost`) forwards; one it does not is refused at the handshake,
+/// and the command is answered 503 `not_acting`, nothing made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_forwards_only_to_a_leader_whose_certificate_carries_the_peer_server_name() {
+    let scope = Scope::new("leasetlsname");
+    let (_, name) = scope.web_group(&["--label", "replicator.max=3"]);
+    let path = format!("/v1/groups/{name}/replicas");
+    for (peer_name, status) in [("replicator.invalid", StatusCode::SERVICE_UNAVAILABLE), ("localhost", StatusCode::OK)]
+    {
+        let args: &[&str] = &["--peer-server-name", peer_name];
+        let pair = pair(&scope, [args, args], true);
+        let leader = leader_of(&pair.servers, Duration::from_secs(15));
+        let answer = call(&pair.servers[1 - leader], Method::PUT, &path, Some(json!({"replicas": 2}))).await;
+        assert_eq!(answer.status, status, "--peer-server-name {peer_name}: {}", answer.text());
+        let made = scope.replicas_of(&name).len();
+        assert_eq!(made, usize::from(status == StatusCode::OK), "--peer-server-name {peer_name}");
+    }
+}
+
 /// An app that listens 1 s after it starts.
 const LATE: &str = "sleep 1; mkdir -p /www && echo awake > /www/index.html && exec httpd -f -p 8080 -h /www";
 
